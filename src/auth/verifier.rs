@@ -1,0 +1,139 @@
+//! Token verification. argon2 costs tens of milliseconds, so results (successes
+//! and failures) are cached by (token id, SHA-256 of the presented secret); the
+//! token row is still read by primary key on every request, so a revocation by
+//! the CLI or another replica takes effect at once. Concurrent argon2 runs are
+//! capped so guessed tokens cannot burn the CPU.
+
+use super::token::{Scope, split};
+use crate::store::{self, Db, StoreError};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX: usize = 10_000;
+const MAX_CONCURRENT_ARGON2: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub token_id: String,
+    /// The token's name: the actor recorded in audit rows.
+    pub token_name: String,
+    pub scope: Scope,
+    pub acts_as: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials")]
+    Missing,
+    #[error("invalid or revoked token")]
+    Invalid,
+    #[error("this token's scope is '{have}'; this endpoint needs '{need}'")]
+    WrongScope { have: Scope, need: Scope },
+    #[error("too many token verifications in progress")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Key = (String, [u8; 32]);
+
+pub struct Verifier {
+    cache: Mutex<HashMap<Key, (bool, Instant)>>,
+    /// One lock per key being verified: concurrent requests with the same token
+    /// (an IdP's first burst) wait for one argon2 run instead of each paying for it.
+    in_progress: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
+    running: AtomicUsize,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier { cache: Mutex::new(HashMap::new()), in_progress: Mutex::new(HashMap::new()), running: AtomicUsize::new(0) }
+    }
+}
+
+struct RunningGuard<'a>(&'a AtomicUsize);
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Verifier {
+    /// Blocking: call from a blocking thread.
+    pub fn verify(&self, db: &Db, presented: &str, need: Scope) -> Result<Principal, AuthError> {
+        let (id, secret) = split(presented).ok_or(AuthError::Invalid)?;
+        let row = db.read(|c| store::tokens::find(c, id))?.ok_or(AuthError::Invalid)?;
+        if row.revoked_at.is_some() {
+            return Err(AuthError::Invalid);
+        }
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let key = (row.id.clone(), digest);
+        let ok = match self.cached(&key) {
+            Some(ok) => ok,
+            None => {
+                let slot = {
+                    let mut map = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+                    Arc::clone(map.entry(key.clone()).or_default())
+                };
+                let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(ok) = self.cached(&key) {
+                    return self.finish(ok, &row.scope, row.tenant_id, row.id, row.name, row.acts_as, need);
+                }
+                if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
+                    self.running.fetch_sub(1, Ordering::SeqCst);
+                    self.in_progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                    return Err(AuthError::Busy);
+                }
+                let _g = RunningGuard(&self.running);
+                let ok = PasswordHash::new(&row.secret_hash)
+                    .map(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+                    .unwrap_or(false);
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= CACHE_MAX {
+                    cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                    if cache.len() >= CACHE_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(key.clone(), (ok, Instant::now()));
+                drop(cache);
+                self.in_progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                ok
+            }
+        };
+        self.finish(ok, &row.scope, row.tenant_id, row.id, row.name, row.acts_as, need)
+    }
+
+    fn cached(&self, key: &Key) -> Option<bool> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(ok, _)| *ok)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        ok: bool,
+        scope: &str,
+        tenant_id: String,
+        token_id: String,
+        token_name: String,
+        acts_as: Option<String>,
+        need: Scope,
+    ) -> Result<Principal, AuthError> {
+        if !ok {
+            return Err(AuthError::Invalid);
+        }
+        let scope: Scope = scope.parse().map_err(|_| AuthError::Invalid)?;
+        if scope != need {
+            return Err(AuthError::WrongScope { have: scope, need });
+        }
+        Ok(Principal { tenant_id, token_id, token_name, scope, acts_as })
+    }
+}

@@ -1,0 +1,305 @@
+//! Configuration: built-in defaults → optional TOML file → the documented
+//! `CUSTODIAN_*` variables, validated once at start. Unknown keys in the file are
+//! errors naming the key and line; every other environment variable is ignored
+//! (Kubernetes injects `CUSTODIAN_PORT=tcp://…` for a Service named custodian).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/custodian.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
+
+/// The environment variables Custodian reads, and only these.
+pub const ENV_CONFIG: &str = "CUSTODIAN_CONFIG";
+pub const ENV_DATABASE_URL: &str = "CUSTODIAN_DATABASE_URL";
+pub const ENV_BIND: &str = "CUSTODIAN_BIND";
+pub const ENV_PUBLIC_URL: &str = "CUSTODIAN_PUBLIC_URL";
+pub const ENV_POLICY_FILE: &str = "CUSTODIAN_POLICY_FILE";
+pub const ENV_TOMBSTONE_KEY: &str = "CUSTODIAN_TOMBSTONE_KEY";
+pub const ENV_LOG: &str = "CUSTODIAN_LOG";
+
+#[derive(Clone)]
+pub struct Settings {
+    /// May hold a password: never printed.
+    pub database_url: SecretString,
+    pub bind: String,
+    /// Base for every URL Custodian emits (`Location`, `meta.location`).
+    pub public_url: Option<String>,
+    pub trust_forwarded_headers: bool,
+    pub policy_file: Option<PathBuf>,
+    pub tombstone_key: Option<SecretString>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub pool_size: u32,
+    /// Requests in flight per tenant before 429.
+    pub max_in_flight_per_tenant: usize,
+    pub retry_after_seconds: u32,
+    pub max_body_bytes: usize,
+    /// A Group PUT carries the whole member list (Okta), so it gets more room.
+    pub max_group_body_bytes: usize,
+    pub workers: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
+            .field("policy_file", &self.policy_file)
+            .field("tombstone_key", &self.tombstone_key.as_ref().map(|_| "[redacted]"))
+            .field("log", &self.log)
+            .field("pool_size", &self.pool_size)
+            .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_group_body_bytes", &self.max_group_body_bytes)
+            .finish()
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_string()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: SecretString::from(DEFAULT_DATABASE_URL),
+            bind: DEFAULT_BIND.into(),
+            public_url: None,
+            trust_forwarded_headers: false,
+            policy_file: None,
+            tombstone_key: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            pool_size: 8,
+            max_in_flight_per_tenant: 64,
+            retry_after_seconds: 2,
+            max_body_bytes: 1024 * 1024,
+            max_group_body_bytes: 16 * 1024 * 1024,
+            workers: None,
+        }
+    }
+}
+
+/// The file's shape: every key optional, unknown keys rejected.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    bind: Option<String>,
+    public_url: Option<String>,
+    trust_forwarded_headers: Option<bool>,
+    policy_file: Option<PathBuf>,
+    tombstone_key: Option<String>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    pool_size: Option<u32>,
+    max_in_flight_per_tenant: Option<usize>,
+    retry_after_seconds: Option<u32>,
+    max_body_bytes: Option<usize>,
+    max_group_body_bytes: Option<usize>,
+    workers: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Settings {
+    /// Loads settings. `explicit` is `--config`; `env` looks a variable up (the
+    /// process environment in production, a map in tests).
+    pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        let file = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env(ENV_CONFIG).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE)));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            s.apply_file(&text, &path.display().to_string())?;
+        }
+        if let Some(v) = env(ENV_DATABASE_URL) {
+            s.database_url = SecretString::from(v);
+        }
+        if let Some(v) = env(ENV_BIND) {
+            s.bind = v;
+        }
+        if let Some(v) = env(ENV_PUBLIC_URL) {
+            s.public_url = Some(v);
+        }
+        if let Some(v) = env(ENV_POLICY_FILE) {
+            s.policy_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env(ENV_TOMBSTONE_KEY) {
+            s.tombstone_key = Some(SecretString::from(v));
+        }
+        if let Some(v) = env(ENV_LOG) {
+            s.log = v;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply_file(&mut self, text: &str, path: &str) -> Result<(), ConfigError> {
+        let f: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        if let Some(v) = f.database_url {
+            self.database_url = SecretString::from(v);
+        }
+        if let Some(v) = f.bind {
+            self.bind = v;
+        }
+        self.public_url = f.public_url.or(self.public_url.take());
+        if let Some(v) = f.trust_forwarded_headers {
+            self.trust_forwarded_headers = v;
+        }
+        self.policy_file = f.policy_file.or(self.policy_file.take());
+        if let Some(v) = f.tombstone_key {
+            self.tombstone_key = Some(SecretString::from(v));
+        }
+        if let Some(v) = f.log {
+            self.log = v;
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.pool_size {
+            self.pool_size = v;
+        }
+        if let Some(v) = f.max_in_flight_per_tenant {
+            self.max_in_flight_per_tenant = v;
+        }
+        if let Some(v) = f.retry_after_seconds {
+            self.retry_after_seconds = v;
+        }
+        if let Some(v) = f.max_body_bytes {
+            self.max_body_bytes = v;
+        }
+        if let Some(v) = f.max_group_body_bytes {
+            self.max_group_body_bytes = v;
+        }
+        self.workers = f.workers.or(self.workers);
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| Err(ConfigError::Invalid { key: key.into(), message });
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("bind", format!("'{}' is not an address like 127.0.0.1:8080", self.bind));
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return invalid("public_url", format!("'{u}' must start with https:// or http://"));
+        }
+        if self.pool_size == 0 {
+            return invalid("pool_size", "must be at least 1".into());
+        }
+        if self.max_in_flight_per_tenant == 0 {
+            return invalid("max_in_flight_per_tenant", "must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 || self.max_group_body_bytes < self.max_body_bytes {
+            return invalid("max_body_bytes", "must be ≥ 1024 and ≤ max_group_body_bytes".into());
+        }
+        Ok(())
+    }
+
+    /// The base URL for emitted links when no `public_url` is set.
+    pub fn default_base_url(&self) -> String {
+        format!("http://{}", self.bind)
+    }
+}
+
+/// toml's message plus the line, and the key for unknown-field errors.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let key = text[span.clone()].trim().to_string();
+            if msg.contains("unknown field") {
+                format!("line {line}: unknown key '{key}' ({msg})")
+            } else {
+                format!("line {line}: {msg}")
+            }
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let dir = tempfile::tempdir().ok();
+        let _ = dir;
+        let s = Settings::load(None, &env_of(&[])).ok();
+        assert!(s.is_some_and(|s| s.bind == DEFAULT_BIND && s.database_url.expose_secret() == DEFAULT_DATABASE_URL));
+    }
+
+    #[test]
+    fn file_then_documented_env_and_other_env_ignored() {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string());
+        let Ok(dir) = dir else { panic!("tempdir") };
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "bind = \"127.0.0.1:9000\"\npublic_url = \"https://scim.example.edu\"\n").ok();
+        let s = Settings::load(Some(&p), &env_of(&[("CUSTODIAN_BIND", "127.0.0.1:9100"), ("CUSTODIAN_PORT", "tcp://10.0.0.1:80")]));
+        assert!(s.is_ok_and(|s| s.bind == "127.0.0.1:9100" && s.public_url.as_deref() == Some("https://scim.example.edu")));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let mut s = Settings::default();
+        let err = s.apply_file("bind = \"127.0.0.1:1\"\nbnid = \"x\"\n", "c.toml");
+        match err {
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(message.contains("line 2") && message.contains("bnid"), "{message}");
+            }
+            other => panic!("{:?}", other.is_ok()),
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_named_and_secrets_redacted() {
+        let r = Settings::load(None, &env_of(&[("CUSTODIAN_BIND", "nonsense")]));
+        assert!(r.is_err_and(|e| e.to_string().contains("bind")));
+        let s = Settings { database_url: SecretString::from("postgres://app:hunter2@db/x"), ..Settings::default() };
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2") && printed.contains("[redacted]"));
+    }
+}

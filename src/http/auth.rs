@@ -1,0 +1,55 @@
+//! The authenticated-caller extractors: one per scope, so a handler's signature
+//! says which token it accepts. Each also takes a per-tenant in-flight slot.
+
+use super::error::ApiError;
+use super::limiter::Permit;
+use super::{AppState, blocking};
+use crate::auth::header::presented_token;
+use crate::auth::{AuthError, Principal, Scope};
+use crate::provisioning::Caller;
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A caller holding a `scim`-scope token.
+pub struct ScimCaller {
+    pub principal: Principal,
+    pub caller: Caller,
+    _permit: Permit,
+}
+
+async fn authenticate(req: HttpRequest, need: Scope) -> Result<(Principal, Permit), ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or(ApiError::Blocking)?;
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(presented_token)
+        .ok_or(AuthError::Missing)?;
+    let st = state.clone();
+    let principal = blocking(move || st.verifier.verify(&st.db, &token, need).map_err(ApiError::from)).await?;
+    let permit = state
+        .limiter
+        .try_acquire(&principal.tenant_id)
+        .ok_or(ApiError::Overloaded { retry_after: state.settings.retry_after_seconds })?;
+    Ok((principal, permit))
+}
+
+impl FromRequest for ScimCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let (principal, permit) = authenticate(req, Scope::Scim).await?;
+            let caller = Caller { tenant_id: principal.tenant_id.clone(), actor: principal.token_name.clone() };
+            Ok(ScimCaller { principal, caller, _permit: permit })
+        })
+    }
+}

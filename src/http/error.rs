@@ -1,0 +1,148 @@
+//! The one place errors become HTTP responses, always in the SCIM error schema.
+
+use crate::auth::AuthError;
+use crate::provisioning::ServiceError;
+use crate::scim::error::ScimError;
+use crate::store::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use actix_web::{HttpResponse, ResponseError};
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("too many requests in flight for this tenant")]
+    Overloaded { retry_after: u32 },
+    #[error("blocking task failed")]
+    Blocking,
+}
+
+/// Request middleware logs errors with `Debug`. SCIM details can echo request
+/// values (an unquoted filter token, a rejected attribute value), so only the
+/// status and `scimType` are shown; internal errors are logged where they map.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Scim(e) => write!(f, "ScimError(status={}, scimType={:?})", e.status, e.scim_type.map(|t| t.as_str())),
+            ApiError::Auth(AuthError::Store(_)) | ApiError::Store(_) => write!(f, "StoreError"),
+            ApiError::Auth(e) => write!(f, "AuthError({e})"),
+            ApiError::Overloaded { retry_after } => write!(f, "Overloaded(retry_after={retry_after})"),
+            ApiError::Blocking => write!(f, "Blocking"),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Scim(s) => ApiError::Scim(s),
+            ServiceError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        ApiError::Blocking
+    }
+}
+
+impl ApiError {
+    /// The SCIM error this maps to, plus an optional Retry-After.
+    fn scim(&self) -> (ScimError, Option<u32>) {
+        match self {
+            ApiError::Scim(e) => (e.clone(), None),
+            ApiError::Auth(AuthError::Missing) => (ScimError::new(401, None, "authentication required: send 'Authorization: Bearer <token>'"), None),
+            ApiError::Auth(AuthError::Invalid) => (ScimError::new(401, None, "the token is invalid or has been revoked"), None),
+            ApiError::Auth(e @ AuthError::WrongScope { .. }) => (ScimError::new(403, None, e.to_string()), None),
+            ApiError::Auth(AuthError::Busy) => (ScimError::new(429, None, "too many authentication attempts in progress; retry shortly"), Some(1)),
+            ApiError::Auth(AuthError::Store(s)) | ApiError::Store(s) => match s {
+                StoreError::NotFound => (ScimError::not_found("resource not found"), None),
+                StoreError::Unique(_) => (
+                    ScimError::uniqueness("a concurrent request already created a resource with the same unique attribute"),
+                    None,
+                ),
+                StoreError::Busy | StoreError::Pool(_) => (ScimError::new(503, None, "the database is busy; retry shortly"), Some(2)),
+                other => {
+                    tracing::error!(error = %other, "internal error");
+                    (ScimError::new(500, None, "internal server error"), None)
+                }
+            },
+            ApiError::Overloaded { retry_after } => (
+                ScimError::new(429, None, "too many requests in flight for this tenant; retry after the indicated delay"),
+                Some(*retry_after),
+            ),
+            ApiError::Blocking => {
+                tracing::error!("blocking task was cancelled or panicked");
+                (ScimError::new(500, None, "internal server error"), None)
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.scim().0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (e, retry_after) = self.scim();
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = HttpResponse::build(status);
+        resp.insert_header((CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON)));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.insert_header((WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\"")));
+        }
+        if let Some(s) = retry_after {
+            // Okta needs an integer number of seconds (else it waits 5 minutes).
+            resp.insert_header((RETRY_AFTER, s.to_string()));
+        }
+        resp.body(e.to_json().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(e: ApiError) -> (u16, serde_json::Value, Option<String>, Option<String>) {
+        let r = e.error_response();
+        let status = r.status().as_u16();
+        let retry = r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let www = r.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = r.into_body().try_into_bytes().unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default(), retry, www)
+    }
+
+    #[test]
+    fn debug_never_shows_details() {
+        let e = ApiError::Scim(ScimError::invalid_value("'active' must be a boolean, got \"jane@example.edu\""));
+        let d = format!("{e:?}");
+        assert!(!d.contains("jane") && d.contains("400"), "{d}");
+    }
+
+    #[test]
+    fn mapping() {
+        let (s, b, _, www) = body_of(ApiError::Auth(AuthError::Invalid));
+        assert_eq!((s, b["status"].as_str()), (401, Some("401")));
+        assert!(www.is_some_and(|w| w.starts_with("Bearer")));
+        let (s, b, retry, _) = body_of(ApiError::Overloaded { retry_after: 3 });
+        assert_eq!((s, retry.as_deref()), (429, Some("3")));
+        assert!(b["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        let (s, b, _, _) = body_of(ApiError::Store(StoreError::Corrupt("secret detail".into())));
+        assert_eq!(s, 500);
+        assert!(!b.to_string().contains("secret detail"));
+        let (s, b, _, _) = body_of(ApiError::Store(StoreError::Unique("users_user_name_key".into())));
+        assert_eq!((s, b["scimType"].as_str()), (409, Some("uniqueness")));
+        let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope { have: crate::auth::Scope::Gate, need: crate::auth::Scope::Scim }));
+        assert_eq!(s, 403);
+    }
+}

@@ -1,0 +1,48 @@
+//! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`: read-only (405 for writes).
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, SCIM_JSON};
+use crate::http::ops::method_not_allowed;
+use crate::scim::discovery;
+use crate::scim::error::ScimError;
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let read_only = |path: &str, handler: fn(web::Data<AppState>, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>| {
+        web::resource(path.to_string())
+            .route(web::get().to(move |s: web::Data<AppState>, p: Option<web::Path<String>>| async move { handler(s, p) }))
+            .default_service(web::to(method_not_allowed))
+    };
+    cfg.service(read_only("/ServiceProviderConfig", spc))
+        .service(read_only("/ResourceTypes", resource_types))
+        .service(read_only("/ResourceTypes/{id}", resource_types))
+        .service(read_only("/Schemas", schemas))
+        .service(read_only("/Schemas/{id}", schemas));
+}
+
+fn ok(v: Value) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().content_type(SCIM_JSON).body(v.to_string()))
+}
+
+fn spc(s: web::Data<AppState>, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+    ok(discovery::service_provider_config(&s.scim_base(), s.settings.max_body_bytes))
+}
+
+fn resource_types(s: web::Data<AppState>, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+    match id {
+        None => ok(discovery::resource_types(&s.scim_base())),
+        Some(id) => discovery::resource_type(&s.scim_base(), &id)
+            .ok_or_else(|| ScimError::not_found(format!("no resource type '{id}'")).into())
+            .and_then(ok),
+    }
+}
+
+fn schemas(s: web::Data<AppState>, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+    match id {
+        None => ok(discovery::schemas(&s.scim_base())),
+        Some(id) => discovery::schema(&s.scim_base(), &id)
+            .ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")).into())
+            .and_then(ok),
+    }
+}

@@ -1,0 +1,20 @@
+//! The SCIM surface (`/scim/v2`). Users and Groups share generic handlers over
+//! the `Resource` trait; discovery is static.
+
+mod discovery;
+mod resources;
+
+use super::ops::{method_not_allowed, not_found, not_implemented};
+use actix_web::web;
+use resources::{Groups, Users};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    resources::routes::<Users>(cfg, "/Users");
+    resources::routes::<Groups>(cfg, "/Groups");
+    discovery::configure(cfg);
+    for path in ["/.search", "/Bulk", "/Me", "/Me/{tail:.*}"] {
+        cfg.service(web::resource(path).to(not_implemented));
+    }
+    let _ = method_not_allowed;
+    cfg.default_service(web::to(not_found));
+}

@@ -1,0 +1,113 @@
+//! `custodian`: CLI entry only.
+
+use clap::Parser;
+use custodian::cli::{Cli, Command, TokenCommand};
+use custodian::config::{LogFormat, Settings, redact_url};
+use custodian::store::{self, Db};
+use secrecy::ExposeSecret;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), &|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    match run(cli.command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(s: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&s.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match s.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn open(settings: &Settings, create: bool) -> Result<Db, String> {
+    let url = settings.database_url.expose_secret();
+    eprintln!("database: {}", redact_url(url));
+    Db::open(url, settings.pool_size, create).map_err(|e| e.to_string())
+}
+
+fn run(command: Command, mut settings: Settings) -> Result<(), String> {
+    match command {
+        Command::Serve { bind } => {
+            if let Some(b) = bind {
+                settings.bind = b;
+            }
+            serve(settings)
+        }
+        Command::Migrate => {
+            open(&settings, true)?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Token { command } => token(command, &settings),
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    let db = open(&settings, true)?;
+    let listener = std::net::TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
+    let state = custodian::http::AppState::new(db, settings, base);
+    let rt = actix_web::rt::System::new();
+    rt.block_on(async move {
+        let server = custodian::http::server(state, listener).map_err(|e| e.to_string())?;
+        server.await.map_err(|e| e.to_string())
+    })
+}
+
+fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
+    let db = open(settings, false)?;
+    match command {
+        TokenCommand::Create { tenant, scope, name, acts_as } => {
+            let scope = scope.parse()?;
+            let t = custodian::auth::create_token(&db, &tenant, scope, &name, acts_as.as_deref()).map_err(|e| e.to_string())?;
+            eprintln!("created {scope} token {} for tenant '{}'; it is shown once:", t.id, t.tenant);
+            println!("{}", t.plaintext);
+            Ok(())
+        }
+        TokenCommand::List { tenant } => {
+            let rows = db.read(|c| store::tokens::list(c, tenant.as_deref())).map_err(|e| e.to_string())?;
+            println!("{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  revoked", "id", "tenant", "scope", "name", "created");
+            for (t, tenant) in rows {
+                println!(
+                    "{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  {}",
+                    t.id,
+                    tenant,
+                    t.scope,
+                    t.name,
+                    t.created_at,
+                    t.revoked_at.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let now = store::time::now();
+            let done = db.write(|c| store::tokens::revoke(c, &id, &now)).map_err(|e| e.to_string())?;
+            if done {
+                eprintln!("token {id} revoked");
+                Ok(())
+            } else {
+                Err(format!("no active token with id {id}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Groups. Memberships live in their own table, one row each: a PATCH that adds or
+//! removes one member touches one row, and a read that excludes `members` never
+//! reads memberships.
+
+use super::{Caller, PatchOutcome, Rendered, ServiceError, check_if_match, corrupt};
+use crate::scim::error::ScimError;
+use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::list::{ListParams, list_response};
+use crate::scim::patch::{self, Op, Operation, PatchContext};
+use crate::scim::resource::{Doc, Meta, Projection, group_keys, normalize, normalize_attr, render};
+use crate::scim::schema::{GROUP_SCHEMA, GROUP_TYPE};
+use crate::store::groups::{GroupRow, MemberKind};
+use crate::store::{self, AnyConnection, Db, filter_sql};
+use serde_json::{Value, json};
+
+/// Above this many members a PATCH answers 204 instead of echoing the group.
+pub const PATCH_ECHO_LIMIT: i64 = 1000;
+
+fn meta(row: &GroupRow, base: &str) -> Meta {
+    Meta {
+        resource_type: "Group",
+        created: row.created_at.clone(),
+        last_modified: row.updated_at.clone(),
+        version: row.version,
+        location: format!("{base}/Groups/{}", row.id),
+    }
+}
+
+pub fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no group with id {id}"))
+}
+
+fn render_row(c: &mut AnyConnection, caller: &Caller, row: &GroupRow, projection: &Projection, base: &str) -> Result<Value, ServiceError> {
+    let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
+    let mut v = render(&GROUP_TYPE, &row.id, &doc, &meta(row, base));
+    if projection.wants(&GROUP_TYPE, "members") {
+        let members: Vec<Value> = store::groups::members(c, &caller.tenant_id, &row.id)?
+            .into_iter()
+            .map(|m| {
+                let path = if m.kind == MemberKind::Group { "Groups" } else { "Users" };
+                let mut o = json!({"value": m.id, "$ref": format!("{base}/{path}/{}", m.id), "type": m.kind.as_str()});
+                if let (Some(d), Some(obj)) = (m.display, o.as_object_mut()) {
+                    obj.insert("display".into(), Value::String(d));
+                }
+                o
+            })
+            .collect();
+        if !members.is_empty()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("members".into(), Value::Array(members));
+        }
+    }
+    Ok(projection.apply(&GROUP_TYPE, v))
+}
+
+fn rendered(c: &mut AnyConnection, caller: &Caller, row: &GroupRow, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let m = meta(row, base);
+    Ok(Rendered { body: render_row(c, caller, row, projection, base)?, etag: m.etag(), location: m.location, restored: false })
+}
+
+/// Member ids named by a `members` value (objects with `value`, or bare ids).
+fn member_ids(v: &Value) -> Result<Vec<String>, ScimError> {
+    let attr = GROUP_SCHEMA.attr("members").ok_or_else(|| ScimError::invalid_path("members"))?;
+    Ok(normalize_attr(attr, v, "members")?
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+        .collect())
+}
+
+fn take_members(doc: &mut Doc) -> Result<Vec<String>, ScimError> {
+    match doc.remove("members") {
+        Some(v) => member_ids(&v),
+        None => Ok(vec![]),
+    }
+}
+
+fn check_unique(c: &mut AnyConnection, caller: &Caller, doc: &Doc, except: Option<&str>) -> Result<(), ServiceError> {
+    let k = group_keys(doc);
+    if let Some(other) = store::groups::find_by_display_name_key(c, &caller.tenant_id, &k.display_name_key)?
+        && Some(other.id.as_str()) != except
+    {
+        return Err(ScimError::uniqueness(format!("a group with this displayName already exists (id {})", other.id)).into());
+    }
+    Ok(())
+}
+
+/// Adds the known members among `ids`; unknown ids and other tenants' ids are
+/// ignored (IdPs send ids of users that were never provisioned here).
+fn add_known(c: &mut AnyConnection, caller: &Caller, group_id: &str, ids: &[String], now: &str) -> Result<(), ServiceError> {
+    let (found, unknown) = store::groups::resolve_members(c, &caller.tenant_id, ids)?;
+    if !unknown.is_empty() {
+        tracing::warn!(group_id, ignored = unknown.len(), actor = %caller.actor, "ignored unknown member ids");
+    }
+    store::groups::add_members(c, &caller.tenant_id, group_id, &found, now)?;
+    Ok(())
+}
+
+fn set_members(c: &mut AnyConnection, caller: &Caller, group_id: &str, desired: &[String], now: &str) -> Result<(), ServiceError> {
+    let current: Vec<String> = store::groups::members(c, &caller.tenant_id, group_id)?.into_iter().map(|m| m.id).collect();
+    let remove: Vec<String> = current.iter().filter(|id| !desired.contains(id)).cloned().collect();
+    let add: Vec<String> = desired.iter().filter(|id| !current.contains(id)).cloned().collect();
+    store::groups::remove_members(c, &caller.tenant_id, group_id, &remove)?;
+    add_known(c, caller, group_id, &add, now)
+}
+
+fn bump(c: &mut AnyConnection, row: &mut GroupRow, doc: &Doc, now: &str) -> Result<(), ServiceError> {
+    let k = group_keys(doc);
+    row.display_name = k.display_name;
+    row.display_name_key = k.display_name_key;
+    row.external_id = k.external_id;
+    row.data = Value::Object(doc.clone()).to_string();
+    row.updated_at = now.to_string();
+    row.version += 1;
+    store::groups::update(c, row)?;
+    Ok(())
+}
+
+pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let mut doc = normalize(&GROUP_TYPE, body)?;
+    let members = take_members(&mut doc)?;
+    let now = store::time::now();
+    db.write(|c| {
+        check_unique(c, caller, &doc, None)?;
+        let k = group_keys(&doc);
+        let row = GroupRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: caller.tenant_id.clone(),
+            display_name: k.display_name,
+            display_name_key: k.display_name_key,
+            external_id: k.external_id,
+            data: Value::Object(doc.clone()).to_string(),
+            created_at: now.clone(),
+            updated_at: now.clone(),
+            version: 1,
+        };
+        store::groups::insert(c, &row)?;
+        add_known(c, caller, &row.id, &members, &now)?;
+        tracing::info!(group_id = %row.id, actor = %caller.actor, "group created");
+        rendered(c, caller, &row, projection, base)
+    })
+}
+
+pub fn get(db: &Db, caller: &Caller, id: &str, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    db.read(|c| {
+        let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        rendered(c, caller, &row, projection, base)
+    })
+}
+
+/// PUT replaces the group, members included (RFC 7644 §3.5.1: a PUT without
+/// `members` leaves the group empty). The member list is applied as a difference.
+pub fn replace(db: &Db, caller: &Caller, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let mut doc = normalize(&GROUP_TYPE, body)?;
+    let members = take_members(&mut doc)?;
+    let now = store::time::now();
+    db.write(|c| {
+        let mut row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        check_unique(c, caller, &doc, Some(id))?;
+        set_members(c, caller, id, &members, &now)?;
+        bump(c, &mut row, &doc, &now)?;
+        rendered(c, caller, &row, projection, base)
+    })
+}
+
+/// A membership change carried by a PATCH operation.
+#[derive(Debug, Clone, PartialEq)]
+enum MemberOp {
+    Add(Vec<String>),
+    Replace(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+    RemoveWhere(Filter),
+}
+
+fn is_members(op: &Operation) -> bool {
+    op.path.as_ref().is_some_and(|p| {
+        p.attr.name.eq_ignore_ascii_case("members")
+            && p.attr.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA.id))
+    })
+}
+
+/// Splits a PATCH into document operations and membership operations, in order.
+fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimError> {
+    let mut doc_ops = Vec::new();
+    let mut member_ops = Vec::new();
+    for op in ops {
+        if is_members(op) {
+            let Some(path) = &op.path else { continue };
+            if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
+                return Err(ScimError::invalid_path("member sub-attributes cannot be changed; add or remove the member"));
+            }
+            member_ops.push(match (op.op, &path.filter, &op.value) {
+                (Op::Remove, Some(f), _) => match simple_value_eq(f) {
+                    Some(id) => MemberOp::Remove(vec![id]),
+                    None => MemberOp::RemoveWhere(f.clone()),
+                },
+                (Op::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(member_ids(v)?),
+                (Op::Remove, None, _) => MemberOp::RemoveAll,
+                (Op::Add, None, Some(v)) => MemberOp::Add(member_ids(v)?),
+                (Op::Replace, None, Some(v)) => MemberOp::Replace(member_ids(v)?),
+                (_, Some(_), _) => {
+                    return Err(ScimError::invalid_path(
+                        "a filtered 'members[…]' path can only be removed; add members with path 'members'",
+                    ));
+                }
+                (_, None, None) => return Err(ScimError::invalid_value("'value' is required")),
+            });
+        } else if op.path.is_none() && op.op != Op::Remove {
+            // A path-less map may carry `members` beside other attributes.
+            let mut rest = op.clone();
+            if let Some(Value::Object(map)) = &mut rest.value {
+                let key = map.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned();
+                if let Some(k) = key
+                    && let Some(v) = map.remove(&k)
+                {
+                    let ids = member_ids(&v)?;
+                    member_ops.push(if op.op == Op::Add { MemberOp::Add(ids) } else { MemberOp::Replace(ids) });
+                }
+            }
+            doc_ops.push(rest);
+        } else {
+            doc_ops.push(op.clone());
+        }
+    }
+    Ok((doc_ops, member_ops))
+}
+
+/// `value eq "x"`: the shape Okta and Entra use to remove one member.
+fn simple_value_eq(f: &Filter) -> Option<String> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(s)) if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Option<&str>, projection: &Projection, base: &str) -> Result<PatchOutcome, ServiceError> {
+    let (doc_ops, member_ops) = split_ops(ops)?;
+    let now = store::time::now();
+    db.write(|c| {
+        let mut row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        let current: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
+        let doc = patch::apply(&PatchContext { rt: &GROUP_TYPE, id }, &current, &doc_ops)?;
+        if doc != current {
+            check_unique(c, caller, &doc, Some(id))?;
+        }
+        for m in &member_ops {
+            match m {
+                MemberOp::Add(ids) => add_known(c, caller, id, ids, &now)?,
+                MemberOp::Replace(ids) => set_members(c, caller, id, ids, &now)?,
+                MemberOp::Remove(ids) => {
+                    store::groups::remove_members(c, &caller.tenant_id, id, ids)?;
+                }
+                MemberOp::RemoveAll => {
+                    store::groups::remove_all_members(c, &caller.tenant_id, id)?;
+                }
+                MemberOp::RemoveWhere(f) => {
+                    let case_exact = |n: &str| n.eq_ignore_ascii_case("value");
+                    let doomed: Vec<String> = store::groups::members(c, &caller.tenant_id, id)?
+                        .into_iter()
+                        .filter(|m| {
+                            let e = json!({"value": m.id, "type": m.kind.as_str(), "display": m.display});
+                            crate::scim::filter::matches(f, &e, &case_exact)
+                        })
+                        .map(|m| m.id)
+                        .collect();
+                    store::groups::remove_members(c, &caller.tenant_id, id, &doomed)?;
+                }
+            }
+        }
+        if doc != current || !member_ops.is_empty() {
+            bump(c, &mut row, &doc, &now)?;
+        }
+        if projection.wants(&GROUP_TYPE, "members") && store::groups::member_count(c, &caller.tenant_id, id)? > PATCH_ECHO_LIMIT {
+            return Ok(PatchOutcome::NoContent);
+        }
+        Ok(PatchOutcome::Resource(rendered(c, caller, &row, projection, base)?))
+    })
+}
+
+pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: &str) -> Result<(), ServiceError> {
+    db.write(|c| {
+        let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        store::groups::delete(c, &caller.tenant_id, id)?;
+        tracing::info!(group_id = %id, actor = %caller.actor, "group deleted");
+        Ok(())
+    })
+}
+
+pub fn list(db: &Db, caller: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
+    let where_sql = params
+        .filter
+        .as_ref()
+        .map(|f| filter_sql::translate(&filter_sql::GROUPS, db.backend(), f))
+        .transpose()?;
+    db.read(|c| {
+        let (total, rows) = store::groups::list(c, &caller.tenant_id, where_sql, params.start_index - 1, params.count)?;
+        let resources = rows
+            .iter()
+            .map(|r| render_row(c, caller, r, &params.projection, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(list_response(total, params.start_index, resources))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::patch::parse_request;
+
+    fn split(body: Value) -> (Vec<Operation>, Vec<MemberOp>) {
+        let ops = match parse_request(&body) {
+            Ok(o) => o,
+            Err(e) => panic!("{e:?}"),
+        };
+        match split_ops(&ops) {
+            Ok(s) => s,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn okta_and_entra_membership_shapes() {
+        let (doc, m) = split(json!({"Operations": [
+            {"op": "remove", "path": "members[value eq \"u1\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "u3", "display": "x"}]},
+            {"op": "Remove", "path": "members", "value": [{"value": "u4"}]},
+            {"op": "replace", "path": "members", "value": [{"value": "u5"}]},
+            {"op": "remove", "path": "members"},
+            {"op": "remove", "path": "members[type eq \"Group\"]"},
+            {"op": "replace", "value": {"id": "g", "displayName": "N"}}
+        ]}));
+        assert_eq!(m[0], MemberOp::Remove(vec!["u1".into()]));
+        assert_eq!(m[1], MemberOp::Add(vec!["u3".into()]));
+        assert_eq!(m[2], MemberOp::Remove(vec!["u4".into()]));
+        assert_eq!(m[3], MemberOp::Replace(vec!["u5".into()]));
+        assert_eq!(m[4], MemberOp::RemoveAll);
+        assert!(matches!(m[5], MemberOp::RemoveWhere(_)));
+        assert_eq!(doc.len(), 1);
+    }
+
+    #[test]
+    fn pathless_map_with_members_is_split() {
+        let (doc, m) = split(json!({"Operations": [{"op": "add", "value": {"displayName": "X", "members": ["a", "b"]}}]}));
+        assert_eq!(m, vec![MemberOp::Add(vec!["a".into(), "b".into()])]);
+        assert!(doc[0].value.as_ref().is_some_and(|v| v.get("members").is_none() && v.get("displayName").is_some()));
+    }
+
+    #[test]
+    fn filtered_member_add_is_rejected() {
+        let ops = parse_request(&json!({"Operations": [{"op": "add", "path": "members[value eq \"x\"]", "value": {"value": "x"}}]}));
+        let r = ops.and_then(|o| split_ops(&o));
+        assert!(r.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
+    }
+}

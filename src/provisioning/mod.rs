@@ -1,0 +1,77 @@
+//! The provisioning service: every SCIM write path (POST, PUT, PATCH, DELETE) goes
+//! through here, so the user-state rules of DESIGN.md live in one place. It knows
+//! nothing of HTTP; handlers call it from a blocking thread.
+
+pub mod groups;
+pub mod users;
+
+use crate::scim::error::ScimError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who is calling: the tenant every query is scoped by, and the actor name.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant_id: String,
+    pub actor: String,
+}
+
+/// A rendered resource and what the HTTP layer needs to answer with it.
+#[derive(Debug)]
+pub struct Rendered {
+    pub body: serde_json::Value,
+    pub etag: String,
+    pub location: String,
+    /// Set when a POST restored an existing (suspended) user in place.
+    pub restored: bool,
+}
+
+/// What a PATCH answers with.
+#[derive(Debug)]
+pub enum PatchOutcome {
+    Resource(Rendered),
+    /// The resource is too large to echo (a group above the echo limit): 204.
+    NoContent,
+}
+
+/// `If-Match` on writes: `*` or one of the listed ETags must match.
+pub fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ScimError> {
+    let Some(h) = if_match.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(()) };
+    if h == "*" {
+        return Ok(());
+    }
+    let strip = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    let want = strip(etag);
+    if h.split(',').any(|t| strip(t) == want) {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {h} does not match the current version {etag}"
+        )))
+    }
+}
+
+pub(crate) fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("stored document is not valid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_if_match;
+
+    #[test]
+    fn if_match() {
+        assert!(check_if_match(None, "W/\"3\"").is_ok());
+        assert!(check_if_match(Some("*"), "W/\"3\"").is_ok());
+        assert!(check_if_match(Some("W/\"3\""), "W/\"3\"").is_ok());
+        assert!(check_if_match(Some("\"2\", W/\"3\""), "W/\"3\"").is_ok());
+        assert!(check_if_match(Some("W/\"2\""), "W/\"3\"").is_err_and(|e| e.status == 412));
+    }
+}

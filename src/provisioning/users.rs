@@ -1,0 +1,240 @@
+//! Users: create (or restore a suspended user in place), read, replace, patch,
+//! delete, list. `active=false` suspends; it never hides the user.
+
+use super::{Caller, Rendered, ServiceError, check_if_match, corrupt};
+use crate::scim::error::ScimError;
+use crate::scim::filter::Filter;
+use crate::scim::list::{ListParams, list_response};
+use crate::scim::patch::{self, Operation, PatchContext};
+use crate::scim::resource::{Doc, Meta, Projection, normalize, render, user_keys};
+use crate::scim::schema::USER_TYPE;
+use crate::store::users::UserRow;
+use crate::store::{self, AnyConnection, Db, filter_sql};
+use serde_json::{Value, json};
+
+pub const ACTIVE: &str = "active";
+pub const SUSPENDED: &str = "suspended";
+
+fn meta(row: &UserRow, base: &str) -> Meta {
+    Meta {
+        resource_type: "User",
+        created: row.created_at.clone(),
+        last_modified: row.updated_at.clone(),
+        version: row.version,
+        location: format!("{base}/Users/{}", row.id),
+    }
+}
+
+fn doc_of(row: &UserRow) -> Result<Doc, ServiceError> {
+    Ok(serde_json::from_str(&row.data).map_err(corrupt)?)
+}
+
+/// Renders users, adding the read-only `groups` when the projection wants it.
+fn render_rows(conn: &mut AnyConnection, caller: &Caller, rows: &[UserRow], projection: &Projection, base: &str) -> Result<Vec<Value>, ServiceError> {
+    let memberships = if projection.wants(&USER_TYPE, "groups") {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        store::users::groups_of(conn, &caller.tenant_id, &ids)?
+    } else {
+        vec![]
+    };
+    rows.iter()
+        .map(|row| {
+            let mut v = render(&USER_TYPE, &row.id, &doc_of(row)?, &meta(row, base));
+            let groups: Vec<Value> = memberships
+                .iter()
+                .filter(|(uid, _, _)| uid == &row.id)
+                .map(|(_, gid, name)| json!({"value": gid, "$ref": format!("{base}/Groups/{gid}"), "display": name, "type": "direct"}))
+                .collect();
+            if !groups.is_empty()
+                && let Some(o) = v.as_object_mut()
+            {
+                o.insert("groups".into(), Value::Array(groups));
+            }
+            Ok(projection.apply(&USER_TYPE, v))
+        })
+        .collect()
+}
+
+fn rendered(conn: &mut AnyConnection, caller: &Caller, row: &UserRow, projection: &Projection, base: &str, restored: bool) -> Result<Rendered, ServiceError> {
+    let body = render_rows(conn, caller, std::slice::from_ref(row), projection, base)?
+        .pop()
+        .unwrap_or(Value::Null);
+    let m = meta(row, base);
+    Ok(Rendered { body, etag: m.etag(), location: m.location, restored })
+}
+
+/// Visible users other than `except` that hold this userName or externalId.
+fn conflicts(conn: &mut AnyConnection, caller: &Caller, doc: &Doc, except: Option<&str>) -> Result<Vec<UserRow>, ServiceError> {
+    let k = user_keys(doc);
+    Ok(store::users::find_by_identifiers(conn, &caller.tenant_id, &k.user_name_key, k.external_id.as_deref())?
+        .into_iter()
+        .filter(|r| Some(r.id.as_str()) != except)
+        .collect())
+}
+
+fn conflict_error(found: &[UserRow], doc: &Doc) -> ScimError {
+    let k = user_keys(doc);
+    let which = |r: &UserRow| {
+        if r.user_name_key == k.user_name_key { "userName" } else { "externalId" }
+    };
+    match found {
+        [one] => ScimError::uniqueness(format!(
+            "a user with this {} already exists (id {}){}",
+            which(one),
+            one.id,
+            if one.state == SUSPENDED { " and is suspended" } else { "" }
+        )),
+        many => ScimError::uniqueness(format!(
+            "this userName and externalId belong to different existing users ({})",
+            many.iter().map(|r| format!("{} by {}", r.id, which(r))).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// Applies the state transition implied by the document's `active`.
+fn apply_state(row: &mut UserRow, active: bool, now: &str) {
+    match (row.state.as_str(), active) {
+        (ACTIVE, false) => {
+            row.state = SUSPENDED.into();
+            row.suspended_at = Some(now.to_string());
+        }
+        (SUSPENDED, true) => {
+            row.state = ACTIVE.into();
+            row.suspended_at = None;
+        }
+        // A repeated active=false is a no-op and keeps the original clock.
+        _ => {}
+    }
+}
+
+pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let mut doc = normalize(&USER_TYPE, body)?;
+    // POST without `active` means active.
+    if !doc.contains_key("active") {
+        doc.insert("active".into(), Value::Bool(true));
+    }
+    let now = store::time::now();
+    db.write(|c| {
+        let found = conflicts(c, caller, &doc, None)?;
+        match found.as_slice() {
+            [] => {
+                let keys = user_keys(&doc);
+                let mut row = UserRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    tenant_id: caller.tenant_id.clone(),
+                    state: if keys.active { ACTIVE.into() } else { SUSPENDED.into() },
+                    user_name: String::new(),
+                    user_name_key: String::new(),
+                    external_id: None,
+                    display_name_key: None,
+                    given_name_key: None,
+                    family_name_key: None,
+                    active: true,
+                    manager_id: None,
+                    suspended_at: (!keys.active).then(|| now.clone()),
+                    data: Value::Object(doc.clone()).to_string(),
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                    version: 1,
+                };
+                row.set_keys(&keys);
+                store::users::insert(c, &row, &keys)?;
+                tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
+                rendered(c, caller, &row, projection, base, false)
+            }
+            [existing] if existing.state == SUSPENDED => {
+                // Okta re-POSTs a user it deactivated: restore that record in place
+                // (PUT semantics), keeping its id.
+                let mut row = existing.clone();
+                write_doc(c, &mut row, doc.clone(), &now)?;
+                tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
+                rendered(c, caller, &row, projection, base, true)
+            }
+            many => Err(conflict_error(many, &doc).into()),
+        }
+    })
+}
+
+/// Stores a new document for an existing row: keys, state, version, emails.
+fn write_doc(c: &mut AnyConnection, row: &mut UserRow, doc: Doc, now: &str) -> Result<(), ServiceError> {
+    let keys = user_keys(&doc);
+    row.set_keys(&keys);
+    apply_state(row, keys.active, now);
+    row.data = Value::Object(doc).to_string();
+    row.updated_at = now.to_string();
+    row.version += 1;
+    store::users::update(c, row, &keys)?;
+    Ok(())
+}
+
+pub fn get(db: &Db, caller: &Caller, id: &str, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    db.read(|c| {
+        let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        rendered(c, caller, &row, projection, base, false)
+    })
+}
+
+pub fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no user with id {id}"))
+}
+
+pub fn replace(db: &Db, caller: &Caller, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let mut doc = normalize(&USER_TYPE, body)?;
+    let now = store::time::now();
+    db.write(|c| {
+        let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        // PUT without `active` leaves it unchanged.
+        if !doc.contains_key("active") {
+            doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
+        }
+        let found = conflicts(c, caller, &doc, Some(id))?;
+        if !found.is_empty() {
+            return Err(conflict_error(&found, &doc).into());
+        }
+        write_doc(c, &mut row, doc.clone(), &now)?;
+        rendered(c, caller, &row, projection, base, false)
+    })
+}
+
+pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    let now = store::time::now();
+    db.write(|c| {
+        let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        let mut current = doc_of(&row)?;
+        current.entry("active").or_insert(Value::Bool(row.state == ACTIVE));
+        let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
+        if doc != current {
+            let found = conflicts(c, caller, &doc, Some(id))?;
+            if !found.is_empty() {
+                return Err(conflict_error(&found, &doc).into());
+            }
+            write_doc(c, &mut row, doc, &now)?;
+        }
+        rendered(c, caller, &row, projection, base, false)
+    })
+}
+
+pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: &str) -> Result<(), ServiceError> {
+    db.write(|c| {
+        let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        check_if_match(if_match, &meta(&row, base).etag())?;
+        store::users::delete(c, &caller.tenant_id, id)?;
+        tracing::info!(user_id = %id, actor = %caller.actor, "user deleted");
+        Ok(())
+    })
+}
+
+pub fn list(db: &Db, caller: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
+    let where_sql = params
+        .filter
+        .as_ref()
+        .map(|f: &Filter| filter_sql::translate(&filter_sql::USERS, db.backend(), f))
+        .transpose()?;
+    db.read(|c| {
+        let (total, rows) = store::users::list(c, &caller.tenant_id, where_sql, params.start_index - 1, params.count)?;
+        let resources = render_rows(c, caller, &rows, &params.projection, base)?;
+        Ok(list_response(total, params.start_index, resources))
+    })
+}

@@ -1,0 +1,10 @@
+//! The SCIM protocol: pure functions over JSON, no I/O.
+
+pub mod error;
+pub mod filter;
+pub mod fold;
+pub mod list;
+pub mod patch;
+pub mod resource;
+pub mod schema;
+pub mod discovery;

@@ -1,0 +1,774 @@
+//! RFC 7644 §3.5.2 PATCH, applied to a canonical document, with every shape Okta
+//! and Entra send: case-insensitive `op`, path-less value maps with dotted and
+//! URN-qualified keys, filtered value paths with upsert (`emails[type eq "work"].value`),
+//! `Remove` with a value list, string booleans, the three `manager` shapes, and an
+//! `id` inside a replace map equal to the resource's own id (Okta's group push).
+
+use super::error::ScimError;
+use super::filter::{self, AttrPath, CompValue, CompareOp, Filter};
+use super::resource::{Doc, get_ci, normalize, normalize_attr};
+use super::schema::{Attr, Mutability, ResourceType};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const MAX_OPERATIONS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub op: Op,
+    pub path: Option<PatchPath>,
+    pub raw_path: Option<String>,
+    pub value: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    /// Sub-attribute after a filter: `emails[type eq "work"].value`.
+    pub sub_after_filter: Option<String>,
+}
+
+impl PatchPath {
+    pub fn parse(raw: &str) -> Result<PatchPath, ScimError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(ScimError::invalid_path("'path' is empty"));
+        }
+        let bad = |why: String| ScimError::invalid_path(format!("invalid path '{raw}': {why}"));
+        if let Some(open) = raw.find('[') {
+            let close = raw.rfind(']').ok_or_else(|| bad("missing ']'".into()))?;
+            if close < open {
+                return Err(bad("']' before '['".into()));
+            }
+            let attr = AttrPath::parse(&raw[..open]).map_err(bad)?;
+            if attr.sub.is_some() {
+                return Err(bad("a value filter must follow an attribute, not a sub-attribute".into()));
+            }
+            let filter = filter::parse(&raw[open + 1..close]).map_err(|e| bad(e.detail))?;
+            let rest = &raw[close + 1..];
+            let sub_after_filter = if rest.is_empty() {
+                None
+            } else {
+                let sub = rest
+                    .strip_prefix('.')
+                    .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '$' || c == '_'))
+                    .ok_or_else(|| bad(format!("unexpected '{rest}' after ']'")))?;
+                Some(sub.to_string())
+            };
+            return Ok(PatchPath { attr, filter: Some(filter), sub_after_filter });
+        }
+        let attr = AttrPath::parse(raw).map_err(bad)?;
+        Ok(PatchPath { attr, filter: None, sub_after_filter: None })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPatch {
+    #[serde(default)]
+    schemas: Vec<String>,
+    #[serde(rename = "Operations", alias = "operations")]
+    operations: Option<Vec<Value>>,
+}
+
+/// Parses a PatchOp request body.
+pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
+    let raw: RawPatch = serde_json::from_value(body.clone())
+        .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp message: {e}")))?;
+    if !raw.schemas.is_empty() && !raw.schemas.iter().any(|s| s.eq_ignore_ascii_case(PATCH_URN)) {
+        return Err(ScimError::invalid_syntax(format!("'schemas' must contain {PATCH_URN}")));
+    }
+    let ops = raw
+        .operations
+        .ok_or_else(|| ScimError::invalid_syntax("a PatchOp message needs an 'Operations' array"))?;
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::new(413, Some(super::error::ScimType::TooMany),
+            format!("a PATCH may carry at most {MAX_OPERATIONS} operations")));
+    }
+    ops.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            parse_operation(i, v).map_err(|e| {
+                if e.detail.starts_with("Operations[") {
+                    e
+                } else {
+                    ScimError { detail: format!("Operations[{i}]: {}", e.detail), ..e }
+                }
+            })
+        })
+        .collect()
+}
+
+fn parse_operation(i: usize, v: &Value) -> Result<Operation, ScimError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
+    let op_name = get_ci(obj, "op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] has no 'op'")))?;
+    let op = match op_name.to_ascii_lowercase().as_str() {
+        "add" => Op::Add,
+        "replace" => Op::Replace,
+        "remove" => Op::Remove,
+        other => {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}].op '{other}' is not one of add, replace, remove"
+            )));
+        }
+    };
+    let raw_path = match get_ci(obj, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string"))),
+    };
+    let path = raw_path.as_deref().map(PatchPath::parse).transpose()?;
+    let value = get_ci(obj, "value").cloned();
+    if op != Op::Remove && value.is_none() {
+        return Err(ScimError::invalid_value(format!("Operations[{i}] ({op_name}) needs a 'value'")));
+    }
+    if op == Op::Remove && path.is_none() {
+        return Err(ScimError::no_target(format!("Operations[{i}]: 'remove' needs a 'path'")));
+    }
+    Ok(Operation { op, path, raw_path, value })
+}
+
+/// Where a path points in the canonical document.
+struct Target {
+    /// `None`: the document root; `Some(urn)`: inside that extension object.
+    container: Option<String>,
+    attr: Option<&'static Attr>,
+    /// The key in the container (schema case for known attributes).
+    key: String,
+}
+
+fn resolve(rt: &ResourceType, path: &AttrPath) -> Result<Target, ScimError> {
+    match &path.urn {
+        None => {
+            if path.name.eq_ignore_ascii_case("externalId") {
+                return Ok(Target { container: None, attr: None, key: "externalId".into() });
+            }
+            for common in ["id", "meta", "schemas"] {
+                if path.name.eq_ignore_ascii_case(common) {
+                    return Err(ScimError::mutability(format!("'{common}' is read-only")));
+                }
+            }
+            let attr = rt
+                .core
+                .attr(&path.name)
+                .ok_or_else(|| ScimError::invalid_path(format!("'{}' is not an attribute of {}", path.name, rt.name)))?;
+            Ok(Target { container: None, attr: Some(attr), key: attr.name.into() })
+        }
+        Some(urn) if urn.eq_ignore_ascii_case(rt.core.id) => resolve(rt, &AttrPath { urn: None, ..path.clone() }),
+        Some(urn) => {
+            if let Some(ext) = rt.extension(urn) {
+                let attr = ext.attr(&path.name).ok_or_else(|| {
+                    ScimError::invalid_path(format!("'{}' is not an attribute of {}", path.name, ext.id))
+                })?;
+                Ok(Target { container: Some(ext.id.into()), attr: Some(attr), key: attr.name.into() })
+            } else {
+                // An extension without a schema: kept as free-form JSON.
+                Ok(Target { container: Some(urn.clone()), attr: None, key: path.name.clone() })
+            }
+        }
+    }
+}
+
+/// Context a PATCH needs besides the document.
+pub struct PatchContext<'a> {
+    pub rt: &'static ResourceType,
+    pub id: &'a str,
+}
+
+/// Applies the operations in order and returns the new canonical document.
+/// Nothing is written unless every operation succeeds (the caller stores the result).
+pub fn apply(ctx: &PatchContext<'_>, doc: &Doc, ops: &[Operation]) -> Result<Doc, ScimError> {
+    let mut work = doc.clone();
+    for (i, op) in ops.iter().enumerate() {
+        apply_one(ctx, &mut work, op).map_err(|e| {
+            let at = op.raw_path.as_deref().map(|p| format!(" (path '{p}')")).unwrap_or_default();
+            ScimError { detail: format!("Operations[{i}]{at}: {}", e.detail), ..e }
+        })?;
+    }
+    normalize(ctx.rt, &Value::Object(work))
+}
+
+fn apply_one(ctx: &PatchContext<'_>, doc: &mut Doc, op: &Operation) -> Result<(), ScimError> {
+    match &op.path {
+        Some(p) => apply_path(ctx, doc, op.op, p, op.value.as_ref()),
+        None => {
+            let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
+                ScimError::invalid_value("without a 'path', 'value' must be an object of attributes")
+            })?;
+            for (key, v) in value {
+                apply_pathless_key(ctx, doc, op.op, key, v)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn apply_pathless_key(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, key: &str, v: &Value) -> Result<(), ScimError> {
+    if key.eq_ignore_ascii_case("id") {
+        // Okta's group push repeats the id inside the value map.
+        return if v.as_str() == Some(ctx.id) {
+            Ok(())
+        } else {
+            Err(ScimError::mutability("'id' is read-only and cannot be changed"))
+        };
+    }
+    if key.eq_ignore_ascii_case("meta") || key.eq_ignore_ascii_case("schemas") {
+        return Ok(());
+    }
+    if key.to_ascii_lowercase().starts_with("urn:") {
+        if let Some(ext) = ctx.rt.extension(key) {
+            let inner = v.as_object().ok_or_else(|| {
+                ScimError::invalid_value(format!("'{}' must be an object of extension attributes", ext.id))
+            })?;
+            for (k, iv) in inner {
+                let path = PatchPath::parse(&format!("{}:{k}", ext.id))?;
+                apply_path(ctx, doc, op, &path, Some(iv))?;
+            }
+            return Ok(());
+        }
+        let path = PatchPath::parse(key)?;
+        let is_unknown_whole_ext = path.attr.urn.as_deref().is_some_and(|u| {
+            ctx.rt.extension(u).is_none() && !u.eq_ignore_ascii_case(ctx.rt.core.id)
+        }) && v.is_object()
+            && !key.contains('.');
+        if is_unknown_whole_ext && ctx.rt.core.attr(&path.attr.name).is_none() {
+            // Could be either a whole unknown extension object or one of its
+            // attributes; an object value whose key parses as `urn…:Name` is
+            // taken as the whole extension, the common case.
+            doc.insert(key.to_string(), v.clone());
+            return Ok(());
+        }
+        return apply_path(ctx, doc, op, &path, Some(v));
+    }
+    let path = PatchPath::parse(key)?;
+    apply_path(ctx, doc, op, &path, Some(v))
+}
+
+fn container_mut<'d>(doc: &'d mut Doc, t: &Target, create: bool) -> Option<&'d mut Map<String, Value>> {
+    match &t.container {
+        None => Some(doc),
+        Some(urn) => {
+            if !doc.contains_key(urn) {
+                if !create {
+                    return None;
+                }
+                doc.insert(urn.clone(), Value::Object(Map::new()));
+            }
+            doc.get_mut(urn).and_then(Value::as_object_mut)
+        }
+    }
+}
+
+fn norm_value(attr: Option<&Attr>, key: &str, v: &Value) -> Result<Option<Value>, ScimError> {
+    match attr {
+        Some(a) => normalize_attr(a, v, key),
+        None => Ok(if v.is_null() || v.as_str() == Some("") { None } else { Some(v.clone()) }),
+    }
+}
+
+fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, value: Option<&Value>) -> Result<(), ScimError> {
+    let target = resolve(ctx.rt, &path.attr)?;
+    if let Some(a) = target.attr {
+        if a.mutability == Mutability::ReadOnly {
+            return Err(ScimError::mutability(format!(
+                "'{}' is read-only{}",
+                a.name,
+                if a.name == "groups" { "; change membership through the Group resource" } else { "" }
+            )));
+        }
+        if a.mutability == Mutability::WriteOnly {
+            // `password`: accepted and discarded.
+            return Ok(());
+        }
+    }
+    let sub_name = path.attr.sub.clone().or_else(|| path.sub_after_filter.clone());
+    let sub_attr = match (&sub_name, target.attr) {
+        (Some(s), Some(a)) => {
+            let sa = a.sub_attr(s).ok_or_else(|| {
+                ScimError::invalid_path(format!("'{s}' is not a sub-attribute of '{}'", a.name))
+            })?;
+            if sa.mutability == Mutability::ReadOnly {
+                return Err(ScimError::mutability(format!("'{}.{}' is read-only", a.name, sa.name)));
+            }
+            Some(sa)
+        }
+        (Some(_), None) if target.key == "externalId" => {
+            return Err(ScimError::invalid_path("'externalId' has no sub-attributes"));
+        }
+        _ => None,
+    };
+    let multi = target.attr.is_some_and(|a| a.multi);
+    let key = target.key.clone();
+    let create = op != Op::Remove;
+    let Some(container) = container_mut(doc, &target, create) else {
+        return Ok(()); // removing from an absent extension: nothing to do
+    };
+
+    if let Some(filter) = &path.filter {
+        if !multi {
+            return Err(ScimError::invalid_path(format!("'{key}' is not multi-valued; a value filter cannot select from it")));
+        }
+        let attr = target.attr.ok_or_else(|| ScimError::invalid_path("value filter on an unknown attribute"))?;
+        return apply_filtered(container, attr, filter, sub_attr, op, value);
+    }
+
+    match (sub_name, op) {
+        (None, Op::Remove) => {
+            match (value, multi) {
+                (Some(v @ Value::Array(_)), true) => {
+                    // Entra: `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
+                    let attr = target.attr.ok_or_else(|| ScimError::invalid_path("unknown attribute"))?;
+                    let remove = normalize_attr(attr, v, &key)?.and_then(|v| v.as_array().cloned()).unwrap_or_default();
+                    if let Some(Value::Array(items)) = container.get_mut(&key) {
+                        items.retain(|item| !remove.iter().any(|r| same_element(item, r)));
+                    }
+                }
+                _ => {
+                    container.remove(&key);
+                }
+            }
+        }
+        (None, Op::Add | Op::Replace) => {
+            let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
+            let nv = norm_value(target.attr, &key, v)?;
+            let complex_single = target.attr.is_some_and(|a| a.is_complex() && !a.multi)
+                || (target.attr.is_none() && v.is_object());
+            match nv {
+                None if complex_single && is_cleared(v) => {
+                    // `{"value":""}` / `""`: Entra's "remove manager".
+                    container.remove(&key);
+                }
+                None => {
+                    if op == Op::Replace {
+                        container.remove(&key);
+                    }
+                }
+                Some(Value::Array(new_items)) if multi && op == Op::Add => {
+                    let existing = container.entry(key.clone()).or_insert_with(|| Value::Array(vec![]));
+                    if let Value::Array(items) = existing {
+                        for n in new_items {
+                            if is_primary(&n) {
+                                items.iter_mut().for_each(clear_primary);
+                            }
+                            if let Some(pos) = items.iter().position(|i| same_element(i, &n)) {
+                                items[pos] = n;
+                            } else {
+                                items.push(n);
+                            }
+                        }
+                    }
+                }
+                Some(Value::Object(new_obj)) if complex_single => {
+                    // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
+                    let existing = container.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                    match existing {
+                        Value::Object(o) => {
+                            for (k, v) in new_obj {
+                                o.insert(k, v);
+                            }
+                        }
+                        other => *other = Value::Object(new_obj),
+                    }
+                }
+                Some(nv) => {
+                    container.insert(key.clone(), nv);
+                }
+            }
+        }
+        (Some(sub), _) => {
+            let v = value.cloned().unwrap_or(Value::Null);
+            let nv = match (sub_attr, op) {
+                (_, Op::Remove) => None,
+                (Some(sa), _) => super::resource::normalize_attr(sa, &v, &format!("{key}.{sub}"))?,
+                (None, _) => norm_value(None, &sub, &v)?,
+            };
+            let sub_key = sub_attr.map(|s| s.name.to_string()).unwrap_or(sub);
+            if multi {
+                let items = container.entry(key.clone()).or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(items) = items {
+                    if items.is_empty() && nv.is_some() {
+                        items.push(Value::Object(Map::new()));
+                    }
+                    for item in items.iter_mut() {
+                        set_sub(item, &sub_key, nv.clone());
+                    }
+                    items.retain(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+                }
+            } else {
+                let obj = container.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                set_sub(obj, &sub_key, nv);
+                if obj.as_object().is_some_and(Map::is_empty) {
+                    container.remove(&key);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_cleared(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.values().all(is_cleared),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn is_primary(v: &Value) -> bool {
+    v.get("primary") == Some(&Value::Bool(true))
+}
+
+fn clear_primary(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("primary");
+    }
+}
+
+/// Two elements of a multi-valued attribute are the same when their `value`s
+/// match (or, without `value`, when they are equal).
+fn same_element(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) => x == y && a.get("type") == b.get("type") || x == y && b.get("type").is_none(),
+        _ => a == b,
+    }
+}
+
+fn set_sub(obj: &mut Value, sub: &str, v: Option<Value>) {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    if let Some(o) = obj.as_object_mut() {
+        let existing = o.keys().find(|k| k.eq_ignore_ascii_case(sub)).cloned();
+        if let Some(k) = existing {
+            o.remove(&k);
+        }
+        if let Some(v) = v {
+            o.insert(sub.to_string(), v);
+        }
+    }
+}
+
+fn apply_filtered(
+    container: &mut Map<String, Value>,
+    attr: &'static Attr,
+    filter: &Filter,
+    sub_attr: Option<&'static Attr>,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let case_exact = |name: &str| attr.sub_attr(name).is_some_and(|s| s.case_exact);
+    let items = container.entry(attr.name.to_string()).or_insert_with(|| Value::Array(vec![]));
+    let Value::Array(items) = items else {
+        return Err(ScimError::invalid_path(format!("'{}' is not a list", attr.name)));
+    };
+    let hits: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| filter::matches(filter, e, &case_exact))
+        .map(|(i, _)| i)
+        .collect();
+    match (op, sub_attr) {
+        (Op::Remove, None) => {
+            let mut idx = 0;
+            items.retain(|_| {
+                let keep = !hits.contains(&idx);
+                idx += 1;
+                keep
+            });
+        }
+        (Op::Remove, Some(sa)) => {
+            for i in &hits {
+                set_sub(&mut items[*i], sa.name, None);
+            }
+            items.retain(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+        }
+        (Op::Add | Op::Replace, Some(sa)) => {
+            let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
+            let nv = normalize_attr(sa, v, &format!("{}.{}", attr.name, sa.name))?;
+            if hits.is_empty() {
+                // Entra sends add *and* replace on `emails[type eq "work"].value` for
+                // an element that may not exist yet: upsert it from the filter.
+                let Some(nv) = nv else { return Ok(()) };
+                let mut element = element_from_filter(filter).ok_or_else(|| {
+                    ScimError::no_target(format!(
+                        "no value of '{}' matches the filter, and the filter is not a plain 'eq' selection to create one from",
+                        attr.name
+                    ))
+                })?;
+                element.insert(sa.name.to_string(), nv);
+                let element = normalize_attr(attr, &Value::Array(vec![Value::Object(element)]), attr.name)?
+                    .and_then(|v| v.as_array().and_then(|a| a.first().cloned()));
+                if let Some(e) = element {
+                    if is_primary(&e) {
+                        items.iter_mut().for_each(clear_primary);
+                    }
+                    items.push(e);
+                }
+            } else {
+                if sa.name == "primary" && nv == Some(Value::Bool(true)) {
+                    items.iter_mut().for_each(clear_primary);
+                }
+                for i in &hits {
+                    set_sub(&mut items[*i], sa.name, nv.clone());
+                }
+            }
+        }
+        (Op::Replace, None) => {
+            if hits.is_empty() {
+                return Err(ScimError::no_target(format!("no value of '{}' matches the filter", attr.name)));
+            }
+            let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
+            let nv = normalize_attr(attr, &Value::Array(vec![v.clone()]), attr.name)?
+                .and_then(|v| v.as_array().and_then(|a| a.first().cloned()));
+            for i in hits.iter().rev() {
+                match &nv {
+                    Some(n) => {
+                        // Replace merges into the selected value (RFC 7644 §3.5.2.3).
+                        if let (Some(dst), Some(src)) = (items[*i].as_object_mut(), n.as_object()) {
+                            for (k, v) in src {
+                                dst.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    None => {
+                        items.remove(*i);
+                    }
+                }
+            }
+        }
+        (Op::Add, None) => {
+            let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
+            if let Some(Value::Array(new_items)) = normalize_attr(attr, v, attr.name)? {
+                for n in new_items {
+                    if !items.iter().any(|i| same_element(i, &n)) {
+                        items.push(n);
+                    }
+                }
+            }
+        }
+    }
+    if items.is_empty() {
+        container.remove(attr.name);
+    }
+    Ok(())
+}
+
+/// `type eq "work"` (or an `and` of such terms) → `{"type": "work"}`.
+fn element_from_filter(f: &Filter) -> Option<Map<String, Value>> {
+    match f {
+        Filter::Compare(p, CompareOp::Eq, v) if p.sub.is_none() && p.urn.is_none() => {
+            let mut m = Map::new();
+            let jv = match v {
+                CompValue::Str(s) => Value::String(s.clone()),
+                CompValue::Bool(b) => Value::Bool(*b),
+                CompValue::Number(n) => Value::Number(n.clone()),
+                CompValue::Null => return None,
+            };
+            m.insert(p.name.clone(), jv);
+            Some(m)
+        }
+        Filter::And(a, b) => {
+            let mut m = element_from_filter(a)?;
+            m.extend(element_from_filter(b)?);
+            Some(m)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{ENTERPRISE_URN, GROUP_TYPE, USER_TYPE};
+    use serde_json::json;
+
+    fn user() -> Doc {
+        match normalize(&USER_TYPE, &json!({
+            "userName": "jdoe@contoso.example", "active": true, "displayName": "J Doe",
+            "name": {"givenName": "Seed", "familyName": "User"},
+            "emails": [{"primary": true, "type": "work", "value": "jdoe@contoso.example"}],
+            "preferredLanguage": "en"
+        })) {
+            Ok(d) => d,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn patch(doc: &Doc, body: Value) -> Result<Doc, ScimError> {
+        let ops = parse_request(&body)?;
+        apply(&PatchContext { rt: &USER_TYPE, id: "uid" }, doc, &ops)
+    }
+
+    fn ok(doc: &Doc, ops: Value) -> Doc {
+        match patch(doc, json!({"schemas": [PATCH_URN], "Operations": ops})) {
+            Ok(d) => d,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn okta_deactivate_value_map_and_entra_string_booleans() {
+        let d = ok(&user(), json!([{"op": "replace", "value": {"active": false}}]));
+        assert_eq!(d["active"], false);
+        let d = ok(&d, json!([{"op": "Replace", "path": "active", "value": "True"}]));
+        assert_eq!(d["active"], true);
+        let d = ok(&d, json!([{"op": "REPLACE", "path": "active", "value": "false"}]));
+        assert_eq!(d["active"], false);
+    }
+
+    #[test]
+    fn entra_legacy_multi_replace() {
+        let d = ok(&user(), json!([
+            {"op": "Replace", "path": "displayName", "value": "Pvlo"},
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "TestBcwqnm@test.example.com"},
+            {"op": "Replace", "path": "name.givenName", "value": "Gtfd"},
+            {"op": "Replace", "path": "name.familyName", "value": "Pkqf"},
+            {"op": "Replace", "path": "externalId", "value": "Eqpj"},
+            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Eqpj"}
+        ]));
+        assert_eq!(d["displayName"], "Pvlo");
+        assert_eq!(d["emails"], json!([{"value": "TestBcwqnm@test.example.com", "type": "work", "primary": true}]));
+        assert_eq!(d["name"], json!({"familyName": "Pkqf", "givenName": "Gtfd"}));
+        assert_eq!(d["externalId"], "Eqpj");
+        assert_eq!(d[ENTERPRISE_URN]["employeeNumber"], "Eqpj");
+    }
+
+    #[test]
+    fn entra_flagged_value_map_with_dotted_and_urn_keys() {
+        let d = ok(&user(), json!([
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@test.example.com"},
+            {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"}}
+        ]));
+        assert_eq!(d["displayName"], "Bjfe");
+        assert_eq!(d["name"]["givenName"], "Kkom");
+        assert!(!d.contains_key("name.givenName"));
+        assert_eq!(d[ENTERPRISE_URN]["employeeNumber"], "Aklq");
+        assert_eq!(d["emails"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn add_on_filtered_path_upserts_a_typed_element() {
+        let d = ok(&user(), json!([
+            {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"},
+            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "second@x.example"},
+            {"op": "add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"}
+        ]));
+        assert_eq!(d["phoneNumbers"], json!([{"value": "+1 555", "type": "mobile"}]));
+        // Upsert overwrote the existing work email; no second work email.
+        assert_eq!(d["emails"].as_array().map(Vec::len), Some(1));
+        assert_eq!(d["emails"][0]["value"], "second@x.example");
+        assert_eq!(d["addresses"][0]["streetAddress"], "1 Main St");
+    }
+
+    #[test]
+    fn manager_in_three_shapes_and_removal() {
+        let m = |v: Value| ok(&user(), json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": v}]));
+        for shape in [json!({"value": "m1"}), json!("m1"), json!([{"$ref": null, "value": "m1"}])] {
+            assert_eq!(m(shape.clone())[ENTERPRISE_URN]["manager"]["value"], "m1", "{shape}");
+        }
+        let d = m(json!("m1"));
+        for clear in [json!({"value": ""}), json!("")] {
+            let c = ok(&d, json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": clear}]));
+            assert!(c.get(ENTERPRISE_URN).and_then(|e| e.get("manager")).is_none());
+        }
+        // Legacy tutorial path without URN is not a core attribute.
+        let e = patch(&d, json!({"Operations": [{"op": "Add", "path": "manager", "value": "x"}]}));
+        assert!(e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
+    }
+
+    #[test]
+    fn validator_ordered_ops_on_same_attribute_and_remove() {
+        let d = ok(&user(), json!([
+            {"op": "add", "path": "displayName", "value": "NewDisplayName"},
+            {"op": "replace", "path": "title", "value": "NewTitle"},
+            {"op": "remove", "path": "preferredLanguage"}
+        ]));
+        assert_eq!(d["title"], "NewTitle");
+        assert!(!d.contains_key("preferredLanguage"));
+        let d = ok(&d, json!([
+            {"op": "remove", "path": "displayName"},
+            {"op": "add", "path": "displayName", "value": "Intermediate"},
+            {"op": "replace", "path": "displayName", "value": "FinalDisplay"}
+        ]));
+        assert_eq!(d["displayName"], "FinalDisplay");
+        let d = ok(&d, json!([{"op": "replace", "value": {"userName": "new@contoso.example"}}]));
+        assert_eq!(d["userName"], "new@contoso.example");
+    }
+
+    #[test]
+    fn roles_stringified_json_and_primary_exclusivity() {
+        let d = ok(&user(), json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}]));
+        assert_eq!(d["roles"][0]["value"], "25");
+        let d = ok(&d, json!([{"op": "add", "path": "emails", "value": [{"value": "p@x.example", "type": "home", "primary": true}]}]));
+        let primaries: Vec<_> = d["emails"].as_array().into_iter().flatten().filter(|e| e["primary"] == true).collect();
+        assert_eq!(primaries.len(), 1);
+        assert_eq!(primaries[0]["value"], "p@x.example");
+    }
+
+    #[test]
+    fn errors_have_the_right_scim_type_and_name_the_operation() {
+        use crate::scim::error::ScimType::*;
+        let cases = [
+            (json!([{"op": "remove"}]), NoTarget),
+            (json!([{"op": "update", "path": "title", "value": "x"}]), InvalidSyntax),
+            (json!([{"op": "add", "path": "nope", "value": "x"}]), InvalidPath),
+            (json!([{"op": "add", "path": "emails[type eq", "value": "x"}]), InvalidPath),
+            (json!([{"op": "replace", "path": "groups", "value": []}]), Mutability),
+            (json!([{"op": "replace", "value": {"id": "other"}}]), Mutability),
+            (json!([{"op": "replace", "path": "active", "value": "perhaps"}]), InvalidValue),
+            (json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "x"}}]), NoTarget),
+            (json!([{"op": "add", "path": "title"}]), InvalidValue),
+            (json!([{"op": "replace", "path": "userName", "value": ""}]), InvalidValue),
+        ];
+        for (ops, want) in cases {
+            match patch(&user(), json!({"schemas": [PATCH_URN], "Operations": ops})) {
+                Err(e) => assert_eq!(e.scim_type, Some(want), "{ops}: {}", e.detail),
+                Ok(d) => panic!("{ops} accepted: {d:?}"),
+            }
+        }
+        let e = patch(&user(), json!({"Operations": [{"op": "add", "path": "title", "value": "ok"}, {"op": "add", "path": "bogus", "value": 1}]}));
+        assert!(e.is_err_and(|e| e.detail.starts_with("Operations[1] (path 'bogus')")));
+        assert!(patch(&user(), json!({"schemas": ["urn:wrong"], "Operations": []})).is_err());
+        assert!(patch(&user(), json!({"schemas": [PATCH_URN]})).is_err());
+    }
+
+    #[test]
+    fn id_equal_to_own_id_is_ignored_in_group_rename() {
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "Old"})) { Ok(g) => g, Err(e) => panic!("{e:?}") };
+        let ops = match parse_request(&json!({"Operations": [{"op": "replace", "value": {"id": "gid", "displayName": "New"}}]})) {
+            Ok(o) => o,
+            Err(e) => panic!("{e:?}"),
+        };
+        let out = apply(&PatchContext { rt: &GROUP_TYPE, id: "gid" }, &g, &ops);
+        assert!(out.is_ok_and(|d| d["displayName"] == "New"));
+    }
+
+    #[test]
+    fn path_parsing() {
+        let p = PatchPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
+        assert!(p.is_ok_and(|p| p.attr.name == "manager" && p.attr.sub.as_deref() == Some("value")));
+        let p = PatchPath::parse(r#"members[value eq "2819c223"]"#);
+        assert!(p.is_ok_and(|p| p.filter.is_some() && p.sub_after_filter.is_none()));
+        let p = PatchPath::parse(r#"addresses[type eq "work"].streetAddress"#);
+        assert!(p.is_ok_and(|p| p.sub_after_filter.as_deref() == Some("streetAddress")));
+        for bad in ["", "name.familyName.x", "emails[type eq \"w\"]x", "emails]"] {
+            assert!(PatchPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

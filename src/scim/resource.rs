@@ -1,0 +1,673 @@
+//! Request bodies → canonical documents, canonical documents → responses.
+//!
+//! The canonical document is what is stored: attribute names in schema case, values
+//! as sent (booleans coerced from Entra's `"True"`/`"False"`), nulls and empty strings
+//! dropped, read-only attributes (`id`, `meta`, `groups`) and `password` removed,
+//! unknown extension objects kept verbatim. Every indexed column is derived from it
+//! by `user_keys`/`group_keys`, so the document stays the one source of truth.
+
+use super::error::ScimError;
+use super::fold::fold;
+use super::schema::{
+    Attr, AttrType, ENTERPRISE_URN, Mutability, ResourceType, Returned, Schema, is_common_attr,
+};
+use serde_json::{Map, Value};
+
+pub type Doc = Map<String, Value>;
+
+/// Normalises a POST/PUT body (or a patched document) into a canonical document.
+pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
+    let obj = input
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    let mut out = Doc::new();
+    if let Some(v) = get_ci(obj, "externalId") {
+        if let Some(s) = scalar_string("externalId", v)? {
+            out.insert("externalId".into(), Value::String(s));
+        }
+    }
+    normalize_schema_attrs(rt.core, obj, &mut out, "")?;
+    let core_prefix = format!("{}:", rt.core.id);
+    for (key, value) in obj {
+        if !key.to_ascii_lowercase().starts_with("urn:") {
+            continue;
+        }
+        if let Some(ext) = rt.extension(key) {
+            let inner = match value {
+                Value::Null => continue,
+                Value::Object(o) => o,
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "'{}' must be an object of extension attributes",
+                        ext.id
+                    )));
+                }
+            };
+            let mut ext_doc = Doc::new();
+            normalize_schema_attrs(ext, inner, &mut ext_doc, ext.id)?;
+            if !ext_doc.is_empty() {
+                out.insert(ext.id.to_string(), Value::Object(ext_doc));
+            }
+        } else if key.len() > core_prefix.len()
+            && key[..core_prefix.len()].eq_ignore_ascii_case(&core_prefix)
+        {
+            // A core attribute written with its URN prefix: already handled above
+            // only when unprefixed, so take it here.
+            let name = &key[core_prefix.len()..];
+            if let Some(attr) = rt.core.attr(name)
+                && writable(attr)
+                && let Some(v) = normalize_attr(attr, value, attr.name)?
+            {
+                out.insert(attr.name.to_string(), v);
+            }
+        } else if let Value::Object(o) = value {
+            // An extension Custodian has no schema for (Entra sends custom ones
+            // without listing them in `schemas`): kept verbatim, minus nulls.
+            let cleaned = strip_nulls(&Value::Object(o.clone()));
+            if cleaned.as_object().is_some_and(|m| !m.is_empty()) {
+                out.insert(key.clone(), cleaned);
+            }
+        }
+    }
+    for attr in rt.core.attrs {
+        if attr.required && !out.contains_key(attr.name) {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is required and must be a non-empty value",
+                attr.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn writable(attr: &Attr) -> bool {
+    // readOnly attributes are ignored on input (Okta echoes `groups`), and
+    // writeOnly `password` is accepted but never kept.
+    !matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
+}
+
+fn normalize_schema_attrs(
+    schema: &Schema,
+    obj: &Map<String, Value>,
+    out: &mut Doc,
+    prefix: &str,
+) -> Result<(), ScimError> {
+    for attr in schema.attrs {
+        let Some(v) = get_ci(obj, attr.name) else { continue };
+        if attr.mutability == Mutability::WriteOnly {
+            // Validate the type so garbage is still rejected, then drop it.
+            scalar_string(attr.name, v)?;
+            continue;
+        }
+        if !writable(attr) {
+            continue;
+        }
+        let label = if prefix.is_empty() {
+            attr.name.to_string()
+        } else {
+            format!("{prefix}:{}", attr.name)
+        };
+        if let Some(nv) = normalize_attr(attr, v, &label)? {
+            out.insert(attr.name.to_string(), nv);
+        }
+    }
+    Ok(())
+}
+
+pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().filter(|v| !v.is_null()).map(strip_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Normalises one attribute's value; `None` means "absent" (null, empty string,
+/// empty list or object).
+pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>, ScimError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    if attr.multi {
+        let items: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            single => vec![single],
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(nv) = normalize_single(attr, item, label)? {
+                if !out.contains(&nv) {
+                    out.push(nv);
+                }
+            }
+        }
+        let primaries = out
+            .iter()
+            .filter(|e| e.get("primary") == Some(&Value::Bool(true)))
+            .count();
+        if primaries > 1 {
+            return Err(ScimError::invalid_value(format!(
+                "'{label}' has {primaries} values marked primary; at most one may be"
+            )));
+        }
+        return Ok(if out.is_empty() { None } else { Some(Value::Array(out)) });
+    }
+    if let Value::Array(a) = v
+        && attr.is_complex()
+    {
+        // Entra's legacy manager shape: `[{"$ref": …, "value": "<id>"}]`.
+        return match a.as_slice() {
+            [] => Ok(None),
+            [one] => normalize_single(attr, one, label),
+            _ => Err(ScimError::invalid_value(format!("'{label}' is single-valued but got a list"))),
+        };
+    }
+    normalize_single(attr, v, label)
+}
+
+fn normalize_single(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>, ScimError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    if attr.is_complex() {
+        let obj = match v {
+            Value::Object(o) => o.clone(),
+            // A bare scalar for a complex attribute with a `value` (Entra's manager
+            // as a string, bare member ids): read it as `{"value": …}`.
+            scalar if attr.sub_attr("value").is_some() => {
+                let mut m = Map::new();
+                m.insert("value".into(), scalar.clone());
+                m
+            }
+            _ => {
+                return Err(ScimError::invalid_value(format!("'{label}' must be an object")));
+            }
+        };
+        let obj = if attr.name == "roles" { expand_stringified_role(obj) } else { obj };
+        let mut out = Map::new();
+        for sub in attr.sub {
+            let Some(sv) = get_ci(&obj, sub.name) else { continue };
+            if sub.mutability == Mutability::ReadOnly && attr.name != "members" && attr.name != "manager" {
+                continue;
+            }
+            if let Some(nv) = normalize_simple(sub, sv, &format!("{label}.{}", sub.name))? {
+                out.insert(sub.name.to_string(), nv);
+            }
+        }
+        return Ok(if out.is_empty() { None } else { Some(Value::Object(out)) });
+    }
+    normalize_simple(attr, v, label)
+}
+
+/// Entra's SingleAppRoleAssignment PATCH sends a role as a JSON string inside
+/// `value`; unpack it so POST and PATCH store the same shape.
+fn expand_stringified_role(mut obj: Map<String, Value>) -> Map<String, Value> {
+    let inner = match obj.get("value") {
+        Some(Value::String(s)) if s.trim_start().starts_with('{') => {
+            serde_json::from_str::<Map<String, Value>>(s).ok()
+        }
+        _ => None,
+    };
+    if let Some(inner) = inner {
+        if let Some(v) = inner.get("value") {
+            obj.insert("value".into(), v.clone());
+        }
+        if let Some(d) = inner.get("displayName").or_else(|| inner.get("display")) {
+            obj.entry("display").or_insert_with(|| d.clone());
+        }
+    }
+    obj
+}
+
+fn normalize_simple(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>, ScimError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    match attr.ty {
+        AttrType::Boolean => match v {
+            Value::Bool(b) => Ok(Some(Value::Bool(*b))),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(Value::Bool(false))),
+            Value::String(s) if s.is_empty() => Ok(None),
+            _ => Err(ScimError::invalid_value(format!("'{label}' must be a boolean, got {v}"))),
+        },
+        AttrType::Integer => match v {
+            Value::Number(n) if n.is_i64() => Ok(Some(v.clone())),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(|i| Some(Value::from(i)))
+                .map_err(|_| ScimError::invalid_value(format!("'{label}' must be an integer"))),
+            _ => Err(ScimError::invalid_value(format!("'{label}' must be an integer, got {v}"))),
+        },
+        AttrType::Decimal => match v {
+            Value::Number(_) => Ok(Some(v.clone())),
+            _ => Err(ScimError::invalid_value(format!("'{label}' must be a number, got {v}"))),
+        },
+        AttrType::DateTime => match v {
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Ok(Some(v.clone())),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be an xsd:dateTime such as 2008-01-23T04:56:22Z"
+            ))),
+        },
+        AttrType::Complex => Err(ScimError::invalid_value(format!("'{label}' must be an object"))),
+        AttrType::String | AttrType::Reference | AttrType::Binary => {
+            Ok(scalar_string(label, v)?.map(Value::String))
+        }
+    }
+}
+
+/// A string attribute's value: strings as sent (empty means absent), numbers as
+/// their text (IdPs map numeric directory fields), anything else rejected.
+fn scalar_string(label: &str, v: &Value) -> Result<Option<String>, ScimError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(ScimError::invalid_value(format!("'{label}' must be a string, got {v}"))),
+    }
+}
+
+/// Values derived from a user document for indexed columns and child tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserKeys {
+    pub user_name: String,
+    pub user_name_key: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub display_name_key: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub active: bool,
+    pub manager_id: Option<String>,
+    pub emails: Vec<EmailKey>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailKey {
+    pub value: String,
+    pub value_key: String,
+    pub kind: Option<String>,
+    pub primary: bool,
+}
+
+fn str_at<'a>(doc: &'a Doc, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+pub fn user_keys(doc: &Doc) -> UserKeys {
+    let user_name = str_at(doc, "userName").unwrap_or_default().to_string();
+    let name = doc.get("name");
+    let sub = |k: &str| name.and_then(|n| n.get(k)).and_then(Value::as_str).map(str::to_string);
+    let display_name = str_at(doc, "displayName").map(str::to_string);
+    let emails = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    let value = e.get("value")?.as_str()?.to_string();
+                    Some(EmailKey {
+                        value_key: fold(&value),
+                        value,
+                        kind: e.get("type").and_then(Value::as_str).map(fold),
+                        primary: e.get("primary") == Some(&Value::Bool(true)),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    UserKeys {
+        user_name_key: fold(&user_name),
+        user_name,
+        external_id: str_at(doc, "externalId").map(str::to_string),
+        display_name_key: display_name.as_deref().map(fold),
+        display_name,
+        given_name: sub("givenName"),
+        family_name: sub("familyName"),
+        active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+        manager_id: doc
+            .get(ENTERPRISE_URN)
+            .and_then(|e| e.get("manager"))
+            .and_then(|m| m.get("value"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        emails,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupKeys {
+    pub display_name: String,
+    pub display_name_key: String,
+    pub external_id: Option<String>,
+}
+
+pub fn group_keys(doc: &Doc) -> GroupKeys {
+    let display_name = str_at(doc, "displayName").unwrap_or_default().to_string();
+    GroupKeys {
+        display_name_key: fold(&display_name),
+        display_name,
+        external_id: str_at(doc, "externalId").map(str::to_string),
+    }
+}
+
+/// Server-maintained metadata of a stored resource.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub resource_type: &'static str,
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+    pub location: String,
+}
+
+impl Meta {
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// Builds the response representation: `schemas`, `id`, the document, `meta`.
+pub fn render(rt: &ResourceType, id: &str, doc: &Doc, meta: &Meta) -> Value {
+    let mut schemas = vec![Value::String(rt.core.id.to_string())];
+    for key in doc.keys() {
+        if key.starts_with("urn:") {
+            schemas.push(Value::String(key.clone()));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(id.to_string()));
+    for (k, v) in doc {
+        out.insert(k.clone(), v.clone());
+    }
+    let mut m = Map::new();
+    m.insert("resourceType".into(), Value::String(meta.resource_type.into()));
+    m.insert("created".into(), Value::String(meta.created.clone()));
+    m.insert("lastModified".into(), Value::String(meta.last_modified.clone()));
+    m.insert("location".into(), Value::String(meta.location.clone()));
+    m.insert("version".into(), Value::String(meta.etag()));
+    out.insert("meta".into(), Value::Object(m));
+    Value::Object(out)
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), honouring `returned`.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    pub attributes: Vec<String>,
+    pub excluded: Vec<String>,
+}
+
+impl Projection {
+    pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        let split = |s: Option<&str>| {
+            s.map(|s| {
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        Projection { attributes: split(attributes), excluded: split(excluded) }
+    }
+
+    /// Whether the top-level attribute `name` (no URN) will be in the response;
+    /// lets a handler skip loading it (group members).
+    pub fn wants(&self, rt: &ResourceType, name: &str) -> bool {
+        let probe = {
+            let mut m = Map::new();
+            m.insert(name.to_string(), Value::Bool(true));
+            Value::Object(m)
+        };
+        self.apply(rt, probe).get(name).is_some()
+    }
+
+    pub fn apply(&self, rt: &ResourceType, resource: Value) -> Value {
+        let Value::Object(obj) = resource else { return resource };
+        let mut out = Map::new();
+        for (k, v) in obj {
+            let (schema, attr) = resolve_top(rt, &k);
+            let returned = attr.map(|a| a.returned).unwrap_or(Returned::Default);
+            if matches!(k.as_str(), "id" | "schemas") || returned == Returned::Always {
+                out.insert(k, v);
+                continue;
+            }
+            if returned == Returned::Never {
+                continue;
+            }
+            if let Some(ext_schema) = schema.filter(|_| attr.is_none()) {
+                // An extension object: project its attributes one by one.
+                if let Value::Object(inner) = v {
+                    let kept: Map<String, Value> = inner
+                        .into_iter()
+                        .filter(|(ik, _)| self.keep(&format!("{}:{ik}", ext_schema.id), Some(ext_schema.id), ik, returned))
+                        .collect();
+                    if !kept.is_empty() {
+                        out.insert(k, Value::Object(kept));
+                    }
+                }
+                continue;
+            }
+            if !self.keep(&k, Some(rt.core.id), &k, returned) {
+                continue;
+            }
+            let v = self.project_sub(&k, rt.core.id, v);
+            out.insert(k, v);
+        }
+        Value::Object(out)
+    }
+
+    fn matches_name(spec: &str, urn: Option<&str>, name: &str) -> bool {
+        let spec_l = spec.to_ascii_lowercase();
+        let name_l = name.to_ascii_lowercase();
+        let bare = spec_l.split('.').next().unwrap_or_default().to_string();
+        if bare == name_l {
+            return true;
+        }
+        if let Some(u) = urn {
+            let full = format!("{}:{name_l}", u.to_ascii_lowercase());
+            let spec_attr = spec_l.rsplit_once('.').map(|(a, _)| a).unwrap_or(&spec_l);
+            return spec_l == full || spec_attr == full || spec_l == u.to_ascii_lowercase();
+        }
+        false
+    }
+
+    fn keep(&self, _full: &str, urn: Option<&str>, name: &str, returned: Returned) -> bool {
+        if !self.attributes.is_empty() {
+            return self.attributes.iter().any(|s| Self::matches_name(s, urn, name));
+        }
+        if returned == Returned::Request {
+            return false;
+        }
+        // Excluding a sub-attribute keeps the parent (handled in project_sub).
+        !self
+            .excluded
+            .iter()
+            .any(|s| !s.contains('.') && Self::matches_name(s, urn, name) || s.eq_ignore_ascii_case(name))
+    }
+
+    /// Narrows a complex attribute to the requested (or not excluded) sub-attributes.
+    fn project_sub(&self, name: &str, urn: &str, v: Value) -> Value {
+        let subs_of = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter_map(|s| {
+                    let (attr, sub) = s.rsplit_once('.')?;
+                    let attr_name = attr.rsplit(':').next().unwrap_or(attr);
+                    let urn_ok = !attr.contains(':') || attr.to_ascii_lowercase().starts_with(&urn.to_ascii_lowercase());
+                    (urn_ok && attr_name.eq_ignore_ascii_case(name)).then(|| sub.to_ascii_lowercase())
+                })
+                .collect()
+        };
+        let wanted = subs_of(&self.attributes);
+        let whole_requested = self.attributes.iter().any(|s| !s.contains('.') && Self::matches_name(s, Some(urn), name));
+        let dropped = subs_of(&self.excluded);
+        let filter_obj = |o: Map<String, Value>| -> Map<String, Value> {
+            o.into_iter()
+                .filter(|(k, _)| {
+                    let kl = k.to_ascii_lowercase();
+                    (whole_requested || wanted.is_empty() || wanted.contains(&kl)) && !dropped.contains(&kl)
+                })
+                .collect()
+        };
+        match v {
+            Value::Object(o) => Value::Object(filter_obj(o)),
+            Value::Array(a) => Value::Array(
+                a.into_iter()
+                    .map(|e| match e {
+                        Value::Object(o) => Value::Object(filter_obj(o)),
+                        other => other,
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+fn resolve_top(rt: &ResourceType, key: &str) -> (Option<&'static Schema>, Option<&'static Attr>) {
+    if let Some(a) = rt.core.attr(key) {
+        return (Some(rt.core), Some(a));
+    }
+    if let Some(ext) = rt.extension(key) {
+        return (Some(ext), None);
+    }
+    if is_common_attr(key) {
+        return (None, None);
+    }
+    (None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
+    use serde_json::json;
+
+    fn norm(v: Value) -> Doc {
+        match normalize(&USER_TYPE, &v) {
+            Ok(d) => d,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn okta_create_drops_password_groups_meta_and_keeps_values() {
+        let d = norm(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "Jane@Example.com", "name": {"givenName": "Jane", "familyName": "Doe"},
+            "emails": [{"primary": true, "value": "Jane@Example.com", "type": "work"}],
+            "displayName": "Jane Doe", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
+            "groups": [], "password": "1mz050nq", "active": true, "id": "x", "meta": {"resourceType": "User"}
+        }));
+        assert_eq!(d["userName"], "Jane@Example.com");
+        assert!(!d.contains_key("password") && !d.contains_key("groups") && !d.contains_key("id") && !d.contains_key("meta"));
+        assert_eq!(d["externalId"], "00ujl29u0le5T6Aj10h7");
+        let k = user_keys(&d);
+        assert_eq!(k.user_name_key, "jane@example.com");
+        assert_eq!(k.emails[0].value_key, "jane@example.com");
+        assert_eq!(k.emails[0].kind.as_deref(), Some("work"));
+        assert!(k.active);
+    }
+
+    #[test]
+    fn entra_odd_payloads_nulls_string_booleans_custom_extension() {
+        let d = norm(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
+            "userName": "u@contoso.example", "active": "True", "title": null, "addresses": null,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "701984", "manager": "mgr-id"},
+            "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User": {"tag": "701984", "gone": null},
+            "roles": [{"primary": "True", "display": "Admin", "value": "Admin", "type": "WindowsAzureActiveDirectoryRole"}],
+            "Department": "ignored: unknown core attribute"
+        }));
+        assert_eq!(d["active"], true);
+        assert!(!d.contains_key("title") && !d.contains_key("addresses"));
+        assert_eq!(d[ENTERPRISE_URN]["manager"]["value"], "mgr-id");
+        assert_eq!(d["urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"], json!({"tag": "701984"}));
+        assert_eq!(d["roles"][0]["primary"], true);
+        assert_eq!(user_keys(&d).manager_id.as_deref(), Some("mgr-id"));
+    }
+
+    #[test]
+    fn attribute_names_are_case_insensitive_and_output_in_schema_case() {
+        let d = norm(json!({"USERNAME": "a", "Emails": [{"Value": "a@b.c", "Primary": "true"}]}));
+        assert_eq!(d["userName"], "a");
+        assert_eq!(d["emails"][0]["value"], "a@b.c");
+        assert_eq!(d["emails"][0]["primary"], true);
+    }
+
+    #[test]
+    fn rejects_missing_required_wrong_types_and_two_primaries() {
+        let cases = [
+            (json!({"displayName": "x"}), "'userName' is required"),
+            (json!({"userName": ""}), "'userName' is required"),
+            (json!({"userName": "a", "active": "maybe"}), "'active' must be a boolean"),
+            (json!({"userName": {"x": 1}}), "'userName' must be a string"),
+            (json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}), "primary"),
+            (json!({"userName": "a", "name": "flat"}), "'name' must be an object"),
+            (json!([1, 2]), "JSON object"),
+        ];
+        for (body, needle) in cases {
+            match normalize(&USER_TYPE, &body) {
+                Err(e) => assert!(e.detail.contains(needle), "{body}: {}", e.detail),
+                Ok(d) => panic!("{body} accepted as {d:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn roles_given_as_stringified_json_are_unpacked() {
+        let d = norm(json!({"userName": "a", "roles": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}));
+        assert_eq!(d["roles"][0]["value"], "25");
+        assert_eq!(d["roles"][0]["display"], "Role1234");
+    }
+
+    #[test]
+    fn group_members_accept_bare_ids() {
+        let d = match normalize(&GROUP_TYPE, &json!({"displayName": "G", "members": ["u1", {"value": "u2", "display": "x"}]})) {
+            Ok(d) => d,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(d["members"][0]["value"], "u1");
+        assert_eq!(d["members"][1]["value"], "u2");
+        assert_eq!(group_keys(&d).display_name_key, "g");
+    }
+
+    #[test]
+    fn projection_honours_returned_and_sub_attributes() {
+        let meta = Meta { resource_type: "User", created: "c".into(), last_modified: "m".into(), version: 1, location: "l".into() };
+        let d = norm(json!({"userName": "a", "displayName": "A", "name": {"givenName": "g", "familyName": "f"},
+            "emails": [{"value": "a@b.c", "type": "work"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d", "employeeNumber": "1"}}));
+        let full = render(&USER_TYPE, "id1", &d, &meta);
+        let only = Projection::parse(Some("userName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"), None).apply(&USER_TYPE, full.clone());
+        assert_eq!(only["id"], "id1");
+        assert_eq!(only["userName"], "a");
+        assert!(only.get("displayName").is_none() && only.get("meta").is_none());
+        assert_eq!(only["name"], json!({"givenName": "g"}));
+        assert_eq!(only[ENTERPRISE_URN], json!({"department": "d"}));
+        let excl = Projection::parse(None, Some("emails,name.familyName")).apply(&USER_TYPE, full);
+        assert!(excl.get("emails").is_none());
+        assert_eq!(excl["name"], json!({"givenName": "g"}));
+        assert_eq!(excl["userName"], "a");
+        let p = Projection::parse(None, Some("members"));
+        assert!(!p.wants(&GROUP_TYPE, "members"));
+        assert!(Projection::default().wants(&GROUP_TYPE, "members"));
+    }
+}

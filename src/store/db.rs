@@ -1,0 +1,339 @@
+//! Connections: one binary, SQLite or PostgreSQL chosen by the URL at start.
+//!
+//! SQLite write discipline (DESIGN "Storage"): every write transaction is
+//! `BEGIN IMMEDIATE` and writers are serialised in process by `write_lock`, so a
+//! read-then-write never fails with "database is locked" and nobody relies on
+//! SQLite's sleep-based busy handler.
+
+use super::error::StoreError;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::r2d2::{self, ManageConnection, Pool};
+use diesel::sqlite::Sqlite;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub enum DbUrl {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl DbUrl {
+    /// `postgres://` / `postgresql://` select PostgreSQL; `sqlite://PATH` or a plain
+    /// path select SQLite. Chosen by scheme, never by trial.
+    pub fn parse(url: &str) -> DbUrl {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DbUrl::Postgres(url.to_string())
+        } else {
+            DbUrl::Sqlite(url.strip_prefix("sqlite://").unwrap_or(url).to_string())
+        }
+    }
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbUrl::Postgres(_) => Backend::Postgres,
+            DbUrl::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+pub struct Manager(DbUrl);
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.0 {
+            DbUrl::Postgres(u) => diesel::PgConnection::establish(u)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            DbUrl::Sqlite(p) => {
+                let mut c = diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first: WAL setup itself may wait on another connection.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+        }
+    }
+    fn is_valid(&self, c: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        c.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+    fn has_broken(&self, _c: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// The database handle shared by the service.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl Db {
+    /// Connects and applies pending migrations. `create_sqlite` decides whether a
+    /// missing SQLite file may be created (only `serve` and `migrate` may).
+    pub fn open(url: &str, pool_size: u32, create_sqlite: bool) -> Result<Db, StoreError> {
+        let parsed = DbUrl::parse(url);
+        if let DbUrl::Sqlite(path) = &parsed {
+            let p = Path::new(path);
+            if !p.exists() {
+                if !create_sqlite {
+                    return Err(StoreError::Config(format!(
+                        "no database at {} (run `custodian serve` or `custodian migrate` first, or run this command from the directory that holds ./data/)",
+                        p.display()
+                    )));
+                }
+                if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", parent.display())))?;
+                }
+            }
+        }
+        let backend = parsed.backend();
+        let mut conn = Manager(parsed.clone()).connect().map_err(|e| StoreError::Pool(e.to_string()))?;
+        run_migrations(&mut conn)?;
+        drop(conn);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager(parsed))
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Db { pool, backend, write_lock: Arc::new(Mutex::new(())) })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled connection, outside any explicit transaction.
+    pub fn read<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` in one write transaction: all of it commits or none of it does.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let _guard = match self.backend {
+            // A poisoned lock only means another writer panicked; the database
+            // itself rolled that transaction back, so carry on.
+            Backend::Sqlite => Some(self.write_lock.lock().unwrap_or_else(|p| p.into_inner())),
+            Backend::Postgres => None,
+        };
+        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        transaction(&mut conn, f)
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
+    }
+}
+
+fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    let set = match conn {
+        AnyConnection::Postgresql(_) => PG_MIGRATIONS,
+        AnyConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+    };
+    if let AnyConnection::Postgresql(c) = conn {
+        // Several replicas may start at once: migrate under an advisory lock.
+        c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
+    }
+    let result = conn.run_pending_migrations(set).map(|_| ()).map_err(|e| StoreError::Migration(e.to_string()));
+    if let AnyConnection::Postgresql(c) = conn {
+        c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
+    }
+    result
+}
+
+/// A transaction on the concrete connection: `BEGIN IMMEDIATE` on SQLite.
+fn transaction<T, E>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let begun = match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    begun.map_err(StoreError::from)?;
+    match f(conn) {
+        Ok(v) => {
+            let committed = match conn {
+                AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+                AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
+            };
+            if let Err(e) = committed {
+                rollback(conn);
+                return Err(StoreError::from(e).into());
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+fn rollback(conn: &mut AnyConnection) {
+    let r = match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    if let Err(e) = r {
+        tracing::error!(error = %e, "rollback failed");
+    }
+}
+
+/// A value bound into hand-built SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Bool(bool),
+    BigInt(i64),
+}
+
+/// SQL text with `?` placeholders and their values, for the queries whose shape
+/// depends on the request (filters). Placeholders are rewritten to `$n` for
+/// PostgreSQL; values are always bound, never spliced.
+#[derive(Debug, Default, Clone)]
+pub struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    pub fn bind(&mut self, b: Bind) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(b);
+        self
+    }
+    pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
+        self.bind(Bind::Text(s.into()))
+    }
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.binds.extend(other.binds);
+        self
+    }
+}
+
+fn pg_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    for ch in text.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn bind_all<'f, DB>(mut q: BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+{
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind::<diesel::sql_types::Text, _>(s.clone()),
+            Bind::Bool(v) => q.bind::<diesel::sql_types::Bool, _>(*v),
+            Bind::BigInt(v) => q.bind::<diesel::sql_types::BigInt, _>(*v),
+        };
+    }
+    q
+}
+
+/// Loads rows of a hand-built query on either backend.
+pub fn load_sql<R>(conn: &mut AnyConnection, sql: &Sql) -> Result<Vec<R>, StoreError>
+where
+    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => {
+            bind_all(diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(), &sql.binds).load::<R>(c)?
+        }
+        AnyConnection::Postgresql(c) => {
+            bind_all(diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(), &sql.binds).load::<R>(c)?
+        }
+    })
+}
+
+/// Executes a hand-built statement on either backend; returns affected rows.
+pub fn execute_sql(conn: &mut AnyConnection, sql: &Sql) -> Result<usize, StoreError> {
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => {
+            bind_all(diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(), &sql.binds).execute(c)?
+        }
+        AnyConnection::Postgresql(c) => {
+            bind_all(diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(), &sql.binds).execute(c)?
+        }
+    })
+}
+
+pub fn backend_of(conn: &AnyConnection) -> Backend {
+    match conn {
+        AnyConnection::Sqlite(_) => Backend::Sqlite,
+        AnyConnection::Postgresql(_) => Backend::Postgres,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_scheme_picks_backend() {
+        assert_eq!(DbUrl::parse("postgres://u@h/db").backend(), Backend::Postgres);
+        assert_eq!(DbUrl::parse("postgresql://u@h/db").backend(), Backend::Postgres);
+        assert_eq!(DbUrl::parse("sqlite://data/x.db").backend(), Backend::Sqlite);
+        assert_eq!(DbUrl::parse("./data/custodian.db").backend(), Backend::Sqlite);
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(pg_placeholders("a = ? AND b = ?"), "a = $1 AND b = $2");
+    }
+}

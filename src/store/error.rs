@@ -1,0 +1,47 @@
+//! The storage layer's error.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique index refused the write (a concurrent writer won the race).
+    #[error("unique constraint violated: {0}")]
+    Unique(String),
+    #[error("the database is busy; retry shortly")]
+    Busy,
+    #[error("database error: {0}")]
+    Db(DieselError),
+    #[error("connection pool error: {0}")]
+    Pool(String),
+    #[error("migration error: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::NotFound => StoreError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Unique(info.constraint_name().unwrap_or(info.message()).to_string())
+            }
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("database is locked") || info.message().contains("database is busy") =>
+            {
+                StoreError::Busy
+            }
+            other => StoreError::Db(other),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Pool(e.to_string())
+    }
+}

@@ -1,0 +1,219 @@
+//! Groups and their memberships (one row per membership).
+
+use super::db::{AnyConnection, Bind, Sql, execute_sql, load_sql};
+use super::error::StoreError;
+use super::schema::{group_members, groups, users};
+use super::users::{CountRow, VISIBLE_STATES};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
+#[diesel(table_name = groups)]
+#[diesel(treat_none_as_null = true)]
+pub struct GroupRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub display_name: String,
+    pub display_name_key: String,
+    pub external_id: Option<String>,
+    pub data: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub kind: MemberKind,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+}
+
+pub fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<GroupRow>, StoreError> {
+    Ok(groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::id.eq(id))
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_display_name_key(conn: &mut AnyConnection, tenant: &str, key: &str) -> Result<Option<GroupRow>, StoreError> {
+    Ok(groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::display_name_key.eq(key))
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError> {
+    diesel::insert_into(groups::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn update(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError> {
+    let n = diesel::update(groups::table.filter(groups::tenant_id.eq(&row.tenant_id)).filter(groups::id.eq(&row.id)))
+        .set(row)
+        .execute(conn)?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::group_id.eq(id)))
+        .execute(conn)?;
+    // The group may itself be a member of other groups.
+    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::member_id.eq(id)))
+        .execute(conn)?;
+    let n = diesel::delete(groups::table.filter(groups::tenant_id.eq(tenant)).filter(groups::id.eq(id))).execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Splits candidate member ids into users and groups of this tenant; unknown ids
+/// (and ids of other tenants) are dropped and returned separately.
+pub fn resolve_members(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<(Vec<(String, MemberKind)>, Vec<String>), StoreError> {
+    if ids.is_empty() {
+        return Ok((vec![], vec![]));
+    }
+    let user_ids: Vec<String> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq_any(ids))
+        .filter(users::state.eq_any(VISIBLE_STATES))
+        .select(users::id)
+        .load(conn)?;
+    let group_ids: Vec<String> = groups::table
+        .filter(groups::tenant_id.eq(tenant))
+        .filter(groups::id.eq_any(ids))
+        .select(groups::id)
+        .load(conn)?;
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    for id in ids {
+        if user_ids.contains(id) {
+            found.push((id.clone(), MemberKind::User));
+        } else if group_ids.contains(id) {
+            found.push((id.clone(), MemberKind::Group));
+        } else {
+            unknown.push(id.clone());
+        }
+    }
+    Ok((found, unknown))
+}
+
+/// Adds memberships; already-present ones are left alone. One row each, so a
+/// member added to a huge group costs one insert.
+pub fn add_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, members: &[(String, MemberKind)], now: &str) -> Result<usize, StoreError> {
+    let mut added = 0;
+    for (id, kind) in members {
+        let mut sql = Sql::default();
+        sql.push("INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES (")
+            .bind_text(group_id)
+            .push(", ")
+            .bind_text(id.clone())
+            .push(", ")
+            .bind_text(tenant)
+            .push(", ")
+            .bind_text(kind.as_str())
+            .push(", ")
+            .bind_text(now)
+            .push(") ON CONFLICT DO NOTHING");
+        added += execute_sql(conn, &sql)?;
+    }
+    Ok(added)
+}
+
+pub fn remove_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, ids: &[String]) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::group_id.eq(group_id))
+            .filter(group_members::member_id.eq_any(ids)),
+    )
+    .execute(conn)?)
+}
+
+pub fn remove_all_members(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::group_id.eq(group_id)))
+        .execute(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct MemberRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    member_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    member_type: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    display: Option<String>,
+}
+
+/// The members of a group, with a display name (userName of users, displayName of groups).
+pub fn members(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+    let mut sql = Sql::default();
+    sql.push(
+        "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
+         FROM group_members m \
+         LEFT JOIN users u ON u.id = m.member_id AND u.tenant_id = m.tenant_id \
+         LEFT JOIN groups g ON g.id = m.member_id AND g.tenant_id = m.tenant_id \
+         WHERE m.tenant_id = ",
+    )
+    .bind_text(tenant)
+    .push(" AND m.group_id = ")
+    .bind_text(group_id)
+    .push(" ORDER BY m.created_at, m.member_id");
+    Ok(load_sql::<MemberRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| Member {
+            id: r.member_id,
+            kind: if r.member_type == "Group" { MemberKind::Group } else { MemberKind::User },
+            display: r.display,
+        })
+        .collect())
+}
+
+pub fn list(conn: &mut AnyConnection, tenant: &str, filter: Option<Sql>, offset: i64, limit: i64) -> Result<(i64, Vec<GroupRow>), StoreError> {
+    let mut wh = Sql::default();
+    wh.push(" WHERE g.tenant_id = ").bind_text(tenant);
+    if let Some(f) = filter {
+        wh.push(" AND ").append(f);
+    }
+    let mut count = Sql::default();
+    count.push("SELECT COUNT(*) AS n FROM groups g").append(wh.clone());
+    let total = load_sql::<CountRow>(conn, &count)?.first().map(|r| r.n).unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, vec![]));
+    }
+    let mut page = Sql::default();
+    page.push("SELECT g.* FROM groups g").append(wh);
+    page.push(" ORDER BY g.created_at, g.id LIMIT ").bind(Bind::BigInt(limit));
+    page.push(" OFFSET ").bind(Bind::BigInt(offset));
+    Ok((total, load_sql::<GroupRow>(conn, &page)?))
+}
+
+pub fn member_count(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<i64, StoreError> {
+    Ok(group_members::table
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::group_id.eq(group_id))
+        .count()
+        .get_result(conn)?)
+}

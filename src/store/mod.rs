@@ -1,0 +1,14 @@
+//! Storage: diesel over SQLite or PostgreSQL. Every function takes the tenant id
+//! and scopes its queries by it.
+
+pub mod db;
+pub mod error;
+pub mod filter_sql;
+pub mod groups;
+pub mod schema;
+pub mod time;
+pub mod tokens;
+pub mod users;
+
+pub use db::{AnyConnection, Backend, Db};
+pub use error::StoreError;

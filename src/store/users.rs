@@ -1,0 +1,197 @@
+//! Users: the canonical document plus the columns derived from it.
+
+use super::db::{AnyConnection, Bind, Sql, load_sql};
+use super::error::StoreError;
+use super::schema::{group_members, groups, user_emails, users};
+use crate::scim::resource::UserKeys;
+use diesel::prelude::*;
+
+/// The SCIM-visible states; uniqueness and every read use this predicate.
+pub const VISIBLE_STATES: [&str; 2] = ["active", "suspended"];
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
+#[diesel(table_name = users)]
+#[diesel(treat_none_as_null = true)]
+pub struct UserRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub state: String,
+    pub user_name: String,
+    pub user_name_key: String,
+    pub external_id: Option<String>,
+    pub display_name_key: Option<String>,
+    pub given_name_key: Option<String>,
+    pub family_name_key: Option<String>,
+    pub active: bool,
+    pub manager_id: Option<String>,
+    pub suspended_at: Option<String>,
+    pub data: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+impl UserRow {
+    /// Copies the derived keys into the row (one pure function feeds them all).
+    pub fn set_keys(&mut self, k: &UserKeys) {
+        self.user_name = k.user_name.clone();
+        self.user_name_key = k.user_name_key.clone();
+        self.external_id = k.external_id.clone();
+        self.display_name_key = k.display_name_key.clone();
+        self.given_name_key = k.given_name.as_deref().map(crate::scim::fold::fold);
+        self.family_name_key = k.family_name.as_deref().map(crate::scim::fold::fold);
+        self.active = k.active;
+        self.manager_id = k.manager_id.clone();
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = user_emails)]
+struct EmailRow<'a> {
+    user_id: &'a str,
+    position: i32,
+    tenant_id: &'a str,
+    value: &'a str,
+    value_key: &'a str,
+    kind: Option<&'a str>,
+    is_primary: bool,
+}
+
+pub fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .filter(users::state.eq_any(VISIBLE_STATES))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Visible users holding this userName (case-insensitively) or externalId.
+pub fn find_by_identifiers(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user_name_key: &str,
+    external_id: Option<&str>,
+) -> Result<Vec<UserRow>, StoreError> {
+    let mut q = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::state.eq_any(VISIBLE_STATES))
+        .into_boxed();
+    q = match external_id {
+        Some(x) => q.filter(users::user_name_key.eq(user_name_key).or(users::external_id.eq(x))),
+        None => q.filter(users::user_name_key.eq(user_name_key)),
+    };
+    Ok(q.select(UserRow::as_select()).order(users::created_at).load(conn)?)
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
+    diesel::insert_into(users::table).values(row).execute(conn)?;
+    write_emails(conn, row, keys)
+}
+
+pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
+    let n = diesel::update(users::table.filter(users::tenant_id.eq(&row.tenant_id)).filter(users::id.eq(&row.id)))
+        .set(row)
+        .execute(conn)?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(&row.id))).execute(conn)?;
+    write_emails(conn, row, keys)
+}
+
+fn write_emails(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
+    let rows: Vec<EmailRow<'_>> = keys
+        .emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EmailRow {
+            user_id: &row.id,
+            position: i32::try_from(i).unwrap_or(i32::MAX),
+            tenant_id: &row.tenant_id,
+            value: &e.value,
+            value_key: &e.value_key,
+            kind: e.kind.as_deref(),
+            is_primary: e.primary,
+        })
+        .collect();
+    if !rows.is_empty() {
+        // One statement per email keeps MultiBackend's insert simple; a user has few.
+        for r in rows {
+            diesel::insert_into(user_emails::table).values(&r).execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hard delete: the row, its emails (cascade) and its group memberships.
+pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::member_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(id)).filter(user_emails::tenant_id.eq(tenant)))
+        .execute(conn)?;
+    let n = diesel::delete(users::table.filter(users::tenant_id.eq(tenant)).filter(users::id.eq(id))).execute(conn)?;
+    Ok(n > 0)
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) n: i64,
+}
+
+/// One page of visible users matching `filter`, in a stable order, plus the total.
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filter: Option<Sql>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<UserRow>), StoreError> {
+    let mut wh = Sql::default();
+    wh.push(" WHERE u.tenant_id = ").bind_text(tenant);
+    wh.push(" AND u.state IN ('active', 'suspended')");
+    if let Some(f) = filter {
+        wh.push(" AND ").append(f);
+    }
+    let mut count = Sql::default();
+    count.push("SELECT COUNT(*) AS n FROM users u").append(wh.clone());
+    let total = load_sql::<CountRow>(conn, &count)?.first().map(|r| r.n).unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, vec![]));
+    }
+    let mut page = Sql::default();
+    page.push("SELECT u.* FROM users u").append(wh);
+    page.push(" ORDER BY u.created_at, u.id LIMIT ").bind(Bind::BigInt(limit));
+    page.push(" OFFSET ").bind(Bind::BigInt(offset));
+    let rows = load_sql::<UserRow>(conn, &page)?;
+    Ok((total, rows))
+}
+
+/// The groups each of `user_ids` belongs to: (user id, group id, group displayName).
+pub fn groups_of(conn: &mut AnyConnection, tenant: &str, user_ids: &[String]) -> Result<Vec<(String, String, String)>, StoreError> {
+    if user_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(group_members::table
+        .inner_join(groups::table)
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::member_id.eq_any(user_ids))
+        .select((group_members::member_id, groups::id, groups::display_name))
+        .order((groups::created_at, groups::id))
+        .load(conn)?)
+}
+
+/// Which of `ids` are visible users of the tenant.
+pub fn existing_ids(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq_any(ids))
+        .filter(users::state.eq_any(VISIBLE_STATES))
+        .select(users::id)
+        .load(conn)?)
+}

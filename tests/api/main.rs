@@ -1,0 +1,54 @@
+//! Integration tests: a real server on a real port, on SQLite and (when
+//! CUSTODIAN_TEST_PG_URL is set) PostgreSQL. One binary, many modules.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod errors;
+mod groups;
+mod users;
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+pub async fn body(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, v)
+}
+
+pub fn user_body(user_name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Seed", "familyName": "User"},
+        "emails": [{"primary": true, "type": "work", "value": user_name}],
+        "active": true
+    })
+}
+
+pub async fn create_user(app: &common::TestApp, user_name: &str) -> String {
+    let (s, v) = body(app.req(Method::POST, "/Users").json(&user_body(user_name)).send().await.expect("send")).await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().expect("id").to_string()
+}
+
+pub fn patch_body(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+pub async fn filter_users(app: &common::TestApp, filter: &str) -> Value {
+    let r = app
+        .client
+        .get(app.url("/Users"))
+        .bearer_auth(&app.token)
+        .query(&[("filter", filter)])
+        .send()
+        .await
+        .expect("send");
+    let (s, v) = body(r).await;
+    assert_eq!(s, 200, "{filter}: {v}");
+    v
+}

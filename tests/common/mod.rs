@@ -1,0 +1,164 @@
+//! Test harness: a real Custodian on a real port over a fresh database —
+//! a temp-file SQLite, or a fresh PostgreSQL schema when CUSTODIAN_TEST_PG_URL is set.
+#![allow(dead_code)]
+
+use custodian::auth::{Scope, create_token};
+use custodian::config::Settings;
+use custodian::http::{AppState, server};
+use custodian::store::Db;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use secrecy::SecretString;
+use std::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("CUSTODIAN_TEST_PG_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Keeps the database alive for the app's lifetime and removes it afterwards.
+enum DbGuard {
+    Sqlite(tempfile::TempDir),
+    Postgres { base_url: String, schema: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { base_url, schema } = self
+            && let Ok(mut c) = diesel::PgConnection::establish(base_url)
+        {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub scim_url: String,
+    pub token: String,
+    pub db: Db,
+    pub db_url: String,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _guard: DbGuard,
+}
+
+/// A database URL of its own: a temp SQLite file or a new PostgreSQL schema.
+fn fresh_database(backend: Backend) -> (String, DbGuard) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("custodian.db").display());
+            (url, DbGuard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let base = pg_url().expect("CUSTODIAN_TEST_PG_URL");
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut c = diesel::PgConnection::establish(&base).expect("connect to CUSTODIAN_TEST_PG_URL");
+            c.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+            (url, DbGuard::Postgres { base_url: base, schema })
+        }
+    }
+}
+
+pub struct Options {
+    pub max_in_flight_per_tenant: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let s = Settings::default();
+        Options { max_in_flight_per_tenant: s.max_in_flight_per_tenant, max_body_bytes: s.max_body_bytes }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
+    let (db_url, guard) = fresh_database(backend);
+    let db = Db::open(&db_url, 4, true).expect("open database");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let settings = Settings {
+        database_url: SecretString::from(db_url.clone()),
+        bind: format!("127.0.0.1:{port}"),
+        workers: Some(2),
+        max_in_flight_per_tenant: opts.max_in_flight_per_tenant,
+        max_body_bytes: opts.max_body_bytes,
+        ..Settings::default()
+    };
+    let state = AppState::new(db.clone(), settings, addr.clone());
+    let srv = server(state, listener).expect("server");
+    let handle = srv.handle();
+    tokio::spawn(srv);
+    let token = create_token(&db, "default", Scope::Scim, "test-idp", None).expect("token").plaintext;
+    TestApp {
+        scim_url: format!("{addr}/scim/v2"),
+        addr,
+        token,
+        db,
+        db_url,
+        client: reqwest::Client::new(),
+        handle,
+        _guard: guard,
+    }
+}
+
+impl TestApp {
+    /// A fresh, empty tenant and a scim-scope token for it.
+    pub async fn new_tenant_token(&self) -> String {
+        self.token_for(&format!("tenant-{}", uuid::Uuid::new_v4().simple()), Scope::Scim)
+    }
+
+    pub fn token_for(&self, tenant: &str, scope: Scope) -> String {
+        create_token(&self.db, tenant, scope, "test", None).expect("token").plaintext
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.scim_url, path)
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/scim+json")
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Generates a `sqlite` and a `postgres` test from one async body taking the backend.
+/// The PostgreSQL variant returns early (and says so) when CUSTODIAN_TEST_PG_URL is unset.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::common::pg_url().is_none() {
+                    eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier not run");
+                    return;
+                }
+                $body($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
