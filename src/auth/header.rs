@@ -23,6 +23,10 @@ pub fn presented_token(header: &str) -> Option<String> {
         }
         return None;
     }
+    // A scheme with nothing after it is not a bare token.
+    if h.eq_ignore_ascii_case("bearer") || h.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     Some(h.to_string())
 }
 
