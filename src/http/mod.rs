@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod lenient_io;
 pub mod limiter;
 pub mod ops;
 pub mod scim;
@@ -11,8 +12,12 @@ pub mod telemetry;
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::store::Db;
+use actix_http::HttpService;
+use actix_http::error::DispatchError;
+use actix_service::{ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -58,21 +63,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope("/scim/v2").configure(scim::configure));
 }
 
-/// Builds the server on an already-bound listener (tests bind port 0).
+/// Builds the server on an already-bound listener (tests bind port 0). HTTP/1.1
+/// only (TLS and HTTP/2 end at the reverse proxy); every connection's request
+/// lines pass through `lenient_io` first.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
     let data = web::Data::new(state);
-    let mut srv = HttpServer::new(move || {
-        App::new()
+    let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
+        let app = App::new()
             .app_data(data.clone())
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::RootSpan>::new())
             .configure(configure)
-            .default_service(web::to(ops::not_found))
-    })
-    .listen(listener)?;
+            .default_service(web::to(ops::not_found));
+        fn_service(|io: actix_rt::net::TcpStream| async move {
+            let peer = io.peer_addr().ok();
+            let _ = io.set_nodelay(true);
+            Ok::<_, DispatchError>((lenient_io::LenientIo::new(io), peer))
+        })
+        .and_then(HttpService::build().h1(map_config(app, |_| AppConfig::default())))
+    })?;
     if let Some(w) = workers {
-        srv = srv.workers(w);
+        builder = builder.workers(w);
     }
-    Ok(srv.run())
+    Ok(builder.run())
 }

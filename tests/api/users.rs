@@ -197,3 +197,31 @@ async fn tenants_are_isolated(b: Backend) {
     assert_eq!(r.status().as_u16(), 201);
 }
 crate::both_backends!(tenant_isolation, super::tenants_are_isolated);
+
+async fn raw_quotes_in_query(b: Backend) {
+    // The MS SCIM Validator sends `?filter=userName+eq+"x"` with raw quotes; a
+    // plain HTTP stack refuses that request line before any handler runs.
+    use std::io::{Read, Write};
+    let app = spawn_app(b).await;
+    let id = create_user(&app, "quoted@example.edu").await;
+    let host = app.addr.trim_start_matches("http://").to_string();
+    let token = app.token.clone();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&host).expect("connect");
+        let req = format!(
+            "GET /scim/v2/Users?filter=userName+eq+\"QUOTED@example.edu\" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    })
+    .await
+    .expect("join");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let json_start = response.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0);
+    let v: serde_json::Value = serde_json::from_str(&response[json_start..]).expect("json");
+    assert_eq!(v["totalResults"], 1);
+    assert_eq!(v["Resources"][0]["id"], id.as_str());
+}
+crate::both_backends!(raw_quotes, super::raw_quotes_in_query);
