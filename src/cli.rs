@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "custodian", version, about = "SCIM 2.0 provisioning endpoint with safe, policy-driven deprovisioning")]
+#[command(
+    name = "custodian",
+    version,
+    about = "SCIM 2.0 provisioning endpoint with safe, policy-driven deprovisioning"
+)]
 pub struct Cli {
     /// Config file (TOML). Default: $CUSTODIAN_CONFIG, else ./custodian.toml when present, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]

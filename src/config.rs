@@ -52,12 +52,18 @@ pub enum LogFormat {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .field("policy_file", &self.policy_file)
-            .field("tombstone_key", &self.tombstone_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "tombstone_key",
+                &self.tombstone_key.as_ref().map(|_| "[redacted]"),
+            )
             .field("log", &self.log)
             .field("pool_size", &self.pool_size)
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
@@ -122,7 +128,10 @@ struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid setting {key}: {message}")]
@@ -132,15 +141,24 @@ pub enum ConfigError {
 impl Settings {
     /// Loads settings. `explicit` is `--config`; `env` looks a variable up (the
     /// process environment in production, a map in tests).
-    pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn load(
+        explicit: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let mut s = Settings::default();
         let file = explicit
             .map(Path::to_path_buf)
             .or_else(|| env(ENV_CONFIG).filter(|v| !v.is_empty()).map(PathBuf::from))
-            .or_else(|| Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE)));
+            .or_else(|| {
+                Path::new(DEFAULT_CONFIG_FILE)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+            });
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
             s.apply_file(&text, &path.display().to_string())?;
         }
         if let Some(v) = env(ENV_DATABASE_URL) {
@@ -210,14 +228,25 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| Err(ConfigError::Invalid { key: key.into(), message });
+        let invalid = |key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message,
+            })
+        };
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            return invalid("bind", format!("'{}' is not an address like 127.0.0.1:8080", self.bind));
+            return invalid(
+                "bind",
+                format!("'{}' is not an address like 127.0.0.1:8080", self.bind),
+            );
         }
         if let Some(u) = &self.public_url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
-            return invalid("public_url", format!("'{u}' must start with https:// or http://"));
+            return invalid(
+                "public_url",
+                format!("'{u}' must start with https:// or http://"),
+            );
         }
         if self.pool_size == 0 {
             return invalid("pool_size", "must be at least 1".into());
@@ -226,7 +255,10 @@ impl Settings {
             return invalid("max_in_flight_per_tenant", "must be at least 1".into());
         }
         if self.max_body_bytes < 1024 || self.max_group_body_bytes < self.max_body_bytes {
-            return invalid("max_body_bytes", "must be ≥ 1024 and ≤ max_group_body_bytes".into());
+            return invalid(
+                "max_body_bytes",
+                "must be ≥ 1024 and ≤ max_group_body_bytes".into(),
+            );
         }
         Ok(())
     }
@@ -260,7 +292,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -269,7 +304,10 @@ mod tests {
         let dir = tempfile::tempdir().ok();
         let _ = dir;
         let s = Settings::load(None, &env_of(&[])).ok();
-        assert!(s.is_some_and(|s| s.bind == DEFAULT_BIND && s.database_url.expose_secret() == DEFAULT_DATABASE_URL));
+        assert!(
+            s.is_some_and(|s| s.bind == DEFAULT_BIND
+                && s.database_url.expose_secret() == DEFAULT_DATABASE_URL)
+        );
     }
 
     #[test]
@@ -277,9 +315,20 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| e.to_string());
         let Ok(dir) = dir else { panic!("tempdir") };
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "bind = \"127.0.0.1:9000\"\npublic_url = \"https://scim.example.edu\"\n").ok();
-        let s = Settings::load(Some(&p), &env_of(&[("CUSTODIAN_BIND", "127.0.0.1:9100"), ("CUSTODIAN_PORT", "tcp://10.0.0.1:80")]));
-        assert!(s.is_ok_and(|s| s.bind == "127.0.0.1:9100" && s.public_url.as_deref() == Some("https://scim.example.edu")));
+        std::fs::write(
+            &p,
+            "bind = \"127.0.0.1:9000\"\npublic_url = \"https://scim.example.edu\"\n",
+        )
+        .ok();
+        let s = Settings::load(
+            Some(&p),
+            &env_of(&[
+                ("CUSTODIAN_BIND", "127.0.0.1:9100"),
+                ("CUSTODIAN_PORT", "tcp://10.0.0.1:80"),
+            ]),
+        );
+        assert!(s.is_ok_and(|s| s.bind == "127.0.0.1:9100"
+            && s.public_url.as_deref() == Some("https://scim.example.edu")));
     }
 
     #[test]
@@ -288,7 +337,10 @@ mod tests {
         let err = s.apply_file("bind = \"127.0.0.1:1\"\nbnid = \"x\"\n", "c.toml");
         match err {
             Err(ConfigError::Parse { message, .. }) => {
-                assert!(message.contains("line 2") && message.contains("bnid"), "{message}");
+                assert!(
+                    message.contains("line 2") && message.contains("bnid"),
+                    "{message}"
+                );
             }
             other => panic!("{:?}", other.is_ok()),
         }
@@ -298,7 +350,10 @@ mod tests {
     fn invalid_values_are_named_and_secrets_redacted() {
         let r = Settings::load(None, &env_of(&[("CUSTODIAN_BIND", "nonsense")]));
         assert!(r.is_err_and(|e| e.to_string().contains("bind")));
-        let s = Settings { database_url: SecretString::from("postgres://app:hunter2@db/x"), ..Settings::default() };
+        let s = Settings {
+            database_url: SecretString::from("postgres://app:hunter2@db/x"),
+            ..Settings::default()
+        };
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2") && printed.contains("[redacted]"));
     }

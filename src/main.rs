@@ -29,7 +29,9 @@ fn main() -> ExitCode {
 fn init_tracing(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&s.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match s.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -61,9 +63,13 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
 
 fn serve(settings: Settings) -> Result<(), String> {
     let db = open(&settings, true)?;
-    let listener = std::net::TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let listener = std::net::TcpListener::bind(&settings.bind)
+        .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let base = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let base = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
     let state = custodian::http::AppState::new(db, settings, base);
     let rt = actix_web::rt::System::new();
@@ -76,16 +82,30 @@ fn serve(settings: Settings) -> Result<(), String> {
 fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
     let db = open(settings, false)?;
     match command {
-        TokenCommand::Create { tenant, scope, name, acts_as } => {
+        TokenCommand::Create {
+            tenant,
+            scope,
+            name,
+            acts_as,
+        } => {
             let scope = scope.parse()?;
-            let t = custodian::auth::create_token(&db, &tenant, scope, &name, acts_as.as_deref()).map_err(|e| e.to_string())?;
-            eprintln!("created {scope} token {} for tenant '{}'; it is shown once:", t.id, t.tenant);
+            let t = custodian::auth::create_token(&db, &tenant, scope, &name, acts_as.as_deref())
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "created {scope} token {} for tenant '{}'; it is shown once:",
+                t.id, t.tenant
+            );
             println!("{}", t.plaintext);
             Ok(())
         }
         TokenCommand::List { tenant } => {
-            let rows = db.read(|c| store::tokens::list(c, tenant.as_deref())).map_err(|e| e.to_string())?;
-            println!("{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  revoked", "id", "tenant", "scope", "name", "created");
+            let rows = db
+                .read(|c| store::tokens::list(c, tenant.as_deref()))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  revoked",
+                "id", "tenant", "scope", "name", "created"
+            );
             for (t, tenant) in rows {
                 println!(
                     "{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  {}",
@@ -101,7 +121,9 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
         }
         TokenCommand::Revoke { id } => {
             let now = store::time::now();
-            let done = db.write(|c| store::tokens::revoke(c, &id, &now)).map_err(|e| e.to_string())?;
+            let done = db
+                .write(|c| store::tokens::revoke(c, &id, &now))
+                .map_err(|e| e.to_string())?;
             if done {
                 eprintln!("token {id} revoked");
                 Ok(())

@@ -15,7 +15,9 @@ pub fn presented_token(header: &str) -> Option<String> {
             return (!rest.is_empty()).then(|| rest.to_string());
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()?;
             let text = String::from_utf8(decoded).ok()?;
             let (user, pass) = text.split_once(':')?;
             let t = if pass.is_empty() { user } else { pass };
@@ -39,7 +41,10 @@ mod tests {
         assert_eq!(presented_token("Bearer abc").as_deref(), Some("abc"));
         assert_eq!(presented_token("bearer   abc ").as_deref(), Some("abc"));
         let basic = base64::engine::general_purpose::STANDARD.encode("okta:tok");
-        assert_eq!(presented_token(&format!("Basic {basic}")).as_deref(), Some("tok"));
+        assert_eq!(
+            presented_token(&format!("Basic {basic}")).as_deref(),
+            Some("tok")
+        );
         assert_eq!(presented_token("cust_bare").as_deref(), Some("cust_bare"));
         assert_eq!(presented_token("Digest x"), None);
         assert_eq!(presented_token("Bearer "), None);

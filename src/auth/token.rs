@@ -3,8 +3,8 @@
 //! is stored. The plaintext exists once, in the issuer's output.
 
 use crate::store::{self, Db, StoreError};
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use base64::Engine;
 use rand::RngCore;
 use std::fmt;
@@ -49,7 +49,9 @@ impl FromStr for Scope {
             "gate" => Ok(Scope::Gate),
             "ledger" => Ok(Scope::Ledger),
             "admin" => Ok(Scope::Admin),
-            other => Err(format!("unknown scope '{other}' (expected scim, gate, ledger or admin)")),
+            other => Err(format!(
+                "unknown scope '{other}' (expected scim, gate, ledger or admin)"
+            )),
         }
     }
 }
@@ -59,7 +61,10 @@ pub fn split(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let id_ok = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    let secret_ok = secret.len() == 43 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let secret_ok = secret.len() == 43
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     (id_ok && secret_ok).then_some((id, secret))
 }
 
@@ -78,9 +83,17 @@ pub struct NewToken {
 }
 
 /// Creates a token (and its tenant when missing); returns the plaintext once.
-pub fn create_token(db: &Db, tenant: &str, scope: Scope, name: &str, acts_as: Option<&str>) -> Result<NewToken, StoreError> {
+pub fn create_token(
+    db: &Db,
+    tenant: &str,
+    scope: Scope,
+    name: &str,
+    acts_as: Option<&str>,
+) -> Result<NewToken, StoreError> {
     if tenant.trim().is_empty() || name.trim().is_empty() {
-        return Err(StoreError::Config("tenant and name must not be empty".into()));
+        return Err(StoreError::Config(
+            "tenant and name must not be empty".into(),
+        ));
     }
     let mut id_bytes = [0u8; 8];
     let mut secret_bytes = [0u8; 32];
@@ -106,7 +119,11 @@ pub fn create_token(db: &Db, tenant: &str, scope: Scope, name: &str, acts_as: Op
             },
         )
     })?;
-    Ok(NewToken { plaintext: format!("{PREFIX}{id}_{secret}"), id, tenant: tenant.to_string() })
+    Ok(NewToken {
+        plaintext: format!("{PREFIX}{id}_{secret}"),
+        id,
+        tenant: tenant.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -116,7 +133,10 @@ mod tests {
     #[test]
     fn token_shape() {
         let good = format!("cust_{}_{}", "0123456789abcdef", "a".repeat(43));
-        assert_eq!(split(&good), Some(("0123456789abcdef", "a".repeat(43).as_str())));
+        assert_eq!(
+            split(&good),
+            Some(("0123456789abcdef", "a".repeat(43).as_str()))
+        );
         assert!(split("cust_short_x").is_none());
         assert!(split(&good.replace("cust_", "tok_")).is_none());
         assert!(split(&format!("cust_{}_{}", "0123456789abcdef", "a".repeat(42))).is_none());

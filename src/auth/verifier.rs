@@ -6,12 +6,12 @@
 
 use super::token::{Scope, split};
 use crate::store::{self, Db, StoreError};
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -54,7 +54,11 @@ pub struct Verifier {
 
 impl Default for Verifier {
     fn default() -> Self {
-        Verifier { cache: Mutex::new(HashMap::new()), in_progress: Mutex::new(HashMap::new()), running: AtomicUsize::new(0) }
+        Verifier {
+            cache: Mutex::new(HashMap::new()),
+            in_progress: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -69,7 +73,9 @@ impl Verifier {
     /// Blocking: call from a blocking thread.
     pub fn verify(&self, db: &Db, presented: &str, need: Scope) -> Result<Principal, AuthError> {
         let (id, secret) = split(presented).ok_or(AuthError::Invalid)?;
-        let row = db.read(|c| store::tokens::find(c, id))?.ok_or(AuthError::Invalid)?;
+        let row = db
+            .read(|c| store::tokens::find(c, id))?
+            .ok_or(AuthError::Invalid)?;
         if row.revoked_at.is_some() {
             return Err(AuthError::Invalid);
         }
@@ -84,16 +90,31 @@ impl Verifier {
                 };
                 let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(ok) = self.cached(&key) {
-                    return self.finish(ok, &row.scope, row.tenant_id, row.id, row.name, row.acts_as, need);
+                    return self.finish(
+                        ok,
+                        &row.scope,
+                        row.tenant_id,
+                        row.id,
+                        row.name,
+                        row.acts_as,
+                        need,
+                    );
                 }
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
                     self.running.fetch_sub(1, Ordering::SeqCst);
-                    self.in_progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                    self.in_progress
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
                     return Err(AuthError::Busy);
                 }
                 let _g = RunningGuard(&self.running);
                 let ok = PasswordHash::new(&row.secret_hash)
-                    .map(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+                    .map(|h| {
+                        Argon2::default()
+                            .verify_password(secret.as_bytes(), &h)
+                            .is_ok()
+                    })
                     .unwrap_or(false);
                 let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= CACHE_MAX {
@@ -104,16 +125,30 @@ impl Verifier {
                 }
                 cache.insert(key.clone(), (ok, Instant::now()));
                 drop(cache);
-                self.in_progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                self.in_progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
                 ok
             }
         };
-        self.finish(ok, &row.scope, row.tenant_id, row.id, row.name, row.acts_as, need)
+        self.finish(
+            ok,
+            &row.scope,
+            row.tenant_id,
+            row.id,
+            row.name,
+            row.acts_as,
+            need,
+        )
     }
 
     fn cached(&self, key: &Key) -> Option<bool> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(key).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(ok, _)| *ok)
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(ok, _)| *ok)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -134,6 +169,12 @@ impl Verifier {
         if scope != need {
             return Err(AuthError::WrongScope { have: scope, need });
         }
-        Ok(Principal { tenant_id, token_id, token_name, scope, acts_as })
+        Ok(Principal {
+            tenant_id,
+            token_id,
+            token_name,
+            scope,
+            acts_as,
+        })
     }
 }

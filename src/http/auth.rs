@@ -32,11 +32,18 @@ async fn authenticate(req: HttpRequest, need: Scope) -> Result<(Principal, Permi
         .and_then(presented_token)
         .ok_or(AuthError::Missing)?;
     let st = state.clone();
-    let principal = blocking(move || st.verifier.verify(&st.db, &token, need).map_err(ApiError::from)).await?;
+    let principal = blocking(move || {
+        st.verifier
+            .verify(&st.db, &token, need)
+            .map_err(ApiError::from)
+    })
+    .await?;
     let permit = state
         .limiter
         .try_acquire(&principal.tenant_id)
-        .ok_or(ApiError::Overloaded { retry_after: state.settings.retry_after_seconds })?;
+        .ok_or(ApiError::Overloaded {
+            retry_after: state.settings.retry_after_seconds,
+        })?;
     Ok((principal, permit))
 }
 
@@ -48,8 +55,15 @@ impl FromRequest for ScimCaller {
         let req = req.clone();
         Box::pin(async move {
             let (principal, permit) = authenticate(req, Scope::Scim).await?;
-            let caller = Caller { tenant_id: principal.tenant_id.clone(), actor: principal.token_name.clone() };
-            Ok(ScimCaller { principal, caller, _permit: permit })
+            let caller = Caller {
+                tenant_id: principal.tenant_id.clone(),
+                actor: principal.token_name.clone(),
+            };
+            Ok(ScimCaller {
+                principal,
+                caller,
+                _permit: permit,
+            })
         })
     }
 }

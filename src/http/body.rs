@@ -10,12 +10,18 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::Scim(ScimError::new(413, None, format!("the request body exceeds the limit of {limit} bytes for this endpoint")))
+    ApiError::Scim(ScimError::new(
+        413,
+        None,
+        format!("the request body exceeds the limit of {limit} bytes for this endpoint"),
+    ))
 }
 
 /// Accepts `application/scim+json`, `application/json`, any `+json` type, or none.
 fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(ct) = req.headers().get(CONTENT_TYPE) else { return Ok(()) };
+    let Some(ct) = req.headers().get(CONTENT_TYPE) else {
+        return Ok(());
+    };
     let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or_default().trim();
     if essence.is_empty() || essence == "application/json" || essence.ends_with("+json") {
@@ -24,28 +30,48 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
         Err(ApiError::Scim(ScimError::new(
             415,
             None,
-            format!("unsupported Content-Type '{essence}'; send application/scim+json or application/json"),
+            format!(
+                "unsupported Content-Type '{essence}'; send application/scim+json or application/json"
+            ),
         )))
     }
 }
 
-pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
+pub async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
     check_media_type(req)?;
-    if let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
         && len > limit
     {
         return Err(too_large(limit));
     }
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::Scim(ScimError::invalid_syntax(format!("cannot read the request body: {e}"))))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::Scim(ScimError::invalid_syntax(format!(
+                "cannot read the request body: {e}"
+            )))
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
         buf.extend_from_slice(&chunk);
     }
     if buf.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::Scim(ScimError::invalid_syntax("the request body is empty; a JSON object is required")));
+        return Err(ApiError::Scim(ScimError::invalid_syntax(
+            "the request body is empty; a JSON object is required",
+        )));
     }
-    serde_json::from_slice(&buf).map_err(|e| ApiError::Scim(ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))))
+    serde_json::from_slice(&buf).map_err(|e| {
+        ApiError::Scim(ScimError::invalid_syntax(format!(
+            "the request body is not valid JSON: {e}"
+        )))
+    })
 }

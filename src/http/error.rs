@@ -30,10 +30,17 @@ pub enum ApiError {
 impl std::fmt::Debug for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Scim(e) => write!(f, "ScimError(status={}, scimType={:?})", e.status, e.scim_type.map(|t| t.as_str())),
+            ApiError::Scim(e) => write!(
+                f,
+                "ScimError(status={}, scimType={:?})",
+                e.status,
+                e.scim_type.map(|t| t.as_str())
+            ),
             ApiError::Auth(AuthError::Store(_)) | ApiError::Store(_) => write!(f, "StoreError"),
             ApiError::Auth(e) => write!(f, "AuthError({e})"),
-            ApiError::Overloaded { retry_after } => write!(f, "Overloaded(retry_after={retry_after})"),
+            ApiError::Overloaded { retry_after } => {
+                write!(f, "Overloaded(retry_after={retry_after})")
+            }
             ApiError::Blocking => write!(f, "Blocking"),
         }
     }
@@ -59,24 +66,52 @@ impl ApiError {
     fn scim(&self) -> (ScimError, Option<u32>) {
         match self {
             ApiError::Scim(e) => (e.clone(), None),
-            ApiError::Auth(AuthError::Missing) => (ScimError::new(401, None, "authentication required: send 'Authorization: Bearer <token>'"), None),
-            ApiError::Auth(AuthError::Invalid) => (ScimError::new(401, None, "the token is invalid or has been revoked"), None),
-            ApiError::Auth(e @ AuthError::WrongScope { .. }) => (ScimError::new(403, None, e.to_string()), None),
-            ApiError::Auth(AuthError::Busy) => (ScimError::new(429, None, "too many authentication attempts in progress; retry shortly"), Some(1)),
+            ApiError::Auth(AuthError::Missing) => (
+                ScimError::new(
+                    401,
+                    None,
+                    "authentication required: send 'Authorization: Bearer <token>'",
+                ),
+                None,
+            ),
+            ApiError::Auth(AuthError::Invalid) => (
+                ScimError::new(401, None, "the token is invalid or has been revoked"),
+                None,
+            ),
+            ApiError::Auth(e @ AuthError::WrongScope { .. }) => {
+                (ScimError::new(403, None, e.to_string()), None)
+            }
+            ApiError::Auth(AuthError::Busy) => (
+                ScimError::new(
+                    429,
+                    None,
+                    "too many authentication attempts in progress; retry shortly",
+                ),
+                Some(1),
+            ),
             ApiError::Auth(AuthError::Store(s)) | ApiError::Store(s) => match s {
                 StoreError::NotFound => (ScimError::not_found("resource not found"), None),
                 StoreError::Unique(_) => (
-                    ScimError::uniqueness("a concurrent request already created a resource with the same unique attribute"),
+                    ScimError::uniqueness(
+                        "a concurrent request already created a resource with the same unique attribute",
+                    ),
                     None,
                 ),
-                StoreError::Busy | StoreError::Pool(_) => (ScimError::new(503, None, "the database is busy; retry shortly"), Some(2)),
+                StoreError::Busy | StoreError::Pool(_) => (
+                    ScimError::new(503, None, "the database is busy; retry shortly"),
+                    Some(2),
+                ),
                 other => {
                     tracing::error!(error = %other, "internal error");
                     (ScimError::new(500, None, "internal server error"), None)
                 }
             },
             ApiError::Overloaded { retry_after } => (
-                ScimError::new(429, None, "too many requests in flight for this tenant; retry after the indicated delay"),
+                ScimError::new(
+                    429,
+                    None,
+                    "too many requests in flight for this tenant; retry after the indicated delay",
+                ),
                 Some(*retry_after),
             ),
             ApiError::Blocking => {
@@ -98,7 +133,10 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(status);
         resp.insert_header((CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON)));
         if status == StatusCode::UNAUTHORIZED {
-            resp.insert_header((WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custodian\"")));
+            resp.insert_header((
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"custodian\""),
+            ));
         }
         if let Some(s) = retry_after {
             // Okta needs an integer number of seconds (else it waits 5 minutes).
@@ -116,15 +154,30 @@ mod tests {
     fn body_of(e: ApiError) -> (u16, serde_json::Value, Option<String>, Option<String>) {
         let r = e.error_response();
         let status = r.status().as_u16();
-        let retry = r.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let www = r.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry = r
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let www = r
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = r.into_body().try_into_bytes().unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or_default(), retry, www)
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+            retry,
+            www,
+        )
     }
 
     #[test]
     fn debug_never_shows_details() {
-        let e = ApiError::Scim(ScimError::invalid_value("'active' must be a boolean, got \"jane@example.edu\""));
+        let e = ApiError::Scim(ScimError::invalid_value(
+            "'active' must be a boolean, got \"jane@example.edu\"",
+        ));
         let d = format!("{e:?}");
         assert!(!d.contains("jane") && d.contains("400"), "{d}");
     }
@@ -140,9 +193,14 @@ mod tests {
         let (s, b, _, _) = body_of(ApiError::Store(StoreError::Corrupt("secret detail".into())));
         assert_eq!(s, 500);
         assert!(!b.to_string().contains("secret detail"));
-        let (s, b, _, _) = body_of(ApiError::Store(StoreError::Unique("users_user_name_key".into())));
+        let (s, b, _, _) = body_of(ApiError::Store(StoreError::Unique(
+            "users_user_name_key".into(),
+        )));
         assert_eq!((s, b["scimType"].as_str()), (409, Some("uniqueness")));
-        let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope { have: crate::auth::Scope::Gate, need: crate::auth::Scope::Scim }));
+        let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
+            have: crate::auth::Scope::Gate,
+            need: crate::auth::Scope::Scim,
+        }));
         assert_eq!(s, 403);
     }
 }

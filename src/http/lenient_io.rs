@@ -30,14 +30,22 @@ pub struct Rewriter {
 
 impl Default for Rewriter {
     fn default() -> Self {
-        Rewriter { state: State::RequestLine, line: Vec::new(), content_length: 0, chunked: false }
+        Rewriter {
+            state: State::RequestLine,
+            line: Vec::new(),
+            content_length: 0,
+            chunked: false,
+        }
     }
 }
 
 /// Bytes the `http` crate refuses in a request target; all are encoded by
 /// well-behaved clients, so encoding them here changes no valid request.
 fn needs_encoding(b: u8) -> bool {
-    matches!(b, b'"' | b'{' | b'}' | b'|' | b'\\' | b'^' | b'`' | b'<' | b'>') || b >= 0x80
+    matches!(
+        b,
+        b'"' | b'{' | b'}' | b'|' | b'\\' | b'^' | b'`' | b'<' | b'>'
+    ) || b >= 0x80
 }
 
 impl Rewriter {
@@ -50,11 +58,17 @@ impl Rewriter {
                     return;
                 }
                 State::Body(left) => {
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(input.len() - i);
+                    let take = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - i);
                     out.extend_from_slice(&input[i..i + take]);
                     i += take;
                     let left = left - take as u64;
-                    self.state = if left == 0 { State::RequestLine } else { State::Body(left) };
+                    self.state = if left == 0 {
+                        State::RequestLine
+                    } else {
+                        State::Body(left)
+                    };
                 }
                 State::RequestLine => {
                     let b = input[i];
@@ -119,12 +133,21 @@ pub struct LenientIo<T> {
 
 impl<T> LenientIo<T> {
     pub fn new(inner: T) -> Self {
-        LenientIo { inner, rewriter: Rewriter::default(), pending: Vec::new(), pos: 0 }
+        LenientIo {
+            inner,
+            rewriter: Rewriter::default(),
+            pending: Vec::new(),
+            pos: 0,
+        }
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for LenientIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.pos >= this.pending.len() {
             this.pending.clear();
@@ -150,7 +173,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for LenientIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for LenientIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -177,7 +204,10 @@ mod tests {
     #[test]
     fn encodes_raw_quotes_in_request_lines_only() {
         let req = b"GET /scim/v2/Users?filter=userName+eq+\"a@b.c\" HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(run(&[req]), "GET /scim/v2/Users?filter=userName+eq+%22a@b.c%22 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            run(&[req]),
+            "GET /scim/v2/Users?filter=userName+eq+%22a@b.c%22 HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
     }
 
     #[test]
@@ -189,13 +219,19 @@ mod tests {
         );
         let out = run(&[req.as_bytes()]);
         assert!(out.contains(body), "{out}");
-        assert!(out.ends_with("GET /Users?f=%221%22 HTTP/1.1\r\n\r\n"), "{out}");
+        assert!(
+            out.ends_with("GET /Users?f=%221%22 HTTP/1.1\r\n\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn state_survives_arbitrary_splits() {
         let body = "{\"a\":\"\\\"\"}";
-        let req = format!("PATCH /U HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}GET /U?x=\"y\" HTTP/1.1\r\n\r\n", body.len());
+        let req = format!(
+            "PATCH /U HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}GET /U?x=\"y\" HTTP/1.1\r\n\r\n",
+            body.len()
+        );
         let whole = run(&[req.as_bytes()]);
         for split in 1..req.len() {
             let (a, b) = req.as_bytes().split_at(split);

@@ -17,7 +17,10 @@ pub struct Permit {
 
 impl Limiter {
     pub fn new(max: usize) -> Arc<Limiter> {
-        Arc::new(Limiter { max, in_flight: Mutex::new(HashMap::new()) })
+        Arc::new(Limiter {
+            max,
+            in_flight: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn try_acquire(self: &Arc<Self>, tenant: &str) -> Option<Permit> {
@@ -27,13 +30,20 @@ impl Limiter {
             return None;
         }
         *n += 1;
-        Some(Permit { limiter: Arc::clone(self), tenant: tenant.to_string() })
+        Some(Permit {
+            limiter: Arc::clone(self),
+            tenant: tenant.to_string(),
+        })
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut map = self.limiter.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .limiter
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&self.tenant) {
             *n -= 1;
             if *n == 0 {

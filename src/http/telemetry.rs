@@ -2,9 +2,9 @@
 //! query string (filters hold emails) nor headers (tokens).
 
 use actix_web::Error;
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::HttpMessage;
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
@@ -12,7 +12,9 @@ pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
         let request_id = request
             .extensions()
             .get::<RequestId>()

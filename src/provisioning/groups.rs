@@ -30,7 +30,13 @@ pub fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("no group with id {id}"))
 }
 
-fn render_row(c: &mut AnyConnection, caller: &Caller, row: &GroupRow, projection: &Projection, base: &str) -> Result<Value, ServiceError> {
+fn render_row(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    row: &GroupRow,
+    projection: &Projection,
+    base: &str,
+) -> Result<Value, ServiceError> {
     let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
     let mut v = render(&GROUP_TYPE, &row.id, &doc, &meta(row, base));
     if projection.wants(&GROUP_TYPE, "members") {
@@ -54,14 +60,27 @@ fn render_row(c: &mut AnyConnection, caller: &Caller, row: &GroupRow, projection
     Ok(projection.apply(&GROUP_TYPE, v))
 }
 
-fn rendered(c: &mut AnyConnection, caller: &Caller, row: &GroupRow, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+fn rendered(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    row: &GroupRow,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let m = meta(row, base);
-    Ok(Rendered { body: render_row(c, caller, row, projection, base)?, etag: m.etag(), location: m.location, restored: false })
+    Ok(Rendered {
+        body: render_row(c, caller, row, projection, base)?,
+        etag: m.etag(),
+        location: m.location,
+        restored: false,
+    })
 }
 
 /// Member ids named by a `members` value (objects with `value`, or bare ids).
 fn member_ids(v: &Value) -> Result<Vec<String>, ScimError> {
-    let attr = GROUP_SCHEMA.attr("members").ok_or_else(|| ScimError::invalid_path("members"))?;
+    let attr = GROUP_SCHEMA
+        .attr("members")
+        .ok_or_else(|| ScimError::invalid_path("members"))?;
     Ok(normalize_attr(attr, v, "members")?
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
@@ -77,19 +96,35 @@ fn take_members(doc: &mut Doc) -> Result<Vec<String>, ScimError> {
     }
 }
 
-fn check_unique(c: &mut AnyConnection, caller: &Caller, doc: &Doc, except: Option<&str>) -> Result<(), ServiceError> {
+fn check_unique(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    doc: &Doc,
+    except: Option<&str>,
+) -> Result<(), ServiceError> {
     let k = group_keys(doc);
-    if let Some(other) = store::groups::find_by_display_name_key(c, &caller.tenant_id, &k.display_name_key)?
+    if let Some(other) =
+        store::groups::find_by_display_name_key(c, &caller.tenant_id, &k.display_name_key)?
         && Some(other.id.as_str()) != except
     {
-        return Err(ScimError::uniqueness(format!("a group with this displayName already exists (id {})", other.id)).into());
+        return Err(ScimError::uniqueness(format!(
+            "a group with this displayName already exists (id {})",
+            other.id
+        ))
+        .into());
     }
     Ok(())
 }
 
 /// Adds the known members among `ids`; unknown ids and other tenants' ids are
 /// ignored (IdPs send ids of users that were never provisioned here).
-fn add_known(c: &mut AnyConnection, caller: &Caller, group_id: &str, ids: &[String], now: &str) -> Result<(), ServiceError> {
+fn add_known(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    group_id: &str,
+    ids: &[String],
+    now: &str,
+) -> Result<(), ServiceError> {
     let (found, unknown) = store::groups::resolve_members(c, &caller.tenant_id, ids)?;
     if !unknown.is_empty() {
         tracing::warn!(group_id, ignored = unknown.len(), actor = %caller.actor, "ignored unknown member ids");
@@ -98,15 +133,37 @@ fn add_known(c: &mut AnyConnection, caller: &Caller, group_id: &str, ids: &[Stri
     Ok(())
 }
 
-fn set_members(c: &mut AnyConnection, caller: &Caller, group_id: &str, desired: &[String], now: &str) -> Result<(), ServiceError> {
-    let current: Vec<String> = store::groups::members(c, &caller.tenant_id, group_id)?.into_iter().map(|m| m.id).collect();
-    let remove: Vec<String> = current.iter().filter(|id| !desired.contains(id)).cloned().collect();
-    let add: Vec<String> = desired.iter().filter(|id| !current.contains(id)).cloned().collect();
+fn set_members(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    group_id: &str,
+    desired: &[String],
+    now: &str,
+) -> Result<(), ServiceError> {
+    let current: Vec<String> = store::groups::members(c, &caller.tenant_id, group_id)?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let remove: Vec<String> = current
+        .iter()
+        .filter(|id| !desired.contains(id))
+        .cloned()
+        .collect();
+    let add: Vec<String> = desired
+        .iter()
+        .filter(|id| !current.contains(id))
+        .cloned()
+        .collect();
     store::groups::remove_members(c, &caller.tenant_id, group_id, &remove)?;
     add_known(c, caller, group_id, &add, now)
 }
 
-fn bump(c: &mut AnyConnection, row: &mut GroupRow, doc: &Doc, now: &str) -> Result<(), ServiceError> {
+fn bump(
+    c: &mut AnyConnection,
+    row: &mut GroupRow,
+    doc: &Doc,
+    now: &str,
+) -> Result<(), ServiceError> {
     let k = group_keys(doc);
     row.display_name = k.display_name;
     row.display_name_key = k.display_name_key;
@@ -118,7 +175,13 @@ fn bump(c: &mut AnyConnection, row: &mut GroupRow, doc: &Doc, now: &str) -> Resu
     Ok(())
 }
 
-pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn create(
+    db: &Db,
+    caller: &Caller,
+    body: &Value,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
     let now = store::time::now();
@@ -143,7 +206,13 @@ pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, b
     })
 }
 
-pub fn get(db: &Db, caller: &Caller, id: &str, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn get(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     db.read(|c| {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         rendered(c, caller, &row, projection, base)
@@ -152,12 +221,21 @@ pub fn get(db: &Db, caller: &Caller, id: &str, projection: &Projection, base: &s
 
 /// PUT replaces the group, members included (RFC 7644 §3.5.1: a PUT without
 /// `members` leaves the group empty). The member list is applied as a difference.
-pub fn replace(db: &Db, caller: &Caller, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn replace(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
     let now = store::time::now();
     db.write(|c| {
-        let mut row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        let mut row =
+            store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         check_unique(c, caller, &doc, Some(id))?;
         set_members(c, caller, id, &members, &now)?;
@@ -179,7 +257,10 @@ enum MemberOp {
 fn is_members(op: &Operation) -> bool {
     op.path.as_ref().is_some_and(|p| {
         p.attr.name.eq_ignore_ascii_case("members")
-            && p.attr.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA.id))
+            && p.attr
+                .urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA.id))
     })
 }
 
@@ -191,7 +272,9 @@ fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimE
         if is_members(op) {
             let Some(path) = &op.path else { continue };
             if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
-                return Err(ScimError::invalid_path("member sub-attributes cannot be changed; add or remove the member"));
+                return Err(ScimError::invalid_path(
+                    "member sub-attributes cannot be changed; add or remove the member",
+                ));
             }
             member_ops.push(match (op.op, &path.filter, &op.value) {
                 (Op::Remove, Some(f), _) => match simple_value_eq(f) {
@@ -213,12 +296,19 @@ fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimE
             // A path-less map may carry `members` beside other attributes.
             let mut rest = op.clone();
             if let Some(Value::Object(map)) = &mut rest.value {
-                let key = map.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned();
+                let key = map
+                    .keys()
+                    .find(|k| k.eq_ignore_ascii_case("members"))
+                    .cloned();
                 if let Some(k) = key
                     && let Some(v) = map.remove(&k)
                 {
                     let ids = member_ids(&v)?;
-                    member_ops.push(if op.op == Op::Add { MemberOp::Add(ids) } else { MemberOp::Replace(ids) });
+                    member_ops.push(if op.op == Op::Add {
+                        MemberOp::Add(ids)
+                    } else {
+                        MemberOp::Replace(ids)
+                    });
                 }
             }
             doc_ops.push(rest);
@@ -232,12 +322,24 @@ fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimE
 /// `value eq "x"`: the shape Okta and Entra use to remove one member.
 fn simple_value_eq(f: &Filter) -> Option<String> {
     match f {
-        Filter::Compare(p, CompareOp::Eq, CompValue::Str(s)) if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() => Some(s.clone()),
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(s))
+            if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() =>
+        {
+            Some(s.clone())
+        }
         _ => None,
     }
 }
 
-pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Option<&str>, projection: &Projection, base: &str) -> Result<PatchOutcome, ServiceError> {
+pub fn patch(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    ops: &[Operation],
+    if_match: Option<&str>,
+    projection: &Projection,
+    base: &str,
+) -> Result<PatchOutcome, ServiceError> {
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = store::time::now();
     db.write(|c| {
@@ -282,7 +384,13 @@ pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Op
     })
 }
 
-pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: &str) -> Result<(), ServiceError> {
+pub fn delete(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    if_match: Option<&str>,
+    base: &str,
+) -> Result<(), ServiceError> {
     db.write(|c| {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -292,14 +400,25 @@ pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: 
     })
 }
 
-pub fn list(db: &Db, caller: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
+pub fn list(
+    db: &Db,
+    caller: &Caller,
+    params: &ListParams,
+    base: &str,
+) -> Result<Value, ServiceError> {
     let where_sql = params
         .filter
         .as_ref()
         .map(|f| filter_sql::translate(&filter_sql::GROUPS, db.backend(), f))
         .transpose()?;
     db.read(|c| {
-        let (total, rows) = store::groups::list(c, &caller.tenant_id, where_sql, params.start_index - 1, params.count)?;
+        let (total, rows) = store::groups::list(
+            c,
+            &caller.tenant_id,
+            where_sql,
+            params.start_index - 1,
+            params.count,
+        )?;
         let resources = rows
             .iter()
             .map(|r| render_row(c, caller, r, &params.projection, base))
@@ -346,14 +465,23 @@ mod tests {
 
     #[test]
     fn pathless_map_with_members_is_split() {
-        let (doc, m) = split(json!({"Operations": [{"op": "add", "value": {"displayName": "X", "members": ["a", "b"]}}]}));
+        let (doc, m) = split(
+            json!({"Operations": [{"op": "add", "value": {"displayName": "X", "members": ["a", "b"]}}]}),
+        );
         assert_eq!(m, vec![MemberOp::Add(vec!["a".into(), "b".into()])]);
-        assert!(doc[0].value.as_ref().is_some_and(|v| v.get("members").is_none() && v.get("displayName").is_some()));
+        assert!(
+            doc[0]
+                .value
+                .as_ref()
+                .is_some_and(|v| v.get("members").is_none() && v.get("displayName").is_some())
+        );
     }
 
     #[test]
     fn filtered_member_add_is_rejected() {
-        let ops = parse_request(&json!({"Operations": [{"op": "add", "path": "members[value eq \"x\"]", "value": {"value": "x"}}]}));
+        let ops = parse_request(
+            &json!({"Operations": [{"op": "add", "path": "members[value eq \"x\"]", "value": {"value": "x"}}]}),
+        );
         let r = ops.and_then(|o| split_ops(&o));
         assert!(r.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
     }

@@ -43,11 +43,18 @@ pub enum PatchOutcome {
 
 /// `If-Match` on writes: `*` or one of the listed ETags must match.
 pub fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), ScimError> {
-    let Some(h) = if_match.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(()) };
+    let Some(h) = if_match.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
     if h == "*" {
         return Ok(());
     }
-    let strip = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    let strip = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
     let want = strip(etag);
     if h.split(',').any(|t| strip(t) == want) {
         Ok(())

@@ -30,7 +30,13 @@ fn doc_of(row: &UserRow) -> Result<Doc, ServiceError> {
 }
 
 /// Renders users, adding the read-only `groups` when the projection wants it.
-fn render_rows(conn: &mut AnyConnection, caller: &Caller, rows: &[UserRow], projection: &Projection, base: &str) -> Result<Vec<Value>, ServiceError> {
+fn render_rows(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    rows: &[UserRow],
+    projection: &Projection,
+    base: &str,
+) -> Result<Vec<Value>, ServiceError> {
     let memberships = if projection.wants(&USER_TYPE, "groups") {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         store::users::groups_of(conn, &caller.tenant_id, &ids)?
@@ -55,38 +61,71 @@ fn render_rows(conn: &mut AnyConnection, caller: &Caller, rows: &[UserRow], proj
         .collect()
 }
 
-fn rendered(conn: &mut AnyConnection, caller: &Caller, row: &UserRow, projection: &Projection, base: &str, restored: bool) -> Result<Rendered, ServiceError> {
+fn rendered(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    row: &UserRow,
+    projection: &Projection,
+    base: &str,
+    restored: bool,
+) -> Result<Rendered, ServiceError> {
     let body = render_rows(conn, caller, std::slice::from_ref(row), projection, base)?
         .pop()
         .unwrap_or(Value::Null);
     let m = meta(row, base);
-    Ok(Rendered { body, etag: m.etag(), location: m.location, restored })
+    Ok(Rendered {
+        body,
+        etag: m.etag(),
+        location: m.location,
+        restored,
+    })
 }
 
 /// Visible users other than `except` that hold this userName or externalId.
-fn conflicts(conn: &mut AnyConnection, caller: &Caller, doc: &Doc, except: Option<&str>) -> Result<Vec<UserRow>, ServiceError> {
+fn conflicts(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    doc: &Doc,
+    except: Option<&str>,
+) -> Result<Vec<UserRow>, ServiceError> {
     let k = user_keys(doc);
-    Ok(store::users::find_by_identifiers(conn, &caller.tenant_id, &k.user_name_key, k.external_id.as_deref())?
-        .into_iter()
-        .filter(|r| Some(r.id.as_str()) != except)
-        .collect())
+    Ok(store::users::find_by_identifiers(
+        conn,
+        &caller.tenant_id,
+        &k.user_name_key,
+        k.external_id.as_deref(),
+    )?
+    .into_iter()
+    .filter(|r| Some(r.id.as_str()) != except)
+    .collect())
 }
 
 fn conflict_error(found: &[UserRow], doc: &Doc) -> ScimError {
     let k = user_keys(doc);
     let which = |r: &UserRow| {
-        if r.user_name_key == k.user_name_key { "userName" } else { "externalId" }
+        if r.user_name_key == k.user_name_key {
+            "userName"
+        } else {
+            "externalId"
+        }
     };
     match found {
         [one] => ScimError::uniqueness(format!(
             "a user with this {} already exists (id {}){}",
             which(one),
             one.id,
-            if one.state == SUSPENDED { " and is suspended" } else { "" }
+            if one.state == SUSPENDED {
+                " and is suspended"
+            } else {
+                ""
+            }
         )),
         many => ScimError::uniqueness(format!(
             "this userName and externalId belong to different existing users ({})",
-            many.iter().map(|r| format!("{} by {}", r.id, which(r))).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|r| format!("{} by {}", r.id, which(r)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -107,7 +146,13 @@ fn apply_state(row: &mut UserRow, active: bool, now: &str) {
     }
 }
 
-pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn create(
+    db: &Db,
+    caller: &Caller,
+    body: &Value,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
     // POST without `active` means active.
     if !doc.contains_key("active") {
@@ -122,7 +167,11 @@ pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, b
                 let mut row = UserRow {
                     id: uuid::Uuid::new_v4().to_string(),
                     tenant_id: caller.tenant_id.clone(),
-                    state: if keys.active { ACTIVE.into() } else { SUSPENDED.into() },
+                    state: if keys.active {
+                        ACTIVE.into()
+                    } else {
+                        SUSPENDED.into()
+                    },
                     user_name: String::new(),
                     user_name_key: String::new(),
                     external_id: None,
@@ -156,7 +205,12 @@ pub fn create(db: &Db, caller: &Caller, body: &Value, projection: &Projection, b
 }
 
 /// Stores a new document for an existing row: keys, state, version, emails.
-fn write_doc(c: &mut AnyConnection, row: &mut UserRow, doc: Doc, now: &str) -> Result<(), ServiceError> {
+fn write_doc(
+    c: &mut AnyConnection,
+    row: &mut UserRow,
+    doc: Doc,
+    now: &str,
+) -> Result<(), ServiceError> {
     let keys = user_keys(&doc);
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
@@ -167,7 +221,13 @@ fn write_doc(c: &mut AnyConnection, row: &mut UserRow, doc: Doc, now: &str) -> R
     Ok(())
 }
 
-pub fn get(db: &Db, caller: &Caller, id: &str, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn get(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     db.read(|c| {
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         rendered(c, caller, &row, projection, base, false)
@@ -178,7 +238,15 @@ pub fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("no user with id {id}"))
 }
 
-pub fn replace(db: &Db, caller: &Caller, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn replace(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    if_match: Option<&str>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
     let now = store::time::now();
     db.write(|c| {
@@ -197,13 +265,23 @@ pub fn replace(db: &Db, caller: &Caller, id: &str, body: &Value, if_match: Optio
     })
 }
 
-pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Option<&str>, projection: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+pub fn patch(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    ops: &[Operation],
+    if_match: Option<&str>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let now = store::time::now();
     db.write(|c| {
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         let mut current = doc_of(&row)?;
-        current.entry("active").or_insert(Value::Bool(row.state == ACTIVE));
+        current
+            .entry("active")
+            .or_insert(Value::Bool(row.state == ACTIVE));
         let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
         if doc != current {
             let found = conflicts(c, caller, &doc, Some(id))?;
@@ -216,7 +294,13 @@ pub fn patch(db: &Db, caller: &Caller, id: &str, ops: &[Operation], if_match: Op
     })
 }
 
-pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: &str) -> Result<(), ServiceError> {
+pub fn delete(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    if_match: Option<&str>,
+    base: &str,
+) -> Result<(), ServiceError> {
     db.write(|c| {
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -226,14 +310,25 @@ pub fn delete(db: &Db, caller: &Caller, id: &str, if_match: Option<&str>, base: 
     })
 }
 
-pub fn list(db: &Db, caller: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
+pub fn list(
+    db: &Db,
+    caller: &Caller,
+    params: &ListParams,
+    base: &str,
+) -> Result<Value, ServiceError> {
     let where_sql = params
         .filter
         .as_ref()
         .map(|f: &Filter| filter_sql::translate(&filter_sql::USERS, db.backend(), f))
         .transpose()?;
     db.read(|c| {
-        let (total, rows) = store::users::list(c, &caller.tenant_id, where_sql, params.start_index - 1, params.count)?;
+        let (total, rows) = store::users::list(
+            c,
+            &caller.tenant_id,
+            where_sql,
+            params.start_index - 1,
+            params.count,
+        )?;
         let resources = render_rows(c, caller, &rows, &params.projection, base)?;
         Ok(list_response(total, params.start_index, resources))
     })

@@ -47,7 +47,10 @@ pub fn schemas(base: &str) -> Value {
 }
 
 pub fn schema(base: &str, id: &str) -> Option<Value> {
-    all_schemas().into_iter().find(|s| s.id == id).map(|s| s.to_json(base))
+    all_schemas()
+        .into_iter()
+        .find(|s| s.id == id)
+        .map(|s| s.to_json(base))
 }
 
 #[cfg(test)]

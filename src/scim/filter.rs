@@ -230,7 +230,11 @@ fn tokenize(input: &str) -> Result<Vec<(Tok, usize)>, String> {
                     }
                     j += 1;
                 }
-                let end = if j < chars.len() { chars[j].0 } else { input.len() };
+                let end = if j < chars.len() {
+                    chars[j].0
+                } else {
+                    input.len()
+                };
                 toks.push((Tok::Word(input[pos..end].to_string()), pos));
                 i = j;
             }
@@ -272,7 +276,9 @@ impl Parser {
     fn enter(&mut self) -> Result<(), String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!("filter nesting exceeds the maximum depth of {MAX_DEPTH}"));
+            return Err(format!(
+                "filter nesting exceeds the maximum depth of {MAX_DEPTH}"
+            ));
         }
         Ok(())
     }
@@ -298,7 +304,8 @@ impl Parser {
     }
 
     fn parse_unary(&mut self) -> Result<Filter, String> {
-        if self.peek_keyword("not") && matches!(self.toks.get(self.pos + 1), Some((Tok::LParen, _))) {
+        if self.peek_keyword("not") && matches!(self.toks.get(self.pos + 1), Some((Tok::LParen, _)))
+        {
             self.pos += 1;
             let inner = self.parse_group()?;
             return Ok(Filter::Not(Box::new(inner)));
@@ -328,7 +335,11 @@ impl Parser {
         let at = self.at();
         let word = match self.next() {
             Some(Tok::Word(w)) => w,
-            Some(t) => return Err(format!("expected an attribute name but found {t} at position {at}")),
+            Some(t) => {
+                return Err(format!(
+                    "expected an attribute name but found {t} at position {at}"
+                ));
+            }
             None => return Err("expected an attribute name but the filter ended".into()),
         };
         self.terms += 1;
@@ -338,7 +349,9 @@ impl Parser {
         if matches!(self.peek(), Some(Tok::LBracket)) {
             let attr = AttrPath::parse(&word)?;
             if attr.sub.is_some() {
-                return Err(format!("'{word}' cannot be followed by '[': value filters apply to an attribute, not a sub-attribute"));
+                return Err(format!(
+                    "'{word}' cannot be followed by '[': value filters apply to an attribute, not a sub-attribute"
+                ));
             }
             self.enter()?;
             self.pos += 1;
@@ -359,9 +372,16 @@ impl Parser {
                 if !is_attr_name(sub) {
                     return Err(format!("'{w}' is not a valid sub-attribute after ']'"));
                 }
-                let sub_path = AttrPath { urn: None, name: sub.to_string(), sub: None };
+                let sub_path = AttrPath {
+                    urn: None,
+                    name: sub.to_string(),
+                    sub: None,
+                };
                 let cmp = self.parse_comparison(sub_path)?;
-                return Ok(Filter::ValuePath(attr, Box::new(Filter::And(Box::new(inner), Box::new(cmp)))));
+                return Ok(Filter::ValuePath(
+                    attr,
+                    Box::new(Filter::And(Box::new(inner), Box::new(cmp))),
+                ));
             }
             return Ok(Filter::ValuePath(attr, Box::new(inner)));
         }
@@ -378,7 +398,11 @@ impl Parser {
                     "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr) after '{path}' but found {t} at position {at}"
                 ));
             }
-            None => return Err(format!("expected an operator after '{path}' but the filter ended")),
+            None => {
+                return Err(format!(
+                    "expected an operator after '{path}' but the filter ended"
+                ));
+            }
         };
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(path));
@@ -390,8 +414,18 @@ impl Parser {
         let value = match self.next() {
             Some(Tok::Str(s)) => CompValue::Str(s),
             Some(Tok::Word(w)) => word_value(&w),
-            Some(t) => return Err(format!("expected a value after '{path} {}' but found {t} at position {at}", op.as_str())),
-            None => return Err(format!("expected a value after '{path} {}' but the filter ended", op.as_str())),
+            Some(t) => {
+                return Err(format!(
+                    "expected a value after '{path} {}' but found {t} at position {at}",
+                    op.as_str()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "expected a value after '{path} {}' but the filter ended",
+                    op.as_str()
+                ));
+            }
         };
         Ok(Filter::Compare(path, op, value))
     }
@@ -422,7 +456,13 @@ pub fn parse(input: &str) -> Result<Filter, ScimError> {
     if toks.is_empty() {
         return Err(ScimError::invalid_filter("filter is empty"));
     }
-    let mut p = Parser { toks, pos: 0, depth: 0, terms: 0, len: input.len() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        terms: 0,
+        len: input.len(),
+    };
     let f = p.parse_or().map_err(wrap)?;
     if p.pos < p.toks.len() {
         return Err(wrap(format!(
@@ -448,7 +488,13 @@ pub fn matches(filter: &Filter, obj: &Value, case_exact: &dyn Fn(&str) -> bool) 
             match lookup(obj, p) {
                 Some(Value::Array(items)) => items.iter().any(|i| compare(i, *op, v, exact)),
                 Some(actual) => compare(actual, *op, v, exact),
-                None => matches!((op, v), (CompareOp::Ne, CompValue::Str(_) | CompValue::Bool(_) | CompValue::Number(_))),
+                None => matches!(
+                    (op, v),
+                    (
+                        CompareOp::Ne,
+                        CompValue::Str(_) | CompValue::Bool(_) | CompValue::Number(_)
+                    )
+                ),
             }
         }
         Filter::ValuePath(p, inner) => match lookup(obj, p) {
@@ -501,7 +547,10 @@ fn compare(actual: &Value, op: CompareOp, expected: &CompValue, case_exact: bool
             }
         }
         (Value::Bool(a), CompValue::Bool(e)) => Some(a.cmp(e)),
-        (Value::Number(a), CompValue::Number(e)) => a.as_f64().zip(e.as_f64()).and_then(|(a, e)| a.partial_cmp(&e)),
+        (Value::Number(a), CompValue::Number(e)) => a
+            .as_f64()
+            .zip(e.as_f64())
+            .and_then(|(a, e)| a.partial_cmp(&e)),
         (Value::Null, CompValue::Null) => Some(Ordering::Equal),
         _ => None,
     };
@@ -528,19 +577,31 @@ mod tests {
         }
     }
     fn path(name: &str) -> AttrPath {
-        AttrPath { urn: None, name: name.into(), sub: None }
+        AttrPath {
+            urn: None,
+            name: name.into(),
+            sub: None,
+        }
     }
 
     #[test]
     fn okta_and_entra_matching_filters() {
         assert_eq!(
             p(r#"userName eq "jane.doe@example.com""#),
-            Filter::Compare(path("userName"), CompareOp::Eq, CompValue::Str("jane.doe@example.com".into()))
+            Filter::Compare(
+                path("userName"),
+                CompareOp::Eq,
+                CompValue::Str("jane.doe@example.com".into())
+            )
         );
         // Entra tutorial: unquoted value.
         assert_eq!(
             p("externalId eq jyoung"),
-            Filter::Compare(path("externalId"), CompareOp::Eq, CompValue::Str("jyoung".into()))
+            Filter::Compare(
+                path("externalId"),
+                CompareOp::Eq,
+                CompValue::Str("jyoung".into())
+            )
         );
         // Entra: value path with a trailing sub-attribute comparison.
         let f = p(r#"emails[type eq "work"].value eq "a@b.c""#);
@@ -552,15 +613,27 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         // Entra's manager reference check.
-        assert!(matches!(p(r#"id eq "1" and manager eq "2""#), Filter::And(_, _)));
+        assert!(matches!(
+            p(r#"id eq "1" and manager eq "2""#),
+            Filter::And(_, _)
+        ));
         // Entra's group membership check.
-        assert!(matches!(p(r#"id eq "g" and members[value eq "u"]"#), Filter::And(_, _)));
-        assert!(matches!(p(r#"displayName eq "Grp-x""#), Filter::Compare(..)));
+        assert!(matches!(
+            p(r#"id eq "g" and members[value eq "u"]"#),
+            Filter::And(_, _)
+        ));
+        assert!(matches!(
+            p(r#"displayName eq "Grp-x""#),
+            Filter::Compare(..)
+        ));
     }
 
     #[test]
     fn keywords_and_attribute_names_are_case_insensitive_and_not_needs_no_space() {
-        assert!(matches!(p(r#"USERNAME EQ "x" AND title PR"#), Filter::And(_, _)));
+        assert!(matches!(
+            p(r#"USERNAME EQ "x" AND title PR"#),
+            Filter::And(_, _)
+        ));
         assert!(matches!(p("not(title pr)"), Filter::Not(_)));
         assert!(matches!(p("not (title pr)"), Filter::Not(_)));
     }
@@ -582,16 +655,31 @@ mod tests {
     fn urn_qualified_paths_and_literals() {
         match p(r#"urn:ietf:params:scim:schemas:core:2.0:User:name.familyName co "O'Malley""#) {
             Filter::Compare(a, CompareOp::Co, _) => {
-                assert_eq!(a.urn.as_deref(), Some("urn:ietf:params:scim:schemas:core:2.0:User"));
+                assert_eq!(
+                    a.urn.as_deref(),
+                    Some("urn:ietf:params:scim:schemas:core:2.0:User")
+                );
                 assert_eq!(a.name, "name");
                 assert_eq!(a.sub.as_deref(), Some("familyName"));
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(p("active eq true"), Filter::Compare(_, _, CompValue::Bool(true))));
-        assert!(matches!(p("active eq False"), Filter::Compare(_, _, CompValue::Bool(false))));
-        assert!(matches!(p("manager eq null"), Filter::Compare(_, _, CompValue::Null)));
-        assert!(matches!(p("meta.version eq 3"), Filter::Compare(_, _, CompValue::Number(_))));
+        assert!(matches!(
+            p("active eq true"),
+            Filter::Compare(_, _, CompValue::Bool(true))
+        ));
+        assert!(matches!(
+            p("active eq False"),
+            Filter::Compare(_, _, CompValue::Bool(false))
+        ));
+        assert!(matches!(
+            p("manager eq null"),
+            Filter::Compare(_, _, CompValue::Null)
+        ));
+        assert!(matches!(
+            p("meta.version eq 3"),
+            Filter::Compare(_, _, CompValue::Number(_))
+        ));
         match p(r#"displayName eq "J\u00fcrgen \"Jay\"""#) {
             Filter::Compare(_, _, CompValue::Str(s)) => assert_eq!(s, "Jürgen \"Jay\""),
             other => panic!("{other:?}"),
@@ -614,7 +702,10 @@ mod tests {
         for (input, needle) in cases {
             match parse(input) {
                 Err(e) => {
-                    assert_eq!(e.scim_type, Some(super::super::error::ScimType::InvalidFilter));
+                    assert_eq!(
+                        e.scim_type,
+                        Some(super::super::error::ScimType::InvalidFilter)
+                    );
                     assert!(e.detail.contains(needle), "{input}: {}", e.detail);
                 }
                 Ok(f) => panic!("{input} parsed as {f:?}"),

@@ -15,7 +15,10 @@ mod tests {
 
     #[test]
     fn folds_case_whitespace_and_composition() {
-        assert_eq!(fold("  Alice.Smith@Contoso.EXAMPLE "), "alice.smith@contoso.example");
+        assert_eq!(
+            fold("  Alice.Smith@Contoso.EXAMPLE "),
+            "alice.smith@contoso.example"
+        );
         // "é" as e + combining acute and as one code point fold alike.
         assert_eq!(fold("Ame\u{301}lie"), fold("AMÉLIE"));
         assert_eq!(fold("STRASSE"), "strasse");

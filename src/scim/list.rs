@@ -60,7 +60,9 @@ pub fn from_query(query: &str) -> Result<ListParams, ScimError> {
     };
     build(
         get("filter"),
-        get("startIndex").map(|v| parse_int("startIndex", v)).transpose()?,
+        get("startIndex")
+            .map(|v| parse_int("startIndex", v))
+            .transpose()?,
         get("count").map(|v| parse_int("count", v)).transpose()?,
         get("attributes"),
         get("excludedAttributes"),
@@ -77,7 +79,10 @@ pub fn projection_from_query(query: &str) -> Result<Projection, ScimError> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    Ok(Projection::parse(get("attributes"), get("excludedAttributes")))
+    Ok(Projection::parse(
+        get("attributes"),
+        get("excludedAttributes"),
+    ))
 }
 
 /// Reads a `SearchRequest` body (`POST …/.search`).
@@ -91,9 +96,14 @@ pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Array(a)) => Ok(Some(
-                a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
             )),
-            Some(other) => Err(ScimError::invalid_value(format!("'{name}' must be a string or a list, got {other}"))),
+            Some(other) => Err(ScimError::invalid_value(format!(
+                "'{name}' must be a string or a list, got {other}"
+            ))),
         }
     };
     let int = |name: &str| -> Result<Option<i64>, ScimError> {
@@ -104,7 +114,9 @@ pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
                 .map(Some)
                 .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer"))),
             Some(Value::String(s)) => parse_int(name, s).map(Some),
-            Some(other) => Err(ScimError::invalid_value(format!("'{name}' must be an integer, got {other}"))),
+            Some(other) => Err(ScimError::invalid_value(format!(
+                "'{name}' must be an integer, got {other}"
+            ))),
         }
     };
     build(
@@ -150,14 +162,20 @@ mod tests {
         assert!(p.is_ok_and(|p| p.start_index == 1 && p.count == 0));
         let p = from_query("count=5000");
         assert!(p.is_ok_and(|p| p.count == MAX_COUNT));
-        assert!(from_query("count=abc").is_err_and(|e| e.detail.contains("'count' must be an integer")));
+        assert!(
+            from_query("count=abc").is_err_and(|e| e.detail.contains("'count' must be an integer"))
+        );
         assert!(from_query("filter=userName+garbage").is_err_and(|e| e.status == 400));
     }
 
     #[test]
     fn search_body() {
-        let p = from_search_body(&json!({"schemas": [SEARCH_URN], "filter": "userName sw \"a\"", "startIndex": 2, "count": 10, "attributes": ["userName", "emails"]}));
-        assert!(p.is_ok_and(|p| p.start_index == 2 && p.count == 10 && p.projection.attributes.len() == 2));
+        let p = from_search_body(
+            &json!({"schemas": [SEARCH_URN], "filter": "userName sw \"a\"", "startIndex": 2, "count": 10, "attributes": ["userName", "emails"]}),
+        );
+        assert!(p.is_ok_and(|p| p.start_index == 2
+            && p.count == 10
+            && p.projection.attributes.len() == 2));
         assert!(from_search_body(&json!({"count": true})).is_err());
     }
 

@@ -1,5 +1,6 @@
 //! The SCIM protocol: pure functions over JSON, no I/O.
 
+pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod fold;
@@ -7,4 +8,3 @@ pub mod list;
 pub mod patch;
 pub mod resource;
 pub mod schema;
-pub mod discovery;

@@ -51,7 +51,9 @@ impl PatchPath {
             }
             let attr = AttrPath::parse(&raw[..open]).map_err(bad)?;
             if attr.sub.is_some() {
-                return Err(bad("a value filter must follow an attribute, not a sub-attribute".into()));
+                return Err(bad(
+                    "a value filter must follow an attribute, not a sub-attribute".into(),
+                ));
             }
             let filter = filter::parse(&raw[open + 1..close]).map_err(|e| bad(e.detail))?;
             let rest = &raw[close + 1..];
@@ -60,14 +62,26 @@ impl PatchPath {
             } else {
                 let sub = rest
                     .strip_prefix('.')
-                    .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '$' || c == '_'))
+                    .filter(|s| {
+                        !s.is_empty()
+                            && s.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '$' || c == '_')
+                    })
                     .ok_or_else(|| bad(format!("unexpected '{rest}' after ']'")))?;
                 Some(sub.to_string())
             };
-            return Ok(PatchPath { attr, filter: Some(filter), sub_after_filter });
+            return Ok(PatchPath {
+                attr,
+                filter: Some(filter),
+                sub_after_filter,
+            });
         }
         let attr = AttrPath::parse(raw).map_err(bad)?;
-        Ok(PatchPath { attr, filter: None, sub_after_filter: None })
+        Ok(PatchPath {
+            attr,
+            filter: None,
+            sub_after_filter: None,
+        })
     }
 }
 
@@ -83,15 +97,25 @@ struct RawPatch {
 pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let raw: RawPatch = serde_json::from_value(body.clone())
         .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp message: {e}")))?;
-    if !raw.schemas.is_empty() && !raw.schemas.iter().any(|s| s.eq_ignore_ascii_case(PATCH_URN)) {
-        return Err(ScimError::invalid_syntax(format!("'schemas' must contain {PATCH_URN}")));
+    if !raw.schemas.is_empty()
+        && !raw
+            .schemas
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(PATCH_URN))
+    {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must contain {PATCH_URN}"
+        )));
     }
-    let ops = raw
-        .operations
-        .ok_or_else(|| ScimError::invalid_syntax("a PatchOp message needs an 'Operations' array"))?;
+    let ops = raw.operations.ok_or_else(|| {
+        ScimError::invalid_syntax("a PatchOp message needs an 'Operations' array")
+    })?;
     if ops.len() > MAX_OPERATIONS {
-        return Err(ScimError::new(413, Some(super::error::ScimType::TooMany),
-            format!("a PATCH may carry at most {MAX_OPERATIONS} operations")));
+        return Err(ScimError::new(
+            413,
+            Some(super::error::ScimType::TooMany),
+            format!("a PATCH may carry at most {MAX_OPERATIONS} operations"),
+        ));
     }
     ops.iter()
         .enumerate()
@@ -100,7 +124,10 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
                 if e.detail.starts_with("Operations[") {
                     e
                 } else {
-                    ScimError { detail: format!("Operations[{i}]: {}", e.detail), ..e }
+                    ScimError {
+                        detail: format!("Operations[{i}]: {}", e.detail),
+                        ..e
+                    }
                 }
             })
         })
@@ -128,17 +155,30 @@ fn parse_operation(i: usize, v: &Value) -> Result<Operation, ScimError> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string"))),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!(
+                "Operations[{i}].path must be a string"
+            )));
+        }
     };
     let path = raw_path.as_deref().map(PatchPath::parse).transpose()?;
     let value = get_ci(obj, "value").cloned();
     if op != Op::Remove && value.is_none() {
-        return Err(ScimError::invalid_value(format!("Operations[{i}] ({op_name}) needs a 'value'")));
+        return Err(ScimError::invalid_value(format!(
+            "Operations[{i}] ({op_name}) needs a 'value'"
+        )));
     }
     if op == Op::Remove && path.is_none() {
-        return Err(ScimError::no_target(format!("Operations[{i}]: 'remove' needs a 'path'")));
+        return Err(ScimError::no_target(format!(
+            "Operations[{i}]: 'remove' needs a 'path'"
+        )));
     }
-    Ok(Operation { op, path, raw_path, value })
+    Ok(Operation {
+        op,
+        path,
+        raw_path,
+        value,
+    })
 }
 
 /// Where a path points in the canonical document.
@@ -154,29 +194,56 @@ fn resolve(rt: &ResourceType, path: &AttrPath) -> Result<Target, ScimError> {
     match &path.urn {
         None => {
             if path.name.eq_ignore_ascii_case("externalId") {
-                return Ok(Target { container: None, attr: None, key: "externalId".into() });
+                return Ok(Target {
+                    container: None,
+                    attr: None,
+                    key: "externalId".into(),
+                });
             }
             for common in ["id", "meta", "schemas"] {
                 if path.name.eq_ignore_ascii_case(common) {
                     return Err(ScimError::mutability(format!("'{common}' is read-only")));
                 }
             }
-            let attr = rt
-                .core
-                .attr(&path.name)
-                .ok_or_else(|| ScimError::invalid_path(format!("'{}' is not an attribute of {}", path.name, rt.name)))?;
-            Ok(Target { container: None, attr: Some(attr), key: attr.name.into() })
+            let attr = rt.core.attr(&path.name).ok_or_else(|| {
+                ScimError::invalid_path(format!(
+                    "'{}' is not an attribute of {}",
+                    path.name, rt.name
+                ))
+            })?;
+            Ok(Target {
+                container: None,
+                attr: Some(attr),
+                key: attr.name.into(),
+            })
         }
-        Some(urn) if urn.eq_ignore_ascii_case(rt.core.id) => resolve(rt, &AttrPath { urn: None, ..path.clone() }),
+        Some(urn) if urn.eq_ignore_ascii_case(rt.core.id) => resolve(
+            rt,
+            &AttrPath {
+                urn: None,
+                ..path.clone()
+            },
+        ),
         Some(urn) => {
             if let Some(ext) = rt.extension(urn) {
                 let attr = ext.attr(&path.name).ok_or_else(|| {
-                    ScimError::invalid_path(format!("'{}' is not an attribute of {}", path.name, ext.id))
+                    ScimError::invalid_path(format!(
+                        "'{}' is not an attribute of {}",
+                        path.name, ext.id
+                    ))
                 })?;
-                Ok(Target { container: Some(ext.id.into()), attr: Some(attr), key: attr.name.into() })
+                Ok(Target {
+                    container: Some(ext.id.into()),
+                    attr: Some(attr),
+                    key: attr.name.into(),
+                })
             } else {
                 // An extension without a schema: kept as free-form JSON.
-                Ok(Target { container: Some(urn.clone()), attr: None, key: path.name.clone() })
+                Ok(Target {
+                    container: Some(urn.clone()),
+                    attr: None,
+                    key: path.name.clone(),
+                })
             }
         }
     }
@@ -194,8 +261,15 @@ pub fn apply(ctx: &PatchContext<'_>, doc: &Doc, ops: &[Operation]) -> Result<Doc
     let mut work = doc.clone();
     for (i, op) in ops.iter().enumerate() {
         apply_one(ctx, &mut work, op).map_err(|e| {
-            let at = op.raw_path.as_deref().map(|p| format!(" (path '{p}')")).unwrap_or_default();
-            ScimError { detail: format!("Operations[{i}]{at}: {}", e.detail), ..e }
+            let at = op
+                .raw_path
+                .as_deref()
+                .map(|p| format!(" (path '{p}')"))
+                .unwrap_or_default();
+            ScimError {
+                detail: format!("Operations[{i}]{at}: {}", e.detail),
+                ..e
+            }
         })?;
     }
     normalize(ctx.rt, &Value::Object(work))
@@ -205,9 +279,15 @@ fn apply_one(ctx: &PatchContext<'_>, doc: &mut Doc, op: &Operation) -> Result<()
     match &op.path {
         Some(p) => apply_path(ctx, doc, op.op, p, op.value.as_ref()),
         None => {
-            let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
-                ScimError::invalid_value("without a 'path', 'value' must be an object of attributes")
-            })?;
+            let value = op
+                .value
+                .as_ref()
+                .and_then(Value::as_object)
+                .ok_or_else(|| {
+                    ScimError::invalid_value(
+                        "without a 'path', 'value' must be an object of attributes",
+                    )
+                })?;
             for (key, v) in value {
                 apply_pathless_key(ctx, doc, op.op, key, v)?;
             }
@@ -216,13 +296,21 @@ fn apply_one(ctx: &PatchContext<'_>, doc: &mut Doc, op: &Operation) -> Result<()
     }
 }
 
-fn apply_pathless_key(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, key: &str, v: &Value) -> Result<(), ScimError> {
+fn apply_pathless_key(
+    ctx: &PatchContext<'_>,
+    doc: &mut Doc,
+    op: Op,
+    key: &str,
+    v: &Value,
+) -> Result<(), ScimError> {
     if key.eq_ignore_ascii_case("id") {
         // Okta's group push repeats the id inside the value map.
         return if v.as_str() == Some(ctx.id) {
             Ok(())
         } else {
-            Err(ScimError::mutability("'id' is read-only and cannot be changed"))
+            Err(ScimError::mutability(
+                "'id' is read-only and cannot be changed",
+            ))
         };
     }
     if key.eq_ignore_ascii_case("meta") || key.eq_ignore_ascii_case("schemas") {
@@ -231,7 +319,10 @@ fn apply_pathless_key(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, key: &str, 
     if key.to_ascii_lowercase().starts_with("urn:") {
         if let Some(ext) = ctx.rt.extension(key) {
             let inner = v.as_object().ok_or_else(|| {
-                ScimError::invalid_value(format!("'{}' must be an object of extension attributes", ext.id))
+                ScimError::invalid_value(format!(
+                    "'{}' must be an object of extension attributes",
+                    ext.id
+                ))
             })?;
             for (k, iv) in inner {
                 let path = PatchPath::parse(&format!("{}:{k}", ext.id))?;
@@ -257,7 +348,11 @@ fn apply_pathless_key(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, key: &str, 
     apply_path(ctx, doc, op, &path, Some(v))
 }
 
-fn container_mut<'d>(doc: &'d mut Doc, t: &Target, create: bool) -> Option<&'d mut Map<String, Value>> {
+fn container_mut<'d>(
+    doc: &'d mut Doc,
+    t: &Target,
+    create: bool,
+) -> Option<&'d mut Map<String, Value>> {
     match &t.container {
         None => Some(doc),
         Some(urn) => {
@@ -275,18 +370,32 @@ fn container_mut<'d>(doc: &'d mut Doc, t: &Target, create: bool) -> Option<&'d m
 fn norm_value(attr: Option<&Attr>, key: &str, v: &Value) -> Result<Option<Value>, ScimError> {
     match attr {
         Some(a) => normalize_attr(a, v, key),
-        None => Ok(if v.is_null() || v.as_str() == Some("") { None } else { Some(v.clone()) }),
+        None => Ok(if v.is_null() || v.as_str() == Some("") {
+            None
+        } else {
+            Some(v.clone())
+        }),
     }
 }
 
-fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, value: Option<&Value>) -> Result<(), ScimError> {
+fn apply_path(
+    ctx: &PatchContext<'_>,
+    doc: &mut Doc,
+    op: Op,
+    path: &PatchPath,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
     let target = resolve(ctx.rt, &path.attr)?;
     if let Some(a) = target.attr {
         if a.mutability == Mutability::ReadOnly {
             return Err(ScimError::mutability(format!(
                 "'{}' is read-only{}",
                 a.name,
-                if a.name == "groups" { "; change membership through the Group resource" } else { "" }
+                if a.name == "groups" {
+                    "; change membership through the Group resource"
+                } else {
+                    ""
+                }
             )));
         }
         if a.mutability == Mutability::WriteOnly {
@@ -294,19 +403,28 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
             return Ok(());
         }
     }
-    let sub_name = path.attr.sub.clone().or_else(|| path.sub_after_filter.clone());
+    let sub_name = path
+        .attr
+        .sub
+        .clone()
+        .or_else(|| path.sub_after_filter.clone());
     let sub_attr = match (&sub_name, target.attr) {
         (Some(s), Some(a)) => {
             let sa = a.sub_attr(s).ok_or_else(|| {
                 ScimError::invalid_path(format!("'{s}' is not a sub-attribute of '{}'", a.name))
             })?;
             if sa.mutability == Mutability::ReadOnly {
-                return Err(ScimError::mutability(format!("'{}.{}' is read-only", a.name, sa.name)));
+                return Err(ScimError::mutability(format!(
+                    "'{}.{}' is read-only",
+                    a.name, sa.name
+                )));
             }
             Some(sa)
         }
         (Some(_), None) if target.key == "externalId" => {
-            return Err(ScimError::invalid_path("'externalId' has no sub-attributes"));
+            return Err(ScimError::invalid_path(
+                "'externalId' has no sub-attributes",
+            ));
         }
         _ => None,
     };
@@ -319,9 +437,13 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
 
     if let Some(filter) = &path.filter {
         if !multi {
-            return Err(ScimError::invalid_path(format!("'{key}' is not multi-valued; a value filter cannot select from it")));
+            return Err(ScimError::invalid_path(format!(
+                "'{key}' is not multi-valued; a value filter cannot select from it"
+            )));
         }
-        let attr = target.attr.ok_or_else(|| ScimError::invalid_path("value filter on an unknown attribute"))?;
+        let attr = target
+            .attr
+            .ok_or_else(|| ScimError::invalid_path("value filter on an unknown attribute"))?;
         return apply_filtered(container, attr, filter, sub_attr, op, value);
     }
 
@@ -330,8 +452,12 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
             match (value, multi) {
                 (Some(v @ Value::Array(_)), true) => {
                     // Entra: `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
-                    let attr = target.attr.ok_or_else(|| ScimError::invalid_path("unknown attribute"))?;
-                    let remove = normalize_attr(attr, v, &key)?.and_then(|v| v.as_array().cloned()).unwrap_or_default();
+                    let attr = target
+                        .attr
+                        .ok_or_else(|| ScimError::invalid_path("unknown attribute"))?;
+                    let remove = normalize_attr(attr, v, &key)?
+                        .and_then(|v| v.as_array().cloned())
+                        .unwrap_or_default();
                     if let Some(Value::Array(items)) = container.get_mut(&key) {
                         items.retain(|item| !remove.iter().any(|r| same_element(item, r)));
                     }
@@ -357,7 +483,9 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
                     }
                 }
                 Some(Value::Array(new_items)) if multi && op == Op::Add => {
-                    let existing = container.entry(key.clone()).or_insert_with(|| Value::Array(vec![]));
+                    let existing = container
+                        .entry(key.clone())
+                        .or_insert_with(|| Value::Array(vec![]));
                     if let Value::Array(items) = existing {
                         for n in new_items {
                             if is_primary(&n) {
@@ -373,7 +501,9 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
                 }
                 Some(Value::Object(new_obj)) if complex_single => {
                     // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
-                    let existing = container.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                    let existing = container
+                        .entry(key.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     match existing {
                         Value::Object(o) => {
                             for (k, v) in new_obj {
@@ -397,7 +527,9 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
             };
             let sub_key = sub_attr.map(|s| s.name.to_string()).unwrap_or(sub);
             if multi {
-                let items = container.entry(key.clone()).or_insert_with(|| Value::Array(vec![]));
+                let items = container
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Array(vec![]));
                 if let Value::Array(items) = items {
                     if items.is_empty() && nv.is_some() {
                         items.push(Value::Object(Map::new()));
@@ -408,7 +540,9 @@ fn apply_path(ctx: &PatchContext<'_>, doc: &mut Doc, op: Op, path: &PatchPath, v
                     items.retain(|i| i.as_object().is_some_and(|o| !o.is_empty()));
                 }
             } else {
-                let obj = container.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let obj = container
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 set_sub(obj, &sub_key, nv);
                 if obj.as_object().is_some_and(Map::is_empty) {
                     container.remove(&key);
@@ -443,7 +577,7 @@ fn clear_primary(v: &mut Value) {
 /// match (or, without `value`, when they are equal).
 fn same_element(a: &Value, b: &Value) -> bool {
     match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y && a.get("type") == b.get("type") || x == y && b.get("type").is_none(),
+        (Some(x), Some(y)) => x == y && (a.get("type") == b.get("type") || b.get("type").is_none()),
         _ => a == b,
     }
 }
@@ -472,9 +606,14 @@ fn apply_filtered(
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
     let case_exact = |name: &str| attr.sub_attr(name).is_some_and(|s| s.case_exact);
-    let items = container.entry(attr.name.to_string()).or_insert_with(|| Value::Array(vec![]));
+    let items = container
+        .entry(attr.name.to_string())
+        .or_insert_with(|| Value::Array(vec![]));
     let Value::Array(items) = items else {
-        return Err(ScimError::invalid_path(format!("'{}' is not a list", attr.name)));
+        return Err(ScimError::invalid_path(format!(
+            "'{}' is not a list",
+            attr.name
+        )));
     };
     let hits: Vec<usize> = items
         .iter()
@@ -511,8 +650,9 @@ fn apply_filtered(
                     ))
                 })?;
                 element.insert(sa.name.to_string(), nv);
-                let element = normalize_attr(attr, &Value::Array(vec![Value::Object(element)]), attr.name)?
-                    .and_then(|v| v.as_array().and_then(|a| a.first().cloned()));
+                let element =
+                    normalize_attr(attr, &Value::Array(vec![Value::Object(element)]), attr.name)?
+                        .and_then(|v| v.as_array().and_then(|a| a.first().cloned()));
                 if let Some(e) = element {
                     if is_primary(&e) {
                         items.iter_mut().for_each(clear_primary);
@@ -530,7 +670,10 @@ fn apply_filtered(
         }
         (Op::Replace, None) => {
             if hits.is_empty() {
-                return Err(ScimError::no_target(format!("no value of '{}' matches the filter", attr.name)));
+                return Err(ScimError::no_target(format!(
+                    "no value of '{}' matches the filter",
+                    attr.name
+                )));
             }
             let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
             let nv = normalize_attr(attr, &Value::Array(vec![v.clone()]), attr.name)?
@@ -598,12 +741,15 @@ mod tests {
     use serde_json::json;
 
     fn user() -> Doc {
-        match normalize(&USER_TYPE, &json!({
-            "userName": "jdoe@contoso.example", "active": true, "displayName": "J Doe",
-            "name": {"givenName": "Seed", "familyName": "User"},
-            "emails": [{"primary": true, "type": "work", "value": "jdoe@contoso.example"}],
-            "preferredLanguage": "en"
-        })) {
+        match normalize(
+            &USER_TYPE,
+            &json!({
+                "userName": "jdoe@contoso.example", "active": true, "displayName": "J Doe",
+                "name": {"givenName": "Seed", "familyName": "User"},
+                "emails": [{"primary": true, "type": "work", "value": "jdoe@contoso.example"}],
+                "preferredLanguage": "en"
+            }),
+        ) {
             Ok(d) => d,
             Err(e) => panic!("{e:?}"),
         }
@@ -611,7 +757,14 @@ mod tests {
 
     fn patch(doc: &Doc, body: Value) -> Result<Doc, ScimError> {
         let ops = parse_request(&body)?;
-        apply(&PatchContext { rt: &USER_TYPE, id: "uid" }, doc, &ops)
+        apply(
+            &PatchContext {
+                rt: &USER_TYPE,
+                id: "uid",
+            },
+            doc,
+            &ops,
+        )
     }
 
     fn ok(doc: &Doc, ops: Value) -> Doc {
@@ -623,38 +776,59 @@ mod tests {
 
     #[test]
     fn okta_deactivate_value_map_and_entra_string_booleans() {
-        let d = ok(&user(), json!([{"op": "replace", "value": {"active": false}}]));
+        let d = ok(
+            &user(),
+            json!([{"op": "replace", "value": {"active": false}}]),
+        );
         assert_eq!(d["active"], false);
-        let d = ok(&d, json!([{"op": "Replace", "path": "active", "value": "True"}]));
+        let d = ok(
+            &d,
+            json!([{"op": "Replace", "path": "active", "value": "True"}]),
+        );
         assert_eq!(d["active"], true);
-        let d = ok(&d, json!([{"op": "REPLACE", "path": "active", "value": "false"}]));
+        let d = ok(
+            &d,
+            json!([{"op": "REPLACE", "path": "active", "value": "false"}]),
+        );
         assert_eq!(d["active"], false);
     }
 
     #[test]
     fn entra_legacy_multi_replace() {
-        let d = ok(&user(), json!([
-            {"op": "Replace", "path": "displayName", "value": "Pvlo"},
-            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "TestBcwqnm@test.example.com"},
-            {"op": "Replace", "path": "name.givenName", "value": "Gtfd"},
-            {"op": "Replace", "path": "name.familyName", "value": "Pkqf"},
-            {"op": "Replace", "path": "externalId", "value": "Eqpj"},
-            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Eqpj"}
-        ]));
+        let d = ok(
+            &user(),
+            json!([
+                {"op": "Replace", "path": "displayName", "value": "Pvlo"},
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "TestBcwqnm@test.example.com"},
+                {"op": "Replace", "path": "name.givenName", "value": "Gtfd"},
+                {"op": "Replace", "path": "name.familyName", "value": "Pkqf"},
+                {"op": "Replace", "path": "externalId", "value": "Eqpj"},
+                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Eqpj"}
+            ]),
+        );
         assert_eq!(d["displayName"], "Pvlo");
-        assert_eq!(d["emails"], json!([{"value": "TestBcwqnm@test.example.com", "type": "work", "primary": true}]));
-        assert_eq!(d["name"], json!({"familyName": "Pkqf", "givenName": "Gtfd"}));
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "TestBcwqnm@test.example.com", "type": "work", "primary": true}])
+        );
+        assert_eq!(
+            d["name"],
+            json!({"familyName": "Pkqf", "givenName": "Gtfd"})
+        );
         assert_eq!(d["externalId"], "Eqpj");
         assert_eq!(d[ENTERPRISE_URN]["employeeNumber"], "Eqpj");
     }
 
     #[test]
     fn entra_flagged_value_map_with_dotted_and_urn_keys() {
-        let d = ok(&user(), json!([
-            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@test.example.com"},
-            {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"}}
-        ]));
+        let d = ok(
+            &user(),
+            json!([
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@test.example.com"},
+                {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"}}
+            ]),
+        );
         assert_eq!(d["displayName"], "Bjfe");
         assert_eq!(d["name"]["givenName"], "Kkom");
         assert!(!d.contains_key("name.givenName"));
@@ -664,12 +838,18 @@ mod tests {
 
     #[test]
     fn add_on_filtered_path_upserts_a_typed_element() {
-        let d = ok(&user(), json!([
-            {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"},
-            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "second@x.example"},
-            {"op": "add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"}
-        ]));
-        assert_eq!(d["phoneNumbers"], json!([{"value": "+1 555", "type": "mobile"}]));
+        let d = ok(
+            &user(),
+            json!([
+                {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"},
+                {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "second@x.example"},
+                {"op": "add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"}
+            ]),
+        );
+        assert_eq!(
+            d["phoneNumbers"],
+            json!([{"value": "+1 555", "type": "mobile"}])
+        );
         // Upsert overwrote the existing work email; no second work email.
         assert_eq!(d["emails"].as_array().map(Vec::len), Some(1));
         assert_eq!(d["emails"][0]["value"], "second@x.example");
@@ -678,45 +858,88 @@ mod tests {
 
     #[test]
     fn manager_in_three_shapes_and_removal() {
-        let m = |v: Value| ok(&user(), json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": v}]));
-        for shape in [json!({"value": "m1"}), json!("m1"), json!([{"$ref": null, "value": "m1"}])] {
-            assert_eq!(m(shape.clone())[ENTERPRISE_URN]["manager"]["value"], "m1", "{shape}");
+        let m = |v: Value| {
+            ok(
+                &user(),
+                json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": v}]),
+            )
+        };
+        for shape in [
+            json!({"value": "m1"}),
+            json!("m1"),
+            json!([{"$ref": null, "value": "m1"}]),
+        ] {
+            assert_eq!(
+                m(shape.clone())[ENTERPRISE_URN]["manager"]["value"],
+                "m1",
+                "{shape}"
+            );
         }
         let d = m(json!("m1"));
         for clear in [json!({"value": ""}), json!("")] {
-            let c = ok(&d, json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": clear}]));
-            assert!(c.get(ENTERPRISE_URN).and_then(|e| e.get("manager")).is_none());
+            let c = ok(
+                &d,
+                json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": clear}]),
+            );
+            assert!(
+                c.get(ENTERPRISE_URN)
+                    .and_then(|e| e.get("manager"))
+                    .is_none()
+            );
         }
         // Legacy tutorial path without URN is not a core attribute.
-        let e = patch(&d, json!({"Operations": [{"op": "Add", "path": "manager", "value": "x"}]}));
+        let e = patch(
+            &d,
+            json!({"Operations": [{"op": "Add", "path": "manager", "value": "x"}]}),
+        );
         assert!(e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
     }
 
     #[test]
     fn validator_ordered_ops_on_same_attribute_and_remove() {
-        let d = ok(&user(), json!([
-            {"op": "add", "path": "displayName", "value": "NewDisplayName"},
-            {"op": "replace", "path": "title", "value": "NewTitle"},
-            {"op": "remove", "path": "preferredLanguage"}
-        ]));
+        let d = ok(
+            &user(),
+            json!([
+                {"op": "add", "path": "displayName", "value": "NewDisplayName"},
+                {"op": "replace", "path": "title", "value": "NewTitle"},
+                {"op": "remove", "path": "preferredLanguage"}
+            ]),
+        );
         assert_eq!(d["title"], "NewTitle");
         assert!(!d.contains_key("preferredLanguage"));
-        let d = ok(&d, json!([
-            {"op": "remove", "path": "displayName"},
-            {"op": "add", "path": "displayName", "value": "Intermediate"},
-            {"op": "replace", "path": "displayName", "value": "FinalDisplay"}
-        ]));
+        let d = ok(
+            &d,
+            json!([
+                {"op": "remove", "path": "displayName"},
+                {"op": "add", "path": "displayName", "value": "Intermediate"},
+                {"op": "replace", "path": "displayName", "value": "FinalDisplay"}
+            ]),
+        );
         assert_eq!(d["displayName"], "FinalDisplay");
-        let d = ok(&d, json!([{"op": "replace", "value": {"userName": "new@contoso.example"}}]));
+        let d = ok(
+            &d,
+            json!([{"op": "replace", "value": {"userName": "new@contoso.example"}}]),
+        );
         assert_eq!(d["userName"], "new@contoso.example");
     }
 
     #[test]
     fn roles_stringified_json_and_primary_exclusivity() {
-        let d = ok(&user(), json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}]));
+        let d = ok(
+            &user(),
+            json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}]),
+        );
         assert_eq!(d["roles"][0]["value"], "25");
-        let d = ok(&d, json!([{"op": "add", "path": "emails", "value": [{"value": "p@x.example", "type": "home", "primary": true}]}]));
-        let primaries: Vec<_> = d["emails"].as_array().into_iter().flatten().filter(|e| e["primary"] == true).collect();
+        let d = ok(
+            &d,
+            json!([{"op": "add", "path": "emails", "value": [{"value": "p@x.example", "type": "home", "primary": true}]}]),
+        );
+        let primaries: Vec<_> = d["emails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["primary"] == true)
+            .collect();
         assert_eq!(primaries.len(), 1);
         assert_eq!(primaries[0]["value"], "p@x.example");
     }
@@ -726,15 +949,39 @@ mod tests {
         use crate::scim::error::ScimType::*;
         let cases = [
             (json!([{"op": "remove"}]), NoTarget),
-            (json!([{"op": "update", "path": "title", "value": "x"}]), InvalidSyntax),
-            (json!([{"op": "add", "path": "nope", "value": "x"}]), InvalidPath),
-            (json!([{"op": "add", "path": "emails[type eq", "value": "x"}]), InvalidPath),
-            (json!([{"op": "replace", "path": "groups", "value": []}]), Mutability),
-            (json!([{"op": "replace", "value": {"id": "other"}}]), Mutability),
-            (json!([{"op": "replace", "path": "active", "value": "perhaps"}]), InvalidValue),
-            (json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "x"}}]), NoTarget),
+            (
+                json!([{"op": "update", "path": "title", "value": "x"}]),
+                InvalidSyntax,
+            ),
+            (
+                json!([{"op": "add", "path": "nope", "value": "x"}]),
+                InvalidPath,
+            ),
+            (
+                json!([{"op": "add", "path": "emails[type eq", "value": "x"}]),
+                InvalidPath,
+            ),
+            (
+                json!([{"op": "replace", "path": "groups", "value": []}]),
+                Mutability,
+            ),
+            (
+                json!([{"op": "replace", "value": {"id": "other"}}]),
+                Mutability,
+            ),
+            (
+                json!([{"op": "replace", "path": "active", "value": "perhaps"}]),
+                InvalidValue,
+            ),
+            (
+                json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "x"}}]),
+                NoTarget,
+            ),
             (json!([{"op": "add", "path": "title"}]), InvalidValue),
-            (json!([{"op": "replace", "path": "userName", "value": ""}]), InvalidValue),
+            (
+                json!([{"op": "replace", "path": "userName", "value": ""}]),
+                InvalidValue,
+            ),
         ];
         for (ops, want) in cases {
             match patch(&user(), json!({"schemas": [PATCH_URN], "Operations": ops})) {
@@ -742,7 +989,10 @@ mod tests {
                 Ok(d) => panic!("{ops} accepted: {d:?}"),
             }
         }
-        let e = patch(&user(), json!({"Operations": [{"op": "add", "path": "title", "value": "ok"}, {"op": "add", "path": "bogus", "value": 1}]}));
+        let e = patch(
+            &user(),
+            json!({"Operations": [{"op": "add", "path": "title", "value": "ok"}, {"op": "add", "path": "bogus", "value": 1}]}),
+        );
         assert!(e.is_err_and(|e| e.detail.starts_with("Operations[1] (path 'bogus')")));
         assert!(patch(&user(), json!({"schemas": ["urn:wrong"], "Operations": []})).is_err());
         assert!(patch(&user(), json!({"schemas": [PATCH_URN]})).is_err());
@@ -750,19 +1000,35 @@ mod tests {
 
     #[test]
     fn id_equal_to_own_id_is_ignored_in_group_rename() {
-        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "Old"})) { Ok(g) => g, Err(e) => panic!("{e:?}") };
-        let ops = match parse_request(&json!({"Operations": [{"op": "replace", "value": {"id": "gid", "displayName": "New"}}]})) {
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "Old"})) {
+            Ok(g) => g,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ops = match parse_request(
+            &json!({"Operations": [{"op": "replace", "value": {"id": "gid", "displayName": "New"}}]}),
+        ) {
             Ok(o) => o,
             Err(e) => panic!("{e:?}"),
         };
-        let out = apply(&PatchContext { rt: &GROUP_TYPE, id: "gid" }, &g, &ops);
+        let out = apply(
+            &PatchContext {
+                rt: &GROUP_TYPE,
+                id: "gid",
+            },
+            &g,
+            &ops,
+        );
         assert!(out.is_ok_and(|d| d["displayName"] == "New"));
     }
 
     #[test]
     fn path_parsing() {
-        let p = PatchPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
-        assert!(p.is_ok_and(|p| p.attr.name == "manager" && p.attr.sub.as_deref() == Some("value")));
+        let p = PatchPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        );
+        assert!(
+            p.is_ok_and(|p| p.attr.name == "manager" && p.attr.sub.as_deref() == Some("value"))
+        );
         let p = PatchPath::parse(r#"members[value eq "2819c223"]"#);
         assert!(p.is_ok_and(|p| p.filter.is_some() && p.sub_after_filter.is_none()));
         let p = PatchPath::parse(r#"addresses[type eq "work"].streetAddress"#);

@@ -21,10 +21,10 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     let mut out = Doc::new();
-    if let Some(v) = get_ci(obj, "externalId") {
-        if let Some(s) = scalar_string("externalId", v)? {
-            out.insert("externalId".into(), Value::String(s));
-        }
+    if let Some(v) = get_ci(obj, "externalId")
+        && let Some(s) = scalar_string("externalId", v)?
+    {
+        out.insert("externalId".into(), Value::String(s));
     }
     normalize_schema_attrs(rt.core, obj, &mut out, "")?;
     let core_prefix = format!("{}:", rt.core.id);
@@ -83,7 +83,10 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
 fn writable(attr: &Attr) -> bool {
     // readOnly attributes are ignored on input (Okta echoes `groups`), and
     // writeOnly `password` is accepted but never kept.
-    !matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
+    !matches!(
+        attr.mutability,
+        Mutability::ReadOnly | Mutability::WriteOnly
+    )
 }
 
 fn normalize_schema_attrs(
@@ -93,7 +96,9 @@ fn normalize_schema_attrs(
     prefix: &str,
 ) -> Result<(), ScimError> {
     for attr in schema.attrs {
-        let Some(v) = get_ci(obj, attr.name) else { continue };
+        let Some(v) = get_ci(obj, attr.name) else {
+            continue;
+        };
         if attr.mutability == Mutability::WriteOnly {
             // Validate the type so garbage is still rejected, then drop it.
             scalar_string(attr.name, v)?;
@@ -130,7 +135,9 @@ fn strip_nulls(v: &Value) -> Value {
                 .map(|(k, v)| (k.clone(), strip_nulls(v)))
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().filter(|v| !v.is_null()).map(strip_nulls).collect()),
+        Value::Array(a) => {
+            Value::Array(a.iter().filter(|v| !v.is_null()).map(strip_nulls).collect())
+        }
         other => other.clone(),
     }
 }
@@ -148,10 +155,10 @@ pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Valu
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(nv) = normalize_single(attr, item, label)? {
-                if !out.contains(&nv) {
-                    out.push(nv);
-                }
+            if let Some(nv) = normalize_single(attr, item, label)?
+                && !out.contains(&nv)
+            {
+                out.push(nv);
             }
         }
         let primaries = out
@@ -163,7 +170,11 @@ pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Valu
                 "'{label}' has {primaries} values marked primary; at most one may be"
             )));
         }
-        return Ok(if out.is_empty() { None } else { Some(Value::Array(out)) });
+        return Ok(if out.is_empty() {
+            None
+        } else {
+            Some(Value::Array(out))
+        });
     }
     if let Value::Array(a) = v
         && attr.is_complex()
@@ -172,7 +183,9 @@ pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Valu
         return match a.as_slice() {
             [] => Ok(None),
             [one] => normalize_single(attr, one, label),
-            _ => Err(ScimError::invalid_value(format!("'{label}' is single-valued but got a list"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' is single-valued but got a list"
+            ))),
         };
     }
     normalize_single(attr, v, label)
@@ -193,21 +206,36 @@ fn normalize_single(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>
                 m
             }
             _ => {
-                return Err(ScimError::invalid_value(format!("'{label}' must be an object")));
+                return Err(ScimError::invalid_value(format!(
+                    "'{label}' must be an object"
+                )));
             }
         };
-        let obj = if attr.name == "roles" { expand_stringified_role(obj) } else { obj };
+        let obj = if attr.name == "roles" {
+            expand_stringified_role(obj)
+        } else {
+            obj
+        };
         let mut out = Map::new();
         for sub in attr.sub {
-            let Some(sv) = get_ci(&obj, sub.name) else { continue };
-            if sub.mutability == Mutability::ReadOnly && attr.name != "members" && attr.name != "manager" {
+            let Some(sv) = get_ci(&obj, sub.name) else {
+                continue;
+            };
+            if sub.mutability == Mutability::ReadOnly
+                && attr.name != "members"
+                && attr.name != "manager"
+            {
                 continue;
             }
             if let Some(nv) = normalize_simple(sub, sv, &format!("{label}.{}", sub.name))? {
                 out.insert(sub.name.to_string(), nv);
             }
         }
-        return Ok(if out.is_empty() { None } else { Some(Value::Object(out)) });
+        return Ok(if out.is_empty() {
+            None
+        } else {
+            Some(Value::Object(out))
+        });
     }
     normalize_simple(attr, v, label)
 }
@@ -239,10 +267,16 @@ fn normalize_simple(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>
     match attr.ty {
         AttrType::Boolean => match v {
             Value::Bool(b) => Ok(Some(Value::Bool(*b))),
-            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
-            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(Value::Bool(false))),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => {
+                Ok(Some(Value::Bool(true)))
+            }
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => {
+                Ok(Some(Value::Bool(false)))
+            }
             Value::String(s) if s.is_empty() => Ok(None),
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be a boolean, got {v}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a boolean, got {v}"
+            ))),
         },
         AttrType::Integer => match v {
             Value::Number(n) if n.is_i64() => Ok(Some(v.clone())),
@@ -251,20 +285,28 @@ fn normalize_simple(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>
                 .parse::<i64>()
                 .map(|i| Some(Value::from(i)))
                 .map_err(|_| ScimError::invalid_value(format!("'{label}' must be an integer"))),
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be an integer, got {v}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be an integer, got {v}"
+            ))),
         },
         AttrType::Decimal => match v {
             Value::Number(_) => Ok(Some(v.clone())),
-            _ => Err(ScimError::invalid_value(format!("'{label}' must be a number, got {v}"))),
+            _ => Err(ScimError::invalid_value(format!(
+                "'{label}' must be a number, got {v}"
+            ))),
         },
         AttrType::DateTime => match v {
             Value::String(s) if s.is_empty() => Ok(None),
-            Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Ok(Some(v.clone())),
+            Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
+                Ok(Some(v.clone()))
+            }
             _ => Err(ScimError::invalid_value(format!(
                 "'{label}' must be an xsd:dateTime such as 2008-01-23T04:56:22Z"
             ))),
         },
-        AttrType::Complex => Err(ScimError::invalid_value(format!("'{label}' must be an object"))),
+        AttrType::Complex => Err(ScimError::invalid_value(format!(
+            "'{label}' must be an object"
+        ))),
         AttrType::String | AttrType::Reference | AttrType::Binary => {
             Ok(scalar_string(label, v)?.map(Value::String))
         }
@@ -279,7 +321,9 @@ fn scalar_string(label: &str, v: &Value) -> Result<Option<String>, ScimError> {
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
-        _ => Err(ScimError::invalid_value(format!("'{label}' must be a string, got {v}"))),
+        _ => Err(ScimError::invalid_value(format!(
+            "'{label}' must be a string, got {v}"
+        ))),
     }
 }
 
@@ -313,7 +357,11 @@ fn str_at<'a>(doc: &'a Doc, key: &str) -> Option<&'a str> {
 pub fn user_keys(doc: &Doc) -> UserKeys {
     let user_name = str_at(doc, "userName").unwrap_or_default().to_string();
     let name = doc.get("name");
-    let sub = |k: &str| name.and_then(|n| n.get(k)).and_then(Value::as_str).map(str::to_string);
+    let sub = |k: &str| {
+        name.and_then(|n| n.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let display_name = str_at(doc, "displayName").map(str::to_string);
     let emails = doc
         .get("emails")
@@ -398,9 +446,15 @@ pub fn render(rt: &ResourceType, id: &str, doc: &Doc, meta: &Meta) -> Value {
         out.insert(k.clone(), v.clone());
     }
     let mut m = Map::new();
-    m.insert("resourceType".into(), Value::String(meta.resource_type.into()));
+    m.insert(
+        "resourceType".into(),
+        Value::String(meta.resource_type.into()),
+    );
     m.insert("created".into(), Value::String(meta.created.clone()));
-    m.insert("lastModified".into(), Value::String(meta.last_modified.clone()));
+    m.insert(
+        "lastModified".into(),
+        Value::String(meta.last_modified.clone()),
+    );
     m.insert("location".into(), Value::String(meta.location.clone()));
     m.insert("version".into(), Value::String(meta.etag()));
     out.insert("meta".into(), Value::Object(m));
@@ -425,7 +479,10 @@ impl Projection {
             })
             .unwrap_or_default()
         };
-        Projection { attributes: split(attributes), excluded: split(excluded) }
+        Projection {
+            attributes: split(attributes),
+            excluded: split(excluded),
+        }
     }
 
     /// Whether the top-level attribute `name` (no URN) will be in the response;
@@ -440,7 +497,9 @@ impl Projection {
     }
 
     pub fn apply(&self, rt: &ResourceType, resource: Value) -> Value {
-        let Value::Object(obj) = resource else { return resource };
+        let Value::Object(obj) = resource else {
+            return resource;
+        };
         let mut out = Map::new();
         for (k, v) in obj {
             let (schema, attr) = resolve_top(rt, &k);
@@ -457,7 +516,14 @@ impl Projection {
                 if let Value::Object(inner) = v {
                     let kept: Map<String, Value> = inner
                         .into_iter()
-                        .filter(|(ik, _)| self.keep(&format!("{}:{ik}", ext_schema.id), Some(ext_schema.id), ik, returned))
+                        .filter(|(ik, _)| {
+                            self.keep(
+                                &format!("{}:{ik}", ext_schema.id),
+                                Some(ext_schema.id),
+                                ik,
+                                returned,
+                            )
+                        })
                         .collect();
                     if !kept.is_empty() {
                         out.insert(k, Value::Object(kept));
@@ -491,16 +557,18 @@ impl Projection {
 
     fn keep(&self, _full: &str, urn: Option<&str>, name: &str, returned: Returned) -> bool {
         if !self.attributes.is_empty() {
-            return self.attributes.iter().any(|s| Self::matches_name(s, urn, name));
+            return self
+                .attributes
+                .iter()
+                .any(|s| Self::matches_name(s, urn, name));
         }
         if returned == Returned::Request {
             return false;
         }
         // Excluding a sub-attribute keeps the parent (handled in project_sub).
-        !self
-            .excluded
-            .iter()
-            .any(|s| !s.contains('.') && Self::matches_name(s, urn, name) || s.eq_ignore_ascii_case(name))
+        !self.excluded.iter().any(|s| {
+            !s.contains('.') && Self::matches_name(s, urn, name) || s.eq_ignore_ascii_case(name)
+        })
     }
 
     /// Narrows a complex attribute to the requested (or not excluded) sub-attributes.
@@ -510,19 +578,27 @@ impl Projection {
                 .filter_map(|s| {
                     let (attr, sub) = s.rsplit_once('.')?;
                     let attr_name = attr.rsplit(':').next().unwrap_or(attr);
-                    let urn_ok = !attr.contains(':') || attr.to_ascii_lowercase().starts_with(&urn.to_ascii_lowercase());
-                    (urn_ok && attr_name.eq_ignore_ascii_case(name)).then(|| sub.to_ascii_lowercase())
+                    let urn_ok = !attr.contains(':')
+                        || attr
+                            .to_ascii_lowercase()
+                            .starts_with(&urn.to_ascii_lowercase());
+                    (urn_ok && attr_name.eq_ignore_ascii_case(name))
+                        .then(|| sub.to_ascii_lowercase())
                 })
                 .collect()
         };
         let wanted = subs_of(&self.attributes);
-        let whole_requested = self.attributes.iter().any(|s| !s.contains('.') && Self::matches_name(s, Some(urn), name));
+        let whole_requested = self
+            .attributes
+            .iter()
+            .any(|s| !s.contains('.') && Self::matches_name(s, Some(urn), name));
         let dropped = subs_of(&self.excluded);
         let filter_obj = |o: Map<String, Value>| -> Map<String, Value> {
             o.into_iter()
                 .filter(|(k, _)| {
                     let kl = k.to_ascii_lowercase();
-                    (whole_requested || wanted.is_empty() || wanted.contains(&kl)) && !dropped.contains(&kl)
+                    (whole_requested || wanted.is_empty() || wanted.contains(&kl))
+                        && !dropped.contains(&kl)
                 })
                 .collect()
         };
@@ -577,7 +653,12 @@ mod tests {
             "groups": [], "password": "1mz050nq", "active": true, "id": "x", "meta": {"resourceType": "User"}
         }));
         assert_eq!(d["userName"], "Jane@Example.com");
-        assert!(!d.contains_key("password") && !d.contains_key("groups") && !d.contains_key("id") && !d.contains_key("meta"));
+        assert!(
+            !d.contains_key("password")
+                && !d.contains_key("groups")
+                && !d.contains_key("id")
+                && !d.contains_key("meta")
+        );
         assert_eq!(d["externalId"], "00ujl29u0le5T6Aj10h7");
         let k = user_keys(&d);
         assert_eq!(k.user_name_key, "jane@example.com");
@@ -599,7 +680,10 @@ mod tests {
         assert_eq!(d["active"], true);
         assert!(!d.contains_key("title") && !d.contains_key("addresses"));
         assert_eq!(d[ENTERPRISE_URN]["manager"]["value"], "mgr-id");
-        assert_eq!(d["urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"], json!({"tag": "701984"}));
+        assert_eq!(
+            d["urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"],
+            json!({"tag": "701984"})
+        );
         assert_eq!(d["roles"][0]["primary"], true);
         assert_eq!(user_keys(&d).manager_id.as_deref(), Some("mgr-id"));
     }
@@ -617,10 +701,19 @@ mod tests {
         let cases = [
             (json!({"displayName": "x"}), "'userName' is required"),
             (json!({"userName": ""}), "'userName' is required"),
-            (json!({"userName": "a", "active": "maybe"}), "'active' must be a boolean"),
+            (
+                json!({"userName": "a", "active": "maybe"}),
+                "'active' must be a boolean",
+            ),
             (json!({"userName": {"x": 1}}), "'userName' must be a string"),
-            (json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}), "primary"),
-            (json!({"userName": "a", "name": "flat"}), "'name' must be an object"),
+            (
+                json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
+                "primary",
+            ),
+            (
+                json!({"userName": "a", "name": "flat"}),
+                "'name' must be an object",
+            ),
             (json!([1, 2]), "JSON object"),
         ];
         for (body, needle) in cases {
@@ -633,14 +726,19 @@ mod tests {
 
     #[test]
     fn roles_given_as_stringified_json_are_unpacked() {
-        let d = norm(json!({"userName": "a", "roles": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}));
+        let d = norm(
+            json!({"userName": "a", "roles": [{"value": "{\"id\":\"06b0\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]}),
+        );
         assert_eq!(d["roles"][0]["value"], "25");
         assert_eq!(d["roles"][0]["display"], "Role1234");
     }
 
     #[test]
     fn group_members_accept_bare_ids() {
-        let d = match normalize(&GROUP_TYPE, &json!({"displayName": "G", "members": ["u1", {"value": "u2", "display": "x"}]})) {
+        let d = match normalize(
+            &GROUP_TYPE,
+            &json!({"displayName": "G", "members": ["u1", {"value": "u2", "display": "x"}]}),
+        ) {
             Ok(d) => d,
             Err(e) => panic!("{e:?}"),
         };
@@ -651,10 +749,18 @@ mod tests {
 
     #[test]
     fn projection_honours_returned_and_sub_attributes() {
-        let meta = Meta { resource_type: "User", created: "c".into(), last_modified: "m".into(), version: 1, location: "l".into() };
-        let d = norm(json!({"userName": "a", "displayName": "A", "name": {"givenName": "g", "familyName": "f"},
+        let meta = Meta {
+            resource_type: "User",
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 1,
+            location: "l".into(),
+        };
+        let d = norm(
+            json!({"userName": "a", "displayName": "A", "name": {"givenName": "g", "familyName": "f"},
             "emails": [{"value": "a@b.c", "type": "work"}],
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d", "employeeNumber": "1"}}));
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d", "employeeNumber": "1"}}),
+        );
         let full = render(&USER_TYPE, "id1", &d, &meta);
         let only = Projection::parse(Some("userName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"), None).apply(&USER_TYPE, full.clone());
         assert_eq!(only["id"], "id1");

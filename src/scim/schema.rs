@@ -129,7 +129,9 @@ pub struct Schema {
 
 impl Schema {
     pub fn attr(&self, name: &str) -> Option<&'static Attr> {
-        self.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attrs
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     pub fn to_json(&self, location_base: &str) -> Value {
@@ -212,14 +214,20 @@ const DISPLAY: Attr = s("display", "A human-readable name, primarily for display
 const EMAIL_SUB: &[Attr] = &[
     s("value", "The email address, canonicalized per RFC 5321."),
     DISPLAY,
-    with_canonical(s("type", "A label: 'work', 'home', 'other'."), &["work", "home", "other"]),
+    with_canonical(
+        s("type", "A label: 'work', 'home', 'other'."),
+        &["work", "home", "other"],
+    ),
     PRIMARY,
 ];
 const PHONE_SUB: &[Attr] = &[
     s("value", "The phone number."),
     DISPLAY,
     with_canonical(
-        s("type", "A label: 'work', 'home', 'mobile', 'fax', 'pager', 'other'."),
+        s(
+            "type",
+            "A label: 'work', 'home', 'mobile', 'fax', 'pager', 'other'.",
+        ),
         &["work", "home", "mobile", "fax", "pager", "other"],
     ),
     PRIMARY,
@@ -233,17 +241,26 @@ const IM_SUB: &[Attr] = &[
 const PHOTO_SUB: &[Attr] = &[
     reference("value", &["external"], "URL of a photo of the user."),
     DISPLAY,
-    with_canonical(s("type", "A label: 'photo' or 'thumbnail'."), &["photo", "thumbnail"]),
+    with_canonical(
+        s("type", "A label: 'photo' or 'thumbnail'."),
+        &["photo", "thumbnail"],
+    ),
     PRIMARY,
 ];
 const ADDRESS_SUB: &[Attr] = &[
-    s("formatted", "The full mailing address, formatted for display."),
+    s(
+        "formatted",
+        "The full mailing address, formatted for display.",
+    ),
     s("streetAddress", "The full street address component."),
     s("locality", "The city or locality component."),
     s("region", "The state or region component."),
     s("postalCode", "The zip code or postal code component."),
     s("country", "The country name component."),
-    with_canonical(s("type", "A label: 'work', 'home', 'other'."), &["work", "home", "other"]),
+    with_canonical(
+        s("type", "A label: 'work', 'home', 'other'."),
+        &["work", "home", "other"],
+    ),
     PRIMARY,
 ];
 const GROUP_REF_SUB: &[Attr] = &[
@@ -262,7 +279,11 @@ const VALUE_SUB: &[Attr] = &[
     PRIMARY,
 ];
 const CERT_SUB: &[Attr] = &[
-    base("value", AttrType::Binary, "The DER-encoded X.509 certificate, base64."),
+    base(
+        "value",
+        AttrType::Binary,
+        "The DER-encoded X.509 certificate, base64.",
+    ),
     DISPLAY,
     s("type", "A label indicating the function."),
     PRIMARY,
@@ -311,19 +332,40 @@ pub static USER_SCHEMA: Schema = Schema {
         complex("name", NAME_SUB, "The components of the user's name."),
         s("displayName", "The name of the user, suitable for display."),
         s("nickName", "The casual way to address the user."),
-        reference("profileUrl", &["external"], "A URI of an online profile of the user."),
+        reference(
+            "profileUrl",
+            &["external"],
+            "A URI of an online profile of the user.",
+        ),
         s("title", "The user's title, e.g. 'Vice President'."),
-        s("userType", "The relationship between the organization and the user."),
-        s("preferredLanguage", "The user's preferred written or spoken language."),
+        s(
+            "userType",
+            "The relationship between the organization and the user.",
+        ),
+        s(
+            "preferredLanguage",
+            "The user's preferred written or spoken language.",
+        ),
         s("locale", "The user's default location, e.g. 'en-US'."),
-        s("timezone", "The user's time zone in IANA format, e.g. 'America/Denver'."),
-        base("active", AttrType::Boolean, "The user's administrative status."),
+        s(
+            "timezone",
+            "The user's time zone in IANA format, e.g. 'America/Denver'.",
+        ),
+        base(
+            "active",
+            AttrType::Boolean,
+            "The user's administrative status.",
+        ),
         PASSWORD,
         multi_complex("emails", EMAIL_SUB, "Email addresses for the user."),
         multi_complex("phoneNumbers", PHONE_SUB, "Phone numbers for the user."),
         multi_complex("ims", IM_SUB, "Instant messaging addresses for the user."),
         multi_complex("photos", PHOTO_SUB, "URLs of photos of the user."),
-        multi_complex("addresses", ADDRESS_SUB, "Physical mailing addresses for the user."),
+        multi_complex(
+            "addresses",
+            ADDRESS_SUB,
+            "Physical mailing addresses for the user.",
+        ),
         read_only(multi_complex(
             "groups",
             GROUP_REF_SUB,
@@ -331,13 +373,24 @@ pub static USER_SCHEMA: Schema = Schema {
         )),
         multi_complex("entitlements", VALUE_SUB, "Entitlements of the user."),
         multi_complex("roles", VALUE_SUB, "Roles of the user."),
-        multi_complex("x509Certificates", CERT_SUB, "X.509 certificates of the user."),
+        multi_complex(
+            "x509Certificates",
+            CERT_SUB,
+            "X.509 certificates of the user.",
+        ),
     ],
 };
 
 const MANAGER_SUB: &[Attr] = &[
-    s("value", "The id of the SCIM resource representing the user's manager."),
-    read_only(reference("$ref", &["User"], "The URI of the manager's resource.")),
+    s(
+        "value",
+        "The id of the SCIM resource representing the user's manager.",
+    ),
+    read_only(reference(
+        "$ref",
+        &["User"],
+        "The URI of the manager's resource.",
+    )),
     read_only(s("displayName", "The displayName of the user's manager.")),
 ];
 
@@ -346,7 +399,10 @@ pub static ENTERPRISE_SCHEMA: Schema = Schema {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attrs: &[
-        s("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
+        s(
+            "employeeNumber",
+            "Numeric or alphanumeric identifier assigned to a person.",
+        ),
         s("costCenter", "Identifies the name of a cost center."),
         s("organization", "Identifies the name of an organization."),
         s("division", "Identifies the name of a division."),
@@ -357,9 +413,16 @@ pub static ENTERPRISE_SCHEMA: Schema = Schema {
 
 const MEMBER_SUB: &[Attr] = &[
     immutable(exact(s("value", "Identifier of the member of this group."))),
-    immutable(reference("$ref", &["User", "Group"], "The URI of the member resource.")),
+    immutable(reference(
+        "$ref",
+        &["User", "Group"],
+        "The URI of the member resource.",
+    )),
     read_only(s("display", "A human-readable name of the member.")),
-    immutable(with_canonical(s("type", "The type of member: 'User' or 'Group'."), &["User", "Group"])),
+    immutable(with_canonical(
+        s("type", "The type of member: 'User' or 'Group'."),
+        &["User", "Group"],
+    )),
 ];
 
 pub static GROUP_SCHEMA: Schema = Schema {
@@ -368,7 +431,10 @@ pub static GROUP_SCHEMA: Schema = Schema {
     description: "Group",
     attrs: &[
         {
-            let mut a = s("displayName", "A human-readable name for the group; unique per tenant.");
+            let mut a = s(
+                "displayName",
+                "A human-readable name for the group; unique per tenant.",
+            );
             a.required = true;
             a.unique_server = true;
             a
@@ -403,7 +469,10 @@ pub static GROUP_TYPE: ResourceType = ResourceType {
 impl ResourceType {
     /// The extension schema with this URN (case-insensitively), if declared.
     pub fn extension(&self, urn: &str) -> Option<&'static Schema> {
-        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     pub fn to_json(&self, location_base: &str) -> Value {
@@ -442,10 +511,17 @@ mod tests {
 
     #[test]
     fn lookups_are_case_insensitive() {
-        assert_eq!(USER_SCHEMA.attr("USERNAME").map(|a| a.name), Some("userName"));
+        assert_eq!(
+            USER_SCHEMA.attr("USERNAME").map(|a| a.name),
+            Some("userName")
+        );
         let emails = USER_SCHEMA.attr("emails");
         assert!(emails.is_some_and(|e| e.multi && e.sub_attr("Value").is_some()));
-        assert!(USER_TYPE.extension(&ENTERPRISE_URN.to_lowercase()).is_some());
+        assert!(
+            USER_TYPE
+                .extension(&ENTERPRISE_URN.to_lowercase())
+                .is_some()
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ impl ManageConnection for Manager {
                 .map(AnyConnection::Postgresql)
                 .map_err(r2d2::Error::ConnectionError),
             DbUrl::Sqlite(p) => {
-                let mut c = diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;
+                let mut c =
+                    diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first: WAL setup itself may wait on another connection.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
@@ -110,13 +111,16 @@ impl Db {
                     )));
                 }
                 if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", parent.display())))?;
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+                    })?;
                 }
             }
         }
         let backend = parsed.backend();
-        let mut conn = Manager(parsed.clone()).connect().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = Manager(parsed.clone())
+            .connect()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         run_migrations(&mut conn)?;
         drop(conn);
         let pool = Pool::builder()
@@ -124,7 +128,11 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(Manager(parsed))
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(Db { pool, backend, write_lock: Arc::new(Mutex::new(())) })
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -169,7 +177,10 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
         // Several replicas may start at once: migrate under an advisory lock.
         c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
     }
-    let result = conn.run_pending_migrations(set).map(|_| ()).map_err(|e| StoreError::Migration(e.to_string()));
+    let result = conn
+        .run_pending_migrations(set)
+        .map(|_| ())
+        .map_err(|e| StoreError::Migration(e.to_string()));
     if let AnyConnection::Postgresql(c) = conn {
         c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
     }
@@ -177,12 +188,17 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
 }
 
 /// A transaction on the concrete connection: `BEGIN IMMEDIATE` on SQLite.
-fn transaction<T, E>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+fn transaction<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
 where
     E: From<StoreError>,
 {
     let begun = match conn {
-        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(StoreError::from)?;
@@ -267,9 +283,13 @@ fn pg_placeholders(text: &str) -> String {
     out
 }
 
-fn bind_all<'f, DB>(mut q: BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
+fn bind_all<'f, DB>(
+    mut q: BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+    binds: &[Bind],
+) -> BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
 where
-    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
         + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
         + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
     String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
@@ -292,24 +312,32 @@ where
     R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
     Ok(match conn {
-        AnyConnection::Sqlite(c) => {
-            bind_all(diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(), &sql.binds).load::<R>(c)?
-        }
-        AnyConnection::Postgresql(c) => {
-            bind_all(diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(), &sql.binds).load::<R>(c)?
-        }
+        AnyConnection::Sqlite(c) => bind_all(
+            diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(),
+            &sql.binds,
+        )
+        .load::<R>(c)?,
+        AnyConnection::Postgresql(c) => bind_all(
+            diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(),
+            &sql.binds,
+        )
+        .load::<R>(c)?,
     })
 }
 
 /// Executes a hand-built statement on either backend; returns affected rows.
 pub fn execute_sql(conn: &mut AnyConnection, sql: &Sql) -> Result<usize, StoreError> {
     Ok(match conn {
-        AnyConnection::Sqlite(c) => {
-            bind_all(diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(), &sql.binds).execute(c)?
-        }
-        AnyConnection::Postgresql(c) => {
-            bind_all(diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(), &sql.binds).execute(c)?
-        }
+        AnyConnection::Sqlite(c) => bind_all(
+            diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(),
+            &sql.binds,
+        )
+        .execute(c)?,
+        AnyConnection::Postgresql(c) => bind_all(
+            diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(),
+            &sql.binds,
+        )
+        .execute(c)?,
     })
 }
 
@@ -326,10 +354,22 @@ mod tests {
 
     #[test]
     fn url_scheme_picks_backend() {
-        assert_eq!(DbUrl::parse("postgres://u@h/db").backend(), Backend::Postgres);
-        assert_eq!(DbUrl::parse("postgresql://u@h/db").backend(), Backend::Postgres);
-        assert_eq!(DbUrl::parse("sqlite://data/x.db").backend(), Backend::Sqlite);
-        assert_eq!(DbUrl::parse("./data/custodian.db").backend(), Backend::Sqlite);
+        assert_eq!(
+            DbUrl::parse("postgres://u@h/db").backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DbUrl::parse("postgresql://u@h/db").backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite://data/x.db").backend(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            DbUrl::parse("./data/custodian.db").backend(),
+            Backend::Sqlite
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ impl From<DieselError> for StoreError {
                 StoreError::Unique(info.constraint_name().unwrap_or(info.message()).to_string())
             }
             DieselError::DatabaseError(_, ref info)
-                if info.message().contains("database is locked") || info.message().contains("database is busy") =>
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
             {
                 StoreError::Busy
             }

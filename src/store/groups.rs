@@ -21,6 +21,9 @@ pub struct GroupRow {
     pub version: i64,
 }
 
+/// Candidate member ids split into known members and unknown ids.
+pub type Resolved = (Vec<(String, MemberKind)>, Vec<String>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: String,
@@ -43,7 +46,11 @@ impl MemberKind {
     }
 }
 
-pub fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<GroupRow>, StoreError> {
+pub fn find(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<GroupRow>, StoreError> {
     Ok(groups::table
         .filter(groups::tenant_id.eq(tenant))
         .filter(groups::id.eq(id))
@@ -52,7 +59,11 @@ pub fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<G
         .optional()?)
 }
 
-pub fn find_by_display_name_key(conn: &mut AnyConnection, tenant: &str, key: &str) -> Result<Option<GroupRow>, StoreError> {
+pub fn find_by_display_name_key(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<GroupRow>, StoreError> {
     Ok(groups::table
         .filter(groups::tenant_id.eq(tenant))
         .filter(groups::display_name_key.eq(key))
@@ -62,14 +73,20 @@ pub fn find_by_display_name_key(conn: &mut AnyConnection, tenant: &str, key: &st
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError> {
-    diesel::insert_into(groups::table).values(row).execute(conn)?;
+    diesel::insert_into(groups::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn update(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError> {
-    let n = diesel::update(groups::table.filter(groups::tenant_id.eq(&row.tenant_id)).filter(groups::id.eq(&row.id)))
-        .set(row)
-        .execute(conn)?;
+    let n = diesel::update(
+        groups::table
+            .filter(groups::tenant_id.eq(&row.tenant_id))
+            .filter(groups::id.eq(&row.id)),
+    )
+    .set(row)
+    .execute(conn)?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
@@ -77,18 +94,35 @@ pub fn update(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError
 }
 
 pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::group_id.eq(id)))
-        .execute(conn)?;
+    diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::group_id.eq(id)),
+    )
+    .execute(conn)?;
     // The group may itself be a member of other groups.
-    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::member_id.eq(id)))
-        .execute(conn)?;
-    let n = diesel::delete(groups::table.filter(groups::tenant_id.eq(tenant)).filter(groups::id.eq(id))).execute(conn)?;
+    diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::member_id.eq(id)),
+    )
+    .execute(conn)?;
+    let n = diesel::delete(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant))
+            .filter(groups::id.eq(id)),
+    )
+    .execute(conn)?;
     Ok(n > 0)
 }
 
 /// Splits candidate member ids into users and groups of this tenant; unknown ids
 /// (and ids of other tenants) are dropped and returned separately.
-pub fn resolve_members(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<(Vec<(String, MemberKind)>, Vec<String>), StoreError> {
+pub fn resolve_members(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Resolved, StoreError> {
     if ids.is_empty() {
         return Ok((vec![], vec![]));
     }
@@ -119,7 +153,13 @@ pub fn resolve_members(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -
 
 /// Adds memberships; already-present ones are left alone. One row each, so a
 /// member added to a huge group costs one insert.
-pub fn add_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, members: &[(String, MemberKind)], now: &str) -> Result<usize, StoreError> {
+pub fn add_members(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+    members: &[(String, MemberKind)],
+    now: &str,
+) -> Result<usize, StoreError> {
     let mut added = 0;
     for (id, kind) in members {
         let mut sql = Sql::default();
@@ -139,7 +179,12 @@ pub fn add_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, membe
     Ok(added)
 }
 
-pub fn remove_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, ids: &[String]) -> Result<usize, StoreError> {
+pub fn remove_members(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+    ids: &[String],
+) -> Result<usize, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -152,9 +197,17 @@ pub fn remove_members(conn: &mut AnyConnection, tenant: &str, group_id: &str, id
     .execute(conn)?)
 }
 
-pub fn remove_all_members(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<usize, StoreError> {
-    Ok(diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::group_id.eq(group_id)))
-        .execute(conn)?)
+pub fn remove_all_members(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::group_id.eq(group_id)),
+    )
+    .execute(conn)?)
 }
 
 #[derive(QueryableByName)]
@@ -168,7 +221,11 @@ struct MemberRow {
 }
 
 /// The members of a group, with a display name (userName of users, displayName of groups).
-pub fn members(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<Vec<Member>, StoreError> {
+pub fn members(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+) -> Result<Vec<Member>, StoreError> {
     let mut sql = Sql::default();
     sql.push(
         "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
@@ -185,32 +242,52 @@ pub fn members(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result
         .into_iter()
         .map(|r| Member {
             id: r.member_id,
-            kind: if r.member_type == "Group" { MemberKind::Group } else { MemberKind::User },
+            kind: if r.member_type == "Group" {
+                MemberKind::Group
+            } else {
+                MemberKind::User
+            },
             display: r.display,
         })
         .collect())
 }
 
-pub fn list(conn: &mut AnyConnection, tenant: &str, filter: Option<Sql>, offset: i64, limit: i64) -> Result<(i64, Vec<GroupRow>), StoreError> {
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filter: Option<Sql>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<GroupRow>), StoreError> {
     let mut wh = Sql::default();
     wh.push(" WHERE g.tenant_id = ").bind_text(tenant);
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
     let mut count = Sql::default();
-    count.push("SELECT COUNT(*) AS n FROM groups g").append(wh.clone());
-    let total = load_sql::<CountRow>(conn, &count)?.first().map(|r| r.n).unwrap_or(0);
+    count
+        .push("SELECT COUNT(*) AS n FROM groups g")
+        .append(wh.clone());
+    let total = load_sql::<CountRow>(conn, &count)?
+        .first()
+        .map(|r| r.n)
+        .unwrap_or(0);
     if limit == 0 {
         return Ok((total, vec![]));
     }
     let mut page = Sql::default();
     page.push("SELECT g.* FROM groups g").append(wh);
-    page.push(" ORDER BY g.created_at, g.id LIMIT ").bind(Bind::BigInt(limit));
+    page.push(" ORDER BY g.created_at, g.id LIMIT ")
+        .bind(Bind::BigInt(limit));
     page.push(" OFFSET ").bind(Bind::BigInt(offset));
     Ok((total, load_sql::<GroupRow>(conn, &page)?))
 }
 
-pub fn member_count(conn: &mut AnyConnection, tenant: &str, group_id: &str) -> Result<i64, StoreError> {
+pub fn member_count(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+) -> Result<i64, StoreError> {
     Ok(group_members::table
         .filter(group_members::tenant_id.eq(tenant))
         .filter(group_members::group_id.eq(group_id))

@@ -83,4 +83,11 @@ diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(user_emails -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, api_tokens, users, user_emails, groups, group_members);
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_tokens,
+    users,
+    user_emails,
+    groups,
+    group_members
+);

@@ -13,7 +13,9 @@ pub fn now() -> String {
 
 /// Parses any RFC 3339 instant into the stored form, for comparisons in filters.
 pub fn normalize(s: &str) -> Option<String> {
-    DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| format(t.with_timezone(&Utc)))
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| format(t.with_timezone(&Utc)))
 }
 
 #[cfg(test)]

@@ -27,34 +27,61 @@ pub struct TenantRow {
 }
 
 pub fn find_tenant(conn: &mut AnyConnection, name: &str) -> Result<Option<TenantRow>, StoreError> {
-    Ok(tenants::table.filter(tenants::name.eq(name)).select(TenantRow::as_select()).first(conn).optional()?)
+    Ok(tenants::table
+        .filter(tenants::name.eq(name))
+        .select(TenantRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// The tenant's id, creating the tenant when it does not exist yet.
-pub fn ensure_tenant(conn: &mut AnyConnection, name: &str, now: &str) -> Result<TenantRow, StoreError> {
+pub fn ensure_tenant(
+    conn: &mut AnyConnection,
+    name: &str,
+    now: &str,
+) -> Result<TenantRow, StoreError> {
     if let Some(t) = find_tenant(conn, name)? {
         return Ok(t);
     }
-    let row = TenantRow { id: uuid::Uuid::new_v4().to_string(), name: name.to_string(), created_at: now.to_string() };
-    diesel::insert_into(tenants::table).values(&row).execute(conn)?;
+    let row = TenantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        created_at: now.to_string(),
+    };
+    diesel::insert_into(tenants::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(row)
 }
 
 pub fn tenant_name(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(tenants::table.filter(tenants::id.eq(id)).select(tenants::name).first(conn).optional()?)
+    Ok(tenants::table
+        .filter(tenants::id.eq(id))
+        .select(tenants::name)
+        .first(conn)
+        .optional()?)
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &TokenRow) -> Result<(), StoreError> {
-    diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(api_tokens::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRow>, StoreError> {
-    Ok(api_tokens::table.filter(api_tokens::id.eq(id)).select(TokenRow::as_select()).first(conn).optional()?)
+    Ok(api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .select(TokenRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Tokens with their tenant names, newest first; optionally one tenant's.
-pub fn list(conn: &mut AnyConnection, tenant: Option<&str>) -> Result<Vec<(TokenRow, String)>, StoreError> {
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant: Option<&str>,
+) -> Result<Vec<(TokenRow, String)>, StoreError> {
     let mut q = api_tokens::table
         .inner_join(tenants::table)
         .select((TokenRow::as_select(), tenants::name))
@@ -68,8 +95,12 @@ pub fn list(conn: &mut AnyConnection, tenant: Option<&str>) -> Result<Vec<(Token
 
 /// Marks a token revoked; returns false when no such (unrevoked) token exists.
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, StoreError> {
-    let n = diesel::update(api_tokens::table.filter(api_tokens::id.eq(id)).filter(api_tokens::revoked_at.is_null()))
-        .set(api_tokens::revoked_at.eq(Some(now)))
-        .execute(conn)?;
+    let n = diesel::update(
+        api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(Some(now)))
+    .execute(conn)?;
     Ok(n > 0)
 }

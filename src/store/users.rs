@@ -57,7 +57,11 @@ struct EmailRow<'a> {
     is_primary: bool,
 }
 
-pub fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
+pub fn find(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<UserRow>, StoreError> {
     Ok(users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
@@ -79,21 +83,33 @@ pub fn find_by_identifiers(
         .filter(users::state.eq_any(VISIBLE_STATES))
         .into_boxed();
     q = match external_id {
-        Some(x) => q.filter(users::user_name_key.eq(user_name_key).or(users::external_id.eq(x))),
+        Some(x) => q.filter(
+            users::user_name_key
+                .eq(user_name_key)
+                .or(users::external_id.eq(x)),
+        ),
         None => q.filter(users::user_name_key.eq(user_name_key)),
     };
-    Ok(q.select(UserRow::as_select()).order(users::created_at).load(conn)?)
+    Ok(q.select(UserRow::as_select())
+        .order(users::created_at)
+        .load(conn)?)
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
-    diesel::insert_into(users::table).values(row).execute(conn)?;
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)?;
     write_emails(conn, row, keys)
 }
 
 pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
-    let n = diesel::update(users::table.filter(users::tenant_id.eq(&row.tenant_id)).filter(users::id.eq(&row.id)))
-        .set(row)
-        .execute(conn)?;
+    let n = diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(&row.tenant_id))
+            .filter(users::id.eq(&row.id)),
+    )
+    .set(row)
+    .execute(conn)?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
@@ -101,7 +117,11 @@ pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Resul
     write_emails(conn, row, keys)
 }
 
-fn write_emails(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
+fn write_emails(
+    conn: &mut AnyConnection,
+    row: &UserRow,
+    keys: &UserKeys,
+) -> Result<(), StoreError> {
     let rows: Vec<EmailRow<'_>> = keys
         .emails
         .iter()
@@ -119,7 +139,9 @@ fn write_emails(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Res
     if !rows.is_empty() {
         // One statement per email keeps MultiBackend's insert simple; a user has few.
         for r in rows {
-            diesel::insert_into(user_emails::table).values(&r).execute(conn)?;
+            diesel::insert_into(user_emails::table)
+                .values(&r)
+                .execute(conn)?;
         }
     }
     Ok(())
@@ -127,11 +149,24 @@ fn write_emails(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Res
 
 /// Hard delete: the row, its emails (cascade) and its group memberships.
 pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    diesel::delete(group_members::table.filter(group_members::tenant_id.eq(tenant)).filter(group_members::member_id.eq(id)))
-        .execute(conn)?;
-    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(id)).filter(user_emails::tenant_id.eq(tenant)))
-        .execute(conn)?;
-    let n = diesel::delete(users::table.filter(users::tenant_id.eq(tenant)).filter(users::id.eq(id))).execute(conn)?;
+    diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::member_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        user_emails::table
+            .filter(user_emails::user_id.eq(id))
+            .filter(user_emails::tenant_id.eq(tenant)),
+    )
+    .execute(conn)?;
+    let n = diesel::delete(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::id.eq(id)),
+    )
+    .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -156,21 +191,31 @@ pub fn list(
         wh.push(" AND ").append(f);
     }
     let mut count = Sql::default();
-    count.push("SELECT COUNT(*) AS n FROM users u").append(wh.clone());
-    let total = load_sql::<CountRow>(conn, &count)?.first().map(|r| r.n).unwrap_or(0);
+    count
+        .push("SELECT COUNT(*) AS n FROM users u")
+        .append(wh.clone());
+    let total = load_sql::<CountRow>(conn, &count)?
+        .first()
+        .map(|r| r.n)
+        .unwrap_or(0);
     if limit == 0 {
         return Ok((total, vec![]));
     }
     let mut page = Sql::default();
     page.push("SELECT u.* FROM users u").append(wh);
-    page.push(" ORDER BY u.created_at, u.id LIMIT ").bind(Bind::BigInt(limit));
+    page.push(" ORDER BY u.created_at, u.id LIMIT ")
+        .bind(Bind::BigInt(limit));
     page.push(" OFFSET ").bind(Bind::BigInt(offset));
     let rows = load_sql::<UserRow>(conn, &page)?;
     Ok((total, rows))
 }
 
 /// The groups each of `user_ids` belongs to: (user id, group id, group displayName).
-pub fn groups_of(conn: &mut AnyConnection, tenant: &str, user_ids: &[String]) -> Result<Vec<(String, String, String)>, StoreError> {
+pub fn groups_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user_ids: &[String],
+) -> Result<Vec<(String, String, String)>, StoreError> {
     if user_ids.is_empty() {
         return Ok(vec![]);
     }
@@ -184,7 +229,11 @@ pub fn groups_of(conn: &mut AnyConnection, tenant: &str, user_ids: &[String]) ->
 }
 
 /// Which of `ids` are visible users of the tenant.
-pub fn existing_ids(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+pub fn existing_ids(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<String>, StoreError> {
     if ids.is_empty() {
         return Ok(vec![]);
     }

@@ -30,7 +30,11 @@ async fn membership(b: Backend) {
     })).send().await.expect("send")).await;
     assert_eq!(s, 201, "{g}");
     let gid = g["id"].as_str().expect("id").to_string();
-    assert_eq!(member_ids(&g), vec![u1.clone()], "unknown member ids are ignored");
+    assert_eq!(
+        member_ids(&g),
+        vec![u1.clone()],
+        "unknown member ids are ignored"
+    );
 
     // Okta delta PATCH: remove one by filter, add one; id inside the rename map.
     let ops = json!([
@@ -39,59 +43,210 @@ async fn membership(b: Backend) {
         {"op": "remove", "path": format!("members[value eq \"{u1}\"]")},
         {"op": "add", "path": "members", "value": [{"value": u2}]}
     ]);
-    let (s, g) = body(app.req(Method::PATCH, &format!("/Groups/{gid}")).json(&patch_body(ops)).send().await.expect("send")).await;
+    let (s, g) = body(
+        app.req(Method::PATCH, &format!("/Groups/{gid}"))
+            .json(&patch_body(ops))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 200, "{g}");
     assert_eq!(member_ids(&g), sorted(vec![u2.clone(), u3.clone()]));
 
     // Entra legacy remove-with-value, then excludedAttributes=members everywhere.
     let ops = json!([{"op": "Remove", "path": "members", "value": [{"value": u3}]}]);
-    let (s, _) = body(app.req(Method::PATCH, &format!("/Groups/{gid}")).json(&patch_body(ops)).send().await.expect("send")).await;
+    let (s, _) = body(
+        app.req(Method::PATCH, &format!("/Groups/{gid}"))
+            .json(&patch_body(ops))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (_, g) = body(app.req(Method::GET, &format!("/Groups/{gid}?excludedAttributes=members")).send().await.expect("send")).await;
+    let (_, g) = body(
+        app.req(
+            Method::GET,
+            &format!("/Groups/{gid}?excludedAttributes=members"),
+        )
+        .send()
+        .await
+        .expect("send"),
+    )
+    .await;
     assert!(g.get("members").is_none() && g["displayName"] == "Staff");
-    let (_, l) = body(app.req(Method::GET, "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22STAFF%22").send().await.expect("send")).await;
+    let (_, l) = body(
+        app.req(
+            Method::GET,
+            "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22STAFF%22",
+        )
+        .send()
+        .await
+        .expect("send"),
+    )
+    .await;
     assert_eq!(l["totalResults"], 1);
     assert!(l["Resources"][0].get("members").is_none());
-    let (_, l) = body(app.req(Method::GET, &format!("/Groups?filter=id%20eq%20%22{gid}%22%20and%20members%5Bvalue%20eq%20%22{u2}%22%5D")).send().await.expect("send")).await;
+    let (_, l) = body(
+        app.req(
+            Method::GET,
+            &format!(
+                "/Groups?filter=id%20eq%20%22{gid}%22%20and%20members%5Bvalue%20eq%20%22{u2}%22%5D"
+            ),
+        )
+        .send()
+        .await
+        .expect("send"),
+    )
+    .await;
     assert_eq!(l["totalResults"], 1, "Entra's membership check");
 
     // User.groups is computed from memberships.
-    let (_, u) = body(app.req(Method::GET, &format!("/Users/{u2}")).send().await.expect("send")).await;
-    assert_eq!(u["groups"], json!([{"value": gid, "$ref": format!("{}/Groups/{gid}", app.scim_url), "display": "Staff", "type": "direct"}]));
-    let (s, v) = body(app.req(Method::PATCH, &format!("/Users/{u2}")).json(&patch_body(json!([{"op": "add", "path": "groups", "value": [{"value": gid}]}]))).send().await.expect("send")).await;
+    let (_, u) = body(
+        app.req(Method::GET, &format!("/Users/{u2}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        u["groups"],
+        json!([{"value": gid, "$ref": format!("{}/Groups/{gid}", app.scim_url), "display": "Staff", "type": "direct"}])
+    );
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Users/{u2}"))
+            .json(&patch_body(
+                json!([{"op": "add", "path": "groups", "value": [{"value": gid}]}]),
+            ))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((s, v["scimType"].as_str()), (400, Some("mutability")));
 
     // PUT replaces the member list (as a difference); replace members with [] empties it.
-    let (s, g) = body(app.req(Method::PUT, &format!("/Groups/{gid}")).json(&json!({"displayName": "Staff 2", "members": [{"value": u1}, {"value": u3}]})).send().await.expect("send")).await;
+    let (s, g) = body(
+        app.req(Method::PUT, &format!("/Groups/{gid}"))
+            .json(&json!({"displayName": "Staff 2", "members": [{"value": u1}, {"value": u3}]}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(member_ids(&g), sorted(vec![u1.clone(), u3.clone()]));
-    let (_, g) = body(app.req(Method::PATCH, &format!("/Groups/{gid}")).json(&patch_body(json!([{"op": "replace", "path": "members", "value": []}]))).send().await.expect("send")).await;
+    let (_, g) = body(
+        app.req(Method::PATCH, &format!("/Groups/{gid}"))
+            .json(&patch_body(
+                json!([{"op": "replace", "path": "members", "value": []}]),
+            ))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert!(member_ids(&g).is_empty());
 
     // Duplicate displayName (case-insensitive) -> 409.
-    let (s, v) = body(app.req(Method::POST, "/Groups").json(&json!({"displayName": "STAFF 2"})).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"displayName": "STAFF 2"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((s, v["scimType"].as_str()), (409, Some("uniqueness")));
 
     // Deleting a user removes its memberships; deleting the group leaves users alone.
     let ops = json!([{"op": "add", "path": "members", "value": [{"value": u1}]}]);
-    app.req(Method::PATCH, &format!("/Groups/{gid}")).json(&patch_body(ops)).send().await.expect("send");
-    assert_eq!(app.req(Method::DELETE, &format!("/Users/{u1}")).send().await.expect("send").status().as_u16(), 204);
-    let (_, g) = body(app.req(Method::GET, &format!("/Groups/{gid}")).send().await.expect("send")).await;
+    app.req(Method::PATCH, &format!("/Groups/{gid}"))
+        .json(&patch_body(ops))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/Users/{u1}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        204
+    );
+    let (_, g) = body(
+        app.req(Method::GET, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert!(member_ids(&g).is_empty());
-    assert_eq!(app.req(Method::DELETE, &format!("/Groups/{gid}")).send().await.expect("send").status().as_u16(), 204);
-    assert_eq!(app.req(Method::GET, &format!("/Groups/{gid}")).send().await.expect("send").status().as_u16(), 404);
-    assert_eq!(app.req(Method::DELETE, &format!("/Groups/{gid}")).send().await.expect("send").status().as_u16(), 404);
-    assert_eq!(app.req(Method::GET, &format!("/Users/{u2}")).send().await.expect("send").status().as_u16(), 200);
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        app.req(Method::GET, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        app.req(Method::GET, &format!("/Users/{u2}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        200
+    );
 }
 crate::both_backends!(group_membership, super::membership);
 
 async fn member_of_another_tenant_is_ignored(b: Backend) {
     let app = spawn_app(b).await;
     let other = app.new_tenant_token().await;
-    let r = app.client.post(app.url("/Users")).bearer_auth(&other).json(&crate::user_body("x@other.example")).send().await.expect("send");
+    let r = app
+        .client
+        .post(app.url("/Users"))
+        .bearer_auth(&other)
+        .json(&crate::user_body("x@other.example"))
+        .send()
+        .await
+        .expect("send");
     let (_, foreign) = body(r).await;
-    let (s, g) = body(app.req(Method::POST, "/Groups").json(&json!({"displayName": "G", "members": [{"value": foreign["id"]}]})).send().await.expect("send")).await;
+    let (s, g) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"displayName": "G", "members": [{"value": foreign["id"]}]}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 201);
     assert!(member_ids(&g).is_empty());
 }
-crate::both_backends!(cross_tenant_member, super::member_of_another_tenant_is_ignored);
+crate::both_backends!(
+    cross_tenant_member,
+    super::member_of_another_tenant_is_ignored
+);

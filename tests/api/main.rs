@@ -1,6 +1,8 @@
 //! Integration tests: a real server on a real port, on SQLite and (when
 //! CUSTODIAN_TEST_PG_URL is set) PostgreSQL. One binary, many modules.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -15,7 +17,11 @@ use serde_json::{Value, json};
 pub async fn body(r: Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, v)
 }
 
@@ -30,7 +36,14 @@ pub fn user_body(user_name: &str) -> Value {
 }
 
 pub async fn create_user(app: &common::TestApp, user_name: &str) -> String {
-    let (s, v) = body(app.req(Method::POST, "/Users").json(&user_body(user_name)).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&user_body(user_name))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     v["id"].as_str().expect("id").to_string()
 }

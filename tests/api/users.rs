@@ -9,14 +9,34 @@ async fn lifecycle(b: Backend) {
     let mut u = user_body("Jane.Doe@Example.edu");
     u["password"] = json!("1mz050nq");
     u["externalId"] = json!("00ujl29u0le5T6Aj10h7");
-    let r = app.req(Method::POST, "/Users").json(&u).send().await.expect("send");
-    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let etag = r.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let r = app
+        .req(Method::POST, "/Users")
+        .json(&u)
+        .send()
+        .await
+        .expect("send");
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let etag = r
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let (s, v) = body(r).await;
     assert_eq!(s, 201, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
-    assert_eq!(location.as_deref(), Some(format!("{}/Users/{id}", app.scim_url).as_str()));
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{}/Users/{id}", app.scim_url).as_str())
+    );
     assert_eq!(etag.as_deref(), Some("W/\"1\""));
     assert!(ct.is_some_and(|c| c.starts_with("application/scim+json")));
     assert!(v.get("password").is_none());
@@ -24,12 +44,29 @@ async fn lifecycle(b: Backend) {
     assert_eq!(v["active"], true);
 
     // The password is not stored anywhere in the row either.
-    let (_, got) = body(app.req(Method::GET, &format!("/Users/{id}")).send().await.expect("send")).await;
+    let (_, got) = body(
+        app.req(Method::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert!(!got.to_string().contains("1mz050nq"));
 
     // Duplicate in another case -> 409 uniqueness.
-    let (s, v) = body(app.req(Method::POST, "/Users").json(&user_body("jane.doe@example.EDU")).send().await.expect("send")).await;
-    assert_eq!((s, v["scimType"].as_str()), (409, Some("uniqueness")), "{v}");
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&user_body("jane.doe@example.EDU"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (409, Some("uniqueness")),
+        "{v}"
+    );
 
     // Filters: case-insensitive userName, unquoted externalId, work-email value path.
     for f in [
@@ -44,18 +81,48 @@ async fn lifecycle(b: Backend) {
         assert_eq!(l["totalResults"], 1, "{f}: {l}");
         assert_eq!(l["Resources"][0]["id"], id.as_str());
     }
-    assert_eq!(filter_users(&app, r#"externalId eq "00UJL29U0LE5T6AJ10H7""#).await["totalResults"], 0, "externalId is case-exact");
-    let miss = filter_users(&app, r#"userName eq "6f1a1d9e-0000-4000-8000-000000000000""#).await;
-    assert_eq!((miss["totalResults"].as_i64(), miss["Resources"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    assert_eq!(
+        filter_users(&app, r#"externalId eq "00UJL29U0LE5T6AJ10H7""#).await["totalResults"],
+        0,
+        "externalId is case-exact"
+    );
+    let miss = filter_users(
+        &app,
+        r#"userName eq "6f1a1d9e-0000-4000-8000-000000000000""#,
+    )
+    .await;
+    assert_eq!(
+        (
+            miss["totalResults"].as_i64(),
+            miss["Resources"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
 
     // Deactivate (Entra legacy string boolean) -> still visible by id and filter.
-    let (s, v) = body(app.req(Method::PATCH, &format!("/Users/{id}")).json(&patch_body(json!([{"op": "Replace", "path": "active", "value": "False"}]))).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Users/{id}"))
+            .json(&patch_body(
+                json!([{"op": "Replace", "path": "active", "value": "False"}]),
+            ))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((s, &v["active"]), (200, &json!(false)), "{v}");
     let l = filter_users(&app, r#"userName eq "jane.doe@example.edu""#).await;
     assert_eq!(l["Resources"][0]["active"], false);
 
     // Okta re-POST of the suspended user restores it in place: same id, active.
-    let (s, v) = body(app.req(Method::POST, "/Users").json(&user_body("jane.doe@example.edu")).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&user_body("jane.doe@example.edu"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["id"], id.as_str());
     assert_eq!(v["active"], true);
@@ -65,29 +132,80 @@ async fn lifecycle(b: Backend) {
     let put = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": "jane.doe@example.edu",
         "name": {"givenName": "Another", "middleName": "Excited", "familyName": "User"}, "groups": [],
         "meta": {"resourceType": "User", "created": "04-12-2018 00:00:00", "version": "v1.0"}});
-    let (s, v) = body(app.req(Method::PUT, &format!("/Users/{id}")).json(&put).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::PUT, &format!("/Users/{id}"))
+            .json(&put)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["active"], true);
     assert_eq!(v["name"]["middleName"], "Excited");
-    assert!(v.get("emails").is_none(), "PUT replaces: emails not sent are cleared");
+    assert!(
+        v.get("emails").is_none(),
+        "PUT replaces: emails not sent are cleared"
+    );
 
     // Stale If-Match -> 412, nothing written.
-    let (s, _) = body(app.req(Method::PATCH, &format!("/Users/{id}")).header("If-Match", "W/\"1\"")
-        .json(&patch_body(json!([{"op": "replace", "path": "title", "value": "X"}]))).send().await.expect("send")).await;
+    let (s, _) = body(
+        app.req(Method::PATCH, &format!("/Users/{id}"))
+            .header("If-Match", "W/\"1\"")
+            .json(&patch_body(
+                json!([{"op": "replace", "path": "title", "value": "X"}]),
+            ))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 412);
     // If-None-Match with the current version -> 304.
-    let r = app.req(Method::GET, &format!("/Users/{id}")).send().await.expect("send");
-    let etag = r.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let r = app.req(Method::GET, &format!("/Users/{id}")).header("If-None-Match", etag).send().await.expect("send");
+    let r = app
+        .req(Method::GET, &format!("/Users/{id}"))
+        .send()
+        .await
+        .expect("send");
+    let etag = r
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let r = app
+        .req(Method::GET, &format!("/Users/{id}"))
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status().as_u16(), 304);
 
     // DELETE -> 204, then 404 (also for a repeat), and the userName is free again.
-    let r = app.req(Method::DELETE, &format!("/Users/{id}")).send().await.expect("send");
+    let r = app
+        .req(Method::DELETE, &format!("/Users/{id}"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.text().await.is_ok_and(|t| t.is_empty()));
-    let (s, v) = body(app.req(Method::GET, &format!("/Users/{id}")).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((s, v["status"].as_str()), (404, Some("404")));
-    assert_eq!(app.req(Method::DELETE, &format!("/Users/{id}")).send().await.expect("send").status().as_u16(), 404);
+    assert_eq!(
+        app.req(Method::DELETE, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        404
+    );
     let new_id = create_user(&app, "jane.doe@example.edu").await;
     assert_ne!(new_id, id);
 }
@@ -101,7 +219,13 @@ async fn paging_is_stable(b: Backend) {
     }
     let mut seen = vec![];
     for start in [1, 3, 5] {
-        let (s, v) = body(app.req(Method::GET, &format!("/Users?startIndex={start}&count=2")).send().await.expect("send")).await;
+        let (s, v) = body(
+            app.req(Method::GET, &format!("/Users?startIndex={start}&count=2"))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
         assert_eq!(s, 200);
         assert_eq!(v["totalResults"], 5);
         assert_eq!(v["startIndex"], start);
@@ -110,8 +234,17 @@ async fn paging_is_stable(b: Backend) {
         }
     }
     assert_eq!(seen, ids, "pages cover every user once, in creation order");
-    let (_, v) = body(app.req(Method::GET, "/Users?count=0").send().await.expect("send")).await;
-    assert_eq!((v["totalResults"].as_i64(), v["itemsPerPage"].as_i64()), (Some(5), Some(0)));
+    let (_, v) = body(
+        app.req(Method::GET, "/Users?count=0")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (v["totalResults"].as_i64(), v["itemsPerPage"].as_i64()),
+        (Some(5), Some(0))
+    );
 }
 crate::both_backends!(paging, super::paging_is_stable);
 
@@ -126,26 +259,73 @@ async fn entra_patch_shapes(b: Backend) {
         {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": mgr},
         {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0100"}
     ]);
-    let (s, v) = body(app.req(Method::PATCH, &format!("/Users/{id}")).json(&patch_body(ops)).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Users/{id}"))
+            .json(&patch_body(ops))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["emails"], json!([{"value": "new@contoso.example", "type": "work", "primary": true}]));
-    assert_eq!(v["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"], mgr.as_str());
+    assert_eq!(
+        v["emails"],
+        json!([{"value": "new@contoso.example", "type": "work", "primary": true}])
+    );
+    assert_eq!(
+        v["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"],
+        mgr.as_str()
+    );
     // Derived columns follow the document: the old email no longer matches, the new one does.
-    assert_eq!(filter_users(&app, r#"emails.value eq "emp@contoso.example""#).await["totalResults"], 0);
-    assert_eq!(filter_users(&app, r#"emails[type eq "work"].value eq "NEW@contoso.example""#).await["totalResults"], 1);
+    assert_eq!(
+        filter_users(&app, r#"emails.value eq "emp@contoso.example""#).await["totalResults"],
+        0
+    );
+    assert_eq!(
+        filter_users(
+            &app,
+            r#"emails[type eq "work"].value eq "NEW@contoso.example""#
+        )
+        .await["totalResults"],
+        1
+    );
     let l = filter_users(&app, &format!(r#"id eq "{id}" and manager eq "{mgr}""#)).await;
     assert_eq!(l["totalResults"], 1);
     // A bad op rolls back the whole PATCH.
-    let (s, v) = body(app.req(Method::PATCH, &format!("/Users/{id}")).json(&patch_body(json!([
-        {"op": "replace", "path": "displayName", "value": "Changed"},
-        {"op": "replace", "path": "nosuch", "value": "x"}
-    ]))).send().await.expect("send")).await;
-    assert_eq!((s, v["scimType"].as_str()), (400, Some("invalidPath")), "{v}");
-    let (_, v) = body(app.req(Method::GET, &format!("/Users/{id}")).send().await.expect("send")).await;
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Users/{id}"))
+            .json(&patch_body(json!([
+                {"op": "replace", "path": "displayName", "value": "Changed"},
+                {"op": "replace", "path": "nosuch", "value": "x"}
+            ])))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (400, Some("invalidPath")),
+        "{v}"
+    );
+    let (_, v) = body(
+        app.req(Method::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(v["displayName"], "Bjfe");
     // Renaming onto another user's userName is a conflict.
-    let (s, _) = body(app.req(Method::PATCH, &format!("/Users/{id}")).json(&patch_body(json!([
-        {"op": "replace", "value": {"userName": "BOSS@contoso.example"}}]))).send().await.expect("send")).await;
+    let (s, _) = body(
+        app.req(Method::PATCH, &format!("/Users/{id}"))
+            .json(&patch_body(json!([
+        {"op": "replace", "value": {"userName": "BOSS@contoso.example"}}])))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(s, 409);
 }
 crate::both_backends!(entra_patch, super::entra_patch_shapes);
@@ -154,8 +334,12 @@ async fn concurrent_duplicate_posts(b: Backend) {
     let app = spawn_app(b).await;
     let mut tasks = vec![];
     for _ in 0..8 {
-        let req = app.req(Method::POST, "/Users").json(&user_body("race@example.edu"));
-        tasks.push(tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) }));
+        let req = app
+            .req(Method::POST, "/Users")
+            .json(&user_body("race@example.edu"));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
     }
     let mut codes = vec![];
     for t in tasks {
@@ -164,7 +348,10 @@ async fn concurrent_duplicate_posts(b: Backend) {
     codes.sort();
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert!(codes.iter().all(|c| *c == 201 || *c == 409), "{codes:?}");
-    assert_eq!(filter_users(&app, r#"userName eq "race@example.edu""#).await["totalResults"], 1);
+    assert_eq!(
+        filter_users(&app, r#"userName eq "race@example.edu""#).await["totalResults"],
+        1
+    );
 }
 crate::both_backends!(concurrent_duplicates, super::concurrent_duplicate_posts);
 
@@ -173,13 +360,23 @@ async fn concurrent_writes_all_land(b: Backend) {
     let app = spawn_app(b).await;
     let mut tasks = vec![];
     for i in 0..24 {
-        let req = app.req(Method::POST, "/Users").json(&user_body(&format!("w{i}@example.edu")));
-        tasks.push(tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) }));
+        let req = app
+            .req(Method::POST, "/Users")
+            .json(&user_body(&format!("w{i}@example.edu")));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.expect("join").expect("send"), 201);
     }
-    let (_, v) = body(app.req(Method::GET, "/Users?count=0").send().await.expect("send")).await;
+    let (_, v) = body(
+        app.req(Method::GET, "/Users?count=0")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(v["totalResults"], 24);
 }
 crate::both_backends!(concurrent_writes, super::concurrent_writes_all_land);
@@ -189,11 +386,25 @@ async fn tenants_are_isolated(b: Backend) {
     let id = create_user(&app, "mine@example.edu").await;
     let other = app.new_tenant_token().await;
     let get = |path: String| app.client.get(app.url(&path)).bearer_auth(&other).send();
-    assert_eq!(get(format!("/Users/{id}")).await.expect("send").status().as_u16(), 404);
+    assert_eq!(
+        get(format!("/Users/{id}"))
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        404
+    );
     let (_, v) = body(get("/Users".into()).await.expect("send")).await;
     assert_eq!(v["totalResults"], 0);
     // The same userName is free in the other tenant.
-    let r = app.client.post(app.url("/Users")).bearer_auth(&other).json(&user_body("mine@example.edu")).send().await.expect("send");
+    let r = app
+        .client
+        .post(app.url("/Users"))
+        .bearer_auth(&other)
+        .json(&user_body("mine@example.edu"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status().as_u16(), 201);
 }
 crate::both_backends!(tenant_isolation, super::tenants_are_isolated);

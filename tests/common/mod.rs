@@ -1,6 +1,6 @@
 //! Test harness: a real Custodian on a real port over a fresh database —
 //! a temp-file SQLite, or a fresh PostgreSQL schema when CUSTODIAN_TEST_PG_URL is set.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use custodian::auth::{Scope, create_token};
 use custodian::config::Settings;
@@ -18,7 +18,9 @@ pub enum Backend {
 }
 
 pub fn pg_url() -> Option<String> {
-    std::env::var("CUSTODIAN_TEST_PG_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("CUSTODIAN_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Keeps the database alive for the app's lifetime and removes it afterwards.
@@ -59,11 +61,19 @@ fn fresh_database(backend: Backend) -> (String, DbGuard) {
         Backend::Postgres => {
             let base = pg_url().expect("CUSTODIAN_TEST_PG_URL");
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut c = diesel::PgConnection::establish(&base).expect("connect to CUSTODIAN_TEST_PG_URL");
-            c.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+            let mut c =
+                diesel::PgConnection::establish(&base).expect("connect to CUSTODIAN_TEST_PG_URL");
+            c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .expect("create schema");
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-            (url, DbGuard::Postgres { base_url: base, schema })
+            (
+                url,
+                DbGuard::Postgres {
+                    base_url: base,
+                    schema,
+                },
+            )
         }
     }
 }
@@ -76,7 +86,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         let s = Settings::default();
-        Options { max_in_flight_per_tenant: s.max_in_flight_per_tenant, max_body_bytes: s.max_body_bytes }
+        Options {
+            max_in_flight_per_tenant: s.max_in_flight_per_tenant,
+            max_body_bytes: s.max_body_bytes,
+        }
     }
 }
 
@@ -102,7 +115,9 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
     let srv = server(state, listener).expect("server");
     let handle = srv.handle();
     tokio::spawn(srv);
-    let token = create_token(&db, "default", Scope::Scim, "test-idp", None).expect("token").plaintext;
+    let token = create_token(&db, "default", Scope::Scim, "test-idp", None)
+        .expect("token")
+        .plaintext;
     TestApp {
         scim_url: format!("{addr}/scim/v2"),
         addr,
@@ -118,11 +133,16 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
 impl TestApp {
     /// A fresh, empty tenant and a scim-scope token for it.
     pub async fn new_tenant_token(&self) -> String {
-        self.token_for(&format!("tenant-{}", uuid::Uuid::new_v4().simple()), Scope::Scim)
+        self.token_for(
+            &format!("tenant-{}", uuid::Uuid::new_v4().simple()),
+            Scope::Scim,
+        )
     }
 
     pub fn token_for(&self, tenant: &str, scope: Scope) -> String {
-        create_token(&self.db, tenant, scope, "test", None).expect("token").plaintext
+        create_token(&self.db, tenant, scope, "test", None)
+            .expect("token")
+            .plaintext
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,12 +8,16 @@ use crate::scim::error::ScimError;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
+/// A discovery handler: the app state and the optional `{id}` path segment.
+type Handler = fn(web::Data<AppState>, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>;
+
+fn read_only(path: &str, handler: Handler) -> actix_web::Resource {
+    web::resource(path.to_string())
+        .route(web::get().to(move |s: web::Data<AppState>, p: Option<web::Path<String>>| async move { handler(s, p) }))
+        .default_service(web::to(method_not_allowed))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let read_only = |path: &str, handler: fn(web::Data<AppState>, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>| {
-        web::resource(path.to_string())
-            .route(web::get().to(move |s: web::Data<AppState>, p: Option<web::Path<String>>| async move { handler(s, p) }))
-            .default_service(web::to(method_not_allowed))
-    };
     cfg.service(read_only("/ServiceProviderConfig", spc))
         .service(read_only("/ResourceTypes", resource_types))
         .service(read_only("/ResourceTypes/{id}", resource_types))
@@ -22,14 +26,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn ok(v: Value) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().content_type(SCIM_JSON).body(v.to_string()))
+    Ok(HttpResponse::Ok()
+        .content_type(SCIM_JSON)
+        .body(v.to_string()))
 }
 
 fn spc(s: web::Data<AppState>, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
-    ok(discovery::service_provider_config(&s.scim_base(), s.settings.max_body_bytes))
+    ok(discovery::service_provider_config(
+        &s.scim_base(),
+        s.settings.max_body_bytes,
+    ))
 }
 
-fn resource_types(s: web::Data<AppState>, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+fn resource_types(
+    s: web::Data<AppState>,
+    id: Option<web::Path<String>>,
+) -> Result<HttpResponse, ApiError> {
     match id {
         None => ok(discovery::resource_types(&s.scim_base())),
         Some(id) => discovery::resource_type(&s.scim_base(), &id)
@@ -38,7 +50,10 @@ fn resource_types(s: web::Data<AppState>, id: Option<web::Path<String>>) -> Resu
     }
 }
 
-fn schemas(s: web::Data<AppState>, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+fn schemas(
+    s: web::Data<AppState>,
+    id: Option<web::Path<String>>,
+) -> Result<HttpResponse, ApiError> {
     match id {
         None => ok(discovery::schemas(&s.scim_base())),
         Some(id) => discovery::schema(&s.scim_base(), &id)

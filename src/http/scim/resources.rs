@@ -19,11 +19,45 @@ use serde_json::Value;
 
 /// The operations a SCIM resource type offers.
 pub trait Resource: 'static {
-    fn create(db: &Db, c: &Caller, body: &Value, p: &Projection, base: &str) -> Result<Rendered, ServiceError>;
-    fn get(db: &Db, c: &Caller, id: &str, p: &Projection, base: &str) -> Result<Rendered, ServiceError>;
-    fn replace(db: &Db, c: &Caller, id: &str, body: &Value, if_match: Option<&str>, p: &Projection, base: &str) -> Result<Rendered, ServiceError>;
-    fn patch(db: &Db, c: &Caller, id: &str, ops: &[Operation], if_match: Option<&str>, p: &Projection, base: &str) -> Result<PatchOutcome, ServiceError>;
-    fn delete(db: &Db, c: &Caller, id: &str, if_match: Option<&str>, base: &str) -> Result<(), ServiceError>;
+    fn create(
+        db: &Db,
+        c: &Caller,
+        body: &Value,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError>;
+    fn get(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError>;
+    fn replace(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError>;
+    fn patch(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        ops: &[Operation],
+        if_match: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<PatchOutcome, ServiceError>;
+    fn delete(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        if_match: Option<&str>,
+        base: &str,
+    ) -> Result<(), ServiceError>;
     fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError>;
     /// The body limit for a PUT (a group PUT carries its whole member list).
     fn put_limit(s: &Settings) -> usize {
@@ -35,19 +69,53 @@ pub struct Users;
 pub struct Groups;
 
 impl Resource for Users {
-    fn create(db: &Db, c: &Caller, body: &Value, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn create(
+        db: &Db,
+        c: &Caller,
+        body: &Value,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::users::create(db, c, body, p, base)
     }
-    fn get(db: &Db, c: &Caller, id: &str, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn get(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::users::get(db, c, id, p, base)
     }
-    fn replace(db: &Db, c: &Caller, id: &str, body: &Value, m: Option<&str>, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn replace(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        body: &Value,
+        m: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::users::replace(db, c, id, body, m, p, base)
     }
-    fn patch(db: &Db, c: &Caller, id: &str, ops: &[Operation], m: Option<&str>, p: &Projection, base: &str) -> Result<PatchOutcome, ServiceError> {
+    fn patch(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        ops: &[Operation],
+        m: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<PatchOutcome, ServiceError> {
         provisioning::users::patch(db, c, id, ops, m, p, base).map(PatchOutcome::Resource)
     }
-    fn delete(db: &Db, c: &Caller, id: &str, m: Option<&str>, base: &str) -> Result<(), ServiceError> {
+    fn delete(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        m: Option<&str>,
+        base: &str,
+    ) -> Result<(), ServiceError> {
         provisioning::users::delete(db, c, id, m, base)
     }
     fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
@@ -56,19 +124,53 @@ impl Resource for Users {
 }
 
 impl Resource for Groups {
-    fn create(db: &Db, c: &Caller, body: &Value, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn create(
+        db: &Db,
+        c: &Caller,
+        body: &Value,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::groups::create(db, c, body, p, base)
     }
-    fn get(db: &Db, c: &Caller, id: &str, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn get(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::groups::get(db, c, id, p, base)
     }
-    fn replace(db: &Db, c: &Caller, id: &str, body: &Value, m: Option<&str>, p: &Projection, base: &str) -> Result<Rendered, ServiceError> {
+    fn replace(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        body: &Value,
+        m: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<Rendered, ServiceError> {
         provisioning::groups::replace(db, c, id, body, m, p, base)
     }
-    fn patch(db: &Db, c: &Caller, id: &str, ops: &[Operation], m: Option<&str>, p: &Projection, base: &str) -> Result<PatchOutcome, ServiceError> {
+    fn patch(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        ops: &[Operation],
+        m: Option<&str>,
+        p: &Projection,
+        base: &str,
+    ) -> Result<PatchOutcome, ServiceError> {
         provisioning::groups::patch(db, c, id, ops, m, p, base)
     }
-    fn delete(db: &Db, c: &Caller, id: &str, m: Option<&str>, base: &str) -> Result<(), ServiceError> {
+    fn delete(
+        db: &Db,
+        c: &Caller,
+        id: &str,
+        m: Option<&str>,
+        base: &str,
+    ) -> Result<(), ServiceError> {
         provisioning::groups::delete(db, c, id, m, base)
     }
     fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
@@ -101,8 +203,11 @@ pub fn routes<R: Resource>(cfg: &mut web::ServiceConfig, base: &str) {
     );
 }
 
-fn header<'a>(req: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Option<String> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+fn header(req: &HttpRequest, name: actix_web::http::header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn respond(status: StatusCode, r: Rendered) -> HttpResponse {
@@ -115,44 +220,91 @@ fn respond(status: StatusCode, r: Rendered) -> HttpResponse {
 }
 
 fn json(v: Value) -> HttpResponse {
-    HttpResponse::Ok().content_type(SCIM_JSON).body(v.to_string())
+    HttpResponse::Ok()
+        .content_type(SCIM_JSON)
+        .body(v.to_string())
 }
 
-async fn create<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn create<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
     let caller = who.caller.clone();
-    let r = blocking(move || Ok(R::create(&st.db, &caller, &body, &projection, &st.scim_base())?)).await?;
+    let r = blocking(move || {
+        Ok(R::create(
+            &st.db,
+            &caller,
+            &body,
+            &projection,
+            &st.scim_base(),
+        )?)
+    })
+    .await?;
     Ok(respond(StatusCode::CREATED, r))
 }
 
-async fn get<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
     let caller = who.caller.clone();
     let id = id.into_inner();
-    let r = blocking(move || Ok(R::get(&st.db, &caller, &id, &projection, &st.scim_base())?)).await?;
+    let r =
+        blocking(move || Ok(R::get(&st.db, &caller, &id, &projection, &st.scim_base())?)).await?;
     if let Some(inm) = header(&req, IF_NONE_MATCH)
         && provisioning::check_if_match(Some(&inm), &r.etag).is_ok()
     {
-        return Ok(HttpResponse::NotModified().insert_header((ETAG, r.etag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header((ETAG, r.etag))
+            .finish());
     }
     Ok(respond(StatusCode::OK, r))
 }
 
-async fn replace<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, id: web::Path<String>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn replace<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
     let caller = who.caller.clone();
     let id = id.into_inner();
-    let r = blocking(move || Ok(R::replace(&st.db, &caller, &id, &body, if_match.as_deref(), &projection, &st.scim_base())?)).await?;
+    let r = blocking(move || {
+        Ok(R::replace(
+            &st.db,
+            &caller,
+            &id,
+            &body,
+            if_match.as_deref(),
+            &projection,
+            &st.scim_base(),
+        )?)
+    })
+    .await?;
     Ok(respond(StatusCode::OK, r))
 }
 
-async fn patch<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, id: web::Path<String>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn patch<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
     let ops = patch::parse_request(&body)?;
     let projection = list::projection_from_query(req.query_string())?;
@@ -160,34 +312,72 @@ async fn patch<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: S
     let st = state.clone();
     let caller = who.caller.clone();
     let id = id.into_inner();
-    let r = blocking(move || Ok(R::patch(&st.db, &caller, &id, &ops, if_match.as_deref(), &projection, &st.scim_base())?)).await?;
+    let r = blocking(move || {
+        Ok(R::patch(
+            &st.db,
+            &caller,
+            &id,
+            &ops,
+            if_match.as_deref(),
+            &projection,
+            &st.scim_base(),
+        )?)
+    })
+    .await?;
     Ok(match r {
         PatchOutcome::Resource(r) => respond(StatusCode::OK, r),
         PatchOutcome::NoContent => HttpResponse::NoContent().finish(),
     })
 }
 
-async fn delete<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
     let caller = who.caller.clone();
     let id = id.into_inner();
-    blocking(move || Ok(R::delete(&st.db, &caller, &id, if_match.as_deref(), &st.scim_base())?)).await?;
+    blocking(move || {
+        Ok(R::delete(
+            &st.db,
+            &caller,
+            &id,
+            if_match.as_deref(),
+            &st.scim_base(),
+        )?)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller) -> Result<HttpResponse, ApiError> {
+async fn list<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+) -> Result<HttpResponse, ApiError> {
     let params = list::from_query(req.query_string())?;
     run_list::<R>(state, who, params).await
 }
 
-async fn search<R: Resource>(req: HttpRequest, state: web::Data<AppState>, who: ScimCaller, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn search<R: Resource>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let params = list::from_search_body(&body)?;
     run_list::<R>(state, who, params).await
 }
 
-async fn run_list<R: Resource>(state: web::Data<AppState>, who: ScimCaller, params: ListParams) -> Result<HttpResponse, ApiError> {
+async fn run_list<R: Resource>(
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let caller = who.caller.clone();
     let v = blocking(move || Ok(R::list(&st.db, &caller, &params, &st.scim_base())?)).await?;
