@@ -30,7 +30,7 @@ pub fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("no group with id {id}"))
 }
 
-fn render_row(
+pub(crate) fn render_row(
     c: &mut AnyConnection,
     caller: &Caller,
     row: &GroupRow,
@@ -44,11 +44,7 @@ fn render_row(
             .into_iter()
             .map(|m| {
                 let path = if m.kind == MemberKind::Group { "Groups" } else { "Users" };
-                let mut o = json!({"value": m.id, "$ref": format!("{base}/{path}/{}", m.id), "type": m.kind.as_str()});
-                if let (Some(d), Some(obj)) = (m.display, o.as_object_mut()) {
-                    obj.insert("display".into(), Value::String(d));
-                }
-                o
+                json!({"value": m.id, "$ref": format!("{base}/{path}/{}", m.id), "type": m.kind.as_str()})
             })
             .collect();
         if !members.is_empty()
@@ -343,10 +339,18 @@ pub fn patch(
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = store::time::now();
     db.write(|c| {
-        let mut row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+        let mut row =
+            store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         let current: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
-        let doc = patch::apply(&PatchContext { rt: &GROUP_TYPE, id }, &current, &doc_ops)?;
+        let doc = patch::apply(
+            &PatchContext {
+                rt: &GROUP_TYPE,
+                id,
+            },
+            &current,
+            &doc_ops,
+        )?;
         if doc != current {
             check_unique(c, caller, &doc, Some(id))?;
         }
@@ -365,7 +369,7 @@ pub fn patch(
                     let doomed: Vec<String> = store::groups::members(c, &caller.tenant_id, id)?
                         .into_iter()
                         .filter(|m| {
-                            let e = json!({"value": m.id, "type": m.kind.as_str(), "display": m.display});
+                            let e = json!({"value": m.id, "type": m.kind.as_str()});
                             crate::scim::filter::matches(f, &e, &case_exact)
                         })
                         .map(|m| m.id)
@@ -377,10 +381,14 @@ pub fn patch(
         if doc != current || !member_ops.is_empty() {
             bump(c, &mut row, &doc, &now)?;
         }
-        if projection.wants(&GROUP_TYPE, "members") && store::groups::member_count(c, &caller.tenant_id, id)? > PATCH_ECHO_LIMIT {
+        if projection.wants(&GROUP_TYPE, "members")
+            && store::groups::member_count(c, &caller.tenant_id, id)? > PATCH_ECHO_LIMIT
+        {
             return Ok(PatchOutcome::NoContent);
         }
-        Ok(PatchOutcome::Resource(rendered(c, caller, &row, projection, base)?))
+        Ok(PatchOutcome::Resource(rendered(
+            c, caller, &row, projection, base,
+        )?))
     })
 }
 

@@ -3,6 +3,7 @@
 //! nothing of HTTP; handlers call it from a blocking thread.
 
 pub mod groups;
+pub mod search;
 pub mod users;
 
 use crate::scim::error::ScimError;

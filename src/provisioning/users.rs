@@ -30,7 +30,7 @@ fn doc_of(row: &UserRow) -> Result<Doc, ServiceError> {
 }
 
 /// Renders users, adding the read-only `groups` when the projection wants it.
-fn render_rows(
+pub(crate) fn render_rows(
     conn: &mut AnyConnection,
     caller: &Caller,
     rows: &[UserRow],

@@ -324,7 +324,10 @@ fn apply_pathless_key(
                     ext.id
                 ))
             })?;
-            for (k, iv) in inner {
+            for (k, iv) in inner
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            {
                 let path = PatchPath::parse(&format!("{}:{k}", ext.id))?;
                 apply_path(ctx, doc, op, &path, Some(iv))?;
             }
@@ -378,6 +381,20 @@ fn norm_value(attr: Option<&Attr>, key: &str, v: &Value) -> Result<Option<Value>
     }
 }
 
+/// A path naming a whole extension (`urn:…:enterprise:2.0:User`) parses as an
+/// attribute `User` of schema `urn:…:2.0`; this recognises it.
+fn whole_extension(ctx: &PatchContext<'_>, doc: &Doc, path: &PatchPath) -> Option<String> {
+    let urn = path.attr.urn.as_deref()?;
+    if path.attr.sub.is_some() || path.filter.is_some() {
+        return None;
+    }
+    let full = format!("{urn}:{}", path.attr.name);
+    if let Some(ext) = ctx.rt.extension(&full) {
+        return Some(ext.id.to_string());
+    }
+    doc.keys().find(|k| k.eq_ignore_ascii_case(&full)).cloned()
+}
+
 fn apply_path(
     ctx: &PatchContext<'_>,
     doc: &mut Doc,
@@ -385,6 +402,37 @@ fn apply_path(
     path: &PatchPath,
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
+    if let Some(ext) = whole_extension(ctx, doc, path) {
+        return match (op, value) {
+            (Op::Remove, _) => {
+                doc.remove(&ext);
+                Ok(())
+            }
+            (_, Some(Value::Object(attrs))) if ctx.rt.extension(&ext).is_some() => {
+                // Clients may echo the extension's own `schemas` inside it.
+                for (k, v) in attrs
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
+                    apply_path(
+                        ctx,
+                        doc,
+                        op,
+                        &PatchPath::parse(&format!("{ext}:{k}"))?,
+                        Some(v),
+                    )?;
+                }
+                Ok(())
+            }
+            (_, Some(v @ Value::Object(_))) => {
+                doc.insert(ext, v.clone());
+                Ok(())
+            }
+            _ => Err(ScimError::invalid_value(format!(
+                "'{ext}' must be set to an object of its attributes"
+            ))),
+        };
+    }
     let target = resolve(ctx.rt, &path.attr)?;
     if let Some(a) = target.attr {
         if a.mutability == Mutability::ReadOnly {
@@ -893,6 +941,29 @@ mod tests {
             json!({"Operations": [{"op": "Add", "path": "manager", "value": "x"}]}),
         );
         assert!(e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
+    }
+
+    #[test]
+    fn whole_extension_by_urn_path() {
+        let d = ok(
+            &user(),
+            json!([{"op": "add", "path": ENTERPRISE_URN, "value": {"schemas": [ENTERPRISE_URN], "employeeNumber": "7", "manager": {"value": "m"}}}]),
+        );
+        assert_eq!(
+            d[ENTERPRISE_URN],
+            json!({"employeeNumber": "7", "manager": {"value": "m"}})
+        );
+        assert!(
+            !d.keys()
+                .any(|k| k == "urn:ietf:params:scim:schemas:extension:enterprise:2.0")
+        );
+        let d = ok(
+            &d,
+            json!([{"op": "replace", "path": ENTERPRISE_URN, "value": {"employeeNumber": "8"}}]),
+        );
+        assert_eq!(d[ENTERPRISE_URN]["employeeNumber"], "8");
+        let d = ok(&d, json!([{"op": "remove", "path": ENTERPRISE_URN}]));
+        assert!(d.get(ENTERPRISE_URN).is_none());
     }
 
     #[test]

@@ -418,7 +418,6 @@ const MEMBER_SUB: &[Attr] = &[
         &["User", "Group"],
         "The URI of the member resource.",
     )),
-    read_only(s("display", "A human-readable name of the member.")),
     immutable(with_canonical(
         s("type", "The type of member: 'User' or 'Group'."),
         &["User", "Group"],

@@ -28,7 +28,6 @@ pub type Resolved = (Vec<(String, MemberKind)>, Vec<String>);
 pub struct Member {
     pub id: String,
     pub kind: MemberKind,
-    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,28 +215,20 @@ struct MemberRow {
     member_id: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     member_type: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    display: Option<String>,
 }
 
-/// The members of a group, with a display name (userName of users, displayName of groups).
+/// The members of a group, in the order they were added.
 pub fn members(
     conn: &mut AnyConnection,
     tenant: &str,
     group_id: &str,
 ) -> Result<Vec<Member>, StoreError> {
     let mut sql = Sql::default();
-    sql.push(
-        "SELECT m.member_id, m.member_type, COALESCE(u.user_name, g.display_name) AS display \
-         FROM group_members m \
-         LEFT JOIN users u ON u.id = m.member_id AND u.tenant_id = m.tenant_id \
-         LEFT JOIN groups g ON g.id = m.member_id AND g.tenant_id = m.tenant_id \
-         WHERE m.tenant_id = ",
-    )
-    .bind_text(tenant)
-    .push(" AND m.group_id = ")
-    .bind_text(group_id)
-    .push(" ORDER BY m.created_at, m.member_id");
+    sql.push("SELECT m.member_id, m.member_type FROM group_members m WHERE m.tenant_id = ")
+        .bind_text(tenant)
+        .push(" AND m.group_id = ")
+        .bind_text(group_id)
+        .push(" ORDER BY m.created_at, m.member_id");
     Ok(load_sql::<MemberRow>(conn, &sql)?
         .into_iter()
         .map(|r| Member {
@@ -247,7 +238,6 @@ pub fn members(
             } else {
                 MemberKind::User
             },
-            display: r.display,
         })
         .collect())
 }

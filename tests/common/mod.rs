@@ -112,9 +112,17 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         ..Settings::default()
     };
     let state = AppState::new(db.clone(), settings, addr.clone());
-    let srv = server(state, listener).expect("server");
-    let handle = srv.handle();
-    tokio::spawn(srv);
+    // Its own thread and actix System, as `custodian serve` runs it: the server
+    // never competes with the test's runtime for scheduling.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let srv = server(state, listener).expect("server");
+            tx.send(srv.handle()).expect("send handle");
+            let _ = srv.await;
+        });
+    });
+    let handle = rx.recv().expect("server handle");
     let token = create_token(&db, "default", Scope::Scim, "test-idp", None)
         .expect("token")
         .plaintext;
@@ -127,6 +135,14 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         client: reqwest::Client::new(),
         handle,
         _guard: guard,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop the server thread; its database guard is dropped after this.
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
     }
 }
 

@@ -12,9 +12,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resources::routes::<Users>(cfg, "/Users");
     resources::routes::<Groups>(cfg, "/Groups");
     discovery::configure(cfg);
-    for path in ["/.search", "/Bulk", "/Me", "/Me/{tail:.*}"] {
+    cfg.service(
+        web::resource("/.search")
+            .route(web::post().to(resources::search_all))
+            .default_service(web::to(method_not_allowed)),
+    );
+    for path in ["/Bulk", "/Me", "/Me/{tail:.*}"] {
         cfg.service(web::resource(path).to(not_implemented));
     }
-    let _ = method_not_allowed;
     cfg.default_service(web::to(not_found));
 }

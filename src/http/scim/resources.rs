@@ -383,3 +383,26 @@ async fn run_list<R: Resource>(
     let v = blocking(move || Ok(R::list(&st.db, &caller, &params, &st.scim_base())?)).await?;
     Ok(json(v))
 }
+
+/// `POST /.search` at the root: every resource type.
+pub async fn search_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let params = list::from_search_body(&body)?;
+    let st = state.clone();
+    let caller = who.caller.clone();
+    let v = blocking(move || {
+        Ok(provisioning::search::search_all(
+            &st.db,
+            &caller,
+            &params,
+            &st.scim_base(),
+        )?)
+    })
+    .await?;
+    Ok(json(v))
+}
