@@ -46,6 +46,28 @@ impl AppState {
     pub fn scim_base(&self) -> String {
         format!("{}/scim/v2", self.public_base)
     }
+
+    /// The SCIM base for this request: `public_url` (or the bind address), or,
+    /// only with `trust_forwarded_headers`, what the proxy's `X-Forwarded-Proto`
+    /// and `X-Forwarded-Host` say.
+    pub fn scim_base_for(&self, req: &actix_web::HttpRequest) -> String {
+        if self.settings.trust_forwarded_headers && self.settings.public_url.is_none() {
+            let h = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(',').next().unwrap_or_default().trim().to_string())
+                    .filter(|v| !v.is_empty() && !v.contains('/') && !v.contains(' '))
+            };
+            if let Some(host) = h("x-forwarded-host") {
+                let proto = h("x-forwarded-proto")
+                    .filter(|p| p == "http" || p == "https")
+                    .unwrap_or_else(|| "https".into());
+                return format!("{proto}://{host}/scim/v2");
+            }
+        }
+        self.scim_base()
+    }
 }
 
 /// Runs `f` on the blocking pool, inside the caller's tracing span.

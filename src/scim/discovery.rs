@@ -5,8 +5,7 @@ use super::list::{MAX_COUNT, list_response};
 use super::schema::{GROUP_TYPE, USER_TYPE, all_schemas};
 use serde_json::{Value, json};
 
-pub fn service_provider_config(base: &str, max_body: usize) -> Value {
-    let _ = max_body;
+pub fn service_provider_config(base: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/custodian/custodian#readme",
@@ -69,7 +68,7 @@ mod tests {
         assert!(resource_type("h", "Group").is_some() && resource_type("h", "Nope").is_none());
         assert_eq!(schemas("h")["totalResults"], 3);
         assert!(schema("h", "urn:ietf:params:scim:schemas:core:2.0:Group").is_some());
-        let spc = service_provider_config("h", 1);
+        let spc = service_provider_config("h");
         assert_eq!(spc["patch"]["supported"], true);
         assert_eq!(spc["bulk"]["supported"], false);
     }

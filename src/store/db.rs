@@ -177,14 +177,42 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
         // Several replicas may start at once: migrate under an advisory lock.
         c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
     }
-    let result = conn
-        .run_pending_migrations(set)
-        .map(|_| ())
-        .map_err(|e| StoreError::Migration(e.to_string()));
+    let result = refuse_newer_schema(conn, &set).and_then(|_| {
+        conn.run_pending_migrations(set)
+            .map(|_| ())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    });
     if let AnyConnection::Postgresql(c) = conn {
         c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
     }
     result
+}
+
+/// A binary older than the database must not run against it: it would not
+/// know the columns and rules the newer schema relies on.
+fn refuse_newer_schema(
+    conn: &mut AnyConnection,
+    set: &EmbeddedMigrations,
+) -> Result<(), StoreError> {
+    use diesel::migration::MigrationSource;
+    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(set)
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied = conn
+        .applied_migrations()
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    match applied
+        .iter()
+        .map(|v| v.to_string())
+        .find(|v| !known.contains(v))
+    {
+        Some(unknown) => Err(StoreError::Migration(format!(
+            "the database has migration {unknown}, which this binary does not know: it was migrated by a newer Custodian; run that version (or newer)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A transaction on the concrete connection: `BEGIN IMMEDIATE` on SQLite.
@@ -369,6 +397,29 @@ mod tests {
         assert_eq!(
             DbUrl::parse("./data/custodian.db").backend(),
             Backend::Sqlite
+        );
+    }
+
+    #[test]
+    fn refuses_a_database_migrated_by_a_newer_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("x.db").display());
+        let db = Db::open(&url, 1, true).expect("open");
+        db.write(|c| {
+            c.batch_execute(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')",
+            )
+            .map_err(StoreError::from)
+        })
+        .expect("insert");
+        drop(db);
+        let err = Db::open(&url, 1, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("29991231000000") && err.contains("newer"),
+            "{err}"
         );
     }
 

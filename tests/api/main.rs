@@ -7,6 +7,7 @@
 mod common;
 
 mod auth;
+mod deploy;
 mod errors;
 mod groups;
 mod users;

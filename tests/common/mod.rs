@@ -81,6 +81,8 @@ fn fresh_database(backend: Backend) -> (String, DbGuard) {
 pub struct Options {
     pub max_in_flight_per_tenant: usize,
     pub max_body_bytes: usize,
+    pub public_url: Option<String>,
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for Options {
@@ -89,6 +91,8 @@ impl Default for Options {
         Options {
             max_in_flight_per_tenant: s.max_in_flight_per_tenant,
             max_body_bytes: s.max_body_bytes,
+            public_url: None,
+            trust_forwarded_headers: false,
         }
     }
 }
@@ -109,9 +113,15 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         workers: Some(2),
         max_in_flight_per_tenant: opts.max_in_flight_per_tenant,
         max_body_bytes: opts.max_body_bytes,
+        public_url: opts.public_url.clone(),
+        trust_forwarded_headers: opts.trust_forwarded_headers,
         ..Settings::default()
     };
-    let state = AppState::new(db.clone(), settings, addr.clone());
+    let state = AppState::new(
+        db.clone(),
+        settings,
+        opts.public_url.unwrap_or_else(|| addr.clone()),
+    );
     // Its own thread and actix System, as `custodian serve` runs it: the server
     // never competes with the test's runtime for scheduling.
     let (tx, rx) = std::sync::mpsc::channel();

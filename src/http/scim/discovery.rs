@@ -9,11 +9,17 @@ use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
 /// A discovery handler: the app state and the optional `{id}` path segment.
-type Handler = fn(web::Data<AppState>, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>;
+type Handler = fn(&str, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>;
 
 fn read_only(path: &str, handler: Handler) -> actix_web::Resource {
     web::resource(path.to_string())
-        .route(web::get().to(move |s: web::Data<AppState>, p: Option<web::Path<String>>| async move { handler(s, p) }))
+        .route(web::get().to(
+            move |req: actix_web::HttpRequest,
+                  s: web::Data<AppState>,
+                  p: Option<web::Path<String>>| async move {
+                handler(&s.scim_base_for(&req), p)
+            },
+        ))
         .default_service(web::to(method_not_allowed))
 }
 
@@ -31,32 +37,23 @@ fn ok(v: Value) -> Result<HttpResponse, ApiError> {
         .body(v.to_string()))
 }
 
-fn spc(s: web::Data<AppState>, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
-    ok(discovery::service_provider_config(
-        &s.scim_base(),
-        s.settings.max_body_bytes,
-    ))
+fn spc(base: &str, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+    ok(discovery::service_provider_config(base))
 }
 
-fn resource_types(
-    s: web::Data<AppState>,
-    id: Option<web::Path<String>>,
-) -> Result<HttpResponse, ApiError> {
+fn resource_types(base: &str, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
     match id {
-        None => ok(discovery::resource_types(&s.scim_base())),
-        Some(id) => discovery::resource_type(&s.scim_base(), &id)
+        None => ok(discovery::resource_types(base)),
+        Some(id) => discovery::resource_type(base, &id)
             .ok_or_else(|| ScimError::not_found(format!("no resource type '{id}'")).into())
             .and_then(ok),
     }
 }
 
-fn schemas(
-    s: web::Data<AppState>,
-    id: Option<web::Path<String>>,
-) -> Result<HttpResponse, ApiError> {
+fn schemas(base: &str, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
     match id {
-        None => ok(discovery::schemas(&s.scim_base())),
-        Some(id) => discovery::schema(&s.scim_base(), &id)
+        None => ok(discovery::schemas(base)),
+        Some(id) => discovery::schema(base, &id)
             .ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")).into())
             .and_then(ok),
     }

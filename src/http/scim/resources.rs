@@ -234,17 +234,9 @@ async fn create<R: Resource>(
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let r = blocking(move || {
-        Ok(R::create(
-            &st.db,
-            &caller,
-            &body,
-            &projection,
-            &st.scim_base(),
-        )?)
-    })
-    .await?;
+    let r = blocking(move || Ok(R::create(&st.db, &caller, &body, &projection, &base)?)).await?;
     Ok(respond(StatusCode::CREATED, r))
 }
 
@@ -256,10 +248,10 @@ async fn get<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
-    let r =
-        blocking(move || Ok(R::get(&st.db, &caller, &id, &projection, &st.scim_base())?)).await?;
+    let r = blocking(move || Ok(R::get(&st.db, &caller, &id, &projection, &base)?)).await?;
     if let Some(inm) = header(&req, IF_NONE_MATCH)
         && provisioning::check_if_match(Some(&inm), &r.etag).is_ok()
     {
@@ -281,6 +273,7 @@ async fn replace<R: Resource>(
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
     let r = blocking(move || {
@@ -291,7 +284,7 @@ async fn replace<R: Resource>(
             &body,
             if_match.as_deref(),
             &projection,
-            &st.scim_base(),
+            &base,
         )?)
     })
     .await?;
@@ -310,6 +303,7 @@ async fn patch<R: Resource>(
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
     let r = blocking(move || {
@@ -320,7 +314,7 @@ async fn patch<R: Resource>(
             &ops,
             if_match.as_deref(),
             &projection,
-            &st.scim_base(),
+            &base,
         )?)
     })
     .await?;
@@ -338,18 +332,10 @@ async fn delete<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
-    blocking(move || {
-        Ok(R::delete(
-            &st.db,
-            &caller,
-            &id,
-            if_match.as_deref(),
-            &st.scim_base(),
-        )?)
-    })
-    .await?;
+    blocking(move || Ok(R::delete(&st.db, &caller, &id, if_match.as_deref(), &base)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -359,7 +345,7 @@ async fn list<R: Resource>(
     who: ScimCaller,
 ) -> Result<HttpResponse, ApiError> {
     let params = list::from_query(req.query_string())?;
-    run_list::<R>(state, who, params).await
+    run_list::<R>(&req, state, who, params).await
 }
 
 async fn search<R: Resource>(
@@ -370,17 +356,19 @@ async fn search<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let params = list::from_search_body(&body)?;
-    run_list::<R>(state, who, params).await
+    run_list::<R>(&req, state, who, params).await
 }
 
 async fn run_list<R: Resource>(
+    req: &HttpRequest,
     state: web::Data<AppState>,
     who: ScimCaller,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
+    let base = state.scim_base_for(req);
     let caller = who.caller.clone();
-    let v = blocking(move || Ok(R::list(&st.db, &caller, &params, &st.scim_base())?)).await?;
+    let v = blocking(move || Ok(R::list(&st.db, &caller, &params, &base)?)).await?;
     Ok(json(v))
 }
 
@@ -394,13 +382,11 @@ pub async fn search_all(
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let params = list::from_search_body(&body)?;
     let st = state.clone();
+    let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let v = blocking(move || {
         Ok(provisioning::search::search_all(
-            &st.db,
-            &caller,
-            &params,
-            &st.scim_base(),
+            &st.db, &caller, &params, &base,
         )?)
     })
     .await?;
