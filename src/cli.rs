@@ -32,6 +32,23 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Deprovisioning policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate a policy file and print the effective policy of the default and of
+    /// every tenant it names, with warnings. Exits non-zero with the file, line and
+    /// key of the first error. Default: the configured `policy_file`, else the
+    /// built-in policy.
+    Check {
+        /// Policy file (TOML).
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

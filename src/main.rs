@@ -1,7 +1,7 @@
 //! `custodian`: CLI entry only.
 
 use clap::Parser;
-use custodian::cli::{Cli, Command, TokenCommand};
+use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand};
 use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::store::{self, Db};
 use secrecy::ExposeSecret;
@@ -58,7 +58,45 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Token { command } => token(command, &settings),
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => policy_check(file.or(settings.policy_file)),
     }
+}
+
+fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
+    use custodian::deprovision::policy;
+    let (set, source) = match &file {
+        Some(f) => (
+            policy::load(f).map_err(|e| e.to_string())?,
+            f.display().to_string(),
+        ),
+        None => (policy::PolicySet::default(), "built-in policy".to_string()),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("source".into(), serde_json::Value::String(source));
+    let entry = |p: &policy::Policy| {
+        let mut v = serde_json::to_value(p).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("digest".into(), serde_json::Value::String(p.digest()));
+        }
+        v
+    };
+    out.insert("default".into(), entry(&set.default));
+    let tenants: serde_json::Map<String, serde_json::Value> = set
+        .tenants
+        .iter()
+        .map(|(n, p)| (n.clone(), entry(p)))
+        .collect();
+    out.insert("tenants".into(), serde_json::Value::Object(tenants));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(out)).map_err(|e| e.to_string())?
+    );
+    for w in &set.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> Result<(), String> {

@@ -40,6 +40,7 @@ diesel::table! {
         created_at -> Text,
         updated_at -> Text,
         version -> BigInt,
+        legal_hold -> Bool,
     }
 }
 
@@ -90,4 +91,131 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_emails,
     groups,
     group_members
+);
+
+diesel::table! {
+    content_items (tenant_id, kind, item_id) {
+        tenant_id -> Text,
+        kind -> Text,
+        item_id -> Text,
+        owner_id -> Nullable<Text>,
+        parent_kind -> Nullable<Text>,
+        parent_id -> Nullable<Text>,
+        title -> Nullable<Text>,
+        personal_root -> Bool,
+        created_at -> Text,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    content_shares (tenant_id, kind, item_id, user_id) {
+        tenant_id -> Text,
+        kind -> Text,
+        item_id -> Text,
+        user_id -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    user_data (tenant_id, category, record_id) {
+        tenant_id -> Text,
+        category -> Text,
+        record_id -> Text,
+        user_id -> Text,
+        created_at -> Text,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    sso_subjects (tenant_id, issuer, subject) {
+        tenant_id -> Text,
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    disposals (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        state -> Text,
+        cause -> Text,
+        due_at -> Text,
+        actor -> Text,
+        caller_user_id -> Nullable<Text>,
+        plan_hash -> Nullable<Text>,
+        policy_digest -> Nullable<Text>,
+        counts -> Nullable<Text>,
+        created_at -> Text,
+        completed_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    disposal_items (disposal_id, kind, item_id) {
+        disposal_id -> Text,
+        kind -> Text,
+        item_id -> Text,
+        action -> Text,
+        from_owner -> Nullable<Text>,
+        to_owner -> Nullable<Text>,
+        target_link -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tombstones (id) {
+        id -> Text,
+        tenant_id -> Text,
+        disposal_id -> Nullable<Text>,
+        created_at -> Text,
+        lifted_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tombstone_hashes (tombstone_id, hash) {
+        tombstone_id -> Text,
+        tenant_id -> Text,
+        hash -> Text,
+        id_type -> Text,
+        norm_version -> Integer,
+    }
+}
+
+diesel::table! {
+    deployment_keys (name) {
+        name -> Text,
+        check_value -> Text,
+        created_at -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        tenant_id -> Text,
+        at -> Text,
+        actor -> Text,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    content_items,
+    content_shares,
+    users,
+    disposals,
+    disposal_items,
+    tombstones,
+    tombstone_hashes
 );

@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE deployment_keys;
+DROP TABLE tombstone_hashes;
+DROP TABLE tombstones;
+DROP TABLE disposal_items;
+DROP TABLE disposals;
+DROP TABLE sso_subjects;
+DROP TABLE user_data;
+DROP TABLE content_shares;
+DROP TABLE content_items;
+ALTER TABLE users DROP COLUMN legal_hold;

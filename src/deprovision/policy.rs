@@ -1,0 +1,524 @@
+//! The deprovisioning policy: a TOML file with a `[default]` table and
+//! `[tenants.NAME]` overrides. Tables (`kinds`, `user_data`, `brake`, `tombstone`,
+//! `gate`, `personal_folder`) merge key by key; arrays (`targets`, `webhooks`) and
+//! scalars replace. Errors name the file, line and key.
+
+use serde::Deserialize;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// What happens to content items of one kind when their owner is disposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum KindAction {
+    Transfer,
+    Orphan,
+    Delete,
+    Keep,
+}
+
+/// What happens to a category of user data (favorites, analytics, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataAction {
+    Delete,
+    Anonymize,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FolderAction {
+    /// Move the personal root, with its subtree, under the tenant's Archive folder.
+    Archive,
+    /// Treat the personal root like any other folder.
+    Transfer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnScimCreate {
+    New,
+    Relink,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateUnknown {
+    AllowJit,
+    Deny,
+}
+
+/// One link of the target chain, resolved at plan time; first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Target {
+    Manager,
+    Custodian,
+    Caller,
+    User(String),
+}
+
+impl From<Target> for String {
+    fn from(t: Target) -> String {
+        match t {
+            Target::Manager => "manager".into(),
+            Target::Custodian => "custodian".into(),
+            Target::Caller => "caller".into(),
+            Target::User(u) => format!("user:{u}"),
+        }
+    }
+}
+
+impl Target {
+    fn parse(s: &str) -> Result<Target, String> {
+        match s {
+            "manager" => Ok(Target::Manager),
+            "custodian" => Ok(Target::Custodian),
+            "caller" => Ok(Target::Caller),
+            other => match other.strip_prefix("user:") {
+                Some(u) if !u.trim().is_empty() => Ok(Target::User(u.trim().to_string())),
+                _ => Err(format!(
+                    "unknown target '{other}' (expected manager, custodian, caller or user:<userName>)"
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonalFolder {
+    pub action: FolderAction,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Webhook {
+    pub url: String,
+    pub secret_env: String,
+}
+
+/// The effective policy of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub grace_period_seconds: u64,
+    pub targets: Vec<Target>,
+    pub custodian: Option<String>,
+    pub personal_folder: PersonalFolder,
+    pub kinds: BTreeMap<String, KindAction>,
+    pub user_data: BTreeMap<String, DataAction>,
+    pub max_disposals_per_hour: u32,
+    pub on_scim_create: OnScimCreate,
+    pub gate_unknown: GateUnknown,
+    pub webhooks: Vec<Webhook>,
+    pub forward_new_content: bool,
+}
+
+impl Default for Policy {
+    /// The built-in policy (DESIGN "Built-in policy").
+    fn default() -> Self {
+        Policy {
+            grace_period_seconds: 30 * 86_400,
+            targets: vec![Target::Manager, Target::Custodian],
+            custodian: None,
+            personal_folder: PersonalFolder {
+                action: FolderAction::Archive,
+                label: "(archived {date})".into(),
+            },
+            kinds: BTreeMap::new(),
+            user_data: BTreeMap::new(),
+            max_disposals_per_hour: 500,
+            on_scim_create: OnScimCreate::New,
+            gate_unknown: GateUnknown::AllowJit,
+            webhooks: vec![],
+            forward_new_content: false,
+        }
+    }
+}
+
+impl Policy {
+    /// A kind the policy does not list is transferred, never deleted.
+    pub fn kind_action(&self, kind: &str) -> KindAction {
+        self.kinds
+            .get(kind)
+            .copied()
+            .unwrap_or(KindAction::Transfer)
+    }
+    /// An unlisted category is anonymised.
+    pub fn data_action(&self, category: &str) -> DataAction {
+        self.user_data
+            .get(category)
+            .copied()
+            .unwrap_or(DataAction::Anonymize)
+    }
+    /// SHA-256 of the canonical JSON form: part of every plan hash.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(json.as_bytes()))
+    }
+}
+
+/// A policy file: the default and every tenant's effective policy.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub default: Policy,
+    pub tenants: BTreeMap<String, Policy>,
+    pub warnings: Vec<String>,
+}
+
+impl PolicySet {
+    pub fn for_tenant(&self, tenant: &str) -> &Policy {
+        self.tenants.get(tenant).unwrap_or(&self.default)
+    }
+}
+
+// ---- the file's shape: every key optional, unknown keys rejected -------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    default: Option<RawPolicy>,
+    #[serde(default)]
+    tenants: BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    grace_period: Option<Spanned<String>>,
+    targets: Option<Vec<Spanned<String>>>,
+    custodian: Option<String>,
+    personal_folder: Option<RawFolder>,
+    kinds: Option<BTreeMap<String, KindAction>>,
+    user_data: Option<BTreeMap<String, DataAction>>,
+    brake: Option<RawBrake>,
+    tombstone: Option<RawTombstone>,
+    gate: Option<RawGate>,
+    webhooks: Option<Vec<RawWebhook>>,
+    forward_new_content: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawFolder {
+    action: Option<FolderAction>,
+    label: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawBrake {
+    max_disposals_per_hour: Option<u32>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTombstone {
+    on_scim_create: Option<OnScimCreate>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    unknown: Option<GateUnknown>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    secret_env: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}:{line}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s`, `0` into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(0);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30d, 12h, 45m, 90s or 0"))?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a duration like 30d, 12h, 45m, 90s or 0"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too long"))
+}
+
+fn apply(
+    base: &Policy,
+    raw: &RawPolicy,
+    text: &str,
+    file: &str,
+    key: &str,
+) -> Result<Policy, PolicyError> {
+    let err = |span: std::ops::Range<usize>, what: &str, message: String| PolicyError {
+        file: file.to_string(),
+        line: line_of(text, span.start),
+        message: format!("{key}.{what}: {message}"),
+    };
+    let mut p = base.clone();
+    if let Some(g) = &raw.grace_period {
+        p.grace_period_seconds =
+            parse_duration(g.get_ref()).map_err(|m| err(g.span(), "grace_period", m))?;
+    }
+    if let Some(ts) = &raw.targets {
+        p.targets = ts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Target::parse(t.get_ref()).map_err(|m| err(t.span(), &format!("targets[{i}]"), m))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if raw.custodian.is_some() {
+        p.custodian = raw.custodian.clone();
+    }
+    if let Some(f) = &raw.personal_folder {
+        if let Some(a) = f.action {
+            p.personal_folder.action = a;
+        }
+        if let Some(l) = &f.label {
+            p.personal_folder.label = l.clone();
+        }
+    }
+    if let Some(k) = &raw.kinds {
+        p.kinds.extend(k.clone());
+    }
+    if let Some(u) = &raw.user_data {
+        p.user_data.extend(u.clone());
+    }
+    if let Some(b) = raw.brake.as_ref().and_then(|b| b.max_disposals_per_hour) {
+        p.max_disposals_per_hour = b;
+    }
+    if let Some(t) = raw.tombstone.as_ref().and_then(|t| t.on_scim_create) {
+        p.on_scim_create = t;
+    }
+    if let Some(g) = raw.gate.as_ref().and_then(|g| g.unknown) {
+        p.gate_unknown = g;
+    }
+    if let Some(ws) = &raw.webhooks {
+        p.webhooks = ws
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let url = w.url.get_ref();
+                if url.starts_with("https://") || url.starts_with("http://") {
+                    Ok(Webhook {
+                        url: url.clone(),
+                        secret_env: w.secret_env.clone(),
+                    })
+                } else {
+                    Err(err(
+                        w.url.span(),
+                        &format!("webhooks[{i}].url"),
+                        format!("'{url}' is not an http(s) URL"),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(f) = raw.forward_new_content {
+        p.forward_new_content = f;
+    }
+    Ok(p)
+}
+
+/// Parses a policy file's text. `file` is used in error messages only.
+pub fn parse(text: &str, file: &str) -> Result<PolicySet, PolicyError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        let key = e
+            .span()
+            .map(|s| text[s].trim().to_string())
+            .unwrap_or_default();
+        let message = if e.message().contains("unknown field") {
+            format!("unknown key '{key}': {}", e.message())
+        } else {
+            e.message().to_string()
+        };
+        PolicyError {
+            file: file.to_string(),
+            line,
+            message,
+        }
+    })?;
+    let default = match &raw.default {
+        Some(d) => apply(&Policy::default(), d, text, file, "default")?,
+        None => Policy::default(),
+    };
+    let mut tenants = BTreeMap::new();
+    for (name, t) in &raw.tenants {
+        tenants.insert(
+            name.clone(),
+            apply(&default, t, text, file, &format!("tenants.{name}"))?,
+        );
+    }
+    let mut warnings = Vec::new();
+    for (name, p) in
+        std::iter::once(("default", &default)).chain(tenants.iter().map(|(n, p)| (n.as_str(), p)))
+    {
+        if p.grace_period_seconds < 3_600 {
+            warnings.push(format!(
+                "{name}: grace_period under one hour; IdP group-rule churn deactivates and reactivates people within minutes"
+            ));
+        }
+        if p.targets.contains(&Target::Custodian) && p.custodian.is_none() {
+            warnings.push(format!("{name}: targets include 'custodian' but no custodian is set; that link never matches"));
+        }
+        if p.user_data.is_empty() {
+            warnings.push(format!(
+                "{name}: no user_data categories listed; every category is anonymized"
+            ));
+        }
+    }
+    if default.custodian.is_some() && !raw.tenants.is_empty() {
+        warnings
+            .push("default: the custodian user must exist in every tenant that inherits it".into());
+    }
+    Ok(PolicySet {
+        default,
+        tenants,
+        warnings,
+    })
+}
+
+pub fn load(path: &std::path::Path) -> Result<PolicySet, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: path.display().to_string(),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[default]
+grace_period = "30d"
+targets = ["manager", "custodian"]
+custodian = "archive-admin@example.edu"
+personal_folder = { action = "archive", label = "(from {displayName})" }
+kinds = { recording = "transfer", presentation = "transfer", schedule = "orphan", draft = "delete" }
+user_data = { favorite = "delete", like = "delete", saved_search = "delete", analytics = "anonymize" }
+brake = { max_disposals_per_hour = 50 }
+tombstone = { on_scim_create = "relink" }
+webhooks = [{ url = "https://platform.example.edu/hooks/custodian", secret_env = "PLATFORM_HOOK_SECRET" }]
+
+[tenants.medschool]
+grace_period = "1h"
+targets = ["user:records-office@med.example.edu"]
+kinds = { draft = "keep" }
+"#;
+
+    #[test]
+    fn design_example_parses_and_tenants_merge() {
+        let set = parse(FULL, "p.toml").expect("parses");
+        let d = &set.default;
+        assert_eq!(d.grace_period_seconds, 30 * 86_400);
+        assert_eq!(d.kind_action("schedule"), KindAction::Orphan);
+        assert_eq!(d.kind_action("unlisted"), KindAction::Transfer);
+        assert_eq!(d.data_action("analytics"), DataAction::Anonymize);
+        assert_eq!(d.data_action("viewing_history"), DataAction::Anonymize);
+        assert_eq!(d.on_scim_create, OnScimCreate::Relink);
+        let m = set.for_tenant("medschool");
+        assert_eq!(m.grace_period_seconds, 3_600);
+        assert_eq!(
+            m.targets,
+            vec![Target::User("records-office@med.example.edu".into())]
+        );
+        // Tables merge key by key: draft overridden, schedule inherited.
+        assert_eq!(m.kind_action("draft"), KindAction::Keep);
+        assert_eq!(m.kind_action("schedule"), KindAction::Orphan);
+        assert_eq!(m.max_disposals_per_hour, 50);
+        assert_eq!(m.webhooks.len(), 1);
+        assert_eq!(set.for_tenant("other"), d);
+        assert_ne!(d.digest(), m.digest());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "[default]\ngrace_period = \"soon\"\n",
+                2,
+                "default.grace_period",
+            ),
+            (
+                "[default]\n\ntargets = [\"manager\", \"boss\"]\n",
+                3,
+                "targets[1]: unknown target 'boss'",
+            ),
+            ("[default]\nkinds = { draft = \"shred\" }\n", 2, "shred"),
+            ("[default]\ngrace = \"1d\"\n", 2, "unknown key 'grace'"),
+            (
+                "[tenants.x]\nwebhooks = [{ url = \"ftp://x\", secret_env = \"S\" }]\n",
+                2,
+                "tenants.x.webhooks[0].url",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = parse(text, "p.toml").expect_err(text);
+            assert_eq!((e.file.as_str(), e.line), ("p.toml", line), "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn builtin_policy_and_warnings() {
+        let set = parse("", "p.toml").expect("empty file is the built-in policy");
+        assert_eq!(set.default, Policy::default());
+        assert_eq!(
+            set.default.targets,
+            vec![Target::Manager, Target::Custodian]
+        );
+        assert!(
+            set.warnings
+                .iter()
+                .any(|w| w.contains("no custodian is set"))
+        );
+        let set = parse("[default]\ngrace_period = \"10m\"\n", "p.toml").expect("parses");
+        assert!(set.warnings.iter().any(|w| w.contains("under one hour")));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("45m"), Ok(2_700));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(
+            parse_duration("1w").is_err()
+                && parse_duration("d").is_err()
+                && parse_duration("").is_err()
+        );
+    }
+}
