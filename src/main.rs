@@ -3,9 +3,11 @@
 use clap::Parser;
 use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand};
 use custodian::config::{LogFormat, Settings, redact_url};
+use custodian::deprovision::service::{Clock, Deprov, SystemClock};
 use custodian::store::{self, Db};
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -109,12 +111,62 @@ fn serve(settings: Settings) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
     tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
-    let state = custodian::http::AppState::new(db, settings, base);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let deprov = Arc::new(custodian::deprovision::setup::open(&settings, &db, clock)?);
+    start_scheduler(db.clone(), Arc::clone(&deprov));
+    let policy_file = settings.policy_file.clone();
+    let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base);
     let rt = actix_web::rt::System::new();
     rt.block_on(async move {
+        reload_on_sighup(deprov, policy_file);
         let server = custodian::http::server(state, listener).map_err(|e| e.to_string())?;
         server.await.map_err(|e| e.to_string())
     })
+}
+
+/// Grace expiry needs no external cron: a thread runs what is due every 30 s.
+/// Several replicas may run it at once; each disposal is claimed in the database.
+fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
+    std::thread::spawn(move || {
+        loop {
+            match deprov.run_due(&db) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(disposals = n, "scheduled disposals ran"),
+                Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+    });
+}
+
+/// SIGHUP re-reads the policy file; an invalid file keeps the old policy and says so.
+fn reload_on_sighup(deprov: Arc<Deprov>, file: Option<std::path::PathBuf>) {
+    #[cfg(unix)]
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; policy reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(f) = &file else {
+                tracing::info!("SIGHUP: no policy_file configured; the built-in policy stays");
+                continue;
+            };
+            match custodian::deprovision::policy::load(f) {
+                Ok(p) => {
+                    for w in &p.warnings {
+                        tracing::warn!("policy: {w}");
+                    }
+                    deprov.replace_policies(p);
+                    tracing::info!("SIGHUP: policy reloaded");
+                }
+                Err(e) => tracing::error!(
+                    "SIGHUP: policy reload failed, keeping the previous policy: {e}"
+                ),
+            }
+        }
+    });
 }
 
 fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {

@@ -21,6 +21,7 @@ const MAX_CONCURRENT_ARGON2: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant_id: String,
+    pub tenant_name: String,
     pub token_id: String,
     /// The token's name: the actor recorded in audit rows.
     pub token_name: String,
@@ -73,8 +74,8 @@ impl Verifier {
     /// Blocking: call from a blocking thread.
     pub fn verify(&self, db: &Db, presented: &str, need: Scope) -> Result<Principal, AuthError> {
         let (id, secret) = split(presented).ok_or(AuthError::Invalid)?;
-        let row = db
-            .read(|c| store::tokens::find(c, id))?
+        let (row, tenant_name) = db
+            .read(|c| store::tokens::find_with_tenant(c, id))?
             .ok_or(AuthError::Invalid)?;
         if row.revoked_at.is_some() {
             return Err(AuthError::Invalid);
@@ -93,7 +94,7 @@ impl Verifier {
                     return self.finish(
                         ok,
                         &row.scope,
-                        row.tenant_id,
+                        (row.tenant_id, tenant_name),
                         row.id,
                         row.name,
                         row.acts_as,
@@ -135,7 +136,7 @@ impl Verifier {
         self.finish(
             ok,
             &row.scope,
-            row.tenant_id,
+            (row.tenant_id, tenant_name),
             row.id,
             row.name,
             row.acts_as,
@@ -156,7 +157,7 @@ impl Verifier {
         &self,
         ok: bool,
         scope: &str,
-        tenant_id: String,
+        (tenant_id, tenant_name): (String, String),
         token_id: String,
         token_name: String,
         acts_as: Option<String>,
@@ -171,6 +172,7 @@ impl Verifier {
         }
         Ok(Principal {
             tenant_id,
+            tenant_name,
             token_id,
             token_name,
             scope,

@@ -1,4 +1,9 @@
 //! Deprovisioning: the policy, the disposal planner and executor, tombstones.
 //! Knows nothing of HTTP.
 
+pub mod disposal;
 pub mod policy;
+pub mod service;
+pub mod setup;
+pub mod tombstone;
+pub mod tombstones;

@@ -57,7 +57,9 @@ impl FromRequest for ScimCaller {
             let (principal, permit) = authenticate(req, Scope::Scim).await?;
             let caller = Caller {
                 tenant_id: principal.tenant_id.clone(),
+                tenant_name: principal.tenant_name.clone(),
                 actor: principal.token_name.clone(),
+                acts_as: principal.acts_as.clone(),
             };
             Ok(ScimCaller {
                 principal,

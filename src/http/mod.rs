@@ -25,6 +25,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub svc: crate::provisioning::Services,
     pub verifier: Arc<Verifier>,
     pub limiter: Arc<limiter::Limiter>,
     pub settings: Arc<Settings>,
@@ -33,8 +34,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, settings: Settings, public_base: String) -> AppState {
+    pub fn new(
+        db: Db,
+        deprov: std::sync::Arc<crate::deprovision::service::Deprov>,
+        settings: Settings,
+        public_base: String,
+    ) -> AppState {
         AppState {
+            svc: crate::provisioning::Services {
+                db: db.clone(),
+                deprov,
+            },
             db,
             verifier: Arc::new(Verifier::default()),
             limiter: limiter::Limiter::new(settings.max_in_flight_per_tenant),

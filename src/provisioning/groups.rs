@@ -2,7 +2,7 @@
 //! removes one member touches one row, and a read that excludes `members` never
 //! reads memberships.
 
-use super::{Caller, PatchOutcome, Rendered, ServiceError, check_if_match, corrupt};
+use super::{Caller, PatchOutcome, Rendered, ServiceError, Services, check_if_match, corrupt};
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::{ListParams, list_response};
@@ -10,7 +10,7 @@ use crate::scim::patch::{self, Op, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, group_keys, normalize, normalize_attr, render};
 use crate::scim::schema::{GROUP_SCHEMA, GROUP_TYPE};
 use crate::store::groups::{GroupRow, MemberKind};
-use crate::store::{self, AnyConnection, Db, filter_sql};
+use crate::store::{self, AnyConnection, filter_sql};
 use serde_json::{Value, json};
 
 /// Above this many members a PATCH answers 204 instead of echoing the group.
@@ -172,7 +172,7 @@ fn bump(
 }
 
 pub fn create(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     body: &Value,
     projection: &Projection,
@@ -181,7 +181,7 @@ pub fn create(
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         check_unique(c, caller, &doc, None)?;
         let k = group_keys(&doc);
         let row = GroupRow {
@@ -203,13 +203,13 @@ pub fn create(
 }
 
 pub fn get(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    db.read(|c| {
+    svc.db.read(|c| {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         rendered(c, caller, &row, projection, base)
     })
@@ -218,7 +218,7 @@ pub fn get(
 /// PUT replaces the group, members included (RFC 7644 §3.5.1: a PUT without
 /// `members` leaves the group empty). The member list is applied as a difference.
 pub fn replace(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     body: &Value,
@@ -229,7 +229,7 @@ pub fn replace(
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -328,7 +328,7 @@ fn simple_value_eq(f: &Filter) -> Option<String> {
 }
 
 pub fn patch(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     ops: &[Operation],
@@ -338,7 +338,7 @@ pub fn patch(
 ) -> Result<PatchOutcome, ServiceError> {
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -393,13 +393,13 @@ pub fn patch(
 }
 
 pub fn delete(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    db.write(|c| {
+    svc.db.write(|c| {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         store::groups::delete(c, &caller.tenant_id, id)?;
@@ -409,7 +409,7 @@ pub fn delete(
 }
 
 pub fn list(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     params: &ListParams,
     base: &str,
@@ -417,9 +417,9 @@ pub fn list(
     let where_sql = params
         .filter
         .as_ref()
-        .map(|f| filter_sql::translate(&filter_sql::GROUPS, db.backend(), f))
+        .map(|f| filter_sql::translate(&filter_sql::GROUPS, svc.db.backend(), f))
         .transpose()?;
-    db.read(|c| {
+    svc.db.read(|c| {
         let (total, rows) = store::groups::list(
             c,
             &caller.tenant_id,

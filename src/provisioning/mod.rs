@@ -17,11 +17,49 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
-/// Who is calling: the tenant every query is scoped by, and the actor name.
+impl From<crate::deprovision::service::DeprovError> for ServiceError {
+    fn from(e: crate::deprovision::service::DeprovError) -> Self {
+        use crate::deprovision::service::DeprovError;
+        match e {
+            DeprovError::NotFound(id) => {
+                ServiceError::Scim(ScimError::not_found(format!("no user with id {id}")))
+            }
+            DeprovError::PlanChanged(h) => {
+                ServiceError::Scim(ScimError::precondition_failed(format!(
+                    "the disposal plan has changed since it was previewed; the current plan hash is {h}"
+                )))
+            }
+            DeprovError::Store(s) => ServiceError::Store(s),
+        }
+    }
+}
+
+/// Who is calling: the tenant every query is scoped by, its name (policies are
+/// per name), the actor (token name) and the user the token acts as.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant_id: String,
+    pub tenant_name: String,
     pub actor: String,
+    pub acts_as: Option<String>,
+}
+
+impl Caller {
+    pub fn requester(&self) -> crate::deprovision::service::Requester<'_> {
+        crate::deprovision::service::Requester {
+            tenant_id: &self.tenant_id,
+            tenant_name: &self.tenant_name,
+            actor: &self.actor,
+            acts_as: self.acts_as.as_deref(),
+        }
+    }
+}
+
+/// What the provisioning service works with: the database and deprovisioning.
+#[derive(Clone)]
+pub struct Services {
+    pub db: crate::store::Db,
+    pub deprov: std::sync::Arc<crate::deprovision::service::Deprov>,
 }
 
 /// A rendered resource and what the HTTP layer needs to answer with it.

@@ -2,12 +2,12 @@
 //! A filter naming an attribute only one type has matches nothing of the other
 //! type (RFC 7644 §3.4.3); it is an error only when neither type can evaluate it.
 
-use super::{Caller, ServiceError};
+use super::{Caller, ServiceError, Services};
 use crate::scim::list::{ListParams, list_response};
-use crate::store::{self, Db, filter_sql};
+use crate::store::{self, filter_sql};
 
 pub fn search_all(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     params: &ListParams,
     base: &str,
@@ -16,7 +16,7 @@ pub fn search_all(
         params
             .filter
             .as_ref()
-            .map(|f| filter_sql::translate(t, db.backend(), f))
+            .map(|f| filter_sql::translate(t, svc.db.backend(), f))
             .transpose()
     };
     let (users_where, groups_where) = match (
@@ -27,7 +27,7 @@ pub fn search_all(
         (u, g) => (u, g),
     };
     let offset = params.start_index - 1;
-    db.read(|c| {
+    svc.db.read(|c| {
         let mut resources = Vec::new();
         let mut total = 0;
         let mut users_total = 0;

@@ -1,7 +1,10 @@
 //! Users: create (or restore a suspended user in place), read, replace, patch,
 //! delete, list. `active=false` suspends; it never hides the user.
 
-use super::{Caller, Rendered, ServiceError, check_if_match, corrupt};
+use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt};
+use crate::deprovision::policy::OnScimCreate;
+use crate::deprovision::tombstone::IdType;
+use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
 use crate::scim::filter::Filter;
 use crate::scim::list::{ListParams, list_response};
@@ -9,7 +12,7 @@ use crate::scim::patch::{self, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, normalize, render, user_keys};
 use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
-use crate::store::{self, AnyConnection, Db, filter_sql};
+use crate::store::{self, AnyConnection, filter_sql};
 use serde_json::{Value, json};
 
 pub const ACTIVE: &str = "active";
@@ -147,7 +150,7 @@ fn apply_state(row: &mut UserRow, active: bool, now: &str) {
 }
 
 pub fn create(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     body: &Value,
     projection: &Projection,
@@ -159,7 +162,7 @@ pub fn create(
         doc.insert("active".into(), Value::Bool(true));
     }
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         let found = conflicts(c, caller, &doc, None)?;
         match found.as_slice() {
             [] => {
@@ -187,7 +190,12 @@ pub fn create(
                     version: 1,
                 };
                 row.set_keys(&keys);
+                let tombs = tombstone_check(svc, c, caller, &doc)?;
                 store::users::insert(c, &row, &keys)?;
+                after_tombstone_create(svc, c, caller, &row.id, &tombs, &now)?;
+                if row.state == SUSPENDED {
+                    svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+                }
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
                 rendered(c, caller, &row, projection, base, false)
             }
@@ -195,7 +203,7 @@ pub fn create(
                 // Okta re-POSTs a user it deactivated: restore that record in place
                 // (PUT semantics), keeping its id.
                 let mut row = existing.clone();
-                write_doc(c, &mut row, doc.clone(), &now)?;
+                write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
                 rendered(c, caller, &row, projection, base, true)
             }
@@ -204,31 +212,103 @@ pub fn create(
     })
 }
 
-/// Stores a new document for an existing row: keys, state, version, emails.
+/// Stores a new document for an existing row: keys, state, version, emails; a
+/// suspension schedules disposal, a reactivation cancels it (same transaction).
 fn write_doc(
+    svc: &Services,
     c: &mut AnyConnection,
+    caller: &Caller,
     row: &mut UserRow,
     doc: Doc,
     now: &str,
 ) -> Result<(), ServiceError> {
     let keys = user_keys(&doc);
+    let before = row.state.clone();
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
     row.data = Value::Object(doc).to_string();
     row.updated_at = now.to_string();
     row.version += 1;
     store::users::update(c, row, &keys)?;
+    match (before.as_str(), row.state.as_str()) {
+        (ACTIVE, SUSPENDED) => svc.deprov.schedule_in(c, &caller.requester(), &row.id)?,
+        (SUSPENDED, ACTIVE) => svc.deprov.cancel_in(c, &caller.requester(), &row.id)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Identifiers of a new user that match live tombstones, per `on_scim_create`:
+/// `reject` refuses; `new` and `relink` proceed (and lift after the insert).
+fn tombstone_check(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    doc: &Doc,
+) -> Result<Vec<TombstoneMatch>, ServiceError> {
+    let k = user_keys(doc);
+    let mut ids = vec![(IdType::UserName, k.user_name.clone())];
+    if let Some(x) = &k.external_id {
+        ids.push((IdType::ExternalId, x.clone()));
+    }
+    ids.extend(k.emails.iter().map(|e| (IdType::Email, e.value.clone())));
+    let found = tombstones::matching(c, &svc.deprov.keys, &caller.tenant_id, &ids)?;
+    if !found.is_empty()
+        && svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Reject
+    {
+        return Err(ScimError::uniqueness(
+            "this person was deprovisioned and the tenant's policy rejects re-creating them until an admin lifts the tombstone",
+        )
+        .into());
+    }
+    Ok(found)
+}
+
+fn after_tombstone_create(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    user_id: &str,
+    found: &[TombstoneMatch],
+    now: &str,
+) -> Result<(), ServiceError> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = found.iter().map(|m| m.tombstone_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let relink = svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Relink;
+    // An email-only match may be a recycled address: treated as `new`.
+    let strong = found.iter().any(|m| m.id_type != IdType::Email.as_str());
+    let why = if relink && strong {
+        "relink"
+    } else if strong {
+        "rehire"
+    } else {
+        "possible identifier reuse"
+    };
+    tombstones::lift(c, &caller.tenant_id, &ids, &caller.actor, now, why)?;
+    if relink && strong {
+        for d in found
+            .iter()
+            .filter_map(|m| m.disposal_id.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            tombstones::relink(c, &caller.tenant_id, d, user_id, now)?;
+        }
+    }
     Ok(())
 }
 
 pub fn get(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    db.read(|c| {
+    svc.db.read(|c| {
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         rendered(c, caller, &row, projection, base, false)
     })
@@ -239,7 +319,7 @@ pub fn not_found(id: &str) -> ScimError {
 }
 
 pub fn replace(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     body: &Value,
@@ -249,7 +329,7 @@ pub fn replace(
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         // PUT without `active` leaves it unchanged.
@@ -260,13 +340,13 @@ pub fn replace(
         if !found.is_empty() {
             return Err(conflict_error(&found, &doc).into());
         }
-        write_doc(c, &mut row, doc.clone(), &now)?;
+        write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
         rendered(c, caller, &row, projection, base, false)
     })
 }
 
 pub fn patch(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     ops: &[Operation],
@@ -275,7 +355,7 @@ pub fn patch(
     base: &str,
 ) -> Result<Rendered, ServiceError> {
     let now = store::time::now();
-    db.write(|c| {
+    svc.db.write(|c| {
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         let mut current = doc_of(&row)?;
@@ -288,30 +368,34 @@ pub fn patch(
             if !found.is_empty() {
                 return Err(conflict_error(&found, &doc).into());
             }
-            write_doc(c, &mut row, doc, &now)?;
+            write_doc(svc, c, caller, &mut row, doc, &now)?;
         }
         rendered(c, caller, &row, projection, base, false)
     })
 }
 
 pub fn delete(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     id: &str,
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    db.write(|c| {
+    svc.db.write(|c| {
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
-        store::users::delete(c, &caller.tenant_id, id)?;
-        tracing::info!(user_id = %id, actor = %caller.actor, "user deleted");
-        Ok(())
-    })
+        // DELETE disposes synchronously, in this transaction: the policy runs,
+        // the tombstone is written, the person becomes a stub (404 from now on).
+        let receipt = svc.deprov.dispose_in(c, &caller.requester(), id, "delete", None)?;
+        tracing::info!(user_id = %id, disposal_id = %receipt.disposal_id, actor = %caller.actor, "user disposed");
+        Ok::<(), ServiceError>(())
+    })?;
+    svc.db.checkpoint();
+    Ok(())
 }
 
 pub fn list(
-    db: &Db,
+    svc: &Services,
     caller: &Caller,
     params: &ListParams,
     base: &str,
@@ -319,9 +403,9 @@ pub fn list(
     let where_sql = params
         .filter
         .as_ref()
-        .map(|f: &Filter| filter_sql::translate(&filter_sql::USERS, db.backend(), f))
+        .map(|f: &Filter| filter_sql::translate(&filter_sql::USERS, svc.db.backend(), f))
         .transpose()?;
-    db.read(|c| {
+    svc.db.read(|c| {
         let (total, rows) = store::users::list(
             c,
             &caller.tenant_id,

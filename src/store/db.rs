@@ -163,6 +163,19 @@ impl Db {
         transaction(&mut conn, f)
     }
 
+    /// SQLite: fold the WAL back into the database file so pages a disposal
+    /// overwrote (with `secure_delete`) do not linger in the log. Best effort.
+    pub fn checkpoint(&self) {
+        if self.backend == Backend::Sqlite {
+            let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(mut c) = self.pool.get()
+                && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            {
+                tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
+            }
+        }
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
     }

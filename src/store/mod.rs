@@ -5,6 +5,7 @@ pub mod db;
 pub mod error;
 pub mod filter_sql;
 pub mod groups;
+pub mod ledger;
 pub mod schema;
 pub mod time;
 pub mod tokens;

@@ -84,15 +84,6 @@ diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(user_emails -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    tenants,
-    api_tokens,
-    users,
-    user_emails,
-    groups,
-    group_members
-);
-
 diesel::table! {
     content_items (tenant_id, kind, item_id) {
         tenant_id -> Text,
@@ -210,12 +201,24 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(disposals -> tenants (tenant_id));
+diesel::joinable!(tombstone_hashes -> tombstones (tombstone_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_tokens,
+    users,
+    user_emails,
+    groups,
+    group_members,
     content_items,
     content_shares,
-    users,
+    user_data,
+    sso_subjects,
     disposals,
     disposal_items,
     tombstones,
-    tombstone_hashes
+    tombstone_hashes,
+    deployment_keys,
+    audit_log,
 );

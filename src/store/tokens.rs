@@ -69,6 +69,19 @@ pub fn insert(conn: &mut AnyConnection, row: &TokenRow) -> Result<(), StoreError
     Ok(())
 }
 
+/// The token and its tenant's name.
+pub fn find_with_tenant(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<(TokenRow, String)>, StoreError> {
+    Ok(api_tokens::table
+        .inner_join(tenants::table)
+        .filter(api_tokens::id.eq(id))
+        .select((TokenRow::as_select(), tenants::name))
+        .first(conn)
+        .optional()?)
+}
+
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRow>, StoreError> {
     Ok(api_tokens::table
         .filter(api_tokens::id.eq(id))

@@ -3,6 +3,14 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use custodian::auth::{Scope, create_token};
+use custodian::deprovision::policy::{self, PolicySet};
+use custodian::deprovision::service::{Deprov, ManualClock};
+use custodian::deprovision::setup;
+use custodian::deprovision::tombstone::TombstoneKeys;
+use std::sync::Arc;
+
+pub const TEST_TOMBSTONE_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 use custodian::config::Settings;
 use custodian::http::{AppState, server};
 use custodian::store::Db;
@@ -46,6 +54,8 @@ pub struct TestApp {
     pub db: Db,
     pub db_url: String,
     pub client: reqwest::Client,
+    pub deprov: Arc<Deprov>,
+    pub clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
     _guard: DbGuard,
 }
@@ -83,6 +93,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub public_url: Option<String>,
     pub trust_forwarded_headers: bool,
+    /// Deprovisioning policy (TOML); the built-in policy when None.
+    pub policy: Option<String>,
 }
 
 impl Default for Options {
@@ -93,6 +105,7 @@ impl Default for Options {
             max_body_bytes: s.max_body_bytes,
             public_url: None,
             trust_forwarded_headers: false,
+            policy: None,
         }
     }
 }
@@ -117,8 +130,17 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         trust_forwarded_headers: opts.trust_forwarded_headers,
         ..Settings::default()
     };
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let policies = match &opts.policy {
+        Some(text) => policy::parse(text, "test-policy.toml").expect("test policy"),
+        None => PolicySet::default(),
+    };
+    let keys = TombstoneKeys::from_spec(TEST_TOMBSTONE_KEY).expect("key");
+    setup::check_key(&db, &keys).expect("key check");
+    let deprov = Arc::new(Deprov::new(policies, keys, clock.clone()));
     let state = AppState::new(
         db.clone(),
+        Arc::clone(&deprov),
         settings,
         opts.public_url.unwrap_or_else(|| addr.clone()),
     );
@@ -143,6 +165,8 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         db,
         db_url,
         client: reqwest::Client::new(),
+        deprov,
+        clock,
         handle,
         _guard: guard,
     }

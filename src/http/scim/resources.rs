@@ -7,11 +7,10 @@ use crate::http::body::read_json;
 use crate::http::error::{ApiError, SCIM_JSON};
 use crate::http::ops::method_not_allowed;
 use crate::http::{AppState, blocking};
-use crate::provisioning::{self, Caller, PatchOutcome, Rendered, ServiceError};
+use crate::provisioning::{self, Caller, PatchOutcome, Rendered, ServiceError, Services};
 use crate::scim::list::{self, ListParams};
 use crate::scim::patch::{self, Operation};
 use crate::scim::resource::Projection;
-use crate::store::Db;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,21 +19,21 @@ use serde_json::Value;
 /// The operations a SCIM resource type offers.
 pub trait Resource: 'static {
     fn create(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         body: &Value,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError>;
     fn get(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError>;
     fn replace(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         body: &Value,
@@ -43,7 +42,7 @@ pub trait Resource: 'static {
         base: &str,
     ) -> Result<Rendered, ServiceError>;
     fn patch(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         ops: &[Operation],
@@ -52,13 +51,18 @@ pub trait Resource: 'static {
         base: &str,
     ) -> Result<PatchOutcome, ServiceError>;
     fn delete(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         if_match: Option<&str>,
         base: &str,
     ) -> Result<(), ServiceError>;
-    fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError>;
+    fn list(
+        svc: &Services,
+        c: &Caller,
+        params: &ListParams,
+        base: &str,
+    ) -> Result<Value, ServiceError>;
     /// The body limit for a PUT (a group PUT carries its whole member list).
     fn put_limit(s: &Settings) -> usize {
         s.max_body_bytes
@@ -70,25 +74,25 @@ pub struct Groups;
 
 impl Resource for Users {
     fn create(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         body: &Value,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::users::create(db, c, body, p, base)
+        provisioning::users::create(svc, c, body, p, base)
     }
     fn get(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::users::get(db, c, id, p, base)
+        provisioning::users::get(svc, c, id, p, base)
     }
     fn replace(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         body: &Value,
@@ -96,10 +100,10 @@ impl Resource for Users {
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::users::replace(db, c, id, body, m, p, base)
+        provisioning::users::replace(svc, c, id, body, m, p, base)
     }
     fn patch(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         ops: &[Operation],
@@ -107,43 +111,48 @@ impl Resource for Users {
         p: &Projection,
         base: &str,
     ) -> Result<PatchOutcome, ServiceError> {
-        provisioning::users::patch(db, c, id, ops, m, p, base).map(PatchOutcome::Resource)
+        provisioning::users::patch(svc, c, id, ops, m, p, base).map(PatchOutcome::Resource)
     }
     fn delete(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         m: Option<&str>,
         base: &str,
     ) -> Result<(), ServiceError> {
-        provisioning::users::delete(db, c, id, m, base)
+        provisioning::users::delete(svc, c, id, m, base)
     }
-    fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
-        provisioning::users::list(db, c, params, base)
+    fn list(
+        svc: &Services,
+        c: &Caller,
+        params: &ListParams,
+        base: &str,
+    ) -> Result<Value, ServiceError> {
+        provisioning::users::list(svc, c, params, base)
     }
 }
 
 impl Resource for Groups {
     fn create(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         body: &Value,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::groups::create(db, c, body, p, base)
+        provisioning::groups::create(svc, c, body, p, base)
     }
     fn get(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::groups::get(db, c, id, p, base)
+        provisioning::groups::get(svc, c, id, p, base)
     }
     fn replace(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         body: &Value,
@@ -151,10 +160,10 @@ impl Resource for Groups {
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError> {
-        provisioning::groups::replace(db, c, id, body, m, p, base)
+        provisioning::groups::replace(svc, c, id, body, m, p, base)
     }
     fn patch(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         ops: &[Operation],
@@ -162,19 +171,24 @@ impl Resource for Groups {
         p: &Projection,
         base: &str,
     ) -> Result<PatchOutcome, ServiceError> {
-        provisioning::groups::patch(db, c, id, ops, m, p, base)
+        provisioning::groups::patch(svc, c, id, ops, m, p, base)
     }
     fn delete(
-        db: &Db,
+        svc: &Services,
         c: &Caller,
         id: &str,
         m: Option<&str>,
         base: &str,
     ) -> Result<(), ServiceError> {
-        provisioning::groups::delete(db, c, id, m, base)
+        provisioning::groups::delete(svc, c, id, m, base)
     }
-    fn list(db: &Db, c: &Caller, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
-        provisioning::groups::list(db, c, params, base)
+    fn list(
+        svc: &Services,
+        c: &Caller,
+        params: &ListParams,
+        base: &str,
+    ) -> Result<Value, ServiceError> {
+        provisioning::groups::list(svc, c, params, base)
     }
     fn put_limit(s: &Settings) -> usize {
         s.max_group_body_bytes
@@ -236,7 +250,7 @@ async fn create<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let r = blocking(move || Ok(R::create(&st.db, &caller, &body, &projection, &base)?)).await?;
+    let r = blocking(move || Ok(R::create(&st.svc, &caller, &body, &projection, &base)?)).await?;
     Ok(respond(StatusCode::CREATED, r))
 }
 
@@ -251,7 +265,7 @@ async fn get<R: Resource>(
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
-    let r = blocking(move || Ok(R::get(&st.db, &caller, &id, &projection, &base)?)).await?;
+    let r = blocking(move || Ok(R::get(&st.svc, &caller, &id, &projection, &base)?)).await?;
     if let Some(inm) = header(&req, IF_NONE_MATCH)
         && provisioning::check_if_match(Some(&inm), &r.etag).is_ok()
     {
@@ -278,7 +292,7 @@ async fn replace<R: Resource>(
     let id = id.into_inner();
     let r = blocking(move || {
         Ok(R::replace(
-            &st.db,
+            &st.svc,
             &caller,
             &id,
             &body,
@@ -308,7 +322,7 @@ async fn patch<R: Resource>(
     let id = id.into_inner();
     let r = blocking(move || {
         Ok(R::patch(
-            &st.db,
+            &st.svc,
             &caller,
             &id,
             &ops,
@@ -335,7 +349,16 @@ async fn delete<R: Resource>(
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = id.into_inner();
-    blocking(move || Ok(R::delete(&st.db, &caller, &id, if_match.as_deref(), &base)?)).await?;
+    blocking(move || {
+        Ok(R::delete(
+            &st.svc,
+            &caller,
+            &id,
+            if_match.as_deref(),
+            &base,
+        )?)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -368,7 +391,7 @@ async fn run_list<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(req);
     let caller = who.caller.clone();
-    let v = blocking(move || Ok(R::list(&st.db, &caller, &params, &base)?)).await?;
+    let v = blocking(move || Ok(R::list(&st.svc, &caller, &params, &base)?)).await?;
     Ok(json(v))
 }
 
@@ -386,7 +409,7 @@ pub async fn search_all(
     let caller = who.caller.clone();
     let v = blocking(move || {
         Ok(provisioning::search::search_all(
-            &st.db, &caller, &params, &base,
+            &st.svc, &caller, &params, &base,
         )?)
     })
     .await?;

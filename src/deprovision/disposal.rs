@@ -1,0 +1,832 @@
+//! Planning and executing a disposal. The plan is computed from the ledger and
+//! the policy; execution applies it in the caller's transaction with set-based
+//! statements (one per kind and action, not one per item), writes the receipt,
+//! the tombstone and the audit row, and scrubs the person's PII to a stub.
+
+use super::policy::{FolderAction, KindAction, Policy, Target};
+use super::tombstone::{IdType, TombstoneKeys, sso_value};
+use crate::scim::fold::fold;
+use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
+use crate::store::schema::{
+    audit_log, disposals, group_members, sso_subjects, tombstone_hashes, tombstones, user_emails,
+    users,
+};
+use crate::store::{StoreError, ledger};
+use diesel::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub const ARCHIVE_KIND: &str = "folder";
+pub const ARCHIVE_ID: &str = "custodian-archive";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub kind: String,
+    pub id: String,
+    /// transfer | orphan | delete | keep | archive
+    pub action: String,
+    #[serde(rename = "toOwner", skip_serializing_if = "Option::is_none")]
+    pub to_owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedTarget {
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// Which chain link matched: manager, custodian, caller, user:<name>.
+    pub link: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub target: Option<ResolvedTarget>,
+    /// (kind, action) → count
+    pub summary: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(rename = "userData")]
+    pub user_data: BTreeMap<String, (String, u64)>,
+    #[serde(rename = "policyDigest")]
+    pub policy_digest: String,
+    pub hash: String,
+    #[serde(skip)]
+    pub items: Vec<PlanItem>,
+}
+
+#[derive(QueryableByName)]
+struct OwnedItem {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    item_id: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    personal_root: bool,
+}
+
+#[derive(QueryableByName)]
+struct CategoryCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    category: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn active_user_by(
+    c: &mut AnyConnection,
+    tenant: &str,
+    column: &str,
+    value: &str,
+    not: &str,
+) -> Result<Option<String>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT id FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(&format!(" AND state = 'active' AND {column} = "))
+        .bind_text(value);
+    sql.push(" AND id <> ").bind_text(not);
+    sql.push(" ORDER BY created_at LIMIT 1");
+    Ok(load_sql::<Id>(c, &sql)?.pop().map(|r| r.id))
+}
+
+/// Resolves the target chain: the first link naming an active user of the tenant.
+pub fn resolve_target(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    manager: Option<&str>,
+    caller: Option<&str>,
+    policy: &Policy,
+) -> Result<Option<ResolvedTarget>, StoreError> {
+    for t in &policy.targets {
+        let found = match t {
+            // Okta puts its own ids in manager.value: try our id, then externalId, then userName.
+            Target::Manager => match manager {
+                Some(m) => match active_user_by(c, tenant, "id", m, person)? {
+                    Some(u) => Some(u),
+                    None => match active_user_by(c, tenant, "external_id", m, person)? {
+                        Some(u) => Some(u),
+                        None => active_user_by(c, tenant, "user_name_key", &fold(m), person)?,
+                    },
+                },
+                None => None,
+            },
+            Target::Custodian => match &policy.custodian {
+                Some(name) => active_user_by(c, tenant, "user_name_key", &fold(name), person)?,
+                None => None,
+            },
+            Target::Caller => match caller {
+                Some(id) => active_user_by(c, tenant, "id", id, person)?,
+                None => None,
+            },
+            Target::User(name) => active_user_by(c, tenant, "user_name_key", &fold(name), person)?,
+        };
+        if let Some(user_id) = found {
+            return Ok(Some(ResolvedTarget {
+                user_id,
+                link: String::from(t.clone()),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// What the policy does to each item of `person`, and the plan's hash.
+pub fn plan(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    manager: Option<&str>,
+    caller: Option<&str>,
+    policy: &Policy,
+) -> Result<Plan, StoreError> {
+    let target = resolve_target(c, tenant, person, manager, caller, policy)?;
+    let mut sql = Sql::default();
+    sql.push("SELECT kind, item_id, personal_root FROM content_items WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND owner_id = ").bind_text(person);
+    sql.push(" ORDER BY kind, item_id");
+    let owned = load_sql::<OwnedItem>(c, &sql)?;
+    let to = target.as_ref().map(|t| t.user_id.clone());
+    let mut items = Vec::with_capacity(owned.len());
+    let mut summary: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for o in owned {
+        let (action, to_owner) = item_action(policy, &o.kind, o.personal_root, to.as_deref());
+        *summary
+            .entry(o.kind.clone())
+            .or_default()
+            .entry(action.to_string())
+            .or_default() += 1;
+        items.push(PlanItem {
+            kind: o.kind,
+            id: o.item_id,
+            action: action.to_string(),
+            to_owner,
+        });
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT category, COUNT(*) AS n FROM user_data WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND user_id = ").bind_text(person);
+    sql.push(" GROUP BY category ORDER BY category");
+    let user_data = load_sql::<CategoryCount>(c, &sql)?
+        .into_iter()
+        .map(|r| {
+            let action = match policy.data_action(&r.category) {
+                super::policy::DataAction::Delete => "delete",
+                super::policy::DataAction::Anonymize => "anonymize",
+                super::policy::DataAction::Keep => "keep",
+            };
+            (
+                r.category,
+                (action.to_string(), u64::try_from(r.n).unwrap_or(0)),
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    let policy_digest = policy.digest();
+    let hash = plan_hash(&items, &user_data, &policy_digest);
+    Ok(Plan {
+        user_id: person.to_string(),
+        target,
+        summary,
+        user_data,
+        policy_digest,
+        hash,
+        items,
+    })
+}
+
+/// The action for one item, and its new owner.
+fn item_action(
+    policy: &Policy,
+    kind: &str,
+    personal_root: bool,
+    to: Option<&str>,
+) -> (&'static str, Option<String>) {
+    if personal_root && policy.personal_folder.action == FolderAction::Archive {
+        return ("archive", to.map(str::to_string));
+    }
+    match policy.kind_action(kind) {
+        KindAction::Transfer => match to {
+            Some(t) => ("transfer", Some(t.to_string())),
+            // Never delete for lack of an owner: orphan and report.
+            None => ("orphan", None),
+        },
+        KindAction::Orphan => ("orphan", None),
+        KindAction::Delete => ("delete", None),
+        KindAction::Keep => ("keep", None),
+    }
+}
+
+/// Items sorted by (kind, id) with actions and targets, plus data actions and the
+/// policy digest: no timestamps, no row order, so both backends hash alike.
+pub fn plan_hash(
+    items: &[PlanItem],
+    data: &BTreeMap<String, (String, u64)>,
+    policy_digest: &str,
+) -> String {
+    let mut sorted: Vec<&PlanItem> = items.iter().collect();
+    sorted.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+    let mut h = Sha256::new();
+    for i in sorted {
+        h.update(
+            format!(
+                "{}\0{}\0{}\0{}\n",
+                i.kind,
+                i.id,
+                i.action,
+                i.to_owner.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        );
+    }
+    for (cat, (action, n)) in data {
+        h.update(format!("data\0{cat}\0{action}\0{n}\n").as_bytes());
+    }
+    h.update(policy_digest.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Everything the executor needs besides the connection.
+pub struct DisposeInput<'a> {
+    pub tenant_id: &'a str,
+    pub person: &'a str,
+    pub caller: Option<&'a str>,
+    pub actor: &'a str,
+    pub cause: &'a str,
+    pub policy: &'a Policy,
+    pub keys: &'a TombstoneKeys,
+    pub now: &'a str,
+    /// The scheduled disposal being completed, if any.
+    pub disposal_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    #[serde(rename = "disposalId")]
+    pub disposal_id: String,
+    #[serde(rename = "planHash")]
+    pub plan_hash: String,
+    pub counts: BTreeMap<String, u64>,
+    pub target: Option<ResolvedTarget>,
+}
+
+fn label(template: &str, now: &str, disposal_id: &str, display_name: Option<&str>) -> String {
+    template
+        .replace("{date}", now.get(..10).unwrap_or(now))
+        .replace("{disposalId}", disposal_id)
+        .replace("{displayName}", display_name.unwrap_or("Deleted User"))
+}
+
+fn exec(c: &mut AnyConnection, f: impl FnOnce(&mut Sql)) -> Result<usize, StoreError> {
+    let mut sql = Sql::default();
+    f(&mut sql);
+    execute_sql(c, &sql)
+}
+
+/// Applies the policy to everything `person` owns, inside the caller's write
+/// transaction. The caller has checked the person is disposable.
+pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt, StoreError> {
+    let (t, p, now) = (inp.tenant_id, inp.person, inp.now);
+    if backend_of(c) == Backend::Postgres {
+        // Ledger writes take FOR SHARE on the owner row; this waits for them.
+        exec(c, |s| {
+            s.push("SELECT 1 FROM users WHERE id = ").bind_text(p);
+            s.push(" FOR UPDATE");
+        })?;
+    }
+    let person: crate::store::users::UserRow = users::table
+        .filter(users::tenant_id.eq(t))
+        .filter(users::id.eq(p))
+        .select(crate::store::users::UserRow::as_select())
+        .first(c)?;
+    let plan = plan(
+        c,
+        t,
+        p,
+        person.manager_id.as_deref(),
+        inp.caller,
+        inp.policy,
+    )?;
+    let disposal_id = inp
+        .disposal_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let to = plan.target.as_ref().map(|x| x.user_id.clone());
+    let link = plan.target.as_ref().map(|x| x.link.clone());
+
+    // Receipt lines first (they record the owner before the change), set-based.
+    let kinds: Vec<String> = plan.summary.keys().cloned().collect();
+    for kind in &kinds {
+        let (action, to_owner) = item_action(inp.policy, kind, false, to.as_deref());
+        exec(c, |s| {
+            s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
+                .bind_text(disposal_id.clone())
+                .push(", kind, item_id, ")
+                .bind_text(action)
+                .push(", owner_id, ");
+            match &to_owner {
+                Some(o) => s.bind_text(o.clone()),
+                None => s.push("NULL"),
+            };
+            s.push(", ");
+            match (&to_owner, &link) {
+                (Some(_), Some(l)) => s.bind_text(l.clone()),
+                _ => s.push("NULL"),
+            };
+            s.push(" FROM content_items WHERE tenant_id = ")
+                .bind_text(t);
+            s.push(" AND owner_id = ").bind_text(p);
+            s.push(" AND kind = ").bind_text(kind.clone());
+            if inp.policy.personal_folder.action == FolderAction::Archive {
+                s.push(" AND personal_root = FALSE");
+            }
+        })?;
+    }
+    let archive = inp.policy.personal_folder.action == FolderAction::Archive
+        && plan.items.iter().any(|i| i.action == "archive");
+    if archive {
+        exec(c, |s| {
+            s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
+                .bind_text(disposal_id.clone())
+                .push(", kind, item_id, 'archive', owner_id, ");
+            match &to {
+                Some(o) => s.bind_text(o.clone()),
+                None => s.push("NULL"),
+            };
+            s.push(", ");
+            match &link {
+                Some(l) => s.bind_text(l.clone()),
+                None => s.push("NULL"),
+            };
+            s.push(" FROM content_items WHERE tenant_id = ")
+                .bind_text(t);
+            s.push(" AND owner_id = ").bind_text(p);
+            s.push(" AND personal_root = TRUE");
+        })?;
+    }
+
+    // Personal roots: under the tenant's Archive folder, relabelled, shared with the new owner.
+    if archive {
+        if ledger::find_item(c, t, ARCHIVE_KIND, ARCHIVE_ID)?.is_none() {
+            ledger::upsert_item(
+                c,
+                &ledger::ItemRow {
+                    tenant_id: t.into(),
+                    kind: ARCHIVE_KIND.into(),
+                    item_id: ARCHIVE_ID.into(),
+                    owner_id: None,
+                    parent_kind: None,
+                    parent_id: None,
+                    title: Some("Archive".into()),
+                    personal_root: false,
+                    created_at: now.into(),
+                    updated_at: now.into(),
+                },
+            )?;
+        }
+        let display = if inp.policy.personal_folder.label.contains("{displayName}") {
+            serde_json::from_str::<serde_json::Value>(&person.data)
+                .ok()
+                .and_then(|d| {
+                    d.get("displayName")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+        } else {
+            None
+        };
+        let title = label(
+            &inp.policy.personal_folder.label,
+            now,
+            &disposal_id,
+            display.as_deref(),
+        );
+        let roots: Vec<(String, String)> = plan
+            .items
+            .iter()
+            .filter(|i| i.action == "archive")
+            .map(|i| (i.kind.clone(), i.id.clone()))
+            .collect();
+        exec(c, |s| {
+            s.push("UPDATE content_items SET parent_kind = ")
+                .bind_text(ARCHIVE_KIND);
+            s.push(", parent_id = ").bind_text(ARCHIVE_ID);
+            s.push(", title = ").bind_text(title.clone());
+            s.push(", personal_root = FALSE, owner_id = ");
+            match &to {
+                Some(o) => s.bind_text(o.clone()),
+                None => s.push("NULL"),
+            };
+            s.push(", updated_at = ").bind_text(now);
+            s.push(" WHERE tenant_id = ").bind_text(t);
+            s.push(" AND owner_id = ").bind_text(p);
+            s.push(" AND personal_root = TRUE");
+        })?;
+        if let Some(o) = &to {
+            for (k, id) in &roots {
+                ledger::share(c, t, k, id, o, now)?;
+            }
+        }
+    }
+
+    // Every other item: one statement per kind.
+    for kind in &kinds {
+        let (action, to_owner) = item_action(inp.policy, kind, false, to.as_deref());
+        let scope = |s: &mut Sql| {
+            s.push(" WHERE tenant_id = ").bind_text(t);
+            s.push(" AND owner_id = ").bind_text(p);
+            s.push(" AND kind = ").bind_text(kind.clone());
+        };
+        match action {
+            "transfer" | "orphan" => {
+                exec(c, |s| {
+                    s.push("UPDATE content_items SET owner_id = ");
+                    match &to_owner {
+                        Some(o) => s.bind_text(o.clone()),
+                        None => s.push("NULL"),
+                    };
+                    s.push(", updated_at = ").bind_text(now);
+                    scope(s);
+                })?;
+            }
+            "delete" => {
+                // Children of deleted folders (possibly other people's) lose their parent.
+                exec(c, |s| {
+                    s.push("UPDATE content_items SET parent_kind = NULL, parent_id = NULL WHERE tenant_id = ").bind_text(t);
+                    s.push(" AND parent_kind = ").bind_text(kind.clone());
+                    s.push(
+                        " AND parent_id IN (SELECT item_id FROM content_items WHERE tenant_id = ",
+                    )
+                    .bind_text(t);
+                    s.push(" AND owner_id = ").bind_text(p);
+                    s.push(" AND kind = ").bind_text(kind.clone());
+                    s.push(")");
+                })?;
+                exec(c, |s| {
+                    s.push("DELETE FROM content_shares WHERE tenant_id = ")
+                        .bind_text(t);
+                    s.push(" AND kind = ").bind_text(kind.clone());
+                    s.push(" AND item_id IN (SELECT item_id FROM content_items WHERE tenant_id = ")
+                        .bind_text(t);
+                    s.push(" AND owner_id = ").bind_text(p);
+                    s.push(" AND kind = ").bind_text(kind.clone());
+                    s.push(")");
+                })?;
+                exec(c, |s| {
+                    s.push("DELETE FROM content_items");
+                    scope(s);
+                })?;
+            }
+            _ => {} // keep: stays on the person's stub
+        }
+    }
+
+    // User data: delete, anonymise (to a fresh stub for this disposal), or keep.
+    let mut anon_stub: Option<String> = None;
+    for (category, (action, _)) in &plan.user_data {
+        match action.as_str() {
+            "delete" => {
+                exec(c, |s| {
+                    s.push("DELETE FROM user_data WHERE tenant_id = ")
+                        .bind_text(t);
+                    s.push(" AND user_id = ").bind_text(p);
+                    s.push(" AND category = ").bind_text(category.clone());
+                })?;
+            }
+            "anonymize" => {
+                let stub = match &anon_stub {
+                    Some(s) => s.clone(),
+                    None => {
+                        let id = uuid::Uuid::new_v4().to_string();
+                        insert_stub(c, t, &id, "stub", now)?;
+                        anon_stub = Some(id.clone());
+                        id
+                    }
+                };
+                exec(c, |s| {
+                    s.push("UPDATE user_data SET user_id = ")
+                        .bind_text(stub.clone());
+                    s.push(", updated_at = ").bind_text(now);
+                    s.push(" WHERE tenant_id = ").bind_text(t);
+                    s.push(" AND user_id = ").bind_text(p);
+                    s.push(" AND category = ").bind_text(category.clone());
+                })?;
+            }
+            _ => {}
+        }
+    }
+    // Shares granted to the person are removed.
+    exec(c, |s| {
+        s.push("DELETE FROM content_shares WHERE tenant_id = ")
+            .bind_text(t);
+        s.push(" AND user_id = ").bind_text(p);
+    })?;
+
+    // Tombstone: keyed hashes of every identifier, skipping any that another
+    // active user holds now.
+    write_tombstone(c, inp, &person, &disposal_id)?;
+
+    // Scrub the person to a "Deleted User" stub.
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(p))).execute(c)?;
+    diesel::delete(
+        sso_subjects::table
+            .filter(sso_subjects::tenant_id.eq(t))
+            .filter(sso_subjects::user_id.eq(p)),
+    )
+    .execute(c)?;
+    diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(t))
+            .filter(group_members::member_id.eq(p)),
+    )
+    .execute(c)?;
+    let stub_name = format!("deleted:{p}");
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(t))
+            .filter(users::id.eq(p)),
+    )
+    .set((
+        users::state.eq("disposed"),
+        users::user_name.eq(&stub_name),
+        users::user_name_key.eq(&stub_name),
+        users::external_id.eq(None::<String>),
+        users::display_name_key.eq(None::<String>),
+        users::given_name_key.eq(None::<String>),
+        users::family_name_key.eq(None::<String>),
+        users::manager_id.eq(None::<String>),
+        users::active.eq(false),
+        users::data.eq(r#"{"displayName":"Deleted User"}"#),
+        users::updated_at.eq(now),
+        users::version.eq(person.version + 1),
+    ))
+    .execute(c)?;
+
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for per_kind in plan.summary.values() {
+        for (action, n) in per_kind {
+            *counts.entry(action_count_name(action).into()).or_default() += n;
+        }
+    }
+    for (action, n) in plan.user_data.values() {
+        *counts.entry(format!("userData.{action}")).or_default() += n;
+    }
+    let counts_json = serde_json::to_string(&counts).unwrap_or_default();
+    let existing = disposals::table
+        .filter(disposals::id.eq(&disposal_id))
+        .count()
+        .get_result::<i64>(c)?
+        > 0;
+    if existing {
+        diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
+            .set((
+                disposals::state.eq("done"),
+                disposals::plan_hash.eq(&plan.hash),
+                disposals::policy_digest.eq(&plan.policy_digest),
+                disposals::counts.eq(&counts_json),
+                disposals::completed_at.eq(now),
+            ))
+            .execute(c)?;
+    } else {
+        diesel::insert_into(disposals::table)
+            .values((
+                disposals::id.eq(&disposal_id),
+                disposals::tenant_id.eq(t),
+                disposals::user_id.eq(p),
+                disposals::state.eq("done"),
+                disposals::cause.eq(inp.cause),
+                disposals::due_at.eq(now),
+                disposals::actor.eq(inp.actor),
+                disposals::caller_user_id.eq(inp.caller),
+                disposals::plan_hash.eq(&plan.hash),
+                disposals::policy_digest.eq(&plan.policy_digest),
+                disposals::counts.eq(&counts_json),
+                disposals::created_at.eq(now),
+                disposals::completed_at.eq(now),
+            ))
+            .execute(c)?;
+    }
+    audit(
+        c,
+        t,
+        now,
+        inp.actor,
+        "user.disposed",
+        "user",
+        p,
+        Some(&format!("{{\"disposalId\":\"{disposal_id}\"}}")),
+    )?;
+    Ok(Receipt {
+        disposal_id,
+        plan_hash: plan.hash,
+        counts,
+        target: plan.target,
+    })
+}
+
+fn action_count_name(action: &str) -> &'static str {
+    match action {
+        "transfer" => "transferred",
+        "orphan" => "orphaned",
+        "delete" => "deleted",
+        "archive" => "archived",
+        _ => "kept",
+    }
+}
+
+fn insert_stub(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    state: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let name = format!("deleted:{id}");
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::tenant_id.eq(tenant),
+            users::state.eq(state),
+            users::user_name.eq(&name),
+            users::user_name_key.eq(&name),
+            users::active.eq(false),
+            users::data.eq(r#"{"displayName":"Deleted User"}"#),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+            users::version.eq(1_i64),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn write_tombstone(
+    c: &mut AnyConnection,
+    inp: &DisposeInput<'_>,
+    person: &crate::store::users::UserRow,
+    disposal_id: &str,
+) -> Result<(), StoreError> {
+    let (t, p) = (inp.tenant_id, inp.person);
+    let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
+    if let Some(x) = &person.external_id {
+        ids.push((IdType::ExternalId, x.clone()));
+    }
+    let emails: Vec<String> = user_emails::table
+        .filter(user_emails::user_id.eq(p))
+        .select(user_emails::value)
+        .load(c)?;
+    ids.extend(emails.into_iter().map(|e| (IdType::Email, e)));
+    for (issuer, subject) in ledger::sso_of(c, t, p)? {
+        ids.push((IdType::Sso, sso_value(&issuer, &subject)));
+    }
+    let tomb_id = uuid::Uuid::new_v4().to_string();
+    diesel::insert_into(tombstones::table)
+        .values((
+            tombstones::id.eq(&tomb_id),
+            tombstones::tenant_id.eq(t),
+            tombstones::disposal_id.eq(disposal_id),
+            tombstones::created_at.eq(inp.now),
+        ))
+        .execute(c)?;
+    let mut seen = std::collections::HashSet::new();
+    for (ty, value) in ids {
+        if held_by_other_active(c, t, p, ty, &value)? {
+            continue;
+        }
+        let hash = inp.keys.hash(t, ty, &value);
+        if !seen.insert(hash.clone()) {
+            continue;
+        }
+        diesel::insert_into(tombstone_hashes::table)
+            .values((
+                tombstone_hashes::tombstone_id.eq(&tomb_id),
+                tombstone_hashes::tenant_id.eq(t),
+                tombstone_hashes::hash.eq(&hash),
+                tombstone_hashes::id_type.eq(ty.as_str()),
+                tombstone_hashes::norm_version.eq(super::tombstone::NORM_VERSION),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// An identifier another active user holds is not tombstoned (it is theirs now).
+fn held_by_other_active(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    ty: IdType,
+    value: &str,
+) -> Result<bool, StoreError> {
+    let others = |col: &str, v: &str, c: &mut AnyConnection| {
+        active_user_by(c, tenant, col, v, person).map(|o| o.is_some())
+    };
+    match ty {
+        IdType::UserName => others("user_name_key", &fold(value), c),
+        IdType::ExternalId => others("external_id", value.trim(), c),
+        IdType::Email => {
+            let mut sql = Sql::default();
+            sql.push("SELECT COUNT(*) AS n FROM user_emails e JOIN users u ON u.id = e.user_id WHERE e.tenant_id = ").bind_text(tenant);
+            sql.push(" AND e.value_key = ").bind_text(fold(value));
+            sql.push(" AND u.state = 'active' AND u.id <> ")
+                .bind_text(person);
+            Ok(load_sql::<crate::store::users::CountRow>(c, &sql)?
+                .first()
+                .is_some_and(|r| r.n > 0))
+        }
+        IdType::Sso => Ok(false),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn audit(
+    c: &mut AnyConnection,
+    tenant: &str,
+    now: &str,
+    actor: &str,
+    action: &str,
+    subject_type: &str,
+    subject_id: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(uuid::Uuid::new_v4().to_string()),
+            audit_log::tenant_id.eq(tenant),
+            audit_log::at.eq(now),
+            audit_log::actor.eq(actor),
+            audit_log::action.eq(action),
+            audit_log::subject_type.eq(subject_type),
+            audit_log::subject_id.eq(subject_id),
+            audit_log::detail.eq(detail),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: &str, id: &str, action: &str, to: Option<&str>) -> PlanItem {
+        PlanItem {
+            kind: kind.into(),
+            id: id.into(),
+            action: action.into(),
+            to_owner: to.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn hash_ignores_order_and_changes_with_content() {
+        let a = vec![
+            item("recording", "1", "transfer", Some("u")),
+            item("draft", "2", "delete", None),
+        ];
+        let b = vec![a[1].clone(), a[0].clone()];
+        let d = BTreeMap::new();
+        assert_eq!(plan_hash(&a, &d, "p"), plan_hash(&b, &d, "p"));
+        assert_ne!(plan_hash(&a, &d, "p"), plan_hash(&a, &d, "q"));
+        let c = vec![item("recording", "1", "orphan", None), a[1].clone()];
+        assert_ne!(plan_hash(&a, &d, "p"), plan_hash(&c, &d, "p"));
+    }
+
+    #[test]
+    fn actions_follow_policy_and_never_delete_for_lack_of_owner() {
+        let mut p = Policy::default();
+        p.kinds.insert("draft".into(), KindAction::Delete);
+        p.kinds.insert("schedule".into(), KindAction::Orphan);
+        assert_eq!(
+            item_action(&p, "recording", false, Some("t")),
+            ("transfer", Some("t".into()))
+        );
+        assert_eq!(item_action(&p, "recording", false, None), ("orphan", None));
+        assert_eq!(item_action(&p, "draft", false, Some("t")), ("delete", None));
+        assert_eq!(
+            item_action(&p, "schedule", false, Some("t")),
+            ("orphan", None)
+        );
+        assert_eq!(
+            item_action(&p, "folder", true, Some("t")),
+            ("archive", Some("t".into()))
+        );
+        assert_eq!(
+            label(
+                "(archived {date})",
+                "2026-11-24T10:00:00.000000Z",
+                "d1",
+                None
+            ),
+            "(archived 2026-11-24)"
+        );
+        assert_eq!(
+            label("(from {displayName})", "2026", "d", Some("Ann Lee")),
+            "(from Ann Lee)"
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! The deprovisioning service: dispose now, preview, schedule on suspension,
+//! cancel on reactivation, run what is due. Time comes from a `Clock` so tests
+//! advance it instead of sleeping.
+
+use super::disposal::{self, DisposeInput, Plan, Receipt};
+use super::policy::{Policy, PolicySet};
+use super::tombstone::TombstoneKeys;
+use crate::store::schema::{disposals, users};
+use crate::store::{AnyConnection, Db, StoreError, time};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use std::sync::{Arc, Mutex, RwLock};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock tests set and advance.
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+impl ManualClock {
+    pub fn new(t: DateTime<Utc>) -> ManualClock {
+        ManualClock(Mutex::new(t))
+    }
+    pub fn advance(&self, d: chrono::Duration) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *g += d;
+    }
+}
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
+pub struct Deprov {
+    policies: RwLock<Arc<PolicySet>>,
+    pub keys: TombstoneKeys,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Who asked: tenant (id and name, the policy is per name), actor, and the user
+/// the token acts as (the `caller` target).
+#[derive(Debug, Clone)]
+pub struct Requester<'a> {
+    pub tenant_id: &'a str,
+    pub tenant_name: &'a str,
+    pub actor: &'a str,
+    pub acts_as: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeprovError {
+    #[error("no user with id {0}")]
+    NotFound(String),
+    #[error("the plan has changed since it was previewed (now {0})")]
+    PlanChanged(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for DeprovError {
+    fn from(e: diesel::result::Error) -> Self {
+        DeprovError::Store(e.into())
+    }
+}
+
+impl Deprov {
+    pub fn new(policies: PolicySet, keys: TombstoneKeys, clock: Arc<dyn Clock>) -> Deprov {
+        Deprov {
+            policies: RwLock::new(Arc::new(policies)),
+            keys,
+            clock,
+        }
+    }
+
+    pub fn policies(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.policies.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn policy(&self, tenant_name: &str) -> Policy {
+        self.policies().for_tenant(tenant_name).clone()
+    }
+
+    /// Swaps in a new policy (SIGHUP reload).
+    pub fn replace_policies(&self, p: PolicySet) {
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+    }
+
+    pub fn now(&self) -> String {
+        time::format(self.clock.now())
+    }
+
+    fn caller_user(c: &mut AnyConnection, r: &Requester<'_>) -> Result<Option<String>, StoreError> {
+        match r.acts_as {
+            Some(name) => Ok(users::table
+                .filter(users::tenant_id.eq(r.tenant_id))
+                .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
+                .filter(users::state.eq("active"))
+                .select(users::id)
+                .first(c)
+                .optional()?),
+            None => Ok(None),
+        }
+    }
+
+    /// The plan a disposal of `user_id` would apply now.
+    pub fn preview(&self, db: &Db, r: &Requester<'_>, user_id: &str) -> Result<Plan, DeprovError> {
+        let policy = self.policy(r.tenant_name);
+        db.read(|c| {
+            let row = crate::store::users::find(c, r.tenant_id, user_id)?
+                .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+            let caller = Self::caller_user(c, r)?;
+            Ok(disposal::plan(
+                c,
+                r.tenant_id,
+                user_id,
+                row.manager_id.as_deref(),
+                caller.as_deref(),
+                &policy,
+            )?)
+        })
+    }
+
+    /// Disposes inside the caller's transaction (SCIM DELETE, dispose-now).
+    /// `expected_hash`: dispose only if the plan still has this hash.
+    pub fn dispose_in(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        user_id: &str,
+        cause: &str,
+        expected_hash: Option<&str>,
+    ) -> Result<Receipt, DeprovError> {
+        let policy = self.policy(r.tenant_name);
+        let now = self.now();
+        let row = crate::store::users::find(c, r.tenant_id, user_id)?
+            .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+        let caller = Self::caller_user(c, r)?;
+        if let Some(h) = expected_hash {
+            let p = disposal::plan(
+                c,
+                r.tenant_id,
+                user_id,
+                row.manager_id.as_deref(),
+                caller.as_deref(),
+                &policy,
+            )?;
+            if p.hash != h.trim_matches('"') {
+                return Err(DeprovError::PlanChanged(p.hash));
+            }
+        }
+        let scheduled: Option<String> = disposals::table
+            .filter(disposals::tenant_id.eq(r.tenant_id))
+            .filter(disposals::user_id.eq(user_id))
+            .filter(disposals::state.eq_any(["scheduled", "held"]))
+            .select(disposals::id)
+            .first(c)
+            .optional()?;
+        Ok(disposal::execute(
+            c,
+            &DisposeInput {
+                tenant_id: r.tenant_id,
+                person: user_id,
+                caller: caller.as_deref(),
+                actor: r.actor,
+                cause,
+                policy: &policy,
+                keys: &self.keys,
+                now: &now,
+                disposal_id: scheduled,
+            },
+        )?)
+    }
+
+    /// Suspension: schedule disposal at now + grace, once (a repeated
+    /// `active=false` keeps the original schedule).
+    pub fn schedule_in(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let exists = disposals::table
+            .filter(disposals::tenant_id.eq(r.tenant_id))
+            .filter(disposals::user_id.eq(user_id))
+            .filter(disposals::state.eq_any(["scheduled", "held"]))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if exists {
+            return Ok(());
+        }
+        let policy = self.policy(r.tenant_name);
+        let now = self.clock.now();
+        let grace = chrono::Duration::seconds(
+            i64::try_from(policy.grace_period_seconds).unwrap_or(i64::MAX / 2),
+        );
+        let caller = Self::caller_user(c, r)?;
+        diesel::insert_into(disposals::table)
+            .values((
+                disposals::id.eq(uuid::Uuid::new_v4().to_string()),
+                disposals::tenant_id.eq(r.tenant_id),
+                disposals::user_id.eq(user_id),
+                disposals::state.eq("scheduled"),
+                disposals::cause.eq("grace"),
+                disposals::due_at.eq(time::format(now + grace)),
+                disposals::actor.eq(r.actor),
+                disposals::caller_user_id.eq(caller),
+                disposals::created_at.eq(time::format(now)),
+            ))
+            .execute(c)?;
+        disposal::audit(
+            c,
+            r.tenant_id,
+            &time::format(now),
+            r.actor,
+            "disposal.scheduled",
+            "user",
+            user_id,
+            None,
+        )
+    }
+
+    /// Reactivation cancels a scheduled disposal.
+    pub fn cancel_in(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let n = diesel::update(
+            disposals::table
+                .filter(disposals::tenant_id.eq(r.tenant_id))
+                .filter(disposals::user_id.eq(user_id))
+                .filter(disposals::state.eq("scheduled")),
+        )
+        .set((
+            disposals::state.eq("cancelled"),
+            disposals::completed_at.eq(&now),
+        ))
+        .execute(c)?;
+        if n > 0 {
+            disposal::audit(
+                c,
+                r.tenant_id,
+                &now,
+                r.actor,
+                "disposal.cancelled",
+                "user",
+                user_id,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs every scheduled disposal whose grace has expired, each in its own
+    /// transaction. Safe to run on several replicas: a disposal is claimed by
+    /// moving it out of `scheduled` (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    pub fn run_due(&self, db: &Db) -> Result<usize, StoreError> {
+        let now = self.now();
+        let due: Vec<(String, String, String, String)> = db.read(|c| {
+            Ok::<_, StoreError>(
+                disposals::table
+                    .inner_join(crate::store::schema::tenants::table)
+                    .filter(disposals::state.eq("scheduled"))
+                    .filter(disposals::due_at.le(&now))
+                    .select((
+                        disposals::id,
+                        disposals::tenant_id,
+                        crate::store::schema::tenants::name,
+                        disposals::user_id,
+                    ))
+                    .order(disposals::due_at)
+                    .limit(100)
+                    .load(c)?,
+            )
+        })?;
+        let mut done = 0;
+        for (id, tenant_id, tenant_name, user_id) in due {
+            let ran = db.write(|c| -> Result<bool, DeprovError> {
+                let claimed = claim(c, &id)?;
+                if !claimed {
+                    return Ok(false); // another replica took it, or it was cancelled
+                }
+                let r = Requester {
+                    tenant_id: &tenant_id,
+                    tenant_name: &tenant_name,
+                    actor: "scheduler",
+                    acts_as: None,
+                };
+                match self.dispose_in(c, &r, &user_id, "grace", None) {
+                    Ok(_) => Ok(true),
+                    Err(DeprovError::NotFound(_)) => {
+                        // Already disposed or deleted meanwhile: close the schedule.
+                        diesel::update(disposals::table.filter(disposals::id.eq(&id)))
+                            .set(disposals::state.eq("cancelled"))
+                            .execute(c)
+                            .map_err(StoreError::from)?;
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                }
+            });
+            match ran {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(disposal_id = %id, error = %e, "scheduled disposal failed; will retry")
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+impl From<DeprovError> for StoreError {
+    fn from(e: DeprovError) -> Self {
+        match e {
+            DeprovError::Store(s) => s,
+            other => StoreError::Config(other.to_string()),
+        }
+    }
+}
+
+/// Locks a scheduled disposal for this transaction; false when it is no longer scheduled.
+fn claim(c: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    use crate::store::db::{Backend, Sql, backend_of, load_sql};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[allow(dead_code)]
+        id: String,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT id FROM disposals WHERE id = ")
+        .bind_text(id);
+    sql.push(" AND state = 'scheduled'");
+    if backend_of(c) == Backend::Postgres {
+        sql.push(" FOR UPDATE SKIP LOCKED");
+    }
+    Ok(!load_sql::<Row>(c, &sql)?.is_empty())
+}

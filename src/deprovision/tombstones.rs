@@ -1,0 +1,104 @@
+//! Tombstone lookups (SCIM POST, the gate) and lifting.
+
+use super::disposal::audit;
+use super::tombstone::{IdType, TombstoneKeys};
+use crate::store::StoreError;
+use crate::store::db::{AnyConnection, Sql, execute_sql};
+use crate::store::schema::{tombstone_hashes, tombstones};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TombstoneMatch {
+    pub tombstone_id: String,
+    pub disposal_id: Option<String>,
+    pub id_type: String,
+}
+
+/// Live (unlifted) tombstones matching any of the identifiers.
+pub fn matching(
+    c: &mut AnyConnection,
+    keys: &TombstoneKeys,
+    tenant: &str,
+    ids: &[(IdType, String)],
+) -> Result<Vec<TombstoneMatch>, StoreError> {
+    let hashes: Vec<String> = ids
+        .iter()
+        .flat_map(|(t, v)| keys.all_hashes(tenant, *t, v))
+        .collect();
+    if hashes.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<(String, Option<String>, String)> = tombstone_hashes::table
+        .inner_join(tombstones::table)
+        .filter(tombstone_hashes::tenant_id.eq(tenant))
+        .filter(tombstone_hashes::hash.eq_any(&hashes))
+        .filter(tombstones::lifted_at.is_null())
+        .select((
+            tombstones::id,
+            tombstones::disposal_id,
+            tombstone_hashes::id_type,
+        ))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(tombstone_id, disposal_id, id_type)| TombstoneMatch {
+            tombstone_id,
+            disposal_id,
+            id_type,
+        })
+        .collect())
+}
+
+pub fn lift(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tombstone_ids: &[String],
+    actor: &str,
+    now: &str,
+    why: &str,
+) -> Result<usize, StoreError> {
+    let n = diesel::update(
+        tombstones::table
+            .filter(tombstones::tenant_id.eq(tenant))
+            .filter(tombstones::id.eq_any(tombstone_ids))
+            .filter(tombstones::lifted_at.is_null()),
+    )
+    .set(tombstones::lifted_at.eq(now))
+    .execute(c)?;
+    for id in tombstone_ids {
+        audit(
+            c,
+            tenant,
+            now,
+            actor,
+            "tombstone.lifted",
+            "tombstone",
+            id,
+            Some(&format!("{{\"reason\":\"{why}\"}}")),
+        )?;
+    }
+    Ok(n)
+}
+
+/// `relink`: hands the items of an old receipt back to the re-created person,
+/// where their recipients (or nobody, for orphans) still hold them. One statement.
+pub fn relink(
+    c: &mut AnyConnection,
+    tenant: &str,
+    disposal_id: &str,
+    new_owner: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    let mut s = Sql::default();
+    s.push("UPDATE content_items SET owner_id = ")
+        .bind_text(new_owner);
+    s.push(", updated_at = ").bind_text(now);
+    s.push(" WHERE tenant_id = ").bind_text(tenant);
+    s.push(" AND EXISTS (SELECT 1 FROM disposal_items d WHERE d.disposal_id = ")
+        .bind_text(disposal_id);
+    s.push(
+        " AND d.kind = content_items.kind AND d.item_id = content_items.item_id \
+         AND (d.to_owner = content_items.owner_id OR (d.to_owner IS NULL AND content_items.owner_id IS NULL AND d.action = 'orphan')))",
+    );
+    execute_sql(c, &s)
+}

@@ -1,0 +1,297 @@
+//! The content ledger: items people own, user-data records, SSO subjects.
+
+use super::db::AnyConnection;
+use super::error::StoreError;
+use super::schema::{content_items, content_shares, sso_subjects, user_data};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = content_items)]
+#[diesel(treat_none_as_null = true)]
+pub struct ItemRow {
+    pub tenant_id: String,
+    pub kind: String,
+    pub item_id: String,
+    pub owner_id: Option<String>,
+    pub parent_kind: Option<String>,
+    pub parent_id: Option<String>,
+    pub title: Option<String>,
+    pub personal_root: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn find_item(
+    c: &mut AnyConnection,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+) -> Result<Option<ItemRow>, StoreError> {
+    Ok(content_items::table
+        .filter(content_items::tenant_id.eq(tenant))
+        .filter(content_items::kind.eq(kind))
+        .filter(content_items::item_id.eq(id))
+        .select(ItemRow::as_select())
+        .first(c)
+        .optional()?)
+}
+
+/// Inserts or replaces an item; returns true when it was created.
+pub fn upsert_item(c: &mut AnyConnection, row: &ItemRow) -> Result<bool, StoreError> {
+    match find_item(c, &row.tenant_id, &row.kind, &row.item_id)? {
+        Some(existing) => {
+            let updated = ItemRow {
+                created_at: existing.created_at,
+                ..row.clone()
+            };
+            diesel::update(
+                content_items::table
+                    .filter(content_items::tenant_id.eq(&row.tenant_id))
+                    .filter(content_items::kind.eq(&row.kind))
+                    .filter(content_items::item_id.eq(&row.item_id)),
+            )
+            .set(&updated)
+            .execute(c)?;
+            Ok(false)
+        }
+        None => {
+            diesel::insert_into(content_items::table)
+                .values(row)
+                .execute(c)?;
+            Ok(true)
+        }
+    }
+}
+
+pub fn delete_item(
+    c: &mut AnyConnection,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    diesel::delete(
+        content_shares::table
+            .filter(content_shares::tenant_id.eq(tenant))
+            .filter(content_shares::kind.eq(kind))
+            .filter(content_shares::item_id.eq(id)),
+    )
+    .execute(c)?;
+    let n = diesel::delete(
+        content_items::table
+            .filter(content_items::tenant_id.eq(tenant))
+            .filter(content_items::kind.eq(kind))
+            .filter(content_items::item_id.eq(id)),
+    )
+    .execute(c)?;
+    Ok(n > 0)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ItemQuery {
+    pub owner: Option<String>,
+    pub kind: Option<String>,
+    pub orphaned: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+pub fn list_items(
+    c: &mut AnyConnection,
+    tenant: &str,
+    q: &ItemQuery,
+) -> Result<(i64, Vec<ItemRow>), StoreError> {
+    let base = || {
+        let mut b = content_items::table
+            .filter(content_items::tenant_id.eq(tenant.to_string()))
+            .into_boxed();
+        if let Some(o) = &q.owner {
+            b = b.filter(content_items::owner_id.eq(o.clone()));
+        }
+        if let Some(k) = &q.kind {
+            b = b.filter(content_items::kind.eq(k.clone()));
+        }
+        if q.orphaned {
+            b = b.filter(content_items::owner_id.is_null());
+        }
+        b
+    };
+    let total: i64 = base().count().get_result(c)?;
+    let rows = base()
+        .select(ItemRow::as_select())
+        .order((content_items::kind, content_items::item_id))
+        .offset(q.offset)
+        .limit(q.limit)
+        .load(c)?;
+    Ok((total, rows))
+}
+
+pub fn shared_with(
+    c: &mut AnyConnection,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(content_shares::table
+        .filter(content_shares::tenant_id.eq(tenant))
+        .filter(content_shares::kind.eq(kind))
+        .filter(content_shares::item_id.eq(id))
+        .select(content_shares::user_id)
+        .order(content_shares::user_id)
+        .load(c)?)
+}
+
+pub fn share(
+    c: &mut AnyConnection,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+    user: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let exists = diesel::select(diesel::dsl::exists(
+        content_shares::table
+            .filter(content_shares::tenant_id.eq(tenant))
+            .filter(content_shares::kind.eq(kind))
+            .filter(content_shares::item_id.eq(id))
+            .filter(content_shares::user_id.eq(user)),
+    ))
+    .get_result::<bool>(c)?;
+    if !exists {
+        diesel::insert_into(content_shares::table)
+            .values((
+                content_shares::tenant_id.eq(tenant),
+                content_shares::kind.eq(kind),
+                content_shares::item_id.eq(id),
+                content_shares::user_id.eq(user),
+                content_shares::created_at.eq(now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Inserts or re-points a user-data record; returns true when created.
+pub fn upsert_user_data(
+    c: &mut AnyConnection,
+    tenant: &str,
+    category: &str,
+    record: &str,
+    user: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        user_data::table
+            .filter(user_data::tenant_id.eq(tenant))
+            .filter(user_data::category.eq(category))
+            .filter(user_data::record_id.eq(record)),
+    )
+    .set((user_data::user_id.eq(user), user_data::updated_at.eq(now)))
+    .execute(c)?;
+    if n > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(user_data::table)
+        .values((
+            user_data::tenant_id.eq(tenant),
+            user_data::category.eq(category),
+            user_data::record_id.eq(record),
+            user_data::user_id.eq(user),
+            user_data::created_at.eq(now),
+            user_data::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(true)
+}
+
+pub fn user_data_owner(
+    c: &mut AnyConnection,
+    tenant: &str,
+    category: &str,
+    record: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(user_data::table
+        .filter(user_data::tenant_id.eq(tenant))
+        .filter(user_data::category.eq(category))
+        .filter(user_data::record_id.eq(record))
+        .select(user_data::user_id)
+        .first(c)
+        .optional()?)
+}
+
+/// Links an SSO subject to a user (idempotent); false when it belongs to someone else.
+pub fn add_sso(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    issuer: &str,
+    subject: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let owner: Option<String> = sso_subjects::table
+        .filter(sso_subjects::tenant_id.eq(tenant))
+        .filter(sso_subjects::issuer.eq(issuer))
+        .filter(sso_subjects::subject.eq(subject))
+        .select(sso_subjects::user_id)
+        .first(c)
+        .optional()?;
+    match owner {
+        Some(o) => Ok(o == user),
+        None => {
+            diesel::insert_into(sso_subjects::table)
+                .values((
+                    sso_subjects::tenant_id.eq(tenant),
+                    sso_subjects::issuer.eq(issuer),
+                    sso_subjects::subject.eq(subject),
+                    sso_subjects::user_id.eq(user),
+                    sso_subjects::created_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok(true)
+        }
+    }
+}
+
+pub fn remove_sso(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::delete(
+        sso_subjects::table
+            .filter(sso_subjects::tenant_id.eq(tenant))
+            .filter(sso_subjects::user_id.eq(user))
+            .filter(sso_subjects::issuer.eq(issuer))
+            .filter(sso_subjects::subject.eq(subject)),
+    )
+    .execute(c)?
+        > 0)
+}
+
+pub fn sso_owner(
+    c: &mut AnyConnection,
+    tenant: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sso_subjects::table
+        .filter(sso_subjects::tenant_id.eq(tenant))
+        .filter(sso_subjects::issuer.eq(issuer))
+        .filter(sso_subjects::subject.eq(subject))
+        .select(sso_subjects::user_id)
+        .first(c)
+        .optional()?)
+}
+
+pub fn sso_of(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sso_subjects::table
+        .filter(sso_subjects::tenant_id.eq(tenant))
+        .filter(sso_subjects::user_id.eq(user))
+        .select((sso_subjects::issuer, sso_subjects::subject))
+        .load(c)?)
+}
