@@ -248,6 +248,15 @@ impl Settings {
                 format!("'{u}' must start with https:// or http://"),
             );
         }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return invalid(
+                "log",
+                format!(
+                    "'{}' is not a tracing filter such as info or info,custodian=debug",
+                    self.log
+                ),
+            );
+        }
         if self.pool_size == 0 {
             return invalid("pool_size", "must be at least 1".into());
         }

@@ -19,6 +19,14 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings);
+    // A panic's message can quote request data: log where, never what.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %at, "internal panic (message withheld: it may contain request data)");
+    }));
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -72,7 +72,12 @@ impl Drop for RunningGuard<'_> {
 
 impl Verifier {
     /// Blocking: call from a blocking thread.
-    pub fn verify(&self, db: &Db, presented: &str, need: Scope) -> Result<Principal, AuthError> {
+    pub fn verify(
+        &self,
+        db: &Db,
+        presented: &str,
+        allowed: &[Scope],
+    ) -> Result<Principal, AuthError> {
         let (id, secret) = split(presented).ok_or(AuthError::Invalid)?;
         let (row, tenant_name) = db
             .read(|c| store::tokens::find_with_tenant(c, id))?
@@ -98,7 +103,7 @@ impl Verifier {
                         row.id,
                         row.name,
                         row.acts_as,
-                        need,
+                        allowed,
                     );
                 }
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
@@ -140,7 +145,7 @@ impl Verifier {
             row.id,
             row.name,
             row.acts_as,
-            need,
+            allowed,
         )
     }
 
@@ -161,14 +166,17 @@ impl Verifier {
         token_id: String,
         token_name: String,
         acts_as: Option<String>,
-        need: Scope,
+        allowed: &[Scope],
     ) -> Result<Principal, AuthError> {
         if !ok {
             return Err(AuthError::Invalid);
         }
         let scope: Scope = scope.parse().map_err(|_| AuthError::Invalid)?;
-        if scope != need {
-            return Err(AuthError::WrongScope { have: scope, need });
+        if !allowed.contains(&scope) {
+            return Err(AuthError::WrongScope {
+                have: scope,
+                need: allowed.first().copied().unwrap_or(Scope::Admin),
+            });
         }
         Ok(Principal {
             tenant_id,

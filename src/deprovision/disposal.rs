@@ -8,8 +8,7 @@ use super::tombstone::{IdType, TombstoneKeys, sso_value};
 use crate::scim::fold::fold;
 use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
 use crate::store::schema::{
-    audit_log, disposals, group_members, sso_subjects, tombstone_hashes, tombstones, user_emails,
-    users,
+    audit_log, disposals, sso_subjects, tombstone_hashes, tombstones, user_emails, users,
 };
 use crate::store::{StoreError, ledger};
 use diesel::prelude::*;
@@ -540,12 +539,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
             .filter(sso_subjects::user_id.eq(p)),
     )
     .execute(c)?;
-    diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(t))
-            .filter(group_members::member_id.eq(p)),
-    )
-    .execute(c)?;
+    crate::store::groups::remove_from_all_groups(c, t, p)?;
     let stub_name = format!("deleted:{p}");
     diesel::update(
         users::table

@@ -2,6 +2,7 @@
 //! Knows nothing of HTTP.
 
 pub mod disposal;
+pub mod gate;
 pub mod policy;
 pub mod service;
 pub mod setup;

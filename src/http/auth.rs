@@ -20,7 +20,10 @@ pub struct ScimCaller {
     _permit: Permit,
 }
 
-async fn authenticate(req: HttpRequest, need: Scope) -> Result<(Principal, Permit), ApiError> {
+async fn authenticate(
+    req: HttpRequest,
+    allowed: &'static [Scope],
+) -> Result<(Principal, Permit), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -34,7 +37,7 @@ async fn authenticate(req: HttpRequest, need: Scope) -> Result<(Principal, Permi
     let st = state.clone();
     let principal = blocking(move || {
         st.verifier
-            .verify(&st.db, &token, need)
+            .verify(&st.db, &token, allowed)
             .map_err(ApiError::from)
     })
     .await?;
@@ -54,7 +57,7 @@ impl FromRequest for ScimCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let (principal, permit) = authenticate(req, Scope::Scim).await?;
+            let (principal, permit) = authenticate(req, &[Scope::Scim]).await?;
             let caller = Caller {
                 tenant_id: principal.tenant_id.clone(),
                 tenant_name: principal.tenant_name.clone(),
@@ -69,3 +72,51 @@ impl FromRequest for ScimCaller {
         })
     }
 }
+
+fn caller_of(p: &Principal) -> Caller {
+    Caller {
+        tenant_id: p.tenant_id.clone(),
+        tenant_name: p.tenant_name.clone(),
+        actor: p.token_name.clone(),
+        acts_as: p.acts_as.clone(),
+    }
+}
+
+macro_rules! scoped_caller {
+    ($(#[$doc:meta])* $name:ident, $scopes:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            pub caller: Caller,
+            _permit: Permit,
+        }
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let req = req.clone();
+                Box::pin(async move {
+                    let (principal, permit) = authenticate(req, $scopes).await?;
+                    Ok($name { caller: caller_of(&principal), _permit: permit })
+                })
+            }
+        }
+    };
+}
+
+scoped_caller!(
+    /// A caller holding an `admin`-scope token.
+    AdminCaller,
+    &[Scope::Admin]
+);
+scoped_caller!(
+    /// A caller allowed to write the content ledger: `ledger` or `admin` scope.
+    LedgerCaller,
+    &[Scope::Ledger, Scope::Admin]
+);
+scoped_caller!(
+    /// A caller holding a `gate`-scope token.
+    GateCaller,
+    &[Scope::Gate]
+);

@@ -69,9 +69,24 @@ pub async fn read_json(
             "the request body is empty; a JSON object is required",
         )));
     }
-    serde_json::from_slice(&buf).map_err(|e| {
+    let v: Value = serde_json::from_slice(&buf).map_err(|e| {
         ApiError::Scim(ScimError::invalid_syntax(format!(
             "the request body is not valid JSON: {e}"
         )))
-    })
+    })?;
+    if has_nul(&v) {
+        return Err(ApiError::Scim(ScimError::invalid_value(
+            "the request body contains a NUL character (\\u0000), which no attribute may hold",
+        )));
+    }
+    Ok(v)
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }

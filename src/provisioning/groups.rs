@@ -121,7 +121,8 @@ fn add_known(
     ids: &[String],
     now: &str,
 ) -> Result<(), ServiceError> {
-    let (found, unknown) = store::groups::resolve_members(c, &caller.tenant_id, ids)?;
+    let (mut found, unknown) = store::groups::resolve_members(c, &caller.tenant_id, ids)?;
+    found.retain(|(id, _)| id != group_id);
     if !unknown.is_empty() {
         tracing::warn!(group_id, ignored = unknown.len(), actor = %caller.actor, "ignored unknown member ids");
     }
@@ -136,18 +137,20 @@ fn set_members(
     desired: &[String],
     now: &str,
 ) -> Result<(), ServiceError> {
-    let current: Vec<String> = store::groups::members(c, &caller.tenant_id, group_id)?
+    use std::collections::HashSet;
+    let current: HashSet<String> = store::groups::members(c, &caller.tenant_id, group_id)?
         .into_iter()
         .map(|m| m.id)
         .collect();
+    let wanted: HashSet<&String> = desired.iter().collect();
     let remove: Vec<String> = current
         .iter()
-        .filter(|id| !desired.contains(id))
+        .filter(|id| !wanted.contains(id))
         .cloned()
         .collect();
     let add: Vec<String> = desired
         .iter()
-        .filter(|id| !current.contains(id))
+        .filter(|id| !current.contains(*id))
         .cloned()
         .collect();
     store::groups::remove_members(c, &caller.tenant_id, group_id, &remove)?;
@@ -230,6 +233,7 @@ pub fn replace(
     let members = take_members(&mut doc)?;
     let now = store::time::now();
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -292,9 +296,12 @@ fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimE
             // A path-less map may carry `members` beside other attributes.
             let mut rest = op.clone();
             if let Some(Value::Object(map)) = &mut rest.value {
+                let qualified = format!("{}:members", GROUP_SCHEMA.id);
                 let key = map
                     .keys()
-                    .find(|k| k.eq_ignore_ascii_case("members"))
+                    .find(|k| {
+                        k.eq_ignore_ascii_case("members") || k.eq_ignore_ascii_case(&qualified)
+                    })
                     .cloned();
                 if let Some(k) = key
                     && let Some(v) = map.remove(&k)
@@ -339,11 +346,12 @@ pub fn patch(
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = store::time::now();
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         let current: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
-        let doc = patch::apply(
+        let mut doc = patch::apply(
             &PatchContext {
                 rt: &GROUP_TYPE,
                 id,
@@ -351,8 +359,14 @@ pub fn patch(
             &current,
             &doc_ops,
         )?;
+        // Memberships live in their table only: `members` that reached the
+        // document by another spelling become a membership addition.
+        let stray = take_members(&mut doc)?;
         if doc != current {
             check_unique(c, caller, &doc, Some(id))?;
+        }
+        if !stray.is_empty() {
+            add_known(c, caller, id, &stray, &now)?;
         }
         for m in &member_ops {
             match m {
@@ -378,7 +392,7 @@ pub fn patch(
                 }
             }
         }
-        if doc != current || !member_ops.is_empty() {
+        if doc != current || !member_ops.is_empty() || !stray.is_empty() {
             bump(c, &mut row, &doc, &now)?;
         }
         if projection.wants(&GROUP_TYPE, "members")
@@ -400,6 +414,7 @@ pub fn delete(
     base: &str,
 ) -> Result<(), ServiceError> {
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         store::groups::delete(c, &caller.tenant_id, id)?;

@@ -222,7 +222,12 @@ fn write_doc(
     doc: Doc,
     now: &str,
 ) -> Result<(), ServiceError> {
-    let keys = user_keys(&doc);
+    let mut keys = user_keys(&doc);
+    // A document without `active` (a PATCH removed it) changes no state: a
+    // suspension is never lifted by accident.
+    if !doc.contains_key("active") {
+        keys.active = row.state == ACTIVE;
+    }
     let before = row.state.clone();
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
@@ -330,6 +335,7 @@ pub fn replace(
     let mut doc = normalize(&USER_TYPE, body)?;
     let now = store::time::now();
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         // PUT without `active` leaves it unchanged.
@@ -356,6 +362,7 @@ pub fn patch(
 ) -> Result<Rendered, ServiceError> {
     let now = store::time::now();
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         let mut current = doc_of(&row)?;
@@ -382,6 +389,7 @@ pub fn delete(
     base: &str,
 ) -> Result<(), ServiceError> {
     svc.db.write(|c| {
+        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         // DELETE disposes synchronously, in this transaction: the policy runs,

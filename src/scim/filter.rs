@@ -218,6 +218,11 @@ fn tokenize(input: &str) -> Result<Vec<(Tok, usize)>, String> {
                 let lit = &input[pos..end];
                 let s: String = serde_json::from_str(lit)
                     .map_err(|_| format!("invalid string literal at position {pos}"))?;
+                if s.contains('\0') {
+                    return Err(format!(
+                        "string literal at position {pos} contains a NUL character"
+                    ));
+                }
                 toks.push((Tok::Str(s), pos));
                 i = j + 1;
             }
@@ -547,6 +552,12 @@ fn compare(actual: &Value, op: CompareOp, expected: &CompValue, case_exact: bool
             }
         }
         (Value::Bool(a), CompValue::Bool(e)) => Some(a.cmp(e)),
+        // Entra's mapping paths say `roles[primary eq "True"]`.
+        (Value::Bool(a), CompValue::Str(e))
+            if e.eq_ignore_ascii_case("true") || e.eq_ignore_ascii_case("false") =>
+        {
+            Some(a.cmp(&e.eq_ignore_ascii_case("true")))
+        }
         (Value::Number(a), CompValue::Number(e)) => a
             .as_f64()
             .zip(e.as_f64())
@@ -733,5 +744,7 @@ mod tests {
         assert!(matches(&p(r#"not (type eq "home")"#), &email, &exact));
         let case_exact = |n: &str| n == "value";
         assert!(!matches(&p(r#"value eq "a@b.c""#), &email, &case_exact));
+        assert!(matches(&p(r#"primary eq "True""#), &email, &exact));
+        assert!(!matches(&p(r#"primary eq "false""#), &email, &exact));
     }
 }

@@ -22,9 +22,22 @@ pub struct ListParams {
 }
 
 fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
-    raw.trim()
-        .parse::<i64>()
-        .map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer, got '{raw}'")))
+    let t = raw.trim();
+    t.parse::<i64>().or_else(|_| {
+        // A huge number is clamped like any other large value, not refused.
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(if t.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
+        } else {
+            Err(ScimError::invalid_value(format!(
+                "'{name}' must be an integer, got '{raw}'"
+            )))
+        }
+    })
 }
 
 fn build(
@@ -160,6 +173,8 @@ mod tests {
         }
         let p = from_query("startIndex=0&count=-5");
         assert!(p.is_ok_and(|p| p.start_index == 1 && p.count == 0));
+        let p = from_query("count=99999999999999999999&startIndex=-99999999999999999999");
+        assert!(p.is_ok_and(|p| p.count == MAX_COUNT && p.start_index == 1));
         let p = from_query("count=5000");
         assert!(p.is_ok_and(|p| p.count == MAX_COUNT));
         assert!(

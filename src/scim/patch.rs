@@ -113,7 +113,7 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
     if ops.len() > MAX_OPERATIONS {
         return Err(ScimError::new(
             413,
-            Some(super::error::ScimType::TooMany),
+            None,
             format!("a PATCH may carry at most {MAX_OPERATIONS} operations"),
         ));
     }
@@ -205,17 +205,30 @@ fn resolve(rt: &ResourceType, path: &AttrPath) -> Result<Target, ScimError> {
                     return Err(ScimError::mutability(format!("'{common}' is read-only")));
                 }
             }
-            let attr = rt.core.attr(&path.name).ok_or_else(|| {
-                ScimError::invalid_path(format!(
+            if let Some(attr) = rt.core.attr(&path.name) {
+                return Ok(Target {
+                    container: None,
+                    attr: Some(attr),
+                    key: attr.name.into(),
+                });
+            }
+            // An extension attribute named without its URN (Entra's legacy
+            // `"path": "manager"`), when exactly one extension has it.
+            let mut found = rt
+                .extensions
+                .iter()
+                .filter_map(|e| e.attr(&path.name).map(|a| (e, a)));
+            match (found.next(), found.next()) {
+                (Some((ext, attr)), None) => Ok(Target {
+                    container: Some(ext.id.into()),
+                    attr: Some(attr),
+                    key: attr.name.into(),
+                }),
+                _ => Err(ScimError::invalid_path(format!(
                     "'{}' is not an attribute of {}",
                     path.name, rt.name
-                ))
-            })?;
-            Ok(Target {
-                container: None,
-                attr: Some(attr),
-                key: attr.name.into(),
-            })
+                ))),
+            }
         }
         Some(urn) if urn.eq_ignore_ascii_case(rt.core.id) => resolve(
             rt,
@@ -935,12 +948,12 @@ mod tests {
                     .is_none()
             );
         }
-        // Legacy tutorial path without URN is not a core attribute.
-        let e = patch(
-            &d,
-            json!({"Operations": [{"op": "Add", "path": "manager", "value": "x"}]}),
+        // Entra's legacy tutorial path names the extension attribute without its URN.
+        let legacy = ok(
+            &user(),
+            json!([{"op": "Add", "path": "manager", "value": [{"$ref": null, "value": "m2"}]}]),
         );
-        assert!(e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)));
+        assert_eq!(legacy[ENTERPRISE_URN]["manager"]["value"], "m2");
     }
 
     #[test]

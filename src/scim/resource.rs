@@ -48,12 +48,14 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
             if !ext_doc.is_empty() {
                 out.insert(ext.id.to_string(), Value::Object(ext_doc));
             }
-        } else if key.len() > core_prefix.len()
-            && key[..core_prefix.len()].eq_ignore_ascii_case(&core_prefix)
+        } else if let Some(name) = key
+            .get(..core_prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(&core_prefix))
+            .and_then(|_| key.get(core_prefix.len()..))
+            .filter(|n| !n.is_empty())
         {
             // A core attribute written with its URN prefix: already handled above
             // only when unprefixed, so take it here.
-            let name = &key[core_prefix.len()..];
             if let Some(attr) = rt.core.attr(name)
                 && writable(attr)
                 && let Some(v) = normalize_attr(attr, value, attr.name)?
@@ -154,9 +156,11 @@ pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Valu
             single => vec![single],
         };
         let mut out = Vec::with_capacity(items.len());
+        // Duplicates are dropped in linear time: a group PUT may carry 100,000 members.
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
         for item in items {
             if let Some(nv) = normalize_single(attr, item, label)?
-                && !out.contains(&nv)
+                && seen.insert(nv.to_string())
             {
                 out.push(nv);
             }
@@ -516,13 +520,9 @@ impl Projection {
                 if let Value::Object(inner) = v {
                     let kept: Map<String, Value> = inner
                         .into_iter()
-                        .filter(|(ik, _)| {
-                            self.keep(
-                                &format!("{}:{ik}", ext_schema.id),
-                                Some(ext_schema.id),
-                                ik,
-                                returned,
-                            )
+                        .filter(|(ik, _)| self.keep(ik, Some(ext_schema.id), ik, returned))
+                        .filter_map(|(ik, iv)| {
+                            self.project_sub(&ik, ext_schema.id, iv).map(|v| (ik, v))
                         })
                         .collect();
                     if !kept.is_empty() {
@@ -534,65 +534,75 @@ impl Projection {
             if !self.keep(&k, Some(rt.core.id), &k, returned) {
                 continue;
             }
-            let v = self.project_sub(&k, rt.core.id, v);
-            out.insert(k, v);
+            if let Some(v) = self.project_sub(&k, rt.core.id, v) {
+                out.insert(k, v);
+            }
         }
         Value::Object(out)
     }
 
-    fn matches_name(spec: &str, urn: Option<&str>, name: &str) -> bool {
-        let spec_l = spec.to_ascii_lowercase();
-        let name_l = name.to_ascii_lowercase();
-        let bare = spec_l.split('.').next().unwrap_or_default().to_string();
-        if bare == name_l {
-            return true;
-        }
-        if let Some(u) = urn {
-            let full = format!("{}:{name_l}", u.to_ascii_lowercase());
-            let spec_attr = spec_l.rsplit_once('.').map(|(a, _)| a).unwrap_or(&spec_l);
-            return spec_l == full || spec_attr == full || spec_l == u.to_ascii_lowercase();
-        }
-        false
+    /// Splits `[urn:]attr[.sub]` (the URN is everything before the last ':').
+    fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
+        let (urn, rest) = match spec.rfind(':') {
+            Some(i) if spec.to_ascii_lowercase().starts_with("urn:") => {
+                (Some(spec[..i].to_ascii_lowercase()), &spec[i + 1..])
+            }
+            _ => (None, spec),
+        };
+        let (attr, sub) = match rest.split_once('.') {
+            Some((a, s)) => (a.to_ascii_lowercase(), Some(s.to_ascii_lowercase())),
+            None => (rest.to_ascii_lowercase(), None),
+        };
+        (urn, attr, sub)
+    }
+
+    /// Whether `spec` names attribute `name` of schema `urn` (optionally a sub-attribute).
+    fn names(spec: &str, urn: &str, name: &str) -> Option<Option<String>> {
+        let (su, attr, sub) = Self::split_spec(spec);
+        let urn_ok = su.as_deref().is_none_or(|u| u == urn.to_ascii_lowercase());
+        (urn_ok && attr == name.to_ascii_lowercase()).then_some(sub)
+    }
+
+    /// Whether `spec` names a whole extension schema.
+    fn names_schema(spec: &str, urn: &str) -> bool {
+        spec.eq_ignore_ascii_case(urn)
     }
 
     fn keep(&self, _full: &str, urn: Option<&str>, name: &str, returned: Returned) -> bool {
+        let urn = urn.unwrap_or_default();
         if !self.attributes.is_empty() {
             return self
                 .attributes
                 .iter()
-                .any(|s| Self::matches_name(s, urn, name));
+                .any(|s| Self::names_schema(s, urn) || Self::names(s, urn, name).is_some());
         }
         if returned == Returned::Request {
             return false;
         }
         // Excluding a sub-attribute keeps the parent (handled in project_sub).
-        !self.excluded.iter().any(|s| {
-            !s.contains('.') && Self::matches_name(s, urn, name) || s.eq_ignore_ascii_case(name)
-        })
+        !self
+            .excluded
+            .iter()
+            .any(|s| Self::names_schema(s, urn) || Self::names(s, urn, name) == Some(None))
     }
 
-    /// Narrows a complex attribute to the requested (or not excluded) sub-attributes.
-    fn project_sub(&self, name: &str, urn: &str, v: Value) -> Value {
-        let subs_of = |list: &[String]| -> Vec<String> {
-            list.iter()
-                .filter_map(|s| {
-                    let (attr, sub) = s.rsplit_once('.')?;
-                    let attr_name = attr.rsplit(':').next().unwrap_or(attr);
-                    let urn_ok = !attr.contains(':')
-                        || attr
-                            .to_ascii_lowercase()
-                            .starts_with(&urn.to_ascii_lowercase());
-                    (urn_ok && attr_name.eq_ignore_ascii_case(name))
-                        .then(|| sub.to_ascii_lowercase())
-                })
-                .collect()
+    /// Narrows a complex attribute to the requested (or not excluded) sub-attributes;
+    /// drops what becomes empty.
+    fn project_sub(&self, name: &str, urn: &str, v: Value) -> Option<Value> {
+        let subs = |list: &[String]| -> (bool, Vec<String>) {
+            let mut whole = false;
+            let mut subs = Vec::new();
+            for s in list {
+                match Self::names(s, urn, name) {
+                    Some(None) => whole = true,
+                    Some(Some(sub)) => subs.push(sub),
+                    None => {}
+                }
+            }
+            (whole, subs)
         };
-        let wanted = subs_of(&self.attributes);
-        let whole_requested = self
-            .attributes
-            .iter()
-            .any(|s| !s.contains('.') && Self::matches_name(s, Some(urn), name));
-        let dropped = subs_of(&self.excluded);
+        let (whole_requested, wanted) = subs(&self.attributes);
+        let (_, dropped) = subs(&self.excluded);
         let filter_obj = |o: Map<String, Value>| -> Map<String, Value> {
             o.into_iter()
                 .filter(|(k, _)| {
@@ -603,16 +613,24 @@ impl Projection {
                 .collect()
         };
         match v {
-            Value::Object(o) => Value::Object(filter_obj(o)),
-            Value::Array(a) => Value::Array(
-                a.into_iter()
-                    .map(|e| match e {
-                        Value::Object(o) => Value::Object(filter_obj(o)),
-                        other => other,
+            Value::Object(o) => {
+                let o = filter_obj(o);
+                (!o.is_empty()).then_some(Value::Object(o))
+            }
+            Value::Array(a) => {
+                let items: Vec<Value> = a
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Value::Object(o) => {
+                            let o = filter_obj(o);
+                            (!o.is_empty()).then_some(Value::Object(o))
+                        }
+                        other => Some(other),
                     })
-                    .collect(),
-            ),
-            other => other,
+                    .collect();
+                (!items.is_empty()).then_some(Value::Array(items))
+            }
+            other => Some(other),
         }
     }
 }
@@ -768,11 +786,25 @@ mod tests {
         assert!(only.get("displayName").is_none() && only.get("meta").is_none());
         assert_eq!(only["name"], json!({"givenName": "g"}));
         assert_eq!(only[ENTERPRISE_URN], json!({"department": "d"}));
+        let qualified = Projection::parse(None, Some("urn:ietf:params:scim:schemas:core:2.0:User:emails,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")).apply(&USER_TYPE, full.clone());
+        assert!(qualified.get("emails").is_none());
+        assert_eq!(qualified[ENTERPRISE_URN], json!({"employeeNumber": "1"}));
+        let both = Projection::parse(None, Some("name.givenName,name.familyName"))
+            .apply(&USER_TYPE, full.clone());
+        assert!(
+            both.get("name").is_none(),
+            "an emptied complex attribute is dropped"
+        );
         let excl = Projection::parse(None, Some("emails,name.familyName")).apply(&USER_TYPE, full);
         assert!(excl.get("emails").is_none());
         assert_eq!(excl["name"], json!({"givenName": "g"}));
         assert_eq!(excl["userName"], "a");
         let p = Projection::parse(None, Some("members"));
+        assert!(!p.wants(&GROUP_TYPE, "members"));
+        let p = Projection::parse(
+            None,
+            Some("urn:ietf:params:scim:schemas:core:2.0:Group:members"),
+        );
         assert!(!p.wants(&GROUP_TYPE, "members"));
         assert!(Projection::default().wants(&GROUP_TYPE, "members"));
     }

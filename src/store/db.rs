@@ -83,8 +83,22 @@ impl ManageConnection for Manager {
     fn is_valid(&self, c: &mut AnyConnection) -> Result<(), r2d2::Error> {
         c.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
     }
-    fn has_broken(&self, _c: &mut AnyConnection) -> bool {
-        false
+    /// A connection still inside a transaction (or whose transaction manager is
+    /// broken) must never be handed out again.
+    fn has_broken(&self, c: &mut AnyConnection) -> bool {
+        fn open<C>(c: &mut C) -> bool
+        where
+            C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
+        {
+            match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
+                Ok(depth) => depth.is_some(),
+                Err(_) => true,
+            }
+        }
+        match c {
+            AnyConnection::Sqlite(inner) => open(inner),
+            AnyConnection::Postgresql(inner) => open(inner),
+        }
     }
 }
 
@@ -243,8 +257,11 @@ where
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(StoreError::from)?;
-    match f(conn) {
-        Ok(v) => {
+    // A panic inside `f` must not leave the transaction open on a pooled
+    // connection (every later write would fail): roll back, then report it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    match outcome {
+        Ok(Ok(v)) => {
             let committed = match conn {
                 AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
                 AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
@@ -255,9 +272,16 @@ where
             }
             Ok(v)
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             rollback(conn);
             Err(e)
+        }
+        Err(_) => {
+            rollback(conn);
+            Err(
+                StoreError::Corrupt("a write transaction panicked and was rolled back".into())
+                    .into(),
+            )
         }
     }
 }
@@ -380,6 +404,26 @@ pub fn execute_sql(conn: &mut AnyConnection, sql: &Sql) -> Result<usize, StoreEr
         )
         .execute(c)?,
     })
+}
+
+/// PostgreSQL: locks the row for the rest of the transaction, so concurrent
+/// read-modify-writes (PUT, PATCH, If-Match) serialise instead of losing updates.
+/// SQLite's single writer already serialises them.
+pub fn lock_row(
+    conn: &mut AnyConnection,
+    table: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    if backend_of(conn) == Backend::Postgres {
+        let mut sql = Sql::default();
+        sql.push(&format!("SELECT 1 FROM {table} WHERE tenant_id = "))
+            .bind_text(tenant);
+        sql.push(" AND id = ").bind_text(id);
+        sql.push(" FOR UPDATE");
+        execute_sql(conn, &sql)?;
+    }
+    Ok(())
 }
 
 pub fn backend_of(conn: &AnyConnection) -> Backend {

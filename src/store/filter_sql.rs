@@ -425,6 +425,26 @@ impl Ctx<'_> {
                     ))),
                 };
             }
+            (Kind::Bool, CompValue::Str(s))
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                let b = s.eq_ignore_ascii_case("true");
+                return match op {
+                    CompareOp::Eq => Ok(sql
+                        .push(&format!("COALESCE({c} = "))
+                        .bind(Bind::Bool(b))
+                        .push(", FALSE)")
+                        .clone()),
+                    CompareOp::Ne => Ok(sql
+                        .push(&format!("COALESCE({c} <> "))
+                        .bind(Bind::Bool(b))
+                        .push(", TRUE)")
+                        .clone()),
+                    _ => Err(ScimError::invalid_filter(format!(
+                        "'{name}' is a boolean; only eq and ne apply"
+                    ))),
+                };
+            }
             (Kind::Bool, other) => {
                 return Err(ScimError::invalid_filter(format!(
                     "'{name}' is a boolean; {other:?} is not a boolean value"
@@ -527,6 +547,7 @@ mod tests {
 
     #[test]
     fn unsupported_or_ill_typed_filters_are_invalid_filter() {
+        assert!(t(&USERS, r#"active eq "True""#).is_ok_and(|s| s.binds == vec![Bind::Bool(true)]));
         for f in [
             r#"title eq "x""#,
             "active eq \"yes\"",

@@ -93,13 +93,9 @@ pub fn update(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), StoreError
 }
 
 pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant))
-            .filter(group_members::group_id.eq(id)),
-    )
-    .execute(conn)?;
+    remove_all_members(conn, tenant, id)?;
     // The group may itself be a member of other groups.
+    remove_from_all_groups(conn, tenant, id)?;
     diesel::delete(
         group_members::table
             .filter(group_members::tenant_id.eq(tenant))
@@ -122,23 +118,34 @@ pub fn resolve_members(
     tenant: &str,
     ids: &[String],
 ) -> Result<Resolved, StoreError> {
-    if ids.is_empty() {
-        return Ok((vec![], vec![]));
+    use std::collections::HashSet;
+    let mut user_ids: HashSet<String> = HashSet::new();
+    let mut group_ids: HashSet<String> = HashSet::new();
+    // Chunked: SQLite caps bound variables per statement.
+    for chunk in ids.chunks(CHUNK) {
+        user_ids.extend(
+            users::table
+                .filter(users::tenant_id.eq(tenant))
+                .filter(users::id.eq_any(chunk))
+                .filter(users::state.eq_any(VISIBLE_STATES))
+                .select(users::id)
+                .load::<String>(conn)?,
+        );
+        group_ids.extend(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant))
+                .filter(groups::id.eq_any(chunk))
+                .select(groups::id)
+                .load::<String>(conn)?,
+        );
     }
-    let user_ids: Vec<String> = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::id.eq_any(ids))
-        .filter(users::state.eq_any(VISIBLE_STATES))
-        .select(users::id)
-        .load(conn)?;
-    let group_ids: Vec<String> = groups::table
-        .filter(groups::tenant_id.eq(tenant))
-        .filter(groups::id.eq_any(ids))
-        .select(groups::id)
-        .load(conn)?;
     let mut found = Vec::new();
     let mut unknown = Vec::new();
+    let mut seen = HashSet::new();
     for id in ids {
+        if !seen.insert(id) {
+            continue;
+        }
         if user_ids.contains(id) {
             found.push((id.clone(), MemberKind::User));
         } else if group_ids.contains(id) {
@@ -150,6 +157,71 @@ pub fn resolve_members(
     Ok((found, unknown))
 }
 
+/// A membership change changes the member's `groups`: bump its version so
+/// ETags and `meta.lastModified` follow. Set-based, chunked.
+fn touch_members(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<(), StoreError> {
+    let now = crate::store::time::now();
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(
+            users::table
+                .filter(users::tenant_id.eq(tenant))
+                .filter(users::id.eq_any(chunk)),
+        )
+        .set((
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(&now),
+        ))
+        .execute(conn)?;
+        diesel::update(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant))
+                .filter(groups::id.eq_any(chunk)),
+        )
+        .set((
+            groups::version.eq(groups::version + 1),
+            groups::updated_at.eq(&now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn member_ids_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(group_members::table
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::group_id.eq(group_id))
+        .select(group_members::member_id)
+        .load(conn)?)
+}
+
+/// Removes `member` from every group (a disposed user, a deleted group), bumping
+/// those groups' versions.
+pub fn remove_from_all_groups(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    member: &str,
+) -> Result<usize, StoreError> {
+    let group_ids: Vec<String> = group_members::table
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::member_id.eq(member))
+        .select(group_members::group_id)
+        .load(conn)?;
+    touch_members(conn, tenant, &group_ids)?;
+    Ok(diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant))
+            .filter(group_members::member_id.eq(member)),
+    )
+    .execute(conn)?)
+}
+
+/// Ids per `IN (…)` list: well under SQLite's bound-variable limit.
+pub const CHUNK: usize = 500;
+
 /// Adds memberships; already-present ones are left alone. One row each, so a
 /// member added to a huge group costs one insert.
 pub fn add_members(
@@ -160,6 +232,7 @@ pub fn add_members(
     now: &str,
 ) -> Result<usize, StoreError> {
     let mut added = 0;
+    let mut touched = Vec::new();
     for (id, kind) in members {
         let mut sql = Sql::default();
         sql.push("INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES (")
@@ -173,8 +246,12 @@ pub fn add_members(
             .push(", ")
             .bind_text(now)
             .push(") ON CONFLICT DO NOTHING");
-        added += execute_sql(conn, &sql)?;
+        if execute_sql(conn, &sql)? > 0 {
+            added += 1;
+            touched.push(id.clone());
+        }
     }
+    touch_members(conn, tenant, &touched)?;
     Ok(added)
 }
 
@@ -184,16 +261,20 @@ pub fn remove_members(
     group_id: &str,
     ids: &[String],
 ) -> Result<usize, StoreError> {
-    if ids.is_empty() {
-        return Ok(0);
+    let mut n = 0;
+    for chunk in ids.chunks(CHUNK) {
+        n += diesel::delete(
+            group_members::table
+                .filter(group_members::tenant_id.eq(tenant))
+                .filter(group_members::group_id.eq(group_id))
+                .filter(group_members::member_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
     }
-    Ok(diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant))
-            .filter(group_members::group_id.eq(group_id))
-            .filter(group_members::member_id.eq_any(ids)),
-    )
-    .execute(conn)?)
+    if n > 0 {
+        touch_members(conn, tenant, ids)?;
+    }
+    Ok(n)
 }
 
 pub fn remove_all_members(
@@ -201,12 +282,8 @@ pub fn remove_all_members(
     tenant: &str,
     group_id: &str,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant))
-            .filter(group_members::group_id.eq(group_id)),
-    )
-    .execute(conn)?)
+    let ids = member_ids_of(conn, tenant, group_id)?;
+    remove_members(conn, tenant, group_id, &ids)
 }
 
 #[derive(QueryableByName)]

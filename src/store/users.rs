@@ -149,12 +149,7 @@ fn write_emails(
 
 /// Hard delete: the row, its emails (cascade) and its group memberships.
 pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant))
-            .filter(group_members::member_id.eq(id)),
-    )
-    .execute(conn)?;
+    super::groups::remove_from_all_groups(conn, tenant, id)?;
     diesel::delete(
         user_emails::table
             .filter(user_emails::user_id.eq(id))

@@ -10,6 +10,7 @@ mod auth;
 mod deploy;
 mod errors;
 mod groups;
+mod robustness;
 mod users;
 
 use reqwest::{Method, Response};

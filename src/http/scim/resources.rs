@@ -264,7 +264,7 @@ async fn get<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let id = id.into_inner();
+    let id = checked_id(id.into_inner())?;
     let r = blocking(move || Ok(R::get(&st.svc, &caller, &id, &projection, &base)?)).await?;
     if let Some(inm) = header(&req, IF_NONE_MATCH)
         && provisioning::check_if_match(Some(&inm), &r.etag).is_ok()
@@ -289,7 +289,7 @@ async fn replace<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let id = id.into_inner();
+    let id = checked_id(id.into_inner())?;
     let r = blocking(move || {
         Ok(R::replace(
             &st.svc,
@@ -319,7 +319,7 @@ async fn patch<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let id = id.into_inner();
+    let id = checked_id(id.into_inner())?;
     let r = blocking(move || {
         Ok(R::patch(
             &st.svc,
@@ -348,7 +348,7 @@ async fn delete<R: Resource>(
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
-    let id = id.into_inner();
+    let id = checked_id(id.into_inner())?;
     blocking(move || {
         Ok(R::delete(
             &st.svc,
@@ -414,4 +414,14 @@ pub async fn search_all(
     })
     .await?;
     Ok(json(v))
+}
+
+/// Ids are UUIDs; one with a NUL cannot exist (and PostgreSQL cannot compare it).
+fn checked_id(id: String) -> Result<String, ApiError> {
+    if id.contains('\0') {
+        return Err(ApiError::Scim(crate::scim::error::ScimError::not_found(
+            "no resource with that id",
+        )));
+    }
+    Ok(id)
 }

@@ -1,0 +1,1 @@
+DROP INDEX users_external_id_unique;
