@@ -319,6 +319,36 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let to = plan.target.as_ref().map(|x| x.user_id.clone());
     let link = plan.target.as_ref().map(|x| x.link.clone());
 
+    // The run's row first: receipt lines reference it.
+    let existing = disposals::table
+        .filter(disposals::id.eq(&disposal_id))
+        .count()
+        .get_result::<i64>(c)?
+        > 0;
+    if existing {
+        diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
+            .set((
+                disposals::state.eq("running"),
+                disposals::cause.eq(inp.cause),
+                disposals::actor.eq(inp.actor),
+            ))
+            .execute(c)?;
+    } else {
+        diesel::insert_into(disposals::table)
+            .values((
+                disposals::id.eq(&disposal_id),
+                disposals::tenant_id.eq(t),
+                disposals::user_id.eq(p),
+                disposals::state.eq("running"),
+                disposals::cause.eq(inp.cause),
+                disposals::due_at.eq(now),
+                disposals::actor.eq(inp.actor),
+                disposals::caller_user_id.eq(inp.caller),
+                disposals::created_at.eq(now),
+            ))
+            .execute(c)?;
+    }
+
     // Receipt lines first (they record the owner before the change), set-based.
     let kinds: Vec<String> = plan.summary.keys().cloned().collect();
     for kind in &kinds {
@@ -572,40 +602,15 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         *counts.entry(format!("userData.{action}")).or_default() += n;
     }
     let counts_json = serde_json::to_string(&counts).unwrap_or_default();
-    let existing = disposals::table
-        .filter(disposals::id.eq(&disposal_id))
-        .count()
-        .get_result::<i64>(c)?
-        > 0;
-    if existing {
-        diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
-            .set((
-                disposals::state.eq("done"),
-                disposals::plan_hash.eq(&plan.hash),
-                disposals::policy_digest.eq(&plan.policy_digest),
-                disposals::counts.eq(&counts_json),
-                disposals::completed_at.eq(now),
-            ))
-            .execute(c)?;
-    } else {
-        diesel::insert_into(disposals::table)
-            .values((
-                disposals::id.eq(&disposal_id),
-                disposals::tenant_id.eq(t),
-                disposals::user_id.eq(p),
-                disposals::state.eq("done"),
-                disposals::cause.eq(inp.cause),
-                disposals::due_at.eq(now),
-                disposals::actor.eq(inp.actor),
-                disposals::caller_user_id.eq(inp.caller),
-                disposals::plan_hash.eq(&plan.hash),
-                disposals::policy_digest.eq(&plan.policy_digest),
-                disposals::counts.eq(&counts_json),
-                disposals::created_at.eq(now),
-                disposals::completed_at.eq(now),
-            ))
-            .execute(c)?;
-    }
+    diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
+        .set((
+            disposals::state.eq("done"),
+            disposals::plan_hash.eq(&plan.hash),
+            disposals::policy_digest.eq(&plan.policy_digest),
+            disposals::counts.eq(&counts_json),
+            disposals::completed_at.eq(now),
+        ))
+        .execute(c)?;
     audit(
         c,
         t,

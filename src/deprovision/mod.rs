@@ -1,6 +1,7 @@
 //! Deprovisioning: the policy, the disposal planner and executor, tombstones.
 //! Knows nothing of HTTP.
 
+pub mod admin;
 pub mod disposal;
 pub mod gate;
 pub mod policy;

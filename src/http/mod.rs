@@ -1,8 +1,10 @@
 //! actix-web: one module per surface, the auth extractor, the server factory.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod import;
 pub mod lenient_io;
 pub mod limiter;
 pub mod ops;
@@ -92,6 +94,7 @@ where
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     ops::configure(cfg);
+    admin::configure(cfg);
     cfg.service(web::scope("/scim/v2").configure(scim::configure));
 }
 

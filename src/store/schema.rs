@@ -203,6 +203,7 @@ diesel::table! {
 
 diesel::joinable!(disposals -> tenants (tenant_id));
 diesel::joinable!(tombstone_hashes -> tombstones (tombstone_id));
+diesel::joinable!(disposal_items -> disposals (disposal_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,

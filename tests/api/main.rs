@@ -8,6 +8,7 @@ mod common;
 
 mod auth;
 mod deploy;
+mod deprovision;
 mod errors;
 mod groups;
 mod robustness;

@@ -189,6 +189,55 @@ impl TestApp {
         )
     }
 
+    /// A token bound to a user (`--acts-as`): the `caller` target of a policy.
+    pub fn token_acting_as(&self, tenant: &str, scope: Scope, user_name: &str) -> String {
+        create_token(&self.db, tenant, scope, "acting", Some(user_name))
+            .expect("token")
+            .plaintext
+    }
+
+    /// Whether `needle` occurs anywhere in the stored data: every row of every
+    /// table on PostgreSQL; the database file itself on SQLite (after a checkpoint).
+    pub fn database_contains(&self, needle: &str) -> bool {
+        if let Some(path) = self.db_url.strip_prefix("sqlite://") {
+            self.db.checkpoint();
+            let mut hay = std::fs::read(path).expect("read db");
+            if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+                hay.extend(wal);
+            }
+            let lower: Vec<u8> = hay.iter().map(u8::to_ascii_lowercase).collect();
+            let n = needle.to_ascii_lowercase();
+            return lower.windows(n.len()).any(|w| w == n.as_bytes());
+        }
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        use diesel::RunQueryDsl;
+        let mut c = diesel::PgConnection::establish(&self.db_url).expect("pg");
+        let tables: Vec<T> = diesel::sql_query("SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = current_schema()")
+            .load(&mut c)
+            .expect("tables");
+        tables.iter().any(|t| {
+            let q = format!(
+                "SELECT COUNT(*) AS n FROM {} x WHERE lower(x::text) LIKE '%' || lower($1) || '%'",
+                t.t
+            );
+            diesel::sql_query(q)
+                .bind::<diesel::sql_types::Text, _>(needle)
+                .load::<N>(&mut c)
+                .expect("scan")
+                .first()
+                .is_some_and(|r| r.n > 0)
+        })
+    }
+
     pub fn token_for(&self, tenant: &str, scope: Scope) -> String {
         create_token(&self.db, tenant, scope, "test", None)
             .expect("token")

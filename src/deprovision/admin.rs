@@ -1,0 +1,339 @@
+//! Admin and ledger operations (the `/admin/v1` surface's domain side).
+
+use super::disposal::audit;
+use super::service::Deprov;
+use crate::scim::error::ScimError;
+use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql};
+use crate::store::ledger::{self, ItemQuery, ItemRow};
+use crate::store::schema::{disposal_items, disposals, users};
+use crate::store::{Db, StoreError};
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for AdminError {
+    fn from(e: diesel::result::Error) -> Self {
+        AdminError::Store(e.into())
+    }
+}
+
+pub struct Who<'a> {
+    pub tenant_id: &'a str,
+    pub tenant_name: &'a str,
+    pub actor: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(rename = "ownerUserName", default)]
+    pub owner_user_name: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub parent: Option<ParentRef>,
+    #[serde(rename = "personalRoot", default)]
+    pub personal_root: bool,
+    /// Import lines carry these; the path gives them for PUT.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ParentRef {
+    pub kind: String,
+    pub id: String,
+}
+
+fn user_state(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .select(users::state)
+        .first(c)
+        .optional()?)
+}
+
+/// The owner a ledger write may name: an active or suspended user. A disposed
+/// owner's content goes to the receipt's recipient when `forward_new_content`,
+/// else 409 naming it. PostgreSQL: the owner row is locked `FOR SHARE`, so no
+/// item escapes a disposal running at that moment.
+fn check_owner(
+    dp: &Deprov,
+    c: &mut AnyConnection,
+    who: &Who<'_>,
+    owner: &str,
+) -> Result<String, AdminError> {
+    if backend_of(c) == Backend::Postgres {
+        let mut s = Sql::default();
+        s.push("SELECT 1 FROM users WHERE tenant_id = ")
+            .bind_text(who.tenant_id);
+        s.push(" AND id = ").bind_text(owner);
+        s.push(" FOR SHARE");
+        execute_sql(c, &s)?;
+    }
+    match user_state(c, who.tenant_id, owner)?.as_deref() {
+        Some("active") | Some("suspended") => Ok(owner.to_string()),
+        Some("disposed") => {
+            let recipient: Option<Option<String>> = disposal_items::table
+                .inner_join(disposals::table)
+                .filter(disposals::tenant_id.eq(who.tenant_id))
+                .filter(disposals::user_id.eq(owner))
+                .filter(disposal_items::to_owner.is_not_null())
+                .select(disposal_items::to_owner)
+                .first(c)
+                .optional()?;
+            let recipient = recipient.flatten();
+            match (&recipient, dp.policy(who.tenant_name).forward_new_content) {
+                (Some(r), true) => Ok(r.clone()),
+                (Some(r), false) => Err(ScimError::new(
+                    409,
+                    None,
+                    format!("owner {owner} was deprovisioned; their content went to {r}: name that owner (or enable forward_new_content)"),
+                )
+                .into()),
+                (None, _) => Err(ScimError::new(409, None, format!("owner {owner} was deprovisioned and their content has no recipient")).into()),
+            }
+        }
+        _ => Err(
+            ScimError::invalid_value(format!("owner {owner} is not a user of this tenant")).into(),
+        ),
+    }
+}
+
+fn resolve_owner_name(
+    c: &mut AnyConnection,
+    tenant: &str,
+    name: &str,
+) -> Result<String, AdminError> {
+    users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
+        .filter(users::state.eq_any(["active", "suspended"]))
+        .select(users::id)
+        .first(c)
+        .optional()?
+        .ok_or_else(|| {
+            ScimError::invalid_value(format!("no user with userName '{name}' in this tenant"))
+                .into()
+        })
+}
+
+pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreError> {
+    let owner_state = match &row.owner_id {
+        None => "orphaned".to_string(),
+        Some(o) => user_state(c, &row.tenant_id, o)?.unwrap_or_else(|| "unknown".into()),
+    };
+    let shared = ledger::shared_with(c, &row.tenant_id, &row.kind, &row.item_id)?;
+    Ok(json!({
+        "kind": row.kind, "id": row.item_id, "owner": row.owner_id, "ownerState": owner_state,
+        "title": row.title,
+        "parent": row.parent_kind.as_ref().zip(row.parent_id.as_ref()).map(|(k, i)| json!({"kind": k, "id": i})),
+        "personalRoot": row.personal_root, "sharedWith": shared,
+        "createdAt": row.created_at, "updatedAt": row.updated_at,
+    }))
+}
+
+fn valid_key(what: &str, v: &str) -> Result<(), ScimError> {
+    if v.is_empty() || v.len() > 256 || v.contains('\0') || v.contains('/') {
+        return Err(ScimError::invalid_value(format!(
+            "{what} must be 1–256 characters without '/'"
+        )));
+    }
+    Ok(())
+}
+
+/// PUT content: creates (true) or replaces (false) an item, in the caller's transaction.
+pub fn put_item(
+    dp: &Deprov,
+    c: &mut AnyConnection,
+    who: &Who<'_>,
+    kind: &str,
+    id: &str,
+    body: &ItemBody,
+) -> Result<(bool, Value), AdminError> {
+    valid_key("kind", kind)?;
+    valid_key("id", id)?;
+    let owner = match (&body.owner, &body.owner_user_name) {
+        (Some(o), _) => Some(check_owner(dp, c, who, o)?),
+        (None, Some(n)) => {
+            let o = resolve_owner_name(c, who.tenant_id, n)?;
+            Some(check_owner(dp, c, who, &o)?)
+        }
+        (None, None) => None,
+    };
+    let now = crate::store::time::now();
+    let row = ItemRow {
+        tenant_id: who.tenant_id.into(),
+        kind: kind.into(),
+        item_id: id.into(),
+        owner_id: owner,
+        parent_kind: body.parent.as_ref().map(|p| p.kind.clone()),
+        parent_id: body.parent.as_ref().map(|p| p.id.clone()),
+        title: body.title.clone(),
+        personal_root: body.personal_root,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    let created = ledger::upsert_item(c, &row)?;
+    audit(
+        c,
+        who.tenant_id,
+        &now,
+        who.actor,
+        if created {
+            "content.created"
+        } else {
+            "content.replaced"
+        },
+        kind,
+        id,
+        None,
+    )?;
+    let stored = ledger::find_item(c, who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
+    Ok((created, item_json(c, &stored)?))
+}
+
+pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminError> {
+    db.read(|c| {
+        let (total, rows) = ledger::list_items(c, tenant, q)?;
+        let items = rows.iter().map(|r| item_json(c, r)).collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({"totalResults": total, "startIndex": q.offset + 1, "itemsPerPage": items.len(), "Resources": items}))
+    })
+}
+
+/// Moves everything `from` owns (content and user data) to `to`; nobody is deleted.
+pub fn transfer(
+    dp: &Deprov,
+    db: &Db,
+    who: &Who<'_>,
+    from: &str,
+    to: &str,
+) -> Result<Value, AdminError> {
+    let now = crate::store::time::now();
+    db.write(|c| {
+        if user_state(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
+            return Err(ScimError::not_found(format!("no user with id {from}")).into());
+        }
+        if from == to {
+            return Err(ScimError::invalid_value("'to' must be another user").into());
+        }
+        let to = check_owner(dp, c, who, to)?;
+        let items = execute_sql(c, &{
+            let mut s = Sql::default();
+            s.push("UPDATE content_items SET owner_id = ")
+                .bind_text(to.clone());
+            s.push(", updated_at = ").bind_text(now.clone());
+            s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
+            s.push(" AND owner_id = ").bind_text(from);
+            s
+        })?;
+        let data = execute_sql(c, &{
+            let mut s = Sql::default();
+            s.push("UPDATE user_data SET user_id = ")
+                .bind_text(to.clone());
+            s.push(", updated_at = ").bind_text(now.clone());
+            s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
+            s.push(" AND user_id = ").bind_text(from);
+            s
+        })?;
+        audit(
+            c,
+            who.tenant_id,
+            &now,
+            who.actor,
+            "content.reassigned",
+            "user",
+            from,
+            Some(&format!(
+                "{{\"to\":\"{to}\",\"items\":{items},\"userData\":{data}}}"
+            )),
+        )?;
+        Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
+    })
+}
+
+/// Reassigns named items (typically orphans) to a user.
+pub fn reassign(
+    dp: &Deprov,
+    db: &Db,
+    who: &Who<'_>,
+    items: &[ParentRef],
+    to: &str,
+) -> Result<Value, AdminError> {
+    let now = crate::store::time::now();
+    db.write(|c| {
+        let to = check_owner(dp, c, who, to)?;
+        let mut moved = 0;
+        let mut missing = Vec::new();
+        for it in items {
+            let n = execute_sql(c, &{
+                let mut s = Sql::default();
+                s.push("UPDATE content_items SET owner_id = ")
+                    .bind_text(to.clone());
+                s.push(", updated_at = ").bind_text(now.clone());
+                s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
+                s.push(" AND kind = ").bind_text(it.kind.clone());
+                s.push(" AND item_id = ").bind_text(it.id.clone());
+                s
+            })?;
+            if n == 0 {
+                missing.push(json!({"kind": it.kind, "id": it.id}));
+            }
+            moved += n;
+        }
+        if !missing.is_empty() {
+            return Err(ScimError::not_found(format!(
+                "{} of the named items do not exist; nothing was reassigned",
+                missing.len()
+            ))
+            .into());
+        }
+        audit(
+            c,
+            who.tenant_id,
+            &now,
+            who.actor,
+            "content.reassigned",
+            "user",
+            &to,
+            Some(&format!("{{\"items\":{moved}}}")),
+        )?;
+        Ok(json!({"to": to, "items": moved}))
+    })
+}
+
+pub fn put_user_data(
+    dp: &Deprov,
+    c: &mut AnyConnection,
+    who: &Who<'_>,
+    category: &str,
+    record: &str,
+    user: &str,
+) -> Result<bool, AdminError> {
+    valid_key("category", category)?;
+    valid_key("id", record)?;
+    let user = check_owner(dp, c, who, user)?;
+    let now = crate::store::time::now();
+    Ok(ledger::upsert_user_data(
+        c,
+        who.tenant_id,
+        category,
+        record,
+        &user,
+        &now,
+    )?)
+}

@@ -1,0 +1,723 @@
+//! `/admin/v1` (admin scope; content and user-data writes also take the `ledger`
+//! scope) and `/gate/v1` (gate scope). Handlers parse, call the domain on a
+//! blocking thread, and answer JSON; errors use the SCIM error schema.
+
+use super::auth::{AdminCaller, GateCaller, LedgerCaller};
+use super::body::read_json;
+use super::error::ApiError;
+use super::ops::{method_not_allowed, not_found};
+use super::{AppState, blocking};
+use crate::deprovision::admin::{self as dadmin, AdminError, ItemBody, ParentRef, Who};
+use crate::deprovision::gate::{self, GateRequest};
+use crate::deprovision::service::DeprovError;
+use crate::provisioning::Caller;
+use crate::scim::error::ScimError;
+use crate::store::ledger::{self, ItemQuery};
+use crate::store::schema::{audit_log, disposal_items, disposals, tombstone_hashes, tombstones};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Scim(s) => ApiError::Scim(s),
+            AdminError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl From<DeprovError> for ApiError {
+    fn from(e: DeprovError) -> Self {
+        crate::provisioning::ServiceError::from(e).into()
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/v1")
+            .route("/content", web::get().to(list_content))
+            .route("/content:reassign", web::post().to(reassign))
+            .route(
+                "/content:import",
+                web::post().to(super::import::import_content),
+            )
+            .service(
+                web::resource("/content/{kind}/{id}")
+                    .route(web::put().to(put_content))
+                    .route(web::get().to(get_content))
+                    .route(web::delete().to(delete_content))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/user-data/{category}/{id}", web::put().to(put_user_data))
+            .route("/users/{id}/transfer", web::post().to(transfer))
+            .route("/users/{id}/disposal-plan", web::get().to(disposal_plan))
+            .route("/users/{id}/dispose", web::post().to(dispose))
+            .service(
+                web::resource("/users/{id}/sso-subjects")
+                    .route(web::put().to(put_sso))
+                    .route(web::delete().to(delete_sso))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/disposals", web::get().to(list_disposals))
+            .route("/disposals/{id}", web::get().to(get_disposal))
+            .route("/tombstones", web::get().to(list_tombstones))
+            .route("/tombstones:lift", web::post().to(lift_tombstones))
+            .route("/policy", web::get().to(policy))
+            .route("/audit", web::get().to(audit))
+            .default_service(web::to(not_found)),
+    )
+    .service(
+        web::scope("/gate/v1")
+            .route("/check", web::post().to(gate_check))
+            .default_service(web::to(not_found)),
+    );
+}
+
+fn who(c: &Caller) -> Who<'_> {
+    Who {
+        tenant_id: &c.tenant_id,
+        tenant_name: &c.tenant_name,
+        actor: &c.actor,
+    }
+}
+
+fn ok(status: StatusCode, v: Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(v.to_string())
+}
+
+/// `startIndex`/`count` (1-based; count ≤ 1000) and the other query parameters.
+/// Query pairs, startIndex, count.
+type Paged = (Vec<(String, String)>, i64, i64);
+/// A receipt line: kind, id, action, from, to, chain link.
+type ReceiptLine = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+/// An audit row: id, at, actor, action, subject type, subject id, detail.
+type AuditRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+fn query(req: &HttpRequest) -> Result<Paged, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ScimError::invalid_syntax(format!("query string is not valid: {e}")))?;
+    let int = |name: &str, default: i64| -> Result<i64, ApiError> {
+        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            Some((_, v)) => v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("'{name}' must be an integer")).into()
+            }),
+            None => Ok(default),
+        }
+    };
+    let start = int("startIndex", 1)?.max(1);
+    let count = int("count", 100)?.clamp(0, 1000);
+    Ok((pairs, start, count))
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v)
+        .map_err(|e| ScimError::invalid_value(format!("invalid request body: {e}")).into())
+}
+
+async fn put_content(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: LedgerCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ItemBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let (kind, id) = path.into_inner();
+    let st = state.clone();
+    let (created, v) = blocking(move || {
+        let svc = &st.svc;
+        Ok(svc
+            .db
+            .write(|c| dadmin::put_item(&svc.deprov, c, &who(&w.caller), &kind, &id, &body))?)
+    })
+    .await?;
+    Ok(ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        v,
+    ))
+}
+
+async fn get_content(
+    state: web::Data<AppState>,
+    w: LedgerCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let row = ledger::find_item(c, &w.caller.tenant_id, &kind, &id)?
+                .ok_or_else(|| ScimError::not_found(format!("no {kind} item with id {id}")))?;
+            Ok(dadmin::item_json(c, &row)?)
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn delete_content(
+    state: web::Data<AppState>,
+    w: LedgerCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    let st = state.clone();
+    blocking(move || {
+        Ok(st.svc.db.write(|c| -> Result<(), AdminError> {
+            if !ledger::delete_item(c, &w.caller.tenant_id, &kind, &id)? {
+                return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
+            }
+            let now = crate::store::time::now();
+            Ok(crate::deprovision::disposal::audit(
+                c,
+                &w.caller.tenant_id,
+                &now,
+                &w.caller.actor,
+                "content.deleted",
+                &kind,
+                &id,
+                None,
+            )?)
+        })?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_content(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (pairs, start, count) = query(&req)?;
+    let q = ItemQuery {
+        owner: param(&pairs, "owner").map(str::to_string),
+        kind: param(&pairs, "kind").map(str::to_string),
+        orphaned: param(&pairs, "orphaned").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        offset: start - 1,
+        limit: count,
+    };
+    let st = state.clone();
+    let v = blocking(move || Ok(dadmin::list_items(&st.svc.db, &w.caller.tenant_id, &q)?)).await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    to: String,
+    items: Vec<ParentRef>,
+}
+
+async fn reassign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ReassignBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(dadmin::reassign(
+            &st.svc.deprov,
+            &st.svc.db,
+            &who(&w.caller),
+            &body.items,
+            &body.to,
+        )?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDataBody {
+    user: String,
+}
+
+async fn put_user_data(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: LedgerCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: UserDataBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let (category, id) = path.into_inner();
+    let st = state.clone();
+    let created = blocking(move || {
+        let svc = &st.svc;
+        Ok(svc.db.write(|c| {
+            dadmin::put_user_data(&svc.deprov, c, &who(&w.caller), &category, &id, &body.user)
+        })?)
+    })
+    .await?;
+    Ok(ok(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        json!({"user": "recorded"}),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: String,
+}
+
+async fn transfer(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: TransferBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let st = state.clone();
+    let id = id.into_inner();
+    let v = blocking(move || {
+        Ok(dadmin::transfer(
+            &st.svc.deprov,
+            &st.svc.db,
+            &who(&w.caller),
+            &id,
+            &body.to,
+        )?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn disposal_plan(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, start, count) = query(&req)?;
+    let st = state.clone();
+    let id = id.into_inner();
+    let plan = blocking(move || {
+        Ok(st
+            .svc
+            .deprov
+            .preview(&st.svc.db, &w.caller.requester(), &id)?)
+    })
+    .await?;
+    let mut v = serde_json::to_value(&plan).unwrap_or_default();
+    let skip = usize::try_from(start - 1).unwrap_or(0);
+    let take = usize::try_from(count).unwrap_or(0);
+    let page: Vec<&crate::deprovision::disposal::PlanItem> =
+        plan.items.iter().skip(skip).take(take).collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("totalItems".into(), json!(plan.items.len()));
+        o.insert("startIndex".into(), json!(start));
+        o.insert(
+            "items".into(),
+            serde_json::to_value(page).unwrap_or_default(),
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("ETag", format!("\"{}\"", plan.hash)))
+        .body(v.to_string()))
+}
+
+async fn dispose(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = req
+        .headers()
+        .get("If-Match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let st = state.clone();
+    let id = id.into_inner();
+    let receipt = blocking(move || {
+        let svc = &st.svc;
+        let r = svc.db.write(|c| {
+            svc.deprov
+                .dispose_in(c, &w.caller.requester(), &id, "admin", expected.as_deref())
+        })?;
+        svc.db.checkpoint();
+        Ok(r)
+    })
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::to_value(&receipt).unwrap_or_default(),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsoBody {
+    issuer: String,
+    subject: String,
+}
+
+async fn put_sso(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: SsoBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let st = state.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        Ok(st.svc.db.write(|c| -> Result<(), AdminError> {
+            if crate::store::users::find(c, &w.caller.tenant_id, &id)?.is_none() {
+                return Err(ScimError::not_found(format!("no user with id {id}")).into());
+            }
+            let now = crate::store::time::now();
+            let issuer = body.issuer.trim().trim_end_matches('/');
+            if !ledger::add_sso(c, &w.caller.tenant_id, &id, issuer, &body.subject, &now)? {
+                return Err(ScimError::uniqueness(
+                    "this SSO subject is registered to another user",
+                )
+                .into());
+            }
+            Ok(crate::deprovision::disposal::audit(
+                c,
+                &w.caller.tenant_id,
+                &now,
+                &w.caller.actor,
+                "sso.registered",
+                "user",
+                &id,
+                None,
+            )?)
+        })?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_sso(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: SsoBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let st = state.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        Ok(st.svc.db.write(|c| -> Result<(), AdminError> {
+            if !ledger::remove_sso(
+                c,
+                &w.caller.tenant_id,
+                &id,
+                body.issuer.trim().trim_end_matches('/'),
+                &body.subject,
+            )? {
+                return Err(ScimError::not_found("no such SSO subject for this user").into());
+            }
+            Ok(())
+        })?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+type DisposalRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+fn disposal_json(r: DisposalRow) -> Value {
+    let (id, user_id, state, cause, due_at, plan_hash, counts, created_at, completed_at) = r;
+    json!({
+        "id": id, "userId": user_id, "state": state, "cause": cause, "dueAt": due_at, "planHash": plan_hash,
+        "counts": counts.and_then(|c| serde_json::from_str::<Value>(&c).ok()), "createdAt": created_at, "completedAt": completed_at,
+    })
+}
+
+async fn list_disposals(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (pairs, start, count) = query(&req)?;
+    let wanted = param(&pairs, "state").map(str::to_string);
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let mut q = disposals::table
+                .filter(disposals::tenant_id.eq(w.caller.tenant_id.clone()))
+                .into_boxed();
+            if let Some(s) = &wanted {
+                q = q.filter(disposals::state.eq(s.clone()));
+            }
+            let rows: Vec<DisposalRow> = q
+                .select((
+                    disposals::id,
+                    disposals::user_id,
+                    disposals::state,
+                    disposals::cause,
+                    disposals::due_at,
+                    disposals::plan_hash,
+                    disposals::counts,
+                    disposals::created_at,
+                    disposals::completed_at,
+                ))
+                .order((disposals::created_at.desc(), disposals::id))
+                .offset(start - 1)
+                .limit(count)
+                .load(c)?;
+            Ok(json!({"Resources": rows.into_iter().map(disposal_json).collect::<Vec<_>>()}))
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn get_disposal(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, start, count) = query(&req)?;
+    let st = state.clone();
+    let id = id.into_inner();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let row: DisposalRow = disposals::table
+                .filter(disposals::tenant_id.eq(&w.caller.tenant_id))
+                .filter(disposals::id.eq(&id))
+                .select((disposals::id, disposals::user_id, disposals::state, disposals::cause, disposals::due_at, disposals::plan_hash, disposals::counts, disposals::created_at, disposals::completed_at))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| ScimError::not_found(format!("no disposal with id {id}")))?;
+            let total: i64 = disposal_items::table.filter(disposal_items::disposal_id.eq(&id)).count().get_result(c)?;
+            let items: Vec<ReceiptLine> = disposal_items::table
+                .filter(disposal_items::disposal_id.eq(&id))
+                .select((disposal_items::kind, disposal_items::item_id, disposal_items::action, disposal_items::from_owner, disposal_items::to_owner, disposal_items::target_link))
+                .order((disposal_items::kind, disposal_items::item_id))
+                .offset(start - 1)
+                .limit(count)
+                .load(c)?;
+            let mut v = disposal_json(row);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("totalItems".into(), json!(total));
+                o.insert("startIndex".into(), json!(start));
+                o.insert(
+                    "items".into(),
+                    items
+                        .into_iter()
+                        .map(|(kind, item, action, from, to, link)| json!({"kind": kind, "id": item, "action": action, "fromOwner": from, "toOwner": to, "targetLink": link}))
+                        .collect(),
+                );
+            }
+            Ok(v)
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn list_tombstones(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (_, start, count) = query(&req)?;
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let rows: Vec<(String, Option<String>, String, Option<String>)> = tombstones::table
+                .filter(tombstones::tenant_id.eq(&w.caller.tenant_id))
+                .select((tombstones::id, tombstones::disposal_id, tombstones::created_at, tombstones::lifted_at))
+                .order((tombstones::created_at.desc(), tombstones::id))
+                .offset(start - 1)
+                .limit(count)
+                .load(c)?;
+            let mut out = Vec::new();
+            for (id, disposal, created, lifted) in rows {
+                // Identifier types only: hashes are never shown.
+                let mut types: Vec<String> = tombstone_hashes::table.filter(tombstone_hashes::tombstone_id.eq(&id)).select(tombstone_hashes::id_type).load(c)?;
+                types.sort();
+                types.dedup();
+                out.push(json!({"id": id, "disposalId": disposal, "createdAt": created, "liftedAt": lifted, "identifierTypes": types}));
+            }
+            Ok(json!({"Resources": out}))
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn lift_tombstones(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let ids = body.identifiers();
+    if ids.is_empty() {
+        return Err(ScimError::invalid_value(
+            "name at least one identifier: userName, email, externalId or sso",
+        )
+        .into());
+    }
+    let st = state.clone();
+    let n = blocking(move || {
+        let svc = &st.svc;
+        Ok(svc.db.write(|c| -> Result<usize, AdminError> {
+            let found = crate::deprovision::tombstones::matching(
+                c,
+                &svc.deprov.keys,
+                &w.caller.tenant_id,
+                &ids,
+            )?;
+            let mut t: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
+            t.sort();
+            t.dedup();
+            let now = crate::store::time::now();
+            Ok(crate::deprovision::tombstones::lift(
+                c,
+                &w.caller.tenant_id,
+                &t,
+                &w.caller.actor,
+                &now,
+                "admin",
+            )?)
+        })?)
+    })
+    .await?;
+    if n == 0 {
+        return Err(ScimError::not_found("no live tombstone matches those identifiers").into());
+    }
+    Ok(ok(StatusCode::OK, json!({"lifted": n})))
+}
+
+async fn policy(state: web::Data<AppState>, w: AdminCaller) -> Result<HttpResponse, ApiError> {
+    let p = state.svc.deprov.policy(&w.caller.tenant_name);
+    let mut v = serde_json::to_value(&p).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("tenant".into(), json!(w.caller.tenant_name));
+        o.insert("digest".into(), json!(p.digest()));
+    }
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn audit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (_, start, count) = query(&req)?;
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let rows: Vec<AuditRow> = audit_log::table
+                .filter(audit_log::tenant_id.eq(&w.caller.tenant_id))
+                .select((audit_log::id, audit_log::at, audit_log::actor, audit_log::action, audit_log::subject_type, audit_log::subject_id, audit_log::detail))
+                .order((audit_log::at, audit_log::id))
+                .offset(start - 1)
+                .limit(count)
+                .load(c)?;
+            Ok(json!({"Resources": rows.into_iter().map(|(id, at, actor, action, st, sid, detail)| json!({
+                "id": id, "at": at, "actor": actor, "action": action, "subjectType": st, "subjectId": sid,
+                "detail": detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+            })).collect::<Vec<_>>()}))
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+async fn gate_check(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: GateCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    if body.identifiers().is_empty() {
+        return Err(ScimError::invalid_value(
+            "name at least one identifier: userName, email, externalId or sso",
+        )
+        .into());
+    }
+    let st = state.clone();
+    let answer = blocking(move || {
+        let svc = &st.svc;
+        let policy = svc.deprov.policy(&w.caller.tenant_name);
+        let answer = svc
+            .db
+            .read(|c| gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body))?;
+        // `register`: an allowed login links its SSO subject to that user.
+        if body.register
+            && answer.decision == "allow"
+            && let (Some(uid), Some(sso)) = (&answer.user_id, &body.sso)
+        {
+            let now = crate::store::time::now();
+            svc.db.write(|c| {
+                ledger::add_sso(
+                    c,
+                    &w.caller.tenant_id,
+                    uid,
+                    sso.issuer.trim().trim_end_matches('/'),
+                    &sso.subject,
+                    &now,
+                )
+            })?;
+        }
+        Ok(answer)
+    })
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::to_value(&answer).unwrap_or_default(),
+    ))
+}
