@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deprovision;
+pub mod events;
 pub mod http;
 pub mod provisioning;
 pub mod scim;

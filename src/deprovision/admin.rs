@@ -262,6 +262,14 @@ pub fn transfer(
                 "{{\"to\":\"{to}\",\"items\":{items},\"userData\":{data}}}"
             )),
         )?;
+        crate::events::emit(
+            c,
+            who.tenant_id,
+            "content.reassigned",
+            Some(from),
+            json!({"to": to, "items": items, "userData": data}),
+            &now,
+        )?;
         Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
     })
 }
@@ -311,6 +319,14 @@ pub fn reassign(
             "user",
             &to,
             Some(&format!("{{\"items\":{moved}}}")),
+        )?;
+        crate::events::emit(
+            c,
+            who.tenant_id,
+            "content.reassigned",
+            None,
+            json!({"to": to, "items": moved}),
+            &now,
         )?;
         Ok(json!({"to": to, "items": moved}))
     })

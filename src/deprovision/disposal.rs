@@ -664,12 +664,49 @@ fn insert_stub(
     Ok(())
 }
 
+/// Tombstones a person now (a held DELETE), before their disposal runs.
+pub fn tombstone_for(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    disposal_id: &str,
+    keys: &TombstoneKeys,
+    now: &str,
+) -> Result<(), StoreError> {
+    let row: crate::store::users::UserRow = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(person))
+        .select(crate::store::users::UserRow::as_select())
+        .first(c)?;
+    let policy = Policy::default();
+    let inp = DisposeInput {
+        tenant_id: tenant,
+        person,
+        caller: None,
+        actor: "",
+        cause: "",
+        policy: &policy,
+        keys,
+        now,
+        disposal_id: None,
+    };
+    write_tombstone(c, &inp, &row, disposal_id)
+}
+
 fn write_tombstone(
     c: &mut AnyConnection,
     inp: &DisposeInput<'_>,
     person: &crate::store::users::UserRow,
     disposal_id: &str,
 ) -> Result<(), StoreError> {
+    // A held DELETE already tombstoned this person for this disposal.
+    let already: i64 = tombstones::table
+        .filter(tombstones::disposal_id.eq(disposal_id))
+        .count()
+        .get_result(c)?;
+    if already > 0 {
+        return Ok(());
+    }
     let (t, p) = (inp.tenant_id, inp.person);
     let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
     if let Some(x) = &person.external_id {

@@ -46,6 +46,31 @@ pub struct Deprov {
     pub clock: Arc<dyn Clock>,
 }
 
+/// What a disposal request came to.
+#[derive(Debug)]
+pub enum Outcome {
+    Disposed(Receipt),
+    /// Parked by a legal hold or the brake; access stays revoked.
+    Held {
+        disposal_id: String,
+        reason: &'static str,
+    },
+}
+
+fn open_disposal(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(disposals::table
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::user_id.eq(user))
+        .filter(disposals::state.eq_any(["scheduled", "held"]))
+        .select(disposals::id)
+        .first(c)
+        .optional()?)
+}
+
 /// Who asked: tenant (id and name, the policy is per name), actor, and the user
 /// the token acts as (the `caller` target).
 #[derive(Debug, Clone)]
@@ -62,6 +87,8 @@ pub enum DeprovError {
     NotFound(String),
     #[error("the plan has changed since it was previewed (now {0})")]
     PlanChanged(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -129,7 +156,8 @@ impl Deprov {
         })
     }
 
-    /// Disposes inside the caller's transaction (SCIM DELETE, dispose-now).
+    /// Disposes inside the caller's transaction (SCIM DELETE, dispose-now, grace
+    /// expiry), unless a legal hold or the tenant's brake holds it.
     /// `expected_hash`: dispose only if the plan still has this hash.
     pub fn dispose_in(
         &self,
@@ -138,7 +166,7 @@ impl Deprov {
         user_id: &str,
         cause: &str,
         expected_hash: Option<&str>,
-    ) -> Result<Receipt, DeprovError> {
+    ) -> Result<Outcome, DeprovError> {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
         let row = crate::store::users::find(c, r.tenant_id, user_id)?
@@ -153,18 +181,30 @@ impl Deprov {
                 caller.as_deref(),
                 &policy,
             )?;
-            if p.hash != h.trim_matches('"') {
+            if p.hash != h.trim().trim_matches('"') {
                 return Err(DeprovError::PlanChanged(p.hash));
             }
         }
-        let scheduled: Option<String> = disposals::table
-            .filter(disposals::tenant_id.eq(r.tenant_id))
-            .filter(disposals::user_id.eq(user_id))
-            .filter(disposals::state.eq_any(["scheduled", "held"]))
-            .select(disposals::id)
-            .first(c)
-            .optional()?;
-        Ok(disposal::execute(
+        let open = open_disposal(c, r.tenant_id, user_id)?;
+        if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
+            return self.hold(c, r, user_id, cause, open, reason, &now);
+        }
+        self.execute_now(c, r, user_id, cause, open, caller, &policy, &now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute_now(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        user_id: &str,
+        cause: &str,
+        open: Option<String>,
+        caller: Option<String>,
+        policy: &Policy,
+        now: &str,
+    ) -> Result<Outcome, DeprovError> {
+        let receipt = disposal::execute(
             c,
             &DisposeInput {
                 tenant_id: r.tenant_id,
@@ -172,12 +212,312 @@ impl Deprov {
                 caller: caller.as_deref(),
                 actor: r.actor,
                 cause,
-                policy: &policy,
+                policy,
                 keys: &self.keys,
-                now: &now,
-                disposal_id: scheduled,
+                now,
+                disposal_id: open,
             },
-        )?)
+        )?;
+        crate::events::emit(
+            c,
+            r.tenant_id,
+            "user.disposed",
+            Some(user_id),
+            serde_json::json!({
+                "disposalId": receipt.disposal_id,
+                "counts": receipt.counts,
+                "receipt": format!("/admin/v1/disposals/{}", receipt.disposal_id),
+            }),
+            now,
+        )?;
+        Ok(Outcome::Disposed(receipt))
+    }
+
+    /// Legal hold first, then the brake: a tripped breaker holds everything; the
+    /// disposal that would exceed the hourly limit trips it (claimed under the
+    /// tenant's counter lock, so replicas agree).
+    fn hold_reason(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        legal_hold: bool,
+        policy: &Policy,
+        now: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
+        if legal_hold {
+            return Ok(Some("legal_hold"));
+        }
+        let counter = crate::events::lock_tenant(c, r.tenant_id)?;
+        if counter.brake_tripped_at.is_some() {
+            return Ok(Some("brake"));
+        }
+        let since = time::format(self.clock.now() - chrono::Duration::hours(1));
+        let recent: i64 = disposals::table
+            .filter(disposals::tenant_id.eq(r.tenant_id))
+            .filter(disposals::state.eq("done"))
+            .filter(disposals::completed_at.ge(&since))
+            .count()
+            .get_result(c)?;
+        if recent + 1 > i64::from(policy.max_disposals_per_hour) {
+            diesel::update(
+                crate::store::schema::tenant_counters::table
+                    .filter(crate::store::schema::tenant_counters::tenant_id.eq(r.tenant_id)),
+            )
+            .set(crate::store::schema::tenant_counters::brake_tripped_at.eq(now))
+            .execute(c)?;
+            crate::events::emit(
+                c,
+                r.tenant_id,
+                "brake.tripped",
+                None,
+                serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
+                now,
+            )?;
+            disposal::audit(
+                c,
+                r.tenant_id,
+                now,
+                r.actor,
+                "brake.tripped",
+                "tenant",
+                r.tenant_id,
+                None,
+            )?;
+            return Ok(Some("brake"));
+        }
+        Ok(None)
+    }
+
+    /// Parks a disposal: access stays revoked, nothing moves. A held DELETE makes
+    /// the person deleted-pending (404 to SCIM, tombstoned for the gate); a held
+    /// dispose-now suspends them.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &self,
+        c: &mut AnyConnection,
+        r: &Requester<'_>,
+        user_id: &str,
+        cause: &str,
+        open: Option<String>,
+        reason: &'static str,
+        now: &str,
+    ) -> Result<Outcome, DeprovError> {
+        let id = match open {
+            Some(id) => {
+                diesel::update(disposals::table.filter(disposals::id.eq(&id)))
+                    .set((disposals::state.eq("held"), disposals::cause.eq(cause)))
+                    .execute(c)?;
+                id
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                diesel::insert_into(disposals::table)
+                    .values((
+                        disposals::id.eq(&id),
+                        disposals::tenant_id.eq(r.tenant_id),
+                        disposals::user_id.eq(user_id),
+                        disposals::state.eq("held"),
+                        disposals::cause.eq(cause),
+                        disposals::due_at.eq(now),
+                        disposals::actor.eq(r.actor),
+                        disposals::created_at.eq(now),
+                    ))
+                    .execute(c)?;
+                id
+            }
+        };
+        match cause {
+            "delete" => {
+                disposal::tombstone_for(c, r.tenant_id, user_id, &id, &self.keys, now)?;
+                crate::store::groups::remove_from_all_groups(c, r.tenant_id, user_id)?;
+                diesel::update(
+                    users::table
+                        .filter(users::tenant_id.eq(r.tenant_id))
+                        .filter(users::id.eq(user_id)),
+                )
+                .set((
+                    users::state.eq("deleted_pending"),
+                    users::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            }
+            "admin" => {
+                // Suspend: state, column and document together (the document is canonical).
+                let row: Option<(String, i64)> = users::table
+                    .filter(users::tenant_id.eq(r.tenant_id))
+                    .filter(users::id.eq(user_id))
+                    .filter(users::state.eq("active"))
+                    .select((users::data, users::version))
+                    .first(c)
+                    .optional()?;
+                if let Some((data, version)) = row {
+                    let mut doc: serde_json::Value =
+                        serde_json::from_str(&data).unwrap_or_else(|_| serde_json::json!({}));
+                    if let Some(o) = doc.as_object_mut() {
+                        o.insert("active".into(), serde_json::Value::Bool(false));
+                    }
+                    diesel::update(
+                        users::table
+                            .filter(users::tenant_id.eq(r.tenant_id))
+                            .filter(users::id.eq(user_id)),
+                    )
+                    .set((
+                        users::state.eq("suspended"),
+                        users::active.eq(false),
+                        users::suspended_at.eq(now),
+                        users::data.eq(doc.to_string()),
+                        users::version.eq(version + 1),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+                    crate::events::emit(
+                        c,
+                        r.tenant_id,
+                        "user.suspended",
+                        Some(user_id),
+                        serde_json::json!({}),
+                        now,
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        crate::events::emit(
+            c,
+            r.tenant_id,
+            "disposal.held",
+            Some(user_id),
+            serde_json::json!({"disposalId": id, "reason": reason}),
+            now,
+        )?;
+        disposal::audit(
+            c,
+            r.tenant_id,
+            now,
+            r.actor,
+            "disposal.held",
+            "user",
+            user_id,
+            Some(&format!("{{\"reason\":\"{reason}\"}}")),
+        )?;
+        Ok(Outcome::Held {
+            disposal_id: id,
+            reason,
+        })
+    }
+
+    /// An admin releases a held disposal: it runs now, past the brake (not past a legal hold).
+    pub fn release(
+        &self,
+        db: &Db,
+        r: &Requester<'_>,
+        disposal_id: &str,
+    ) -> Result<Receipt, DeprovError> {
+        let policy = self.policy(r.tenant_name);
+        let now = self.now();
+        let out = db.write(|c| -> Result<Receipt, DeprovError> {
+            let (user_id, state, cause): (String, String, String) = disposals::table
+                .filter(disposals::tenant_id.eq(r.tenant_id))
+                .filter(disposals::id.eq(disposal_id))
+                .select((disposals::user_id, disposals::state, disposals::cause))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| DeprovError::NotFound(disposal_id.into()))?;
+            if state != "held" {
+                return Err(DeprovError::Conflict(format!(
+                    "disposal {disposal_id} is {state}, not held"
+                )));
+            }
+            let legal_hold: bool = users::table
+                .filter(users::id.eq(&user_id))
+                .select(users::legal_hold)
+                .first(c)?;
+            if legal_hold {
+                return Err(DeprovError::Conflict(
+                    "the user is under legal hold; lift it before releasing".into(),
+                ));
+            }
+            let caller = Self::caller_user(c, r)?;
+            match self.execute_now(
+                c,
+                r,
+                &user_id,
+                &cause,
+                Some(disposal_id.to_string()),
+                caller,
+                &policy,
+                &now,
+            )? {
+                Outcome::Disposed(receipt) => Ok(receipt),
+                Outcome::Held { .. } => {
+                    Err(DeprovError::Conflict("the disposal is still held".into()))
+                }
+            }
+        })?;
+        db.checkpoint();
+        Ok(out)
+    }
+
+    /// Re-arms the breaker.
+    pub fn reset_brake(&self, db: &Db, r: &Requester<'_>) -> Result<(), StoreError> {
+        let now = self.now();
+        db.write(|c| {
+            crate::events::lock_tenant(c, r.tenant_id)?;
+            diesel::update(
+                crate::store::schema::tenant_counters::table
+                    .filter(crate::store::schema::tenant_counters::tenant_id.eq(r.tenant_id)),
+            )
+            .set(crate::store::schema::tenant_counters::brake_tripped_at.eq(None::<String>))
+            .execute(c)?;
+            disposal::audit(
+                c,
+                r.tenant_id,
+                &now,
+                r.actor,
+                "brake.reset",
+                "tenant",
+                r.tenant_id,
+                None,
+            )
+        })
+    }
+
+    pub fn set_legal_hold(
+        &self,
+        db: &Db,
+        r: &Requester<'_>,
+        user_id: &str,
+        on: bool,
+    ) -> Result<(), DeprovError> {
+        let now = self.now();
+        db.write(|c| {
+            let n = diesel::update(
+                users::table
+                    .filter(users::tenant_id.eq(r.tenant_id))
+                    .filter(users::id.eq(user_id))
+                    .filter(users::state.eq_any(["active", "suspended", "deleted_pending"])),
+            )
+            .set(users::legal_hold.eq(on))
+            .execute(c)?;
+            if n == 0 {
+                return Err(DeprovError::NotFound(user_id.into()));
+            }
+            disposal::audit(
+                c,
+                r.tenant_id,
+                &now,
+                r.actor,
+                if on {
+                    "legal_hold.set"
+                } else {
+                    "legal_hold.lifted"
+                },
+                "user",
+                user_id,
+                None,
+            )?;
+            Ok(())
+        })
     }
 
     /// Suspension: schedule disposal at now + grace, once (a repeated
@@ -299,7 +639,8 @@ impl Deprov {
                     acts_as: None,
                 };
                 match self.dispose_in(c, &r, &user_id, "grace", None) {
-                    Ok(_) => Ok(true),
+                    Ok(Outcome::Disposed(_)) => Ok(true),
+                    Ok(Outcome::Held { .. }) => Ok(false),
                     Err(DeprovError::NotFound(_)) => {
                         // Already disposed or deleted meanwhile: close the schedule.
                         diesel::update(disposals::table.filter(disposals::id.eq(&id)))

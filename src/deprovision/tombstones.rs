@@ -76,6 +76,14 @@ pub fn lift(
             id,
             Some(&format!("{{\"reason\":\"{why}\"}}")),
         )?;
+        crate::events::emit(
+            c,
+            tenant,
+            "tombstone.lifted",
+            None,
+            serde_json::json!({"tombstoneId": id, "reason": why}),
+            now,
+        )?;
     }
     Ok(n)
 }

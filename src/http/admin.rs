@@ -9,7 +9,7 @@ use super::ops::{method_not_allowed, not_found};
 use super::{AppState, blocking};
 use crate::deprovision::admin::{self as dadmin, AdminError, ItemBody, ParentRef, Who};
 use crate::deprovision::gate::{self, GateRequest};
-use crate::deprovision::service::DeprovError;
+use crate::deprovision::service::{DeprovError, Outcome};
 use crate::provisioning::Caller;
 use crate::scim::error::ScimError;
 use crate::store::ledger::{self, ItemQuery};
@@ -61,6 +61,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .route("/disposals", web::get().to(list_disposals))
+            .route("/disposals/{id}/release", web::post().to(release))
+            .route("/brake/reset", web::post().to(reset_brake))
+            .service(
+                web::resource("/users/{id}/legal-hold")
+                    .route(web::put().to(legal_hold))
+                    .route(web::delete().to(legal_hold))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/events", web::get().to(events))
             .route("/disposals/{id}", web::get().to(get_disposal))
             .route("/tombstones", web::get().to(list_tombstones))
             .route("/tombstones:lift", web::post().to(lift_tombstones))
@@ -380,10 +389,97 @@ async fn dispose(
         Ok(r)
     })
     .await?;
+    Ok(match receipt {
+        Outcome::Disposed(r) => ok(StatusCode::OK, serde_json::to_value(&r).unwrap_or_default()),
+        Outcome::Held {
+            disposal_id,
+            reason,
+        } => ok(
+            StatusCode::ACCEPTED,
+            json!({"state": "held", "disposalId": disposal_id, "reason": reason}),
+        ),
+    })
+}
+
+async fn release(
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let id = id.into_inner();
+    let r = blocking(move || {
+        Ok(st
+            .svc
+            .deprov
+            .release(&st.svc.db, &w.caller.requester(), &id)?)
+    })
+    .await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::to_value(&receipt).unwrap_or_default(),
+        serde_json::to_value(&r).unwrap_or_default(),
     ))
+}
+
+async fn reset_brake(state: web::Data<AppState>, w: AdminCaller) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    blocking(move || {
+        Ok(st
+            .svc
+            .deprov
+            .reset_brake(&st.svc.db, &w.caller.requester())?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn legal_hold(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let on = req.method() == actix_web::http::Method::PUT;
+    let st = state.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        Ok(st
+            .svc
+            .deprov
+            .set_legal_hold(&st.svc.db, &w.caller.requester(), &id, on)?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    let (pairs, _, count) = query(&req)?;
+    let after = match param(&pairs, "after") {
+        Some(a) => a
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ScimError::invalid_value("'after' must be an event seq (an integer)"))?,
+        None => 0,
+    };
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| {
+            crate::events::feed(
+                c,
+                &w.caller.tenant_id,
+                &w.caller.tenant_name,
+                after,
+                count.max(1),
+            )
+        })?)
+    })
+    .await?;
+    let next = v.last().and_then(|e| e["seq"].as_i64()).unwrap_or(after);
+    Ok(ok(StatusCode::OK, json!({"events": v, "next": next})))
 }
 
 #[derive(serde::Deserialize)]

@@ -29,6 +29,7 @@ impl From<crate::deprovision::service::DeprovError> for ServiceError {
                     "the disposal plan has changed since it was previewed; the current plan hash is {h}"
                 )))
             }
+            DeprovError::Conflict(d) => ServiceError::Scim(ScimError::new(409, None, d)),
             DeprovError::Store(s) => ServiceError::Store(s),
         }
     }

@@ -3,6 +3,7 @@
 
 use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt};
 use crate::deprovision::policy::OnScimCreate;
+use crate::deprovision::service::Outcome;
 use crate::deprovision::tombstone::IdType;
 use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
@@ -188,12 +189,21 @@ pub fn create(
                     created_at: now.clone(),
                     updated_at: now.clone(),
                     version: 1,
+                    legal_hold: false,
                 };
                 row.set_keys(&keys);
                 let tombs = tombstone_check(svc, c, caller, &doc)?;
                 store::users::insert(c, &row, &keys)?;
                 after_tombstone_create(svc, c, caller, &row.id, &tombs, &now)?;
                 if row.state == SUSPENDED {
+                    crate::events::emit(
+                        c,
+                        &caller.tenant_id,
+                        "user.suspended",
+                        Some(&row.id),
+                        json!({}),
+                        &now,
+                    )?;
                     svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
                 }
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
@@ -204,6 +214,14 @@ pub fn create(
                 // (PUT semantics), keeping its id.
                 let mut row = existing.clone();
                 write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
+                crate::events::emit(
+                    c,
+                    &caller.tenant_id,
+                    "user.restored",
+                    Some(&row.id),
+                    json!({}),
+                    &now,
+                )?;
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
                 rendered(c, caller, &row, projection, base, true)
             }
@@ -236,8 +254,29 @@ fn write_doc(
     row.version += 1;
     store::users::update(c, row, &keys)?;
     match (before.as_str(), row.state.as_str()) {
-        (ACTIVE, SUSPENDED) => svc.deprov.schedule_in(c, &caller.requester(), &row.id)?,
-        (SUSPENDED, ACTIVE) => svc.deprov.cancel_in(c, &caller.requester(), &row.id)?,
+        (ACTIVE, SUSPENDED) => {
+            // Event first: the platform ends sessions at once.
+            crate::events::emit(
+                c,
+                &caller.tenant_id,
+                "user.suspended",
+                Some(&row.id),
+                json!({}),
+                now,
+            )?;
+            svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+        }
+        (SUSPENDED, ACTIVE) => {
+            svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
+            crate::events::emit(
+                c,
+                &caller.tenant_id,
+                "user.reactivated",
+                Some(&row.id),
+                json!({}),
+                now,
+            )?;
+        }
         _ => {}
     }
     Ok(())
@@ -394,8 +433,12 @@ pub fn delete(
         check_if_match(if_match, &meta(&row, base).etag())?;
         // DELETE disposes synchronously, in this transaction: the policy runs,
         // the tombstone is written, the person becomes a stub (404 from now on).
-        let receipt = svc.deprov.dispose_in(c, &caller.requester(), id, "delete", None)?;
-        tracing::info!(user_id = %id, disposal_id = %receipt.disposal_id, actor = %caller.actor, "user disposed");
+        match svc.deprov.dispose_in(c, &caller.requester(), id, "delete", None)? {
+            Outcome::Disposed(r) => tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed"),
+            Outcome::Held { disposal_id, reason } => {
+                tracing::info!(user_id = %id, %disposal_id, reason, actor = %caller.actor, "user deleted; disposal held")
+            }
+        }
         Ok::<(), ServiceError>(())
     })?;
     svc.db.checkpoint();

@@ -201,6 +201,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_counters (tenant_id) {
+        tenant_id -> Text,
+        brake_tripped_at -> Nullable<Text>,
+        next_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        tenant_id -> Text,
+        seq -> BigInt,
+        event_type -> Text,
+        subject_user_id -> Nullable<Text>,
+        data -> Text,
+        occurred_at -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_cursors (tenant_id, endpoint) {
+        tenant_id -> Text,
+        endpoint -> Text,
+        last_seq -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> Text,
+        paused -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(disposals -> tenants (tenant_id));
 diesel::joinable!(tombstone_hashes -> tombstones (tombstone_id));
 diesel::joinable!(disposal_items -> disposals (disposal_id));
@@ -222,4 +255,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tombstone_hashes,
     deployment_keys,
     audit_log,
+    tenant_counters,
+    outbox,
+    webhook_cursors,
 );

@@ -29,6 +29,7 @@ pub struct UserRow {
     pub created_at: String,
     pub updated_at: String,
     pub version: i64,
+    pub legal_hold: bool,
 }
 
 impl UserRow {

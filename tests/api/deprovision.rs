@@ -725,3 +725,181 @@ async fn ledger_rules_and_import(b: Backend) {
     assert_eq!(s, 409, "{v}");
 }
 crate::both_backends!(ledger_and_import, super::ledger_rules_and_import);
+
+async fn brake_holds_the_sixth_and_release_completes_it(b: Backend) {
+    let app = policy_app(b, "[default]\nbrake = { max_disposals_per_hour = 5 }\n").await;
+    let a = Admin::new(&app);
+    let mut people = vec![];
+    for i in 0..7 {
+        let id = create_user(&app, &format!("b{i}@example.edu")).await;
+        a.put_item("recording", &format!("br{i}"), &id, false, None)
+            .await;
+        people.push(id);
+    }
+    for id in &people {
+        delete_user(&app, &app.token, id).await;
+    }
+    let (_, done) = a.call(Method::GET, "/disposals?state=done", None).await;
+    assert_eq!(done["Resources"].as_array().map(Vec::len), Some(5));
+    let (_, held) = a.call(Method::GET, "/disposals?state=held", None).await;
+    let held = held["Resources"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        held.len(),
+        2,
+        "the 6th tripped the brake; the 7th is held by it"
+    );
+    // Held: access revoked (404 to SCIM, gate denies), nothing moved.
+    let sixth = &people[5];
+    assert_eq!(
+        app.req(Method::GET, &format!("/Users/{sixth}"))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        404
+    );
+    let g = gate(&app, json!({"userName": "b5@example.edu"})).await;
+    assert_eq!(
+        (g["decision"].as_str(), g["reason"].as_str()),
+        (Some("deny"), Some("deprovisioned"))
+    );
+    assert_eq!(a.item("recording", "br5").await["owner"], sixth.as_str());
+    // Release completes it (past the brake).
+    let d6 = held
+        .iter()
+        .find(|d| d["userId"] == sixth.as_str())
+        .and_then(|d| d["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let (s, r) = a
+        .call(Method::POST, &format!("/disposals/{d6}/release"), None)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(a.item("recording", "br5").await["ownerState"], "orphaned");
+    let (s, _) = a
+        .call(Method::POST, &format!("/disposals/{d6}/release"), None)
+        .await;
+    assert_eq!(s, 409, "a completed disposal cannot be released again");
+    // Reset re-arms the breaker; an hour later disposals flow again.
+    let (s, _) = a.call(Method::POST, "/brake/reset", None).await;
+    assert_eq!(s, 204);
+    app.clock.advance(chrono::Duration::minutes(61));
+    let later = create_user(&app, "later@example.edu").await;
+    delete_user(&app, &app.token, &later).await;
+    let (_, done) = a.call(Method::GET, "/disposals?state=done", None).await;
+    assert_eq!(done["Resources"].as_array().map(Vec::len), Some(7));
+    // Events: brake.tripped once, disposal.held twice, in commit order.
+    let (_, ev) = a
+        .call(Method::GET, "/events?after=0&count=1000", None)
+        .await;
+    let types: Vec<String> = ev["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["type"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "brake.tripped").count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(types.iter().filter(|t| *t == "disposal.held").count(), 2);
+    assert_eq!(types.iter().filter(|t| *t == "user.disposed").count(), 7);
+    let seqs: Vec<i64> = ev["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "gap-free, in order"
+    );
+    let (_, tail) = a
+        .call(
+            Method::GET,
+            &format!("/events?after={}", seqs.len() - 1),
+            None,
+        )
+        .await;
+    assert_eq!(tail["events"].as_array().map(Vec::len), Some(1));
+}
+crate::both_backends!(brake, super::brake_holds_the_sixth_and_release_completes_it);
+
+async fn legal_hold_pauses_disposal(b: Backend) {
+    let app = policy_app(b, "[default]\n").await;
+    let a = Admin::new(&app);
+    let person = create_user(&app, "held@example.edu").await;
+    a.put_item("recording", "lh1", &person, false, None).await;
+    let (s, _) = a
+        .call(Method::PUT, &format!("/users/{person}/legal-hold"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = a
+        .call(Method::POST, &format!("/users/{person}/dispose"), None)
+        .await;
+    assert_eq!((s, v["reason"].as_str()), (202, Some("legal_hold")), "{v}");
+    let d = v["disposalId"].as_str().unwrap_or_default().to_string();
+    // A held dispose-now suspends the person; nothing moves.
+    let (_, u) = body(
+        app.req(Method::GET, &format!("/Users/{person}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(u["active"], false);
+    assert_eq!(a.item("recording", "lh1").await["owner"], person.as_str());
+    let (s, _) = a
+        .call(Method::POST, &format!("/disposals/{d}/release"), None)
+        .await;
+    assert_eq!(s, 409, "not while under legal hold");
+    let (s, _) = a
+        .call(Method::DELETE, &format!("/users/{person}/legal-hold"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, r) = a
+        .call(Method::POST, &format!("/disposals/{d}/release"), None)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["disposalId"], d.as_str());
+    // Dispose-now with a stale plan hash is refused.
+    let other = create_user(&app, "other2@example.edu").await;
+    let (_, plan) = a
+        .call(Method::GET, &format!("/users/{other}/disposal-plan"), None)
+        .await;
+    a.put_item("recording", "late-item", &other, false, None)
+        .await;
+    let r = app
+        .client
+        .post(format!("{}/admin/v1/users/{other}/dispose", app.addr))
+        .bearer_auth(&a.token)
+        .header(
+            "If-Match",
+            format!("\"{}\"", plan["hash"].as_str().unwrap_or_default()),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 412);
+    let (_, plan) = a
+        .call(Method::GET, &format!("/users/{other}/disposal-plan"), None)
+        .await;
+    let r = app
+        .client
+        .post(format!("{}/admin/v1/users/{other}/dispose", app.addr))
+        .bearer_auth(&a.token)
+        .header("If-Match", plan["hash"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("send");
+    let (s, receipt) = body(r).await;
+    assert_eq!(
+        (s, receipt["planHash"].clone()),
+        (200, plan["hash"].clone()),
+        "receipt hash = preview hash"
+    );
+}
+crate::both_backends!(legal_hold, super::legal_hold_pauses_disposal);

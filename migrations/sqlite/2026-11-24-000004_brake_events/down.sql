@@ -1,0 +1,3 @@
+DROP TABLE webhook_cursors;
+DROP TABLE outbox;
+DROP TABLE tenant_counters;

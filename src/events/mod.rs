@@ -1,0 +1,108 @@
+//! Events: a transactional outbox. Rows are written in the state change's
+//! transaction; `seq` comes from the tenant's counter row, locked until commit,
+//! so `seq` order is commit order and the `after=SEQ` feed never skips a late
+//! commit. Webhook delivery (`relay`) only reads the outbox.
+
+pub mod relay;
+
+use crate::store::StoreError;
+use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
+use crate::store::schema::{outbox, tenant_counters};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+/// The tenant's counter row, locked for the rest of the transaction.
+#[derive(Debug, Clone)]
+pub struct TenantCounter {
+    pub brake_tripped_at: Option<String>,
+    pub next_seq: i64,
+}
+
+pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
+    let mut ins = Sql::default();
+    ins.push("INSERT INTO tenant_counters (tenant_id, brake_tripped_at, next_seq) VALUES (")
+        .bind_text(tenant);
+    ins.push(", NULL, 1) ON CONFLICT DO NOTHING");
+    execute_sql(c, &ins)?;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        brake_tripped_at: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        next_seq: i64,
+    }
+    let mut q = Sql::default();
+    q.push("SELECT brake_tripped_at, next_seq FROM tenant_counters WHERE tenant_id = ")
+        .bind_text(tenant);
+    if backend_of(c) == Backend::Postgres {
+        q.push(" FOR UPDATE");
+    }
+    let row = load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?;
+    Ok(TenantCounter {
+        brake_tripped_at: row.brake_tripped_at,
+        next_seq: row.next_seq,
+    })
+}
+
+/// Writes one event in the caller's transaction.
+pub fn emit(
+    c: &mut AnyConnection,
+    tenant: &str,
+    event_type: &str,
+    subject_user: Option<&str>,
+    data: Value,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let counter = lock_tenant(c, tenant)?;
+    let seq = counter.next_seq;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(format!("evt_{}", uuid::Uuid::new_v4().simple())),
+            outbox::tenant_id.eq(tenant),
+            outbox::seq.eq(seq),
+            outbox::event_type.eq(event_type),
+            outbox::subject_user_id.eq(subject_user),
+            outbox::data.eq(data.to_string()),
+            outbox::occurred_at.eq(now),
+        ))
+        .execute(c)?;
+    diesel::update(tenant_counters::table.filter(tenant_counters::tenant_id.eq(tenant)))
+        .set(tenant_counters::next_seq.eq(seq + 1))
+        .execute(c)?;
+    Ok(seq)
+}
+
+type OutboxRow = (String, i64, String, Option<String>, String, String);
+
+/// Events after `after`, in `seq` order, as envelopes.
+pub fn feed(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tenant_name: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Value>, StoreError> {
+    let rows: Vec<OutboxRow> = outbox::table
+        .filter(outbox::tenant_id.eq(tenant))
+        .filter(outbox::seq.gt(after))
+        .order(outbox::seq)
+        .limit(limit)
+        .select((
+            outbox::id,
+            outbox::seq,
+            outbox::event_type,
+            outbox::subject_user_id,
+            outbox::data,
+            outbox::occurred_at,
+        ))
+        .load(c)?;
+    Ok(rows.into_iter().map(|r| envelope(tenant_name, r)).collect())
+}
+
+fn envelope(tenant_name: &str, (id, seq, ty, subject, data, at): OutboxRow) -> Value {
+    json!({
+        "id": id, "seq": seq, "tenant": tenant_name, "type": ty, "occurredAt": at,
+        "subject": subject.map(|u| json!({"userId": u})).unwrap_or(json!({})),
+        "data": serde_json::from_str::<Value>(&data).unwrap_or(Value::Null),
+    })
+}

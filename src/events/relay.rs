@@ -1,0 +1,1 @@
+//! Webhook delivery (placeholder until the relay lands).
