@@ -122,6 +122,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deprov = Arc::new(custodian::deprovision::setup::open(&settings, &db, clock)?);
     start_scheduler(db.clone(), Arc::clone(&deprov));
+    start_relay(db.clone(), Arc::clone(&deprov));
     let policy_file = settings.policy_file.clone();
     let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base);
     let rt = actix_web::rt::System::new();
@@ -143,6 +144,22 @@ fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
                 Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
             }
             std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+    });
+}
+
+/// Webhook delivery: a pass every 2 s (each endpoint is leased in the database,
+/// so replicas share the work without double delivery in a pass).
+fn start_relay(db: Db, deprov: Arc<Deprov>) {
+    std::thread::spawn(move || {
+        // Webhook secrets are named by `secret_env` in the policy: any variable name.
+        let relay =
+            custodian::events::relay::Relay::new(Box::new(|name: &str| std::env::var(name).ok()));
+        loop {
+            if let Err(e) = relay.run_once(&db, &deprov) {
+                tracing::error!(error = %e, "webhook relay pass failed");
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
         }
     });
 }

@@ -175,7 +175,7 @@ pub fn put_item(
         }
         (None, None) => None,
     };
-    let now = crate::store::time::now();
+    let now = dp.now();
     let row = ItemRow {
         tenant_id: who.tenant_id.into(),
         kind: kind.into(),
@@ -223,7 +223,7 @@ pub fn transfer(
     from: &str,
     to: &str,
 ) -> Result<Value, AdminError> {
-    let now = crate::store::time::now();
+    let now = dp.now();
     db.write(|c| {
         if user_state(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
             return Err(ScimError::not_found(format!("no user with id {from}")).into());
@@ -282,7 +282,7 @@ pub fn reassign(
     items: &[ParentRef],
     to: &str,
 ) -> Result<Value, AdminError> {
-    let now = crate::store::time::now();
+    let now = dp.now();
     db.write(|c| {
         let to = check_owner(dp, c, who, to)?;
         let mut moved = 0;
@@ -343,7 +343,7 @@ pub fn put_user_data(
     valid_key("category", category)?;
     valid_key("id", record)?;
     let user = check_owner(dp, c, who, user)?;
-    let now = crate::store::time::now();
+    let now = dp.now();
     Ok(ledger::upsert_user_data(
         c,
         who.tenant_id,

@@ -206,7 +206,7 @@ async fn delete_content(
             if !ledger::delete_item(c, &w.caller.tenant_id, &kind, &id)? {
                 return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
             }
-            let now = crate::store::time::now();
+            let now = st.svc.deprov.now();
             Ok(crate::deprovision::disposal::audit(
                 c,
                 &w.caller.tenant_id,
@@ -504,7 +504,7 @@ async fn put_sso(
             if crate::store::users::find(c, &w.caller.tenant_id, &id)?.is_none() {
                 return Err(ScimError::not_found(format!("no user with id {id}")).into());
             }
-            let now = crate::store::time::now();
+            let now = st.svc.deprov.now();
             let issuer = body.issuer.trim().trim_end_matches('/');
             if !ledger::add_sso(c, &w.caller.tenant_id, &id, issuer, &body.subject, &now)? {
                 return Err(ScimError::uniqueness(
@@ -718,7 +718,7 @@ async fn lift_tombstones(
             let mut t: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
             t.sort();
             t.dedup();
-            let now = crate::store::time::now();
+            let now = st.svc.deprov.now();
             Ok(crate::deprovision::tombstones::lift(
                 c,
                 &w.caller.tenant_id,
@@ -797,7 +797,7 @@ async fn gate_check(
             && answer.decision == "allow"
             && let (Some(uid), Some(sso)) = (&answer.user_id, &body.sso)
         {
-            let now = crate::store::time::now();
+            let now = st.svc.deprov.now();
             svc.db.write(|c| {
                 ledger::add_sso(
                     c,

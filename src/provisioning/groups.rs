@@ -183,7 +183,7 @@ pub fn create(
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         check_unique(c, caller, &doc, None)?;
         let k = group_keys(&doc);
@@ -231,7 +231,7 @@ pub fn replace(
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
@@ -344,7 +344,7 @@ pub fn patch(
     base: &str,
 ) -> Result<PatchOutcome, ServiceError> {
     let (doc_ops, member_ops) = split_ops(ops)?;
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =

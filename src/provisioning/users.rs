@@ -162,7 +162,7 @@ pub fn create(
     if !doc.contains_key("active") {
         doc.insert("active".into(), Value::Bool(true));
     }
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         let found = conflicts(c, caller, &doc, None)?;
         match found.as_slice() {
@@ -372,7 +372,7 @@ pub fn replace(
     base: &str,
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
@@ -399,7 +399,7 @@ pub fn patch(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let now = store::time::now();
+    let now = svc.deprov.now();
     svc.db.write(|c| {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;

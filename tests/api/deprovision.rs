@@ -903,3 +903,139 @@ async fn legal_hold_pauses_disposal(b: Backend) {
     );
 }
 crate::both_backends!(legal_hold, super::legal_hold_pauses_disposal);
+
+/// A local webhook receiver: fails the first `fail_first` requests with 500,
+/// then accepts; records every accepted (headers, body). Bounded by `max`.
+fn receiver(
+    fail_first: usize,
+    max: usize,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(max).enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).ok();
+            let status = if n < fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            if n >= fail_first {
+                sink.lock()
+                    .expect("lock")
+                    .push((head, String::from_utf8_lossy(&body).into_owned()));
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
+    let (url, got) = receiver(3, 200);
+    let policy = format!(
+        "[default]\nwebhooks = [{{ url = \"{url}\", secret_env = \"TEST_HOOK_SECRET\" }}]\n"
+    );
+    let app = policy_app(b, &policy).await;
+    let person = create_user(&app, "hooked@example.edu").await;
+    let deactivate = patch_body(json!([{"op": "replace", "value": {"active": false}}]));
+    app.req(Method::PATCH, &format!("/Users/{person}"))
+        .json(&deactivate)
+        .send()
+        .await
+        .expect("send");
+    delete_user(&app, &app.token, &person).await;
+    let tenant_id = app
+        .db
+        .read(|c| custodian::store::tokens::find_tenant(c, "default"))
+        .expect("tenant")
+        .expect("exists")
+        .id;
+    let last = custodian::events::relay::last_seq(&app.db, &tenant_id).expect("seq");
+    let (_, feed) = Admin::new(&app)
+        .call(Method::GET, "/events?after=0", None)
+        .await;
+    assert!(
+        last >= 3,
+        "suspended, scheduled, disposed: last={last} feed={feed}"
+    );
+    let relay = custodian::events::relay::Relay::new(Box::new(|name: &str| {
+        (name == "TEST_HOOK_SECRET").then(|| "s3cret".to_string())
+    }));
+    let (db, deprov, clock) = (app.db.clone(), app.deprov.clone(), app.clock.clone());
+    tokio::task::spawn_blocking(move || {
+        // Bounded: each failed pass backs off; the clock jumps past the backoff.
+        for _ in 0..20 {
+            relay.run_once(&db, &deprov).expect("relay");
+            clock.advance(chrono::Duration::minutes(5));
+        }
+    })
+    .await
+    .expect("join");
+    let got = got.lock().expect("lock").clone();
+    let seqs: Vec<i64> = got
+        .iter()
+        .filter_map(|(_, b)| serde_json::from_str::<Value>(b).ok())
+        .filter_map(|v| v["seq"].as_i64())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=last).collect::<Vec<_>>(),
+        "every event, once each after the failures, in seq order"
+    );
+    for (head, body) in &got {
+        let sig = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("custodian-signature: ")
+                    .or_else(|| l.strip_prefix("Custodian-Signature: "))
+            })
+            .expect("signature header")
+            .trim();
+        let t: i64 = sig
+            .split(',')
+            .next()
+            .and_then(|p| p.strip_prefix("t="))
+            .and_then(|v| v.parse().ok())
+            .expect("t");
+        assert_eq!(
+            sig,
+            custodian::events::relay::signature("s3cret", t, body),
+            "valid HMAC over t.body"
+        );
+        let v: Value = serde_json::from_str(body).expect("json");
+        assert_eq!(v["tenant"], "default");
+        assert!(head.to_ascii_lowercase().contains(&format!(
+            "custodian-event-id: {}",
+            v["id"].as_str().unwrap_or("-")
+        )));
+    }
+}
+crate::both_backends!(
+    webhooks,
+    super::webhooks_survive_failures_in_order_and_signed
+);
