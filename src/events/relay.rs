@@ -16,11 +16,14 @@ pub const MAX_ATTEMPTS: i32 = 10;
 const BATCH: i64 = 50;
 const LEASE: i64 = 60;
 
+/// Reads a webhook secret by the environment variable name the policy gives.
+pub type SecretLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 pub struct Relay {
     owner: String,
     agent: ureq::Agent,
     /// Reads a secret by the environment variable name the policy gives.
-    secret: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    secret: SecretLookup,
 }
 
 /// `t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`.
@@ -42,7 +45,7 @@ fn backoff(attempts: i32) -> chrono::Duration {
 }
 
 impl Relay {
-    pub fn new(secret: Box<dyn Fn(&str) -> Option<String> + Send + Sync>) -> Relay {
+    pub fn new(secret: SecretLookup) -> Relay {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
             .redirects(0)
