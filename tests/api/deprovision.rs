@@ -904,15 +904,12 @@ async fn legal_hold_pauses_disposal(b: Backend) {
 }
 crate::both_backends!(legal_hold, super::legal_hold_pauses_disposal);
 
+/// Accepted webhook requests: (head, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A local webhook receiver: fails the first `fail_first` requests with 500,
 /// then accepts; records every accepted (headers, body). Bounded by `max`.
-fn receiver(
-    fail_first: usize,
-    max: usize,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-) {
+fn receiver(fail_first: usize, max: usize) -> (String, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
