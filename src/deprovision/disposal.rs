@@ -263,7 +263,24 @@ pub struct DisposeInput<'a> {
     pub now: &'a str,
     /// The scheduled disposal being completed, if any.
     pub disposal_id: Option<String>,
+    /// Called before each step (by name); tests make it fail to prove that a
+    /// disposal interrupted anywhere leaves nothing behind. Production: `NO_HOOK`.
+    pub hook: &'a dyn Fn(&str) -> Result<(), StoreError>,
 }
+
+/// The steps of `execute`, in order.
+pub const STEPS: [&str; 8] = [
+    "run",
+    "receipt",
+    "archive",
+    "items",
+    "user_data",
+    "tombstone",
+    "scrub",
+    "finish",
+];
+
+pub const NO_HOOK: &dyn Fn(&str) -> Result<(), StoreError> = &|_| Ok(());
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
@@ -319,6 +336,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let to = plan.target.as_ref().map(|x| x.user_id.clone());
     let link = plan.target.as_ref().map(|x| x.link.clone());
 
+    (inp.hook)("run")?;
     // The run's row first: receipt lines reference it.
     let existing = disposals::table
         .filter(disposals::id.eq(&disposal_id))
@@ -349,6 +367,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
             .execute(c)?;
     }
 
+    (inp.hook)("receipt")?;
     // Receipt lines first (they record the owner before the change), set-based.
     let kinds: Vec<String> = plan.summary.keys().cloned().collect();
     for kind in &kinds {
@@ -400,6 +419,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         })?;
     }
 
+    (inp.hook)("archive")?;
     // Personal roots: under the tenant's Archive folder, relabelled, shared with the new owner.
     if archive {
         if ledger::find_item(c, t, ARCHIVE_KIND, ARCHIVE_ID)?.is_none() {
@@ -464,6 +484,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         }
     }
 
+    (inp.hook)("items")?;
     // Every other item: one statement per kind.
     for kind in &kinds {
         let (action, to_owner) = item_action(inp.policy, kind, false, to.as_deref());
@@ -516,6 +537,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         }
     }
 
+    (inp.hook)("user_data")?;
     // User data: delete, anonymise (to a fresh stub for this disposal), or keep.
     let mut anon_stub: Option<String> = None;
     for (category, (action, _)) in &plan.user_data {
@@ -557,10 +579,12 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         s.push(" AND user_id = ").bind_text(p);
     })?;
 
+    (inp.hook)("tombstone")?;
     // Tombstone: keyed hashes of every identifier, skipping any that another
     // active user holds now.
     write_tombstone(c, inp, &person, &disposal_id)?;
 
+    (inp.hook)("scrub")?;
     // Scrub the person to a "Deleted User" stub.
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(p))).execute(c)?;
     diesel::delete(
@@ -602,6 +626,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         *counts.entry(format!("userData.{action}")).or_default() += n;
     }
     let counts_json = serde_json::to_string(&counts).unwrap_or_default();
+    (inp.hook)("finish")?;
     diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
         .set((
             disposals::state.eq("done"),
@@ -689,6 +714,7 @@ pub fn tombstone_for(
         keys,
         now,
         disposal_id: None,
+        hook: NO_HOOK,
     };
     write_tombstone(c, &inp, &row, disposal_id)
 }

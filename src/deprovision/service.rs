@@ -217,6 +217,7 @@ impl Deprov {
                 keys: &self.keys,
                 now,
                 disposal_id: open,
+                hook: disposal::NO_HOOK,
             },
         )?;
         crate::events::emit(

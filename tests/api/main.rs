@@ -6,7 +6,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod atomicity;
 mod auth;
+mod crash;
 mod deploy;
 mod deprovision;
 mod errors;

@@ -1,0 +1,359 @@
+//! Disposal is all or nothing, and the preview is exactly what executes.
+
+use crate::common::{Backend, TestApp, spawn_app};
+use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
+use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
+use custodian::provisioning::{Caller, Services};
+use custodian::store::schema::*;
+use custodian::store::{StoreError, ledger};
+use diesel::prelude::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn services(app: &TestApp) -> Services {
+    Services {
+        db: app.db.clone(),
+        deprov: app.deprov.clone(),
+    }
+}
+
+fn tenant(app: &TestApp, name: &str) -> Caller {
+    let now = custodian::store::time::now();
+    let t = app
+        .db
+        .write(|c| custodian::store::tokens::ensure_tenant(c, name, &now))
+        .expect("tenant");
+    Caller {
+        tenant_id: t.id,
+        tenant_name: name.into(),
+        actor: "test".into(),
+        acts_as: None,
+    }
+}
+
+fn user(svc: &Services, caller: &Caller, name: &str, manager: Option<&str>) -> String {
+    let mut body = json!({"userName": name, "emails": [{"value": name, "type": "work"}]});
+    if let Some(m) = manager {
+        body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({"manager": {"value": m}});
+    }
+    let r =
+        custodian::provisioning::users::create(svc, caller, &body, &Default::default(), "http://x")
+            .expect("create");
+    r.body["id"].as_str().expect("id").to_string()
+}
+
+fn item(
+    app: &TestApp,
+    caller: &Caller,
+    kind: &str,
+    id: &str,
+    owner: &str,
+    root: bool,
+    parent: Option<&str>,
+) {
+    let now = custodian::store::time::now();
+    app.db
+        .write(|c| {
+            ledger::upsert_item(
+                c,
+                &ledger::ItemRow {
+                    tenant_id: caller.tenant_id.clone(),
+                    kind: kind.into(),
+                    item_id: id.into(),
+                    owner_id: Some(owner.into()),
+                    parent_kind: parent.map(|_| "folder".to_string()),
+                    parent_id: parent.map(str::to_string),
+                    title: Some(format!("t-{id}")),
+                    personal_root: root,
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                },
+            )
+        })
+        .expect("item");
+}
+
+/// Everything a disposal may touch, as text.
+fn snapshot(app: &TestApp, tenant: &str) -> String {
+    app.db
+        .read(|c| -> Result<String, StoreError> {
+            let items: Vec<(String, String, Option<String>, Option<String>, Option<String>, bool)> = content_items::table
+                .filter(content_items::tenant_id.eq(tenant))
+                .select((content_items::kind, content_items::item_id, content_items::owner_id, content_items::parent_id, content_items::title, content_items::personal_root))
+                .order((content_items::kind, content_items::item_id))
+                .load(c)?;
+            let shares: Vec<(String, String, String)> = content_shares::table
+                .filter(content_shares::tenant_id.eq(tenant))
+                .select((content_shares::kind, content_shares::item_id, content_shares::user_id))
+                .order((content_shares::kind, content_shares::item_id, content_shares::user_id))
+                .load(c)?;
+            let data: Vec<(String, String, String)> = user_data::table
+                .filter(user_data::tenant_id.eq(tenant))
+                .select((user_data::category, user_data::record_id, user_data::user_id))
+                .order((user_data::category, user_data::record_id))
+                .load(c)?;
+            let people: Vec<(String, String, String, String)> = users::table
+                .filter(users::tenant_id.eq(tenant))
+                .select((users::id, users::state, users::user_name, users::data))
+                .order(users::id)
+                .load(c)?;
+            let emails: i64 = user_emails::table.filter(user_emails::tenant_id.eq(tenant)).count().get_result(c)?;
+            let runs: i64 = disposals::table.filter(disposals::tenant_id.eq(tenant)).count().get_result(c)?;
+            let tombs: i64 = tombstones::table.filter(tombstones::tenant_id.eq(tenant)).count().get_result(c)?;
+            let events: i64 = outbox::table.filter(outbox::tenant_id.eq(tenant)).count().get_result(c)?;
+            let audits: i64 = audit_log::table.filter(audit_log::tenant_id.eq(tenant)).count().get_result(c)?;
+            Ok(format!("{items:?}\n{shares:?}\n{data:?}\n{people:?}\n{emails} {runs} {tombs} {events} {audits}"))
+        })
+        .expect("snapshot")
+}
+
+fn run(
+    app: &TestApp,
+    caller: &Caller,
+    person: &str,
+    policy: &Policy,
+    hook: &dyn Fn(&str) -> Result<(), StoreError>,
+) -> Result<disposal::Receipt, StoreError> {
+    let now = custodian::store::time::now();
+    app.db.write(|c| {
+        disposal::execute(
+            c,
+            &DisposeInput {
+                tenant_id: &caller.tenant_id,
+                person,
+                caller: None,
+                actor: "test",
+                cause: "delete",
+                policy,
+                keys: &app.deprov.keys,
+                now: &now,
+                disposal_id: None,
+                hook,
+            },
+        )
+    })
+}
+
+async fn interrupted_anywhere_leaves_nothing(b: Backend) {
+    let app = spawn_app(b).await;
+    let svc = services(&app);
+    let caller = tenant(&app, "atomic");
+    let heir = user(&svc, &caller, "heir@example.edu", None);
+    let person = user(&svc, &caller, "gone@example.edu", Some(&heir));
+    item(&app, &caller, "folder", "home", &person, true, None);
+    item(
+        &app,
+        &caller,
+        "recording",
+        "r1",
+        &person,
+        false,
+        Some("home"),
+    );
+    item(&app, &caller, "draft", "d1", &person, false, None);
+    app.db
+        .write(|c| {
+            ledger::upsert_user_data(
+                c,
+                &caller.tenant_id,
+                "analytics",
+                "a1",
+                &person,
+                "2026-01-01T00:00:00.000000Z",
+            )
+        })
+        .expect("data");
+    let mut policy = Policy::default();
+    policy.kinds.insert("draft".into(), KindAction::Delete);
+    let before = snapshot(&app, &caller.tenant_id);
+    for step in STEPS {
+        let fail = |s: &str| {
+            if s == step {
+                Err(StoreError::Config(format!("injected failure at {s}")))
+            } else {
+                Ok(())
+            }
+        };
+        let r = run(&app, &caller, &person, &policy, &fail);
+        assert!(r.is_err(), "{step}");
+        assert_eq!(
+            snapshot(&app, &caller.tenant_id),
+            before,
+            "a failure at '{step}' left a trace"
+        );
+    }
+    // A retry completes it.
+    let receipt = run(&app, &caller, &person, &policy, NO_HOOK).expect("retry completes");
+    assert_eq!(receipt.counts.get("deleted"), Some(&1));
+    assert_ne!(snapshot(&app, &caller.tenant_id), before);
+    assert!(
+        app.db
+            .read(|c| custodian::store::users::find(c, &caller.tenant_id, &person))
+            .expect("read")
+            .is_none()
+    );
+}
+crate::both_backends!(
+    interrupted_disposal,
+    super::interrupted_anywhere_leaves_nothing
+);
+
+#[derive(Debug, Clone)]
+struct Case {
+    items: Vec<(usize, bool)>,
+    kind_actions: Vec<Option<KindAction>>,
+    targets: Vec<usize>,
+    archive: bool,
+    data: Vec<(usize, usize)>,
+    data_actions: Vec<Option<DataAction>>,
+}
+
+const KINDS: [&str; 4] = ["recording", "draft", "folder", "schedule"];
+const CATEGORIES: [&str; 3] = ["analytics", "favorite", "viewing_history"];
+
+fn case() -> impl Strategy<Value = Case> {
+    let action = prop_oneof![
+        Just(None),
+        Just(Some(KindAction::Transfer)),
+        Just(Some(KindAction::Orphan)),
+        Just(Some(KindAction::Delete)),
+        Just(Some(KindAction::Keep))
+    ];
+    let data_action = prop_oneof![
+        Just(None),
+        Just(Some(DataAction::Delete)),
+        Just(Some(DataAction::Anonymize)),
+        Just(Some(DataAction::Keep))
+    ];
+    (
+        proptest::collection::vec((0..KINDS.len(), any::<bool>()), 0..25),
+        proptest::collection::vec(action, KINDS.len()),
+        proptest::collection::vec(0..4usize, 0..4),
+        any::<bool>(),
+        proptest::collection::vec((0..CATEGORIES.len(), 0..5usize), 0..6),
+        proptest::collection::vec(data_action, CATEGORIES.len()),
+    )
+        .prop_map(
+            |(items, kind_actions, targets, archive, data, data_actions)| Case {
+                items,
+                kind_actions,
+                targets,
+                archive,
+                data,
+                data_actions,
+            },
+        )
+}
+
+async fn preview_is_receipt(b: Backend) {
+    let app = spawn_app(b).await;
+    let svc = services(&app);
+    tokio::task::spawn_blocking(move || {
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 24,
+            ..Default::default()
+        });
+        runner
+            .run(&case(), |case| {
+                let caller = tenant(&app, &format!("p-{}", uuid::Uuid::new_v4().simple()));
+                let boss = user(&svc, &caller, "boss@example.edu", None);
+                user(&svc, &caller, "custodian@example.edu", None);
+                user(&svc, &caller, "named@example.edu", None);
+                let person = user(&svc, &caller, "p@example.edu", Some(&boss));
+                for (i, (k, root)) in case.items.iter().enumerate() {
+                    let kind = KINDS[*k];
+                    item(
+                        &app,
+                        &caller,
+                        kind,
+                        &format!("i{i}"),
+                        &person,
+                        *root && kind == "folder",
+                        None,
+                    );
+                }
+                for (i, (cat, _)) in case.data.iter().enumerate() {
+                    app.db
+                        .write(|c| {
+                            ledger::upsert_user_data(
+                                c,
+                                &caller.tenant_id,
+                                CATEGORIES[*cat],
+                                &format!("u{i}"),
+                                &person,
+                                "2026-01-01T00:00:00.000000Z",
+                            )
+                        })
+                        .expect("data");
+                }
+                let mut policy = Policy::default();
+                for (k, a) in KINDS.iter().zip(&case.kind_actions) {
+                    if let Some(a) = a {
+                        policy.kinds.insert(k.to_string(), *a);
+                    }
+                }
+                for (c, a) in CATEGORIES.iter().zip(&case.data_actions) {
+                    if let Some(a) = a {
+                        policy.user_data.insert(c.to_string(), *a);
+                    }
+                }
+                let chain = [
+                    Target::Manager,
+                    Target::Custodian,
+                    Target::User("named@example.edu".into()),
+                    Target::User("nobody@example.edu".into()),
+                ];
+                policy.targets = case.targets.iter().map(|i| chain[*i].clone()).collect();
+                policy.custodian = Some("custodian@example.edu".into());
+                policy.personal_folder.action = if case.archive {
+                    FolderAction::Archive
+                } else {
+                    FolderAction::Transfer
+                };
+                let plan = app
+                    .db
+                    .read(|c| {
+                        disposal::plan(c, &caller.tenant_id, &person, Some(&boss), None, &policy)
+                    })
+                    .expect("plan");
+                let receipt = run(&app, &caller, &person, &policy, NO_HOOK).expect("execute");
+                let mut lines: Vec<(String, String, String, Option<String>)> = app
+                    .db
+                    .read(|c| {
+                        disposal_items::table
+                            .filter(disposal_items::disposal_id.eq(&receipt.disposal_id))
+                            .select((
+                                disposal_items::kind,
+                                disposal_items::item_id,
+                                disposal_items::action,
+                                disposal_items::to_owner,
+                            ))
+                            .load(c)
+                            .map_err(StoreError::from)
+                    })
+                    .expect("receipt");
+                lines.sort();
+                let mut planned: Vec<(String, String, String, Option<String>)> = plan
+                    .items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.kind.clone(),
+                            i.id.clone(),
+                            i.action.clone(),
+                            i.to_owner.clone(),
+                        )
+                    })
+                    .collect();
+                planned.sort();
+                prop_assert_eq!(lines, planned);
+                prop_assert_eq!(&receipt.plan_hash, &plan.hash);
+                Ok(())
+            })
+            .expect("preview = receipt");
+    })
+    .await
+    .expect("join");
+}
+crate::both_backends!(preview_equals_receipt, super::preview_is_receipt);
