@@ -74,11 +74,21 @@ fn item(
         .expect("item");
 }
 
+/// kind, id, owner, parent, title, personal root.
+type ItemSnap = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
 /// Everything a disposal may touch, as text.
 fn snapshot(app: &TestApp, tenant: &str) -> String {
     app.db
         .read(|c| -> Result<String, StoreError> {
-            let items: Vec<(String, String, Option<String>, Option<String>, Option<String>, bool)> = content_items::table
+            let items: Vec<ItemSnap> = content_items::table
                 .filter(content_items::tenant_id.eq(tenant))
                 .select((content_items::kind, content_items::item_id, content_items::owner_id, content_items::parent_id, content_items::title, content_items::personal_root))
                 .order((content_items::kind, content_items::item_id))
