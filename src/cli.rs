@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Tombstones of disposed people (keyed hashes; identifiers are never stored).
+    Tombstone {
+        #[command(subcommand)]
+        command: TombstoneCommand,
+    },
     /// Deprovisioning policy.
     Policy {
         #[command(subcommand)]
@@ -80,5 +85,32 @@ pub enum TokenCommand {
     Revoke {
         /// The token id (the 16 hex characters after `cust_`, as `token list` shows).
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TombstoneCommand {
+    /// List a tenant's tombstones: id, created, lifted, disposal, identifier types.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Lift the live tombstones matching an identifier (audited): the person may be
+    /// provisioned again and the gate stops denying them.
+    Lift {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_name = "USERNAME")]
+        user_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        external_id: Option<String>,
+        /// SSO issuer (with --subject).
+        #[arg(long, requires = "subject")]
+        issuer: Option<String>,
+        /// SSO subject (with --issuer).
+        #[arg(long, requires = "issuer")]
+        subject: Option<String>,
     },
 }

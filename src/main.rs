@@ -1,7 +1,7 @@
 //! `custodian`: CLI entry only.
 
 use clap::Parser;
-use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand};
+use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand, TombstoneCommand};
 use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::deprovision::service::{Clock, Deprov, SystemClock};
 use custodian::store::{self, Db};
@@ -68,6 +68,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Token { command } => token(command, &settings),
+        Command::Tombstone { command } => tombstone(command, &settings),
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(file.or(settings.policy_file)),
@@ -245,6 +246,102 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
             } else {
                 Err(format!("no active token with id {id}"))
             }
+        }
+    }
+}
+
+fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), String> {
+    use custodian::deprovision::tombstone::{IdType, sso_value};
+    use custodian::store::schema::{tombstone_hashes, tombstones};
+    use diesel::prelude::*;
+    let db = open(settings, false)?;
+    let tenant_id = |name: &str| -> Result<String, String> {
+        db.read(|c| store::tokens::find_tenant(c, name))
+            .map_err(|e| e.to_string())?
+            .map(|t| t.id)
+            .ok_or_else(|| format!("no tenant named '{name}'"))
+    };
+    match command {
+        TombstoneCommand::List { tenant } => {
+            let t = tenant_id(&tenant)?;
+            let rows: Vec<(String, String, Option<String>, Option<String>)> = db
+                .read(|c| {
+                    tombstones::table
+                        .filter(tombstones::tenant_id.eq(&t))
+                        .select((
+                            tombstones::id,
+                            tombstones::created_at,
+                            tombstones::lifted_at,
+                            tombstones::disposal_id,
+                        ))
+                        .order(tombstones::created_at)
+                        .load(c)
+                        .map_err(store::StoreError::from)
+                })
+                .map_err(|e| e.to_string())?;
+            println!("{:<36}  {:<27}  {:<27}  types", "id", "created", "lifted");
+            for (id, created, lifted, _) in rows {
+                let mut types: Vec<String> = db
+                    .read(|c| {
+                        tombstone_hashes::table
+                            .filter(tombstone_hashes::tombstone_id.eq(&id))
+                            .select(tombstone_hashes::id_type)
+                            .load(c)
+                            .map_err(store::StoreError::from)
+                    })
+                    .map_err(|e| e.to_string())?;
+                types.sort();
+                types.dedup();
+                println!(
+                    "{id:<36}  {created:<27}  {:<27}  {}",
+                    lifted.as_deref().unwrap_or("-"),
+                    types.join(",")
+                );
+            }
+            Ok(())
+        }
+        TombstoneCommand::Lift {
+            tenant,
+            user_name,
+            email,
+            external_id,
+            issuer,
+            subject,
+        } => {
+            let t = tenant_id(&tenant)?;
+            let mut ids = Vec::new();
+            if let Some(v) = user_name {
+                ids.push((IdType::UserName, v));
+            }
+            if let Some(v) = email {
+                ids.push((IdType::Email, v));
+            }
+            if let Some(v) = external_id {
+                ids.push((IdType::ExternalId, v));
+            }
+            if let (Some(i), Some(s)) = (issuer, subject) {
+                ids.push((IdType::Sso, sso_value(&i, &s)));
+            }
+            if ids.is_empty() {
+                return Err("name an identifier: --user-name, --email, --external-id or --issuer with --subject".into());
+            }
+            let keys = custodian::deprovision::setup::load_keys(settings, &db)?;
+            custodian::deprovision::setup::check_key(&db, &keys)?;
+            let now = store::time::now();
+            let n = db
+                .write(|c| {
+                    let found = custodian::deprovision::tombstones::matching(c, &keys, &t, &ids)?;
+                    let mut tids: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
+                    tids.sort();
+                    tids.dedup();
+                    custodian::deprovision::tombstones::lift(c, &t, &tids, "cli", &now, "admin")
+                })
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("no live tombstone matches that identifier".into());
+            }
+            eprintln!("lifted {n} tombstone(s)");
+            Ok(())
         }
     }
 }

@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(delete_content))
                     .default_service(web::to(method_not_allowed)),
             )
+            .route("/content/{kind}/{id}/history", web::get().to(history))
             .route("/user-data/{category}/{id}", web::put().to(put_user_data))
             .route("/users/{id}/transfer", web::post().to(transfer))
             .route("/users/{id}/disposal-plan", web::get().to(disposal_plan))
@@ -816,4 +817,46 @@ async fn gate_check(
         StatusCode::OK,
         serde_json::to_value(&answer).unwrap_or_default(),
     ))
+}
+
+/// An item's history: its audit rows and the disposals that moved it, oldest first.
+async fn history(
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let mut out: Vec<(String, Value)> = Vec::new();
+            let rows: Vec<(String, String, String)> = audit_log::table
+                .filter(audit_log::tenant_id.eq(&w.caller.tenant_id))
+                .filter(audit_log::subject_type.eq(&kind))
+                .filter(audit_log::subject_id.eq(&id))
+                .select((audit_log::at, audit_log::actor, audit_log::action))
+                .load(c)?;
+            for (at, actor, action) in rows {
+                out.push((at.clone(), json!({"at": at, "actor": actor, "action": action})));
+            }
+            let moves: Vec<(String, Option<String>, String, Option<String>, Option<String>)> = disposal_items::table
+                .inner_join(disposals::table)
+                .filter(disposals::tenant_id.eq(&w.caller.tenant_id))
+                .filter(disposal_items::kind.eq(&kind))
+                .filter(disposal_items::item_id.eq(&id))
+                .select((disposals::id, disposals::completed_at, disposal_items::action, disposal_items::from_owner, disposal_items::to_owner))
+                .load(c)?;
+            for (disposal, at, action, from, to) in moves {
+                let at = at.unwrap_or_default();
+                out.push((at.clone(), json!({"at": at, "actor": "disposal", "action": format!("disposal.{action}"), "disposalId": disposal, "fromOwner": from, "toOwner": to})));
+            }
+            if out.is_empty() && ledger::find_item(c, &w.caller.tenant_id, &kind, &id)?.is_none() {
+                return Err(ScimError::not_found(format!("no history for {kind} {id}")).into());
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(json!({"kind": kind, "id": id, "history": out.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}))
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
 }

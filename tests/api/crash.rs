@@ -12,14 +12,19 @@ use std::time::{Duration, Instant};
 const ITEMS: usize = 30_000;
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
+    start_logged(dir, port, Stdio::null())
+}
+
+fn start_logged(dir: &std::path::Path, port: u16, stderr: Stdio) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_custodian"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .current_dir(dir)
         .env_remove("CUSTODIAN_CONFIG")
         .env_remove("CUSTODIAN_DATABASE_URL")
-        .env("CUSTODIAN_LOG", "warn")
+        .env_remove("CUSTODIAN_POLICY_FILE")
+        .env("CUSTODIAN_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn custodian");
     // Readiness: poll until the port answers (bounded).
@@ -169,6 +174,186 @@ fn killed_mid_disposal_is_all_or_nothing_and_retry_completes() {
         "applied exactly once"
     );
     assert_eq!(done["Resources"][0]["counts"]["transferred"], ITEMS as i64);
+    server.kill().ok();
+    server.wait().ok();
+}
+
+fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_custodian"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CUSTODIAN_CONFIG")
+        .output()
+        .expect("run")
+}
+
+/// Polls `f` until it holds (bounded); panics with `what` otherwise.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_policy_and_keeps_the_old_one_when_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("custodian.toml"),
+        "policy_file = \"policy.toml\"\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\ngrace_period = \"1h\"\n",
+    )
+    .expect("policy");
+    let log = dir.path().join("server.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = start_logged(
+        dir.path(),
+        port,
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let out = cli(
+        dir.path(),
+        &[
+            "token", "create", "--tenant", "t", "--scope", "admin", "--name", "a",
+        ],
+    );
+    let admin = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .expect("token")
+        .to_string();
+    let grace = || {
+        let (_, body) = http(port, "GET", "/admin/v1/policy", &admin);
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["grace_period_seconds"].as_i64())
+            .unwrap_or(-1)
+    };
+    assert_eq!(grace(), 3600);
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &server.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+    };
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\ngrace_period = \"2h\"\n",
+    )
+    .expect("policy");
+    hup();
+    eventually("the new policy", || grace() == 7200);
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[default]\ngrace_period = \"soon\"\n",
+    )
+    .expect("policy");
+    hup();
+    eventually("the reload failure in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("policy reload failed")
+    });
+    assert_eq!(grace(), 7200, "an invalid reload keeps the old policy");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("policy.toml:2"),
+        "the failure names file and line"
+    );
+    server.kill().ok();
+    server.wait().ok();
+}
+
+#[test]
+fn tombstone_cli_lists_and_lifts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = start(dir.path(), port);
+    let token = |scope: &str| {
+        let out = cli(
+            dir.path(),
+            &[
+                "token", "create", "--tenant", "t", "--scope", scope, "--name", scope,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("token")
+            .to_string()
+    };
+    let scim = token("scim");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let body = r#"{"userName":"Cli.Person@example.edu","externalId":"00uCLI"}"#;
+    write!(s, "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {scim}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let id = out
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        http(port, "DELETE", &format!("/scim/v2/Users/{id}"), &scim).0,
+        204
+    );
+    let list = cli(dir.path(), &["tombstone", "list", "--tenant", "t"]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        listed.contains("externalId,userName") && !listed.to_lowercase().contains("cli.person"),
+        "{listed}"
+    );
+    let lift = cli(
+        dir.path(),
+        &[
+            "tombstone",
+            "lift",
+            "--tenant",
+            "t",
+            "--user-name",
+            "  CLI.PERSON@example.edu ",
+        ],
+    );
+    assert!(
+        lift.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lift.stderr)
+    );
+    let again = cli(
+        dir.path(),
+        &[
+            "tombstone",
+            "lift",
+            "--tenant",
+            "t",
+            "--user-name",
+            "cli.person@example.edu",
+        ],
+    );
+    assert!(!again.status.success(), "nothing left to lift");
+    let listed =
+        String::from_utf8_lossy(&cli(dir.path(), &["tombstone", "list", "--tenant", "t"]).stdout)
+            .to_string();
+    assert!(
+        listed.lines().nth(1).is_some_and(|l| !l.contains("  -  ")),
+        "lifted time shown: {listed}"
+    );
     server.kill().ok();
     server.wait().ok();
 }

@@ -153,6 +153,19 @@ async fn panopto_caller_gets_everything(b: Backend) {
             .as_u16(),
         404
     );
+    // Per-item history: created by the admin token, then moved by the disposal.
+    let (s, h) = a
+        .call(Method::GET, "/content/recording/r1/history", None)
+        .await;
+    assert_eq!(s, 200, "{h}");
+    let actions: Vec<&str> = h["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, vec!["content.created", "disposal.transfer"]);
+    assert_eq!(h["history"][1]["toOwner"], admin_id.as_str());
 }
 crate::both_backends!(panopto_style, super::panopto_caller_gets_everything);
 
