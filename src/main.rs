@@ -39,8 +39,10 @@ fn main() -> ExitCode {
 fn init_tracing(s: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&s.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match s.log_format {
         LogFormat::Json => builder.json().try_init(),

@@ -819,6 +819,15 @@ async fn gate_check(
     ))
 }
 
+/// A receipt line seen from the item: disposal, completed, action, from, to.
+type Move = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// An item's history: its audit rows and the disposals that moved it, oldest first.
 async fn history(
     state: web::Data<AppState>,
@@ -839,7 +848,7 @@ async fn history(
             for (at, actor, action) in rows {
                 out.push((at.clone(), json!({"at": at, "actor": actor, "action": action})));
             }
-            let moves: Vec<(String, Option<String>, String, Option<String>, Option<String>)> = disposal_items::table
+            let moves: Vec<Move> = disposal_items::table
                 .inner_join(disposals::table)
                 .filter(disposals::tenant_id.eq(&w.caller.tenant_id))
                 .filter(disposal_items::kind.eq(&kind))

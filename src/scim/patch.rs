@@ -704,6 +704,14 @@ fn apply_filtered(
                 // Entra sends add *and* replace on `emails[type eq "work"].value` for
                 // an element that may not exist yet: upsert it from the filter.
                 let Some(nv) = nv else { return Ok(()) };
+                // A replace that names the value it replaces must find it (RFC 7644
+                // §3.5.2.3 noTarget); only selections by type/primary create elements.
+                if op == Op::Replace && filter_names(filter, "value") {
+                    return Err(ScimError::no_target(format!(
+                        "no value of '{}' matches the filter",
+                        attr.name
+                    )));
+                }
                 let mut element = element_from_filter(filter).ok_or_else(|| {
                     ScimError::no_target(format!(
                         "no value of '{}' matches the filter, and the filter is not a plain 'eq' selection to create one from",
@@ -757,7 +765,22 @@ fn apply_filtered(
         }
         (Op::Add, None) => {
             let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
-            if let Some(Value::Array(new_items)) = normalize_attr(attr, v, attr.name)? {
+            // `emails[type eq "work"]` + `{"value": …}`: the new element carries the
+            // filter's equality terms (its type) unless it says otherwise.
+            let defaults = element_from_filter(filter).unwrap_or_default();
+            let v = match v {
+                Value::Object(o) => {
+                    let mut o = o.clone();
+                    for (k, dv) in &defaults {
+                        if !o.keys().any(|ok| ok.eq_ignore_ascii_case(k)) {
+                            o.insert(k.clone(), dv.clone());
+                        }
+                    }
+                    Value::Object(o)
+                }
+                other => other.clone(),
+            };
+            if let Some(Value::Array(new_items)) = normalize_attr(attr, &v, attr.name)? {
                 for n in new_items {
                     if !items.iter().any(|i| same_element(i, &n)) {
                         items.push(n);
@@ -770,6 +793,16 @@ fn apply_filtered(
         container.remove(attr.name);
     }
     Ok(())
+}
+
+/// Whether the filter constrains sub-attribute `name`.
+fn filter_names(f: &Filter, name: &str) -> bool {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => filter_names(a, name) || filter_names(b, name),
+        Filter::Not(a) => filter_names(a, name),
+        Filter::Compare(p, ..) | Filter::Present(p) => p.name.eq_ignore_ascii_case(name),
+        Filter::ValuePath(_, inner) => filter_names(inner, name),
+    }
 }
 
 /// `type eq "work"` (or an `and` of such terms) → `{"type": "work"}`.
@@ -915,6 +948,23 @@ mod tests {
         assert_eq!(d["emails"].as_array().map(Vec::len), Some(1));
         assert_eq!(d["emails"][0]["value"], "second@x.example");
         assert_eq!(d["addresses"][0]["streetAddress"], "1 Main St");
+    }
+
+    #[test]
+    fn filtered_add_carries_type_and_replace_by_value_needs_a_target() {
+        let d = ok(
+            &user(),
+            json!([{"op": "add", "path": "phoneNumbers[type eq \"work\"]", "value": {"value": "+1 555 0101"}}]),
+        );
+        assert_eq!(
+            d["phoneNumbers"],
+            json!([{"value": "+1 555 0101", "type": "work"}])
+        );
+        let e = patch(
+            &user(),
+            json!({"Operations": [{"op": "replace", "path": "emails[value eq \"zz@x\"].type", "value": "home"}]}),
+        );
+        assert!(e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::NoTarget)));
     }
 
     #[test]

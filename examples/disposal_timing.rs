@@ -1,0 +1,104 @@
+//! Measures one disposal of an owner of N items, on SQLite or PostgreSQL.
+//!
+//!     cargo run --release --example disposal_timing -- sqlite:///tmp/t.db 100000
+//!     cargo run --release --example disposal_timing -- postgres://postgres@127.0.0.1/test 100000
+//!
+//! Seeds a fresh tenant (set-based inserts), then times `execute` in one write
+//! transaction, the way SCIM DELETE runs it. Prints seconds and the receipt counts.
+
+use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK};
+use custodian::deprovision::policy::Policy;
+use custodian::deprovision::tombstone::TombstoneKeys;
+use custodian::store::Db;
+use custodian::store::db::{Sql, execute_sql};
+use std::time::Instant;
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "sqlite:///tmp/custodian-disposal-timing.db".into());
+    let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let db = Db::open(&url, 2, true).map_err(|e| e.to_string())?;
+    let now = custodian::store::time::now();
+    let tenant = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let t = db
+        .write(|c| custodian::store::tokens::ensure_tenant(c, &tenant, &now))
+        .map_err(|e| e.to_string())?;
+    let (heir, person) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let seed = Instant::now();
+    db.write(|c| {
+        for (id, name, manager) in [(&heir, "heir", None), (&person, "owner", Some(&heir))] {
+            let mut s = Sql::default();
+            s.push("INSERT INTO users (id, tenant_id, state, user_name, user_name_key, active, manager_id, data, created_at, updated_at, version) VALUES (")
+                .bind_text(id.clone())
+                .push(", ")
+                .bind_text(t.id.clone())
+                .push(&format!(", 'active', '{name}@bench', '{name}@bench', TRUE, "));
+            match manager {
+                Some(m) => s.bind_text(m.clone()),
+                None => s.push("NULL"),
+            };
+            s.push(", '{}', ").bind_text(now.clone()).push(", ").bind_text(now.clone()).push(", 1)");
+            execute_sql(c, &s)?;
+        }
+        let ids: Vec<usize> = (0..n).collect();
+        for chunk in ids.chunks(1000) {
+            let mut s = Sql::default();
+            s.push("INSERT INTO content_items (tenant_id, kind, item_id, owner_id, personal_root, created_at, updated_at) VALUES ");
+            for (k, i) in chunk.iter().enumerate() {
+                if k > 0 {
+                    s.push(", ");
+                }
+                let kind = ["recording", "presentation", "folder", "draft"][i % 4];
+                s.push("(").bind_text(t.id.clone()).push(&format!(", '{kind}', 'i{i}', ")).bind_text(person.clone());
+                s.push(", FALSE, ").bind_text(now.clone()).push(", ").bind_text(now.clone()).push(")");
+            }
+            execute_sql(c, &s)?;
+        }
+        Ok::<_, custodian::store::StoreError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    eprintln!("seeded {n} items in {:.2}s", seed.elapsed().as_secs_f64());
+    let mut policy = Policy::default();
+    policy.kinds.insert(
+        "draft".into(),
+        custodian::deprovision::policy::KindAction::Delete,
+    );
+    let keys = TombstoneKeys::from_spec(&"ab".repeat(32))?;
+    let start = Instant::now();
+    let receipt = db
+        .write(|c| {
+            disposal::execute(
+                c,
+                &DisposeInput {
+                    tenant_id: &t.id,
+                    person: &person,
+                    caller: None,
+                    actor: "bench",
+                    cause: "delete",
+                    policy: &policy,
+                    keys: &keys,
+                    now: &now,
+                    disposal_id: None,
+                    hook: NO_HOOK,
+                },
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"backend\":\"{}\",\"items\":{n},\"seconds\":{secs:.3},\"counts\":{}}}",
+        if url.starts_with("postgres") {
+            "postgresql"
+        } else {
+            "sqlite"
+        },
+        serde_json::to_string(&receipt.counts).unwrap_or_default()
+    );
+    Ok(())
+}
