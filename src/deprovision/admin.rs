@@ -353,3 +353,34 @@ pub fn put_user_data(
         &now,
     )?)
 }
+
+/// One user-data import line: a record of a category, owned by a user named by
+/// id or userName.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDataLine {
+    pub category: String,
+    pub id: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(rename = "userName", default)]
+    pub user_name: Option<String>,
+}
+
+pub fn put_user_data_line(
+    dp: &Deprov,
+    c: &mut AnyConnection,
+    who: &Who<'_>,
+    line: &UserDataLine,
+) -> Result<bool, AdminError> {
+    let user = match (&line.user, &line.user_name) {
+        (Some(u), _) => u.clone(),
+        (None, Some(n)) => resolve_owner_name(c, who.tenant_id, n)?,
+        (None, None) => {
+            return Err(
+                ScimError::invalid_value("each line needs \"user\" or \"userName\"").into(),
+            );
+        }
+    };
+    put_user_data(dp, c, who, &line.category, &line.id, &user)
+}

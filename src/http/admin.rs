@@ -43,6 +43,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/content:import",
                 web::post().to(super::import::import_content),
             )
+            .route(
+                "/user-data:import",
+                web::post().to(super::import::import_user_data),
+            )
             .service(
                 web::resource("/content/{kind}/{id}")
                     .route(web::put().to(put_content))

@@ -26,10 +26,35 @@ struct Tally {
     errors: Vec<serde_json::Value>,
 }
 
+/// What an import writes.
+#[derive(Clone, Copy)]
+enum Target {
+    Content,
+    UserData,
+}
+
 pub async fn import_content(
     state: web::Data<AppState>,
     w: LedgerCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    import(state, w, payload, Target::Content).await
+}
+
+/// `POST /admin/v1/user-data:import`: `{"category", "id", "user" | "userName"}` per line.
+pub async fn import_user_data(
+    state: web::Data<AppState>,
+    w: LedgerCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    import(state, w, payload, Target::UserData).await
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    w: LedgerCaller,
     mut payload: web::Payload,
+    target: Target,
 ) -> Result<HttpResponse, ApiError> {
     let mut tally = Tally {
         created: 0,
@@ -49,7 +74,7 @@ pub async fn import_content(
             line_no += 1;
             push_line(&mut pending, &mut tally, line_no, &line);
             if pending.len() >= BATCH {
-                flush(&state, &w, &mut pending, &mut tally).await?;
+                flush(&state, &w, &mut pending, &mut tally, target).await?;
             }
         }
         if buf.len() > MAX_LINE {
@@ -66,7 +91,7 @@ pub async fn import_content(
         let rest = std::mem::take(&mut buf);
         push_line(&mut pending, &mut tally, line_no, &rest);
     }
-    flush(&state, &w, &mut pending, &mut tally).await?;
+    flush(&state, &w, &mut pending, &mut tally, target).await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(
         json!({"lines": line_no, "created": tally.created, "replaced": tally.replaced, "rejected": tally.rejected, "errors": tally.errors}).to_string(),
     ))
@@ -92,6 +117,7 @@ async fn flush(
     w: &LedgerCaller,
     pending: &mut Vec<(u64, String)>,
     tally: &mut Tally,
+    target: Target,
 ) -> Result<(), ApiError> {
     if pending.is_empty() {
         return Ok(());
@@ -109,19 +135,7 @@ async fn flush(
         Ok(svc.db.write(|c| -> Result<Vec<LineResult>, AdminError> {
             let mut out = Vec::with_capacity(lines.len());
             for (n, line) in &lines {
-                let r = match serde_json::from_str::<ItemBody>(line) {
-                    Err(e) => Err(format!("invalid JSON item: {e}")),
-                    Ok(item) => match (item.kind.clone(), item.id.clone()) {
-                        (Some(k), Some(i)) => {
-                            match dadmin::put_item(&svc.deprov, c, &who, &k, &i, &item) {
-                                Ok((created, _)) => Ok(created),
-                                Err(AdminError::Scim(e)) => Err(e.detail),
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        _ => Err("each line needs \"kind\" and \"id\"".into()),
-                    },
-                };
+                let r = apply_line(&svc.deprov, c, &who, target, line)?;
                 out.push((*n, r));
             }
             Ok(out)
@@ -136,4 +150,35 @@ async fn flush(
         }
     }
     Ok(())
+}
+
+/// Applies one line. Outer error: storage failed (the batch rolls back); inner
+/// error: the line is rejected, with why.
+fn apply_line(
+    dp: &crate::deprovision::service::Deprov,
+    c: &mut crate::store::AnyConnection,
+    who: &Who<'_>,
+    target: Target,
+    line: &str,
+) -> Result<Result<bool, String>, AdminError> {
+    let outcome = match target {
+        Target::Content => match serde_json::from_str::<ItemBody>(line) {
+            Err(e) => return Ok(Err(format!("invalid JSON item: {e}"))),
+            Ok(item) => match (item.kind.clone(), item.id.clone()) {
+                (Some(k), Some(i)) => {
+                    dadmin::put_item(dp, c, who, &k, &i, &item).map(|(created, _)| created)
+                }
+                _ => return Ok(Err("each line needs \"kind\" and \"id\"".into())),
+            },
+        },
+        Target::UserData => match serde_json::from_str::<dadmin::UserDataLine>(line) {
+            Err(e) => return Ok(Err(format!("invalid JSON record: {e}"))),
+            Ok(rec) => dadmin::put_user_data_line(dp, c, who, &rec),
+        },
+    };
+    match outcome {
+        Ok(created) => Ok(Ok(created)),
+        Err(AdminError::Scim(e)) => Ok(Err(e.detail)),
+        Err(e) => Err(e),
+    }
 }

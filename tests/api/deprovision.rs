@@ -707,6 +707,25 @@ async fn ledger_rules_and_import(b: Backend) {
         )
         .await;
     assert_eq!(l["totalResults"], 2500);
+    // User-data import: by id or userName; unknown users are rejected by line.
+    let nd = format!(
+        "{{\"category\":\"favorite\",\"id\":\"f1\",\"user\":\"{owner}\"}}\n{{\"category\":\"like\",\"id\":\"l1\",\"userName\":\"owner@example.edu\"}}\n{{\"category\":\"like\",\"id\":\"l2\",\"userName\":\"ghost@example.edu\"}}\n"
+    );
+    let r = app
+        .client
+        .post(format!("{}/admin/v1/user-data:import", app.addr))
+        .bearer_auth(&ledger)
+        .body(nd)
+        .send()
+        .await
+        .expect("send");
+    let (s, v) = body(r).await;
+    assert_eq!(
+        (s, v["created"].as_i64(), v["rejected"].as_i64()),
+        (200, Some(2), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["errors"][0]["line"], 3);
     // Transfer without deleting anyone.
     let other = create_user(&app, "other@example.edu").await;
     let (s, t) = a
@@ -1048,4 +1067,71 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
 crate::both_backends!(
     webhooks,
     super::webhooks_survive_failures_in_order_and_signed
+);
+
+async fn replicas_and_concurrent_triggers_dispose_once(b: Backend) {
+    let app = policy_app(b, "[default]\ngrace_period = \"1h\"\n").await;
+    let a = Admin::new(&app);
+    // Ten suspended people, then two scheduler "replicas" race over them.
+    let mut ids = vec![];
+    for i in 0..10 {
+        let id = create_user(&app, &format!("r{i}@example.edu")).await;
+        a.put_item("recording", &format!("rr{i}"), &id, false, None)
+            .await;
+        let (s, _) = body(
+            app.req(Method::PATCH, &format!("/Users/{id}"))
+                .json(&patch_body(
+                    json!([{"op": "replace", "path": "active", "value": false}]),
+                ))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(s, 200);
+        ids.push(id);
+    }
+    app.clock.advance(chrono::Duration::hours(2));
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, deprov) = (app.db.clone(), app.deprov.clone());
+            std::thread::spawn(move || deprov.run_due(&db).expect("run_due"))
+        })
+        .collect();
+    let total: usize = runs.into_iter().map(|h| h.join().expect("join")).sum();
+    assert_eq!(total, 10, "each due disposal ran on exactly one replica");
+    // Concurrent DELETEs of one person: one disposal, one 204.
+    let person = create_user(&app, "twice@example.edu").await;
+    a.put_item("recording", "tw", &person, false, None).await;
+    let mut tasks = vec![];
+    for _ in 0..6 {
+        let req = app.req(Method::DELETE, &format!("/Users/{person}"));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let mut codes = vec![];
+    for t in tasks {
+        codes.push(t.await.expect("join").expect("send"));
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 204).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 204 || *c == 404), "{codes:?}");
+    let (_, done) = a
+        .call(Method::GET, "/disposals?state=done&count=100", None)
+        .await;
+    assert_eq!(done["Resources"].as_array().map(Vec::len), Some(11));
+    let (_, ev) = a
+        .call(Method::GET, "/events?after=0&count=1000", None)
+        .await;
+    let disposed = ev["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "user.disposed")
+        .count();
+    assert_eq!(disposed, 11);
+}
+crate::both_backends!(
+    replicas_and_concurrency,
+    super::replicas_and_concurrent_triggers_dispose_once
 );
