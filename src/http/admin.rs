@@ -250,7 +250,16 @@ async fn list_content(
 #[serde(deny_unknown_fields)]
 struct ReassignBody {
     to: String,
-    items: Vec<ParentRef>,
+    /// Named items…
+    #[serde(default)]
+    items: Option<Vec<ParentRef>>,
+    /// …or a selection: every item of `owner` (or every orphan), optionally of one kind.
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    orphaned: bool,
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 async fn reassign(
@@ -262,13 +271,19 @@ async fn reassign(
     let body: ReassignBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
     let st = state.clone();
     let v = blocking(move || {
-        Ok(dadmin::reassign(
-            &st.svc.deprov,
-            &st.svc.db,
-            &who(&w.caller),
-            &body.items,
-            &body.to,
-        )?)
+        let items = match (&body.items, &body.owner, body.orphaned) {
+            (Some(items), None, false) => items.clone(),
+            (None, owner, orphaned) if owner.is_some() != orphaned => {
+                // Resolve the selection to named items, then move exactly those.
+                let q = ItemQuery { owner: owner.clone(), kind: body.kind.clone(), orphaned, offset: 0, limit: i64::MAX };
+                let (_, rows) = st.svc.db.read(|c| ledger::list_items(c, &w.caller.tenant_id, &q))?;
+                rows.into_iter().map(|r| ParentRef { kind: r.kind, id: r.item_id }).collect()
+            }
+            _ => {
+                return Err(ScimError::invalid_value("name either \"items\", or \"owner\" or \"orphaned\": true (optionally with \"kind\")").into());
+            }
+        };
+        Ok(dadmin::reassign(&st.svc.deprov, &st.svc.db, &who(&w.caller), &items, &body.to)?)
     })
     .await?;
     Ok(ok(StatusCode::OK, v))
@@ -277,7 +292,10 @@ async fn reassign(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserDataBody {
-    user: String,
+    #[serde(alias = "owner", alias = "userId")]
+    user: Option<String>,
+    #[serde(rename = "userName", alias = "ownerUserName")]
+    user_name: Option<String>,
 }
 
 async fn put_user_data(
@@ -292,9 +310,15 @@ async fn put_user_data(
     let st = state.clone();
     let created = blocking(move || {
         let svc = &st.svc;
-        Ok(svc.db.write(|c| {
-            dadmin::put_user_data(&svc.deprov, c, &who(&w.caller), &category, &id, &body.user)
-        })?)
+        let line = dadmin::UserDataLine {
+            category,
+            id,
+            user: body.user,
+            user_name: body.user_name,
+        };
+        Ok(svc
+            .db
+            .write(|c| dadmin::put_user_data_line(&svc.deprov, c, &who(&w.caller), &line))?)
     })
     .await?;
     Ok(ok(
@@ -358,6 +382,7 @@ async fn disposal_plan(
     let page: Vec<&crate::deprovision::disposal::PlanItem> =
         plan.items.iter().skip(skip).take(take).collect();
     if let Some(o) = v.as_object_mut() {
+        o.insert("planHash".into(), json!(plan.hash));
         o.insert("totalItems".into(), json!(plan.items.len()));
         o.insert("startIndex".into(), json!(start));
         o.insert(

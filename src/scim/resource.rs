@@ -543,6 +543,16 @@ impl Projection {
 
     /// Splits `[urn:]attr[.sub]` (the URN is everything before the last ':').
     fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
+        // `emails[type eq "work"]` (sent by Microsoft's reference collection): the
+        // attribute is projected whole; a value filter has no meaning here.
+        let owned;
+        let spec = match (spec.find('['), spec.rfind(']')) {
+            (Some(a), Some(b)) if a < b => {
+                owned = format!("{}{}", &spec[..a], &spec[b + 1..]);
+                owned.as_str()
+            }
+            _ => spec,
+        };
         let (urn, rest) = match spec.rfind(':') {
             Some(i) if spec.to_ascii_lowercase().starts_with("urn:") => {
                 (Some(spec[..i].to_ascii_lowercase()), &spec[i + 1..])
@@ -799,6 +809,9 @@ mod tests {
         assert!(excl.get("emails").is_none());
         assert_eq!(excl["name"], json!({"givenName": "g"}));
         assert_eq!(excl["userName"], "a");
+        let bracketed = Projection::parse(Some(r#"emails[type eq "work"]"#), None)
+            .apply(&USER_TYPE, render(&USER_TYPE, "i", &d, &meta));
+        assert!(bracketed.get("emails").is_some() && bracketed.get("userName").is_none());
         let p = Projection::parse(None, Some("members"));
         assert!(!p.wants(&GROUP_TYPE, "members"));
         let p = Projection::parse(

@@ -371,6 +371,46 @@ where
     q
 }
 
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// One page of `from` (a table and its alias) matching `wh`, in creation order
+/// (`created_at`, then `id`, so the order is stable across pages), plus the total.
+/// `startIndex` paging: O(offset) by nature.
+pub fn paged<R>(
+    conn: &mut AnyConnection,
+    from: &str,
+    alias: &str,
+    wh: Sql,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<R>), StoreError>
+where
+    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
+    let mut count = Sql::default();
+    count
+        .push(&format!("SELECT COUNT(*) AS n FROM {from}"))
+        .append(wh.clone());
+    let total = load_sql::<Count>(conn, &count)?
+        .first()
+        .map(|r| r.n)
+        .unwrap_or(0);
+    if limit == 0 {
+        return Ok((total, vec![]));
+    }
+    let mut page = Sql::default();
+    page.push(&format!("SELECT {alias}.* FROM {from}"))
+        .append(wh);
+    page.push(&format!(" ORDER BY {alias}.created_at, {alias}.id LIMIT "))
+        .bind(Bind::BigInt(limit));
+    page.push(" OFFSET ").bind(Bind::BigInt(offset));
+    Ok((total, load_sql::<R>(conn, &page)?))
+}
+
 /// Loads rows of a hand-built query on either backend.
 pub fn load_sql<R>(conn: &mut AnyConnection, sql: &Sql) -> Result<Vec<R>, StoreError>
 where

@@ -1,9 +1,9 @@
 //! Groups and their memberships (one row per membership).
 
-use super::db::{AnyConnection, Bind, Sql, execute_sql, load_sql};
+use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{group_members, groups, users};
-use super::users::{CountRow, VISIBLE_STATES};
+use super::users::VISIBLE_STATES;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -331,23 +331,7 @@ pub fn list(
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
-    let mut count = Sql::default();
-    count
-        .push("SELECT COUNT(*) AS n FROM groups g")
-        .append(wh.clone());
-    let total = load_sql::<CountRow>(conn, &count)?
-        .first()
-        .map(|r| r.n)
-        .unwrap_or(0);
-    if limit == 0 {
-        return Ok((total, vec![]));
-    }
-    let mut page = Sql::default();
-    page.push("SELECT g.* FROM groups g").append(wh);
-    page.push(" ORDER BY g.created_at, g.id LIMIT ")
-        .bind(Bind::BigInt(limit));
-    page.push(" OFFSET ").bind(Bind::BigInt(offset));
-    Ok((total, load_sql::<GroupRow>(conn, &page)?))
+    super::db::paged(conn, "groups g", "g", wh, offset, limit)
 }
 
 pub fn member_count(

@@ -1,6 +1,6 @@
 //! Users: the canonical document plus the columns derived from it.
 
-use super::db::{AnyConnection, Bind, Sql, load_sql};
+use super::db::{AnyConnection, Sql};
 use super::error::StoreError;
 use super::schema::{group_members, groups, user_emails, users};
 use crate::scim::resource::UserKeys;
@@ -186,24 +186,7 @@ pub fn list(
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
-    let mut count = Sql::default();
-    count
-        .push("SELECT COUNT(*) AS n FROM users u")
-        .append(wh.clone());
-    let total = load_sql::<CountRow>(conn, &count)?
-        .first()
-        .map(|r| r.n)
-        .unwrap_or(0);
-    if limit == 0 {
-        return Ok((total, vec![]));
-    }
-    let mut page = Sql::default();
-    page.push("SELECT u.* FROM users u").append(wh);
-    page.push(" ORDER BY u.created_at, u.id LIMIT ")
-        .bind(Bind::BigInt(limit));
-    page.push(" OFFSET ").bind(Bind::BigInt(offset));
-    let rows = load_sql::<UserRow>(conn, &page)?;
-    Ok((total, rows))
+    super::db::paged(conn, "users u", "u", wh, offset, limit)
 }
 
 /// The groups each of `user_ids` belongs to: (user id, group id, group displayName).

@@ -223,6 +223,24 @@ async fn echovideo_orphans_and_anonymises(b: Backend) {
         .await;
     assert_eq!(s, 200);
     assert_eq!(a.item("recording", "v1").await["owner"], keeper.as_str());
+    // …or by selection: every orphan of a kind.
+    a.put_item("recording", "v2", &keeper, false, None).await;
+    let (s, _) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "orphaned": true, "owner": keeper})),
+        )
+        .await;
+    assert_eq!(s, 400, "owner and orphaned together are ambiguous");
+    let (s, r) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "owner": keeper, "kind": "recording"})),
+        )
+        .await;
+    assert_eq!((s, r["items"].as_i64()), (200, Some(2)), "{r}");
     // Analytics point to a fresh "Deleted User" stub, not to the person's id.
     let (_, ds) = a.call(Method::GET, "/disposals?state=done", None).await;
     assert_eq!(
@@ -707,6 +725,20 @@ async fn ledger_rules_and_import(b: Backend) {
         )
         .await;
     assert_eq!(l["totalResults"], 2500);
+    // A user-data write may name its user as user, owner, userId or userName.
+    for (n, b) in [
+        json!({"owner": owner}),
+        json!({"userId": owner}),
+        json!({"userName": "OWNER@example.edu"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (s, v) = a
+            .call(Method::PUT, &format!("/user-data/like/alias{n}"), Some(b))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
     // User-data import: by id or userName; unknown users are rejected by line.
     let nd = format!(
         "{{\"category\":\"favorite\",\"id\":\"f1\",\"user\":\"{owner}\"}}\n{{\"category\":\"like\",\"id\":\"l1\",\"userName\":\"owner@example.edu\"}}\n{{\"category\":\"like\",\"id\":\"l2\",\"userName\":\"ghost@example.edu\"}}\n"
