@@ -1588,6 +1588,14 @@ fn prepare_request(
         None
     };
     let mut target = format!("{}{path}", server.base_path);
+    // `idp_shape: aadOptscim062020`: the Entra tenant URL carries the compliance
+    // flag, so every request of that job has it in its query string.
+    let flagged = step.get("idp_shape").and_then(Value::as_str) == Some("aadOptscim062020");
+    let query = match (query, flagged) {
+        (Some(q), true) => Some(format!("aadOptscim062020&{q}")),
+        (None, true) => Some("aadOptscim062020".to_string()),
+        (q, false) => q,
+    };
     if let Some(query) = query {
         target.push('?');
         target.push_str(&query);
