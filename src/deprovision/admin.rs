@@ -87,6 +87,13 @@ fn check_owner(
     }
     match user_state(c, who.tenant_id, owner)?.as_deref() {
         Some("active") | Some("suspended") => Ok(owner.to_string()),
+        // DELETE held by the brake or a legal hold: no forwarding while pending.
+        Some("deleted_pending") => Err(ScimError::new(
+            409,
+            None,
+            format!("owner {owner} was deleted and their disposal is pending; new content cannot be given to them"),
+        )
+        .into()),
         Some("disposed") => {
             let recipient: Option<Option<String>> = disposal_items::table
                 .inner_join(disposals::table)
@@ -147,6 +154,19 @@ pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreErr
     }))
 }
 
+/// The tenant's Archive folder is Custodian's own: the ledger cannot write,
+/// delete or reassign it.
+fn not_reserved(kind: &str, id: &str) -> Result<(), ScimError> {
+    if kind == super::disposal::ARCHIVE_KIND && id == super::disposal::ARCHIVE_ID {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!("{kind}/{id} is the tenant's Archive folder, managed by Custodian"),
+        ));
+    }
+    Ok(())
+}
+
 fn valid_key(what: &str, v: &str) -> Result<(), ScimError> {
     if v.is_empty() || v.len() > 256 || v.contains('\0') || v.contains('/') {
         return Err(ScimError::invalid_value(format!(
@@ -165,6 +185,7 @@ pub fn put_item(
     id: &str,
     body: &ItemBody,
 ) -> Result<(bool, Value), AdminError> {
+    not_reserved(kind, id)?;
     valid_key("kind", kind)?;
     valid_key("id", id)?;
     let owner = match (&body.owner, &body.owner_user_name) {
@@ -205,6 +226,11 @@ pub fn put_item(
     )?;
     let stored = ledger::find_item(c, who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
     Ok((created, item_json(c, &stored)?))
+}
+
+/// `DELETE /admin/v1/content/{kind}/{id}` refuses the Archive folder.
+pub fn check_deletable(kind: &str, id: &str) -> Result<(), AdminError> {
+    Ok(not_reserved(kind, id)?)
 }
 
 pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminError> {
@@ -288,6 +314,7 @@ pub fn reassign(
         let mut moved = 0;
         let mut missing = Vec::new();
         for it in items {
+            not_reserved(&it.kind, &it.id)?;
             let n = execute_sql(c, &{
                 let mut s = Sql::default();
                 s.push("UPDATE content_items SET owner_id = ")

@@ -44,13 +44,26 @@ pub struct Plan {
     pub target: Option<ResolvedTarget>,
     /// (kind, action) → count
     pub summary: BTreeMap<String, BTreeMap<String, u64>>,
-    #[serde(rename = "userData")]
+    /// category → (action, count)
+    #[serde(rename = "userData", serialize_with = "data_as_objects")]
     pub user_data: BTreeMap<String, (String, u64)>,
     #[serde(rename = "policyDigest")]
     pub policy_digest: String,
     pub hash: String,
     #[serde(skip)]
     pub items: Vec<PlanItem>,
+}
+
+fn data_as_objects<S: serde::Serializer>(
+    m: &BTreeMap<String, (String, u64)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (cat, (action, count)) in m {
+        out.serialize_entry(cat, &serde_json::json!({"action": action, "count": count}))?;
+    }
+    out.end()
 }
 
 #[derive(QueryableByName)]
@@ -321,6 +334,14 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         .filter(users::id.eq(p))
         .select(crate::store::users::UserRow::as_select())
         .first(c)?;
+    // Disposing twice, or disposing a stub, is never right (callers hold the
+    // person's lock and have checked; this is the last line of defence).
+    if !matches!(
+        person.state.as_str(),
+        "active" | "suspended" | "deleted_pending"
+    ) {
+        return Err(StoreError::NotFound);
+    }
     let plan = plan(
         c,
         t,
@@ -585,6 +606,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     write_tombstone(c, inp, &person, &disposal_id)?;
 
     (inp.hook)("scrub")?;
+    repoint_subordinates(c, t, p, &person, inp.now)?;
     // Scrub the person to a "Deleted User" stub.
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(p))).execute(c)?;
     diesel::delete(
@@ -652,6 +674,59 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         counts,
         target: plan.target,
     })
+}
+
+/// Reports whose `manager.value` names the person by userName, externalId or
+/// email (Okta sends its own identifiers there) would keep that identifier after
+/// the scrub: point them at the stub's id instead.
+fn repoint_subordinates(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    row: &crate::store::users::UserRow,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut aliases = vec![row.user_name.clone()];
+    aliases.extend(row.external_id.clone());
+    aliases.extend(
+        user_emails::table
+            .filter(user_emails::user_id.eq(person))
+            .select(user_emails::value)
+            .load::<String>(c)?,
+    );
+    let reports: Vec<(String, String, i64)> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::manager_id.eq_any(&aliases))
+        .filter(users::id.ne(person))
+        .select((users::id, users::data, users::version))
+        .load(c)?;
+    for (id, data, version) in reports {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&data).unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(m) = doc
+            .get_mut(crate::scim::schema::ENTERPRISE_URN)
+            .and_then(|e| e.get_mut("manager"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            m.insert(
+                "value".into(),
+                serde_json::Value::String(person.to_string()),
+            );
+        }
+        diesel::update(
+            users::table
+                .filter(users::tenant_id.eq(tenant))
+                .filter(users::id.eq(&id)),
+        )
+        .set((
+            users::manager_id.eq(person),
+            users::data.eq(doc.to_string()),
+            users::version.eq(version + 1),
+            users::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    }
+    Ok(())
 }
 
 fn action_count_name(action: &str) -> &'static str {

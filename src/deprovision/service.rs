@@ -80,6 +80,9 @@ pub struct Requester<'a> {
     pub tenant_name: &'a str,
     pub actor: &'a str,
     pub acts_as: Option<&'a str>,
+    /// The `caller` target stored with a schedule (grace expiry acts for the token
+    /// that suspended the person); overrides `acts_as`.
+    pub caller_user_id: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,8 @@ pub enum DeprovError {
     PlanChanged(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no disposal with id {0}")]
+    NoDisposal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -127,6 +132,15 @@ impl Deprov {
     }
 
     fn caller_user(c: &mut AnyConnection, r: &Requester<'_>) -> Result<Option<String>, StoreError> {
+        if let Some(id) = r.caller_user_id {
+            return Ok(users::table
+                .filter(users::tenant_id.eq(r.tenant_id))
+                .filter(users::id.eq(id))
+                .filter(users::state.eq("active"))
+                .select(users::id)
+                .first(c)
+                .optional()?);
+        }
         match r.acts_as {
             Some(name) => Ok(users::table
                 .filter(users::tenant_id.eq(r.tenant_id))
@@ -170,10 +184,15 @@ impl Deprov {
     ) -> Result<Outcome, DeprovError> {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
+        // One lock order on every path: the person, then their disposal row, then
+        // the tenant counter. Everything below is read under the person's lock, so
+        // concurrent triggers (DELETE, dispose-now, grace expiry) serialise and
+        // the second finds the person gone.
+        crate::store::db::lock_row(c, "users", r.tenant_id, user_id)?;
         let row = crate::store::users::find(c, r.tenant_id, user_id)?
             .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
-        if let Some(h) = expected_hash {
+        if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
             let p = disposal::plan(
                 c,
                 r.tenant_id,
@@ -182,11 +201,14 @@ impl Deprov {
                 caller.as_deref(),
                 &policy,
             )?;
-            if p.hash != h.trim().trim_matches('"') {
+            if p.hash != h.trim_matches('"') {
                 return Err(DeprovError::PlanChanged(p.hash));
             }
         }
         let open = open_disposal(c, r.tenant_id, user_id)?;
+        if let Some(id) = &open {
+            crate::store::db::lock_row(c, "disposals", r.tenant_id, id)?;
+        }
         if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
             return self.hold(c, r, user_id, cause, open, reason, &now);
         }
@@ -591,7 +613,15 @@ impl Deprov {
             disposals::table
                 .filter(disposals::tenant_id.eq(r.tenant_id))
                 .filter(disposals::user_id.eq(user_id))
-                .filter(disposals::state.eq("scheduled")),
+                .filter(
+                    disposals::state
+                        .eq("scheduled")
+                        // A held disposal of someone who is active again must not run
+                        // later; a held DELETE is different (the IdP deleted them).
+                        .or(disposals::state
+                            .eq("held")
+                            .and(disposals::cause.ne("delete"))),
+                ),
         )
         .set((
             disposals::state.eq("cancelled"),
@@ -618,7 +648,7 @@ impl Deprov {
     /// moving it out of `scheduled` (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
     pub fn run_due(&self, db: &Db) -> Result<usize, StoreError> {
         let now = self.now();
-        let due: Vec<(String, String, String, String)> = db.read(|c| {
+        let due: Vec<(String, String, String, String, Option<String>)> = db.read(|c| {
             Ok::<_, StoreError>(
                 disposals::table
                     .inner_join(crate::store::schema::tenants::table)
@@ -629,6 +659,7 @@ impl Deprov {
                         disposals::tenant_id,
                         crate::store::schema::tenants::name,
                         disposals::user_id,
+                        disposals::caller_user_id,
                     ))
                     .order(disposals::due_at)
                     .limit(100)
@@ -636,8 +667,10 @@ impl Deprov {
             )
         })?;
         let mut done = 0;
-        for (id, tenant_id, tenant_name, user_id) in due {
+        for (id, tenant_id, tenant_name, user_id, caller) in due {
             let ran = db.write(|c| -> Result<bool, DeprovError> {
+                // Same lock order as every other path: the person, then the disposal.
+                crate::store::db::lock_row(c, "users", &tenant_id, &user_id)?;
                 let claimed = claim(c, &id)?;
                 if !claimed {
                     return Ok(false); // another replica took it, or it was cancelled
@@ -647,6 +680,7 @@ impl Deprov {
                     tenant_name: &tenant_name,
                     actor: "scheduler",
                     acts_as: None,
+                    caller_user_id: caller.as_deref(),
                 };
                 match self.dispose_in(c, &r, &user_id, "grace", None) {
                     Ok(Outcome::Disposed(_)) => Ok(true),
@@ -669,6 +703,9 @@ impl Deprov {
                     tracing::error!(disposal_id = %id, error = %e, "scheduled disposal failed; will retry")
                 }
             }
+        }
+        if done > 0 {
+            db.checkpoint();
         }
         Ok(done)
     }

@@ -12,6 +12,7 @@ pub struct TombstoneMatch {
     pub tombstone_id: String,
     pub disposal_id: Option<String>,
     pub id_type: String,
+    pub hash: String,
 }
 
 /// Live (unlifted) tombstones matching any of the identifiers.
@@ -28,7 +29,7 @@ pub fn matching(
     if hashes.is_empty() {
         return Ok(vec![]);
     }
-    let rows: Vec<(String, Option<String>, String)> = tombstone_hashes::table
+    let rows: Vec<(String, Option<String>, String, String)> = tombstone_hashes::table
         .inner_join(tombstones::table)
         .filter(tombstone_hashes::tenant_id.eq(tenant))
         .filter(tombstone_hashes::hash.eq_any(&hashes))
@@ -37,15 +38,19 @@ pub fn matching(
             tombstones::id,
             tombstones::disposal_id,
             tombstone_hashes::id_type,
+            tombstone_hashes::hash,
         ))
         .load(c)?;
     Ok(rows
         .into_iter()
-        .map(|(tombstone_id, disposal_id, id_type)| TombstoneMatch {
-            tombstone_id,
-            disposal_id,
-            id_type,
-        })
+        .map(
+            |(tombstone_id, disposal_id, id_type, hash)| TombstoneMatch {
+                tombstone_id,
+                disposal_id,
+                id_type,
+                hash,
+            },
+        )
         .collect())
 }
 
@@ -106,7 +111,41 @@ pub fn relink(
         .bind_text(disposal_id);
     s.push(
         " AND d.kind = content_items.kind AND d.item_id = content_items.item_id \
-         AND (d.to_owner = content_items.owner_id OR (d.to_owner IS NULL AND content_items.owner_id IS NULL AND d.action = 'orphan')))",
+         AND (d.to_owner = content_items.owner_id \
+         OR (d.to_owner IS NULL AND content_items.owner_id IS NULL AND d.action = 'orphan') \
+         OR (d.action = 'keep' AND content_items.owner_id = d.from_owner)))",
     );
     execute_sql(c, &s)
+}
+
+/// Releases single identifiers of a tombstone (an email that now belongs to
+/// someone else): the rest of the tombstone keeps denying the person.
+pub fn release_hashes(
+    c: &mut AnyConnection,
+    tenant: &str,
+    matches: &[TombstoneMatch],
+    actor: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for m in matches {
+        n += diesel::delete(
+            tombstone_hashes::table
+                .filter(tombstone_hashes::tenant_id.eq(tenant))
+                .filter(tombstone_hashes::tombstone_id.eq(&m.tombstone_id))
+                .filter(tombstone_hashes::hash.eq(&m.hash)),
+        )
+        .execute(c)?;
+        audit(
+            c,
+            tenant,
+            now,
+            actor,
+            "tombstone.identifier_released",
+            "tombstone",
+            &m.tombstone_id,
+            Some(&format!("{{\"type\":\"{}\"}}", m.id_type)),
+        )?;
+    }
+    Ok(n)
 }

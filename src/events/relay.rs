@@ -162,19 +162,31 @@ impl Relay {
                 Ok(r) if (200..300).contains(&r.status()) => {
                     last = seq;
                     delivered += 1;
-                    db.write(|c| {
+                    // Advance only while still holding the lease (and extend it), so a
+                    // replica that lost the lease can never move the cursor back.
+                    let until = time::format(deprov.clock.now() + chrono::Duration::seconds(LEASE));
+                    let held = db.write(|c| {
                         diesel::update(
                             webhook_cursors::table
                                 .filter(webhook_cursors::tenant_id.eq(tenant))
-                                .filter(webhook_cursors::endpoint.eq(url)),
+                                .filter(webhook_cursors::endpoint.eq(url))
+                                .filter(webhook_cursors::lease_owner.eq(&self.owner)),
                         )
                         .set((
                             webhook_cursors::last_seq.eq(last),
                             webhook_cursors::attempts.eq(0),
+                            webhook_cursors::lease_until.eq(&until),
                         ))
                         .execute(c)
                         .map_err(StoreError::from)
                     })?;
+                    if held == 0 {
+                        tracing::warn!(
+                            tenant,
+                            "webhook lease lost mid-batch; another relay continues"
+                        );
+                        return Ok(delivered);
+                    }
                 }
                 failed => {
                     let why = match failed {

@@ -34,9 +34,32 @@ impl From<DeprovError> for ApiError {
     }
 }
 
+/// A NUL (`%00`) in a path or query can never name anything, and PostgreSQL
+/// cannot even compare it: refused before any handler runs.
+fn refuse_nul(req: &actix_web::dev::ServiceRequest) -> Option<ApiError> {
+    let raw = req.uri().to_string().to_ascii_lowercase();
+    raw.contains("%00").then(|| {
+        ApiError::Scim(ScimError::invalid_value(
+            "NUL characters (%00) are not allowed in paths or query strings",
+        ))
+    })
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use actix_web::dev::Service;
     cfg.service(
         web::scope("/admin/v1")
+            .wrap_fn(|req, srv| {
+                let refused = refuse_nul(&req);
+                let fut = refused.is_none().then(|| srv.call(req));
+                async move {
+                    match (refused, fut) {
+                        (Some(e), _) => Err(e.into()),
+                        (None, Some(f)) => f.await,
+                        (None, None) => Err(ApiError::Blocking.into()),
+                    }
+                }
+            })
             .route("/content", web::get().to(list_content))
             .route("/content:reassign", web::post().to(reassign))
             .route(
@@ -84,7 +107,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/gate/v1")
-            .route("/check", web::post().to(gate_check))
+            .service(
+                web::resource("/check")
+                    .route(web::post().to(gate_check))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }
@@ -208,6 +235,7 @@ async fn delete_content(
     let st = state.clone();
     blocking(move || {
         Ok(st.svc.db.write(|c| -> Result<(), AdminError> {
+            dadmin::check_deletable(&kind, &id)?;
             if !ledger::delete_item(c, &w.caller.tenant_id, &kind, &id)? {
                 return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
             }
@@ -809,6 +837,16 @@ async fn gate_check(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    if body.email.len() > 20 {
+        return Err(ScimError::invalid_value("at most 20 emails per check").into());
+    }
+    if body
+        .sso
+        .as_ref()
+        .is_some_and(|s| s.issuer.trim().is_empty() || s.subject.is_empty())
+    {
+        return Err(ScimError::invalid_value("'sso' needs a non-empty issuer and subject").into());
+    }
     if body.identifiers().is_empty() {
         return Err(ScimError::invalid_value(
             "name at least one identifier: userName, email, externalId or sso",
@@ -819,26 +857,46 @@ async fn gate_check(
     let answer = blocking(move || {
         let svc = &st.svc;
         let policy = svc.deprov.policy(&w.caller.tenant_name);
-        let answer = svc
-            .db
-            .read(|c| gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body))?;
-        // `register`: an allowed login links its SSO subject to that user.
-        if body.register
-            && answer.decision == "allow"
-            && let (Some(uid), Some(sso)) = (&answer.user_id, &body.sso)
-        {
-            let now = st.svc.deprov.now();
-            svc.db.write(|c| {
-                ledger::add_sso(
+        if !body.register {
+            return Ok(svc.db.read(|c| {
+                gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body)
+            })?);
+        }
+        // `register`: decide and link in one transaction, under the user's lock, so
+        // a disposal committing in between cannot leave a subject on a stub.
+        let now = st.svc.deprov.now();
+        let answer = svc.db.write(|c| -> Result<gate::GateAnswer, AdminError> {
+            let first = gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body)?;
+            let (Some(uid), Some(sso), "allow") =
+                (first.user_id.clone(), body.sso.clone(), first.decision)
+            else {
+                return Ok(first);
+            };
+            crate::store::db::lock_row(c, "users", &w.caller.tenant_id, &uid)?;
+            let answer = gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body)?;
+            if answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str()) {
+                if ledger::add_sso(
                     c,
                     &w.caller.tenant_id,
-                    uid,
+                    &uid,
                     sso.issuer.trim().trim_end_matches('/'),
                     &sso.subject,
                     &now,
-                )
-            })?;
-        }
+                )? {
+                    crate::deprovision::disposal::audit(
+                        c,
+                        &w.caller.tenant_id,
+                        &now,
+                        &w.caller.actor,
+                        "sso.registered",
+                        "user",
+                        &uid,
+                        None,
+                    )?;
+                }
+            }
+            Ok(answer)
+        })?;
         Ok(answer)
     })
     .await?;

@@ -161,6 +161,10 @@ fn apply_line(
     target: Target,
     line: &str,
 ) -> Result<Result<bool, String>, AdminError> {
+    // PostgreSQL cannot store NUL; no identifier or title may hold one.
+    if line.contains("\\u0000") {
+        return Ok(Err("the line contains a NUL character (\\u0000)".into()));
+    }
     let outcome = match target {
         Target::Content => match serde_json::from_str::<ItemBody>(line) {
             Err(e) => return Ok(Err(format!("invalid JSON item: {e}"))),

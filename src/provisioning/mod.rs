@@ -30,6 +30,9 @@ impl From<crate::deprovision::service::DeprovError> for ServiceError {
                 )))
             }
             DeprovError::Conflict(d) => ServiceError::Scim(ScimError::new(409, None, d)),
+            DeprovError::NoDisposal(id) => {
+                ServiceError::Scim(ScimError::not_found(format!("no disposal with id {id}")))
+            }
             DeprovError::Store(s) => ServiceError::Store(s),
         }
     }
@@ -52,6 +55,7 @@ impl Caller {
             tenant_name: &self.tenant_name,
             actor: &self.actor,
             acts_as: self.acts_as.as_deref(),
+            caller_user_id: None,
         }
     }
 }

@@ -194,6 +194,8 @@ pub fn create(
                 row.set_keys(&keys);
                 let tombs = tombstone_check(svc, c, caller, &doc)?;
                 store::users::insert(c, &row, &keys)?;
+                let attrs: Vec<String> = doc.keys().cloned().collect();
+                audit_user(c, caller, "user.created", &row.id, Some(&attrs), &now)?;
                 after_tombstone_create(svc, c, caller, &row.id, &tombs, &now)?;
                 if row.state == SUSPENDED {
                     crate::events::emit(
@@ -222,12 +224,48 @@ pub fn create(
                     json!({}),
                     &now,
                 )?;
+                audit_user(c, caller, "user.restored", &row.id, None, &now)?;
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
                 rendered(c, caller, &row, projection, base, true)
             }
             many => Err(conflict_error(many, &doc).into()),
         }
     })
+}
+
+/// Top-level attribute names whose values differ (names only, never values).
+fn changed_attributes(before: &Doc, after: &Doc) -> Vec<String> {
+    let mut names: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn audit_user(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    action: &str,
+    id: &str,
+    attrs: Option<&[String]>,
+    now: &str,
+) -> Result<(), ServiceError> {
+    let detail = attrs.map(|a| json!({"attributes": a}).to_string());
+    crate::deprovision::disposal::audit(
+        c,
+        &caller.tenant_id,
+        now,
+        &caller.actor,
+        action,
+        "user",
+        id,
+        detail.as_deref(),
+    )?;
+    Ok(())
 }
 
 /// Stores a new document for an existing row: keys, state, version, emails; a
@@ -247,14 +285,18 @@ fn write_doc(
         keys.active = row.state == ACTIVE;
     }
     let before = row.state.clone();
+    let old_doc: Doc = serde_json::from_str(&row.data).unwrap_or_default();
+    let changed = changed_attributes(&old_doc, &doc);
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
     row.data = Value::Object(doc).to_string();
     row.updated_at = now.to_string();
     row.version += 1;
     store::users::update(c, row, &keys)?;
+    audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
     match (before.as_str(), row.state.as_str()) {
         (ACTIVE, SUSPENDED) => {
+            audit_user(c, caller, "user.suspended", &row.id, None, now)?;
             // Event first: the platform ends sessions at once.
             crate::events::emit(
                 c,
@@ -267,6 +309,7 @@ fn write_doc(
             svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
         }
         (SUSPENDED, ACTIVE) => {
+            audit_user(c, caller, "user.reactivated", &row.id, None, now)?;
             svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
             crate::events::emit(
                 c,
@@ -323,17 +366,22 @@ fn after_tombstone_create(
     ids.sort();
     ids.dedup();
     let relink = svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Relink;
-    // An email-only match may be a recycled address: treated as `new`.
+    // An email-only match may be a recycled address: release just those email
+    // hashes (the person stays tombstoned under every other identifier).
     let strong = found.iter().any(|m| m.id_type != IdType::Email.as_str());
-    let why = if relink && strong {
-        "relink"
-    } else if strong {
-        "rehire"
-    } else {
-        "possible identifier reuse"
-    };
-    tombstones::lift(c, &caller.tenant_id, &ids, &caller.actor, now, why)?;
-    if relink && strong {
+    if !strong {
+        tombstones::release_hashes(c, &caller.tenant_id, found, &caller.actor, now)?;
+        return Ok(());
+    }
+    tombstones::lift(
+        c,
+        &caller.tenant_id,
+        &ids,
+        &caller.actor,
+        now,
+        if relink { "relink" } else { "rehire" },
+    )?;
+    if relink {
         for d in found
             .iter()
             .filter_map(|m| m.disposal_id.as_deref())

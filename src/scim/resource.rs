@@ -225,10 +225,9 @@ fn normalize_single(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>
             let Some(sv) = get_ci(&obj, sub.name) else {
                 continue;
             };
-            if sub.mutability == Mutability::ReadOnly
-                && attr.name != "members"
-                && attr.name != "manager"
-            {
+            // Read-only sub-attributes (manager.displayName, manager.$ref) are
+            // the server's to compute; a client's copy is not stored.
+            if sub.mutability == Mutability::ReadOnly {
                 continue;
             }
             if let Some(nv) = normalize_simple(sub, sv, &format!("{label}.{}", sub.name))? {

@@ -111,7 +111,12 @@ pub fn list_items(
             b = b.filter(content_items::kind.eq(k.clone()));
         }
         if q.orphaned {
-            b = b.filter(content_items::owner_id.is_null());
+            // The tenant's Archive folder has no owner by design; it is not an orphan.
+            b = b.filter(content_items::owner_id.is_null()).filter(
+                content_items::kind
+                    .ne("folder")
+                    .or(content_items::item_id.ne("custodian-archive")),
+            );
         }
         b
     };

@@ -1167,3 +1167,205 @@ crate::both_backends!(
     replicas_and_concurrency,
     super::replicas_and_concurrent_triggers_dispose_once
 );
+
+/// Regressions from the deprovisioning review.
+async fn concurrent_triggers_and_releases_apply_once(b: Backend) {
+    let app = policy_app(b, "[default]\n").await;
+    let a = Admin::new(&app);
+    let person = create_user(&app, "contested@example.edu").await;
+    a.put_item("recording", "ct", &person, false, None).await;
+    let admin_url = format!("{}/admin/v1/users/{person}/dispose", app.addr);
+    let mut tasks = vec![];
+    for i in 0..3 {
+        let req = if i == 2 {
+            app.req(Method::DELETE, &format!("/Users/{person}"))
+        } else {
+            app.client.post(&admin_url).bearer_auth(&a.token)
+        };
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let mut codes = vec![];
+    for t in tasks {
+        codes.push(t.await.expect("join").expect("send"));
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200 || **c == 204).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| matches!(c, 200 | 204 | 404)),
+        "no 500, no deadlock: {codes:?}"
+    );
+    let (_, done) = a.call(Method::GET, "/disposals?state=done", None).await;
+    assert_eq!(done["Resources"].as_array().map(Vec::len), Some(1));
+    let (_, ts) = a.call(Method::GET, "/tombstones", None).await;
+    assert_eq!(ts["Resources"].as_array().map(Vec::len), Some(1));
+}
+crate::both_backends!(
+    concurrent_triggers,
+    super::concurrent_triggers_and_releases_apply_once
+);
+
+async fn review_regressions(b: Backend) {
+    let policy = "[default]\nbrake = { max_disposals_per_hour = 1 }\ntargets = [\"caller\"]\ngrace_period = \"0\"\n";
+    let app = policy_app(b, policy).await;
+    let a = Admin::new(&app);
+    let platform = create_user(&app, "platform@example.edu").await;
+    // Grace expiry gives content to the user the suspending token acts as.
+    let idp = app.token_acting_as("default", Scope::Scim, "platform@example.edu");
+    let p1 = create_user(&app, "p1@example.edu").await;
+    a.put_item("recording", "g1", &p1, false, None).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/Users/{p1}")))
+        .bearer_auth(&idp)
+        .json(&patch_body(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(app.deprov.run_due(&app.db).expect("run"), 1);
+    assert_eq!(
+        a.item("recording", "g1").await["owner"],
+        platform.as_str(),
+        "caller stored with the schedule"
+    );
+    // The brake (1/hour) is now full: a held dispose-now of a suspended person is
+    // cancelled by their reactivation, and cannot be released afterwards.
+    let p2 = create_user(&app, "p2@example.edu").await;
+    a.put_item("recording", "g2", &p2, false, None).await;
+    let (s, held) = a
+        .call(Method::POST, &format!("/users/{p2}/dispose"), None)
+        .await;
+    assert_eq!((s, held["reason"].as_str()), (202, Some("brake")), "{held}");
+    let d = held["disposalId"].as_str().unwrap_or_default().to_string();
+    let r = app
+        .req(Method::PATCH, &format!("/Users/{p2}"))
+        .json(&patch_body(
+            json!([{"op": "replace", "path": "active", "value": true}]),
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, _) = a
+        .call(Method::POST, &format!("/disposals/{d}/release"), None)
+        .await;
+    assert_eq!(s, 409, "a cancelled disposal is not released");
+    assert_eq!(a.item("recording", "g2").await["owner"], p2.as_str());
+    let (s, _) = a.call(Method::POST, "/disposals/nope/release", None).await;
+    assert_eq!(s, 404);
+    // A held DELETE makes the person deleted-pending: content cannot be given to them.
+    let p3 = create_user(&app, "p3@example.edu").await;
+    delete_user(&app, &app.token, &p3).await;
+    let (s, v) = a
+        .call(
+            Method::PUT,
+            "/content/recording/late",
+            Some(json!({"owner": p3})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    // The Archive folder is Custodian's.
+    let (s, _) = a
+        .call(
+            Method::PUT,
+            "/content/folder/custodian-archive",
+            Some(json!({"owner": platform})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    // NUL in an admin path is refused before the database sees it.
+    let r = app
+        .client
+        .get(format!("{}/admin/v1/disposals/a%00b", app.addr))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400);
+    let g = app
+        .client
+        .get(format!("{}/gate/v1/check", app.addr))
+        .bearer_auth(app.token_for("default", Scope::Gate))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(g.status().as_u16(), 405);
+}
+crate::both_backends!(deprovisioning_review, super::review_regressions);
+
+async fn email_only_reuse_and_manager_references(b: Backend) {
+    let app = policy_app(
+        b,
+        "[default]\ntombstone = { on_scim_create = \"relink\" }\n",
+    )
+    .await;
+    let mut alice = user_body("alice@example.edu");
+    alice["emails"] = json!([{"value": "alice@example.edu", "type": "work"}, {"value": "recycled@example.edu", "type": "home"}]);
+    alice["externalId"] = json!("ext-alice");
+    let (_, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&alice)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let alice_id = v["id"].as_str().expect("id").to_string();
+    // Bob's manager is named by Alice's userName (Okta style), with a display name.
+    let mut bob = user_body("bob@example.edu");
+    bob["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"manager": {"value": "alice@example.edu", "displayName": "Alice Liddell"}});
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&bob)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert!(
+        v["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]
+            .get("displayName")
+            .is_none(),
+        "read-only sub-attribute not stored"
+    );
+    delete_user(&app, &app.token, &alice_id).await;
+    assert!(!app.database_contains("Liddell"));
+    assert!(
+        !app.database_contains("alice@example.edu"),
+        "the subordinate's manager reference was repointed"
+    );
+    // A new hire with only Alice's recycled address: created, and only that address is released.
+    let mut newhire = user_body("newhire@example.edu");
+    newhire["emails"] = json!([{"value": "recycled@example.edu", "type": "work"}]);
+    let (s, _) = body(
+        app.req(Method::POST, "/Users")
+            .json(&newhire)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    for (req, decision) in [
+        (json!({"userName": "alice@example.edu"}), "deny"),
+        (json!({"externalId": "ext-alice"}), "deny"),
+        (json!({"email": "alice@example.edu"}), "deny"),
+        (json!({"email": "recycled@example.edu"}), "allow"),
+    ] {
+        let g = gate(&app, req.clone()).await;
+        assert_eq!(g["decision"], decision, "{req}: {g}");
+    }
+}
+crate::both_backends!(
+    email_reuse_and_manager_refs,
+    super::email_only_reuse_and_manager_references
+);
