@@ -874,26 +874,22 @@ async fn gate_check(
             };
             crate::store::db::lock_row(c, "users", &w.caller.tenant_id, &uid)?;
             let answer = gate::check(c, &svc.deprov.keys, &policy, &w.caller.tenant_id, &body)?;
-            if answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str()) {
-                if ledger::add_sso(
+            let still_allowed =
+                answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str());
+            let issuer = sso.issuer.trim().trim_end_matches('/');
+            if still_allowed
+                && ledger::add_sso(c, &w.caller.tenant_id, &uid, issuer, &sso.subject, &now)?
+            {
+                crate::deprovision::disposal::audit(
                     c,
                     &w.caller.tenant_id,
-                    &uid,
-                    sso.issuer.trim().trim_end_matches('/'),
-                    &sso.subject,
                     &now,
-                )? {
-                    crate::deprovision::disposal::audit(
-                        c,
-                        &w.caller.tenant_id,
-                        &now,
-                        &w.caller.actor,
-                        "sso.registered",
-                        "user",
-                        &uid,
-                        None,
-                    )?;
-                }
+                    &w.caller.actor,
+                    "sso.registered",
+                    "user",
+                    &uid,
+                    None,
+                )?;
             }
             Ok(answer)
         })?;
