@@ -127,10 +127,11 @@ fn serve(settings: Settings) -> Result<(), String> {
     start_scheduler(db.clone(), Arc::clone(&deprov));
     start_relay(db.clone(), Arc::clone(&deprov));
     let policy_file = settings.policy_file.clone();
+    let reload_db = db.clone();
     let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base);
     let rt = actix_web::rt::System::new();
     rt.block_on(async move {
-        reload_on_sighup(deprov, policy_file);
+        reload_on_sighup(deprov, reload_db, policy_file);
         let server = custodian::http::server(state, listener).map_err(|e| e.to_string())?;
         server.await.map_err(|e| e.to_string())
     })
@@ -168,7 +169,7 @@ fn start_relay(db: Db, deprov: Arc<Deprov>) {
 }
 
 /// SIGHUP re-reads the policy file; an invalid file keeps the old policy and says so.
-fn reload_on_sighup(deprov: Arc<Deprov>, file: Option<std::path::PathBuf>) {
+fn reload_on_sighup(deprov: Arc<Deprov>, db: Db, file: Option<std::path::PathBuf>) {
     #[cfg(unix)]
     actix_web::rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -187,7 +188,12 @@ fn reload_on_sighup(deprov: Arc<Deprov>, file: Option<std::path::PathBuf>) {
                         tracing::warn!("policy: {w}");
                     }
                     deprov.replace_policies(p);
-                    tracing::info!("SIGHUP: policy reloaded");
+                    match deprov.recompute_schedules(&db) {
+                        Ok(n) => tracing::info!(schedules_moved = n, "SIGHUP: policy reloaded"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "SIGHUP: policy reloaded, but pending schedules were not recomputed")
+                        }
+                    }
                 }
                 Err(e) => tracing::error!(
                     "SIGHUP: policy reload failed, keeping the previous policy: {e}"

@@ -188,6 +188,22 @@ pub fn put_item(
     not_reserved(kind, id)?;
     valid_key("kind", kind)?;
     valid_key("id", id)?;
+    if body.kind.as_deref().is_some_and(|k| k != kind)
+        || body.id.as_deref().is_some_and(|i| i != id)
+    {
+        return Err(ScimError::invalid_value("the body's kind/id differ from the path's").into());
+    }
+    if let Some(p) = &body.parent {
+        valid_key("parent.kind", &p.kind)?;
+        valid_key("parent.id", &p.id)?;
+    }
+    if body
+        .title
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 1024)
+    {
+        return Err(ScimError::invalid_value("title is longer than 1024 characters").into());
+    }
     let owner = match (&body.owner, &body.owner_user_name) {
         (Some(o), _) => Some(check_owner(dp, c, who, o)?),
         (None, Some(n)) => {

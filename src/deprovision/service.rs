@@ -122,6 +122,45 @@ impl Deprov {
         self.policies().for_tenant(tenant_name).clone()
     }
 
+    /// Pending schedules follow the policy: `due_at = suspended_at + grace` of the
+    /// tenant's current policy (DESIGN "User states"). Returns schedules moved.
+    pub fn recompute_schedules(&self, db: &Db) -> Result<usize, StoreError> {
+        let policies = self.policies();
+        db.write(|c| {
+            let rows: Vec<(String, String, Option<String>, String)> = disposals::table
+                .inner_join(crate::store::schema::tenants::table)
+                .inner_join(users::table.on(users::id.eq(disposals::user_id)))
+                .filter(disposals::state.eq("scheduled"))
+                .select((
+                    disposals::id,
+                    crate::store::schema::tenants::name,
+                    users::suspended_at,
+                    disposals::due_at,
+                ))
+                .load(c)?;
+            let mut moved = 0;
+            for (id, tenant, suspended_at, due) in rows {
+                let Some(since) =
+                    suspended_at.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+                else {
+                    continue;
+                };
+                let grace = i64::try_from(policies.for_tenant(&tenant).grace_period_seconds)
+                    .unwrap_or(i64::MAX / 2);
+                let new_due = time::format(
+                    since.with_timezone(&chrono::Utc) + chrono::Duration::seconds(grace),
+                );
+                if new_due != due {
+                    diesel::update(disposals::table.filter(disposals::id.eq(&id)))
+                        .set(disposals::due_at.eq(&new_due))
+                        .execute(c)?;
+                    moved += 1;
+                }
+            }
+            Ok(moved)
+        })
+    }
+
     /// Swaps in a new policy (SIGHUP reload).
     pub fn replace_policies(&self, p: PolicySet) {
         *self.policies.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);

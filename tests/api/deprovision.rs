@@ -1369,3 +1369,77 @@ crate::both_backends!(
     email_reuse_and_manager_refs,
     super::email_only_reuse_and_manager_references
 );
+
+async fn policy_change_moves_pending_schedules_and_gate_registers(b: Backend) {
+    let app = policy_app(b, "[default]\ngrace_period = \"30d\"\n").await;
+    let person = create_user(&app, "regrace@example.edu").await;
+    app.req(Method::PATCH, &format!("/Users/{person}"))
+        .json(&patch_body(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        ))
+        .send()
+        .await
+        .expect("send");
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        app.deprov.run_due(&app.db).expect("run"),
+        0,
+        "30 days not over"
+    );
+    let shorter =
+        custodian::deprovision::policy::parse("[default]\ngrace_period = \"1h\"\n", "p.toml")
+            .expect("policy");
+    app.deprov.replace_policies(shorter);
+    assert_eq!(
+        app.deprov.recompute_schedules(&app.db).expect("recompute"),
+        1
+    );
+    assert_eq!(
+        app.deprov.run_due(&app.db).expect("run"),
+        1,
+        "due under the new grace"
+    );
+    // `register: true` links the SSO subject on an allowed login; the subject alone then allows.
+    let active = create_user(&app, "sso-reg@example.edu").await;
+    let sso = json!({"issuer": "https://idp.example.edu/", "subject": "Sub-42"});
+    let g = gate(
+        &app,
+        json!({"userName": "sso-reg@example.edu", "sso": sso, "register": true}),
+    )
+    .await;
+    assert_eq!(
+        (g["decision"].as_str(), g["userId"].as_str()),
+        (Some("allow"), Some(active.as_str()))
+    );
+    let g = gate(
+        &app,
+        json!({"sso": {"issuer": "https://idp.example.edu", "subject": "Sub-42"}}),
+    )
+    .await;
+    assert_eq!(
+        (g["decision"].as_str(), g["matched"].clone()),
+        (Some("allow"), json!(["sso"]))
+    );
+    // Bad gate input: precise 400s.
+    let t = app.token_for("default", Scope::Gate);
+    for bad in [
+        json!({}),
+        json!({"sso": {"issuer": "", "subject": "x"}}),
+        json!({"email": [1]}),
+        json!({"email": vec!["a@b.c"; 21]}),
+    ] {
+        let r = app
+            .client
+            .post(format!("{}/gate/v1/check", app.addr))
+            .bearer_auth(&t)
+            .json(&bad)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
+}
+crate::both_backends!(
+    regrace_and_register,
+    super::policy_change_moves_pending_schedules_and_gate_registers
+);
