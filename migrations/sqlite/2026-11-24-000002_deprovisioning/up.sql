@@ -73,7 +73,9 @@ CREATE INDEX disposals_due ON disposals (state, due_at);
 
 -- Receipt lines: ids, kinds, owner ids; never titles.
 CREATE TABLE disposal_items (
-    disposal_id TEXT NOT NULL REFERENCES disposals(id),
+    -- No foreign key: the executor writes the run's row first, in the same
+    -- transaction, and a per-row check doubles the cost of a large receipt.
+    disposal_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     item_id TEXT NOT NULL,
     action TEXT NOT NULL,
