@@ -76,7 +76,9 @@ fn main() -> Result<(), String> {
     let steps = std::cell::RefCell::new(Vec::<(String, f64)>::new());
     let hook = |step: &str| {
         let now = Instant::now();
-        steps.borrow_mut().push((step.to_string(), (now - last.get()).as_secs_f64()));
+        steps
+            .borrow_mut()
+            .push((step.to_string(), (now - last.get()).as_secs_f64()));
         last.set(now);
         Ok(())
     };

@@ -97,6 +97,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(legal_hold))
                     .default_service(web::to(method_not_allowed)),
             )
+            .route("/webhooks", web::get().to(webhooks))
+            .route("/webhooks:resume", web::post().to(resume_webhooks))
             .route("/events", web::get().to(events))
             .route("/disposals/{id}", web::get().to(get_disposal))
             .route("/tombstones", web::get().to(list_tombstones))
@@ -951,4 +953,62 @@ async fn history(
     })
     .await?;
     Ok(ok(StatusCode::OK, v))
+}
+
+/// Delivery state per webhook endpoint of the tenant.
+async fn webhooks(state: web::Data<AppState>, w: AdminCaller) -> Result<HttpResponse, ApiError> {
+    use crate::store::schema::webhook_cursors as wc;
+    let st = state.clone();
+    let v = blocking(move || {
+        Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {
+            let rows: Vec<(String, i64, i32, String, bool)> = wc::table
+                .filter(wc::tenant_id.eq(&w.caller.tenant_id))
+                .select((wc::endpoint, wc::last_seq, wc::attempts, wc::next_attempt_at, wc::paused))
+                .order(wc::endpoint)
+                .load(c)?;
+            Ok(json!({"Resources": rows.into_iter().map(|(endpoint, last, attempts, next, paused)| json!({
+                "endpoint": endpoint, "lastDeliveredSeq": last, "failedAttempts": attempts, "nextAttemptAt": next, "paused": paused,
+            })).collect::<Vec<_>>()}))
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, v))
+}
+
+/// Un-pauses every paused endpoint of the tenant; delivery resumes where it stopped.
+async fn resume_webhooks(
+    state: web::Data<AppState>,
+    w: AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    use crate::store::schema::webhook_cursors as wc;
+    let st = state.clone();
+    let n = blocking(move || {
+        let now = st.svc.deprov.now();
+        Ok(st.svc.db.write(|c| -> Result<usize, AdminError> {
+            let n = diesel::update(
+                wc::table
+                    .filter(wc::tenant_id.eq(&w.caller.tenant_id))
+                    .filter(wc::paused.eq(true)),
+            )
+            .set((
+                wc::paused.eq(false),
+                wc::attempts.eq(0),
+                wc::next_attempt_at.eq(&now),
+            ))
+            .execute(c)?;
+            crate::deprovision::disposal::audit(
+                c,
+                &w.caller.tenant_id,
+                &now,
+                &w.caller.actor,
+                "webhooks.resumed",
+                "tenant",
+                &w.caller.tenant_id,
+                None,
+            )?;
+            Ok(n)
+        })?)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, json!({"resumed": n})))
 }

@@ -1095,6 +1095,25 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
             v["id"].as_str().unwrap_or("-")
         )));
     }
+    // Delivery state is visible; a paused endpoint can be resumed.
+    let a = Admin::new(&app);
+    let (_, hooks) = a.call(Method::GET, "/webhooks", None).await;
+    assert_eq!(hooks["Resources"][0]["lastDeliveredSeq"], last);
+    assert_eq!(hooks["Resources"][0]["paused"], false);
+    app.db
+        .write(|c| {
+            use custodian::store::schema::webhook_cursors as wc;
+            use diesel::prelude::*;
+            diesel::update(wc::table)
+                .set(wc::paused.eq(true))
+                .execute(c)
+                .map_err(custodian::store::StoreError::from)
+        })
+        .expect("pause");
+    let (s, r) = a.call(Method::POST, "/webhooks:resume", None).await;
+    assert_eq!((s, r["resumed"].as_i64()), (200, Some(1)));
+    let (_, hooks) = a.call(Method::GET, "/webhooks", None).await;
+    assert_eq!(hooks["Resources"][0]["paused"], false);
 }
 crate::both_backends!(
     webhooks,
