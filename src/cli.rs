@@ -90,20 +90,25 @@ pub enum TokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum TombstoneCommand {
-    /// List a tenant's tombstones: id, created, lifted, disposal, identifier types.
+    /// List a tenant's tombstones: id, created, lifted, identifier types (never values).
     List {
+        /// Tenant name.
         #[arg(long)]
         tenant: String,
     },
     /// Lift the live tombstones matching an identifier (audited): the person may be
     /// provisioned again and the gate stops denying them.
     Lift {
+        /// Tenant name.
         #[arg(long)]
         tenant: String,
+        /// The person's userName (matched case-insensitively).
         #[arg(long, value_name = "USERNAME")]
         user_name: Option<String>,
+        /// One of the person's emails (matched case-insensitively).
         #[arg(long)]
         email: Option<String>,
+        /// The person's externalId (exact).
         #[arg(long)]
         external_id: Option<String>,
         /// SSO issuer (with --subject).

@@ -124,6 +124,15 @@ fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deprov = Arc::new(custodian::deprovision::setup::open(&settings, &db, clock)?);
+    // The policy file may have changed while the server was down.
+    match deprov.recompute_schedules(&db) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            schedules_moved = n,
+            "pending schedules follow the current policy"
+        ),
+        Err(e) => tracing::error!(error = %e, "pending schedules were not recomputed"),
+    }
     start_scheduler(db.clone(), Arc::clone(&deprov));
     start_relay(db.clone(), Arc::clone(&deprov));
     let policy_file = settings.policy_file.clone();

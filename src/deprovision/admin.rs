@@ -196,6 +196,9 @@ pub fn put_item(
     if let Some(p) = &body.parent {
         valid_key("parent.kind", &p.kind)?;
         valid_key("parent.id", &p.id)?;
+        if p.kind == kind && p.id == id {
+            return Err(ScimError::invalid_value("an item cannot be its own parent").into());
+        }
     }
     if body
         .title
@@ -274,6 +277,8 @@ pub fn transfer(
             return Err(ScimError::invalid_value("'to' must be another user").into());
         }
         let to = check_owner(dp, c, who, to)?;
+        // Disposals lock the tenant counter before moving content rows: same order here.
+        crate::events::lock_tenant(c, who.tenant_id)?;
         let items = execute_sql(c, &{
             let mut s = Sql::default();
             s.push("UPDATE content_items SET owner_id = ")
@@ -327,6 +332,8 @@ pub fn reassign(
     let now = dp.now();
     db.write(|c| {
         let to = check_owner(dp, c, who, to)?;
+        // Disposals lock the tenant counter before moving content rows: same order here.
+        crate::events::lock_tenant(c, who.tenant_id)?;
         let mut moved = 0;
         let mut missing = Vec::new();
         for it in items {

@@ -683,20 +683,13 @@ fn repoint_subordinates(
     c: &mut AnyConnection,
     tenant: &str,
     person: &str,
-    row: &crate::store::users::UserRow,
+    _row: &crate::store::users::UserRow,
     now: &str,
 ) -> Result<(), StoreError> {
-    let mut aliases = vec![row.user_name.clone()];
-    aliases.extend(row.external_id.clone());
-    aliases.extend(
-        user_emails::table
-            .filter(user_emails::user_id.eq(person))
-            .select(user_emails::value)
-            .load::<String>(c)?,
-    );
+    let keys = alias_keys(c, tenant, person)?;
     let reports: Vec<(String, String, i64)> = users::table
         .filter(users::tenant_id.eq(tenant))
-        .filter(users::manager_id.eq_any(&aliases))
+        .filter(users::manager_key.eq_any(&keys))
         .filter(users::id.ne(person))
         .select((users::id, users::data, users::version))
         .load(c)?;
@@ -720,11 +713,64 @@ fn repoint_subordinates(
         )
         .set((
             users::manager_id.eq(person),
+            users::manager_key.eq(crate::scim::fold::fold(person)),
             users::data.eq(doc.to_string()),
             users::version.eq(version + 1),
             users::updated_at.eq(now),
         ))
         .execute(c)?;
+        audit(
+            c,
+            tenant,
+            now,
+            "disposal",
+            "user.manager_repointed",
+            "user",
+            &id,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// The folded identifiers a report's `manager.value` may name the person by.
+fn alias_keys(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+) -> Result<Vec<String>, StoreError> {
+    let (name_key, external): (String, Option<String>) = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(person))
+        .select((users::user_name_key, users::external_id))
+        .first(c)?;
+    let mut keys = vec![name_key];
+    keys.extend(external.map(|x| fold(&x)));
+    keys.extend(
+        user_emails::table
+            .filter(user_emails::user_id.eq(person))
+            .select(user_emails::value_key)
+            .load::<String>(c)?,
+    );
+    Ok(keys)
+}
+
+/// PostgreSQL: locks the person's reports (in id order) before the tenant
+/// counter, keeping one lock order with PATCHes that suspend a report.
+pub fn lock_reports(c: &mut AnyConnection, tenant: &str, person: &str) -> Result<(), StoreError> {
+    if backend_of(c) != Backend::Postgres {
+        return Ok(());
+    }
+    let keys = alias_keys(c, tenant, person)?;
+    let ids: Vec<String> = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::manager_key.eq_any(&keys))
+        .filter(users::id.ne(person))
+        .select(users::id)
+        .order(users::id)
+        .load(c)?;
+    for id in ids {
+        crate::store::db::lock_row(c, "users", tenant, &id)?;
     }
     Ok(())
 }

@@ -231,6 +231,11 @@ impl Deprov {
         let row = crate::store::users::find(c, r.tenant_id, user_id)?
             .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
+        let open = open_disposal(c, r.tenant_id, user_id)?;
+        if let Some(id) = &open {
+            crate::store::db::lock_row(c, "disposals", r.tenant_id, id)?;
+        }
+        disposal::lock_reports(c, r.tenant_id, user_id)?;
         if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
             let p = disposal::plan(
                 c,
@@ -243,10 +248,6 @@ impl Deprov {
             if p.hash != h.trim_matches('"') {
                 return Err(DeprovError::PlanChanged(p.hash));
             }
-        }
-        let open = open_disposal(c, r.tenant_id, user_id)?;
-        if let Some(id) = &open {
-            crate::store::db::lock_row(c, "disposals", r.tenant_id, id)?;
         }
         if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
             return self.hold(c, r, user_id, cause, open, reason, &now);
@@ -479,27 +480,37 @@ impl Deprov {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
         let out = db.write(|c| -> Result<Receipt, DeprovError> {
-            let (user_id, state, cause): (String, String, String) = disposals::table
-                .filter(disposals::tenant_id.eq(r.tenant_id))
-                .filter(disposals::id.eq(disposal_id))
-                .select((disposals::user_id, disposals::state, disposals::cause))
-                .first(c)
-                .optional()?
-                .ok_or_else(|| DeprovError::NotFound(disposal_id.into()))?;
+            let find = |c: &mut AnyConnection| -> Result<(String, String, String, Option<String>), DeprovError> {
+                disposals::table
+                    .filter(disposals::tenant_id.eq(r.tenant_id))
+                    .filter(disposals::id.eq(disposal_id))
+                    .select((disposals::user_id, disposals::state, disposals::cause, disposals::caller_user_id))
+                    .first(c)
+                    .optional()?
+                    .ok_or_else(|| DeprovError::NoDisposal(disposal_id.into()))
+            };
+            let (user_id, _, _, _) = find(c)?;
+            // Lock order: the person, then the disposal; then re-read both.
+            crate::store::db::lock_row(c, "users", r.tenant_id, &user_id)?;
+            crate::store::db::lock_row(c, "disposals", r.tenant_id, disposal_id)?;
+            let (user_id, state, cause, stored_caller) = find(c)?;
+            disposal::lock_reports(c, r.tenant_id, &user_id)?;
             if state != "held" {
-                return Err(DeprovError::Conflict(format!(
-                    "disposal {disposal_id} is {state}, not held"
-                )));
+                return Err(DeprovError::Conflict(format!("disposal {disposal_id} is {state}, not held")));
             }
-            let legal_hold: bool = users::table
+            let (user_state, legal_hold): (String, bool) = users::table
+                .filter(users::tenant_id.eq(r.tenant_id))
                 .filter(users::id.eq(&user_id))
-                .select(users::legal_hold)
+                .select((users::state, users::legal_hold))
                 .first(c)?;
-            if legal_hold {
-                return Err(DeprovError::Conflict(
-                    "the user is under legal hold; lift it before releasing".into(),
-                ));
+            if user_state == "active" {
+                return Err(DeprovError::Conflict("the person is active again; a held disposal of an active person is not run".into()));
             }
+            if legal_hold {
+                return Err(DeprovError::Conflict("the user is under legal hold; lift it before releasing".into()));
+            }
+            let r = Requester { caller_user_id: stored_caller.as_deref().or(r.caller_user_id), ..r.clone() };
+            let r = &r;
             let caller = Self::caller_user(c, r)?;
             match self.execute_now(
                 c,

@@ -95,23 +95,16 @@ impl Relay {
         let until = time::format(now + chrono::Duration::seconds(LEASE));
         // Claim the lease (creating the cursor on first sight).
         let claimed = db.write(|c| -> Result<Option<i64>, StoreError> {
-            let exists: i64 = webhook_cursors::table
-                .filter(webhook_cursors::tenant_id.eq(tenant))
-                .filter(webhook_cursors::endpoint.eq(url))
-                .count()
-                .get_result(c)?;
-            if exists == 0 {
-                diesel::insert_into(webhook_cursors::table)
-                    .values((
-                        webhook_cursors::tenant_id.eq(tenant),
-                        webhook_cursors::endpoint.eq(url),
-                        webhook_cursors::last_seq.eq(0_i64),
-                        webhook_cursors::attempts.eq(0),
-                        webhook_cursors::next_attempt_at.eq(&now_s),
-                        webhook_cursors::paused.eq(false),
-                    ))
-                    .execute(c)?;
-            }
+            // Two replicas may see a new endpoint at once: the insert is idempotent.
+            let mut ins = crate::store::db::Sql::default();
+            ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
+                .bind_text(tenant)
+                .push(", ")
+                .bind_text(url)
+                .push(", 0, 0, ")
+                .bind_text(now_s.clone())
+                .push(", FALSE) ON CONFLICT DO NOTHING");
+            crate::store::db::execute_sql(c, &ins)?;
             let n = diesel::update(
                 webhook_cursors::table
                     .filter(webhook_cursors::tenant_id.eq(tenant))

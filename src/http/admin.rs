@@ -561,6 +561,14 @@ async fn put_sso(
     let id = id.into_inner();
     blocking(move || {
         Ok(st.svc.db.write(|c| -> Result<(), AdminError> {
+            if body.issuer.trim().is_empty() || body.subject.trim().is_empty() {
+                return Err(
+                    ScimError::invalid_value("'issuer' and 'subject' must be non-empty").into(),
+                );
+            }
+            // Under the user's lock: a disposal cannot commit in between and leave
+            // a subject in the clear on a stub.
+            crate::store::db::lock_row(c, "users", &w.caller.tenant_id, &id)?;
             if crate::store::users::find(c, &w.caller.tenant_id, &id)?.is_none() {
                 return Err(ScimError::not_found(format!("no user with id {id}")).into());
             }
@@ -643,6 +651,14 @@ async fn list_disposals(
 ) -> Result<HttpResponse, ApiError> {
     let (pairs, start, count) = query(&req)?;
     let wanted = param(&pairs, "state").map(str::to_string);
+    if let Some(w) = &wanted
+        && !["scheduled", "held", "running", "done", "cancelled"].contains(&w.as_str())
+    {
+        return Err(ScimError::invalid_value(format!(
+            "unknown state '{w}' (scheduled, held, done or cancelled)"
+        ))
+        .into());
+    }
     let st = state.clone();
     let v = blocking(move || {
         Ok(st.svc.db.read(|c| -> Result<Value, AdminError> {

@@ -190,6 +190,7 @@ pub fn create(
                     updated_at: now.clone(),
                     version: 1,
                     legal_hold: false,
+                    manager_key: None,
                 };
                 row.set_keys(&keys);
                 let tombs = tombstone_check(svc, c, caller, &doc)?;
@@ -214,7 +215,15 @@ pub fn create(
             [existing] if existing.state == SUSPENDED => {
                 // Okta re-POSTs a user it deactivated: restore that record in place
                 // (PUT semantics), keeping its id.
-                let mut row = existing.clone();
+                // Lock and re-read: a disposal (grace expiry) may have committed
+                // since the conflict check.
+                crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
+                let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
+                    Some(r) if r.state == SUSPENDED => r,
+                    _ => {
+                        return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
+                    }
+                };
                 write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
                 crate::events::emit(
                     c,
@@ -293,7 +302,9 @@ fn write_doc(
     row.updated_at = now.to_string();
     row.version += 1;
     store::users::update(c, row, &keys)?;
-    audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
+    if !changed.is_empty() {
+        audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
+    }
     match (before.as_str(), row.state.as_str()) {
         (ACTIVE, SUSPENDED) => {
             audit_user(c, caller, "user.suspended", &row.id, None, now)?;
@@ -362,31 +373,34 @@ fn after_tombstone_create(
     if found.is_empty() {
         return Ok(());
     }
-    let mut ids: Vec<String> = found.iter().map(|m| m.tombstone_id.clone()).collect();
-    ids.sort();
-    ids.dedup();
     let relink = svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Relink;
-    // An email-only match may be a recycled address: release just those email
-    // hashes (the person stays tombstoned under every other identifier).
-    let strong = found.iter().any(|m| m.id_type != IdType::Email.as_str());
-    if !strong {
-        tombstones::release_hashes(c, &caller.tenant_id, found, &caller.actor, now)?;
-        return Ok(());
+    // Decided per tombstone: one matched by userName, externalId or an SSO subject
+    // is this person coming back (lift; relink hands content back); one matched
+    // only by an email may be someone else's recycled address (release just that
+    // email; the rest keeps denying its owner).
+    let mut by_tomb: std::collections::BTreeMap<&str, Vec<TombstoneMatch>> =
+        std::collections::BTreeMap::new();
+    for m in found {
+        by_tomb
+            .entry(m.tombstone_id.as_str())
+            .or_default()
+            .push(m.clone());
     }
-    tombstones::lift(
-        c,
-        &caller.tenant_id,
-        &ids,
-        &caller.actor,
-        now,
-        if relink { "relink" } else { "rehire" },
-    )?;
-    if relink {
-        for d in found
-            .iter()
-            .filter_map(|m| m.disposal_id.as_deref())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
+    for (tomb, matches) in by_tomb {
+        let strong = matches.iter().any(|m| m.id_type != IdType::Email.as_str());
+        if !strong {
+            tombstones::release_hashes(c, &caller.tenant_id, &matches, &caller.actor, now)?;
+            continue;
+        }
+        tombstones::lift(
+            c,
+            &caller.tenant_id,
+            &[tomb.to_string()],
+            &caller.actor,
+            now,
+            if relink { "relink" } else { "rehire" },
+        )?;
+        if relink && let Some(d) = matches.iter().find_map(|m| m.disposal_id.as_deref()) {
             tombstones::relink(c, &caller.tenant_id, d, user_id, now)?;
         }
     }

@@ -224,6 +224,8 @@ pub fn user_data_owner(
 }
 
 /// Links an SSO subject to a user (idempotent); false when it belongs to someone else.
+/// Links an SSO subject to a user (idempotent, safe under concurrency); false
+/// when it belongs to someone else.
 pub fn add_sso(
     c: &mut AnyConnection,
     tenant: &str,
@@ -232,28 +234,20 @@ pub fn add_sso(
     subject: &str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    let owner: Option<String> = sso_subjects::table
-        .filter(sso_subjects::tenant_id.eq(tenant))
-        .filter(sso_subjects::issuer.eq(issuer))
-        .filter(sso_subjects::subject.eq(subject))
-        .select(sso_subjects::user_id)
-        .first(c)
-        .optional()?;
-    match owner {
-        Some(o) => Ok(o == user),
-        None => {
-            diesel::insert_into(sso_subjects::table)
-                .values((
-                    sso_subjects::tenant_id.eq(tenant),
-                    sso_subjects::issuer.eq(issuer),
-                    sso_subjects::subject.eq(subject),
-                    sso_subjects::user_id.eq(user),
-                    sso_subjects::created_at.eq(now),
-                ))
-                .execute(c)?;
-            Ok(true)
-        }
-    }
+    let mut ins = super::db::Sql::default();
+    ins.push("INSERT INTO sso_subjects (tenant_id, issuer, subject, user_id, created_at) VALUES (")
+        .bind_text(tenant)
+        .push(", ")
+        .bind_text(issuer)
+        .push(", ")
+        .bind_text(subject)
+        .push(", ")
+        .bind_text(user)
+        .push(", ")
+        .bind_text(now)
+        .push(") ON CONFLICT DO NOTHING");
+    super::db::execute_sql(c, &ins)?;
+    Ok(sso_owner(c, tenant, issuer, subject)?.as_deref() == Some(user))
 }
 
 pub fn remove_sso(

@@ -41,6 +41,7 @@ diesel::table! {
         updated_at -> Text,
         version -> BigInt,
         legal_hold -> Bool,
+        manager_key -> Nullable<Text>,
     }
 }
 

@@ -30,6 +30,7 @@ pub struct UserRow {
     pub updated_at: String,
     pub version: i64,
     pub legal_hold: bool,
+    pub manager_key: Option<String>,
 }
 
 impl UserRow {
@@ -43,6 +44,7 @@ impl UserRow {
         self.family_name_key = k.family_name.as_deref().map(crate::scim::fold::fold);
         self.active = k.active;
         self.manager_id = k.manager_id.clone();
+        self.manager_key = k.manager_id.as_deref().map(crate::scim::fold::fold);
     }
 }
 
@@ -107,7 +109,8 @@ pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Resul
     let n = diesel::update(
         users::table
             .filter(users::tenant_id.eq(&row.tenant_id))
-            .filter(users::id.eq(&row.id)),
+            .filter(users::id.eq(&row.id))
+            .filter(users::state.eq_any(VISIBLE_STATES)),
     )
     .set(row)
     .execute(conn)?;

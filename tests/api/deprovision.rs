@@ -1340,7 +1340,7 @@ async fn email_only_reuse_and_manager_references(b: Backend) {
     // Bob's manager is named by Alice's userName (Okta style), with a display name.
     let mut bob = user_body("bob@example.edu");
     bob["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
-        json!({"manager": {"value": "alice@example.edu", "displayName": "Alice Liddell"}});
+        json!({"manager": {"value": "Alice@Example.EDU", "displayName": "Alice Liddell"}});
     let (s, v) = body(
         app.req(Method::POST, "/Users")
             .json(&bob)
@@ -1383,6 +1383,31 @@ async fn email_only_reuse_and_manager_references(b: Backend) {
         let g = gate(&app, req.clone()).await;
         assert_eq!(g["decision"], decision, "{req}: {g}");
     }
+    // A new user whose userName is a fresh one but whose email was a disposed
+    // person's: that person's tombstone is not lifted, nor their content relinked.
+    let bob_id = create_user(&app, "bob2@example.edu").await;
+    let a = Admin::new(&app);
+    a.put_item("recording", "bob-secret", &bob_id, false, None)
+        .await;
+    delete_user(&app, &app.token, &bob_id).await;
+    let mut other = user_body("someone-else@example.edu");
+    other["emails"] = json!([{"value": "bob2@example.edu", "type": "work"}]);
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&other)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let other_id = v["id"].as_str().unwrap_or_default().to_string();
+    assert_ne!(
+        a.item("recording", "bob-secret").await["owner"],
+        other_id.as_str()
+    );
+    let g = gate(&app, json!({"userName": "bob2@example.edu"})).await;
+    assert_eq!(g["decision"], "deny", "bob2 stays tombstoned: {g}");
 }
 crate::both_backends!(
     email_reuse_and_manager_refs,

@@ -1,0 +1,2 @@
+DROP INDEX users_manager_key;
+ALTER TABLE users DROP COLUMN manager_key;
