@@ -603,10 +603,10 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     (inp.hook)("tombstone")?;
     // Tombstone: keyed hashes of every identifier, skipping any that another
     // active user holds now.
-    write_tombstone(c, inp, &person, &disposal_id)?;
+    write_tombstone(c, t, &person, &disposal_id, inp.keys, now)?;
 
     (inp.hook)("scrub")?;
-    repoint_subordinates(c, t, p, &person, inp.now)?;
+    repoint_subordinates(c, t, p, now)?;
     // Scrub the person to a "Deleted User" stub.
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(p))).execute(c)?;
     diesel::delete(
@@ -683,7 +683,6 @@ fn repoint_subordinates(
     c: &mut AnyConnection,
     tenant: &str,
     person: &str,
-    _row: &crate::store::users::UserRow,
     now: &str,
 ) -> Result<(), StoreError> {
     let keys = alias_keys(c, tenant, person)?;
@@ -824,27 +823,16 @@ pub fn tombstone_for(
         .filter(users::id.eq(person))
         .select(crate::store::users::UserRow::as_select())
         .first(c)?;
-    let policy = Policy::default();
-    let inp = DisposeInput {
-        tenant_id: tenant,
-        person,
-        caller: None,
-        actor: "",
-        cause: "",
-        policy: &policy,
-        keys,
-        now,
-        disposal_id: None,
-        hook: NO_HOOK,
-    };
-    write_tombstone(c, &inp, &row, disposal_id)
+    write_tombstone(c, tenant, &row, disposal_id, keys, now)
 }
 
 fn write_tombstone(
     c: &mut AnyConnection,
-    inp: &DisposeInput<'_>,
+    t: &str,
     person: &crate::store::users::UserRow,
     disposal_id: &str,
+    keys: &TombstoneKeys,
+    now: &str,
 ) -> Result<(), StoreError> {
     // A held DELETE already tombstoned this person for this disposal.
     let already: i64 = tombstones::table
@@ -854,7 +842,7 @@ fn write_tombstone(
     if already > 0 {
         return Ok(());
     }
-    let (t, p) = (inp.tenant_id, inp.person);
+    let p = person.id.as_str();
     let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
     if let Some(x) = &person.external_id {
         ids.push((IdType::ExternalId, x.clone()));
@@ -873,7 +861,7 @@ fn write_tombstone(
             tombstones::id.eq(&tomb_id),
             tombstones::tenant_id.eq(t),
             tombstones::disposal_id.eq(disposal_id),
-            tombstones::created_at.eq(inp.now),
+            tombstones::created_at.eq(now),
         ))
         .execute(c)?;
     let mut seen = std::collections::HashSet::new();
@@ -881,7 +869,7 @@ fn write_tombstone(
         if held_by_other_active(c, t, p, ty, &value)? {
             continue;
         }
-        let hash = inp.keys.hash(t, ty, &value);
+        let hash = keys.hash(t, ty, &value);
         if !seen.insert(hash.clone()) {
             continue;
         }
@@ -918,7 +906,7 @@ fn held_by_other_active(
             sql.push(" AND e.value_key = ").bind_text(fold(value));
             sql.push(" AND u.state = 'active' AND u.id <> ")
                 .bind_text(person);
-            Ok(load_sql::<crate::store::users::CountRow>(c, &sql)?
+            Ok(load_sql::<crate::store::db::Count>(c, &sql)?
                 .first()
                 .is_some_and(|r| r.n > 0))
         }

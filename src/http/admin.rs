@@ -50,13 +50,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/v1")
             .wrap_fn(|req, srv| {
-                let refused = refuse_nul(&req);
-                let fut = refused.is_none().then(|| srv.call(req));
+                let call = match refuse_nul(&req) {
+                    Some(e) => Err(e),
+                    None => Ok(srv.call(req)),
+                };
                 async move {
-                    match (refused, fut) {
-                        (Some(e), _) => Err(e.into()),
-                        (None, Some(f)) => f.await,
-                        (None, None) => Err(ApiError::Blocking.into()),
+                    match call {
+                        Ok(fut) => fut.await,
+                        Err(e) => Err(e.into()),
                     }
                 }
             })

@@ -371,10 +371,11 @@ where
     q
 }
 
+/// `SELECT COUNT(*) AS n …`
 #[derive(QueryableByName)]
-struct Count {
+pub struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
+    pub n: i64,
 }
 
 /// One page of `from` (a table and its alias) matching `wh`, in creation order

@@ -54,14 +54,6 @@ pub fn ensure_tenant(
     Ok(row)
 }
 
-pub fn tenant_name(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(tenants::table
-        .filter(tenants::id.eq(id))
-        .select(tenants::name)
-        .first(conn)
-        .optional()?)
-}
-
 pub fn insert(conn: &mut AnyConnection, row: &TokenRow) -> Result<(), StoreError> {
     diesel::insert_into(api_tokens::table)
         .values(row)
@@ -78,14 +70,6 @@ pub fn find_with_tenant(
         .inner_join(tenants::table)
         .filter(api_tokens::id.eq(id))
         .select((TokenRow::as_select(), tenants::name))
-        .first(conn)
-        .optional()?)
-}
-
-pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRow>, StoreError> {
-    Ok(api_tokens::table
-        .filter(api_tokens::id.eq(id))
-        .select(TokenRow::as_select())
         .first(conn)
         .optional()?)
 }

@@ -151,30 +151,6 @@ fn write_emails(
     Ok(())
 }
 
-/// Hard delete: the row, its emails (cascade) and its group memberships.
-pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    super::groups::remove_from_all_groups(conn, tenant, id)?;
-    diesel::delete(
-        user_emails::table
-            .filter(user_emails::user_id.eq(id))
-            .filter(user_emails::tenant_id.eq(tenant)),
-    )
-    .execute(conn)?;
-    let n = diesel::delete(
-        users::table
-            .filter(users::tenant_id.eq(tenant))
-            .filter(users::id.eq(id)),
-    )
-    .execute(conn)?;
-    Ok(n > 0)
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct CountRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub(crate) n: i64,
-}
-
 /// One page of visible users matching `filter`, in a stable order, plus the total.
 pub fn list(
     conn: &mut AnyConnection,
@@ -207,22 +183,5 @@ pub fn groups_of(
         .filter(group_members::member_id.eq_any(user_ids))
         .select((group_members::member_id, groups::id, groups::display_name))
         .order((groups::created_at, groups::id))
-        .load(conn)?)
-}
-
-/// Which of `ids` are visible users of the tenant.
-pub fn existing_ids(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    ids: &[String],
-) -> Result<Vec<String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    Ok(users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::id.eq_any(ids))
-        .filter(users::state.eq_any(VISIBLE_STATES))
-        .select(users::id)
         .load(conn)?)
 }
