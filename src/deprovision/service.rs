@@ -429,6 +429,7 @@ impl Deprov {
                         users::state.eq("suspended"),
                         users::active.eq(false),
                         users::suspended_at.eq(now),
+                        users::search.eq(crate::scim::search_doc::of_user_json(&doc)),
                         users::data.eq(doc.to_string()),
                         users::version.eq(version + 1),
                         users::updated_at.eq(now),

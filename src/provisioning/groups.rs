@@ -2,10 +2,12 @@
 //! removes one member touches one row, and a read that excludes `members` never
 //! reads memberships.
 
-use super::{Caller, PatchOutcome, Rendered, ServiceError, Services, check_if_match, corrupt};
+use super::{
+    Caller, PatchOutcome, Rendered, ServiceError, Services, check_if_match, corrupt, listing,
+};
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
-use crate::scim::list::{ListParams, list_response};
+use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Op, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, group_keys, normalize, normalize_attr, render};
 use crate::scim::schema::{GROUP_SCHEMA, GROUP_TYPE};
@@ -429,24 +431,22 @@ pub fn list(
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
-    let where_sql = params
-        .filter
-        .as_ref()
-        .map(|f| filter_sql::translate(&filter_sql::GROUPS, svc.db.backend(), f))
-        .transpose()?;
+    let plan = listing::plan(&filter_sql::GROUPS, "Group", svc.db.backend(), params)?;
     svc.db.read(|c| {
-        let (total, rows) = store::groups::list(
+        let page = store::groups::list(
             c,
             &caller.tenant_id,
-            where_sql,
-            params.start_index - 1,
+            plan.filter.clone(),
+            &plan.order,
+            &plan.window,
             params.count,
         )?;
-        let resources = rows
+        let resources = page
+            .rows
             .iter()
-            .map(|r| render_row(c, caller, r, &params.projection, base))
+            .map(|r| render_row(c, caller, &r.item, &params.projection, base))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(list_response(total, params.start_index, resources))
+        Ok(listing::respond(params, &plan, &page, resources))
     })
 }
 

@@ -3,6 +3,7 @@
 //! nothing of HTTP; handlers call it from a blocking thread.
 
 pub mod groups;
+pub mod listing;
 pub mod search;
 pub mod users;
 

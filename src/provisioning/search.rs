@@ -1,9 +1,13 @@
-//! `POST /.search` at the root: Users then Groups, paged as one list.
+//! `POST /.search` at the root: Users then Groups, paged by index as one list.
 //! A filter naming an attribute only one type has matches nothing of the other
 //! type (RFC 7644 §3.4.3); it is an error only when neither type can evaluate it.
+//! `sortBy` orders within each type. Cursor paging is offered per resource
+//! type (a cursor there is a position in one ordered table).
 
-use super::{Caller, ServiceError, Services};
-use crate::scim::list::{ListParams, list_response};
+use super::{Caller, ServiceError, Services, listing};
+use crate::scim::error::ScimError;
+use crate::scim::list::{ListParams, Paging, list_response};
+use crate::store::db::Window;
 use crate::store::{self, filter_sql};
 
 pub fn search_all(
@@ -12,30 +16,37 @@ pub fn search_all(
     params: &ListParams,
     base: &str,
 ) -> Result<serde_json::Value, ServiceError> {
-    let translate = |t: &filter_sql::Target| {
-        params
-            .filter
-            .as_ref()
-            .map(|f| filter_sql::translate(t, svc.db.backend(), f))
-            .transpose()
+    let Paging::Index(start) = params.paging else {
+        return Err(ScimError::invalid_value(
+            "cursor paging is offered on /Users/.search and /Groups/.search; the root /.search pages by startIndex",
+        )
+        .into());
     };
-    let (users_where, groups_where) = match (
-        translate(&filter_sql::USERS),
-        translate(&filter_sql::GROUPS),
+    let backend = svc.db.backend();
+    let (users, groups) = match (
+        listing::plan(&filter_sql::USERS, "User", backend, params),
+        listing::plan(&filter_sql::GROUPS, "Group", backend, params),
     ) {
         (Err(e), Err(_)) => return Err(e.into()),
-        (u, g) => (u, g),
+        (u, g) => (u.ok(), g.ok()),
     };
-    let offset = params.start_index - 1;
+    let offset = start - 1;
     svc.db.read(|c| {
         let mut resources = Vec::new();
         let mut total = 0;
         let mut users_total = 0;
-        if let Ok(w) = users_where {
-            let limit = params.count;
-            let (t, rows) = store::users::list(c, &caller.tenant_id, w, offset, limit)?;
-            users_total = t;
-            total += t;
+        if let Some(plan) = &users {
+            let page = store::users::list(
+                c,
+                &caller.tenant_id,
+                plan.filter.clone(),
+                &plan.order,
+                &Window::Offset(offset),
+                params.count,
+            )?;
+            users_total = page.total.unwrap_or_default();
+            total += users_total;
+            let rows: Vec<_> = page.rows.into_iter().map(|r| r.item).collect();
             resources.extend(super::users::render_rows(
                 c,
                 caller,
@@ -44,22 +55,28 @@ pub fn search_all(
                 base,
             )?);
         }
-        if let Ok(w) = groups_where {
+        if let Some(plan) = &groups {
             let left = params.count - i64::try_from(resources.len()).unwrap_or(i64::MAX);
             let group_offset = (offset - users_total).max(0);
-            let (t, rows) =
-                store::groups::list(c, &caller.tenant_id, w, group_offset, left.max(0))?;
-            total += t;
-            for r in &rows {
+            let page = store::groups::list(
+                c,
+                &caller.tenant_id,
+                plan.filter.clone(),
+                &plan.order,
+                &Window::Offset(group_offset),
+                left.max(0),
+            )?;
+            total += page.total.unwrap_or_default();
+            for r in &page.rows {
                 resources.push(super::groups::render_row(
                     c,
                     caller,
-                    r,
+                    &r.item,
                     &params.projection,
                     base,
                 )?);
             }
         }
-        Ok(list_response(total, params.start_index, resources))
+        Ok(list_response(total, start, resources))
     })
 }

@@ -1,14 +1,13 @@
 //! Users: create (or restore a suspended user in place), read, replace, patch,
 //! delete, list. `active=false` suspends; it never hides the user.
 
-use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt};
+use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt, listing};
 use crate::deprovision::policy::OnScimCreate;
 use crate::deprovision::service::Outcome;
 use crate::deprovision::tombstone::IdType;
 use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
-use crate::scim::filter::Filter;
-use crate::scim::list::{ListParams, list_response};
+use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, normalize, render, user_keys};
 use crate::scim::schema::USER_TYPE;
@@ -191,6 +190,7 @@ pub fn create(
                     version: 1,
                     legal_hold: false,
                     manager_key: None,
+                    search: None,
                 };
                 row.set_keys(&keys);
                 let tombs = tombstone_check(svc, c, caller, &doc)?;
@@ -513,20 +513,18 @@ pub fn list(
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
-    let where_sql = params
-        .filter
-        .as_ref()
-        .map(|f: &Filter| filter_sql::translate(&filter_sql::USERS, svc.db.backend(), f))
-        .transpose()?;
+    let plan = listing::plan(&filter_sql::USERS, "User", svc.db.backend(), params)?;
     svc.db.read(|c| {
-        let (total, rows) = store::users::list(
+        let page = store::users::list(
             c,
             &caller.tenant_id,
-            where_sql,
-            params.start_index - 1,
+            plan.filter.clone(),
+            &plan.order,
+            &plan.window,
             params.count,
         )?;
+        let rows: Vec<UserRow> = page.rows.iter().map(|r| r.item.clone()).collect();
         let resources = render_rows(c, caller, &rows, &params.projection, base)?;
-        Ok(list_response(total, params.start_index, resources))
+        Ok(listing::respond(params, &plan, &page, resources))
     })
 }

@@ -1,7 +1,7 @@
 //! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`: generated from the same
 //! definitions the server runs on, so discovery never promises what does not work.
 
-use super::list::{MAX_COUNT, list_response};
+use super::list::{DEFAULT_COUNT, MAX_COUNT, list_response};
 use super::schema::{GROUP_TYPE, USER_TYPE, all_schemas};
 use serde_json::{Value, json};
 
@@ -12,7 +12,15 @@ pub fn service_provider_config(base: &str) -> Value {
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
+        // RFC 9865. No cursorTimeout: a cursor is a position, not server state.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_COUNT,
+        },
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

@@ -16,6 +16,10 @@ pub enum ScimType {
     NoTarget,
     InvalidValue,
     InvalidVers,
+    /// RFC 9865: a cursor that is malformed or belongs to another query.
+    InvalidCursor,
+    /// RFC 9865: a page size above the maximum.
+    InvalidCount,
 }
 
 impl ScimType {
@@ -30,6 +34,8 @@ impl ScimType {
             ScimType::NoTarget => "noTarget",
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! List and search parameters (RFC 7644 §3.4.2), shared by `GET` lists and `POST /.search`.
 
-use super::error::ScimError;
-use super::filter::{self, Filter};
+use super::error::{ScimError, ScimType};
+use super::filter::{self, AttrPath, Filter};
 use super::resource::Projection;
 use serde_json::{Value, json};
 
@@ -12,13 +12,56 @@ pub const DEFAULT_COUNT: i64 = 100;
 pub const MAX_COUNT: i64 = 1000;
 
 #[derive(Debug, Clone)]
+pub struct Sort {
+    pub by: AttrPath,
+    pub descending: bool,
+}
+
+/// How a list is paged: by 1-based index (RFC 7644) or by cursor (RFC 9865).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Paging {
+    /// 1-based, ≥ 1.
+    Index(i64),
+    /// `None`: the first page (an empty `cursor` parameter).
+    Cursor(Option<String>),
+}
+
+#[derive(Debug, Clone)]
 pub struct ListParams {
     pub filter: Option<Filter>,
-    /// 1-based, ≥ 1.
-    pub start_index: i64,
+    pub sort: Option<Sort>,
+    pub paging: Paging,
     /// 0 ≤ count ≤ MAX_COUNT.
     pub count: i64,
     pub projection: Projection,
+    /// The filter and sort as sent, to bind cursors to their query.
+    query: String,
+}
+
+impl ListParams {
+    /// The 1-based start index (1 in cursor mode).
+    pub fn start_index(&self) -> i64 {
+        match self.paging {
+            Paging::Index(i) => i,
+            Paging::Cursor(_) => 1,
+        }
+    }
+
+    /// Identifies this query for cursors issued for resource type `rt`.
+    pub fn fingerprint(&self, rt: &str) -> String {
+        super::cursor::fingerprint(&[rt, &self.query])
+    }
+}
+
+struct Raw<'a> {
+    filter: Option<&'a str>,
+    start: Option<i64>,
+    cursor: Option<&'a str>,
+    count: Option<i64>,
+    sort_by: Option<&'a str>,
+    sort_order: Option<&'a str>,
+    attributes: Option<&'a str>,
+    excluded: Option<&'a str>,
 }
 
 fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
@@ -40,23 +83,62 @@ fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
     })
 }
 
-fn build(
-    filter: Option<&str>,
-    start: Option<i64>,
-    count: Option<i64>,
-    attributes: Option<&str>,
-    excluded: Option<&str>,
-) -> Result<ListParams, ScimError> {
-    let filter = match filter.map(str::trim) {
+fn build(raw: Raw<'_>) -> Result<ListParams, ScimError> {
+    let filter = match raw.filter.map(str::trim) {
         Some(f) if !f.is_empty() => Some(filter::parse(f)?),
         _ => None,
     };
+    let sort = match raw.sort_by.map(str::trim) {
+        Some(s) if !s.is_empty() => Some(Sort {
+            by: AttrPath::parse(s).map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))?,
+            descending: match raw.sort_order.map(str::trim) {
+                None | Some("") => false,
+                Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+                Some(o) if o.eq_ignore_ascii_case("descending") => true,
+                Some(o) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "sortOrder must be 'ascending' or 'descending', got '{o}'"
+                    )));
+                }
+            },
+        }),
+        _ => None,
+    };
+    let paging = match (raw.cursor, raw.start) {
+        (Some(_), Some(_)) => {
+            return Err(ScimError::invalid_value(
+                "use either 'cursor' (RFC 9865) or 'startIndex' paging, not both",
+            ));
+        }
+        (Some(c), None) if c.trim().is_empty() => Paging::Cursor(None),
+        (Some(c), None) => Paging::Cursor(Some(c.trim().to_string())),
+        // RFC 7644 §3.4.2.4: a startIndex below 1 is read as 1.
+        (None, s) => Paging::Index(s.unwrap_or(1).max(1)),
+    };
+    let count = match (&paging, raw.count) {
+        // RFC 9865 §3: a cursor page size above the maximum is refused, not clamped.
+        (Paging::Cursor(_), Some(n)) if n > MAX_COUNT => {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidCount,
+                format!("count {n} exceeds the maximum page size of {MAX_COUNT}"),
+            ));
+        }
+        // A negative count is read as 0 (RFC 7644 §3.4.2.4).
+        (_, n) => n.unwrap_or(DEFAULT_COUNT).clamp(0, MAX_COUNT),
+    };
+    let query = format!(
+        "{}\u{0}{}\u{0}{}",
+        raw.filter.map(str::trim).unwrap_or_default(),
+        raw.sort_by.map(str::trim).unwrap_or_default(),
+        sort.as_ref().is_some_and(|s| s.descending)
+    );
     Ok(ListParams {
         filter,
-        // RFC 7644 §3.4.2.4: a startIndex below 1 is read as 1, a negative count as 0.
-        start_index: start.unwrap_or(1).max(1),
-        count: count.unwrap_or(DEFAULT_COUNT).clamp(0, MAX_COUNT),
-        projection: Projection::parse(attributes, excluded),
+        sort,
+        paging,
+        count,
+        projection: Projection::parse(raw.attributes, raw.excluded),
+        query,
     })
 }
 
@@ -71,15 +153,18 @@ pub fn from_query(query: &str) -> Result<ListParams, ScimError> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    build(
-        get("filter"),
-        get("startIndex")
+    build(Raw {
+        filter: get("filter"),
+        start: get("startIndex")
             .map(|v| parse_int("startIndex", v))
             .transpose()?,
-        get("count").map(|v| parse_int("count", v)).transpose()?,
-        get("attributes"),
-        get("excludedAttributes"),
-    )
+        cursor: get("cursor"),
+        count: get("count").map(|v| parse_int("count", v)).transpose()?,
+        sort_by: get("sortBy"),
+        sort_order: get("sortOrder"),
+        attributes: get("attributes"),
+        excluded: get("excludedAttributes"),
+    })
 }
 
 /// Reads projection-only parameters (GET by id, POST/PUT/PATCH responses).
@@ -132,13 +217,23 @@ pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
             ))),
         }
     };
-    build(
-        string("filter")?.as_deref(),
-        int("startIndex")?,
-        int("count")?,
-        string("attributes")?.as_deref(),
-        string("excludedAttributes")?.as_deref(),
-    )
+    let (filter, attributes, excluded) = (
+        string("filter")?,
+        string("attributes")?,
+        string("excludedAttributes")?,
+    );
+    let (sort_by, sort_order, cursor) =
+        (string("sortBy")?, string("sortOrder")?, string("cursor")?);
+    build(Raw {
+        filter: filter.as_deref(),
+        start: int("startIndex")?,
+        cursor: cursor.as_deref(),
+        count: int("count")?,
+        sort_by: sort_by.as_deref(),
+        sort_order: sort_order.as_deref(),
+        attributes: attributes.as_deref(),
+        excluded: excluded.as_deref(),
+    })
 }
 
 pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Value {
@@ -149,6 +244,20 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Val
         "itemsPerPage": resources.len(),
         "Resources": resources,
     })
+}
+
+/// A cursor-paged ListResponse (RFC 9865): `nextCursor` unless this is the last page.
+pub fn cursor_response(total: i64, resources: Vec<Value>, next: Option<String>) -> Value {
+    let mut v = json!({
+        "schemas": [LIST_URN],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
+        o.insert("nextCursor".into(), Value::String(n));
+    }
+    v
 }
 
 #[cfg(test)]
@@ -168,13 +277,13 @@ mod tests {
                 Err(e) => panic!("{q}: {e:?}"),
             };
             assert!(p.filter.is_some(), "{q}");
-            assert_eq!(p.start_index, 1);
+            assert_eq!(p.paging, Paging::Index(1));
             assert_eq!(p.count, 100);
         }
         let p = from_query("startIndex=0&count=-5");
-        assert!(p.is_ok_and(|p| p.start_index == 1 && p.count == 0));
+        assert!(p.is_ok_and(|p| p.paging == Paging::Index(1) && p.count == 0));
         let p = from_query("count=99999999999999999999&startIndex=-99999999999999999999");
-        assert!(p.is_ok_and(|p| p.count == MAX_COUNT && p.start_index == 1));
+        assert!(p.is_ok_and(|p| p.count == MAX_COUNT && p.paging == Paging::Index(1)));
         let p = from_query("count=5000");
         assert!(p.is_ok_and(|p| p.count == MAX_COUNT));
         assert!(
@@ -188,7 +297,7 @@ mod tests {
         let p = from_search_body(
             &json!({"schemas": [SEARCH_URN], "filter": "userName sw \"a\"", "startIndex": 2, "count": 10, "attributes": ["userName", "emails"]}),
         );
-        assert!(p.is_ok_and(|p| p.start_index == 2
+        assert!(p.is_ok_and(|p| p.paging == Paging::Index(2)
             && p.count == 10
             && p.projection.attributes.len() == 2));
         assert!(from_search_body(&json!({"count": true})).is_err());

@@ -343,6 +343,8 @@ pub struct UserKeys {
     pub active: bool,
     pub manager_id: Option<String>,
     pub emails: Vec<EmailKey>,
+    /// The search document (`scim::search_doc`).
+    pub search: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -399,6 +401,7 @@ pub fn user_keys(doc: &Doc) -> UserKeys {
             .and_then(Value::as_str)
             .map(str::to_string),
         emails,
+        search: super::search_doc::search_doc(&super::schema::USER_TYPE, doc),
     }
 }
 

@@ -204,11 +204,13 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
         // Several replicas may start at once: migrate under an advisory lock.
         c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
     }
-    let result = refuse_newer_schema(conn, &set).and_then(|_| {
-        conn.run_pending_migrations(set)
-            .map(|_| ())
-            .map_err(|e| StoreError::Migration(e.to_string()))
-    });
+    let result = refuse_newer_schema(conn, &set)
+        .and_then(|_| {
+            conn.run_pending_migrations(set)
+                .map(|_| ())
+                .map_err(|e| StoreError::Migration(e.to_string()))
+        })
+        .and_then(|_| super::users::backfill_search(conn));
     if let AnyConnection::Postgresql(c) = conn {
         c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
     }
@@ -378,38 +380,150 @@ pub struct Count {
     pub n: i64,
 }
 
-/// One page of `from` (a table and its alias) matching `wh`, in creation order
-/// (`created_at`, then `id`, so the order is stable across pages), plus the total.
-/// `startIndex` paging: O(offset) by nature.
+/// The order of a list: `sortBy`'s expression (if any), then creation, then id.
+#[derive(Debug, Clone, Default)]
+pub struct Order {
+    pub sort: Option<String>,
+    pub descending: bool,
+}
+
+/// Which rows a page holds.
+#[derive(Debug, Clone)]
+pub enum Window {
+    /// Skip this many rows (`startIndex` paging: O(offset), by nature).
+    Offset(i64),
+    /// The rows after a position (cursor paging: constant cost at any depth).
+    After(Option<crate::scim::cursor::Position>),
+}
+
+/// A listed row with the value it was sorted by.
+pub trait Positioned {
+    fn position(&self) -> crate::scim::cursor::Position;
+}
+
+pub struct Page<R> {
+    pub rows: Vec<R>,
+    /// `None` when not counted (cursor pages after the first).
+    pub total: Option<i64>,
+    /// More rows follow (cursor paging only).
+    pub more: bool,
+}
+
+/// One page of `from` (a table and its alias) matching `wh`, in `order`.
+/// Rows carry their sort value as `sort_key`. Ties in the sort value fall back
+/// to creation order and id, so the order is total and stable between pages.
 pub fn paged<R>(
     conn: &mut AnyConnection,
     from: &str,
     alias: &str,
     wh: Sql,
-    offset: i64,
+    order: &Order,
+    window: &Window,
     limit: i64,
-) -> Result<(i64, Vec<R>), StoreError>
+) -> Result<Page<R>, StoreError>
 where
     R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
-    let mut count = Sql::default();
-    count
-        .push(&format!("SELECT COUNT(*) AS n FROM {from}"))
-        .append(wh.clone());
-    let total = load_sql::<Count>(conn, &count)?
-        .first()
-        .map(|r| r.n)
-        .unwrap_or(0);
+    let counted = !matches!(window, Window::After(Some(_)));
+    let total = if counted {
+        let mut count = Sql::default();
+        count
+            .push(&format!("SELECT COUNT(*) AS n FROM {from}"))
+            .append(wh.clone());
+        Some(
+            load_sql::<Count>(conn, &count)?
+                .first()
+                .map(|r| r.n)
+                .unwrap_or(0),
+        )
+    } else {
+        None
+    };
     if limit == 0 {
-        return Ok((total, vec![]));
+        return Ok(Page {
+            rows: vec![],
+            total,
+            more: false,
+        });
     }
+    let (dir, cmp) = if order.descending {
+        ("DESC", "<")
+    } else {
+        ("ASC", ">")
+    };
+    let (c, i) = (format!("{alias}.created_at"), format!("{alias}.id"));
+    let key = order.sort.as_deref();
     let mut page = Sql::default();
-    page.push(&format!("SELECT {alias}.* FROM {from}"))
-        .append(wh);
-    page.push(&format!(" ORDER BY {alias}.created_at, {alias}.id LIMIT "))
-        .bind(Bind::BigInt(limit));
-    page.push(" OFFSET ").bind(Bind::BigInt(offset));
-    Ok((total, load_sql::<R>(conn, &page)?))
+    page.push(&format!(
+        "SELECT {alias}.*, {} AS sort_key FROM {from}",
+        key.map(str::to_string)
+            .unwrap_or_else(|| "CAST(NULL AS TEXT)".into())
+    ))
+    .append(wh);
+    if let Window::After(Some(at)) = window {
+        // The rows after `at` in this order: (key, created, id) beyond it, with
+        // absent keys last ascending and first descending.
+        let mut tie = Sql::default();
+        tie.push(&format!("({c}, {i}) {cmp} ("))
+            .bind_text(at.created.clone())
+            .push(", ")
+            .bind_text(at.id.clone())
+            .push(")");
+        page.push(" AND ");
+        match (key, &at.sort, order.descending) {
+            (None, _, _) => {
+                page.append(tie);
+            }
+            (Some(k), Some(v), false) => {
+                page.push(&format!("({k} > "))
+                    .bind_text(v.clone())
+                    .push(&format!(" OR ({k} = "))
+                    .bind_text(v.clone())
+                    .push(" AND ")
+                    .append(tie)
+                    .push(&format!(") OR {k} IS NULL)"));
+            }
+            (Some(k), None, false) => {
+                page.push(&format!("({k} IS NULL AND "))
+                    .append(tie)
+                    .push(")");
+            }
+            (Some(k), Some(v), true) => {
+                page.push(&format!("({k} < "))
+                    .bind_text(v.clone())
+                    .push(&format!(" OR ({k} = "))
+                    .bind_text(v.clone())
+                    .push(" AND ")
+                    .append(tie)
+                    .push("))");
+            }
+            (Some(k), None, true) => {
+                page.push(&format!("(({k} IS NULL AND "))
+                    .append(tie)
+                    .push(&format!(") OR {k} IS NOT NULL)"));
+            }
+        }
+    }
+    page.push(" ORDER BY ");
+    if let Some(k) = key {
+        let nulls = if order.descending { "FIRST" } else { "LAST" };
+        page.push(&format!("{k} {dir} NULLS {nulls}, "));
+    }
+    page.push(&format!("{c} {dir}, {i} {dir} LIMIT "));
+    let fetch = match window {
+        // One more than asked tells whether another page follows.
+        Window::After(_) => limit.saturating_add(1),
+        Window::Offset(_) => limit,
+    };
+    page.bind(Bind::BigInt(fetch));
+    if let Window::Offset(offset) = window {
+        page.push(" OFFSET ").bind(Bind::BigInt(*offset));
+    }
+    let mut rows = load_sql::<R>(conn, &page)?;
+    let more =
+        matches!(window, Window::After(_)) && i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(Page { rows, total, more })
 }
 
 /// Loads rows of a hand-built query on either backend.

@@ -319,19 +319,41 @@ pub fn members(
         .collect())
 }
 
+/// A listed group with the value it was sorted by.
+#[derive(QueryableByName)]
+pub struct ListedGroup {
+    #[diesel(embed)]
+    pub item: GroupRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub sort_key: Option<String>,
+}
+
+impl super::db::Positioned for ListedGroup {
+    fn position(&self) -> crate::scim::cursor::Position {
+        crate::scim::cursor::Position {
+            sort: self.sort_key.clone(),
+            created: self.item.created_at.clone(),
+            id: self.item.id.clone(),
+            total: 0,
+        }
+    }
+}
+
+/// One page of groups matching `filter`, in `order`.
 pub fn list(
     conn: &mut AnyConnection,
     tenant: &str,
     filter: Option<Sql>,
-    offset: i64,
+    order: &super::db::Order,
+    window: &super::db::Window,
     limit: i64,
-) -> Result<(i64, Vec<GroupRow>), StoreError> {
+) -> Result<super::db::Page<ListedGroup>, StoreError> {
     let mut wh = Sql::default();
     wh.push(" WHERE g.tenant_id = ").bind_text(tenant);
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
-    super::db::paged(conn, "groups g", "g", wh, offset, limit)
+    super::db::paged(conn, "groups g", "g", wh, order, window, limit)
 }
 
 pub fn member_count(

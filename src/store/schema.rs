@@ -42,6 +42,7 @@ diesel::table! {
         version -> BigInt,
         legal_hold -> Bool,
         manager_key -> Nullable<Text>,
+        search -> Nullable<Text>,
     }
 }
 

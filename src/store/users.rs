@@ -31,6 +31,7 @@ pub struct UserRow {
     pub version: i64,
     pub legal_hold: bool,
     pub manager_key: Option<String>,
+    pub search: Option<String>,
 }
 
 impl UserRow {
@@ -45,6 +46,7 @@ impl UserRow {
         self.active = k.active;
         self.manager_id = k.manager_id.clone();
         self.manager_key = k.manager_id.as_deref().map(crate::scim::fold::fold);
+        self.search = Some(k.search.clone());
     }
 }
 
@@ -151,21 +153,42 @@ fn write_emails(
     Ok(())
 }
 
-/// One page of visible users matching `filter`, in a stable order, plus the total.
+/// A listed user with the value it was sorted by.
+#[derive(QueryableByName)]
+pub struct ListedUser {
+    #[diesel(embed)]
+    pub item: UserRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub sort_key: Option<String>,
+}
+
+impl super::db::Positioned for ListedUser {
+    fn position(&self) -> crate::scim::cursor::Position {
+        crate::scim::cursor::Position {
+            sort: self.sort_key.clone(),
+            created: self.item.created_at.clone(),
+            id: self.item.id.clone(),
+            total: 0,
+        }
+    }
+}
+
+/// One page of visible users matching `filter`, in `order`.
 pub fn list(
     conn: &mut AnyConnection,
     tenant: &str,
     filter: Option<Sql>,
-    offset: i64,
+    order: &super::db::Order,
+    window: &super::db::Window,
     limit: i64,
-) -> Result<(i64, Vec<UserRow>), StoreError> {
+) -> Result<super::db::Page<ListedUser>, StoreError> {
     let mut wh = Sql::default();
     wh.push(" WHERE u.tenant_id = ").bind_text(tenant);
     wh.push(" AND u.state IN ('active', 'suspended')");
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
-    super::db::paged(conn, "users u", "u", wh, offset, limit)
+    super::db::paged(conn, "users u", "u", wh, order, window, limit)
 }
 
 /// The groups each of `user_ids` belongs to: (user id, group id, group displayName).
@@ -184,4 +207,49 @@ pub fn groups_of(
         .select((group_members::member_id, groups::id, groups::display_name))
         .order((groups::created_at, groups::id))
         .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct Unindexed {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data: String,
+}
+
+/// Writes the search document of visible users that lack one (rows written
+/// before the column existed). Runs at start-up, in batches; each batch
+/// shrinks the set, so it ends.
+pub fn backfill_search(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    const BATCH: i64 = 500;
+    let mut filled = 0_u64;
+    loop {
+        let mut q = Sql::default();
+        q.push("SELECT id, data FROM users WHERE search IS NULL AND state IN ('active', 'suspended') LIMIT ")
+            .bind(super::db::Bind::BigInt(BATCH));
+        let rows = super::db::load_sql::<Unindexed>(conn, &q)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            let search = match serde_json::from_str::<crate::scim::resource::Doc>(&r.data) {
+                Ok(doc) => crate::scim::resource::user_keys(&doc).search,
+                Err(_) => {
+                    tracing::warn!(user_id = %r.id, "stored user document is not valid JSON; its search document is empty");
+                    "{}".to_string()
+                }
+            };
+            diesel::update(users::table.filter(users::id.eq(&r.id)))
+                .set(users::search.eq(Some(search)))
+                .execute(conn)?;
+            filled += 1;
+        }
+    }
+    if filled > 0 {
+        tracing::info!(
+            users = filled,
+            "search documents written for existing users"
+        );
+    }
+    Ok(())
 }

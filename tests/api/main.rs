@@ -12,6 +12,7 @@ mod crash;
 mod deploy;
 mod deprovision;
 mod errors;
+mod filters;
 mod groups;
 mod robustness;
 mod users;
