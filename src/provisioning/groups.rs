@@ -381,16 +381,8 @@ pub fn patch(
                     store::groups::remove_all_members(c, &caller.tenant_id, id)?;
                 }
                 MemberOp::RemoveWhere(f) => {
-                    let case_exact = |n: &str| n.eq_ignore_ascii_case("value");
-                    let doomed: Vec<String> = store::groups::members(c, &caller.tenant_id, id)?
-                        .into_iter()
-                        .filter(|m| {
-                            let e = json!({"value": m.id, "type": m.kind.as_str()});
-                            crate::scim::filter::matches(f, &e, &case_exact)
-                        })
-                        .map(|m| m.id)
-                        .collect();
-                    store::groups::remove_members(c, &caller.tenant_id, id, &doomed)?;
+                    let cond = filter_sql::members_condition(svc.db.backend(), f)?;
+                    store::groups::remove_members_where(c, &caller.tenant_id, id, cond)?;
                 }
             }
         }

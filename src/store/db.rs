@@ -446,6 +446,23 @@ where
             more: false,
         });
     }
+    let page = page_query(from, alias, wh, order, window, limit);
+    let mut rows = load_sql::<R>(conn, &page)?;
+    let more =
+        matches!(window, Window::After(_)) && i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(Page { rows, total, more })
+}
+
+/// The `SELECT` of one page (see `paged`); public so tests can EXPLAIN it.
+pub fn page_query(
+    from: &str,
+    alias: &str,
+    wh: Sql,
+    order: &Order,
+    window: &Window,
+    limit: i64,
+) -> Sql {
     let (dir, cmp) = if order.descending {
         ("DESC", "<")
     } else {
@@ -519,11 +536,7 @@ where
     if let Window::Offset(offset) = window {
         page.push(" OFFSET ").bind(Bind::BigInt(*offset));
     }
-    let mut rows = load_sql::<R>(conn, &page)?;
-    let more =
-        matches!(window, Window::After(_)) && i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(Page { rows, total, more })
+    page
 }
 
 /// Loads rows of a hand-built query on either backend.

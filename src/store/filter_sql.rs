@@ -514,6 +514,26 @@ impl Ctx<'_> {
     }
 }
 
+/// The inner filter of `members[…]` as a condition on `group_members m`
+/// (PATCH `remove` with a filtered path touches only the matching rows).
+pub fn members_condition(backend: Backend, inner: &Filter) -> Result<Sql, ScimError> {
+    let r = resolve_value_path(
+        &GROUP_TYPE,
+        &AttrPath {
+            urn: None,
+            name: "members".into(),
+            sub: None,
+        },
+    )?;
+    let child = find(GROUPS.children, "members")
+        .ok_or_else(|| ScimError::invalid_filter("members cannot be filtered"))?;
+    Ctx {
+        target: &GROUPS,
+        backend,
+    }
+    .expr(inner, Scope::Child(r, child))
+}
+
 /// The SQL expression to order `target` by for `sortBy`.
 pub fn sort_expr(target: &Target, backend: Backend, p: &AttrPath) -> Result<String, ScimError> {
     Ctx { target, backend }.sort_expr(p)
@@ -532,7 +552,8 @@ fn column_value(c: &Column) -> Value {
     }
 }
 
-/// One comparison; `None` is `pr`. Never yields SQL NULL.
+/// One comparison; `None` is `pr`. Never yields SQL NULL, and keeps the
+/// column bare (`c IS NOT NULL AND c = ?`) so an index can serve it.
 fn compare(backend: Backend, v: &Value, cmp: Option<&(CompareOp, Lit)>) -> Sql {
     let c = &v.sql;
     let mut sql = Sql::default();
@@ -540,6 +561,7 @@ fn compare(backend: Backend, v: &Value, cmp: Option<&(CompareOp, Lit)>) -> Sql {
         sql.push(&format!("({c} IS NOT NULL)"));
         return sql;
     };
+    let present = format!("({c} IS NOT NULL AND ");
     let text = match lit {
         Lit::Null => {
             // typed_literal only lets eq/ne through with null.
@@ -558,13 +580,11 @@ fn compare(backend: Backend, v: &Value, cmp: Option<&(CompareOp, Lit)>) -> Sql {
                 Bind::Text(b.to_string())
             };
             if *op == CompareOp::Eq {
-                sql.push(&format!("COALESCE({c} = "))
-                    .bind(bind)
-                    .push(", FALSE)");
+                sql.push(&format!("{present}{c} = ")).bind(bind).push(")");
             } else {
-                sql.push(&format!("COALESCE({c} <> "))
+                sql.push(&format!("({c} IS NULL OR {c} <> "))
                     .bind(bind)
-                    .push(", TRUE)");
+                    .push(")");
             }
             return sql;
         }
@@ -577,32 +597,32 @@ fn compare(backend: Backend, v: &Value, cmp: Option<&(CompareOp, Lit)>) -> Sql {
     };
     match op {
         CompareOp::Eq => sql
-            .push(&format!("COALESCE({c} = "))
+            .push(&format!("{present}{c} = "))
             .bind_text(text)
-            .push(", FALSE)"),
+            .push(")"),
         CompareOp::Ne => sql
-            .push(&format!("COALESCE({c} <> "))
+            .push(&format!("({c} IS NULL OR {c} <> "))
             .bind_text(text)
-            .push(", TRUE)"),
+            .push(")"),
         CompareOp::Co if text.is_empty() => sql.push(&format!("({c} IS NOT NULL)")),
         CompareOp::Co => sql
-            .push(&format!("COALESCE(replace({c}, "))
+            .push(&format!("{present}replace({c}, "))
             .bind_text(text)
-            .push(&format!(", '') <> {c}, FALSE)")),
+            .push(&format!(", '') <> {c})")),
         CompareOp::Sw => sql
-            .push(&format!("COALESCE(substr({c}, 1, length("))
+            .push(&format!("{present}substr({c}, 1, length("))
             .bind_text(text.clone())
             .push(")) = ")
             .bind_text(text)
-            .push(", FALSE)"),
+            .push(")"),
         CompareOp::Ew => sql
-            .push(&format!("COALESCE(length({c}) >= length("))
+            .push(&format!("{present}length({c}) >= length("))
             .bind_text(text.clone())
             .push(&format!(") AND substr({c}, length({c}) - length("))
             .bind_text(text.clone())
             .push(") + 1) = ")
             .bind_text(text)
-            .push(", FALSE)"),
+            .push(")"),
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => {
             let sym = match op {
                 CompareOp::Gt => ">",
@@ -610,9 +630,9 @@ fn compare(backend: Backend, v: &Value, cmp: Option<&(CompareOp, Lit)>) -> Sql {
                 CompareOp::Lt => "<",
                 _ => "<=",
             };
-            sql.push(&format!("COALESCE({c}{collate} {sym} "))
+            sql.push(&format!("{present}{c}{collate} {sym} "))
                 .bind_text(text)
-                .push(", FALSE)")
+                .push(")")
         }
     };
     sql
@@ -630,10 +650,10 @@ mod tests {
     #[test]
     fn user_name_is_folded_and_bound() {
         let s = t(&USERS, r#"userName eq "Alice@Contoso.Example""#);
-        assert!(
-            s.is_ok_and(|s| s.text == "COALESCE(u.user_name_key = ?, FALSE)"
-                && s.binds == vec![Bind::Text("alice@contoso.example".into())])
-        );
+        assert!(s.is_ok_and(
+            |s| s.text == "(u.user_name_key IS NOT NULL AND u.user_name_key = ?)"
+                && s.binds == vec![Bind::Text("alice@contoso.example".into())]
+        ));
     }
 
     #[test]

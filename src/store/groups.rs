@@ -277,6 +277,27 @@ pub fn remove_members(
     Ok(n)
 }
 
+/// Removes the members matching `cond` (over `group_members m`); returns how many.
+pub fn remove_members_where(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group_id: &str,
+    cond: Sql,
+) -> Result<usize, StoreError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT m.member_id, m.member_type FROM group_members m WHERE m.tenant_id = ")
+        .bind_text(tenant)
+        .push(" AND m.group_id = ")
+        .bind_text(group_id)
+        .push(" AND ")
+        .append(cond);
+    let ids: Vec<String> = load_sql::<MemberRow>(conn, &sql)?
+        .into_iter()
+        .map(|r| r.member_id)
+        .collect();
+    remove_members(conn, tenant, group_id, &ids)
+}
+
 pub fn remove_all_members(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -340,6 +361,34 @@ impl super::db::Positioned for ListedGroup {
 }
 
 /// One page of groups matching `filter`, in `order`.
+fn list_where(tenant: &str, filter: Option<Sql>) -> Sql {
+    let mut wh = Sql::default();
+    wh.push(" WHERE g.tenant_id = ").bind_text(tenant);
+    if let Some(f) = filter {
+        wh.push(" AND ").append(f);
+    }
+    wh
+}
+
+/// The page `SELECT` that `list` runs (for EXPLAIN in tests and benchmarks).
+pub fn list_sql(
+    tenant: &str,
+    filter: Option<Sql>,
+    order: &super::db::Order,
+    window: &super::db::Window,
+    limit: i64,
+) -> Sql {
+    super::db::page_query(
+        "groups g",
+        "g",
+        list_where(tenant, filter),
+        order,
+        window,
+        limit,
+    )
+}
+
+/// One page matching `filter`, in `order`.
 pub fn list(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -348,12 +397,15 @@ pub fn list(
     window: &super::db::Window,
     limit: i64,
 ) -> Result<super::db::Page<ListedGroup>, StoreError> {
-    let mut wh = Sql::default();
-    wh.push(" WHERE g.tenant_id = ").bind_text(tenant);
-    if let Some(f) = filter {
-        wh.push(" AND ").append(f);
-    }
-    super::db::paged(conn, "groups g", "g", wh, order, window, limit)
+    super::db::paged(
+        conn,
+        "groups g",
+        "g",
+        list_where(tenant, filter),
+        order,
+        window,
+        limit,
+    )
 }
 
 pub fn member_count(

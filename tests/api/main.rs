@@ -12,6 +12,7 @@ mod crash;
 mod deploy;
 mod deprovision;
 mod errors;
+mod explain;
 mod filters;
 mod groups;
 mod robustness;

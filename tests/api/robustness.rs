@@ -313,3 +313,81 @@ crate::both_backends!(
     etags_and_qualified_names,
     super::membership_changes_move_etags_and_qualified_names_work
 );
+
+/// Two PATCHes with the same `If-Match`: one wins, one gets 412, and the loser
+/// re-reads and retries, so nothing is lost — for users and for groups.
+async fn patch_if_match_race(b: Backend) {
+    let app = spawn_app(b).await;
+    let uid = create_user(&app, "etag@example.edu").await;
+    let (s, g) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "etag-group"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let gid = g["id"].as_str().expect("id").to_string();
+    let m1 = create_user(&app, "m1@example.edu").await;
+    let m2 = create_user(&app, "m2@example.edu").await;
+    let cases = [
+        (
+            format!("/Users/{uid}"),
+            [
+                json!([{"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0001", "type": "work"}]}]),
+                json!([{"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0002", "type": "home"}]}]),
+            ],
+        ),
+        (
+            format!("/Groups/{gid}"),
+            [
+                json!([{"op": "add", "path": "members", "value": [{"value": m1}]}]),
+                json!([{"op": "add", "path": "members", "value": [{"value": m2}]}]),
+            ],
+        ),
+    ];
+    for (path, ops) in cases {
+        let (_, before) = body(app.req(Method::GET, &path).send().await.expect("send")).await;
+        let etag = before["meta"]["version"]
+            .as_str()
+            .expect("version")
+            .to_string();
+        let send = |ops: &serde_json::Value, etag: &str| {
+            app.req(Method::PATCH, &path)
+                .header("If-Match", etag)
+                .json(&patch_body(ops.clone()))
+                .send()
+        };
+        let (a, b2) = tokio::join!(send(&ops[0], &etag), send(&ops[1], &etag));
+        let codes = [
+            a.expect("send").status().as_u16(),
+            b2.expect("send").status().as_u16(),
+        ];
+        let winners = codes.iter().filter(|c| **c == 200 || **c == 204).count();
+        assert_eq!(winners, 1, "{path}: {codes:?}");
+        assert!(codes.contains(&412), "{path}: {codes:?}");
+        let loser = usize::from(codes[1] == 412);
+        // The loser re-reads, sees the winner's change, and retries with the new ETag.
+        let (_, now) = body(app.req(Method::GET, &path).send().await.expect("send")).await;
+        let fresh = now["meta"]["version"]
+            .as_str()
+            .expect("version")
+            .to_string();
+        assert_ne!(fresh, etag);
+        let r = send(&ops[loser], &fresh).await.expect("send");
+        assert!(matches!(r.status().as_u16(), 200 | 204), "{path}");
+        let (_, after) = body(app.req(Method::GET, &path).send().await.expect("send")).await;
+        let attr = if path.starts_with("/Users") {
+            "phoneNumbers"
+        } else {
+            "members"
+        };
+        assert_eq!(
+            after[attr].as_array().map(Vec::len),
+            Some(2),
+            "{path}: {after}"
+        );
+    }
+}
+crate::both_backends!(patch_if_match_races, super::patch_if_match_race);
