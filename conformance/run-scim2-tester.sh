@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run the external RFC 7643/7644 checker `scim2-tester` (through its command
-# line, `scim2-cli`) against a freshly started Custodian, and compare the set
-# of failing checks with conformance/scim2-tester-expected-failures.txt.
+# line, `scim2-cli`) against a freshly started Custodian. Every check must
+# pass: any failing check fails the run.
 #
-# Fails when a check fails that the file does not list, and when the file
-# lists a check that now passes (or that the tester no longer performs), so the
-# file stays honest. The last line printed is always
+# SCIM2_TESTER_EXPECTED_FILE may name a file of checks known to fail (for a
+# branch under development); the run then fails when a check fails that the file
+# does not list, and when a listed check passes, so such a file stays honest. The last line printed is always
 #     scim2-tester: N passed, M failed (E expected)
 #
 # Usage: conformance/run-scim2-tester.sh
@@ -15,7 +15,7 @@
 #                           (e.g. http://127.0.0.1:8080/scim/v2) instead of
 #                           building and starting one; needs SCIM2_TESTER_TOKEN.
 #   SCIM2_TESTER_TOKEN      bearer token for SCIM2_TESTER_BASE_URL.
-#   SCIM2_TESTER_EXPECTED_FILE  another expected-failures file (default: the repo's).
+#   SCIM2_TESTER_EXPECTED_FILE  an expected-failures file (default: none — all must pass).
 #   SCIM2_TESTER_VENV       virtualenv to use (default: $REPO/.venv-conformance).
 #   SCIM2_TESTER_KEEP_WORKDIR=1  keep the temporary directory (server DB, logs).
 #   SCIM2_TESTER_START_TIMEOUT   seconds to wait for /healthz (default 30).
@@ -24,7 +24,7 @@
 set -euo pipefail
 
 # Pinned: the checks, their names and their output format change between
-# releases. Bump deliberately (and re-check the expected-failures file).
+# releases. Bump deliberately.
 SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLI_VERSION=0.6.0
 # Their dependencies, pinned too so that a new scim2-models/scim2-client
@@ -53,7 +53,7 @@ typing-inspection==0.4.5
 typing_extensions==4.16.0'
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXPECTED_FILE="${SCIM2_TESTER_EXPECTED_FILE:-$REPO/conformance/scim2-tester-expected-failures.txt}"
+EXPECTED_FILE="${SCIM2_TESTER_EXPECTED_FILE:-}"
 VENV="${SCIM2_TESTER_VENV:-$REPO/.venv-conformance}"
 ARTIFACTS="$REPO/target/scim2-tester"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -65,9 +65,13 @@ die() {
     exit 1
 }
 
-[[ -f "$EXPECTED_FILE" ]] || die "expected-failures file not found: $EXPECTED_FILE"
-
 WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/custodian-scim2-tester.XXXXXX")"
+if [[ -z "$EXPECTED_FILE" ]]; then
+    # No known failures: an empty list, so every failing check is unexpected.
+    EXPECTED_FILE="$WORKDIR/no-expected-failures.txt"
+    : >"$EXPECTED_FILE"
+fi
+[[ -f "$EXPECTED_FILE" ]] || die "expected-failures file not found: $EXPECTED_FILE"
 SERVER_PID=""
 
 cleanup() {
