@@ -270,7 +270,7 @@ async fn media_types(b: Backend) {
             spc["patch"]["supported"].as_bool(),
             spc["bulk"]["supported"].as_bool()
         ),
-        (Some(true), Some(false))
+        (Some(true), Some(true))
     );
     let (_, rts) = body(
         app.client
