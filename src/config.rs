@@ -19,6 +19,8 @@ pub const ENV_PUBLIC_URL: &str = "CUSTODIAN_PUBLIC_URL";
 pub const ENV_POLICY_FILE: &str = "CUSTODIAN_POLICY_FILE";
 pub const ENV_TOMBSTONE_KEY: &str = "CUSTODIAN_TOMBSTONE_KEY";
 pub const ENV_LOG: &str = "CUSTODIAN_LOG";
+pub const ENV_BULK_MAX_OPERATIONS: &str = "CUSTODIAN_BULK_MAX_OPERATIONS";
+pub const ENV_BULK_MAX_PAYLOAD_BYTES: &str = "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES";
 
 #[derive(Clone)]
 pub struct Settings {
@@ -39,6 +41,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// A Group PUT carries the whole member list (Okta), so it gets more room.
     pub max_group_body_bytes: usize,
+    /// `/Bulk`: operations per request (advertised as `maxOperations`).
+    pub bulk_max_operations: usize,
+    /// `/Bulk`: body limit in bytes (advertised as `maxPayloadSize`).
+    pub bulk_max_payload_bytes: usize,
     pub workers: Option<usize>,
 }
 
@@ -69,6 +75,8 @@ impl std::fmt::Debug for Settings {
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_group_body_bytes", &self.max_group_body_bytes)
+            .field("bulk_max_operations", &self.bulk_max_operations)
+            .field("bulk_max_payload_bytes", &self.bulk_max_payload_bytes)
             .finish()
     }
 }
@@ -100,6 +108,8 @@ impl Default for Settings {
             retry_after_seconds: 2,
             max_body_bytes: 1024 * 1024,
             max_group_body_bytes: 16 * 1024 * 1024,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1024 * 1024,
             workers: None,
         }
     }
@@ -122,6 +132,8 @@ struct FileConfig {
     retry_after_seconds: Option<u32>,
     max_body_bytes: Option<usize>,
     max_group_body_bytes: Option<usize>,
+    bulk_max_operations: Option<usize>,
+    bulk_max_payload_bytes: Option<usize>,
     workers: Option<usize>,
 }
 
@@ -179,6 +191,12 @@ impl Settings {
         if let Some(v) = env(ENV_LOG) {
             s.log = v;
         }
+        if let Some(v) = env(ENV_BULK_MAX_OPERATIONS) {
+            s.bulk_max_operations = env_number(ENV_BULK_MAX_OPERATIONS, &v)?;
+        }
+        if let Some(v) = env(ENV_BULK_MAX_PAYLOAD_BYTES) {
+            s.bulk_max_payload_bytes = env_number(ENV_BULK_MAX_PAYLOAD_BYTES, &v)?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -222,6 +240,12 @@ impl Settings {
         }
         if let Some(v) = f.max_group_body_bytes {
             self.max_group_body_bytes = v;
+        }
+        if let Some(v) = f.bulk_max_operations {
+            self.bulk_max_operations = v;
+        }
+        if let Some(v) = f.bulk_max_payload_bytes {
+            self.bulk_max_payload_bytes = v;
         }
         self.workers = f.workers.or(self.workers);
         Ok(())
@@ -269,13 +293,35 @@ impl Settings {
                 "must be ≥ 1024 and ≤ max_group_body_bytes".into(),
             );
         }
+        if self.bulk_max_operations == 0 {
+            return invalid("bulk_max_operations", "must be at least 1".into());
+        }
+        if self.bulk_max_payload_bytes < 1024 {
+            return invalid("bulk_max_payload_bytes", "must be ≥ 1024".into());
+        }
         Ok(())
+    }
+
+    /// The Bulk limits, as `/ServiceProviderConfig` advertises them.
+    pub fn bulk_limits(&self) -> crate::scim::bulk::Limits {
+        crate::scim::bulk::Limits {
+            max_operations: self.bulk_max_operations,
+            max_payload_size: self.bulk_max_payload_bytes,
+        }
     }
 
     /// The base URL for emitted links when no `public_url` is set.
     pub fn default_base_url(&self) -> String {
         format!("http://{}", self.bind)
     }
+}
+
+/// A numeric environment variable; the error names the variable.
+fn env_number(name: &str, v: &str) -> Result<usize, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: name.into(),
+        message: format!("'{v}' is not a non-negative integer"),
+    })
 }
 
 /// toml's message plus the line, and the key for unknown-field errors.
@@ -338,6 +384,53 @@ mod tests {
         );
         assert!(s.is_ok_and(|s| s.bind == "127.0.0.1:9100"
             && s.public_url.as_deref() == Some("https://scim.example.edu")));
+    }
+
+    #[test]
+    fn bulk_limits_from_defaults_file_and_env() {
+        let s = Settings::default();
+        assert_eq!(
+            (s.bulk_max_operations, s.bulk_max_payload_bytes),
+            (1000, 1048576)
+        );
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir")
+        };
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "bulk_max_operations = 50\nbulk_max_payload_bytes = 65536\n",
+        )
+        .ok();
+        let s = Settings::load(Some(&p), &env_of(&[]));
+        assert!(s.is_ok_and(|s| s.bulk_limits()
+            == crate::scim::bulk::Limits {
+                max_operations: 50,
+                max_payload_size: 65536
+            }));
+        let s = Settings::load(Some(&p), &env_of(&[("CUSTODIAN_BULK_MAX_OPERATIONS", "7")]));
+        assert!(s.is_ok_and(|s| s.bulk_max_operations == 7 && s.bulk_max_payload_bytes == 65536));
+        let s = Settings::load(
+            None,
+            &env_of(&[("CUSTODIAN_BULK_MAX_PAYLOAD_BYTES", "2048")]),
+        );
+        assert!(s.is_ok_and(|s| s.bulk_max_payload_bytes == 2048));
+        for (k, v, needle) in [
+            (
+                "CUSTODIAN_BULK_MAX_OPERATIONS",
+                "many",
+                "CUSTODIAN_BULK_MAX_OPERATIONS",
+            ),
+            ("CUSTODIAN_BULK_MAX_OPERATIONS", "0", "bulk_max_operations"),
+            (
+                "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES",
+                "100",
+                "bulk_max_payload_bytes",
+            ),
+        ] {
+            let r = Settings::load(None, &env_of(&[(k, v)]));
+            assert!(r.is_err_and(|e| e.to_string().contains(needle)), "{k}={v}");
+        }
     }
 
     #[test]

@@ -62,6 +62,11 @@ impl From<actix_web::error::BlockingError> for ApiError {
 }
 
 impl ApiError {
+    /// The SCIM error body this maps to (a bulk operation's `response`).
+    pub fn scim_error(&self) -> ScimError {
+        self.scim().0
+    }
+
     /// The SCIM error this maps to, plus an optional Retry-After.
     fn scim(&self) -> (ScimError, Option<u32>) {
         match self {

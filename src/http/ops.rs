@@ -51,7 +51,6 @@ pub async fn not_implemented(req: HttpRequest) -> Result<HttpResponse, ApiError>
     };
     Err(ApiError::Scim(ScimError::not_implemented(match what.as_str() {
         "Me" => "/Me is not supported: Custodian's tokens belong to identity-provider clients, not to people".to_string(),
-        "Bulk" => "/Bulk is not supported yet (advertised as bulk.supported=false)".to_string(),
         _ => format!("{what} is not supported"),
     })))
 }

@@ -2,6 +2,7 @@
 //! through here, so the user-state rules of DESIGN.md live in one place. It knows
 //! nothing of HTTP; handlers call it from a blocking thread.
 
+pub mod bulk;
 pub mod groups;
 pub mod listing;
 pub mod search;

@@ -1,15 +1,20 @@
 //! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`: generated from the same
 //! definitions the server runs on, so discovery never promises what does not work.
 
+use super::bulk::Limits;
 use super::list::{DEFAULT_COUNT, MAX_COUNT, list_response};
 use super::schema::{GROUP_TYPE, USER_TYPE, all_schemas};
 use serde_json::{Value, json};
 
-pub fn service_provider_config(base: &str) -> Value {
+pub fn service_provider_config(base: &str, bulk: Limits) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": true,
+            "maxOperations": bulk.max_operations,
+            "maxPayloadSize": bulk.max_payload_size,
+        },
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
@@ -75,8 +80,17 @@ mod tests {
         assert!(resource_type("h", "Group").is_some() && resource_type("h", "Nope").is_none());
         assert_eq!(schemas("h")["totalResults"], 3);
         assert!(schema("h", "urn:ietf:params:scim:schemas:core:2.0:Group").is_some());
-        let spc = service_provider_config("h");
+        let spc = service_provider_config(
+            "h",
+            Limits {
+                max_operations: 7,
+                max_payload_size: 4096,
+            },
+        );
         assert_eq!(spc["patch"]["supported"], true);
-        assert_eq!(spc["bulk"]["supported"], false);
+        assert_eq!(
+            spc["bulk"],
+            json!({"supported": true, "maxOperations": 7, "maxPayloadSize": 4096})
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The SCIM protocol: pure functions over JSON, no I/O.
 
+pub mod bulk;
 pub mod cursor;
 pub mod discovery;
 pub mod error;

@@ -306,7 +306,14 @@ async fn media_types(b: Backend) {
             spc["patch"]["supported"].as_bool(),
             spc["bulk"]["supported"].as_bool()
         ),
-        (Some(true), Some(false))
+        (Some(true), Some(true))
+    );
+    // Sorting and both paging methods (RFC 9865) are advertised, truthfully.
+    assert_eq!(spc["sort"]["supported"], true);
+    assert_eq!(spc["filter"]["maxResults"], 1000);
+    assert_eq!(
+        spc["pagination"],
+        serde_json::json!({"cursor": true, "index": true, "defaultPaginationMethod": "index", "defaultPageSize": 100, "maxPageSize": 1000})
     );
     let (_, rts) = body(
         app.client

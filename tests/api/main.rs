@@ -8,6 +8,7 @@ mod common;
 
 mod atomicity;
 mod auth;
+mod bulk;
 mod crash;
 mod deploy;
 mod deprovision;

@@ -91,6 +91,8 @@ fn fresh_database(backend: Backend) -> (String, DbGuard) {
 pub struct Options {
     pub max_in_flight_per_tenant: usize,
     pub max_body_bytes: usize,
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: usize,
     pub public_url: Option<String>,
     pub trust_forwarded_headers: bool,
     /// Deprovisioning policy (TOML); the built-in policy when None.
@@ -103,6 +105,8 @@ impl Default for Options {
         Options {
             max_in_flight_per_tenant: s.max_in_flight_per_tenant,
             max_body_bytes: s.max_body_bytes,
+            bulk_max_operations: s.bulk_max_operations,
+            bulk_max_payload_bytes: s.bulk_max_payload_bytes,
             public_url: None,
             trust_forwarded_headers: false,
             policy: None,
@@ -126,6 +130,8 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         workers: Some(2),
         max_in_flight_per_tenant: opts.max_in_flight_per_tenant,
         max_body_bytes: opts.max_body_bytes,
+        bulk_max_operations: opts.bulk_max_operations,
+        bulk_max_payload_bytes: opts.bulk_max_payload_bytes,
         public_url: opts.public_url.clone(),
         trust_forwarded_headers: opts.trust_forwarded_headers,
         ..Settings::default()

@@ -8,8 +8,8 @@ use crate::scim::error::ScimError;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
-/// A discovery handler: the app state and the optional `{id}` path segment.
-type Handler = fn(&str, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>;
+/// A discovery handler: the app state, the SCIM base and the optional `{id}` path segment.
+type Handler = fn(&AppState, &str, Option<web::Path<String>>) -> Result<HttpResponse, ApiError>;
 
 fn read_only(path: &str, handler: Handler) -> actix_web::Resource {
     web::resource(path.to_string())
@@ -17,7 +17,7 @@ fn read_only(path: &str, handler: Handler) -> actix_web::Resource {
             move |req: actix_web::HttpRequest,
                   s: web::Data<AppState>,
                   p: Option<web::Path<String>>| async move {
-                handler(&s.scim_base_for(&req), p)
+                handler(&s, &s.scim_base_for(&req), p)
             },
         ))
         .default_service(web::to(method_not_allowed))
@@ -37,11 +37,18 @@ fn ok(v: Value) -> Result<HttpResponse, ApiError> {
         .body(v.to_string()))
 }
 
-fn spc(base: &str, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
-    ok(discovery::service_provider_config(base))
+fn spc(s: &AppState, base: &str, _: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+    ok(discovery::service_provider_config(
+        base,
+        s.settings.bulk_limits(),
+    ))
 }
 
-fn resource_types(base: &str, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+fn resource_types(
+    _: &AppState,
+    base: &str,
+    id: Option<web::Path<String>>,
+) -> Result<HttpResponse, ApiError> {
     match id {
         None => ok(discovery::resource_types(base)),
         Some(id) => discovery::resource_type(base, &id)
@@ -50,7 +57,11 @@ fn resource_types(base: &str, id: Option<web::Path<String>>) -> Result<HttpRespo
     }
 }
 
-fn schemas(base: &str, id: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
+fn schemas(
+    _: &AppState,
+    base: &str,
+    id: Option<web::Path<String>>,
+) -> Result<HttpResponse, ApiError> {
     match id {
         None => ok(discovery::schemas(base)),
         Some(id) => discovery::schema(base, &id)

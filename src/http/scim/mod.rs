@@ -1,6 +1,8 @@
 //! The SCIM surface (`/scim/v2`). Users and Groups share generic handlers over
-//! the `Resource` trait; discovery is static.
+//! the `Resource` trait; discovery is static; `/Bulk` runs through the same
+//! provisioning functions.
 
+mod bulk;
 mod discovery;
 mod resources;
 
@@ -17,7 +19,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(resources::search_all))
             .default_service(web::to(method_not_allowed)),
     );
-    for path in ["/Bulk", "/Me", "/Me/{tail:.*}"] {
+    cfg.service(
+        web::resource("/Bulk")
+            .route(web::post().to(bulk::bulk))
+            .default_service(web::to(method_not_allowed)),
+    );
+    for path in ["/Me", "/Me/{tail:.*}"] {
         cfg.service(web::resource(path).to(not_implemented));
     }
     cfg.default_service(web::to(not_found));
