@@ -66,12 +66,65 @@ fn rendered(
     base: &str,
 ) -> Result<Rendered, ServiceError> {
     let m = meta(row, base);
+    let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
+    let body = projection.apply(&GROUP_TYPE, render(&GROUP_TYPE, &row.id, &doc, &m));
     Ok(Rendered {
-        body: render_row(c, caller, row, projection, base)?,
+        body,
+        members_json: members_json(c, caller, &row.id, projection, base)?,
         etag: m.etag(),
         location: m.location,
         restored: false,
     })
+}
+
+/// The members as JSON array text with the sub-attributes `projection`
+/// keeps, written member by member; `None` when not wanted or empty.
+fn members_json(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    group_id: &str,
+    projection: &Projection,
+    base: &str,
+) -> Result<Option<String>, ServiceError> {
+    let probe = json!({"members": [{"value": "", "$ref": "", "type": ""}]});
+    let kept: Vec<String> = match projection.apply(&GROUP_TYPE, probe)["members"][0].as_object() {
+        Some(o) => o.keys().cloned().collect(),
+        None => return Ok(None),
+    };
+    let members = store::groups::members(c, &caller.tenant_id, group_id)?;
+    if members.is_empty() {
+        return Ok(None);
+    }
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::with_capacity(members.len() * 112);
+    out.push('[');
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        for (j, key) in kept.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let path = if m.kind == MemberKind::Group {
+                "Groups"
+            } else {
+                "Users"
+            };
+            let value = match key.as_str() {
+                "value" => quote(&m.id),
+                "$ref" => quote(&format!("{base}/{path}/{}", m.id)),
+                _ => quote(m.kind.as_str()),
+            };
+            out.push_str(&quote(key));
+            out.push(':');
+            out.push_str(&value);
+        }
+        out.push('}');
+    }
+    out.push(']');
+    Ok(Some(out))
 }
 
 /// Member ids named by a `members` value (objects with `value`, or bare ids).

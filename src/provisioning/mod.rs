@@ -73,10 +73,26 @@ pub struct Services {
 #[derive(Debug)]
 pub struct Rendered {
     pub body: serde_json::Value,
+    /// A group's `members` as JSON array text, rendered row by row rather than
+    /// as a tree of values (a group may have 100,000 members); spliced into
+    /// `body` when the response is written.
+    pub members_json: Option<String>,
     pub etag: String,
     pub location: String,
     /// Set when a POST restored an existing (suspended) user in place.
     pub restored: bool,
+}
+
+impl Rendered {
+    /// The response body text.
+    pub fn to_json_text(&self) -> String {
+        let text = self.body.to_string();
+        match (&self.members_json, text.strip_suffix('}')) {
+            (Some(m), Some(head)) if head.len() > 1 => format!("{head},\"members\":{m}}}"),
+            (Some(m), Some(_)) => format!("{{\"members\":{m}}}"),
+            _ => text,
+        }
+    }
 }
 
 /// What a PATCH answers with.

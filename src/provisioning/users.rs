@@ -78,6 +78,7 @@ fn rendered(
     let m = meta(row, base);
     Ok(Rendered {
         body,
+        members_json: None,
         etag: m.etag(),
         location: m.location,
         restored,

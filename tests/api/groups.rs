@@ -250,3 +250,62 @@ crate::both_backends!(
     cross_tenant_member,
     super::member_of_another_tenant_is_ignored
 );
+
+/// A group's members are written row by row into the response; projection of
+/// their sub-attributes still applies, and `excludedAttributes=members` omits them.
+async fn member_rendering_and_projection(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut ids = vec![];
+    for i in 0..3 {
+        ids.push(create_user(&app, &format!("mr{i}@example.edu")).await);
+    }
+    let members: Vec<serde_json::Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let (s, g) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "rendered", "members": members}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let gid = g["id"].as_str().expect("id").to_string();
+    assert_eq!(g["members"].as_array().map(Vec::len), Some(3), "{g}");
+    let get = |q: &str| app.req(Method::GET, &format!("/Groups/{gid}{q}")).send();
+    let (_, full) = body(get("").await.expect("send")).await;
+    let listed = full["members"].as_array().cloned().unwrap_or_default();
+    let mut values: Vec<String> = listed
+        .iter()
+        .map(|m| m["value"].as_str().unwrap_or_default().to_string())
+        .collect();
+    values.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(values, want);
+    for m in &listed {
+        assert_eq!(m["type"], "User");
+        let id = m["value"].as_str().unwrap_or_default();
+        assert!(
+            m["$ref"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&format!("/Users/{id}"))),
+            "{m}"
+        );
+    }
+    assert_eq!(full["displayName"], "rendered");
+    let (_, only) = body(get("?attributes=members.value").await.expect("send")).await;
+    let only_members = only["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(only_members.len(), 3);
+    assert!(
+        only_members
+            .iter()
+            .all(|m| m.as_object().is_some_and(|o| o.len() == 1
+                && ids.contains(&m["value"].as_str().unwrap_or_default().to_string()))),
+        "{only}"
+    );
+    assert!(only.get("displayName").is_none());
+    let (_, none) = body(get("?excludedAttributes=members").await.expect("send")).await;
+    assert!(none.get("members").is_none(), "{none}");
+    assert_eq!(none["displayName"], "rendered");
+}
+crate::both_backends!(member_rendering, super::member_rendering_and_projection);

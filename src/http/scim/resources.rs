@@ -226,11 +226,12 @@ fn header(req: &HttpRequest, name: actix_web::http::header::HeaderName) -> Optio
 
 fn respond(status: StatusCode, r: Rendered) -> HttpResponse {
     let mut b = HttpResponse::build(status);
-    b.content_type(SCIM_JSON).insert_header((ETAG, r.etag));
+    b.content_type(SCIM_JSON)
+        .insert_header((ETAG, r.etag.clone()));
     if status == StatusCode::CREATED {
-        b.insert_header((LOCATION, r.location));
+        b.insert_header((LOCATION, r.location.clone()));
     }
-    b.body(r.body.to_string())
+    b.body(r.to_json_text())
 }
 
 fn json(v: Value) -> HttpResponse {
