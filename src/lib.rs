@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod deprovision;
 pub mod events;
+pub mod fuzzing;
 pub mod http;
 pub mod provisioning;
 pub mod scim;

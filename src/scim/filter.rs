@@ -240,7 +240,15 @@ fn tokenize(input: &str) -> Result<Vec<(Tok, usize)>, String> {
                 } else {
                     input.len()
                 };
-                toks.push((Tok::Word(input[pos..end].to_string()), pos));
+                let word = &input[pos..end];
+                // As for string literals: no attribute holds NUL, and PostgreSQL
+                // cannot compare it (an unquoted `externalId eq a%00b` was a 500).
+                if word.contains('\0') {
+                    return Err(format!(
+                        "unquoted text at position {pos} contains a NUL character"
+                    ));
+                }
+                toks.push((Tok::Word(word.to_string()), pos));
                 i = j;
             }
         }
@@ -709,6 +717,17 @@ mod tests {
             (r#"userName eq "x" foo"#, "unexpected 'foo'"),
             ("", "empty"),
             ("a.b.c pr", "more than one sub-attribute"),
+            // Found by the filter_parse fuzz target: NUL in an unquoted value
+            // (and anywhere else outside a string literal) is refused like one inside.
+            (
+                "externalId eq a\0b",
+                "unquoted text at position 14 contains a NUL",
+            ),
+            ("userName\0 pr", "NUL"),
+            (
+                r#"userName eq "a\u0000b""#,
+                "string literal at position 12 contains a NUL",
+            ),
         ];
         for (input, needle) in cases {
             match parse(input) {

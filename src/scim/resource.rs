@@ -245,22 +245,39 @@ fn normalize_single(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>
 
 /// Entra's SingleAppRoleAssignment PATCH sends a role as a JSON string inside
 /// `value`; unpack it so POST and PATCH store the same shape.
+///
+/// Unpacked until `value` is no longer such a string, and found under any
+/// spelling of `value` (as the sub-attribute is read): otherwise what is stored
+/// would be unpacked once more by the next PATCH or PUT, changing a role the
+/// request never named (found by the patch_apply fuzz target's invariant).
 fn expand_stringified_role(mut obj: Map<String, Value>) -> Map<String, Value> {
-    let inner = match obj.get("value") {
-        Some(Value::String(s)) if s.trim_start().starts_with('{') => {
-            serde_json::from_str::<Map<String, Value>>(s).ok()
-        }
-        _ => None,
-    };
-    if let Some(inner) = inner {
-        if let Some(v) = inner.get("value") {
-            obj.insert("value".into(), v.clone());
-        }
+    loop {
+        let Some(key) = obj
+            .keys()
+            .find(|k| *k == "value")
+            .or_else(|| obj.keys().find(|k| k.eq_ignore_ascii_case("value")))
+            .cloned()
+        else {
+            return obj;
+        };
+        let inner = match obj.get(&key) {
+            Some(Value::String(s)) if s.trim_start().starts_with('{') => {
+                serde_json::from_str::<Map<String, Value>>(s).ok()
+            }
+            _ => None,
+        };
+        let Some(inner) = inner else {
+            return obj;
+        };
         if let Some(d) = inner.get("displayName").or_else(|| inner.get("display")) {
             obj.entry("display").or_insert_with(|| d.clone());
         }
+        // Each round replaces `value` with a strictly shorter one, so this ends.
+        match inner.get("value") {
+            Some(v) => obj.insert(key, v.clone()),
+            None => return obj,
+        };
     }
-    obj
 }
 
 fn normalize_simple(attr: &Attr, v: &Value, label: &str) -> Result<Option<Value>, ScimError> {
@@ -761,6 +778,40 @@ mod tests {
         );
         assert_eq!(d["roles"][0]["value"], "25");
         assert_eq!(d["roles"][0]["display"], "Role1234");
+    }
+
+    /// Found by the patch_apply fuzz target's idempotence invariant: a role
+    /// stringified twice, or under `Value`, was unpacked one level per
+    /// normalisation, so the next PATCH of any attribute rewrote it.
+    #[test]
+    fn stringified_roles_are_unpacked_completely_and_normalising_again_changes_nothing() {
+        let twice = serde_json::to_string(&json!({
+            "value": "{\"value\":\"25\",\"displayName\":\"Inner\"}",
+            "displayName": "Outer"
+        }))
+        .unwrap_or_default();
+        for body in [
+            json!({"userName": "a", "roles": [{"value": twice}]}),
+            json!({"userName": "a", "roles": [{"Value": "{\"value\":\"25\",\"displayName\":\"Outer\"}"}]}),
+            json!({"userName": "a", "roles": ["{\"value\":\"25\",\"display\":\"Outer\"}"]}),
+        ] {
+            let d = norm(body.clone());
+            assert_eq!(
+                d["roles"],
+                json!([{"value": "25", "display": "Outer"}]),
+                "{body}"
+            );
+            assert_eq!(norm(Value::Object(d.clone())), d, "{body}");
+        }
+        // A `{…}` that is not a role object stays as sent.
+        let d = norm(
+            json!({"userName": "a", "roles": [{"value": "{not json"}, {"value": "{\"id\":1}"}]}),
+        );
+        assert_eq!(
+            d["roles"],
+            json!([{"value": "{not json"}, {"value": "{\"id\":1}"}])
+        );
+        assert_eq!(norm(Value::Object(d.clone())), d);
     }
 
     #[test]

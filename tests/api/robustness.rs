@@ -162,6 +162,18 @@ async fn nul_characters_are_refused_not_500(b: Backend) {
         .await
         .expect("send");
     assert_eq!(r.status().as_u16(), 400);
+    // Unquoted (Entra's `externalId eq jyoung` form): found by the filter_parse fuzz target.
+    for filter in ["externalId eq a\u{0}b", "userName eq a\u{0}b"] {
+        let r = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(&app.token)
+            .query(&[("filter", filter)])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 400, "{filter:?}");
+    }
 }
 crate::both_backends!(nul_characters, super::nul_characters_are_refused_not_500);
 

@@ -1,0 +1,455 @@
+//! Entry points shared by the fuzz targets in `fuzz/` and by the corpus
+//! regression test `tests/fuzz_corpus.rs`. Each takes arbitrary bytes, runs them
+//! through the protocol layer and panics when an invariant does not hold, so a
+//! fuzzer finding and a corpus file that regresses fail the same way.
+//!
+//! It lives at the crate root rather than in `scim` because the filter entry
+//! also drives `store::filter_sql::translate` (pure, but a storage module), and
+//! `scim` depends on nothing outside itself.
+//!
+//! Invariants checked (only ones the code actually promises):
+//! * parsing and applying are deterministic;
+//! * errors carry the status and `scimType` RFC 7644 §3.12 gives them;
+//! * a parsed filter stays within `MAX_FILTER_LEN`, `MAX_DEPTH`, `MAX_TERMS`,
+//!   reads back to the same tree from its canonical rendering, evaluates
+//!   without panicking, and translates to SQL whose `?` placeholders match
+//!   its binds and whose bound text never holds NUL (PostgreSQL cannot);
+//! * a parsed PatchOp has one operation per element, a path for every
+//!   `remove` and a value for every `add`/`replace`, and each path re-parses
+//!   to itself;
+//! * a successful PATCH yields a canonical document: `normalize` accepts it
+//!   again unchanged, it holds no read-only or write-only attribute, and its
+//!   required attributes are present.
+
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::filter::{self, CompValue, Filter, MAX_DEPTH, MAX_FILTER_LEN, MAX_TERMS};
+use crate::scim::patch::{self, MAX_OPERATIONS, Op, Operation, PatchContext, PatchPath};
+use crate::scim::resource::{Doc, group_keys, normalize, user_keys};
+use crate::scim::schema::{GROUP_TYPE, ResourceType, USER_TYPE};
+use crate::store::db::{Backend, Bind};
+use crate::store::filter_sql;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+/// The id of the seed User that `patch_apply` patches.
+pub const SEED_USER_ID: &str = "2819c223-7f76-453a-919d-413861904646";
+/// The id of the seed Group that `patch_apply` patches.
+pub const SEED_GROUP_ID: &str = "e9e30dba-f08f-4109-8486-d5c6a331660a";
+
+/// Fuzz entry: bytes → UTF-8 → `filter::parse`, then evaluation and SQL translation.
+pub fn filter_parse(data: &[u8]) {
+    let Ok(input) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = filter::parse(input);
+    assert_eq!(
+        parsed,
+        filter::parse(input),
+        "filter parsing is not deterministic for {input:?}"
+    );
+    match parsed {
+        Ok(f) => {
+            assert!(
+                input.len() <= MAX_FILTER_LEN,
+                "a filter of {} bytes was accepted",
+                input.len()
+            );
+            check_filter(&f, input);
+        }
+        Err(e) => assert_invalid_filter(&e, input),
+    }
+}
+
+/// Fuzz entry: bytes → JSON → `patch::parse_request`.
+pub fn patch_parse(data: &[u8]) {
+    if let Ok(body) = serde_json::from_slice::<Value>(data) {
+        check_parse_request(&body);
+    }
+}
+
+/// Fuzz entry: bytes → JSON PatchOp → `parse_request` → `apply` to a seed User
+/// and a seed Group.
+pub fn patch_apply(data: &[u8]) {
+    let Ok(body) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Some(ops) = check_parse_request(&body) else {
+        return;
+    };
+    for rt in [&USER_TYPE, &GROUP_TYPE] {
+        // Every operation's value, taken as a POST/PUT body: what `normalize`
+        // stores must be what it would store again.
+        for op in &ops {
+            if let Some(v @ Value::Object(_)) = &op.value {
+                check_normalized(rt, v);
+            }
+        }
+    }
+    check_apply(&USER_TYPE, SEED_USER_ID, &SEED_USER, &ops);
+    check_apply(&GROUP_TYPE, SEED_GROUP_ID, &SEED_GROUP, &ops);
+}
+
+/// `normalize` is idempotent: a stored document is re-normalised by every later
+/// PATCH and PUT, which must not change attributes the request did not touch.
+fn check_normalized(rt: &ResourceType, body: &Value) {
+    if let Ok(doc) = normalize(rt, body) {
+        assert_eq!(
+            normalize(rt, &Value::Object(doc.clone())).as_ref(),
+            Ok(&doc),
+            "a normalised {} changes when normalised again\n  body: {body}\n  doc:  {}",
+            rt.name,
+            Value::Object(doc.clone())
+        );
+    }
+}
+
+/// A realistic stored User: what an Okta or Entra create leaves behind.
+pub static SEED_USER: LazyLock<Doc> = LazyLock::new(|| {
+    seed(
+        &USER_TYPE,
+        json!({
+            "schemas": [
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+            ],
+            "externalId": "00ujl29u0le5T6Aj10h7",
+            "userName": "Barbara.Jensen@contoso.example",
+            "name": {"formatted": "Ms. Barbara J Jensen III", "familyName": "Jensen", "givenName": "Barbara", "honorificPrefix": "Ms."},
+            "displayName": "Babs Jensen",
+            "nickName": "Babs",
+            "title": "Tour Guide",
+            "preferredLanguage": "en-US",
+            "locale": "en-US",
+            "timezone": "America/Los_Angeles",
+            "active": true,
+            "emails": [
+                {"value": "Barbara.Jensen@contoso.example", "type": "work", "primary": true},
+                {"value": "babs@jensen.example", "type": "home"}
+            ],
+            "phoneNumbers": [
+                {"value": "+1 555 555 5555", "type": "work"},
+                {"value": "+1 555 555 4444", "type": "mobile"}
+            ],
+            "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood", "region": "CA", "postalCode": "91608", "country": "USA", "primary": true}],
+            "roles": [{"value": "Admin", "display": "Admin", "type": "WindowsAzureActiveDirectoryRole", "primary": "True"}],
+            "entitlements": [{"value": "license-e5"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "employeeNumber": "701984",
+                "costCenter": "4130",
+                "organization": "Universal Studios",
+                "department": "Tour Operations",
+                "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"}
+            },
+            "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User": {"tag": "701984"}
+        }),
+    )
+});
+
+/// A realistic Group, with members in the document (as a PUT or POST body has them).
+pub static SEED_GROUP: LazyLock<Doc> = LazyLock::new(|| {
+    seed(
+        &GROUP_TYPE,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "externalId": "b7ad2b6d-1f3e-4c8a-9e2a-6a1c0d1b2e3f",
+            "displayName": "Tour Guides",
+            "members": [
+                {"value": SEED_USER_ID, "display": "Babs Jensen"},
+                {"value": "902c246b-6245-4190-8e05-00816be7344a", "display": "Mandy Pepperidge"}
+            ]
+        }),
+    )
+});
+
+fn seed(rt: &ResourceType, body: Value) -> Doc {
+    normalize(rt, &body).unwrap_or_else(|e| panic!("the seed {} is invalid: {e:?}", rt.name))
+}
+
+// ---------------------------------------------------------------------------
+// Filters
+
+fn assert_invalid_filter(e: &ScimError, input: &str) {
+    assert_eq!(
+        (e.status, e.scim_type),
+        (400, Some(ScimType::InvalidFilter)),
+        "{input:?} failed with the wrong error: {e:?}"
+    );
+}
+
+/// Nesting of `not (…)` and `attr[…]` (each needs a group the parser counts) and
+/// the number of attribute expressions.
+fn shape(f: &Filter) -> (usize, usize) {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            let (da, ta) = shape(a);
+            let (db, tb) = shape(b);
+            (da.max(db), ta + tb)
+        }
+        Filter::Not(a) => {
+            let (d, t) = shape(a);
+            (d + 1, t)
+        }
+        Filter::ValuePath(_, a) => {
+            let (d, t) = shape(a);
+            (d + 1, t + 1)
+        }
+        Filter::Present(_) | Filter::Compare(..) => (0, 1),
+    }
+}
+
+fn check_filter(f: &Filter, input: &str) {
+    let (depth, terms) = shape(f);
+    assert!(
+        depth <= MAX_DEPTH,
+        "{input:?} parsed with nesting {depth} > {MAX_DEPTH}"
+    );
+    // Entra's `attr[…].sub op v` adds one comparison the parser does not count
+    // as a term, at most one per value path.
+    assert!(
+        terms <= 2 * MAX_TERMS,
+        "{input:?} parsed with {terms} attribute expressions"
+    );
+
+    // The canonical rendering reads back to the same tree, unless rendering made
+    // it longer or deeper than the limits allow.
+    let text = render(f);
+    if text.len() <= MAX_FILTER_LEN {
+        match filter::parse(&text) {
+            Ok(again) => assert_eq!(
+                &again, f,
+                "{input:?} rendered as {text:?} reads back differently"
+            ),
+            Err(e) => assert!(
+                e.detail.contains("depth") || e.detail.contains("terms"),
+                "{input:?} rendered as {text:?} does not parse: {}",
+                e.detail
+            ),
+        }
+    }
+
+    // Evaluation (PATCH value-path selection) never panics, and is deterministic.
+    let exact_value = |n: &str| n.eq_ignore_ascii_case("value");
+    let never = |_: &str| false;
+    for subject in EVAL_SUBJECTS.iter() {
+        for case_exact in [&exact_value as &dyn Fn(&str) -> bool, &never] {
+            let hit = filter::matches(f, subject, case_exact);
+            assert_eq!(hit, filter::matches(f, subject, case_exact));
+        }
+    }
+
+    // Translation to SQL: every value is bound (one bind per placeholder), and
+    // no bound text holds NUL, which PostgreSQL cannot compare or store.
+    for target in [&filter_sql::USERS, &filter_sql::GROUPS] {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            match filter_sql::translate(target, backend, f) {
+                Ok(sql) => {
+                    assert_eq!(
+                        sql.text.matches('?').count(),
+                        sql.binds.len(),
+                        "{input:?} → {sql:?}: placeholders and binds differ"
+                    );
+                    for b in &sql.binds {
+                        if let Bind::Text(t) = b {
+                            assert!(!t.contains('\0'), "{input:?} binds text with a NUL: {t:?}");
+                        }
+                    }
+                }
+                Err(e) => assert_invalid_filter(&e, input),
+            }
+        }
+    }
+}
+
+/// JSON the parsed filter is evaluated against: whole documents (as rendered)
+/// and elements of multi-valued attributes, including odd shapes.
+static EVAL_SUBJECTS: LazyLock<Vec<Value>> = LazyLock::new(|| {
+    let mut user = Value::Object(SEED_USER.clone());
+    user["id"] = json!(SEED_USER_ID);
+    user["meta"] = json!({"resourceType": "User", "version": "W/\"3\"", "created": "2011-08-01T18:29:49.793Z"});
+    let mut subjects = vec![user, Value::Object(SEED_GROUP.clone())];
+    for list in ["emails", "phoneNumbers", "addresses", "roles"] {
+        if let Some(Value::Array(items)) = SEED_USER.get(list) {
+            subjects.extend(items.iter().cloned());
+        }
+    }
+    subjects.extend([
+        json!({"value": 25, "primary": "True", "type": null, "display": ["a", "B"], "meta": {"version": 3}}),
+        json!({"Value": "ÄÖÜ straße", "TYPE": "Work", "primary": false, "x": {"y": [1.5, -0.0, 1e300]}}),
+        json!({"value": "", "type": "", "members": [{"value": "x"}, "bare", null]}),
+        json!([1, 2, 3]),
+        json!("a string"),
+        Value::Null,
+    ]);
+    subjects
+});
+
+/// The canonical text of a filter: minimal parentheses, quoted strings.
+pub fn render(f: &Filter) -> String {
+    let mut out = String::new();
+    render_into(f, 0, &mut out);
+    out
+}
+
+/// `min`: the lowest precedence that may appear unparenthesised here
+/// (0 = or, 1 = and, 2 = a unary or attribute expression).
+fn render_into(f: &Filter, min: u8, out: &mut String) {
+    let prec = match f {
+        Filter::Or(..) => 0,
+        Filter::And(..) => 1,
+        _ => 2,
+    };
+    let paren = prec < min;
+    if paren {
+        out.push('(');
+    }
+    match f {
+        Filter::Or(a, b) => {
+            render_into(a, 0, out);
+            out.push_str(" or ");
+            render_into(b, 1, out);
+        }
+        Filter::And(a, b) => {
+            render_into(a, 1, out);
+            out.push_str(" and ");
+            render_into(b, 2, out);
+        }
+        Filter::Not(a) => {
+            out.push_str("not (");
+            render_into(a, 0, out);
+            out.push(')');
+        }
+        Filter::Present(p) => {
+            let _ = write!(out, "{p} pr");
+        }
+        Filter::Compare(p, op, v) => {
+            let v = match v {
+                CompValue::Null => "null".to_string(),
+                CompValue::Bool(b) => b.to_string(),
+                CompValue::Number(n) => n.to_string(),
+                CompValue::Str(s) => Value::String(s.clone()).to_string(),
+            };
+            let _ = write!(out, "{p} {} {v}", op.as_str());
+        }
+        Filter::ValuePath(p, inner) => {
+            let _ = write!(out, "{p}[");
+            render_into(inner, 0, out);
+            out.push(']');
+        }
+    }
+    if paren {
+        out.push(')');
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PATCH
+
+/// Parses a PatchOp body, checks what holds of the result, and returns the
+/// operations when it parsed.
+fn check_parse_request(body: &Value) -> Option<Vec<Operation>> {
+    let parsed = patch::parse_request(body);
+    assert_eq!(
+        format!("{parsed:?}"),
+        format!("{:?}", patch::parse_request(body)),
+        "PatchOp parsing is not deterministic for {body}"
+    );
+    let ops = match parsed {
+        Ok(ops) => ops,
+        Err(e) => {
+            let expected = matches!(
+                (e.status, e.scim_type),
+                (413, None)
+                    | (
+                        400,
+                        Some(
+                            ScimType::InvalidSyntax
+                                | ScimType::InvalidPath
+                                | ScimType::InvalidValue
+                                | ScimType::NoTarget
+                        )
+                    )
+            );
+            assert!(expected, "{body} failed with an unexpected error: {e:?}");
+            return None;
+        }
+    };
+    let listed = body
+        .get("Operations")
+        .or_else(|| body.get("operations"))
+        .and_then(Value::as_array)
+        .map(Vec::len);
+    assert_eq!(
+        Some(ops.len()),
+        listed,
+        "{body}: operations parsed ≠ listed"
+    );
+    assert!(ops.len() <= MAX_OPERATIONS);
+    for op in &ops {
+        assert_eq!(op.raw_path.is_some(), op.path.is_some(), "{op:?}");
+        match op.op {
+            Op::Remove => assert!(op.path.is_some(), "a remove without a path: {op:?}"),
+            Op::Add | Op::Replace => {
+                assert!(op.value.is_some(), "an add/replace without a value: {op:?}")
+            }
+        }
+        if let (Some(raw), Some(path)) = (&op.raw_path, &op.path) {
+            assert_eq!(
+                PatchPath::parse(raw).as_ref(),
+                Ok(path),
+                "path {raw:?} re-parses differently"
+            );
+            if let Some(f) = &path.filter {
+                check_filter(f, raw);
+            }
+        }
+    }
+    Some(ops)
+}
+
+fn check_apply(rt: &'static ResourceType, id: &str, doc: &Doc, ops: &[Operation]) {
+    let ctx = PatchContext { rt, id };
+    let out = patch::apply(&ctx, doc, ops);
+    assert_eq!(
+        out,
+        patch::apply(&ctx, doc, ops),
+        "PATCH of a {} is not deterministic",
+        rt.name
+    );
+    let new = match out {
+        Ok(new) => new,
+        Err(e) => {
+            assert!(
+                e.status == 400 && e.scim_type.is_some(),
+                "PATCH of a {} failed with an unexpected error: {e:?}",
+                rt.name
+            );
+            return;
+        }
+    };
+    // The result is canonical: normalising it again changes nothing (the stored
+    // document is re-normalised by the next PATCH or PUT).
+    let again = normalize(rt, &Value::Object(new.clone()));
+    assert_eq!(
+        again.as_ref(),
+        Ok(&new),
+        "a patched {} is not stable under normalize\n  patched: {}",
+        rt.name,
+        Value::Object(new.clone())
+    );
+    for key in ["id", "meta", "schemas", "password", "groups"] {
+        assert!(
+            !new.keys().any(|k| k.eq_ignore_ascii_case(key)),
+            "a patched {} holds '{key}'",
+            rt.name
+        );
+    }
+    if std::ptr::eq(rt, &USER_TYPE) {
+        assert!(!user_keys(&new).user_name.is_empty(), "userName lost");
+    } else {
+        assert!(
+            !group_keys(&new).display_name.is_empty(),
+            "displayName lost"
+        );
+    }
+}
