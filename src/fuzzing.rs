@@ -242,7 +242,7 @@ fn check_filter(f: &Filter, input: &str) {
     // no bound text holds NUL, which PostgreSQL cannot compare or store.
     for target in [&filter_sql::USERS, &filter_sql::GROUPS] {
         for backend in [Backend::Sqlite, Backend::Postgres] {
-            match filter_sql::translate(target, backend, f) {
+            match filter_sql::translate(target, backend, "tenant", f) {
                 Ok(sql) => {
                     assert_eq!(
                         sql.text.matches('?').count(),

@@ -150,7 +150,13 @@ fn serve(settings: Settings) -> Result<(), String> {
 /// Several replicas may run it at once; each disposal is claimed in the database.
 fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
     std::thread::spawn(move || {
+        let mut passes: u64 = 0;
         loop {
+            // SQLite planner statistics: at start, then every 10 minutes.
+            if passes.is_multiple_of(20) {
+                db.optimize();
+            }
+            passes += 1;
             match deprov.run_due(&db) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(disposals = n, "scheduled disposals ran"),

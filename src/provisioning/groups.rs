@@ -434,7 +434,8 @@ pub fn patch(
                     store::groups::remove_all_members(c, &caller.tenant_id, id)?;
                 }
                 MemberOp::RemoveWhere(f) => {
-                    let cond = filter_sql::members_condition(svc.db.backend(), f)?;
+                    let cond =
+                        filter_sql::members_condition(svc.db.backend(), &caller.tenant_id, f)?;
                     store::groups::remove_members_where(c, &caller.tenant_id, id, cond)?;
                 }
             }
@@ -476,7 +477,13 @@ pub fn list(
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
-    let plan = listing::plan(&filter_sql::GROUPS, "Group", svc.db.backend(), params)?;
+    let plan = listing::plan(
+        &filter_sql::GROUPS,
+        "Group",
+        svc.db.backend(),
+        &caller.tenant_id,
+        params,
+    )?;
     svc.db.read(|c| {
         let page = store::groups::list(
             c,

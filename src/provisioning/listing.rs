@@ -20,12 +20,13 @@ pub fn plan(
     target: &Target,
     resource_type: &str,
     backend: Backend,
+    tenant: &str,
     params: &ListParams,
 ) -> Result<Plan, ScimError> {
     let filter = params
         .filter
         .as_ref()
-        .map(|f| filter_sql::translate(target, backend, f))
+        .map(|f| filter_sql::translate(target, backend, tenant, f))
         .transpose()?;
     let order = Order {
         sort: params

@@ -24,8 +24,20 @@ pub fn search_all(
     };
     let backend = svc.db.backend();
     let (users, groups) = match (
-        listing::plan(&filter_sql::USERS, "User", backend, params),
-        listing::plan(&filter_sql::GROUPS, "Group", backend, params),
+        listing::plan(
+            &filter_sql::USERS,
+            "User",
+            backend,
+            &caller.tenant_id,
+            params,
+        ),
+        listing::plan(
+            &filter_sql::GROUPS,
+            "Group",
+            backend,
+            &caller.tenant_id,
+            params,
+        ),
     ) {
         (Err(e), Err(_)) => return Err(e.into()),
         (u, g) => (u.ok(), g.ok()),

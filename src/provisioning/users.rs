@@ -514,7 +514,13 @@ pub fn list(
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
-    let plan = listing::plan(&filter_sql::USERS, "User", svc.db.backend(), params)?;
+    let plan = listing::plan(
+        &filter_sql::USERS,
+        "User",
+        svc.db.backend(),
+        &caller.tenant_id,
+        params,
+    )?;
     svc.db.read(|c| {
         let page = store::users::list(
             c,

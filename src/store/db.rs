@@ -139,6 +139,10 @@ impl Db {
         drop(conn);
         let pool = Pool::builder()
             .max_size(pool_size)
+            // A SQLite connection is a file handle: it cannot go stale, so no
+            // `SELECT 1` before every checkout. A PostgreSQL one can (server
+            // restart, idle timeout), and a query on a dead one is a 500.
+            .test_on_check_out(backend == Backend::Postgres)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager(parsed))
             .map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -190,6 +194,21 @@ impl Db {
         }
     }
 
+    /// SQLite: refresh planner statistics where the tables changed enough
+    /// (`PRAGMA optimize`, bounded by `analysis_limit`). Run at start and
+    /// periodically, as SQLite recommends for long-lived connections.
+    pub fn optimize(&self) {
+        if self.backend == Backend::Sqlite {
+            // ANALYZE writes sqlite_stat1: take the writers' turn like any write.
+            let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(mut c) = self.pool.get()
+                && let Err(e) = c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize;")
+            {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
     }
@@ -210,11 +229,56 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
                 .map(|_| ())
                 .map_err(|e| StoreError::Migration(e.to_string()))
         })
-        .and_then(|_| super::users::backfill_search(conn));
+        .and_then(|_| super::users::backfill_search(conn))
+        .and_then(|_| match conn {
+            AnyConnection::Sqlite(c) => sqlite_planner_stats(c),
+            AnyConnection::Postgresql(_) => Ok(()),
+        });
     if let AnyConnection::Postgresql(c) = conn {
         c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
     }
     result
+}
+
+/// SQLite chooses plans from `sqlite_stat1`. A new database has no statistics,
+/// and without them the planner answers `emails[type eq "work"].value eq …` by
+/// walking the tenant's users in order and probing each (linear in users)
+/// rather than from the email index. Until `PRAGMA optimize` has measured the
+/// real tables, seed figures describing a large tenant: SQLite's documented
+/// way to pin plans. Only the SCIM lookup tables are described.
+fn sqlite_planner_stats(c: &mut diesel::SqliteConnection) -> Result<(), StoreError> {
+    // Creates sqlite_stat1 when missing (analysing only the tiny tenants table).
+    c.batch_execute("ANALYZE tenants")?;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let described: Vec<N> = diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM sqlite_stat1 WHERE tbl IN ('users', 'user_emails', 'group_members')",
+    )
+    .load(c)?;
+    if described.first().is_some_and(|r| r.n > 0) {
+        return Ok(());
+    }
+    // "rows, rows per distinct prefix…": a million users, 100,000 per tenant.
+    c.batch_execute(
+        "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+           ('users', 'sqlite_autoindex_users_1', '1000000 1'),
+           ('users', 'users_order', '1000000 100000 1 1'),
+           ('users', 'users_user_name_key', '1000000 100000 1'),
+           ('users', 'users_external_id', '1000000 100000 1'),
+           ('users', 'users_external_id_unique', '1000000 100000 1'),
+           ('users', 'users_display_name_key', '1000000 100000 2'),
+           ('users', 'users_manager', '1000000 100000 10'),
+           ('users', 'users_manager_key', '1000000 100000 10'),
+           ('user_emails', 'sqlite_autoindex_user_emails_1', '2000000 2 1'),
+           ('user_emails', 'user_emails_value_key', '2000000 200000 1'),
+           ('group_members', 'sqlite_autoindex_group_members_1', '3000000 1000 1'),
+           ('group_members', 'group_members_member', '3000000 300000 3');
+         ANALYZE sqlite_schema;",
+    )?;
+    Ok(())
 }
 
 /// A binary older than the database must not run against it: it would not

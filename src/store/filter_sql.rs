@@ -42,6 +42,12 @@ const fn col(expr: &'static str) -> Column {
 struct Child {
     from: &'static str,
     join: &'static str,
+    /// The child's column holding the parent's id, and its tenant column: a
+    /// positive test is `parent.id IN (SELECT key … WHERE tenant = ? AND …)`,
+    /// which both planners drive from the child's index (SQLite never turns a
+    /// correlated EXISTS into a join: it scanned every user per lookup).
+    key: &'static str,
+    tenant: &'static str,
     columns: &'static [(&'static str, Column)],
     /// Every element has a row. `user_emails` only holds elements with a
     /// `value`, so it answers only filters that require one.
@@ -51,6 +57,7 @@ struct Child {
 pub struct Target {
     rt: &'static ResourceType,
     alias: &'static str,
+    id: &'static str,
     /// Keyed by `Resolved::display()`.
     columns: &'static [(&'static str, Column)],
     children: &'static [(&'static str, Child)],
@@ -61,6 +68,7 @@ pub struct Target {
 pub static USERS: Target = Target {
     rt: &USER_TYPE,
     alias: "u",
+    id: "u.id",
     columns: &[
         ("id", col("u.id")),
         ("externalId", col("u.external_id")),
@@ -89,6 +97,8 @@ pub static USERS: Target = Target {
             Child {
                 from: "user_emails e",
                 join: "e.user_id = u.id AND e.tenant_id = u.tenant_id",
+                key: "e.user_id",
+                tenant: "e.tenant_id",
                 // Not `primary`: the table cannot tell `false` from absent.
                 columns: &[("value", col("e.value_key")), ("type", col("e.kind"))],
                 complete: false,
@@ -99,6 +109,8 @@ pub static USERS: Target = Target {
             Child {
                 from: "group_members gm JOIN groups gg ON gg.id = gm.group_id",
                 join: "gm.member_id = u.id AND gm.tenant_id = u.tenant_id",
+                key: "gm.member_id",
+                tenant: "gm.tenant_id",
                 columns: &[
                     ("value", col("gm.group_id")),
                     ("display", col("gg.display_name_key")),
@@ -114,6 +126,7 @@ pub static USERS: Target = Target {
 pub static GROUPS: Target = Target {
     rt: &GROUP_TYPE,
     alias: "g",
+    id: "g.id",
     columns: &[
         ("id", col("g.id")),
         ("externalId", col("g.external_id")),
@@ -127,6 +140,8 @@ pub static GROUPS: Target = Target {
         Child {
             from: "group_members m",
             join: "m.group_id = g.id AND m.tenant_id = g.tenant_id",
+            key: "m.group_id",
+            tenant: "m.tenant_id",
             // member_type is 'User' or 'Group': ASCII, so lower() is the fold.
             columns: &[
                 ("value", col("m.member_id")),
@@ -158,11 +173,23 @@ struct Value {
 struct Ctx<'a> {
     target: &'a Target,
     backend: Backend,
+    tenant: &'a str,
 }
 
-/// Translates a filter into a boolean SQL expression over the target's alias.
-pub fn translate(target: &Target, backend: Backend, f: &Filter) -> Result<Sql, ScimError> {
-    Ctx { target, backend }.expr(f, Scope::Top)
+/// Translates a filter into a boolean SQL expression over the target's alias,
+/// for one tenant's resources.
+pub fn translate(
+    target: &Target,
+    backend: Backend,
+    tenant: &str,
+    f: &Filter,
+) -> Result<Sql, ScimError> {
+    Ctx {
+        target,
+        backend,
+        tenant,
+    }
+    .expr(f, Scope::Top)
 }
 
 /// Whether a filter can only match elements that have a `value`.
@@ -199,6 +226,20 @@ fn find<'t, T>(list: &'t [(&'static str, T)], key: &str) -> Option<&'t T> {
 impl Ctx<'_> {
     fn pg(&self) -> bool {
         self.backend == Backend::Postgres
+    }
+
+    /// The parent has a child row satisfying `cond`.
+    fn child_in(&self, child: &Child, cond: Sql) -> Sql {
+        let mut s = Sql::default();
+        s.push(&format!(
+            "{} IN (SELECT {} FROM {} WHERE {} = ",
+            self.target.id, child.key, child.from, child.tenant
+        ))
+        .bind_text(self.tenant)
+        .push(" AND ")
+        .append(cond)
+        .push(")");
+        s
     }
 
     /// JSON keys of an attribute in the search document.
@@ -290,13 +331,7 @@ impl Ctx<'_> {
             leaf_names(inner, &mut names);
             let covered = names.iter().all(|n| find(child.columns, n).is_some());
             if covered && (child.complete || requires_value(inner)) {
-                sql.push(&format!(
-                    "EXISTS (SELECT 1 FROM {} WHERE {} AND ",
-                    child.from, child.join
-                ));
-                sql.append(self.expr(inner, Scope::Child(r, child))?)
-                    .push(")");
-                return Ok(sql);
+                return Ok(self.child_in(child, self.expr(inner, Scope::Child(r, child))?));
             }
         }
         let search = self.search_of(&r)?;
@@ -417,16 +452,7 @@ impl Ctx<'_> {
             });
             let (exists, elements) = match child {
                 Some((child, c)) => (
-                    {
-                        let mut s = Sql::default();
-                        s.push(&format!(
-                            "EXISTS (SELECT 1 FROM {} WHERE {} AND ",
-                            child.from, child.join
-                        ))
-                        .append(compare(self.backend, &column_value(c), cmp))
-                        .push(")");
-                        s
-                    },
+                    self.child_in(child, compare(self.backend, &column_value(c), cmp)),
                     format!("SELECT 1 FROM {} WHERE {}", child.from, child.join),
                 ),
                 None => {
@@ -516,7 +542,7 @@ impl Ctx<'_> {
 
 /// The inner filter of `members[…]` as a condition on `group_members m`
 /// (PATCH `remove` with a filtered path touches only the matching rows).
-pub fn members_condition(backend: Backend, inner: &Filter) -> Result<Sql, ScimError> {
+pub fn members_condition(backend: Backend, tenant: &str, inner: &Filter) -> Result<Sql, ScimError> {
     let r = resolve_value_path(
         &GROUP_TYPE,
         &AttrPath {
@@ -530,13 +556,19 @@ pub fn members_condition(backend: Backend, inner: &Filter) -> Result<Sql, ScimEr
     Ctx {
         target: &GROUPS,
         backend,
+        tenant,
     }
     .expr(inner, Scope::Child(r, child))
 }
 
 /// The SQL expression to order `target` by for `sortBy`.
 pub fn sort_expr(target: &Target, backend: Backend, p: &AttrPath) -> Result<String, ScimError> {
-    Ctx { target, backend }.sort_expr(p)
+    Ctx {
+        target,
+        backend,
+        tenant: "",
+    }
+    .sort_expr(p)
 }
 
 impl Target {
@@ -644,7 +676,7 @@ mod tests {
     use crate::scim::filter::parse;
 
     fn t(target: &Target, f: &str) -> Result<Sql, ScimError> {
-        translate(target, Backend::Sqlite, &parse(f)?)
+        translate(target, Backend::Sqlite, "t1", &parse(f)?)
     }
 
     #[test]
@@ -660,12 +692,17 @@ mod tests {
     fn indexed_value_paths_use_child_tables() {
         let s = t(&USERS, r#"emails[type eq "work"].value eq "A@B.c""#);
         assert!(s.is_ok_and(|s| {
-            s.text
-                .starts_with("EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id")
+            s.text.starts_with(
+                "u.id IN (SELECT e.user_id FROM user_emails e WHERE e.tenant_id = ? AND ",
+            ) && s.binds.first() == Some(&Bind::Text("t1".into()))
                 && s.binds.contains(&Bind::Text("a@b.c".into()))
         }));
         let s = t(&GROUPS, r#"id eq "g1" and members[value eq "u1"]"#);
-        assert!(s.is_ok_and(|s| s.text.contains("FROM group_members m") && s.binds.len() == 2));
+        assert!(s.is_ok_and(|s| {
+            s.text
+                .contains("g.id IN (SELECT m.group_id FROM group_members m")
+                && s.binds.len() == 3
+        }));
         // Without a required value, emails are read from the search document
         // (the child table only has elements with a value).
         let s = t(&USERS, r#"emails[type eq "work"]"#);
@@ -686,6 +723,7 @@ mod tests {
         let pg = translate(
             &USERS,
             Backend::Postgres,
+            "t1",
             &parse(
                 r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x""#,
             )

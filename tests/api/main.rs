@@ -16,6 +16,7 @@ mod errors;
 mod explain;
 mod filters;
 mod groups;
+mod load_driver;
 mod robustness;
 mod users;
 
