@@ -103,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// lines pass through `lenient_io` first.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
+    let pool_size = state.settings.pool_size;
     let data = web::Data::new(state);
     let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
         let app = App::new()
@@ -121,5 +122,10 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
     if let Some(w) = workers {
         builder = builder.workers(w);
     }
-    Ok(builder.run())
+    // Database work runs on each worker's blocking threads, and only
+    // `pool_size` connections exist: more threads would only queue for one,
+    // each holding its own stack and malloc arena (resident memory). The
+    // default is 512 per worker.
+    let blocking = usize::try_from(pool_size).unwrap_or(8).max(2);
+    Ok(builder.worker_max_blocking_threads(blocking).run())
 }
