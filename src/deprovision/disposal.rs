@@ -325,7 +325,16 @@ struct PlanHasher(Sha256);
 
 impl PlanHasher {
     fn item(&mut self, kind: &str, id: &str, action: &str, to_owner: Option<&str>) {
-        for part in [kind, "\0", id, "\0", action, "\0", to_owner.unwrap_or(""), "\n"] {
+        for part in [
+            kind,
+            "\0",
+            id,
+            "\0",
+            action,
+            "\0",
+            to_owner.unwrap_or(""),
+            "\n",
+        ] {
             self.0.update(part.as_bytes());
         }
     }
@@ -563,7 +572,8 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
                     .bind_text(o.clone())
                     .push(", ")
                     .bind_text(now);
-                s.push(" FROM content_items WHERE tenant_id = ").bind_text(t);
+                s.push(" FROM content_items WHERE tenant_id = ")
+                    .bind_text(t);
                 s.push(" AND owner_id = ").bind_text(p);
                 s.push(" AND personal_root = TRUE ON CONFLICT DO NOTHING");
             })?;
@@ -611,7 +621,8 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
                 exec(c, |s| {
                     s.push("UPDATE content_items SET parent_kind = NULL, parent_id = NULL WHERE tenant_id = ").bind_text(t);
                     // Spelled out so the partial parent index applies.
-                    s.push(" AND parent_id IS NOT NULL AND parent_kind = ").bind_text(kind.clone());
+                    s.push(" AND parent_id IS NOT NULL AND parent_kind = ")
+                        .bind_text(kind.clone());
                     s.push(
                         " AND parent_id IN (SELECT item_id FROM content_items WHERE tenant_id = ",
                     )
