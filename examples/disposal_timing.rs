@@ -4,7 +4,9 @@
 //!     cargo run --release --example disposal_timing -- postgres://postgres@127.0.0.1/test 100000
 //!
 //! Seeds a fresh tenant (set-based inserts), then times `execute` in one write
-//! transaction, the way SCIM DELETE runs it. Prints seconds and the receipt counts.
+//! transaction, the way SCIM DELETE runs it. Prints the time before each executor
+//! step and the receipt counts on stderr, and one JSON line
+//! (`{"backend":…,"items":…,"seconds":…}`) on stdout.
 
 use custodian::deprovision::disposal::{self, DisposeInput};
 use custodian::deprovision::policy::Policy;
@@ -109,14 +111,18 @@ fn main() -> Result<(), String> {
     for (step, t) in steps.borrow().iter() {
         eprintln!("  until {step:<10} {t:.3}s");
     }
+    eprintln!(
+        "disposed {n} items in {secs:.3}s: {}",
+        serde_json::to_string(&receipt.counts).unwrap_or_default()
+    );
+    // One machine-readable line on stdout, for benchmark scripts.
     println!(
-        "{{\"backend\":\"{}\",\"items\":{n},\"seconds\":{secs:.3},\"counts\":{}}}",
+        "{{\"backend\":\"{}\",\"items\":{n},\"seconds\":{secs:.3}}}",
         if url.starts_with("postgres") {
-            "postgresql"
+            "postgres"
         } else {
             "sqlite"
-        },
-        serde_json::to_string(&receipt.counts).unwrap_or_default()
+        }
     );
     Ok(())
 }

@@ -157,30 +157,98 @@ pub fn plan(
     caller: Option<&str>,
     policy: &Policy,
 ) -> Result<Plan, StoreError> {
-    let target = resolve_target(c, tenant, person, manager, caller, policy)?;
-    let mut sql = Sql::default();
-    sql.push("SELECT kind, item_id, personal_root FROM content_items WHERE tenant_id = ")
-        .bind_text(tenant);
-    sql.push(" AND owner_id = ").bind_text(person);
-    sql.push(" ORDER BY kind, item_id");
-    let owned = load_sql::<OwnedItem>(c, &sql)?;
-    let to = target.as_ref().map(|t| t.user_id.clone());
-    let mut items = Vec::with_capacity(owned.len());
-    let mut summary: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for o in owned {
-        let (action, to_owner) = item_action(policy, &o.kind, o.personal_root, to.as_deref());
-        *summary
-            .entry(o.kind.clone())
-            .or_default()
-            .entry(action.to_string())
-            .or_default() += 1;
-        items.push(PlanItem {
-            kind: o.kind,
-            id: o.item_id,
-            action: action.to_string(),
-            to_owner,
-        });
+    plan_with(c, tenant, person, manager, caller, policy, true)
+}
+
+/// The plan without its item list (`items` is empty): target, summary, user
+/// data and hash, in memory that does not grow with the number of items.
+pub fn plan_summary(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    manager: Option<&str>,
+    caller: Option<&str>,
+    policy: &Policy,
+) -> Result<Plan, StoreError> {
+    plan_with(c, tenant, person, manager, caller, policy, false)
+}
+
+/// Rows per page when streaming an owner's items.
+const PAGE: i64 = 5000;
+
+/// Calls `f` for every item `person` owns, in (kind, item_id) byte order, a
+/// page at a time (keyset paging on `content_items_owner`, whose key columns
+/// compare as bytes on both backends).
+fn for_each_owned(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    mut f: impl FnMut(OwnedItem),
+) -> Result<(), StoreError> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let mut sql = Sql::default();
+        sql.push("SELECT kind, item_id, personal_root FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        sql.push(" AND owner_id = ").bind_text(person);
+        if let Some((k, i)) = &after {
+            sql.push(" AND (kind, item_id) > (")
+                .bind_text(k.clone())
+                .push(", ")
+                .bind_text(i.clone())
+                .push(")");
+        }
+        sql.push(&format!(" ORDER BY kind, item_id LIMIT {PAGE}"));
+        let page = load_sql::<OwnedItem>(c, &sql)?;
+        let full = page.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+        let mut last = None;
+        for o in page {
+            last = Some((o.kind.clone(), o.item_id.clone()));
+            f(o);
+        }
+        match last {
+            Some(l) if full => after = Some(l),
+            _ => return Ok(()),
+        }
     }
+}
+
+fn plan_with(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    manager: Option<&str>,
+    caller: Option<&str>,
+    policy: &Policy,
+    keep_items: bool,
+) -> Result<Plan, StoreError> {
+    let target = resolve_target(c, tenant, person, manager, caller, policy)?;
+    let to = target.as_ref().map(|t| t.user_id.clone());
+    let mut items = Vec::new();
+    let mut summary: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut hasher = PlanHasher::default();
+    for_each_owned(c, tenant, person, |o| {
+        let (action, to_owner) = item_action(policy, &o.kind, o.personal_root, to.as_deref());
+        hasher.item(&o.kind, &o.item_id, action, to_owner.as_deref());
+        // Kinds are few: look up before allocating a key per item.
+        match summary.get_mut(&o.kind) {
+            Some(per_kind) => *per_kind.entry(action.to_string()).or_default() += 1,
+            None => {
+                summary
+                    .entry(o.kind.clone())
+                    .or_default()
+                    .insert(action.to_string(), 1);
+            }
+        }
+        if keep_items {
+            items.push(PlanItem {
+                kind: o.kind,
+                id: o.item_id,
+                action: action.to_string(),
+                to_owner,
+            });
+        }
+    })?;
     let mut sql = Sql::default();
     sql.push("SELECT category, COUNT(*) AS n FROM user_data WHERE tenant_id = ")
         .bind_text(tenant);
@@ -201,7 +269,7 @@ pub fn plan(
         })
         .collect::<BTreeMap<_, _>>();
     let policy_digest = policy.digest();
-    let hash = plan_hash(&items, &user_data, &policy_digest);
+    let hash = hasher.finish(&user_data, &policy_digest);
     Ok(Plan {
         user_id: person.to_string(),
         target,
@@ -244,24 +312,41 @@ pub fn plan_hash(
 ) -> String {
     let mut sorted: Vec<&PlanItem> = items.iter().collect();
     sorted.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-    let mut h = Sha256::new();
+    let mut h = PlanHasher::default();
     for i in sorted {
-        h.update(
-            format!(
-                "{}\0{}\0{}\0{}\n",
-                i.kind,
-                i.id,
-                i.action,
-                i.to_owner.as_deref().unwrap_or("")
-            )
-            .as_bytes(),
-        );
+        h.item(&i.kind, &i.id, &i.action, i.to_owner.as_deref());
     }
-    for (cat, (action, n)) in data {
-        h.update(format!("data\0{cat}\0{action}\0{n}\n").as_bytes());
+    h.finish(data, policy_digest)
+}
+
+/// The plan hash fed one item at a time; items must come in (kind, id) byte order.
+#[derive(Default)]
+struct PlanHasher(Sha256);
+
+impl PlanHasher {
+    fn item(&mut self, kind: &str, id: &str, action: &str, to_owner: Option<&str>) {
+        for part in [
+            kind,
+            "\0",
+            id,
+            "\0",
+            action,
+            "\0",
+            to_owner.unwrap_or(""),
+            "\n",
+        ] {
+            self.0.update(part.as_bytes());
+        }
     }
-    h.update(policy_digest.as_bytes());
-    hex::encode(h.finalize())
+
+    fn finish(mut self, data: &BTreeMap<String, (String, u64)>, policy_digest: &str) -> String {
+        for (cat, (action, n)) in data {
+            self.0
+                .update(format!("data\0{cat}\0{action}\0{n}\n").as_bytes());
+        }
+        self.0.update(policy_digest.as_bytes());
+        hex::encode(self.0.finalize())
+    }
 }
 
 /// Everything the executor needs besides the connection.
@@ -342,7 +427,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     ) {
         return Err(StoreError::NotFound);
     }
-    let plan = plan(
+    let plan = plan_summary(
         c,
         t,
         p,
@@ -389,7 +474,8 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     }
 
     (inp.hook)("receipt")?;
-    // Receipt lines first (they record the owner before the change), set-based.
+    // Receipt lines first (they record the owner before the change), set-based,
+    // kind by kind in key order so each line lands at the end of the receipt's key.
     let kinds: Vec<String> = plan.summary.keys().cloned().collect();
     for kind in &kinds {
         let (action, to_owner) = item_action(inp.policy, kind, false, to.as_deref());
@@ -415,10 +501,11 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
             if inp.policy.personal_folder.action == FolderAction::Archive {
                 s.push(" AND personal_root = FALSE");
             }
+            s.push(" ORDER BY item_id");
         })?;
     }
     let archive = inp.policy.personal_folder.action == FolderAction::Archive
-        && plan.items.iter().any(|i| i.action == "archive");
+        && plan.summary.values().any(|a| a.contains_key("archive"));
     if archive {
         exec(c, |s| {
             s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
@@ -477,12 +564,20 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
             &disposal_id,
             display.as_deref(),
         );
-        let roots: Vec<(String, String)> = plan
-            .items
-            .iter()
-            .filter(|i| i.action == "archive")
-            .map(|i| (i.kind.clone(), i.id.clone()))
-            .collect();
+        // Shared with the new owner before the roots change hands (set-based:
+        // any number of roots).
+        if let Some(o) = &to {
+            exec(c, |s| {
+                s.push("INSERT INTO content_shares (tenant_id, kind, item_id, user_id, created_at) SELECT tenant_id, kind, item_id, ")
+                    .bind_text(o.clone())
+                    .push(", ")
+                    .bind_text(now);
+                s.push(" FROM content_items WHERE tenant_id = ")
+                    .bind_text(t);
+                s.push(" AND owner_id = ").bind_text(p);
+                s.push(" AND personal_root = TRUE ON CONFLICT DO NOTHING");
+            })?;
+        }
         exec(c, |s| {
             s.push("UPDATE content_items SET parent_kind = ")
                 .bind_text(ARCHIVE_KIND);
@@ -498,11 +593,6 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
             s.push(" AND owner_id = ").bind_text(p);
             s.push(" AND personal_root = TRUE");
         })?;
-        if let Some(o) = &to {
-            for (k, id) in &roots {
-                ledger::share(c, t, k, id, o, now)?;
-            }
-        }
     }
 
     (inp.hook)("items")?;
@@ -530,7 +620,9 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
                 // Children of deleted folders (possibly other people's) lose their parent.
                 exec(c, |s| {
                     s.push("UPDATE content_items SET parent_kind = NULL, parent_id = NULL WHERE tenant_id = ").bind_text(t);
-                    s.push(" AND parent_kind = ").bind_text(kind.clone());
+                    // Spelled out so the partial parent index applies.
+                    s.push(" AND parent_id IS NOT NULL AND parent_kind = ")
+                        .bind_text(kind.clone());
                     s.push(
                         " AND parent_id IN (SELECT item_id FROM content_items WHERE tenant_id = ",
                     )

@@ -237,7 +237,7 @@ impl Deprov {
         }
         disposal::lock_reports(c, r.tenant_id, user_id)?;
         if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
-            let p = disposal::plan(
+            let p = disposal::plan_summary(
                 c,
                 r.tenant_id,
                 user_id,
