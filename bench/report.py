@@ -218,7 +218,8 @@ w("")
 crit = text("criterion.md")
 if crit:
     w("## Micro-benchmarks (criterion)\n")
-    w("`cargo bench --locked --bench micro -- --warm-up-time 1 --measurement-time 3`\n")
+    w("`cargo bench --locked --bench filter --bench patch --bench token --bench gate -- --warm-up-time 1 --measurement-time 3`,")
+    w("then `python3 bench/criterion-table.py` (benches in `benches/`).\n")
     w(crit + "\n")
 analysis = os.path.join(HERE, "analysis.md")
 if os.path.exists(analysis):

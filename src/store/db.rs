@@ -267,6 +267,7 @@ fn sqlite_planner_stats(c: &mut diesel::SqliteConnection) -> Result<(), StoreErr
            ('users', 'sqlite_autoindex_users_1', '1000000 1'),
            ('users', 'users_order', '1000000 100000 1 1'),
            ('users', 'users_user_name_key', '1000000 100000 1'),
+           ('users', 'users_user_name_lookup', '1000000 100000 1'),
            ('users', 'users_external_id', '1000000 100000 1'),
            ('users', 'users_external_id_unique', '1000000 100000 1'),
            ('users', 'users_display_name_key', '1000000 100000 2'),

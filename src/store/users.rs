@@ -77,27 +77,32 @@ pub fn find(
 }
 
 /// Visible users holding this userName (case-insensitively) or externalId.
+/// Two indexed lookups, not one `OR`: SQLite answers the `OR` by walking the
+/// tenant's users (linear in users), on every create.
 pub fn find_by_identifiers(
     conn: &mut AnyConnection,
     tenant: &str,
     user_name_key: &str,
     external_id: Option<&str>,
 ) -> Result<Vec<UserRow>, StoreError> {
-    let mut q = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::state.eq_any(VISIBLE_STATES))
-        .into_boxed();
-    q = match external_id {
-        Some(x) => q.filter(
-            users::user_name_key
-                .eq(user_name_key)
-                .or(users::external_id.eq(x)),
-        ),
-        None => q.filter(users::user_name_key.eq(user_name_key)),
+    let visible = || {
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::state.eq_any(VISIBLE_STATES))
+            .select(UserRow::as_select())
     };
-    Ok(q.select(UserRow::as_select())
-        .order(users::created_at)
-        .load(conn)?)
+    let mut found: Vec<UserRow> = visible()
+        .filter(users::user_name_key.eq(user_name_key))
+        .load(conn)?;
+    if let Some(x) = external_id {
+        for r in visible().filter(users::external_id.eq(x)).load(conn)? {
+            if !found.iter().any(|f| f.id == r.id) {
+                found.push(r);
+            }
+        }
+    }
+    found.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Ok(found)
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {

@@ -1,0 +1,1 @@
+DROP INDEX users_user_name_lookup;
