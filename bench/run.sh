@@ -109,7 +109,19 @@ crud() {
     shift 4
     start_custodian "$label" "$url" "$port"
     local pid=$SERVER_PID
-    LOAD_SCIM_TOKEN="$(token "$url" scim)" LOAD_GATE_TOKEN="$(token "$url" gate)" \
+    local scim_token gate_token
+    scim_token="$(token "$url" scim)"
+    gate_token="$(token "$url" gate)"
+    if [[ "$conc" == 32 ]]; then
+        # Calibration: the same driver and HTTP stack with no database work
+        # (/healthz), and with token verification only (/ServiceProviderConfig).
+        for p in /healthz /scim/v2/ServiceProviderConfig; do
+            LOAD_SCIM_TOKEN="$scim_token" "$LOAD" raw --url "http://127.0.0.1:$port" --path "$p" \
+                --requests 50000 --concurrency 32 --label "$label-raw" --server-pid "$pid" \
+                --json "$OUT/$label-raw$(echo "$p" | tr '/' '-').json" >/dev/null
+        done
+    fi
+    LOAD_SCIM_TOKEN="$scim_token" LOAD_GATE_TOKEN="$gate_token" \
         "$LOAD" crud --url "http://127.0.0.1:$port" --label "$label" --server-pid "$pid" \
         --concurrency "$conc" --users "$CRUD_USERS" --requests "$REQUESTS" \
         --json "$OUT/$label.json" --markdown "$OUT/$label.md" "$@"
@@ -133,7 +145,7 @@ if want peer; then
     PIDS+=("$PEER_PID")
     "$LOAD" crud --url "http://127.0.0.1:$PEER_PORT" --scim-path /v2 \
         --label scim2-server --server-pid "$PEER_PID" --concurrency 8 --warmup 100 \
-        --users "$CRUD_USERS" --requests "${PEER_REQUESTS:-2000}" --page-walks 2 --no-cursor \
+        --users "$CRUD_USERS" --requests "${PEER_REQUESTS:-500}" --page-walks 2 --no-cursor \
         --workloads lookup,patch,page,delete \
         --json "$OUT/scim2-server.json" --markdown "$OUT/scim2-server.md" || echo "(peer run reported failures; see the report)"
     bash bench/peer/scim2-server.sh stop "$PEER_PID"
@@ -185,7 +197,7 @@ scale() {
     local pid=$SERVER_PID
     LOAD_SCIM_TOKEN="$(token "$url" scim)" LOAD_ADMIN_TOKEN="$(token "$url" admin)" \
         "$LOAD" scale --url "http://127.0.0.1:$BASE_PORT" --label "$label" --server-pid "$pid" \
-        --users "$SCALE_USERS" --group-size "$GROUP_SIZE" --owners "$OWNERS" --requests "$REQUESTS" \
+        --users "$SCALE_USERS" --group-size "$GROUP_SIZE" --owners "$OWNERS" --requests "$REQUESTS" --index-samples 20 \
         --json "$OUT/$label.json" --markdown "$OUT/$label.md"
     stop "$pid"
 }

@@ -71,9 +71,10 @@ fn check_cases() {
         let parsed = filter::parse(case.filter)
             .unwrap_or_else(|e| panic!("{}: does not parse: {}", case.name, e.detail));
         for (dialect, backend) in DIALECTS {
-            let sql = filter_sql::translate(case.target, *backend, &parsed).unwrap_or_else(|e| {
-                panic!("{}: no {dialect} translation: {}", case.name, e.detail)
-            });
+            let sql = filter_sql::translate(case.target, *backend, "tenant", &parsed)
+                .unwrap_or_else(|e| {
+                    panic!("{}: no {dialect} translation: {}", case.name, e.detail)
+                });
             assert!(!sql.text.is_empty(), "{}: empty SQL", case.name);
         }
     }
@@ -92,7 +93,7 @@ fn benches(c: &mut Criterion) {
             g.bench_function(format!("sql/{dialect}/{}", case.name), |b| {
                 b.iter(|| {
                     let f = filter::parse(black_box(case.filter)).expect("checked in setup");
-                    filter_sql::translate(case.target, *backend, &f)
+                    filter_sql::translate(case.target, *backend, "tenant", &f)
                 })
             });
         }

@@ -189,7 +189,8 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         };
         let backend = custodian::store::Backend::Sqlite;
         let user_cases = [
-            (r#"userName eq "User777@example.com""#, "USING INDEX users_user_name_key"),
+            // The partial unique index or the plain lookup index: both are (tenant, userName).
+            (r#"userName eq "User777@example.com""#, "USING INDEX users_user_name_"),
             (r#"externalId eq "ext-777""#, "USING INDEX users_external_id"),
             (r#"emails.value eq "user777@example.com""#, "USING INDEX user_emails_value_key"),
             (r#"emails[type eq "work"].value eq "user777@example.com""#, "USING INDEX user_emails_value_key"),
