@@ -61,6 +61,8 @@ json.dump({"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem/1048576, 1)
            "os": sh("grep PRETTY_NAME /etc/os-release | cut -d= -f2 | tr -d '\"'"),
            "kernel": platform.release(), "rustc": sh("rustc --version"),
            "postgres": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW server_version'"),
+           "autovacuum": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW autovacuum'"),
+           "shared_buffers": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW shared_buffers'"),
            "date": sh("date -u +%Y-%m-%dT%H:%MZ"), "commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain --untracked-files=no") else "")},
           open(sys.argv[1], "w"), indent=1)
 print(open(sys.argv[1]).read())

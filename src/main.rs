@@ -148,21 +148,25 @@ fn serve(settings: Settings) -> Result<(), String> {
 
 /// Grace expiry needs no external cron: a thread runs what is due every 30 s.
 /// Several replicas may run it at once; each disposal is claimed in the database.
+/// The same thread keeps planner statistics fresh (every 5 s on PostgreSQL, a
+/// catalog query when nothing changed; every 10 minutes on SQLite).
 fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
     std::thread::spawn(move || {
         let mut passes: u64 = 0;
         loop {
-            // SQLite planner statistics: at start, then every 10 minutes.
-            if passes.is_multiple_of(20) {
+            db.refresh_statistics();
+            if passes.is_multiple_of(120) {
                 db.optimize();
             }
-            passes += 1;
-            match deprov.run_due(&db) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(disposals = n, "scheduled disposals ran"),
-                Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
+            if passes.is_multiple_of(6) {
+                match deprov.run_due(&db) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(disposals = n, "scheduled disposals ran"),
+                    Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
+                }
             }
-            std::thread::sleep(std::time::Duration::from_secs(30));
+            passes += 1;
+            std::thread::sleep(std::time::Duration::from_secs(5));
         }
     });
 }

@@ -444,7 +444,7 @@ pub fn patch(
             bump(c, &mut row, &doc, &now)?;
         }
         if projection.wants(&GROUP_TYPE, "members")
-            && store::groups::member_count(c, &caller.tenant_id, id)? > PATCH_ECHO_LIMIT
+            && store::groups::has_more_members_than(c, &caller.tenant_id, id, PATCH_ECHO_LIMIT)?
         {
             return Ok(PatchOutcome::NoContent);
         }

@@ -195,8 +195,8 @@ impl Db {
     }
 
     /// SQLite: refresh planner statistics where the tables changed enough
-    /// (`PRAGMA optimize`, bounded by `analysis_limit`). Run at start and
-    /// periodically, as SQLite recommends for long-lived connections.
+    /// (`PRAGMA optimize`, bounded by `analysis_limit`), as SQLite recommends
+    /// for long-lived connections. Every few minutes is plenty.
     pub fn optimize(&self) {
         if self.backend == Backend::Sqlite {
             // ANALYZE writes sqlite_stat1: take the writers' turn like any write.
@@ -206,6 +206,41 @@ impl Db {
             {
                 tracing::warn!(error = %e, "PRAGMA optimize failed");
             }
+        }
+    }
+
+    /// PostgreSQL: ANALYZE Custodian's tables that changed by more than 10%
+    /// (and 500 rows) since their last statistics. Autovacuum does the same
+    /// when it is on, once a minute; without statistics (autovacuum off, or a
+    /// bulk import minutes old) the planner picked a tenant-wide index scan for
+    /// `externalId eq` and the gate's email join: 20 ms instead of 0.05 ms at
+    /// 5,500 users. Cheap when nothing changed: one catalog query.
+    pub fn refresh_statistics(&self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        #[derive(QueryableByName)]
+        struct Stale {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            relname: String,
+        }
+        let run = || -> Result<(), StoreError> {
+            let mut c = self.pool.get().map_err(StoreError::from)?;
+            let stale: Vec<Stale> = diesel::sql_query(
+                "SELECT relname::text AS relname FROM pg_stat_user_tables \
+                 WHERE schemaname = current_schema() \
+                   AND relname IN ('users', 'user_emails', 'groups', 'group_members', 'tombstone_hashes', 'sso_subjects', 'content_items') \
+                   AND n_mod_since_analyze > 500 + 0.1 * n_live_tup",
+            )
+            .load(&mut *c)?;
+            for t in stale {
+                // Names come from the fixed list above, never from a request.
+                c.batch_execute(&format!("ANALYZE {}", t.relname))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            tracing::warn!(error = %e, "refreshing PostgreSQL statistics failed");
         }
     }
 

@@ -408,14 +408,21 @@ pub fn list(
     )
 }
 
-pub fn member_count(
+/// Whether the group has more than `limit` members: reads at most `limit + 1`
+/// index entries, where a `COUNT(*)` read all 100,000 of a big group on every
+/// PATCH (half of a member add's time).
+pub fn has_more_members_than(
     conn: &mut AnyConnection,
     tenant: &str,
     group_id: &str,
-) -> Result<i64, StoreError> {
-    Ok(group_members::table
+    limit: i64,
+) -> Result<bool, StoreError> {
+    let beyond: Vec<String> = group_members::table
         .filter(group_members::tenant_id.eq(tenant))
         .filter(group_members::group_id.eq(group_id))
-        .count()
-        .get_result(conn)?)
+        .select(group_members::member_id)
+        .offset(limit)
+        .limit(1)
+        .load(conn)?;
+    Ok(!beyond.is_empty())
 }

@@ -212,3 +212,52 @@ async fn idp_lookups_use_indexes_on_sqlite() {
     .await
     .expect("explain");
 }
+
+/// PostgreSQL plans without statistics picked a tenant-wide index scan for
+/// `externalId eq` after a bulk import (and autovacuum may be off, or a
+/// minute away): the server's own pass ANALYZEs tables that changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_are_refreshed_on_postgres() {
+    if pg_url().is_none() {
+        eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier not run");
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        #[derive(QueryableByName)]
+        struct Analyzed {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            done: bool,
+        }
+        let analyzed = || -> bool {
+            db.read(|c| {
+                load_sql::<Analyzed>(
+                    c,
+                    &raw("SELECT (last_analyze IS NOT NULL) AS done FROM pg_stat_user_tables \
+                          WHERE schemaname = current_schema() AND relname = 'users'"),
+                )
+            })
+            .expect("stats")
+            .first()
+            .is_some_and(|r| r.done)
+        };
+        db.write(|c| {
+            execute_sql(
+                c,
+                &raw("INSERT INTO users (id, tenant_id, state, user_name, user_name_key, active, data, created_at, updated_at, version)
+                      SELECT 'u' || n, t.id, 'active', 'u' || n, 'u' || n, TRUE, '{}', '2025-01-01T00:00:00.000000Z', '2025-01-01T00:00:00.000000Z', 1
+                      FROM generate_series(1, 3000) n, tenants t WHERE t.name = 'default'"),
+            )?;
+            // Activity counters reach the statistics system when this session
+            // goes idle, at most once a second unless forced (PostgreSQL 15+).
+            execute_sql(c, &raw("SELECT pg_stat_force_next_flush()"))
+        })
+        .expect("load");
+        assert!(!analyzed(), "nothing has analysed the fresh table yet");
+        db.refresh_statistics();
+        assert!(analyzed(), "3,000 new rows: users must have been analysed");
+    })
+    .await
+    .expect("refresh");
+}

@@ -89,6 +89,17 @@ async fn lookups(ctx: &Ctx, cfg: &Scale) -> Result<(), String> {
             check,
         )
         .await?;
+        // The same lookups one at a time: the service time, without the
+        // queueing that 32 connections on 2 cores add to every request.
+        let alone = cfg.requests.min(5000);
+        ctx.measure(
+            &format!("{name} ({n} users, 1 connection)"),
+            alone,
+            1,
+            make,
+            check,
+        )
+        .await?;
     }
     Ok(())
 }
