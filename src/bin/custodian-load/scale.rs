@@ -292,46 +292,38 @@ async fn members(ctx: &Ctx, cfg: &Scale) -> Result<(), String> {
     // An IdP pushes one group's changes one at a time, so one connection.
     let label = |what: &str| format!("{what} one member, {}-member group", cfg.group_size);
     ctx.measure(&label("add"), ops, 1, patch(true), ok).await?;
-    let probe = |uid: &str| {
-        format!(
-            "/Groups?filter={}&excludedAttributes=members",
-            enc(&format!("id eq \"{gid}\" and members[value eq \"{uid}\"]"))
-        )
-    };
-    let mut failures = Vec::new();
-    for uid in ids.iter().take(50) {
-        match ctx
-            .scim_json(Method::GET, probe(uid))
-            .await
-            .map(|v| total_results(&v))
-        {
-            Ok(Some(1)) => {}
-            other => failures.push(format!("{uid} not a member after add: {other:?}")),
+    // Members or not, as the group's own filter sees them (a sample of 50).
+    let check_members = |member: bool| {
+        let gid = &gid;
+        let sample: Vec<&String> = ids.iter().take(50).collect();
+        async move {
+            let mut failures = Vec::new();
+            for uid in &sample {
+                let probe = format!(
+                    "/Groups?filter={}&excludedAttributes=members",
+                    enc(&format!("id eq \"{gid}\" and members[value eq \"{uid}\"]"))
+                );
+                match ctx
+                    .scim_json(Method::GET, probe)
+                    .await
+                    .map(|v| total_results(&v))
+                {
+                    Ok(Some(n)) if n == u64::from(member) => {}
+                    other => failures.push(format!("{uid} member={member} expected: {other:?}")),
+                }
+            }
+            (sample.len() as u64, failures)
         }
-    }
-    ctx.verified(
-        "group add",
-        "added users are members",
-        ids.len().min(50) as u64,
-        failures,
-    );
+    };
+    let (checked, failures) = check_members(true).await;
+    ctx.verified("group add", "added users are members", checked, failures);
     ctx.measure(&label("remove"), ops, 1, patch(false), ok)
         .await?;
-    let mut failures = Vec::new();
-    for uid in ids.iter().take(50) {
-        match ctx
-            .scim_json(Method::GET, probe(uid))
-            .await
-            .map(|v| total_results(&v))
-        {
-            Ok(Some(0)) => {}
-            other => failures.push(format!("{uid} still a member after remove: {other:?}")),
-        }
-    }
+    let (checked, failures) = check_members(false).await;
     ctx.verified(
         "group remove",
         "removed users are no longer members",
-        ids.len().min(50) as u64,
+        checked,
         failures,
     );
     let get = |_: usize| {
