@@ -134,6 +134,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         Err(e) => tracing::error!(error = %e, "pending schedules were not recomputed"),
     }
     start_scheduler(db.clone(), Arc::clone(&deprov));
+    start_checkpointer(db.clone());
     start_relay(db.clone(), Arc::clone(&deprov));
     let policy_file = settings.policy_file.clone();
     let reload_db = db.clone();
@@ -167,6 +168,20 @@ fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
             }
             passes += 1;
             std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+    });
+}
+
+/// SQLite: WAL checkpoints run here, five times a second, rather than inside
+/// the commit of whichever request crosses the WAL size limit.
+fn start_checkpointer(db: Db) {
+    if db.backend() != custodian::store::Backend::Sqlite {
+        return;
+    }
+    std::thread::spawn(move || {
+        loop {
+            db.checkpoint_passive();
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     });
 }

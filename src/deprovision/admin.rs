@@ -129,7 +129,7 @@ fn resolve_owner_name(
     users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
-        .filter(users::state.eq_any(["active", "suspended"]))
+        .filter(crate::store::users::visible())
         .select(users::id)
         .first(c)
         .optional()?

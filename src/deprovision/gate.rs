@@ -1,13 +1,12 @@
-//! The SSO gate: on every login, is this identity allowed? Each identifier is
-//! looked up among users, then tombstones; no cache, so a suspension or a
-//! disposal on any replica is seen at once.
+//! The SSO gate: on every login, is this identity allowed? All identifiers are
+//! looked up among users and tombstones in one statement; no cache of answers,
+//! so a suspension or a disposal on any replica is seen at once.
 
 use super::policy::{GateUnknown, Policy};
 use super::tombstone::{IdType, TombstoneKeys};
-use super::tombstones;
 use crate::scim::fold::fold;
+use crate::store::StoreError;
 use crate::store::db::{AnyConnection, Sql, load_sql};
-use crate::store::{StoreError, ledger};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -83,27 +82,85 @@ pub struct GateAnswer {
     pub matched: Vec<&'static str>,
 }
 
+/// One row of the gate's lookup: a live user an identifier names, or a live
+/// tombstone hash (`user_id` and `state` empty).
 #[derive(diesel::QueryableByName)]
 struct Hit {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    state: String,
+    id_type: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    user_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    state: Option<String>,
 }
 
-fn users_where(
+/// Every user and tombstone the identifiers name, in one statement: a login
+/// check is one round trip and, once its shape has been seen, one cached
+/// prepared statement.
+fn lookup(
     c: &mut AnyConnection,
+    keys: &TombstoneKeys,
     tenant: &str,
-    cond: &str,
-    value: String,
+    req: &GateRequest,
+    ids: &[(IdType, String)],
 ) -> Result<Vec<Hit>, StoreError> {
+    const LIVE: &str = "SELECT u.id, u.state FROM users u WHERE u.tenant_id = ";
     let mut s = Sql::default();
-    s.push("SELECT u.id, u.state FROM users u WHERE u.tenant_id = ")
+    let branch = |s: &mut Sql, id_type: &str| {
+        if !s.text.is_empty() {
+            s.push(" UNION ALL ");
+        }
+        s.push(&format!(
+            "SELECT '{id_type}' AS id_type, x.id AS user_id, x.state AS state FROM ("
+        ));
+        s.push(LIVE).bind_text(tenant);
+        s.push(" AND u.state IN ('active', 'suspended') AND ");
+    };
+    if let Some(v) = &req.user_name.as_deref().filter(|v| !v.trim().is_empty()) {
+        branch(&mut s, "userName");
+        s.push("u.user_name_key = ").bind_text(fold(v)).push(") x");
+    }
+    if let Some(v) = &req.external_id.as_deref().filter(|v| !v.trim().is_empty()) {
+        branch(&mut s, "externalId");
+        s.push("u.external_id = ").bind_text(v.trim()).push(") x");
+    }
+    let emails: Vec<&(IdType, String)> = ids.iter().filter(|(t, _)| *t == IdType::Email).collect();
+    if !emails.is_empty() {
+        branch(&mut s, "email");
+        s.push("u.id IN (SELECT e.user_id FROM user_emails e WHERE e.tenant_id = ")
+            .bind_text(tenant);
+        let keys: Vec<String> = emails.iter().map(|(_, v)| fold(v)).collect();
+        s.push(" AND e.value_key IN ").bind_list(&keys).push(")) x");
+    }
+    if let Some(sso) = &req.sso {
+        branch(&mut s, "sso");
+        s.push("u.id IN (SELECT o.user_id FROM sso_subjects o WHERE o.tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND o.issuer = ")
+            .bind_text(sso.issuer.trim().trim_end_matches('/'));
+        s.push(" AND o.subject = ").bind_text(sso.subject.as_str());
+        s.push(")) x");
+    }
+    let hashes: Vec<String> = ids
+        .iter()
+        .flat_map(|(t, v)| keys.all_hashes(tenant, *t, v))
+        .collect();
+    if !hashes.is_empty() {
+        if !s.text.is_empty() {
+            s.push(" UNION ALL ");
+        }
+        s.push(
+            "SELECT h.id_type AS id_type, CAST(NULL AS TEXT) AS user_id, CAST(NULL AS TEXT) AS state \
+             FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
+             WHERE h.tenant_id = ",
+        )
         .bind_text(tenant);
-    s.push(&format!(
-        " AND u.state IN ('active', 'suspended') AND {cond} = "
-    ))
-    .bind_text(value);
+        s.push(" AND t.lifted_at IS NULL AND h.hash IN ")
+            .bind_list(&hashes);
+    }
+    if s.text.is_empty() {
+        return Ok(vec![]);
+    }
     load_sql::<Hit>(c, &s)
 }
 
@@ -119,44 +176,9 @@ pub fn check(
     // user id → (state, matched types)
     let mut users: BTreeMap<String, (String, Vec<&'static str>)> = BTreeMap::new();
     let mut matched: Vec<&'static str> = Vec::new();
-    for (t, v) in &ids {
-        let hits = match t {
-            IdType::UserName => users_where(c, tenant, "u.user_name_key", fold(v))?,
-            IdType::ExternalId => users_where(c, tenant, "u.external_id", v.trim().to_string())?,
-            IdType::Email => {
-                let mut s = Sql::default();
-                s.push("SELECT DISTINCT u.id, u.state FROM users u JOIN user_emails e ON e.user_id = u.id WHERE u.tenant_id = ")
-                    .bind_text(tenant);
-                s.push(" AND u.state IN ('active', 'suspended') AND e.value_key = ")
-                    .bind_text(fold(v));
-                load_sql::<Hit>(c, &s)?
-            }
-            IdType::Sso => match &req.sso {
-                Some(s) => match ledger::sso_owner(
-                    c,
-                    tenant,
-                    s.issuer.trim().trim_end_matches('/'),
-                    &s.subject,
-                )? {
-                    Some(uid) => users_where(c, tenant, "u.id", uid)?,
-                    None => vec![],
-                },
-                None => vec![],
-            },
-        };
-        for h in hits {
-            let e = users.entry(h.id).or_insert((h.state, vec![]));
-            if !e.1.contains(&t.as_str()) {
-                e.1.push(t.as_str());
-            }
-            if !matched.contains(&t.as_str()) {
-                matched.push(t.as_str());
-            }
-        }
-    }
-    let tombs = tombstones::matching(c, keys, tenant, &ids)?;
-    for m in &tombs {
-        let t = match m.id_type.as_str() {
+    let mut tombstoned = false;
+    for hit in lookup(c, keys, tenant, req, &ids)? {
+        let t = match hit.id_type.as_str() {
             "userName" => "userName",
             "externalId" => "externalId",
             "email" => "email",
@@ -164,6 +186,15 @@ pub fn check(
         };
         if !matched.contains(&t) {
             matched.push(t);
+        }
+        match (hit.user_id, hit.state) {
+            (Some(id), Some(state)) => {
+                let e = users.entry(id).or_insert((state, vec![]));
+                if !e.1.contains(&t) {
+                    e.1.push(t);
+                }
+            }
+            _ => tombstoned = true,
         }
     }
     let deny = |reason, user_id: Option<String>, matched: Vec<&'static str>| GateAnswer {
@@ -175,7 +206,7 @@ pub fn check(
     if let Some((id, _)) = users.iter().find(|(_, (state, _))| state == "suspended") {
         return Ok(deny("suspended", Some(id.clone()), matched));
     }
-    if !tombs.is_empty() {
+    if tombstoned {
         return Ok(deny("deprovisioned", None, matched));
     }
     match users.len() {

@@ -58,6 +58,13 @@ pub enum Outcome {
     },
 }
 
+/// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
+/// unique index `disposals_open` serves it (a bound list cannot) and diesel
+/// caches the statement.
+const fn open() -> crate::store::sql::Condition {
+    crate::store::sql::Condition("disposals.state IN ('scheduled', 'held')")
+}
+
 fn open_disposal(
     c: &mut AnyConnection,
     tenant: &str,
@@ -66,7 +73,7 @@ fn open_disposal(
     Ok(disposals::table
         .filter(disposals::tenant_id.eq(tenant))
         .filter(disposals::user_id.eq(user))
-        .filter(disposals::state.eq_any(["scheduled", "held"]))
+        .filter(open())
         .select(disposals::id)
         .first(c)
         .optional()?)
@@ -603,14 +610,7 @@ impl Deprov {
         r: &Requester<'_>,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        let exists = disposals::table
-            .filter(disposals::tenant_id.eq(r.tenant_id))
-            .filter(disposals::user_id.eq(user_id))
-            .filter(disposals::state.eq_any(["scheduled", "held"]))
-            .count()
-            .get_result::<i64>(c)?
-            > 0;
-        if exists {
+        if open_disposal(c, r.tenant_id, user_id)?.is_some() {
             return Ok(());
         }
         let policy = self.policy(r.tenant_name);

@@ -3,7 +3,7 @@
 use super::disposal::audit;
 use super::tombstone::{IdType, TombstoneKeys};
 use crate::store::StoreError;
-use crate::store::db::{AnyConnection, Sql, execute_sql};
+use crate::store::db::{AnyConnection, Sql, execute_sql, load_sql};
 use crate::store::schema::{tombstone_hashes, tombstones};
 use diesel::prelude::*;
 
@@ -29,29 +29,38 @@ pub fn matching(
     if hashes.is_empty() {
         return Ok(vec![]);
     }
-    let rows: Vec<(String, Option<String>, String, String)> = tombstone_hashes::table
-        .inner_join(tombstones::table)
-        .filter(tombstone_hashes::tenant_id.eq(tenant))
-        .filter(tombstone_hashes::hash.eq_any(&hashes))
-        .filter(tombstones::lifted_at.is_null())
-        .select((
-            tombstones::id,
-            tombstones::disposal_id,
-            tombstone_hashes::id_type,
-            tombstone_hashes::hash,
-        ))
-        .load(c)?;
-    Ok(rows
+    // Hand-built so the hash list is a padded `IN` list: one cached statement
+    // for any number of identifiers (diesel's `eq_any` is never cached on SQLite).
+    let mut q = Sql::default();
+    q.push(
+        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash \
+         FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
+         WHERE h.tenant_id = ",
+    )
+    .bind_text(tenant);
+    q.push(" AND t.lifted_at IS NULL AND h.hash IN ")
+        .bind_list(&hashes);
+    Ok(load_sql::<Row>(c, &q)?
         .into_iter()
-        .map(
-            |(tombstone_id, disposal_id, id_type, hash)| TombstoneMatch {
-                tombstone_id,
-                disposal_id,
-                id_type,
-                hash,
-            },
-        )
+        .map(|r| TombstoneMatch {
+            tombstone_id: r.tombstone_id,
+            disposal_id: r.disposal_id,
+            id_type: r.id_type,
+            hash: r.hash,
+        })
         .collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    tombstone_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    disposal_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    hash: String,
 }
 
 pub fn lift(

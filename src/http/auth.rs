@@ -34,13 +34,18 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(presented_token)
         .ok_or(AuthError::Missing)?;
-    let st = state.clone();
-    let principal = blocking(move || {
-        st.verifier
-            .verify(&st.db, &token, allowed)
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let principal = match state.verifier.verify_cached(&state.db, &token, allowed) {
+        Some(verified) => verified?,
+        None => {
+            let st = state.clone();
+            blocking(move || {
+                st.verifier
+                    .verify(&st.db, &token, allowed)
+                    .map_err(ApiError::from)
+            })
+            .await?
+        }
+    };
     let permit = state
         .limiter
         .try_acquire(&principal.tenant_id)

@@ -6,10 +6,10 @@
 //! SQLite's sleep-based busy handler.
 
 use super::error::StoreError;
+pub use super::sql::{Bind, Sql, execute_sql, load_sql};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::BoxedSqlQuery;
 use diesel::r2d2::{self, ManageConnection, Pool};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -71,9 +71,14 @@ impl ManageConnection for Manager {
                 let mut c =
                     diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first: WAL setup itself may wait on another connection.
+                // The server checkpoints from its own thread (`checkpoint_passive`);
+                // the raised autocheckpoint (40 MiB of WAL) is the backstop. At the
+                // default (4 MiB) a request's commit ran the checkpoint, fsyncs
+                // included, while every other writer waited.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+                     PRAGMA wal_autocheckpoint = 10000;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(c))
@@ -166,6 +171,16 @@ impl Db {
         f(&mut conn)
     }
 
+    /// Like `read`, but only if a pooled connection is idle right now: `None`
+    /// instead of waiting for one (for callers that must not block).
+    pub fn try_read<T, E>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let mut conn = self.pool.try_get()?;
+        Some(f(&mut conn))
+    }
+
     /// Runs `f` in one write transaction: all of it commits or none of it does.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
@@ -191,6 +206,19 @@ impl Db {
             {
                 tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
             }
+        }
+    }
+
+    /// SQLite: copy committed WAL pages into the database file without waiting
+    /// for readers or writers (`PASSIVE`), off the request path. The server
+    /// calls it a few times a second; without it the commit that crosses
+    /// `wal_autocheckpoint` does the work while holding the write lock.
+    pub fn checkpoint_passive(&self) {
+        if self.backend == Backend::Sqlite
+            && let Ok(mut c) = self.pool.get()
+            && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 
@@ -398,81 +426,6 @@ fn rollback(conn: &mut AnyConnection) {
     }
 }
 
-/// A value bound into hand-built SQL.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bind {
-    Text(String),
-    Bool(bool),
-    BigInt(i64),
-}
-
-/// SQL text with `?` placeholders and their values, for the queries whose shape
-/// depends on the request (filters). Placeholders are rewritten to `$n` for
-/// PostgreSQL; values are always bound, never spliced.
-#[derive(Debug, Default, Clone)]
-pub struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
-}
-
-impl Sql {
-    pub fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-    pub fn bind(&mut self, b: Bind) -> &mut Self {
-        self.text.push('?');
-        self.binds.push(b);
-        self
-    }
-    pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
-        self.bind(Bind::Text(s.into()))
-    }
-    pub fn append(&mut self, other: Sql) -> &mut Self {
-        self.text.push_str(&other.text);
-        self.binds.extend(other.binds);
-        self
-    }
-}
-
-fn pg_placeholders(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut n = 0;
-    for ch in text.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-fn bind_all<'f, DB>(
-    mut q: BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
-    binds: &[Bind],
-) -> BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>,
-    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
-    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
-{
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind::<diesel::sql_types::Text, _>(s.clone()),
-            Bind::Bool(v) => q.bind::<diesel::sql_types::Bool, _>(*v),
-            Bind::BigInt(v) => q.bind::<diesel::sql_types::BigInt, _>(*v),
-        };
-    }
-    q
-}
-
 /// `SELECT COUNT(*) AS n …`
 #[derive(QueryableByName)]
 pub struct Count {
@@ -525,32 +478,38 @@ where
     R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
     let counted = !matches!(window, Window::After(Some(_)));
-    let total = if counted {
+    let count = |conn: &mut AnyConnection| -> Result<i64, StoreError> {
         let mut count = Sql::default();
         count
             .push(&format!("SELECT COUNT(*) AS n FROM {from}"))
             .append(wh.clone());
-        Some(
-            load_sql::<Count>(conn, &count)?
-                .first()
-                .map(|r| r.n)
-                .unwrap_or(0),
-        )
-    } else {
-        None
+        Ok(load_sql::<Count>(conn, &count)?
+            .first()
+            .map(|r| r.n)
+            .unwrap_or(0))
     };
     if limit == 0 {
         return Ok(Page {
             rows: vec![],
-            total,
+            total: counted.then(|| count(conn)).transpose()?,
             more: false,
         });
     }
-    let page = page_query(from, alias, wh, order, window, limit);
+    let page = page_query(from, alias, wh.clone(), order, window, limit);
     let mut rows = load_sql::<R>(conn, &page)?;
-    let more =
-        matches!(window, Window::After(_)) && i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let more = matches!(window, Window::After(_)) && fetched > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // A page that ends before `limit` reached the last match, so the total is
+    // known without a COUNT: an IdP's `userName eq` lookup is one statement.
+    let total = match window {
+        Window::After(Some(_)) => None,
+        Window::Offset(skip) if fetched < limit && (fetched > 0 || *skip == 0) => {
+            Some(skip + fetched)
+        }
+        Window::After(None) if fetched <= limit => Some(fetched),
+        _ => Some(count(conn)?),
+    };
     Ok(Page { rows, total, more })
 }
 
@@ -639,41 +598,6 @@ pub fn page_query(
     page
 }
 
-/// Loads rows of a hand-built query on either backend.
-pub fn load_sql<R>(conn: &mut AnyConnection, sql: &Sql) -> Result<Vec<R>, StoreError>
-where
-    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
-{
-    Ok(match conn {
-        AnyConnection::Sqlite(c) => bind_all(
-            diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(),
-            &sql.binds,
-        )
-        .load::<R>(c)?,
-        AnyConnection::Postgresql(c) => bind_all(
-            diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(),
-            &sql.binds,
-        )
-        .load::<R>(c)?,
-    })
-}
-
-/// Executes a hand-built statement on either backend; returns affected rows.
-pub fn execute_sql(conn: &mut AnyConnection, sql: &Sql) -> Result<usize, StoreError> {
-    Ok(match conn {
-        AnyConnection::Sqlite(c) => bind_all(
-            diesel::sql_query(sql.text.clone()).into_boxed::<Sqlite>(),
-            &sql.binds,
-        )
-        .execute(c)?,
-        AnyConnection::Postgresql(c) => bind_all(
-            diesel::sql_query(pg_placeholders(&sql.text)).into_boxed::<Pg>(),
-            &sql.binds,
-        )
-        .execute(c)?,
-    })
-}
-
 /// PostgreSQL: locks the row for the rest of the transaction, so concurrent
 /// read-modify-writes (PUT, PATCH, If-Match) serialise instead of losing updates.
 /// SQLite's single writer already serialises them.
@@ -746,10 +670,5 @@ mod tests {
             err.contains("29991231000000") && err.contains("newer"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres() {
-        assert_eq!(pg_placeholders("a = ? AND b = ?"), "a = $1 AND b = $2");
     }
 }

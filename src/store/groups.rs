@@ -3,7 +3,6 @@
 use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{group_members, groups, users};
-use super::users::VISIBLE_STATES;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -127,7 +126,7 @@ pub fn resolve_members(
             users::table
                 .filter(users::tenant_id.eq(tenant))
                 .filter(users::id.eq_any(chunk))
-                .filter(users::state.eq_any(VISIBLE_STATES))
+                .filter(super::users::visible())
                 .select(users::id)
                 .load::<String>(conn)?,
         );

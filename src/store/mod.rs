@@ -7,6 +7,7 @@ pub mod filter_sql;
 pub mod groups;
 pub mod ledger;
 pub mod schema;
+pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod users;

@@ -1,13 +1,20 @@
 //! Users: the canonical document plus the columns derived from it.
 
-use super::db::{AnyConnection, Sql};
+use super::db::{AnyConnection, Sql, load_sql};
 use super::error::StoreError;
-use super::schema::{group_members, groups, user_emails, users};
+use super::schema::{user_emails, users};
+use super::sql::Condition;
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
-/// The SCIM-visible states; uniqueness and every read use this predicate.
-pub const VISIBLE_STATES: [&str; 2] = ["active", "suspended"];
+/// The SCIM-visible states (uniqueness and every read use this predicate):
+/// `users.state IN ('active', 'suspended')`, as literal SQL. A bound list
+/// (`eq_any`) has a placeholder per value, so diesel will not cache the
+/// statement on SQLite, and a bound state cannot use the partial unique
+/// `userName` index.
+pub const fn visible() -> Condition {
+    Condition("users.state IN ('active', 'suspended')")
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
 #[diesel(table_name = users)]
@@ -70,7 +77,7 @@ pub fn find(
     Ok(users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
-        .filter(users::state.eq_any(VISIBLE_STATES))
+        .filter(visible())
         .select(UserRow::as_select())
         .first(conn)
         .optional()?)
@@ -88,7 +95,7 @@ pub fn find_by_identifiers(
     let visible = || {
         users::table
             .filter(users::tenant_id.eq(tenant))
-            .filter(users::state.eq_any(VISIBLE_STATES))
+            .filter(visible())
             .select(UserRow::as_select())
     };
     let mut found: Vec<UserRow> = visible()
@@ -117,7 +124,7 @@ pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Resul
         users::table
             .filter(users::tenant_id.eq(&row.tenant_id))
             .filter(users::id.eq(&row.id))
-            .filter(users::state.eq_any(VISIBLE_STATES)),
+            .filter(visible()),
     )
     .set(row)
     .execute(conn)?;
@@ -236,13 +243,30 @@ pub fn groups_of(
     if user_ids.is_empty() {
         return Ok(vec![]);
     }
-    Ok(group_members::table
-        .inner_join(groups::table)
-        .filter(group_members::tenant_id.eq(tenant))
-        .filter(group_members::member_id.eq_any(user_ids))
-        .select((group_members::member_id, groups::id, groups::display_name))
-        .order((groups::created_at, groups::id))
-        .load(conn)?)
+    #[derive(QueryableByName)]
+    struct Membership {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        member_id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        display_name: String,
+    }
+    // Hand-built so a page of any size is one of a few cached statements
+    // (the id list is padded); diesel's `eq_any` is never cached on SQLite.
+    let mut q = Sql::default();
+    q.push(
+        "SELECT m.member_id, g.id, g.display_name FROM group_members m \
+         JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = ",
+    )
+    .bind_text(tenant);
+    q.push(" AND m.member_id IN ")
+        .bind_list(user_ids)
+        .push(" ORDER BY g.created_at, g.id");
+    Ok(load_sql::<Membership>(conn, &q)?
+        .into_iter()
+        .map(|m| (m.member_id, m.id, m.display_name))
+        .collect())
 }
 
 #[derive(QueryableByName)]

@@ -261,3 +261,31 @@ async fn statistics_are_refreshed_on_postgres() {
     .await
     .expect("refresh");
 }
+
+#[derive(QueryableByName)]
+struct Used {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    used: i64,
+}
+
+/// Without the query planner stability guarantee SQLite plans `LIMIT ?` by its
+/// bound value and re-prepares the statement whenever that value is bound
+/// again, so every cached `.first()` or page query was parsed and planned per
+/// request. `.cargo/config.toml` builds the bundled SQLite with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_built_with_stable_plans() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db.clone();
+    let used = tokio::task::spawn_blocking(move || {
+        db.read(|c| {
+            load_sql::<Used>(
+                c,
+                &raw("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used"),
+            )
+        })
+    })
+    .await
+    .expect("join")
+    .expect("query");
+    assert_eq!(used.first().map(|u| u.used), Some(1));
+}

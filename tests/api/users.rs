@@ -245,6 +245,34 @@ async fn paging_is_stable(b: Backend) {
         (v["totalResults"].as_i64(), v["itemsPerPage"].as_i64()),
         (Some(5), Some(0))
     );
+    // A page that ends early gives the total without a COUNT; one past the end
+    // (nothing to infer from) and a full page count. Every kind must agree.
+    for (q, items) in [
+        ("startIndex=1&count=10", 5),
+        ("startIndex=4&count=10", 2),
+        ("startIndex=5&count=1", 1),
+        ("startIndex=9&count=10", 0),
+        ("cursor&count=10", 5),
+        ("cursor&count=5", 5),
+        ("cursor&count=4", 4),
+        ("filter=userName%20eq%20%22page3%40example.edu%22", 1),
+        ("filter=userName%20eq%20%22nobody%40example.edu%22", 0),
+    ] {
+        let (s, v) = body(
+            app.req(Method::GET, &format!("/Users?{q}"))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(s, 200, "{q}: {v}");
+        let want_total = if q.starts_with("filter") { items } else { 5 };
+        assert_eq!(
+            (v["totalResults"].as_i64(), v["itemsPerPage"].as_i64()),
+            (Some(want_total), Some(items)),
+            "{q}"
+        );
+    }
 }
 crate::both_backends!(paging, super::paging_is_stable);
 
