@@ -102,7 +102,7 @@ impl ApiError {
                     ),
                     None,
                 ),
-                StoreError::Busy | StoreError::Pool(_) => (
+                StoreError::Busy | StoreError::Pool(_) | StoreError::WouldWait => (
                     ScimError::new(503, None, "the database is busy; retry shortly"),
                     Some(2),
                 ),

@@ -6,7 +6,13 @@ use unicode_normalization::UnicodeNormalization;
 /// Trimmed, Unicode NFC, lower-cased: the key under which case-insensitive values
 /// (userName, emails, displayName) are indexed and compared.
 pub fn fold(s: &str) -> String {
-    s.trim().nfc().collect::<String>().to_lowercase()
+    let s = s.trim();
+    // ASCII is already in NFC, and its lower case is its ASCII lower case: the
+    // common case (every lookup folds its value) skips normalisation.
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    s.nfc().collect::<String>().to_lowercase()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! List and search parameters (RFC 7644 §3.4.2), shared by `GET` lists and `POST /.search`.
 
 use super::error::{ScimError, ScimType};
-use super::filter::{self, AttrPath, Filter};
+use super::filter::{self, AttrPath, CompareOp, Filter};
 use super::resource::Projection;
 use serde_json::{Value, json};
 
@@ -39,6 +39,28 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// A lookup by a unique identifier (`userName`, `externalId` or `id` eq a
+    /// value), first page, default order: at most one row from a unique index,
+    /// whatever the tenant's size. The HTTP layer may answer these without
+    /// handing the request to another thread.
+    pub fn is_point_lookup(&self) -> bool {
+        let first_page = matches!(self.paging, Paging::Index(1) | Paging::Cursor(None));
+        let unique = match &self.filter {
+            Some(Filter::Compare(path, CompareOp::Eq, _)) => {
+                path.sub.is_none()
+                    && path
+                        .urn
+                        .as_deref()
+                        .is_none_or(|u| u.eq_ignore_ascii_case(super::schema::USER_URN))
+                    && ["userName", "externalId", "id"]
+                        .iter()
+                        .any(|n| path.name.eq_ignore_ascii_case(n))
+            }
+            _ => false,
+        };
+        first_page && unique && self.sort.is_none()
+    }
+
     /// The 1-based start index (1 in cursor mode).
     pub fn start_index(&self) -> i64 {
         match self.paging {
@@ -290,6 +312,33 @@ mod tests {
             from_query("count=abc").is_err_and(|e| e.detail.contains("'count' must be an integer"))
         );
         assert!(from_query("filter=userName+garbage").is_err_and(|e| e.status == 400));
+    }
+
+    #[test]
+    fn point_lookups_are_unique_identifier_equalities_on_the_first_page() {
+        let point = |q: &str| from_query(q).is_ok_and(|p| p.is_point_lookup());
+        for q in [
+            "filter=userName eq \"a@b.c\"",
+            "filter=USERNAME eq \"a@b.c\"&startIndex=1&count=10",
+            "filter=externalId eq \"x\"&cursor",
+            "filter=id eq \"1\"",
+            "filter=urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"a\"",
+        ] {
+            assert!(point(q), "{q}");
+        }
+        for q in [
+            "",
+            "filter=userName eq \"a\"&startIndex=2",
+            "filter=userName eq \"a\"&sortBy=userName",
+            "filter=userName co \"a\"",
+            "filter=userName eq \"a\" or userName eq \"b\"",
+            "filter=emails.value eq \"a\"",
+            "filter=displayName eq \"a\"",
+            "filter=name.givenName eq \"a\"",
+            "filter=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\"",
+        ] {
+            assert!(!point(q), "{q}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Connections: one binary, SQLite or PostgreSQL chosen by the URL at start.
 //!
 //! SQLite write discipline (DESIGN "Storage"): every write transaction is
-//! `BEGIN IMMEDIATE` and writers are serialised in process by `write_lock`, so a
-//! read-then-write never fails with "database is locked" and nobody relies on
-//! SQLite's sleep-based busy handler.
+//! `BEGIN IMMEDIATE` and writers are serialised in process by `store::writer`
+//! (which also groups concurrent writes into one commit), so a read-then-write
+//! never fails with "database is locked" and nobody relies on SQLite's
+//! sleep-based busy handler.
 
 use super::error::StoreError;
 pub use super::sql::{Bind, Sql, execute_sql, load_sql};
+use super::writer::Writer;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -14,7 +16,7 @@ use diesel::r2d2::{self, ManageConnection, Pool};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(diesel::MultiConnection)]
@@ -91,19 +93,21 @@ impl ManageConnection for Manager {
     /// A connection still inside a transaction (or whose transaction manager is
     /// broken) must never be handed out again.
     fn has_broken(&self, c: &mut AnyConnection) -> bool {
-        fn open<C>(c: &mut C) -> bool
-        where
-            C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
-        {
-            match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
-                Ok(depth) => depth.is_some(),
-                Err(_) => true,
-            }
-        }
         match c {
-            AnyConnection::Sqlite(inner) => open(inner),
-            AnyConnection::Postgresql(inner) => open(inner),
+            AnyConnection::Sqlite(inner) => in_transaction(inner),
+            AnyConnection::Postgresql(inner) => in_transaction(inner),
         }
+    }
+}
+
+/// Inside a transaction, or with a broken transaction manager.
+fn in_transaction<C>(c: &mut C) -> bool
+where
+    C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
+{
+    match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
+        Ok(depth) => depth.is_some(),
+        Err(_) => true,
     }
 }
 
@@ -112,7 +116,10 @@ impl ManageConnection for Manager {
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
-    write_lock: Arc<Mutex<()>>,
+    writer: Arc<Writer>,
+    /// `read` takes only an idle connection, failing with `WouldWait` rather
+    /// than waiting (handles from `idle_sqlite`).
+    no_wait: bool,
 }
 
 impl Db {
@@ -154,7 +161,8 @@ impl Db {
         Ok(Db {
             pool,
             backend,
-            write_lock: Arc::new(Mutex::new(())),
+            writer: Arc::new(Writer::default()),
+            no_wait: false,
         })
     }
 
@@ -167,8 +175,22 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let mut conn = if self.no_wait {
+            self.pool.try_get().ok_or(StoreError::WouldWait)?
+        } else {
+            self.pool.get().map_err(StoreError::from)?
+        };
         f(&mut conn)
+    }
+
+    /// On SQLite, a handle whose reads never wait for a connection (for code
+    /// running on an async worker); `None` on PostgreSQL, where every read is
+    /// a network round trip.
+    pub fn idle_sqlite(&self) -> Option<Db> {
+        (self.backend == Backend::Sqlite).then(|| Db {
+            no_wait: true,
+            ..self.clone()
+        })
     }
 
     /// Like `read`, but only if a pooled connection is idle right now: `None`
@@ -186,12 +208,9 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        let _guard = match self.backend {
-            // A poisoned lock only means another writer panicked; the database
-            // itself rolled that transaction back, so carry on.
-            Backend::Sqlite => Some(self.write_lock.lock().unwrap_or_else(|p| p.into_inner())),
-            Backend::Postgres => None,
-        };
+        if self.backend == Backend::Sqlite {
+            return self.writer.write(&self.pool, f);
+        }
         let mut conn = self.pool.get().map_err(StoreError::from)?;
         transaction(&mut conn, f)
     }
@@ -200,12 +219,11 @@ impl Db {
     /// overwrote (with `secure_delete`) do not linger in the log. Best effort.
     pub fn checkpoint(&self) {
         if self.backend == Backend::Sqlite {
-            let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-            if let Ok(mut c) = self.pool.get()
-                && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            {
-                tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
-            }
+            self.writer.exclusive(&self.pool, |c| {
+                if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+                    tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
+                }
+            });
         }
     }
 
@@ -228,12 +246,11 @@ impl Db {
     pub fn optimize(&self) {
         if self.backend == Backend::Sqlite {
             // ANALYZE writes sqlite_stat1: take the writers' turn like any write.
-            let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-            if let Ok(mut c) = self.pool.get()
-                && let Err(e) = c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize;")
-            {
-                tracing::warn!(error = %e, "PRAGMA optimize failed");
-            }
+            self.writer.exclusive(&self.pool, |c| {
+                if let Err(e) = c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize;") {
+                    tracing::warn!(error = %e, "PRAGMA optimize failed");
+                }
+            });
         }
     }
 
@@ -373,7 +390,9 @@ fn refuse_newer_schema(
 }
 
 /// A transaction on the concrete connection: `BEGIN IMMEDIATE` on SQLite.
-fn transaction<T, E>(
+/// Runs `f` atomically: a transaction (`BEGIN IMMEDIATE` on SQLite), or a
+/// savepoint when `conn` is already inside one (a write group).
+pub(super) fn transaction<T, E>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E>
@@ -382,7 +401,11 @@ where
 {
     let begun = match conn {
         AnyConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            if in_transaction(c) {
+                AnsiTransactionManager::begin_transaction(c)
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
         }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
@@ -416,7 +439,7 @@ where
     }
 }
 
-fn rollback(conn: &mut AnyConnection) {
+pub(super) fn rollback(conn: &mut AnyConnection) {
     let r = match conn {
         AnyConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
         AnyConnection::Postgresql(c) => AnsiTransactionManager::rollback_transaction(c),
@@ -647,6 +670,18 @@ mod tests {
             DbUrl::parse("./data/custodian.db").backend(),
             Backend::Sqlite
         );
+    }
+
+    #[test]
+    fn an_idle_only_handle_never_waits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("x.db").display());
+        let db = Db::open(&url, 1, true).expect("open");
+        let idle = db.idle_sqlite().expect("a SQLite handle");
+        // The pool's one connection is busy: the idle-only handle refuses at once.
+        let inner = db.read(|_| Ok::<_, StoreError>(idle.read(|_| Ok::<_, StoreError>(()))));
+        assert!(matches!(inner, Ok(Err(StoreError::WouldWait))), "{inner:?}");
+        assert!(idle.read(|_| Ok::<_, StoreError>(())).is_ok());
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub enum StoreError {
     Pool(String),
     #[error("migration error: {0}")]
     Migration(String),
+    /// A `Db::idle_sqlite` handle found no idle connection (the caller takes
+    /// the blocking path instead).
+    #[error("no idle database connection")]
+    WouldWait,
+    /// A shared SQLite commit (`store::writer`) failed: this write is not stored.
+    #[error("the commit failed: {0}")]
+    Commit(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]

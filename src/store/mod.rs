@@ -11,6 +11,7 @@ pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 pub use db::{AnyConnection, Backend, Db};
 pub use error::StoreError;

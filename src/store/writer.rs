@@ -1,0 +1,226 @@
+//! SQLite's single writer, with group commit.
+//!
+//! SQLite allows one write transaction at a time, so writes queue here (DESIGN
+//! "Storage": `BEGIN IMMEDIATE` behind one in-process writer). Writes that
+//! queue up share one transaction: each runs inside its own savepoint, so a
+//! write that fails undoes only its own changes, and none is answered before
+//! the shared `COMMIT`. If that `COMMIT` fails, every write in it reports the
+//! failure and none of them is stored. A lone write commits at once, exactly
+//! as before; under load the per-commit cost (WAL frames, locks) is paid once
+//! per group instead of once per request.
+
+use super::db::{AnyConnection, Manager, rollback, transaction};
+use super::error::StoreError;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::r2d2::{Pool, PooledConnection};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A group closes when nobody else is waiting to write, or at this many
+/// writes, or this long after it opened, whichever comes first.
+const MAX_GROUP: usize = 32;
+const MAX_OPEN: Duration = Duration::from_millis(10);
+
+#[derive(Default)]
+pub struct Writer {
+    state: Mutex<State>,
+    closed: Condvar,
+    /// Writers waiting for `state`: while there are some, the group stays open.
+    queued: AtomicUsize,
+}
+
+#[derive(Default)]
+struct State {
+    /// The open group's connection, inside its outer transaction.
+    open: Option<PooledConnection<Manager>>,
+    /// The current (or last) group's number.
+    group: u64,
+    /// Successful writes in the open group.
+    members: usize,
+    opened_at: Option<Instant>,
+    /// Groups up to this one are closed (committed or failed).
+    closed_up_to: u64,
+    /// Failed groups: (members still to be told, why).
+    failed: HashMap<u64, (usize, String)>,
+}
+
+impl Writer {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        // A poisoned lock only means a writer panicked; its savepoint was
+        // rolled back (`transaction` catches panics), so carry on.
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        st
+    }
+
+    /// Runs `f` as one atomic write; returns once it is committed.
+    pub fn write<T, E>(
+        &self,
+        pool: &Pool<Manager>,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut st = self.lock();
+        if st.open.is_none() {
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            if let AnyConnection::Sqlite(c) = &mut *conn {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                    .map_err(StoreError::from)?;
+            }
+            st.open = Some(conn);
+            st.group += 1;
+            st.members = 0;
+            st.opened_at = Some(Instant::now());
+        }
+        let group = st.group;
+        let outcome = match st.open.as_mut() {
+            // Nested inside the group's transaction: a savepoint.
+            Some(conn) => transaction(conn, f),
+            None => Err(StoreError::Corrupt("the write group has no connection".into()).into()),
+        };
+        if outcome.is_ok() {
+            st.members += 1;
+        }
+        let full =
+            st.members >= MAX_GROUP || st.opened_at.is_some_and(|at| at.elapsed() >= MAX_OPEN);
+        if full || self.queued.load(Ordering::SeqCst) == 0 {
+            let own = usize::from(outcome.is_ok());
+            let committed = self.close(&mut st, own);
+            drop(st);
+            return match (outcome, committed) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Ok(_), Err(e)) => Err(e.into()),
+                (Err(e), _) => Err(e),
+            };
+        }
+        // Somebody queued behind this write will close the group (or a later
+        // one will); a failed write has nothing to wait for.
+        let v = outcome?;
+        while st.closed_up_to < group {
+            st = self.closed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some((left, why)) = st.failed.get_mut(&group) {
+            let why = why.clone();
+            *left -= 1;
+            if *left == 0 {
+                st.failed.remove(&group);
+            }
+            return Err(StoreError::Commit(why).into());
+        }
+        Ok(v)
+    }
+
+    /// Runs `f` on a connection outside any transaction, with no write group
+    /// open and no other writer running (checkpoints, ANALYZE).
+    pub fn exclusive(&self, pool: &Pool<Manager>, f: impl FnOnce(&mut AnyConnection)) {
+        let mut st = self.lock();
+        if st.open.is_some() {
+            // A failure is recorded for the group's members; nothing of ours to report.
+            let _ = self.close(&mut st, 0);
+        }
+        if let Ok(mut c) = pool.get() {
+            f(&mut c);
+        }
+    }
+
+    /// Commits the open group. `own` is how many of its writes belong to the
+    /// caller (who learns the outcome from the return value); the others are
+    /// woken and told.
+    fn close(&self, st: &mut State, own: usize) -> Result<(), StoreError> {
+        let Some(mut conn) = st.open.take() else {
+            return Ok(());
+        };
+        let committed = match &mut *conn {
+            AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+            AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
+        };
+        let result = committed.map_err(|e| {
+            rollback(&mut conn);
+            e.to_string()
+        });
+        if let Err(why) = &result {
+            let waiting = st.members.saturating_sub(own);
+            if waiting > 0 {
+                st.failed.insert(st.group, (waiting, why.clone()));
+            }
+        }
+        st.closed_up_to = st.group;
+        st.opened_at = None;
+        self.closed.notify_all();
+        result.map_err(StoreError::Commit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Db, StoreError};
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    /// Many concurrent writes, every third failing after it wrote: exactly the
+    /// successful ones are stored, whichever groups they shared.
+    #[test]
+    fn a_failed_write_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = Db::open(&url, 8, true).expect("open");
+        db.write(|c| {
+            c.batch_execute("CREATE TABLE scratch (k INTEGER PRIMARY KEY)")
+                .map_err(StoreError::from)
+        })
+        .expect("create");
+        let handles: Vec<_> = (0..24_i64)
+            .map(|k| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    (0..20_i64)
+                        .map(|j| {
+                            let key = k * 100 + j;
+                            db.write(|c| {
+                                c.batch_execute(&format!("INSERT INTO scratch VALUES ({key})"))
+                                    .map_err(StoreError::from)?;
+                                if key % 3 == 0 {
+                                    return Err(StoreError::NotFound);
+                                }
+                                Ok(key)
+                            })
+                            .is_ok()
+                        })
+                        .filter(|ok| *ok)
+                        .count()
+                })
+            })
+            .collect();
+        let succeeded: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+        let stored = db
+            .read(|c| {
+                diesel::sql_query(
+                    "SELECT COUNT(*) AS n FROM scratch WHERE k % 3 != 0 \
+                     UNION ALL SELECT COUNT(*) AS n FROM scratch WHERE k % 3 = 0",
+                )
+                .load::<N>(c)
+                .map_err(StoreError::from)
+            })
+            .expect("count");
+        let expected = (0..24_i64)
+            .flat_map(|k| (0..20_i64).map(move |j| k * 100 + j))
+            .filter(|key| key % 3 != 0)
+            .count();
+        assert_eq!(succeeded, expected);
+        assert_eq!(
+            stored.iter().map(|r| r.n).collect::<Vec<_>>(),
+            [expected as i64, 0]
+        );
+    }
+}
