@@ -295,14 +295,16 @@ fn write_doc(
         keys.active = row.state == ACTIVE;
     }
     let before = row.state.clone();
+    let old_row = row.clone();
     let old_doc: Doc = serde_json::from_str(&row.data).unwrap_or_default();
     let changed = changed_attributes(&old_doc, &doc);
+    let emails_changed = old_doc.get("emails") != doc.get("emails");
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
     row.data = Value::Object(doc).to_string();
     row.updated_at = now.to_string();
     row.version += 1;
-    store::users::update(c, row, &keys)?;
+    store::users::update(c, &old_row, row, &keys, emails_changed)?;
     if !changed.is_empty() {
         audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
     }

@@ -16,7 +16,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, HasSqlType, Text, Untyped};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Untyped};
 use diesel::sqlite::Sqlite;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -31,6 +31,8 @@ const SHAPE_BUDGET: usize = 256;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
     Text(String),
+    /// Text or SQL NULL.
+    OptText(Option<String>),
     Bool(bool),
     BigInt(i64),
 }
@@ -137,6 +139,7 @@ impl<DB> QueryFragment<DB> for Statement<'_>
 where
     DB: DieselBackend + HasSqlType<Text> + HasSqlType<Bool> + HasSqlType<BigInt>,
     String: ToSql<Text, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
     bool: ToSql<Bool, DB>,
     i64: ToSql<BigInt, DB>,
 {
@@ -149,6 +152,7 @@ where
             if i > 0 {
                 match binds.next() {
                     Some(Bind::Text(s)) => out.push_bind_param::<Text, _>(s)?,
+                    Some(Bind::OptText(s)) => out.push_bind_param::<Nullable<Text>, _>(s)?,
                     Some(Bind::Bool(b)) => out.push_bind_param::<Bool, _>(b)?,
                     Some(Bind::BigInt(n)) => out.push_bind_param::<BigInt, _>(n)?,
                     // `new` checked the counts.

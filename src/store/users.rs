@@ -1,6 +1,6 @@
 //! Users: the canonical document plus the columns derived from it.
 
-use super::db::{AnyConnection, Sql, load_sql};
+use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{user_emails, users};
 use super::sql::Condition;
@@ -119,20 +119,59 @@ pub fn insert(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Resul
     write_emails(conn, row, keys)
 }
 
-pub fn update(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
-    let n = diesel::update(
-        users::table
-            .filter(users::tenant_id.eq(&row.tenant_id))
-            .filter(users::id.eq(&row.id))
-            .filter(visible()),
-    )
-    .set(row)
-    .execute(conn)?;
-    if n == 0 {
+/// Stores `row` over `old` (the same user as read). Only the columns that
+/// changed are written: a column named in `SET` makes SQLite rewrite every
+/// index entry over it, changed or not (a PATCH of `active` rewrote all nine
+/// users indexes). Email rows are rewritten only when `emails_changed`.
+pub fn update(
+    conn: &mut AnyConnection,
+    old: &UserRow,
+    row: &UserRow,
+    keys: &UserKeys,
+    emails_changed: bool,
+) -> Result<(), StoreError> {
+    use super::db::Bind;
+    let mut s = Sql::default();
+    s.push("UPDATE users SET version = ")
+        .bind(Bind::BigInt(row.version));
+    macro_rules! set_if_changed {
+        ($($column:ident: $bind:path),* $(,)?) => {$(
+            if old.$column != row.$column {
+                s.push(concat!(", ", stringify!($column), " = "))
+                    .bind($bind(row.$column.clone()));
+            }
+        )*};
+    }
+    set_if_changed!(
+        state: Bind::Text,
+        user_name: Bind::Text,
+        user_name_key: Bind::Text,
+        external_id: Bind::OptText,
+        display_name_key: Bind::OptText,
+        given_name_key: Bind::OptText,
+        family_name_key: Bind::OptText,
+        active: Bind::Bool,
+        manager_id: Bind::OptText,
+        suspended_at: Bind::OptText,
+        data: Bind::Text,
+        updated_at: Bind::Text,
+        legal_hold: Bind::Bool,
+        manager_key: Bind::OptText,
+        search: Bind::OptText,
+    );
+    s.push(" WHERE tenant_id = ")
+        .bind_text(row.tenant_id.as_str());
+    s.push(" AND id = ").bind_text(row.id.as_str());
+    s.push(" AND state IN ('active', 'suspended')");
+    if execute_sql(conn, &s)? == 0 {
         return Err(StoreError::NotFound);
     }
-    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(&row.id))).execute(conn)?;
-    write_emails(conn, row, keys)
+    if emails_changed {
+        diesel::delete(user_emails::table.filter(user_emails::user_id.eq(&row.id)))
+            .execute(conn)?;
+        write_emails(conn, row, keys)?;
+    }
+    Ok(())
 }
 
 fn write_emails(

@@ -71,9 +71,11 @@ async fn idp_lookups_use_indexes_on_postgres() {
             for ch in sql.text.chars() {
                 if ch == '?' {
                     match binds.next() {
-                        Some(custodian::store::db::Bind::Text(s)) => {
-                            text.push_str(&format!("'{}'", s.replace('\'', "''")))
-                        }
+                        Some(
+                            custodian::store::db::Bind::Text(s)
+                            | custodian::store::db::Bind::OptText(Some(s)),
+                        ) => text.push_str(&format!("'{}'", s.replace('\'', "''"))),
+                        Some(custodian::store::db::Bind::OptText(None)) => text.push_str("NULL"),
                         Some(custodian::store::db::Bind::Bool(b)) => text.push_str(&b.to_string()),
                         Some(custodian::store::db::Bind::BigInt(n)) => text.push_str(&n.to_string()),
                         None => text.push('?'),

@@ -464,3 +464,83 @@ async fn raw_quotes_in_query(b: Backend) {
     assert_eq!(v["Resources"][0]["id"], id.as_str());
 }
 crate::both_backends!(raw_quotes, super::raw_quotes_in_query);
+
+/// A PATCH writes only the columns (and email rows) that changed: every
+/// lookup key still finds the user after each kind of change, and a changed
+/// key finds it only under its new value.
+async fn patch_keeps_every_lookup_key_true(b: Backend) {
+    let app = spawn_app(b).await;
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "keys@example.edu", "externalId": "ext-keys", "active": true,
+                "emails": [{"type": "work", "value": "keys@example.edu", "primary": true}]
+            }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let patch = |ops: serde_json::Value| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let (s, v) = body(
+                app.req(Method::PATCH, &format!("/Users/{id}"))
+                    .json(&patch_body(ops))
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await;
+            assert!(s == 200 || s == 204, "{s}: {v}");
+        }
+    };
+    let found = |filter: &'static str| {
+        let app = &app;
+        async move {
+            let l = filter_users(app, filter).await;
+            (
+                l["totalResults"].as_i64(),
+                l["Resources"][0]["active"].clone(),
+            )
+        }
+    };
+    patch(json!([{"op": "Replace", "path": "active", "value": "False"}])).await;
+    for f in [
+        r#"userName eq "keys@example.edu""#,
+        r#"externalId eq "ext-keys""#,
+        r#"emails[type eq "work"].value eq "keys@example.edu""#,
+    ] {
+        assert_eq!(found(f).await, (Some(1), json!(false)), "{f}");
+    }
+    patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "moved@example.edu"}])).await;
+    assert_eq!(
+        found(r#"emails.value eq "keys@example.edu""#).await.0,
+        Some(0)
+    );
+    assert_eq!(
+        found(r#"emails.value eq "moved@example.edu""#).await.0,
+        Some(1)
+    );
+    patch(json!([{"op": "replace", "path": "userName", "value": "renamed@example.edu"}])).await;
+    assert_eq!(found(r#"userName eq "keys@example.edu""#).await.0, Some(0));
+    assert_eq!(
+        found(r#"userName eq "renamed@example.edu""#).await.0,
+        Some(1)
+    );
+    assert_eq!(found(r#"externalId eq "ext-keys""#).await.0, Some(1));
+    assert_eq!(
+        found(r#"emails.value eq "moved@example.edu""#).await.0,
+        Some(1)
+    );
+    patch(json!([{"op": "replace", "path": "active", "value": true}])).await;
+    assert_eq!(
+        found(r#"userName eq "renamed@example.edu""#).await,
+        (Some(1), json!(true))
+    );
+}
+crate::both_backends!(patch_lookup_keys, super::patch_keeps_every_lookup_key_true);
