@@ -96,15 +96,7 @@ impl Verifier {
                 };
                 let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(ok) = self.cached(&key) {
-                    return self.finish(
-                        ok,
-                        &row.scope,
-                        (row.tenant_id, tenant_name),
-                        row.id,
-                        row.name,
-                        row.acts_as,
-                        allowed,
-                    );
+                    return self.finish(ok, row, tenant_name, allowed);
                 }
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
                     self.running.fetch_sub(1, Ordering::SeqCst);
@@ -138,15 +130,7 @@ impl Verifier {
                 ok
             }
         };
-        self.finish(
-            ok,
-            &row.scope,
-            (row.tenant_id, tenant_name),
-            row.id,
-            row.name,
-            row.acts_as,
-            allowed,
-        )
+        self.finish(ok, row, tenant_name, allowed)
     }
 
     /// The fast path, safe to call on an async worker: when this secret's
@@ -174,15 +158,7 @@ impl Verifier {
             if row.revoked_at.is_some() {
                 return Err(AuthError::Invalid);
             }
-            self.finish(
-                ok,
-                &row.scope,
-                (row.tenant_id, tenant_name),
-                row.id,
-                row.name,
-                row.acts_as,
-                allowed,
-            )
+            self.finish(ok, row, tenant_name, allowed)
         }))
     }
 
@@ -194,21 +170,17 @@ impl Verifier {
             .map(|(ok, _)| *ok)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         ok: bool,
-        scope: &str,
-        (tenant_id, tenant_name): (String, String),
-        token_id: String,
-        token_name: String,
-        acts_as: Option<String>,
+        row: store::tokens::TokenRow,
+        tenant_name: String,
         allowed: &[Scope],
     ) -> Result<Principal, AuthError> {
         if !ok {
             return Err(AuthError::Invalid);
         }
-        let scope: Scope = scope.parse().map_err(|_| AuthError::Invalid)?;
+        let scope: Scope = row.scope.parse().map_err(|_| AuthError::Invalid)?;
         if !allowed.contains(&scope) {
             return Err(AuthError::WrongScope {
                 have: scope,
@@ -216,12 +188,12 @@ impl Verifier {
             });
         }
         Ok(Principal {
-            tenant_id,
+            tenant_id: row.tenant_id,
             tenant_name,
-            token_id,
-            token_name,
+            token_id: row.id,
+            token_name: row.name,
             scope,
-            acts_as,
+            acts_as: row.acts_as,
         })
     }
 }

@@ -39,26 +39,45 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    /// A lookup by a unique identifier (`userName`, `externalId` or `id` eq a
-    /// value), first page, default order: at most one row from a unique index,
-    /// whatever the tenant's size. The HTTP layer may answer these without
+    /// An IdP's lookup of a user by an identifier, first page, default order:
+    /// `userName`, `externalId` or `id` eq a value (at most one row, from a
+    /// unique index), or a work or any email eq a value (from the email
+    /// index; one row in practice, and at most `count`, here ≤ 100). Its cost
+    /// does not grow with the tenant, so the HTTP layer may answer it without
     /// handing the request to another thread.
     pub fn is_point_lookup(&self) -> bool {
         let first_page = matches!(self.paging, Paging::Index(1) | Paging::Cursor(None));
-        let unique = match &self.filter {
-            Some(Filter::Compare(path, CompareOp::Eq, _)) => {
-                path.sub.is_none()
-                    && path
-                        .urn
+        let core = |p: &AttrPath| {
+            p.urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(super::schema::USER_URN))
+        };
+        let named = |p: &AttrPath, name: &str| core(p) && p.name.eq_ignore_ascii_case(name);
+        let eq_on = |f: &Filter, name: &str| matches!(f, Filter::Compare(p, CompareOp::Eq, _) if named(p, name) && p.sub.is_none());
+        let email = match &self.filter {
+            // emails.value eq "x"
+            Some(Filter::Compare(p, CompareOp::Eq, _)) => {
+                named(p, "emails")
+                    && p.sub
                         .as_deref()
-                        .is_none_or(|u| u.eq_ignore_ascii_case(super::schema::USER_URN))
-                    && ["userName", "externalId", "id"]
-                        .iter()
-                        .any(|n| path.name.eq_ignore_ascii_case(n))
+                        .is_some_and(|s| s.eq_ignore_ascii_case("value"))
             }
+            // emails[value eq "x"], emails[type eq "work"].value eq "x" (Entra)
+            Some(Filter::ValuePath(p, inner)) if named(p, "emails") => match inner.as_ref() {
+                f if eq_on(f, "value") => true,
+                Filter::And(a, b) => {
+                    (eq_on(a, "value") && eq_on(b, "type"))
+                        || (eq_on(a, "type") && eq_on(b, "value"))
+                }
+                _ => false,
+            },
             _ => false,
         };
-        first_page && unique && self.sort.is_none()
+        let unique = self
+            .filter
+            .as_ref()
+            .is_some_and(|f| ["userName", "externalId", "id"].iter().any(|n| eq_on(f, n)));
+        first_page && self.sort.is_none() && (unique || (email && self.count <= 100))
     }
 
     /// The 1-based start index (1 in cursor mode).
@@ -323,6 +342,9 @@ mod tests {
             "filter=externalId eq \"x\"&cursor",
             "filter=id eq \"1\"",
             "filter=urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"a\"",
+            "filter=emails.value eq \"a@b.c\"",
+            "filter=emails[type eq \"work\"].value eq \"a@b.c\"&startIndex=1&count=100",
+            "filter=emails[value eq \"a@b.c\"]",
         ] {
             assert!(point(q), "{q}");
         }
@@ -332,7 +354,10 @@ mod tests {
             "filter=userName eq \"a\"&sortBy=userName",
             "filter=userName co \"a\"",
             "filter=userName eq \"a\" or userName eq \"b\"",
-            "filter=emails.value eq \"a\"",
+            "filter=emails.value eq \"a\"&count=101",
+            "filter=emails[type eq \"work\"].value co \"a\"",
+            "filter=emails[type eq \"work\" or primary eq true].value eq \"a\"",
+            "filter=phoneNumbers.value eq \"1\"",
             "filter=displayName eq \"a\"",
             "filter=name.givenName eq \"a\"",
             "filter=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\"",

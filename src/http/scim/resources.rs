@@ -397,9 +397,9 @@ async fn run_list<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     let base = state.scim_base_for(req);
     let caller = who.caller.clone();
-    // An IdP's lookup of one user on SQLite: an indexed read of a local file,
-    // answered here when a connection is idle (never waiting for one), which
-    // saves the two thread hand-offs of the blocking pool.
+    // An IdP's lookup of a user by an identifier on SQLite: indexed reads of a
+    // local file, answered here when a connection is idle (never waiting for
+    // one), which saves the two thread hand-offs of the blocking pool.
     if R::BOUNDED_POINT_LOOKUP
         && params.is_point_lookup()
         && let Some(db) = state.svc.db.idle_sqlite()
