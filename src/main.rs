@@ -58,9 +58,8 @@ fn limit_malloc_arenas() {
 fn limit_malloc_arenas() {}
 
 /// Log lines queued for the log thread before a request waits for it: enough
-/// for bursts, small enough (about 1 MiB) to keep memory flat when the log
-/// thread falls behind under sustained load (the default, 128k lines, held
-/// ~20 MiB in the gate benchmark).
+/// for bursts, small enough (about 1 MiB) to keep memory flat if the log
+/// thread falls behind under sustained load (the default is 128k lines).
 const LOG_QUEUE_LINES: usize = 4096;
 
 /// Log lines are written to stderr by a dedicated thread, so a request never
