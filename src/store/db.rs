@@ -117,6 +117,10 @@ pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
     writer: Arc<Writer>,
+    /// Serialises checkpoints: a TRUNCATE checkpoint that meets a running
+    /// PASSIVE one fails with "busy" at once (no busy handler), which would
+    /// leave a disposal's pages in the WAL.
+    checkpoints: Arc<std::sync::Mutex<()>>,
     /// `read` takes only an idle connection, failing with `WouldWait` rather
     /// than waiting (handles from `idle_sqlite`).
     no_wait: bool,
@@ -162,6 +166,7 @@ impl Db {
             pool,
             backend,
             writer: Arc::new(Writer::default()),
+            checkpoints: Arc::default(),
             no_wait: false,
         })
     }
@@ -219,9 +224,25 @@ impl Db {
     /// overwrote (with `secure_delete`) do not linger in the log. Best effort.
     pub fn checkpoint(&self) {
         if self.backend == Backend::Sqlite {
+            let _one = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
             self.writer.exclusive(&self.pool, |c| {
-                if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
-                    tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
+                #[derive(QueryableByName)]
+                struct Checkpoint {
+                    #[diesel(sql_type = diesel::sql_types::Integer)]
+                    busy: i32,
+                }
+                // `busy` = 1: a reader still needed old frames; the pages stay
+                // in the WAL until a later checkpoint. Retry briefly, then say so.
+                for attempt in 0..20 {
+                    match diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load::<Checkpoint>(c) {
+                        Ok(rows) if rows.first().is_none_or(|r| r.busy == 0) => return,
+                        Ok(_) if attempt < 19 => std::thread::sleep(Duration::from_millis(50)),
+                        Ok(_) => tracing::warn!("WAL checkpoint after disposal was busy; a later one will truncate the log"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
+                            return;
+                        }
+                    }
                 }
             });
         }
@@ -232,8 +253,11 @@ impl Db {
     /// calls it a few times a second; without it the commit that crosses
     /// `wal_autocheckpoint` does the work while holding the write lock.
     pub fn checkpoint_passive(&self) {
-        if self.backend == Backend::Sqlite
-            && let Ok(mut c) = self.pool.get()
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let _one = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(mut c) = self.pool.get()
             && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
         {
             tracing::warn!(error = %e, "WAL checkpoint failed");
@@ -399,6 +423,19 @@ pub(super) fn transaction<T, E>(
 where
     E: From<StoreError>,
 {
+    atomic(conn, f).0
+}
+
+/// `transaction`, also telling whether the connection is still sound: `false`
+/// when a commit or rollback of this level failed (the enclosing transaction,
+/// if any, can then no longer be trusted).
+pub(super) fn atomic<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> (Result<T, E>, bool)
+where
+    E: From<StoreError>,
+{
     let begun = match conn {
         AnyConnection::Sqlite(c) => {
             if in_transaction(c) {
@@ -409,7 +446,9 @@ where
         }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
-    begun.map_err(StoreError::from)?;
+    if let Err(e) = begun {
+        return (Err(StoreError::from(e).into()), false);
+    }
     // A panic inside `f` must not leave the transaction open on a pooled
     // connection (every later write would fail): roll back, then report it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
@@ -419,33 +458,58 @@ where
                 AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
                 AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
             };
-            if let Err(e) = committed {
-                rollback(conn);
-                return Err(StoreError::from(e).into());
+            match committed {
+                Ok(()) => (Ok(v), true),
+                Err(e) => {
+                    rollback(conn);
+                    (Err(StoreError::from(e).into()), false)
+                }
             }
-            Ok(v)
         }
         Ok(Err(e)) => {
-            rollback(conn);
-            Err(e)
+            let sound = rollback(conn);
+            (Err(e), sound)
         }
         Err(_) => {
-            rollback(conn);
-            Err(
-                StoreError::Corrupt("a write transaction panicked and was rolled back".into())
-                    .into(),
+            let sound = rollback(conn);
+            (
+                Err(
+                    StoreError::Corrupt("a write transaction panicked and was rolled back".into())
+                        .into(),
+                ),
+                sound,
             )
         }
     }
 }
 
-pub(super) fn rollback(conn: &mut AnyConnection) {
+/// Rolls back the innermost level; `false` if that failed.
+pub(super) fn rollback(conn: &mut AnyConnection) -> bool {
     let r = match conn {
         AnyConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
         AnyConnection::Postgresql(c) => AnsiTransactionManager::rollback_transaction(c),
     };
-    if let Err(e) = r {
+    if let Err(e) = &r {
         tracing::error!(error = %e, "rollback failed");
+    }
+    r.is_ok()
+}
+
+/// Exactly one transaction level open (a write group between its members).
+pub(super) fn at_top_level(conn: &mut AnyConnection) -> bool {
+    fn depth<C>(c: &mut C) -> Option<u32>
+    where
+        C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
+    {
+        AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .map(|d| d.get())
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => depth(c) == Some(1),
+        AnyConnection::Postgresql(c) => depth(c) == Some(1),
     }
 }
 

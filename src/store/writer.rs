@@ -9,7 +9,7 @@
 //! as before; under load the per-commit cost (WAL frames, locks) is paid once
 //! per group instead of once per request.
 
-use super::db::{AnyConnection, Manager, rollback, transaction};
+use super::db::{AnyConnection, Manager, at_top_level, atomic, rollback};
 use super::error::StoreError;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::{Pool, PooledConnection};
@@ -78,11 +78,31 @@ impl Writer {
             st.opened_at = Some(Instant::now());
         }
         let group = st.group;
-        let outcome = match st.open.as_mut() {
+        let (outcome, sound) = match st.open.as_mut() {
             // Nested inside the group's transaction: a savepoint.
-            Some(conn) => transaction(conn, f),
-            None => Err(StoreError::Corrupt("the write group has no connection".into()).into()),
+            Some(conn) => {
+                let (outcome, sound) = atomic(conn, f);
+                (outcome, sound && at_top_level(conn))
+            }
+            None => (
+                Err(StoreError::Corrupt("the write group has no connection".into()).into()),
+                false,
+            ),
         };
+        if !sound {
+            // The savepoint's rollback failed or SQLite ended the group's
+            // transaction itself (disk full, I/O error): nothing in the group
+            // can be trusted, so none of it is committed and every member fails.
+            // The error is this caller's to report (below); the members are told.
+            let _ = self.end(&mut st, 0, false);
+            drop(st);
+            return match outcome {
+                Ok(_) => {
+                    Err(StoreError::Commit("the write group's transaction was lost".into()).into())
+                }
+                Err(e) => Err(e),
+            };
+        }
         if outcome.is_ok() {
             st.members += 1;
         }
@@ -90,7 +110,7 @@ impl Writer {
             st.members >= MAX_GROUP || st.opened_at.is_some_and(|at| at.elapsed() >= MAX_OPEN);
         if full || self.queued.load(Ordering::SeqCst) == 0 {
             let own = usize::from(outcome.is_ok());
-            let committed = self.close(&mut st, own);
+            let committed = self.end(&mut st, own, true);
             drop(st);
             return match (outcome, committed) {
                 (Ok(v), Ok(())) => Ok(v),
@@ -121,28 +141,35 @@ impl Writer {
         let mut st = self.lock();
         if st.open.is_some() {
             // A failure is recorded for the group's members; nothing of ours to report.
-            let _ = self.close(&mut st, 0);
+            let _ = self.end(&mut st, 0, true);
         }
         if let Ok(mut c) = pool.get() {
             f(&mut c);
         }
     }
 
-    /// Commits the open group. `own` is how many of its writes belong to the
-    /// caller (who learns the outcome from the return value); the others are
-    /// woken and told.
-    fn close(&self, st: &mut State, own: usize) -> Result<(), StoreError> {
+    /// Ends the open group: commits it, or (`commit` false) rolls it back and
+    /// fails it. `own` is how many of its writes belong to the caller (who
+    /// learns the outcome from the return value); the others are woken and told.
+    fn end(&self, st: &mut State, own: usize, commit: bool) -> Result<(), StoreError> {
         let Some(mut conn) = st.open.take() else {
             return Ok(());
         };
-        let committed = match &mut *conn {
-            AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
-            AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
-        };
-        let result = committed.map_err(|e| {
+        let result = if commit {
+            let committed = match &mut *conn {
+                AnyConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+                AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
+            };
+            committed.map_err(|e| {
+                rollback(&mut conn);
+                e.to_string()
+            })
+        } else {
+            // Best effort: a connection left inside a transaction is discarded
+            // by the pool (`has_broken`).
             rollback(&mut conn);
-            e.to_string()
-        });
+            Err("the write group's transaction was lost; nothing in it was stored".to_string())
+        };
         if let Err(why) = &result {
             let waiting = st.members.saturating_sub(own);
             if waiting > 0 {
