@@ -146,13 +146,14 @@ impl Verifier {
         presented: &str,
         allowed: &[Scope],
     ) -> Option<Result<Principal, AuthError>> {
-        if db.backend() != store::Backend::Sqlite {
-            return None;
-        }
+        let idle = db.idle_sqlite()?;
         let (id, secret) = split(presented)?;
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let ok = self.cached(&(id.to_string(), digest))?;
-        let found = db.try_read(|c| store::tokens::find_with_tenant(c, id))?;
+        let found = match idle.read(|c| store::tokens::find_with_tenant(c, id)) {
+            Err(StoreError::WouldWait) => return None,
+            found => found,
+        };
         Some(found.map_err(AuthError::from).and_then(|found| {
             let (row, tenant_name) = found.ok_or(AuthError::Invalid)?;
             if row.revoked_at.is_some() {

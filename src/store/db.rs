@@ -198,16 +198,6 @@ impl Db {
         })
     }
 
-    /// Like `read`, but only if a pooled connection is idle right now: `None`
-    /// instead of waiting for one (for callers that must not block).
-    pub fn try_read<T, E>(
-        &self,
-        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
-    ) -> Option<Result<T, E>> {
-        let mut conn = self.pool.try_get()?;
-        Some(f(&mut conn))
-    }
-
     /// Runs `f` in one write transaction: all of it commits or none of it does.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
