@@ -99,8 +99,12 @@ fn active_user_by(
     let mut sql = Sql::default();
     sql.push("SELECT id FROM users WHERE tenant_id = ")
         .bind_text(tenant);
-    sql.push(&format!(" AND state = 'active' AND {column} = "))
-        .bind_text(value);
+    // The visible-state predicate, literally, lets the partial unique index
+    // on `column` serve the lookup.
+    sql.push(&format!(
+        " AND state IN ('active', 'suspended') AND state = 'active' AND {column} = "
+    ))
+    .bind_text(value);
     sql.push(" AND id <> ").bind_text(not);
     sql.push(" ORDER BY created_at LIMIT 1");
     Ok(load_sql::<Id>(c, &sql)?.pop().map(|r| r.id))
@@ -438,7 +442,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let disposal_id = inp
         .disposal_id
         .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let to = plan.target.as_ref().map(|x| x.user_id.clone());
     let link = plan.target.as_ref().map(|x| x.link.clone());
 
@@ -667,7 +671,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
                 let stub = match &anon_stub {
                     Some(s) => s.clone(),
                     None => {
-                        let id = uuid::Uuid::new_v4().to_string();
+                        let id = uuid::Uuid::now_v7().to_string();
                         insert_stub(c, t, &id, "stub", now)?;
                         anon_stub = Some(id.clone());
                         id
@@ -950,7 +954,7 @@ fn write_tombstone(
     for (issuer, subject) in ledger::sso_of(c, t, p)? {
         ids.push((IdType::Sso, sso_value(&issuer, &subject)));
     }
-    let tomb_id = uuid::Uuid::new_v4().to_string();
+    let tomb_id = uuid::Uuid::now_v7().to_string();
     diesel::insert_into(tombstones::table)
         .values((
             tombstones::id.eq(&tomb_id),
@@ -1020,9 +1024,10 @@ pub fn audit(
     subject_id: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(audit_log::table)
+    let id = uuid::Uuid::now_v7().to_string();
+    crate::per_backend!(c, c => diesel::insert_into(audit_log::table)
         .values((
-            audit_log::id.eq(uuid::Uuid::new_v4().to_string()),
+            audit_log::id.eq(&id),
             audit_log::tenant_id.eq(tenant),
             audit_log::at.eq(now),
             audit_log::actor.eq(actor),
@@ -1031,7 +1036,7 @@ pub fn audit(
             audit_log::subject_id.eq(subject_id),
             audit_log::detail.eq(detail),
         ))
-        .execute(c)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
 use crate::store::schema::{disposals, users};
+use crate::store::sql::{Condition, LiteralCondition};
 use crate::store::{AnyConnection, Db, StoreError, time};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -61,8 +62,15 @@ pub enum Outcome {
 /// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
 /// unique index `disposals_open` serves it (a bound list cannot) and diesel
 /// caches the statement.
-const fn open() -> crate::store::sql::Condition {
-    crate::store::sql::Condition("disposals.state IN ('scheduled', 'held')")
+const fn open() -> Condition<OpenStates> {
+    Condition::new()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenStates;
+
+impl LiteralCondition for OpenStates {
+    const SQL: &'static str = "disposals.state IN ('scheduled', 'held')";
 }
 
 fn open_disposal(
@@ -70,13 +78,13 @@ fn open_disposal(
     tenant: &str,
     user: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(disposals::table
+    Ok(crate::per_backend!(c, c => disposals::table
         .filter(disposals::tenant_id.eq(tenant))
         .filter(disposals::user_id.eq(user))
         .filter(open())
         .select(disposals::id)
         .first(c)
-        .optional()?)
+        .optional())?)
 }
 
 /// Who asked: tenant (id and name, the policy is per name), actor, and the user
@@ -179,18 +187,19 @@ impl Deprov {
 
     fn caller_user(c: &mut AnyConnection, r: &Requester<'_>) -> Result<Option<String>, StoreError> {
         if let Some(id) = r.caller_user_id {
-            return Ok(users::table
+            return Ok(crate::per_backend!(c, c => users::table
                 .filter(users::tenant_id.eq(r.tenant_id))
                 .filter(users::id.eq(id))
                 .filter(users::state.eq("active"))
                 .select(users::id)
                 .first(c)
-                .optional()?);
+                .optional())?);
         }
         match r.acts_as {
             Some(name) => Ok(users::table
                 .filter(users::tenant_id.eq(r.tenant_id))
                 .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
+                .filter(crate::store::users::visible())
                 .filter(users::state.eq("active"))
                 .select(users::id)
                 .first(c)
@@ -381,7 +390,7 @@ impl Deprov {
                 id
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = uuid::Uuid::now_v7().to_string();
                 diesel::insert_into(disposals::table)
                     .values((
                         disposals::id.eq(&id),
@@ -619,19 +628,24 @@ impl Deprov {
             i64::try_from(policy.grace_period_seconds).unwrap_or(i64::MAX / 2),
         );
         let caller = Self::caller_user(c, r)?;
-        diesel::insert_into(disposals::table)
+        let (id, due, created) = (
+            uuid::Uuid::now_v7().to_string(),
+            time::format(now + grace),
+            time::format(now),
+        );
+        crate::per_backend!(c, c => diesel::insert_into(disposals::table)
             .values((
-                disposals::id.eq(uuid::Uuid::new_v4().to_string()),
+                disposals::id.eq(&id),
                 disposals::tenant_id.eq(r.tenant_id),
                 disposals::user_id.eq(user_id),
                 disposals::state.eq("scheduled"),
                 disposals::cause.eq("grace"),
-                disposals::due_at.eq(time::format(now + grace)),
+                disposals::due_at.eq(&due),
                 disposals::actor.eq(r.actor),
-                disposals::caller_user_id.eq(caller),
-                disposals::created_at.eq(time::format(now)),
+                disposals::caller_user_id.eq(&caller),
+                disposals::created_at.eq(&created),
             ))
-            .execute(c)?;
+            .execute(c))?;
         crate::events::emit(
             c,
             r.tenant_id,

@@ -22,10 +22,23 @@ pub fn matching(
     tenant: &str,
     ids: &[(IdType, String)],
 ) -> Result<Vec<TombstoneMatch>, StoreError> {
-    let hashes: Vec<String> = ids
-        .iter()
+    matching_hashes(c, tenant, &hashes_of(keys, tenant, ids))
+}
+
+/// The hashes `matching` looks for (every deployment key's): computed before
+/// a write begins, so the HMACs do not run while the writer is held.
+pub fn hashes_of(keys: &TombstoneKeys, tenant: &str, ids: &[(IdType, String)]) -> Vec<String> {
+    ids.iter()
         .flat_map(|(t, v)| keys.all_hashes(tenant, *t, v))
-        .collect();
+        .collect()
+}
+
+/// Live tombstones holding any of `hashes` (from `hashes_of`).
+pub fn matching_hashes(
+    c: &mut AnyConnection,
+    tenant: &str,
+    hashes: &[String],
+) -> Result<Vec<TombstoneMatch>, StoreError> {
     if hashes.is_empty() {
         return Ok(vec![]);
     }
@@ -39,7 +52,7 @@ pub fn matching(
     )
     .bind_text(tenant);
     q.push(" AND t.lifted_at IS NULL AND h.hash IN ")
-        .bind_list(&hashes);
+        .bind_list(hashes);
     Ok(load_sql::<Row>(c, &q)?
         .into_iter()
         .map(|r| TombstoneMatch {

@@ -7,7 +7,7 @@ pub mod relay;
 
 use crate::store::StoreError;
 use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
-use crate::store::schema::{outbox, tenant_counters};
+use crate::store::schema::outbox;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
@@ -53,23 +53,44 @@ pub fn emit(
     data: Value,
     now: &str,
 ) -> Result<i64, StoreError> {
-    let counter = lock_tenant(c, tenant)?;
-    let seq = counter.next_seq;
-    diesel::insert_into(outbox::table)
+    let seq = take_seq(c, tenant)?;
+    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let data = data.to_string();
+    crate::per_backend!(c, c => diesel::insert_into(outbox::table)
         .values((
-            outbox::id.eq(format!("evt_{}", uuid::Uuid::new_v4().simple())),
+            outbox::id.eq(&id),
             outbox::tenant_id.eq(tenant),
             outbox::seq.eq(seq),
             outbox::event_type.eq(event_type),
             outbox::subject_user_id.eq(subject_user),
-            outbox::data.eq(data.to_string()),
+            outbox::data.eq(&data),
             outbox::occurred_at.eq(now),
         ))
-        .execute(c)?;
-    diesel::update(tenant_counters::table.filter(tenant_counters::tenant_id.eq(tenant)))
-        .set(tenant_counters::next_seq.eq(seq + 1))
-        .execute(c)?;
+        .execute(c))?;
     Ok(seq)
+}
+
+/// Takes the tenant's next `seq`, locking its counter row until commit. One
+/// statement once the row exists (it did three: create-if-missing, read,
+/// update; events are written on every suspension and disposal).
+fn take_seq(c: &mut AnyConnection, tenant: &str) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    let mut q = Sql::default();
+    q.push("UPDATE tenant_counters SET next_seq = next_seq + 1 WHERE tenant_id = ")
+        .bind_text(tenant);
+    q.push(" RETURNING next_seq - 1 AS seq");
+    if let Some(r) = load_sql::<Seq>(c, &q)?.pop() {
+        return Ok(r.seq);
+    }
+    lock_tenant(c, tenant)?;
+    Ok(load_sql::<Seq>(c, &q)?
+        .pop()
+        .ok_or(StoreError::NotFound)?
+        .seq)
 }
 
 type OutboxRow = (String, i64, String, Option<String>, String, String);

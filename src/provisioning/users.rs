@@ -9,7 +9,7 @@ use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
 use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Operation, PatchContext};
-use crate::scim::resource::{Doc, Meta, Projection, normalize, render, user_keys};
+use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize, render, user_keys};
 use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
 use crate::store::{self, AnyConnection, filter_sql};
@@ -32,6 +32,24 @@ fn doc_of(row: &UserRow) -> Result<Doc, ServiceError> {
     Ok(serde_json::from_str(&row.data).map_err(corrupt)?)
 }
 
+/// (user id, group id, group displayName) of each membership.
+type Memberships = Vec<(String, String, String)>;
+
+/// The memberships that rendering `rows` needs: none unless the projection
+/// wants the read-only `groups`.
+fn memberships_of(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    rows: &[UserRow],
+    projection: &Projection,
+) -> Result<Memberships, ServiceError> {
+    if !projection.wants(&USER_TYPE, "groups") {
+        return Ok(vec![]);
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    Ok(store::users::groups_of(conn, &caller.tenant_id, &ids)?)
+}
+
 /// Renders users, adding the read-only `groups` when the projection wants it.
 pub(crate) fn render_rows(
     conn: &mut AnyConnection,
@@ -40,12 +58,16 @@ pub(crate) fn render_rows(
     projection: &Projection,
     base: &str,
 ) -> Result<Vec<Value>, ServiceError> {
-    let memberships = if projection.wants(&USER_TYPE, "groups") {
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        store::users::groups_of(conn, &caller.tenant_id, &ids)?
-    } else {
-        vec![]
-    };
+    let memberships = memberships_of(conn, caller, rows, projection)?;
+    render_with(rows, &memberships, projection, base)
+}
+
+fn render_with(
+    rows: &[UserRow],
+    memberships: &Memberships,
+    projection: &Projection,
+    base: &str,
+) -> Result<Vec<Value>, ServiceError> {
     rows.iter()
         .map(|row| {
             let mut v = render(&USER_TYPE, &row.id, &doc_of(row)?, &meta(row, base));
@@ -72,7 +94,20 @@ fn rendered(
     base: &str,
     restored: bool,
 ) -> Result<Rendered, ServiceError> {
-    let body = render_rows(conn, caller, std::slice::from_ref(row), projection, base)?
+    let memberships = memberships_of(conn, caller, std::slice::from_ref(row), projection)?;
+    rendered_with(row, &memberships, projection, base, restored)
+}
+
+/// A write reads what the response needs (`memberships_of`) and returns; the
+/// rendering happens here, after the commit, so it does not hold the writer.
+fn rendered_with(
+    row: &UserRow,
+    memberships: &Memberships,
+    projection: &Projection,
+    base: &str,
+    restored: bool,
+) -> Result<Rendered, ServiceError> {
+    let body = render_with(std::slice::from_ref(row), memberships, projection, base)?
         .pop()
         .unwrap_or(Value::Null);
     let m = meta(row, base);
@@ -89,10 +124,9 @@ fn rendered(
 fn conflicts(
     conn: &mut AnyConnection,
     caller: &Caller,
-    doc: &Doc,
+    k: &UserKeys,
     except: Option<&str>,
 ) -> Result<Vec<UserRow>, ServiceError> {
-    let k = user_keys(doc);
     Ok(store::users::find_by_identifiers(
         conn,
         &caller.tenant_id,
@@ -104,8 +138,7 @@ fn conflicts(
     .collect())
 }
 
-fn conflict_error(found: &[UserRow], doc: &Doc) -> ScimError {
-    let k = user_keys(doc);
+fn conflict_error(found: &[UserRow], k: &UserKeys) -> ScimError {
     let which = |r: &UserRow| {
         if r.user_name_key == k.user_name_key {
             "userName"
@@ -150,6 +183,12 @@ fn apply_state(row: &mut UserRow, active: bool, now: &str) {
     }
 }
 
+/// What a create's write did; a new user is rendered after the commit.
+enum Created {
+    New,
+    Restored(Rendered),
+}
+
 pub fn create(
     svc: &Services,
     caller: &Caller,
@@ -163,40 +202,18 @@ pub fn create(
         doc.insert("active".into(), Value::Bool(true));
     }
     let now = svc.deprov.now();
-    svc.db.write(|c| {
-        let found = conflicts(c, caller, &doc, None)?;
+    // Everything that needs no database is done before the write begins:
+    // writes queue for SQLite's one writer, so time spent inside is everyone's.
+    let keys = user_keys(&doc);
+    let tomb_hashes = tombstone_hashes(svc, caller, &keys);
+    let row = new_row(caller, &doc, &keys, &now);
+    let attrs: Vec<String> = doc.keys().cloned().collect();
+    let created = svc.db.write(|c| -> Result<Created, ServiceError> {
+        let found = conflicts(c, caller, &keys, None)?;
         match found.as_slice() {
             [] => {
-                let keys = user_keys(&doc);
-                let mut row = UserRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    tenant_id: caller.tenant_id.clone(),
-                    state: if keys.active {
-                        ACTIVE.into()
-                    } else {
-                        SUSPENDED.into()
-                    },
-                    user_name: String::new(),
-                    user_name_key: String::new(),
-                    external_id: None,
-                    display_name_key: None,
-                    given_name_key: None,
-                    family_name_key: None,
-                    active: true,
-                    manager_id: None,
-                    suspended_at: (!keys.active).then(|| now.clone()),
-                    data: Value::Object(doc.clone()).to_string(),
-                    created_at: now.clone(),
-                    updated_at: now.clone(),
-                    version: 1,
-                    legal_hold: false,
-                    manager_key: None,
-                    search: None,
-                };
-                row.set_keys(&keys);
-                let tombs = tombstone_check(svc, c, caller, &doc)?;
+                let tombs = tombstone_check(svc, c, caller, &tomb_hashes)?;
                 store::users::insert(c, &row, &keys)?;
-                let attrs: Vec<String> = doc.keys().cloned().collect();
                 audit_user(c, caller, "user.created", &row.id, Some(&attrs), &now)?;
                 after_tombstone_create(svc, c, caller, &row.id, &tombs, &now)?;
                 if row.state == SUSPENDED {
@@ -211,7 +228,7 @@ pub fn create(
                     svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
                 }
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
-                rendered(c, caller, &row, projection, base, false)
+                Ok(Created::New)
             }
             [existing] if existing.state == SUSPENDED => {
                 // Okta re-POSTs a user it deactivated: restore that record in place
@@ -225,7 +242,7 @@ pub fn create(
                         return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
                     }
                 };
-                write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
+                write_doc(svc, c, caller, &mut row, doc.clone(), keys.clone(), &now)?;
                 crate::events::emit(
                     c,
                     &caller.tenant_id,
@@ -236,11 +253,49 @@ pub fn create(
                 )?;
                 audit_user(c, caller, "user.restored", &row.id, None, &now)?;
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
-                rendered(c, caller, &row, projection, base, true)
+                Ok(Created::Restored(rendered(
+                    c, caller, &row, projection, base, true,
+                )?))
             }
-            many => Err(conflict_error(many, &doc).into()),
+            many => Err(conflict_error(many, &keys).into()),
         }
-    })
+    })?;
+    match created {
+        // A new id: no group can hold it yet.
+        Created::New => rendered_with(&row, &vec![], projection, base, false),
+        Created::Restored(r) => Ok(r),
+    }
+}
+
+/// The row for a new user (a fresh id).
+fn new_row(caller: &Caller, doc: &Doc, keys: &UserKeys, now: &str) -> UserRow {
+    let mut row = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        state: if keys.active {
+            ACTIVE.into()
+        } else {
+            SUSPENDED.into()
+        },
+        user_name: String::new(),
+        user_name_key: String::new(),
+        external_id: None,
+        display_name_key: None,
+        given_name_key: None,
+        family_name_key: None,
+        active: true,
+        manager_id: None,
+        suspended_at: (!keys.active).then(|| now.to_string()),
+        data: Value::Object(doc.clone()).to_string(),
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+        version: 1,
+        legal_hold: false,
+        manager_key: None,
+        search: None,
+    };
+    row.set_keys(keys);
+    row
 }
 
 /// Top-level attribute names whose values differ (names only, never values).
@@ -286,9 +341,9 @@ fn write_doc(
     caller: &Caller,
     row: &mut UserRow,
     doc: Doc,
+    mut keys: UserKeys,
     now: &str,
 ) -> Result<(), ServiceError> {
-    let mut keys = user_keys(&doc);
     // A document without `active` (a PATCH removed it) changes no state: a
     // suspension is never lifted by accident.
     if !doc.contains_key("active") {
@@ -339,21 +394,25 @@ fn write_doc(
     Ok(())
 }
 
-/// Identifiers of a new user that match live tombstones, per `on_scim_create`:
-/// `reject` refuses; `new` and `relink` proceed (and lift after the insert).
-fn tombstone_check(
-    svc: &Services,
-    c: &mut AnyConnection,
-    caller: &Caller,
-    doc: &Doc,
-) -> Result<Vec<TombstoneMatch>, ServiceError> {
-    let k = user_keys(doc);
+/// The tombstone hashes of a new user's identifiers (`tombstone_check`).
+fn tombstone_hashes(svc: &Services, caller: &Caller, k: &UserKeys) -> Vec<String> {
     let mut ids = vec![(IdType::UserName, k.user_name.clone())];
     if let Some(x) = &k.external_id {
         ids.push((IdType::ExternalId, x.clone()));
     }
     ids.extend(k.emails.iter().map(|e| (IdType::Email, e.value.clone())));
-    let found = tombstones::matching(c, &svc.deprov.keys, &caller.tenant_id, &ids)?;
+    tombstones::hashes_of(&svc.deprov.keys, &caller.tenant_id, &ids)
+}
+
+/// Live tombstones matching a new user's identifiers, per `on_scim_create`:
+/// `reject` refuses; `new` and `relink` proceed (and lift after the insert).
+fn tombstone_check(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    hashes: &[String],
+) -> Result<Vec<TombstoneMatch>, ServiceError> {
+    let found = tombstones::matching_hashes(c, &caller.tenant_id, hashes)?;
     if !found.is_empty()
         && svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Reject
     {
@@ -438,21 +497,35 @@ pub fn replace(
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
     let now = svc.deprov.now();
-    svc.db.write(|c| {
-        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
-        let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        check_if_match(if_match, &meta(&row, base).etag())?;
-        // PUT without `active` leaves it unchanged.
-        if !doc.contains_key("active") {
-            doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
-        }
-        let found = conflicts(c, caller, &doc, Some(id))?;
-        if !found.is_empty() {
-            return Err(conflict_error(&found, &doc).into());
-        }
-        write_doc(svc, c, caller, &mut row, doc.clone(), &now)?;
-        rendered(c, caller, &row, projection, base, false)
-    })
+    svc.db
+        .write(|c| {
+            crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
+            let mut row =
+                store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+            check_if_match(if_match, &meta(&row, base).etag())?;
+            // PUT without `active` leaves it unchanged.
+            if !doc.contains_key("active") {
+                doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
+            }
+            let keys = user_keys(&doc);
+            if takes_new_identifiers(&row, &keys) {
+                let found = conflicts(c, caller, &keys, Some(id))?;
+                if !found.is_empty() {
+                    return Err(conflict_error(&found, &keys).into());
+                }
+            }
+            write_doc(svc, c, caller, &mut row, doc.clone(), keys, &now)?;
+            let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
+            Ok((row, memberships))
+        })
+        .and_then(|(row, memberships)| rendered_with(&row, &memberships, projection, base, false))
+}
+
+/// Whether a new document gives the user a userName or externalId it does
+/// not hold already: only then can it collide with another user (the unique
+/// indexes already keep the ones it holds to itself).
+fn takes_new_identifiers(row: &UserRow, keys: &UserKeys) -> bool {
+    keys.user_name_key != row.user_name_key || keys.external_id != row.external_id
 }
 
 pub fn patch(
@@ -465,24 +538,31 @@ pub fn patch(
     base: &str,
 ) -> Result<Rendered, ServiceError> {
     let now = svc.deprov.now();
-    svc.db.write(|c| {
-        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
-        let mut row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        check_if_match(if_match, &meta(&row, base).etag())?;
-        let mut current = doc_of(&row)?;
-        current
-            .entry("active")
-            .or_insert(Value::Bool(row.state == ACTIVE));
-        let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
-        if doc != current {
-            let found = conflicts(c, caller, &doc, Some(id))?;
-            if !found.is_empty() {
-                return Err(conflict_error(&found, &doc).into());
+    svc.db
+        .write(|c| {
+            crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
+            let mut row =
+                store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+            check_if_match(if_match, &meta(&row, base).etag())?;
+            let mut current = doc_of(&row)?;
+            current
+                .entry("active")
+                .or_insert(Value::Bool(row.state == ACTIVE));
+            let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
+            if doc != current {
+                let keys = user_keys(&doc);
+                if takes_new_identifiers(&row, &keys) {
+                    let found = conflicts(c, caller, &keys, Some(id))?;
+                    if !found.is_empty() {
+                        return Err(conflict_error(&found, &keys).into());
+                    }
+                }
+                write_doc(svc, c, caller, &mut row, doc, keys, &now)?;
             }
-            write_doc(svc, c, caller, &mut row, doc, &now)?;
-        }
-        rendered(c, caller, &row, projection, base, false)
-    })
+            let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
+            Ok((row, memberships))
+        })
+        .and_then(|(row, memberships)| rendered_with(&row, &memberships, projection, base, false))
 }
 
 pub fn delete(

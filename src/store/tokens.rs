@@ -66,12 +66,12 @@ pub fn find_with_tenant(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<(TokenRow, String)>, StoreError> {
-    Ok(api_tokens::table
+    Ok(crate::per_backend!(conn, c => api_tokens::table
         .inner_join(tenants::table)
         .filter(api_tokens::id.eq(id))
         .select((TokenRow::as_select(), tenants::name))
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Tokens with their tenant names, newest first; optionally one tenant's.

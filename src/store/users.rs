@@ -3,7 +3,7 @@
 use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{user_emails, users};
-use super::sql::Condition;
+use super::sql::{Condition, LiteralCondition};
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
@@ -12,8 +12,15 @@ use diesel::prelude::*;
 /// (`eq_any`) has a placeholder per value, so diesel will not cache the
 /// statement on SQLite, and a bound state cannot use the partial unique
 /// `userName` index.
-pub const fn visible() -> Condition {
-    Condition("users.state IN ('active', 'suspended')")
+pub const fn visible() -> Condition<VisibleStates> {
+    Condition::new()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VisibleStates;
+
+impl LiteralCondition for VisibleStates {
+    const SQL: &'static str = "users.state IN ('active', 'suspended')";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -57,8 +64,10 @@ impl UserRow {
     }
 }
 
+// NULL, not DEFAULT, for a missing `kind`: one statement shape, cached.
 #[derive(Insertable)]
 #[diesel(table_name = user_emails)]
+#[diesel(treat_none_as_null = true)]
 struct EmailRow<'a> {
     user_id: &'a str,
     position: i32,
@@ -74,13 +83,13 @@ pub fn find(
     tenant: &str,
     id: &str,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
+    Ok(crate::per_backend!(conn, c => users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
         .filter(visible())
         .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Visible users holding this userName (case-insensitively) or externalId.
@@ -92,17 +101,20 @@ pub fn find_by_identifiers(
     user_name_key: &str,
     external_id: Option<&str>,
 ) -> Result<Vec<UserRow>, StoreError> {
-    let visible = || {
-        users::table
+    let mut found: Vec<UserRow> = crate::per_backend!(conn, c => users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(visible())
+        .filter(users::user_name_key.eq(user_name_key))
+        .select(UserRow::as_select())
+        .load(c))?;
+    if let Some(x) = external_id {
+        let by_external_id: Vec<UserRow> = crate::per_backend!(conn, c => users::table
             .filter(users::tenant_id.eq(tenant))
             .filter(visible())
+            .filter(users::external_id.eq(x))
             .select(UserRow::as_select())
-    };
-    let mut found: Vec<UserRow> = visible()
-        .filter(users::user_name_key.eq(user_name_key))
-        .load(conn)?;
-    if let Some(x) = external_id {
-        for r in visible().filter(users::external_id.eq(x)).load(conn)? {
+            .load(c))?;
+        for r in by_external_id {
             if !found.iter().any(|f| f.id == r.id) {
                 found.push(r);
             }
@@ -113,9 +125,7 @@ pub fn find_by_identifiers(
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &UserRow, keys: &UserKeys) -> Result<(), StoreError> {
-    diesel::insert_into(users::table)
-        .values(row)
-        .execute(conn)?;
+    crate::per_backend!(conn, c => diesel::insert_into(users::table).values(row).execute(c))?;
     write_emails(conn, row, keys)
 }
 
@@ -196,9 +206,9 @@ fn write_emails(
     if !rows.is_empty() {
         // One statement per email keeps MultiBackend's insert simple; a user has few.
         for r in rows {
-            diesel::insert_into(user_emails::table)
+            crate::per_backend!(conn, c => diesel::insert_into(user_emails::table)
                 .values(&r)
-                .execute(conn)?;
+                .execute(c))?;
         }
     }
     Ok(())

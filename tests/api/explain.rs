@@ -94,7 +94,7 @@ async fn idp_lookups_use_indexes_on_postgres() {
         let backend = custodian::store::Backend::Postgres;
         let user_cases = [
             (r#"userName eq "User777@example.com""#, "users_user_name_key"),
-            (r#"externalId eq "ext-777""#, "users_external_id"),
+            (r#"externalId eq "ext-777""#, "users_external_id_unique"),
             (r#"emails.value eq "user777@example.com""#, "user_emails_value_key"),
             (r#"emails[type eq "work"].value eq "user777@example.com""#, "user_emails_value_key"),
         ];
@@ -191,9 +191,8 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         };
         let backend = custodian::store::Backend::Sqlite;
         let user_cases = [
-            // The partial unique index or the plain lookup index: both are (tenant, userName).
-            (r#"userName eq "User777@example.com""#, "USING INDEX users_user_name_"),
-            (r#"externalId eq "ext-777""#, "USING INDEX users_external_id"),
+            (r#"userName eq "User777@example.com""#, "USING INDEX users_user_name_key"),
+            (r#"externalId eq "ext-777""#, "USING INDEX users_external_id_unique"),
             (r#"emails.value eq "user777@example.com""#, "USING INDEX user_emails_value_key"),
             (r#"emails[type eq "work"].value eq "user777@example.com""#, "USING INDEX user_emails_value_key"),
         ];
@@ -210,6 +209,48 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         let plan = explain(groups::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100));
         eprintln!("-- GET /Groups?filter={f}\n{plan}\n");
         assert!(plan.contains("group_members_member"), "{f}:\n{plan}");
+
+        // The write path's identifier lookups, in the shapes the code builds
+        // (store::users::find_by_identifiers, the caller and heir lookups of
+        // a disposal): since the plain twins of the partial unique indexes
+        // were dropped (migration 000009), each must probe a partial index,
+        // which SQLite uses only when the query repeats its predicate.
+        use custodian::store::schema::users as u;
+        use diesel::prelude::*;
+        let t = tenant.as_str();
+        let sql_of = |q: String| q.split(" -- binds").next().unwrap_or_default().to_string();
+        let shapes = [
+            (
+                sql_of(diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+                    &u::table.filter(u::tenant_id.eq(t)).filter(users::visible()).filter(u::user_name_key.eq("user777@example.com")).select(u::id),
+                ).to_string()),
+                "users_user_name_key",
+            ),
+            (
+                sql_of(diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+                    &u::table.filter(u::tenant_id.eq(t)).filter(users::visible()).filter(u::external_id.eq("ext-777")).select(u::id),
+                ).to_string()),
+                "users_external_id_unique",
+            ),
+            (
+                sql_of(diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+                    &u::table.filter(u::tenant_id.eq(t)).filter(u::user_name_key.eq("user777@example.com")).filter(users::visible()).filter(u::state.eq("active")).select(u::id),
+                ).to_string()),
+                "users_user_name_key",
+            ),
+            (
+                "SELECT id FROM users WHERE tenant_id = ? AND state IN ('active', 'suspended') AND state = 'active' AND external_id = ? AND id <> ? ORDER BY created_at LIMIT 1".to_string(),
+                "users_external_id_unique",
+            ),
+        ];
+        for (sql, index) in shapes {
+            let mut q = raw(&sql);
+            let values = [t, "user777@example.com", "u1"];
+            q.binds = values[..sql.matches('?').count()].iter().map(|v| custodian::store::db::Bind::Text(v.to_string())).collect();
+            let plan = explain(q);
+            eprintln!("-- {sql}\n{plan}\n");
+            assert!(plan.contains(&format!("USING INDEX {index}")), "{sql} should use {index}:\n{plan}");
+        }
     })
     .await
     .expect("explain");
