@@ -1,7 +1,8 @@
 //! Token verification. argon2 costs tens of milliseconds, so results (successes
-//! and failures) are cached by (token id, SHA-256 of the presented secret); the
-//! token row is still read by primary key on every request, so a revocation by
-//! the CLI or another replica takes effect at once. Concurrent argon2 runs are
+//! and failures) are cached by (token id, SHA-256 of the presented secret),
+//! with what a success admits (tenant, scope, name: a token row never changes
+//! except to be revoked). Revocation is still read by primary key on every
+//! request, so a revocation by the CLI or another replica takes effect at once. Concurrent argon2 runs are
 //! capped so guessed tokens cannot burn the CPU.
 
 use super::token::{Scope, split};
@@ -45,8 +46,16 @@ pub enum AuthError {
 
 type Key = (String, [u8; 32]);
 
+/// A cached verification: whether the secret matched, when that was found,
+/// and for a match the principal the token's row described.
+struct Verified {
+    ok: bool,
+    at: Instant,
+    principal: Option<Principal>,
+}
+
 pub struct Verifier {
-    cache: Mutex<HashMap<Key, (bool, Instant)>>,
+    cache: Mutex<HashMap<Key, Verified>>,
     /// One lock per key being verified: concurrent requests with the same token
     /// (an IdP's first burst) wait for one argon2 run instead of each paying for it.
     in_progress: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
@@ -96,7 +105,7 @@ impl Verifier {
                 };
                 let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(ok) = self.cached(&key) {
-                    return self.finish(ok, row, tenant_name, allowed);
+                    return self.finish(ok, row, &tenant_name, allowed);
                 }
                 if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
                     self.running.fetch_sub(1, Ordering::SeqCst);
@@ -116,12 +125,20 @@ impl Verifier {
                     .unwrap_or(false);
                 let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= CACHE_MAX {
-                    cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                    cache.retain(|_, v| v.at.elapsed() < CACHE_TTL);
                     if cache.len() >= CACHE_MAX {
                         cache.clear();
                     }
                 }
-                cache.insert(key.clone(), (ok, Instant::now()));
+                let principal = ok.then(|| principal_of(&row, &tenant_name)).flatten();
+                cache.insert(
+                    key.clone(),
+                    Verified {
+                        ok,
+                        at: Instant::now(),
+                        principal,
+                    },
+                );
                 drop(cache);
                 self.in_progress
                     .lock()
@@ -130,7 +147,7 @@ impl Verifier {
                 ok
             }
         };
-        self.finish(ok, row, tenant_name, allowed)
+        self.finish(ok, row, &tenant_name, allowed)
     }
 
     /// The fast path, safe to call on an async worker: when this secret's
@@ -149,52 +166,67 @@ impl Verifier {
         let idle = db.idle_sqlite()?;
         let (id, secret) = split(presented)?;
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let ok = self.cached(&(id.to_string(), digest))?;
-        let found = match idle.read(|c| store::tokens::find_with_tenant(c, id)) {
-            Err(StoreError::WouldWait) => return None,
-            found => found,
-        };
-        Some(found.map_err(AuthError::from).and_then(|found| {
-            let (row, tenant_name) = found.ok_or(AuthError::Invalid)?;
-            if row.revoked_at.is_some() {
-                return Err(AuthError::Invalid);
+        let principal = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = cache
+                .get(&(id.to_string(), digest))
+                .filter(|v| v.at.elapsed() < CACHE_TTL)?;
+            if !hit.ok {
+                return Some(Err(AuthError::Invalid));
             }
-            self.finish(ok, row, tenant_name, allowed)
-        }))
+            hit.principal.clone()?
+        };
+        match idle.read(|c| store::tokens::is_live(c, id)) {
+            Err(StoreError::WouldWait) => None,
+            Err(e) => Some(Err(e.into())),
+            Ok(false) => Some(Err(AuthError::Invalid)),
+            Ok(true) => Some(admit(principal, allowed)),
+        }
     }
 
     fn cached(&self, key: &Key) -> Option<bool> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(key)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(ok, _)| *ok)
+            .filter(|v| v.at.elapsed() < CACHE_TTL)
+            .map(|v| v.ok)
     }
 
     fn finish(
         &self,
         ok: bool,
         row: store::tokens::TokenRow,
-        tenant_name: String,
+        tenant_name: &str,
         allowed: &[Scope],
     ) -> Result<Principal, AuthError> {
         if !ok {
             return Err(AuthError::Invalid);
         }
-        let scope: Scope = row.scope.parse().map_err(|_| AuthError::Invalid)?;
-        if !allowed.contains(&scope) {
-            return Err(AuthError::WrongScope {
-                have: scope,
-                need: allowed.first().copied().unwrap_or(Scope::Admin),
-            });
-        }
-        Ok(Principal {
-            tenant_id: row.tenant_id,
-            tenant_name,
-            token_id: row.id,
-            token_name: row.name,
-            scope,
-            acts_as: row.acts_as,
-        })
+        admit(
+            principal_of(&row, tenant_name).ok_or(AuthError::Invalid)?,
+            allowed,
+        )
     }
+}
+
+/// What a token's row admits; `None` for a scope this build does not know.
+fn principal_of(row: &store::tokens::TokenRow, tenant_name: &str) -> Option<Principal> {
+    Some(Principal {
+        tenant_id: row.tenant_id.clone(),
+        tenant_name: tenant_name.to_string(),
+        token_id: row.id.clone(),
+        token_name: row.name.clone(),
+        scope: row.scope.parse().ok()?,
+        acts_as: row.acts_as.clone(),
+    })
+}
+
+fn admit(p: Principal, allowed: &[Scope]) -> Result<Principal, AuthError> {
+    if !allowed.contains(&p.scope) {
+        return Err(AuthError::WrongScope {
+            have: p.scope,
+            need: allowed.first().copied().unwrap_or(Scope::Admin),
+        });
+    }
+    Ok(p)
 }

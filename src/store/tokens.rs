@@ -90,6 +90,19 @@ pub fn list(
     Ok(q.load(conn)?)
 }
 
+/// Whether the token exists unrevoked: the per-request check once the rest
+/// of its row is cached (revocation is the only change a token row sees).
+pub fn is_live(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(
+        crate::per_backend!(conn, c => diesel::select(diesel::dsl::exists(
+        api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at.is_null()),
+    ))
+    .get_result::<bool>(c))?,
+    )
+}
+
 /// Marks a token revoked; returns false when no such (unrevoked) token exists.
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, StoreError> {
     let n = diesel::update(
