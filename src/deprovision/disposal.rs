@@ -442,7 +442,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let disposal_id = inp
         .disposal_id
         .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(|| crate::store::new_id().to_string());
     let to = plan.target.as_ref().map(|x| x.user_id.clone());
     let link = plan.target.as_ref().map(|x| x.link.clone());
 
@@ -671,7 +671,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
                 let stub = match &anon_stub {
                     Some(s) => s.clone(),
                     None => {
-                        let id = uuid::Uuid::now_v7().to_string();
+                        let id = crate::store::new_id().to_string();
                         insert_stub(c, t, &id, "stub", now)?;
                         anon_stub = Some(id.clone());
                         id
@@ -954,7 +954,7 @@ fn write_tombstone(
     for (issuer, subject) in ledger::sso_of(c, t, p)? {
         ids.push((IdType::Sso, sso_value(&issuer, &subject)));
     }
-    let tomb_id = uuid::Uuid::now_v7().to_string();
+    let tomb_id = crate::store::new_id().to_string();
     diesel::insert_into(tombstones::table)
         .values((
             tombstones::id.eq(&tomb_id),
@@ -1024,7 +1024,7 @@ pub fn audit(
     subject_id: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = crate::store::new_id().to_string();
     crate::per_backend!(c, c => diesel::insert_into(audit_log::table)
         .values((
             audit_log::id.eq(&id),

@@ -390,7 +390,7 @@ impl Deprov {
                 id
             }
             None => {
-                let id = uuid::Uuid::now_v7().to_string();
+                let id = crate::store::new_id().to_string();
                 diesel::insert_into(disposals::table)
                     .values((
                         disposals::id.eq(&id),
@@ -629,7 +629,7 @@ impl Deprov {
         );
         let caller = Self::caller_user(c, r)?;
         let (id, due, created) = (
-            uuid::Uuid::now_v7().to_string(),
+            crate::store::new_id().to_string(),
             time::format(now + grace),
             time::format(now),
         );

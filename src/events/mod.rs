@@ -54,7 +54,7 @@ pub fn emit(
     now: &str,
 ) -> Result<i64, StoreError> {
     let seq = take_seq(c, tenant)?;
-    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let id = format!("evt_{}", crate::store::new_id().simple());
     let data = data.to_string();
     crate::per_backend!(c, c => diesel::insert_into(outbox::table)
         .values((

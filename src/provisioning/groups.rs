@@ -243,7 +243,7 @@ pub fn create(
         check_unique(c, caller, &doc, None)?;
         let k = group_keys(&doc);
         let row = GroupRow {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::store::new_id().to_string(),
             tenant_id: caller.tenant_id.clone(),
             display_name: k.display_name,
             display_name_key: k.display_name_key,

@@ -186,7 +186,8 @@ fn apply_state(row: &mut UserRow, active: bool, now: &str) {
 /// What a create's write did; a new user is rendered after the commit.
 enum Created {
     New,
-    Restored(Rendered),
+    /// The suspended user restored in place, with its memberships.
+    Restored(Box<UserRow>, Memberships),
 }
 
 pub fn create(
@@ -253,9 +254,8 @@ pub fn create(
                 )?;
                 audit_user(c, caller, "user.restored", &row.id, None, &now)?;
                 tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
-                Ok(Created::Restored(rendered(
-                    c, caller, &row, projection, base, true,
-                )?))
+                let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
+                Ok(Created::Restored(Box::new(row), memberships))
             }
             many => Err(conflict_error(many, &keys).into()),
         }
@@ -263,14 +263,16 @@ pub fn create(
     match created {
         // A new id: no group can hold it yet.
         Created::New => rendered_with(&row, &vec![], projection, base, false),
-        Created::Restored(r) => Ok(r),
+        Created::Restored(row, memberships) => {
+            rendered_with(&row, &memberships, projection, base, true)
+        }
     }
 }
 
 /// The row for a new user (a fresh id).
 fn new_row(caller: &Caller, doc: &Doc, keys: &UserKeys, now: &str) -> UserRow {
     let mut row = UserRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::store::new_id().to_string(),
         tenant_id: caller.tenant_id.clone(),
         state: if keys.active {
             ACTIVE.into()

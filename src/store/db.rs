@@ -95,14 +95,10 @@ impl ManageConnection for Manager {
                 // the raised autocheckpoint (40 MiB of WAL) is the backstop. At the
                 // default (4 MiB) a request's commit ran the checkpoint, fsyncs
                 // included, while every other writer waited.
-                // temp_store = MEMORY keeps statement journals in memory: every
-                // write runs in a savepoint (store::writer), and a create's
-                // savepoint journal outgrew the 64 KiB in-memory default and went
-                // to a temporary file, one pwrite per page it touched.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
-                     PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
+                     PRAGMA wal_autocheckpoint = 10000;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(c))

@@ -243,6 +243,14 @@ async fn idp_lookups_use_indexes_on_sqlite() {
                 "users_external_id_unique",
             ),
         ];
+        // The gate's lookup (deprovision::gate), one branch per identifier.
+        let gate = |column: &str| format!(
+            "SELECT 'userName' AS id_type, x.id AS user_id, x.state AS state FROM (SELECT u.id, u.state FROM users u WHERE u.tenant_id = ? AND u.state IN ('active', 'suspended') AND u.{column} = ?) x"
+        );
+        let shapes = shapes.into_iter().chain([
+            (gate("user_name_key"), "users_user_name_key"),
+            (gate("external_id"), "users_external_id_unique"),
+        ]);
         for (sql, index) in shapes {
             let mut q = raw(&sql);
             let values = [t, "user777@example.com", "u1"];
