@@ -84,8 +84,9 @@ fn main() -> Result<(), String> {
         last.set(now);
         Ok(())
     };
+    // As SCIM DELETE runs it: a transaction of its own (`Db::write_alone`).
     let receipt = db
-        .write(|c| {
+        .write_alone(|c| {
             disposal::execute(
                 c,
                 &DisposeInput {

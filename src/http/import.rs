@@ -132,14 +132,16 @@ async fn flush(
             tenant_name: &caller.tenant_name,
             actor: &caller.actor,
         };
-        Ok(svc.db.write(|c| -> Result<Vec<LineResult>, AdminError> {
-            let mut out = Vec::with_capacity(lines.len());
-            for (n, line) in &lines {
-                let r = apply_line(&svc.deprov, c, &who, target, line)?;
-                out.push((*n, r));
-            }
-            Ok(out)
-        })?)
+        Ok(svc
+            .db
+            .write_alone(|c| -> Result<Vec<LineResult>, AdminError> {
+                let mut out = Vec::with_capacity(lines.len());
+                for (n, line) in &lines {
+                    let r = apply_line(&svc.deprov, c, &who, target, line)?;
+                    out.push((*n, r));
+                }
+                Ok(out)
+            })?)
     })
     .await?;
     for (n, r) in results {

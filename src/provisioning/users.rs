@@ -574,7 +574,7 @@ pub fn delete(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    svc.db.write(|c| {
+    svc.db.write_alone(|c| {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;

@@ -134,7 +134,8 @@ where
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
-    writer: Arc<Writer>,
+    /// SQLite's one writer (`None` on PostgreSQL, whose writers run in parallel).
+    writer: Option<Arc<Writer>>,
     /// Serialises checkpoints: a TRUNCATE checkpoint that meets a running
     /// PASSIVE one fails with "busy" at once (no busy handler), which would
     /// leave a disposal's pages in the WAL.
@@ -183,7 +184,10 @@ impl Db {
         Ok(Db {
             pool,
             backend,
-            writer: Arc::new(Writer::default()),
+            writer: match backend {
+                Backend::Sqlite => Some(Arc::default()),
+                Backend::Postgres => None,
+            },
             checkpoints: Arc::default(),
             no_wait: false,
         })
@@ -221,19 +225,35 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        if self.backend == Backend::Sqlite {
-            return self.writer.write(&self.pool, f);
+        if let Some(writer) = &self.writer {
+            return writer.write(&self.pool, f);
         }
         let mut conn = self.pool.get().map_err(StoreError::from)?;
         transaction(&mut conn, f)
     }
 
+    /// `write` for a change whose size has no bound (a disposal, an import):
+    /// on SQLite it runs as a transaction of its own rather than in a write
+    /// group (`Writer::write_alone`), so its journal stays on file.
+    pub fn write_alone<T, E>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        if let Some(writer) = &self.writer {
+            return writer.write_alone(&self.pool, f);
+        }
+        self.write(f)
+    }
+
     /// SQLite: fold the WAL back into the database file so pages a disposal
     /// overwrote (with `secure_delete`) do not linger in the log. Best effort.
     pub fn checkpoint(&self) {
-        if self.backend == Backend::Sqlite {
+        if let Some(writer) = &self.writer {
             let _one = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
-            self.writer.exclusive(&self.pool, |c| {
+            writer.exclusive(&self.pool, |c| {
                 #[derive(QueryableByName)]
                 struct Checkpoint {
                     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -276,9 +296,9 @@ impl Db {
     /// (`PRAGMA optimize`, bounded by `analysis_limit`), as SQLite recommends
     /// for long-lived connections. Every few minutes is plenty.
     pub fn optimize(&self) {
-        if self.backend == Backend::Sqlite {
+        if let Some(writer) = &self.writer {
             // ANALYZE writes sqlite_stat1: take the writers' turn like any write.
-            self.writer.exclusive(&self.pool, |c| {
+            writer.exclusive(&self.pool, |c| {
                 if let Err(e) = c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize;") {
                     tracing::warn!(error = %e, "PRAGMA optimize failed");
                 }
