@@ -269,7 +269,8 @@ pub fn transfer(
     to: &str,
 ) -> Result<Value, AdminError> {
     let now = dp.now();
-    db.write(|c| {
+    // Moves everything the person owns, like a disposal: a transaction of its own.
+    db.write_alone(|c| {
         if user_state(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
             return Err(ScimError::not_found(format!("no user with id {from}")).into());
         }

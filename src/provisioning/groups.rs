@@ -287,7 +287,9 @@ pub fn replace(
     let mut doc = normalize(&GROUP_TYPE, body)?;
     let members = take_members(&mut doc)?;
     let now = svc.deprov.now();
-    svc.db.write(|c| {
+    // Replacing the member list may remove any number of memberships: a
+    // transaction of its own (`Db::write_alone`), like the other unbounded writes.
+    svc.db.write_alone(|c| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
@@ -400,7 +402,12 @@ pub fn patch(
 ) -> Result<PatchOutcome, ServiceError> {
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = svc.deprov.now();
-    svc.db.write(|c| {
+    // Adding or removing named members is bounded by the request; replacing
+    // the list or removing all or by filter is not: those run alone.
+    let unbounded = member_ops
+        .iter()
+        .any(|m| !matches!(m, MemberOp::Add(_) | MemberOp::Remove(_)));
+    let write = |c: &mut AnyConnection| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
@@ -451,7 +458,12 @@ pub fn patch(
         Ok(PatchOutcome::Resource(rendered(
             c, caller, &row, projection, base,
         )?))
-    })
+    };
+    if unbounded {
+        svc.db.write_alone(write)
+    } else {
+        svc.db.write(write)
+    }
 }
 
 pub fn delete(
@@ -461,7 +473,8 @@ pub fn delete(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    svc.db.write(|c| {
+    // Every membership goes with the group: no bound, so it runs alone.
+    svc.db.write_alone(|c| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;

@@ -232,6 +232,11 @@ impl Db {
         transaction(&mut conn, f)
     }
 
+    #[cfg(test)]
+    pub(super) fn writer(&self) -> Option<&Writer> {
+        self.writer.as_deref()
+    }
+
     /// `write` for a change whose size has no bound (a disposal, an import):
     /// on SQLite it runs as a transaction of its own rather than in a write
     /// group (`Writer::write_alone`), so its journal stays on file.

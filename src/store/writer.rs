@@ -44,6 +44,18 @@ struct State {
     closed_up_to: u64,
     /// Failed groups: (members still to be told, why).
     failed: HashMap<u64, (usize, String)>,
+    /// A write is running alone (`write_alone`): no group opens meanwhile.
+    alone: bool,
+}
+
+/// Ends a write's turn alone, however it ends.
+struct AloneTurn<'a>(&'a Writer);
+
+impl Drop for AloneTurn<'_> {
+    fn drop(&mut self) {
+        self.0.lock().alone = false;
+        self.0.closed.notify_all();
+    }
 }
 
 impl Writer {
@@ -56,6 +68,15 @@ impl Writer {
         st
     }
 
+    /// The writers' turn: the lock, once no write is running alone.
+    fn turn(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        while st.alone {
+            st = self.closed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st
+    }
+
     /// Runs `f` as one atomic write; returns once it is committed.
     pub fn write<T, E>(
         &self,
@@ -65,7 +86,7 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        let mut st = self.lock();
+        let mut st = self.turn();
         if st.open.is_none() {
             let mut conn = pool.get().map_err(StoreError::from)?;
             if let AnyConnection::Sqlite(c) = &mut *conn {
@@ -148,22 +169,25 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        let mut st = self.lock();
+        let mut st = self.turn();
         if st.open.is_some() {
             // A failure is recorded for the group's members; nothing of ours to report.
             let _ = self.end(&mut st, 0, true);
         }
+        // The lock is released while `f` runs, so the members of the group
+        // just committed are answered now, not after this (long) write.
+        st.alone = true;
+        drop(st);
+        let _turn = AloneTurn(self);
         let mut conn = pool.get().map_err(StoreError::from)?;
         // Top level: `BEGIN IMMEDIATE`, with the connection's file temp store.
-        let out = transaction(&mut conn, f);
-        drop(st);
-        out
+        transaction(&mut conn, f)
     }
 
     /// Runs `f` on a connection outside any transaction, with no write group
     /// open and no other writer running (checkpoints, ANALYZE).
     pub fn exclusive(&self, pool: &Pool<Manager>, f: impl FnOnce(&mut AnyConnection)) {
-        let mut st = self.lock();
+        let mut st = self.turn();
         if st.open.is_some() {
             // A failure is recorded for the group's members; nothing of ours to report.
             let _ = self.end(&mut st, 0, true);
@@ -217,11 +241,17 @@ impl Writer {
 /// bounded by a request; the unbounded ones run alone (`write_alone`).
 fn begin_group(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
     use diesel::connection::SimpleConnection;
+    // Changing `temp_store` drops TEMP tables (and reloads the schema) when the
+    // TEMP database is open; Custodian never creates one.
     c.batch_execute("PRAGMA temp_store = MEMORY")?;
     let begun = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE");
-    // Even when `BEGIN` failed; a failed reset inside the transaction leaves
-    // the connection in it, and the pool then discards it (`has_broken`).
+    // Even when `BEGIN` failed.
     let reset = c.batch_execute("PRAGMA temp_store = DEFAULT");
+    if reset.is_err() {
+        // In the transaction or not, this connection must not be handed out
+        // again with its journals in memory: the pool discards it (`has_broken`).
+        AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error();
+    }
     begun.and(reset)
 }
 
@@ -230,6 +260,7 @@ mod tests {
     use crate::store::{Db, StoreError};
     use diesel::connection::SimpleConnection;
     use diesel::prelude::*;
+    use std::sync::atomic::Ordering;
 
     #[derive(QueryableByName)]
     struct N {
@@ -237,10 +268,9 @@ mod tests {
         n: i64,
     }
 
-    /// Many concurrent writes, every third failing after it wrote: exactly the
-    /// successful ones are stored, whichever groups they shared.
-    #[test]
-    fn a_failed_write_undoes_only_itself() {
+    /// A database in a temporary directory (kept while the guard lives) with
+    /// an empty table `scratch (k)`.
+    fn scratch_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("w.db").display());
         let db = Db::open(&url, 8, true).expect("open");
@@ -249,6 +279,14 @@ mod tests {
                 .map_err(StoreError::from)
         })
         .expect("create");
+        (dir, db)
+    }
+
+    /// Many concurrent writes, every third failing after it wrote: exactly the
+    /// successful ones are stored, whichever groups they shared.
+    #[test]
+    fn a_failed_write_undoes_only_itself() {
+        let (_dir, db) = scratch_db();
         let handles: Vec<_> = (0..24_i64)
             .map(|k| {
                 let db = db.clone();
@@ -345,19 +383,12 @@ mod tests {
         }
     }
 
-    /// A write that runs alone (a disposal) closes the open group first, runs
-    /// at the top level (no savepoint: `RELEASE` has nothing to release), and
-    /// is all-or-nothing like any write, while grouped writes go on around it.
+    /// A write that runs alone (a disposal) runs at the top level (no
+    /// savepoint: `RELEASE` has nothing to release) and is all-or-nothing like
+    /// any write, while grouped writes go on around it.
     #[test]
     fn a_write_alone_is_its_own_transaction() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("a.db").display());
-        let db = Db::open(&url, 8, true).expect("open");
-        db.write(|c| {
-            c.batch_execute("CREATE TABLE scratch (k INTEGER PRIMARY KEY)")
-                .map_err(StoreError::from)
-        })
-        .expect("create");
+        let (_dir, db) = scratch_db();
         let grouped: Vec<_> = (0..4_i64)
             .map(|t| {
                 let db = db.clone();
@@ -408,5 +439,66 @@ mod tests {
             })
             .expect("count");
         assert_eq!(counts.iter().map(|r| r.n).collect::<Vec<_>>(), [200, 1]);
+    }
+
+    /// A write alone commits the open group before it starts, and the
+    /// group's members are answered at once, not when the (long) write ends.
+    #[test]
+    fn a_write_alone_answers_the_group_it_closes_at_once() {
+        use std::sync::mpsc::channel;
+        use std::time::{Duration, Instant};
+        let (_dir, db) = scratch_db();
+        let insert = |c: &mut crate::store::AnyConnection, k: i64| {
+            c.batch_execute(&format!("INSERT INTO scratch VALUES ({k})"))
+                .map_err(StoreError::from)
+        };
+        // A writes inside an open group and holds the turn until told.
+        let ((a_in, in_a), (go_a, a_go), (a_done, done_a)) =
+            (channel(), channel::<()>(), channel());
+        let writer_a = db.clone();
+        std::thread::spawn(move || {
+            let r = writer_a.write(|c| {
+                insert(c, 1)?;
+                let _ = a_in.send(());
+                let _ = a_go.recv();
+                Ok::<_, StoreError>(())
+            });
+            let _ = a_done.send(r.is_ok());
+        });
+        in_a.recv().expect("A in its group");
+        // B, alone, queues behind A; then A finishes, leaving its group open.
+        let ((b_in, in_b), (go_b, b_go)) = (channel(), channel::<()>());
+        let writer_b = db.clone();
+        let b = std::thread::spawn(move || {
+            writer_b.write_alone(|c| {
+                let _ = b_in.send(());
+                let _ = b_go.recv();
+                insert(c, 2)
+            })
+        });
+        let writer = db.writer().expect("SQLite has a writer");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.queued.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "B never queued for the writers' turn"
+            );
+            std::thread::yield_now();
+        }
+        go_a.send(()).expect("go A");
+        in_b.recv().expect("B running alone");
+        // B is still running: A must already be committed and answered.
+        let answered = done_a.recv_timeout(Duration::from_secs(10));
+        assert_eq!(answered, Ok(true), "A's committed write waited for B");
+        let visible = db
+            .read(|c| {
+                diesel::sql_query("SELECT COUNT(*) AS n FROM scratch WHERE k = 1")
+                    .get_result::<N>(c)
+                    .map_err(StoreError::from)
+            })
+            .expect("read");
+        assert_eq!(visible.n, 1);
+        go_b.send(()).expect("go B");
+        b.join().expect("B").expect("B's write");
     }
 }
