@@ -8,6 +8,10 @@
 //! failure and none of them is stored. A lone write commits at once, exactly
 //! as before; under load the per-commit cost (WAL frames, locks) is paid once
 //! per group instead of once per request.
+//!
+//! A write whose size has no bound (a disposal, an import, a group losing
+//! all its members) runs alone instead (`write_alone`): its own transaction,
+//! with no savepoint, while no group is open.
 
 use super::db::{AnyConnection, Manager, at_top_level, atomic, rollback, transaction};
 use super::error::StoreError;
