@@ -271,33 +271,13 @@ pub fn create(
 
 /// The row for a new user (a fresh id).
 fn new_row(caller: &Caller, doc: &Doc, keys: &UserKeys, now: &str) -> UserRow {
-    let mut row = UserRow {
-        id: crate::store::new_id().to_string(),
-        tenant_id: caller.tenant_id.clone(),
-        state: if keys.active {
-            ACTIVE.into()
-        } else {
-            SUSPENDED.into()
-        },
-        user_name: String::new(),
-        user_name_key: String::new(),
-        external_id: None,
-        display_name_key: None,
-        given_name_key: None,
-        family_name_key: None,
-        active: true,
-        manager_id: None,
-        suspended_at: (!keys.active).then(|| now.to_string()),
-        data: Value::Object(doc.clone()).to_string(),
-        created_at: now.to_string(),
-        updated_at: now.to_string(),
-        version: 1,
-        legal_hold: false,
-        manager_key: None,
-        search: None,
-    };
-    row.set_keys(keys);
-    row
+    UserRow::new(
+        crate::store::new_id().to_string(),
+        caller.tenant_id.clone(),
+        Value::Object(doc.clone()).to_string(),
+        keys,
+        now,
+    )
 }
 
 /// Top-level attribute names whose values differ (names only, never values).
@@ -501,21 +481,13 @@ pub fn replace(
     let now = svc.deprov.now();
     svc.db
         .write(|c| {
-            crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
-            let mut row =
-                store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-            check_if_match(if_match, &meta(&row, base).etag())?;
+            let mut row = locked(c, caller, id, if_match, base)?;
             // PUT without `active` leaves it unchanged.
             if !doc.contains_key("active") {
                 doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
             }
             let keys = user_keys(&doc);
-            if takes_new_identifiers(&row, &keys) {
-                let found = conflicts(c, caller, &keys, Some(id))?;
-                if !found.is_empty() {
-                    return Err(conflict_error(&found, &keys).into());
-                }
-            }
+            refuse_conflicts(c, caller, &row, &keys)?;
             write_doc(svc, c, caller, &mut row, doc.clone(), keys, &now)?;
             let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
             Ok((row, memberships))
@@ -523,11 +495,38 @@ pub fn replace(
         .and_then(|(row, memberships)| rendered_with(&row, &memberships, projection, base, false))
 }
 
-/// Whether a new document gives the user a userName or externalId it does
-/// not hold already: only then can it collide with another user (the unique
-/// indexes already keep the ones it holds to itself).
-fn takes_new_identifiers(row: &UserRow, keys: &UserKeys) -> bool {
-    keys.user_name_key != row.user_name_key || keys.external_id != row.external_id
+/// The user `id`, locked for this write, if `If-Match` (when given) matches.
+fn locked(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    id: &str,
+    if_match: Option<&str>,
+    base: &str,
+) -> Result<UserRow, ServiceError> {
+    crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
+    let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+    check_if_match(if_match, &meta(&row, base).etag())?;
+    Ok(row)
+}
+
+/// 409 when a new document would give the user another user's userName or
+/// externalId. Looked up only when it gives the user one it does not hold
+/// already: the unique indexes keep the ones it holds to itself.
+fn refuse_conflicts(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    row: &UserRow,
+    keys: &UserKeys,
+) -> Result<(), ServiceError> {
+    if keys.user_name_key == row.user_name_key && keys.external_id == row.external_id {
+        return Ok(());
+    }
+    let found = conflicts(c, caller, keys, Some(&row.id))?;
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(conflict_error(&found, keys).into())
+    }
 }
 
 pub fn patch(
@@ -542,10 +541,7 @@ pub fn patch(
     let now = svc.deprov.now();
     svc.db
         .write(|c| {
-            crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
-            let mut row =
-                store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-            check_if_match(if_match, &meta(&row, base).etag())?;
+            let mut row = locked(c, caller, id, if_match, base)?;
             let mut current = doc_of(&row)?;
             current
                 .entry("active")
@@ -553,12 +549,7 @@ pub fn patch(
             let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
             if doc != current {
                 let keys = user_keys(&doc);
-                if takes_new_identifiers(&row, &keys) {
-                    let found = conflicts(c, caller, &keys, Some(id))?;
-                    if !found.is_empty() {
-                        return Err(conflict_error(&found, &keys).into());
-                    }
-                }
+                refuse_conflicts(c, caller, &row, &keys)?;
                 write_doc(svc, c, caller, &mut row, doc, keys, &now)?;
             }
             let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
@@ -575,9 +566,7 @@ pub fn delete(
     base: &str,
 ) -> Result<(), ServiceError> {
     svc.db.write_alone(|c| {
-        crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
-        let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        check_if_match(if_match, &meta(&row, base).etag())?;
+        locked(c, caller, id, if_match, base)?;
         // DELETE disposes synchronously, in this transaction: the policy runs,
         // the tombstone is written, the person becomes a stub (404 from now on).
         match svc.deprov.dispose_in(c, &caller.requester(), id, "delete", None)? {

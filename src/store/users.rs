@@ -49,6 +49,34 @@ pub struct UserRow {
 }
 
 impl UserRow {
+    /// A new user's row: version 1, created now, state from `active`.
+    pub fn new(id: String, tenant_id: String, data: String, k: &UserKeys, now: &str) -> UserRow {
+        use crate::provisioning::users::{ACTIVE, SUSPENDED};
+        let mut row = UserRow {
+            id,
+            tenant_id,
+            state: if k.active { ACTIVE } else { SUSPENDED }.into(),
+            user_name: String::new(),
+            user_name_key: String::new(),
+            external_id: None,
+            display_name_key: None,
+            given_name_key: None,
+            family_name_key: None,
+            active: true,
+            manager_id: None,
+            suspended_at: (!k.active).then(|| now.to_string()),
+            data,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            version: 1,
+            legal_hold: false,
+            manager_key: None,
+            search: None,
+        };
+        row.set_keys(k);
+        row
+    }
+
     /// Copies the derived keys into the row (one pure function feeds them all).
     pub fn set_keys(&mut self, k: &UserKeys) {
         self.user_name = k.user_name.clone();

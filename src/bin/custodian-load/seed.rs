@@ -255,28 +255,13 @@ fn named_row(
 fn row_of(t: &str, id: &str, body: &Value, at: &str) -> Result<Row, String> {
     let doc = normalize(&USER_TYPE, body).map_err(|e| e.detail.clone())?;
     let keys = user_keys(&doc);
-    let mut row = UserRow {
-        id: id.to_string(),
-        tenant_id: t.to_string(),
-        state: "active".into(),
-        user_name: String::new(),
-        user_name_key: String::new(),
-        external_id: None,
-        display_name_key: None,
-        given_name_key: None,
-        family_name_key: None,
-        active: true,
-        manager_id: None,
-        suspended_at: None,
-        data: Value::Object(doc).to_string(),
-        created_at: at.to_string(),
-        updated_at: at.to_string(),
-        version: 1,
-        legal_hold: false,
-        manager_key: None,
-        search: None,
-    };
-    row.set_keys(&keys);
+    let row = UserRow::new(
+        id.to_string(),
+        t.to_string(),
+        Value::Object(doc).to_string(),
+        &keys,
+        at,
+    );
     Ok((row, keys))
 }
 
