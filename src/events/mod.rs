@@ -1,12 +1,14 @@
 //! Events: a transactional outbox. Rows are written in the state change's
-//! transaction; `seq` comes from the tenant's counter row, locked until commit,
-//! so `seq` order is commit order and the `after=SEQ` feed never skips a late
-//! commit. Webhook delivery (`relay`) only reads the outbox.
+//! transaction, as its last statements before the commit; `seq` comes from the
+//! tenant's counter row, locked until commit, so `seq` order is commit order
+//! and the `after=SEQ` feed never skips a late commit (`store::outbox`).
+//! Webhook delivery (`relay`) only reads the outbox.
 
 pub mod relay;
 
 use crate::store::StoreError;
-use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
+use crate::store::db::{AnyConnection, Backend, Sql, backend_of, load_sql};
+use crate::store::outbox::NewEvent;
 use crate::store::schema::outbox;
 use diesel::prelude::*;
 use serde_json::{Value, json};
@@ -19,11 +21,7 @@ pub struct TenantCounter {
 }
 
 pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
-    let mut ins = Sql::default();
-    ins.push("INSERT INTO tenant_counters (tenant_id, brake_tripped_at, next_seq) VALUES (")
-        .bind_text(tenant);
-    ins.push(", NULL, 1) ON CONFLICT DO NOTHING");
-    execute_sql(c, &ins)?;
+    crate::store::outbox::create_counter(c, tenant)?;
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -44,7 +42,8 @@ pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter,
     })
 }
 
-/// Writes one event in the caller's transaction.
+/// Emits one event in the caller's transaction. Its row (and `seq`) is
+/// written when the transaction is about to commit (`store::outbox`).
 pub fn emit(
     c: &mut AnyConnection,
     tenant: &str,
@@ -52,45 +51,18 @@ pub fn emit(
     subject_user: Option<&str>,
     data: Value,
     now: &str,
-) -> Result<i64, StoreError> {
-    let seq = take_seq(c, tenant)?;
-    let id = format!("evt_{}", crate::store::new_id().simple());
-    let data = data.to_string();
-    crate::per_backend!(c, c => diesel::insert_into(outbox::table)
-        .values((
-            outbox::id.eq(&id),
-            outbox::tenant_id.eq(tenant),
-            outbox::seq.eq(seq),
-            outbox::event_type.eq(event_type),
-            outbox::subject_user_id.eq(subject_user),
-            outbox::data.eq(&data),
-            outbox::occurred_at.eq(now),
-        ))
-        .execute(c))?;
-    Ok(seq)
-}
-
-/// Takes the tenant's next `seq`, locking its counter row until commit. One
-/// statement once the row exists (it did three: create-if-missing, read,
-/// update; events are written on every suspension and disposal).
-fn take_seq(c: &mut AnyConnection, tenant: &str) -> Result<i64, StoreError> {
-    #[derive(QueryableByName)]
-    struct Seq {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        seq: i64,
-    }
-    let mut q = Sql::default();
-    q.push("UPDATE tenant_counters SET next_seq = next_seq + 1 WHERE tenant_id = ")
-        .bind_text(tenant);
-    q.push(" RETURNING next_seq - 1 AS seq");
-    if let Some(r) = load_sql::<Seq>(c, &q)?.pop() {
-        return Ok(r.seq);
-    }
-    lock_tenant(c, tenant)?;
-    Ok(load_sql::<Seq>(c, &q)?
-        .pop()
-        .ok_or(StoreError::NotFound)?
-        .seq)
+) -> Result<(), StoreError> {
+    crate::store::outbox::emit(
+        c,
+        NewEvent {
+            id: format!("evt_{}", crate::store::new_id().simple()),
+            tenant_id: tenant.to_string(),
+            event_type: event_type.to_string(),
+            subject_user_id: subject_user.map(str::to_string),
+            data: data.to_string(),
+            occurred_at: now.to_string(),
+        },
+    )
 }
 
 type OutboxRow = (String, i64, String, Option<String>, String, String);

@@ -12,12 +12,12 @@ use super::writer::Writer;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::r2d2::{self, ManageConnection, Pool};
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs a diesel DSL statement on the concrete connection inside an
 /// [`AnyConnection`]: `per_backend!(conn, c => query.execute(c))`.
@@ -42,6 +42,13 @@ pub enum AnyConnection {
     Postgresql(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
 }
+
+/// A pooled PostgreSQL connection idle at least this long is checked before
+/// use (`Db::checkout`).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// When a pooled connection was last checked out (its r2d2 extension).
+struct LastUsed(Instant);
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -143,6 +150,8 @@ pub struct Db {
     /// `read` takes only an idle connection, failing with `WouldWait` rather
     /// than waiting (handles from `idle_sqlite`).
     no_wait: bool,
+    /// PostgreSQL: a connection idle this long is checked before use.
+    idle_check: Duration,
 }
 
 impl Db {
@@ -174,10 +183,10 @@ impl Db {
         drop(conn);
         let pool = Pool::builder()
             .max_size(pool_size)
-            // A SQLite connection is a file handle: it cannot go stale, so no
-            // `SELECT 1` before every checkout. A PostgreSQL one can (server
-            // restart, idle timeout), and a query on a dead one is a 500.
-            .test_on_check_out(backend == Backend::Postgres)
+            // No `SELECT 1` before every checkout: a SQLite connection is a
+            // file handle and cannot go stale; a PostgreSQL one is checked
+            // only after it sat idle (`checkout`).
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(Manager(parsed))
             .map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -190,7 +199,14 @@ impl Db {
             },
             checkpoints: Arc::default(),
             no_wait: false,
+            idle_check: IDLE_CHECK,
         })
+    }
+
+    /// This handle with another idle time after which a pooled PostgreSQL
+    /// connection is checked before use (`checkout`; default 5 s).
+    pub fn with_idle_check(self, idle_check: Duration) -> Db {
+        Db { idle_check, ..self }
     }
 
     pub fn backend(&self) -> Backend {
@@ -205,9 +221,39 @@ impl Db {
         let mut conn = if self.no_wait {
             self.pool.try_get().ok_or(StoreError::WouldWait)?
         } else {
-            self.pool.get().map_err(StoreError::from)?
+            self.checkout()?
         };
         f(&mut conn)
+    }
+
+    /// A pooled connection. A PostgreSQL connection that sat idle for
+    /// `idle_check` is checked first (`SELECT 1`), since the server or
+    /// something between may have closed it (restart, idle timeout); one in
+    /// steady use is not, which saves a round trip per request (r2d2's
+    /// `test_on_check_out` made it one of a lookup's four). A connection
+    /// that dies in use fails that request, and the pool then discards it
+    /// (libpq reports its transaction state unknown: `has_broken`).
+    fn checkout(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(self.pool.get()?);
+        }
+        // Bounded: after a restart every idle connection may be dead.
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self.pool.get()?;
+            let now = Instant::now();
+            let idle = PooledConnection::extensions(&conn)
+                .get::<LastUsed>()
+                .map(|at| now.saturating_duration_since(at.0));
+            PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now));
+            if idle.is_none_or(|d| d < self.idle_check) || conn.batch_execute("SELECT 1").is_ok() {
+                return Ok(conn);
+            }
+            // Dead: the pool drops it on return and connects afresh.
+            mark_broken(&mut conn);
+        }
+        Err(StoreError::Pool(
+            "no live database connection (every pooled one failed its check)".into(),
+        ))
     }
 
     /// On SQLite, a handle whose reads never wait for a connection (for code
@@ -228,7 +274,7 @@ impl Db {
         if let Some(writer) = &self.writer {
             return writer.write(&self.pool, f);
         }
-        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let mut conn = self.checkout()?;
         transaction(&mut conn, f)
     }
 
@@ -327,7 +373,7 @@ impl Db {
             relname: String,
         }
         let run = || -> Result<(), StoreError> {
-            let mut c = self.pool.get().map_err(StoreError::from)?;
+            let mut c = self.checkout()?;
             let stale: Vec<Stale> = diesel::sql_query(
                 "SELECT relname::text AS relname FROM pg_stat_user_tables \
                  WHERE schemaname = current_schema() \
@@ -480,9 +526,16 @@ where
     if let Err(e) = begun {
         return (Err(StoreError::from(e).into()), false);
     }
+    // Events `f` emits are written last, just before this level commits
+    // (`outbox`): their tenant's counter row stays locked only that long.
+    let events = super::outbox::Level::open();
     // A panic inside `f` must not leave the transaction open on a pooled
     // connection (every later write would fail): roll back, then report it.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let v = f(&mut *conn)?;
+        events.write(conn)?;
+        Ok(v)
+    }));
     match outcome {
         Ok(Ok(v)) => {
             let committed = match conn {
@@ -510,6 +563,18 @@ where
                 ),
                 sound,
             )
+        }
+    }
+}
+
+/// Marks `conn` so the pool discards it when it comes back (`has_broken`).
+pub(super) fn mark_broken(conn: &mut AnyConnection) {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
+        }
+        AnyConnection::Postgresql(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod filter_sql;
 pub mod groups;
 pub mod ledger;
+pub mod outbox;
 pub mod schema;
 pub mod sql;
 pub mod time;

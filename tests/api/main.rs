@@ -13,10 +13,12 @@ mod crash;
 mod deploy;
 mod deprovision;
 mod errors;
+mod events;
 mod explain;
 mod filters;
 mod groups;
 mod load_driver;
+mod pool;
 mod robustness;
 mod users;
 
