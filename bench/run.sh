@@ -52,6 +52,9 @@ cargo build --release --locked --bin custodian --bin custodian-load
 step "machine"
 python3 - "$OUT/machine.json" <<'PY'
 import json, os, platform, subprocess, sys
+# What the figures depend on: "dirty" when any of it differs from the commit
+# (the docs and BENCHMARKS.md itself, edited around a run, do not count).
+MEASURED = "src benches examples migrations Cargo.toml Cargo.lock .cargo rust-toolchain.toml bench/run.sh bench/peer"
 def sh(c):
     try: return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
     except Exception: return ""
@@ -63,7 +66,7 @@ json.dump({"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem/1048576, 1)
            "postgres": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW server_version'"),
            "autovacuum": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW autovacuum'"),
            "shared_buffers": sh("psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW shared_buffers'"),
-           "date": sh("date -u +%Y-%m-%dT%H:%MZ"), "commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain --untracked-files=no") else "")},
+           "date": sh("date -u +%Y-%m-%dT%H:%MZ"), "commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain -- " + MEASURED) else "")},
           open(sys.argv[1], "w"), indent=1)
 print(open(sys.argv[1]).read())
 PY
