@@ -512,6 +512,9 @@ impl Deprov {
             crate::store::db::lock_row(c, "disposals", r.tenant_id, disposal_id)?;
             let (user_id, state, cause, stored_caller) = find(c)?;
             disposal::lock_reports(c, r.tenant_id, &user_id)?;
+            // Then the tenant's counter, before any content row moves (DESIGN-NOTES
+            // "Locking"): events no longer take it until the commit.
+            crate::events::lock_tenant(c, r.tenant_id)?;
             if state != "held" {
                 return Err(DeprovError::Conflict(format!("disposal {disposal_id} is {state}, not held")));
             }

@@ -445,6 +445,9 @@ fn after_tombstone_create(
             if relink { "relink" } else { "rehire" },
         )?;
         if relink && let Some(d) = matches.iter().find_map(|m| m.disposal_id.as_deref()) {
+            // The tenant's counter before content rows, as transfers and disposals
+            // take them (DESIGN-NOTES "Locking").
+            crate::events::lock_tenant(c, &caller.tenant_id)?;
             tombstones::relink(c, &caller.tenant_id, d, user_id, now)?;
         }
     }

@@ -528,7 +528,7 @@ where
     }
     // Events `f` emits are written last, just before this level commits
     // (`outbox`): their tenant's counter row stays locked only that long.
-    let events = super::outbox::Level::open();
+    let events = super::outbox::Level::open(conn);
     // A panic inside `f` must not leave the transaction open on a pooled
     // connection (every later write would fail): roll back, then report it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -543,7 +543,10 @@ where
                 AnyConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
             };
             match committed {
-                Ok(()) => (Ok(v), true),
+                Ok(()) => {
+                    events.committed();
+                    (Ok(v), true)
+                }
                 Err(e) => {
                     rollback(conn);
                     (Err(StoreError::from(e).into()), false)

@@ -4,17 +4,23 @@
 //! that row until commit: that lock is what makes `seq` order commit order
 //! (the `after=SEQ` feed never skips a late commit). Every other write of the
 //! tenant that emits an event waits for it. So an event emitted inside a
-//! transaction is only queued (`emit`), and the transaction level writes its
-//! queue just before it commits (`Level`, used by `db::atomic`): the lock is
-//! held for one statement (two on SQLite, whose writes are serial anyway) and
-//! the `COMMIT`, not for the rest of the request.
-//! On PostgreSQL a suspension (two events, then a disposal row, an audit row
-//! and lookups) held it across about eight round trips: PATCH ran at 770–800
-//! req/s with the backends queued on the counter row, 1,300–1,700 since.
+//! transaction is only queued (`emit`), and the transaction writes its queue
+//! just before it commits (`Level`, used by `db::atomic`; a savepoint's events
+//! wait for the enclosing transaction): the lock is held for one statement (two
+//! on SQLite, whose writes are serial anyway) and the `COMMIT`, not for the rest
+//! of the request. On PostgreSQL a suspension (two events, then a disposal row,
+//! an audit row and lookups) held it across about eight round trips: PATCH ran
+//! at 770–800 req/s with the backends queued on the counter row, ~1,300 with
+//! the rows written last, 1,300–1,700 with them written in one statement.
+//!
+//! Since events no longer lock the counter row early, a transaction that
+//! moves content rows locks it first itself (`events::lock_tenant`), as
+//! disposals and transfers always did: one lock order (DESIGN-NOTES "Locking").
 //!
 //! The queue is per thread: a transaction's body runs on the thread that
 //! opened it (`atomic` calls it directly). An event emitted outside any
-//! transaction level is written at once.
+//! transaction, or on another connection than the open transaction's, is
+//! written at once.
 
 use super::db::{AnyConnection, Backend, backend_of};
 use super::error::StoreError;
@@ -38,6 +44,9 @@ pub struct NewEvent {
 struct Queue {
     /// Transaction levels open on this thread.
     levels: usize,
+    /// The outermost open level's connection (its address): only events for
+    /// that transaction are queued.
+    conn: usize,
     events: Vec<NewEvent>,
 }
 
@@ -45,11 +54,16 @@ thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
 
-/// Writes `event` now, or queues it for the transaction level open on this
-/// thread (`c` is then that level's connection).
+fn address(c: &AnyConnection) -> usize {
+    std::ptr::from_ref(c) as usize
+}
+
+/// Writes `event` now, or queues it for the transaction open on this thread
+/// when `c` is that transaction's connection.
 pub fn emit(c: &mut AnyConnection, event: NewEvent) -> Result<(), StoreError> {
+    let here = address(c);
     let leftover = QUEUE.with_borrow_mut(|q| {
-        if q.levels == 0 {
+        if q.levels == 0 || q.conn != here {
             Some(event)
         } else {
             q.events.push(event);
@@ -63,43 +77,66 @@ pub fn emit(c: &mut AnyConnection, event: NewEvent) -> Result<(), StoreError> {
 }
 
 /// A transaction level's share of the queue: the events queued since it
-/// opened. Dropping it discards them (the level failed, or panicked).
+/// opened. Dropping it discards them (the level failed, or panicked); the
+/// outermost level writes them (`write`), an inner one leaves them to it.
 pub(super) struct Level {
     mark: usize,
+    outermost: bool,
+    /// The level committed (or released its savepoint).
+    committed: std::cell::Cell<bool>,
 }
 
 impl Level {
-    pub(super) fn open() -> Level {
+    pub(super) fn open(c: &AnyConnection) -> Level {
         QUEUE.with_borrow_mut(|q| {
+            let outermost = q.levels == 0;
+            if outermost {
+                q.conn = address(c);
+            }
             q.levels += 1;
             Level {
                 mark: q.events.len(),
+                outermost,
+                committed: std::cell::Cell::new(false),
             }
         })
     }
 
-    /// Writes this level's events; the caller commits next.
+    /// The outermost level writes its events; the caller commits next. An
+    /// inner level (a savepoint) keeps them queued for the enclosing one, so
+    /// every event is written once, last, in emission order.
     pub(super) fn write(&self, c: &mut AnyConnection) -> Result<(), StoreError> {
+        if !self.outermost {
+            return Ok(());
+        }
         let events = QUEUE.with_borrow_mut(|q| q.events.split_off(self.mark.min(q.events.len())));
         if events.is_empty() {
             return Ok(());
         }
         write(c, events)
     }
+
+    /// The level's transaction or savepoint is committed: an inner level's
+    /// events now belong to the enclosing one.
+    pub(super) fn committed(&self) {
+        self.committed.set(true);
+    }
 }
 
 impl Drop for Level {
     fn drop(&mut self) {
         QUEUE.with_borrow_mut(|q| {
-            q.events.truncate(self.mark);
+            if !self.committed.get() {
+                q.events.truncate(self.mark);
+            }
             q.levels = q.levels.saturating_sub(1);
         });
     }
 }
 
 /// Takes `events.len()` consecutive `seq`s per tenant (locking each counter
-/// row, in tenant order so two transactions cannot lock two tenants in
-/// opposite orders) and inserts the rows, in emission order within a tenant.
+/// row not already locked, in tenant order) and inserts the rows, in
+/// emission order within a tenant.
 fn write(c: &mut AnyConnection, events: Vec<NewEvent>) -> Result<(), StoreError> {
     if backend_of(c) == Backend::Postgres {
         return write_pg(c, &events);
@@ -167,7 +204,11 @@ fn write_pg(c: &mut AnyConnection, events: &[NewEvent]) -> Result<(), StoreError
         if execute_sql(c, &q)? == 0 {
             // The tenant's first event: no counter row yet.
             create_counter(c, tenant)?;
-            execute_sql(c, &q)?;
+            if execute_sql(c, &q)? != mine.len() {
+                return Err(StoreError::Corrupt(
+                    "the tenant's event counter row is missing".into(),
+                ));
+            }
         }
     }
     Ok(())
@@ -235,15 +276,11 @@ mod tests {
         .expect("outbox")
     }
 
-    /// Events are written when their write commits, in emission order with
-    /// consecutive `seq`s; a failed or panicking write leaves none behind (in
-    /// the table, or queued for the thread's next write).
-    #[test]
-    fn events_land_with_their_commit_and_only_then() {
+    fn tenant_db() -> (tempfile::TempDir, Db, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(
             &format!("sqlite://{}", dir.path().join("o.db").display()),
-            4,
+            8,
             true,
         )
         .expect("open");
@@ -251,6 +288,85 @@ mod tests {
             .write(|c| crate::store::tokens::ensure_tenant(c, "t", "2026-11-24T00:00:00Z"))
             .expect("tenant")
             .id;
+        (dir, db, t)
+    }
+
+    /// Concurrent writes share SQLite write groups (each a savepoint of the
+    /// group's transaction); every third fails after emitting. Exactly the
+    /// successful writes' events are stored, with gap-free `seq`s.
+    #[test]
+    fn a_failed_write_in_a_group_leaves_no_event() {
+        let (_dir, db, t) = tenant_db();
+        let threads: Vec<_> = (0..8)
+            .map(|k| {
+                let (db, t) = (db.clone(), t.clone());
+                std::thread::spawn(move || {
+                    (0..30_u32)
+                        .filter(|&j| {
+                            db.write(|c| {
+                                emit(c, event(&t, &format!("w{k}.{j}")))?;
+                                if j.is_multiple_of(3) {
+                                    return Err(StoreError::NotFound);
+                                }
+                                Ok(())
+                            })
+                            .is_ok()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let succeeded: usize = threads.into_iter().map(|h| h.join().expect("thread")).sum();
+        let rows = stored(&db);
+        assert_eq!(succeeded, 8 * 20);
+        assert_eq!(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (1..=i64::try_from(succeeded).expect("count")).collect::<Vec<_>>()
+        );
+        assert!(rows.iter().all(|(_, ty)| {
+            let j: usize = ty
+                .rsplit('.')
+                .next()
+                .and_then(|j| j.parse().ok())
+                .expect("j");
+            !j.is_multiple_of(3)
+        }));
+    }
+
+    /// A savepoint's events wait for the enclosing transaction: discarded when
+    /// the savepoint fails, written once and in emission order when it holds.
+    #[test]
+    fn a_savepoint_leaves_its_events_to_the_transaction() {
+        let (_dir, db, t) = tenant_db();
+        db.write_alone(|c| {
+            emit(c, event(&t, "outer.first"))?;
+            let failed = crate::store::db::transaction(c, |c| -> Result<(), StoreError> {
+                emit(c, event(&t, "inner.failed"))?;
+                Err(StoreError::NotFound)
+            });
+            assert!(failed.is_err());
+            crate::store::db::transaction(c, |c| emit(c, event(&t, "inner.kept")))?;
+            let written: i64 = outbox::table.count().get_result(c)?;
+            assert_eq!(written, 0, "nothing before the outer commit");
+            emit(c, event(&t, "outer.last"))
+        })
+        .expect("write");
+        assert_eq!(
+            stored(&db),
+            vec![
+                (1, "outer.first".to_string()),
+                (2, "inner.kept".to_string()),
+                (3, "outer.last".to_string())
+            ]
+        );
+    }
+
+    /// Events are written when their write commits, in emission order with
+    /// consecutive `seq`s; a failed or panicking write leaves none behind (in
+    /// the table, or queued for the thread's next write).
+    #[test]
+    fn events_land_with_their_commit_and_only_then() {
+        let (_dir, db, t) = tenant_db();
         let failed = db.write(|c| -> Result<(), StoreError> {
             emit(c, event(&t, "failed.first"))?;
             Err(StoreError::NotFound)

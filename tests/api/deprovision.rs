@@ -1030,12 +1030,7 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
         .await
         .expect("send");
     delete_user(&app, &app.token, &person).await;
-    let tenant_id = app
-        .db
-        .read(|c| custodian::store::tokens::find_tenant(c, "default"))
-        .expect("tenant")
-        .expect("exists")
-        .id;
+    let tenant_id = app.default_tenant_id();
     let last = custodian::events::relay::last_seq(&app.db, &tenant_id).expect("seq");
     let (_, feed) = Admin::new(&app)
         .call(Method::GET, "/events?after=0", None)

@@ -1,6 +1,6 @@
 //! The event outbox under concurrent writers.
 
-use crate::common::{self, Backend};
+use crate::common;
 use custodian::store::StoreError;
 use serde_json::json;
 use std::time::Duration;
@@ -11,17 +11,10 @@ use std::time::Duration;
 /// are serial and cannot interleave like this).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_seq_is_commit_order() {
-    if common::pg_url().is_none() {
-        eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier not run");
+    let Some(app) = common::postgres_app().await else {
         return;
-    }
-    let app = common::spawn_app(Backend::Postgres).await;
-    let tenant = app
-        .db
-        .read(|c| custodian::store::tokens::find_tenant(c, "default"))
-        .expect("tenant")
-        .expect("exists")
-        .id;
+    };
+    let tenant = app.default_tenant_id();
     let now = "2026-11-24T00:00:00Z";
     let (began, has_begun) = std::sync::mpsc::channel();
     let (second_done, second_has_committed) = std::sync::mpsc::channel::<()>();

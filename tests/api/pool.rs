@@ -1,6 +1,6 @@
 //! Pooled PostgreSQL connections that the server closes.
 
-use crate::common::{self, Backend};
+use crate::common;
 use custodian::store::{Db, StoreError};
 use diesel::prelude::*;
 use std::time::Duration;
@@ -35,11 +35,9 @@ fn terminate(pid: i32) {
 /// request, and the pool never hands it out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dead_connections_are_replaced() {
-    if common::pg_url().is_none() {
-        eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier not run");
+    let Some(app) = common::postgres_app().await else {
         return;
-    }
-    let app = common::spawn_app(Backend::Postgres).await;
+    };
     let url = app.db_url.clone();
     tokio::task::spawn_blocking(move || {
         // One connection, so every read gets the same one until it is replaced.

@@ -186,7 +186,26 @@ impl Drop for TestApp {
     }
 }
 
+/// A server over a fresh PostgreSQL schema, for a PostgreSQL-only test; `None`
+/// (and a note) when CUSTODIAN_TEST_PG_URL is unset.
+pub async fn postgres_app() -> Option<TestApp> {
+    if pg_url().is_none() {
+        eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier not run");
+        return None;
+    }
+    Some(spawn_app(Backend::Postgres).await)
+}
+
 impl TestApp {
+    /// The id of the tenant behind `token` (named "default").
+    pub fn default_tenant_id(&self) -> String {
+        self.db
+            .read(|c| custodian::store::tokens::find_tenant(c, "default"))
+            .expect("tenant")
+            .expect("exists")
+            .id
+    }
+
     /// A fresh, empty tenant and a scim-scope token for it.
     pub async fn new_tenant_token(&self) -> String {
         self.token_for(
