@@ -241,10 +241,14 @@ impl Db {
         for _ in 0..=self.pool.max_size() {
             let mut conn = self.pool.get()?;
             let now = Instant::now();
-            let idle = PooledConnection::extensions(&conn)
-                .get::<LastUsed>()
-                .map(|at| now.saturating_duration_since(at.0));
-            PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now));
+            // Updated in place: an insert allocates, on every request.
+            let idle = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>() {
+                Some(at) => Some(now.saturating_duration_since(std::mem::replace(&mut at.0, now))),
+                None => {
+                    PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now));
+                    None
+                }
+            };
             if idle.is_none_or(|d| d < self.idle_check) || conn.batch_execute("SELECT 1").is_ok() {
                 return Ok(conn);
             }

@@ -81,6 +81,17 @@ impl Writer {
         st
     }
 
+    /// The writers' turn, after committing the open group (if any): for a
+    /// write that must not share a transaction.
+    fn turn_with_no_group(&self) -> MutexGuard<'_, State> {
+        let mut st = self.turn();
+        if st.open.is_some() {
+            // A failure is recorded for the group's members; nothing of ours to report.
+            let _ = self.end(&mut st, 0, true);
+        }
+        st
+    }
+
     /// Runs `f` as one atomic write; returns once it is committed.
     pub fn write<T, E>(
         &self,
@@ -173,11 +184,7 @@ impl Writer {
     where
         E: From<StoreError>,
     {
-        let mut st = self.turn();
-        if st.open.is_some() {
-            // A failure is recorded for the group's members; nothing of ours to report.
-            let _ = self.end(&mut st, 0, true);
-        }
+        let mut st = self.turn_with_no_group();
         // The lock is released while `f` runs, so the members of the group
         // just committed are answered now, not after this (long) write.
         st.alone = true;
@@ -191,11 +198,7 @@ impl Writer {
     /// Runs `f` on a connection outside any transaction, with no write group
     /// open and no other writer running (checkpoints, ANALYZE).
     pub fn exclusive(&self, pool: &Pool<Manager>, f: impl FnOnce(&mut AnyConnection)) {
-        let mut st = self.turn();
-        if st.open.is_some() {
-            // A failure is recorded for the group's members; nothing of ours to report.
-            let _ = self.end(&mut st, 0, true);
-        }
+        let _st = self.turn_with_no_group();
         if let Ok(mut c) = pool.get() {
             f(&mut c);
         }
