@@ -961,6 +961,9 @@ fn write_tombstone(
             tombstones::tenant_id.eq(t),
             tombstones::disposal_id.eq(disposal_id),
             tombstones::created_at.eq(now),
+            // Kept even when the hash itself is skipped below: the identity rule
+            // needs to know the person had one ("Identity evidence").
+            tombstones::had_external_id.eq(person.external_id.is_some()),
         ))
         .execute(c)?;
     let mut seen = std::collections::HashSet::new();

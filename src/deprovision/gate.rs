@@ -2,6 +2,7 @@
 //! looked up among users and tombstones in one statement; no cache of answers,
 //! so a suspension or a disposal on any replica is seen at once.
 
+use super::evidence::{self, Evidence};
 use super::policy::{GateUnknown, Policy};
 use super::tombstone::{IdType, TombstoneKeys};
 use crate::scim::fold::fold;
@@ -92,6 +93,8 @@ struct Hit {
     user_id: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     state: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    external_id: Option<String>,
 }
 
 /// Every user and tombstone the identifiers name, in one statement: a login
@@ -104,14 +107,14 @@ fn lookup(
     req: &GateRequest,
     ids: &[(IdType, String)],
 ) -> Result<Vec<Hit>, StoreError> {
-    const LIVE: &str = "SELECT u.id, u.state FROM users u WHERE u.tenant_id = ";
+    const LIVE: &str = "SELECT u.id, u.state, u.external_id FROM users u WHERE u.tenant_id = ";
     let mut s = Sql::default();
     let branch = |s: &mut Sql, id_type: &str| {
         if !s.text.is_empty() {
             s.push(" UNION ALL ");
         }
         s.push(&format!(
-            "SELECT '{id_type}' AS id_type, x.id AS user_id, x.state AS state FROM ("
+            "SELECT '{id_type}' AS id_type, x.id AS user_id, x.state AS state, x.external_id AS external_id FROM ("
         ));
         s.push(LIVE).bind_text(tenant);
         s.push(" AND u.state IN ('active', 'suspended') AND ");
@@ -120,9 +123,9 @@ fn lookup(
         branch(&mut s, "userName");
         s.push("u.user_name_key = ").bind_text(fold(v)).push(") x");
     }
-    if let Some(v) = &req.external_id.as_deref().filter(|v| !v.trim().is_empty()) {
+    if let Some(v) = req.external_id.as_deref().and_then(evidence::external_id) {
         branch(&mut s, "externalId");
-        s.push("u.external_id = ").bind_text(v.trim()).push(") x");
+        s.push("u.external_id = ").bind_text(v).push(") x");
     }
     let emails: Vec<&(IdType, String)> = ids.iter().filter(|(t, _)| *t == IdType::Email).collect();
     if !emails.is_empty() {
@@ -150,7 +153,7 @@ fn lookup(
             s.push(" UNION ALL ");
         }
         s.push(
-            "SELECT h.id_type AS id_type, CAST(NULL AS TEXT) AS user_id, CAST(NULL AS TEXT) AS state \
+            "SELECT h.id_type AS id_type, CAST(NULL AS TEXT) AS user_id, CAST(NULL AS TEXT) AS state, CAST(NULL AS TEXT) AS external_id \
              FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
              WHERE h.tenant_id = ",
         )
@@ -173,8 +176,12 @@ pub fn check(
     req: &GateRequest,
 ) -> Result<GateAnswer, StoreError> {
     let ids = req.identifiers();
+    let presented_external_id = req.external_id.as_deref().and_then(evidence::external_id);
     // user id → (state, matched types)
     let mut users: BTreeMap<String, (String, Vec<&'static str>)> = BTreeMap::new();
+    // A matched user whose externalId differs from the one presented is
+    // another person (identity evidence): the identifiers do not agree.
+    let mut disagrees = false;
     let mut matched: Vec<&'static str> = Vec::new();
     let mut tombstoned = false;
     for hit in lookup(c, keys, tenant, req, &ids)? {
@@ -189,6 +196,11 @@ pub fn check(
         }
         match (hit.user_id, hit.state) {
             (Some(id), Some(state)) => {
+                if evidence::live(hit.external_id.as_deref(), presented_external_id, true)
+                    == Evidence::Disagrees
+                {
+                    disagrees = true;
+                }
                 let e = users.entry(id).or_insert((state, vec![]));
                 if !e.1.contains(&t) {
                     e.1.push(t);
@@ -208,6 +220,9 @@ pub fn check(
     }
     if tombstoned {
         return Ok(deny("deprovisioned", None, matched));
+    }
+    if disagrees {
+        return Ok(deny("conflict", None, matched));
     }
     match users.len() {
         0 => Ok(match policy.gate_unknown {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod disposal;
+pub mod evidence;
 pub mod gate;
 pub mod policy;
 pub mod service;

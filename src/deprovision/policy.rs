@@ -45,6 +45,17 @@ pub enum OnScimCreate {
     Reject,
 }
 
+/// What a POST does when its userName is held by a suspended account that the
+/// identity evidence says is a *different* person (a recycled name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnReuse {
+    /// 409 `uniqueness` until the previous holder is disposed.
+    Reject,
+    /// Dispose the previous holder now (counted by the brake), then create.
+    DisposePrevious,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GateUnknown {
@@ -112,6 +123,7 @@ pub struct Policy {
     pub user_data: BTreeMap<String, DataAction>,
     pub max_disposals_per_hour: u32,
     pub on_scim_create: OnScimCreate,
+    pub on_reuse: OnReuse,
     pub gate_unknown: GateUnknown,
     pub webhooks: Vec<Webhook>,
     pub forward_new_content: bool,
@@ -132,6 +144,7 @@ impl Default for Policy {
             user_data: BTreeMap::new(),
             max_disposals_per_hour: 500,
             on_scim_create: OnScimCreate::New,
+            on_reuse: OnReuse::Reject,
             gate_unknown: GateUnknown::AllowJit,
             webhooks: vec![],
             forward_new_content: false,
@@ -196,6 +209,7 @@ struct RawPolicy {
     user_data: Option<BTreeMap<String, DataAction>>,
     brake: Option<RawBrake>,
     tombstone: Option<RawTombstone>,
+    identity: Option<RawIdentity>,
     gate: Option<RawGate>,
     webhooks: Option<Vec<RawWebhook>>,
     forward_new_content: Option<bool>,
@@ -218,6 +232,12 @@ struct RawBrake {
 #[serde(deny_unknown_fields)]
 struct RawTombstone {
     on_scim_create: Option<OnScimCreate>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    on_reuse: Option<OnReuse>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -318,6 +338,9 @@ fn apply(
     }
     if let Some(t) = raw.tombstone.as_ref().and_then(|t| t.on_scim_create) {
         p.on_scim_create = t;
+    }
+    if let Some(o) = raw.identity.as_ref().and_then(|i| i.on_reuse) {
+        p.on_reuse = o;
     }
     if let Some(g) = raw.gate.as_ref().and_then(|g| g.unknown) {
         p.gate_unknown = g;

@@ -13,6 +13,8 @@ pub struct TombstoneMatch {
     pub disposal_id: Option<String>,
     pub id_type: String,
     pub hash: String,
+    /// The disposed person had an externalId (identity evidence).
+    pub had_external_id: bool,
 }
 
 /// Live (unlifted) tombstones matching any of the identifiers.
@@ -46,7 +48,7 @@ pub fn matching_hashes(
     // for any number of identifiers (diesel's `eq_any` is never cached on SQLite).
     let mut q = Sql::default();
     q.push(
-        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash \
+        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash, t.had_external_id \
          FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
          WHERE h.tenant_id = ",
     )
@@ -60,6 +62,7 @@ pub fn matching_hashes(
             disposal_id: r.disposal_id,
             id_type: r.id_type,
             hash: r.hash,
+            had_external_id: r.had_external_id,
         })
         .collect())
 }
@@ -74,6 +77,8 @@ struct Row {
     id_type: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     hash: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    had_external_id: bool,
 }
 
 pub fn lift(

@@ -2,11 +2,13 @@
 //! delete, list. `active=false` suspends; it never hides the user.
 
 use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt, listing};
-use crate::deprovision::policy::OnScimCreate;
+use crate::deprovision::evidence::{self, Evidence};
+use crate::deprovision::policy::{OnReuse, OnScimCreate, Policy};
 use crate::deprovision::service::Outcome;
 use crate::deprovision::tombstone::IdType;
 use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
+use crate::scim::fold::fold;
 use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize, render, user_keys};
@@ -14,6 +16,7 @@ use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
 use crate::store::{self, AnyConnection, filter_sql};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
 
 pub const ACTIVE: &str = "active";
 pub const SUSPENDED: &str = "suspended";
@@ -188,6 +191,20 @@ enum Created {
     New,
     /// The suspended user restored in place, with its memberships.
     Restored(Box<UserRow>, Memberships),
+    /// The userName is held by a suspended, *different* person and the policy
+    /// says `identity.on_reuse = "dispose_previous"`: that user (this id) is
+    /// disposed first, alone, then the create runs again.
+    DisposeFirst(String),
+}
+
+/// Everything a create prepared before its write.
+struct NewUser<'a> {
+    doc: &'a Doc,
+    keys: &'a UserKeys,
+    tomb_hashes: &'a [String],
+    row: &'a UserRow,
+    attrs: &'a [String],
+    now: &'a str,
 }
 
 pub fn create(
@@ -203,69 +220,204 @@ pub fn create(
         doc.insert("active".into(), Value::Bool(true));
     }
     let now = svc.deprov.now();
+    let policy = svc.deprov.policy(&caller.tenant_name);
     // Everything that needs no database is done before the write begins:
     // writes queue for SQLite's one writer, so time spent inside is everyone's.
     let keys = user_keys(&doc);
     let tomb_hashes = tombstone_hashes(svc, caller, &keys);
     let row = new_row(caller, &doc, &keys, &now);
     let attrs: Vec<String> = doc.keys().cloned().collect();
-    let created = svc.db.write(|c| -> Result<Created, ServiceError> {
-        let found = conflicts(c, caller, &keys, None)?;
-        match found.as_slice() {
-            [] => {
-                let tombs = tombstone_check(svc, c, caller, &tomb_hashes)?;
-                store::users::insert(c, &row, &keys)?;
-                audit_user(c, caller, "user.created", &row.id, Some(&attrs), &now)?;
-                after_tombstone_create(svc, c, caller, &row.id, &tombs, &now)?;
-                if row.state == SUSPENDED {
-                    crate::events::emit(
-                        c,
-                        &caller.tenant_id,
-                        "user.suspended",
-                        Some(&row.id),
-                        json!({}),
-                        &now,
-                    )?;
-                    svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+    let new = NewUser {
+        doc: &doc,
+        keys: &keys,
+        tomb_hashes: &tomb_hashes,
+        row: &row,
+        attrs: &attrs,
+        now: &now,
+    };
+    let attempt = |reused: Option<&str>| {
+        svc.db
+            .write(|c| create_in(svc, c, caller, &policy, &new, projection, reused))
+    };
+    let created = match attempt(None)? {
+        Created::DisposeFirst(holder) => {
+            let disposal = dispose_previous(svc, caller, &holder, |r| {
+                r.user_name_key == keys.user_name_key
+                    && evidence::live(r.external_id.as_deref(), keys.external_id.as_deref(), true)
+                        == Evidence::Disagrees
+            })?;
+            match attempt(Some(&disposal))? {
+                Created::DisposeFirst(_) => {
+                    return Err(ScimError::new(
+                        409,
+                        None,
+                        "the userName was taken again by another suspended account while the request ran; retry the request",
+                    )
+                    .into());
                 }
-                tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
-                Ok(Created::New)
+                done => done,
             }
-            [existing] if existing.state == SUSPENDED => {
-                // Okta re-POSTs a user it deactivated: restore that record in place
-                // (PUT semantics), keeping its id.
-                // Lock and re-read: a disposal (grace expiry) may have committed
-                // since the conflict check.
-                crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
-                let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
-                    Some(r) if r.state == SUSPENDED => r,
-                    _ => {
-                        return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
-                    }
-                };
-                write_doc(svc, c, caller, &mut row, doc.clone(), keys.clone(), &now)?;
-                crate::events::emit(
-                    c,
-                    &caller.tenant_id,
-                    "user.restored",
-                    Some(&row.id),
-                    json!({}),
-                    &now,
-                )?;
-                audit_user(c, caller, "user.restored", &row.id, None, &now)?;
-                tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
-                let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
-                Ok(Created::Restored(Box::new(row), memberships))
-            }
-            many => Err(conflict_error(many, &keys).into()),
         }
-    })?;
+        done => done,
+    };
     match created {
         // A new id: no group can hold it yet.
-        Created::New => rendered_with(&row, &vec![], projection, base, false),
+        Created::New | Created::DisposeFirst(_) => {
+            rendered_with(&row, &vec![], projection, base, false)
+        }
         Created::Restored(row, memberships) => {
             rendered_with(&row, &memberships, projection, base, true)
         }
+    }
+}
+
+/// The create's write. `reused`: the disposal this request just ran to free the
+/// userName (`dispose_previous`); its tombstone does not block the create.
+fn create_in(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    policy: &Policy,
+    new: &NewUser<'_>,
+    projection: &Projection,
+    reused: Option<&str>,
+) -> Result<Created, ServiceError> {
+    let (keys, row, now) = (new.keys, new.row, new.now);
+    let found = conflicts(c, caller, keys, None)?;
+    match found.as_slice() {
+        [] => {
+            let has_external_id = keys.external_id.is_some();
+            let tombs =
+                tombstone_check(c, caller, policy, new.tomb_hashes, has_external_id, reused)?;
+            store::users::insert(c, row, keys)?;
+            audit_user(c, caller, "user.created", &row.id, Some(new.attrs), now)?;
+            apply_tombstones(
+                c,
+                caller,
+                policy,
+                &row.id,
+                &tombs,
+                has_external_id,
+                reused,
+                now,
+            )?;
+            if row.state == SUSPENDED {
+                crate::events::emit(
+                    c,
+                    &caller.tenant_id,
+                    "user.suspended",
+                    Some(&row.id),
+                    json!({}),
+                    now,
+                )?;
+                svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+            }
+            tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
+            Ok(Created::New)
+        }
+        [existing] if existing.state == SUSPENDED => {
+            let same = evidence::live(
+                existing.external_id.as_deref(),
+                keys.external_id.as_deref(),
+                existing.user_name_key == keys.user_name_key,
+            );
+            if same == Evidence::Disagrees {
+                return match policy.on_reuse {
+                    OnReuse::Reject => Err(reuse_refused(&existing.id).into()),
+                    OnReuse::DisposePrevious => Ok(Created::DisposeFirst(existing.id.clone())),
+                };
+            }
+            // The same person: Okta re-POSTs a user it deactivated. Restore that
+            // record in place (PUT semantics), keeping its id.
+            // Lock and re-read: a disposal (grace expiry) may have committed
+            // since the conflict check.
+            crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
+            let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
+                Some(r) if r.state == SUSPENDED => r,
+                _ => {
+                    return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
+                }
+            };
+            let checked = match checked_identity(svc, c, caller, policy, &row, new.doc.clone())? {
+                Checked::Write(checked) => checked,
+                // Re-read under the lock, the holder now disagrees: the general rule.
+                Checked::DisposeHolder => return Ok(Created::DisposeFirst(row.id)),
+            };
+            let has_external_id = checked.keys.external_id.is_some();
+            write_doc(svc, c, caller, &mut row, checked.doc, checked.keys, now)?;
+            apply_tombstones(
+                c,
+                caller,
+                policy,
+                &row.id,
+                &checked.tombs,
+                has_external_id,
+                None,
+                now,
+            )?;
+            crate::events::emit(
+                c,
+                &caller.tenant_id,
+                "user.restored",
+                Some(&row.id),
+                json!({}),
+                now,
+            )?;
+            audit_user(c, caller, "user.restored", &row.id, None, now)?;
+            tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
+            let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
+            Ok(Created::Restored(Box::new(row), memberships))
+        }
+        many => Err(conflict_error(many, keys).into()),
+    }
+}
+
+/// 409 for a recycled identifier that would take over a suspended account.
+fn reuse_refused(holder: &str) -> ScimError {
+    ScimError::uniqueness(format!(
+        "this userName is held by a suspended account pending disposal (id {holder}) whose externalId says it is a different person; \
+         the name is freed when that account is disposed (the tenant's policy can dispose it at once: identity.on_reuse = \"dispose_previous\")"
+    ))
+}
+
+/// `identity.on_reuse = "dispose_previous"`: disposes the suspended holder now,
+/// as its own transaction (like a DELETE: counted by the brake, audited, with a
+/// receipt, a tombstone and a `user.disposed` event). `still` re-checks, under
+/// the holder's lock, that it is still the different person the request saw.
+/// A held disposal (brake, legal hold) is a 409: the holder keeps the name.
+fn dispose_previous(
+    svc: &Services,
+    caller: &Caller,
+    holder: &str,
+    still: impl Fn(&UserRow) -> bool,
+) -> Result<String, ServiceError> {
+    let now = svc.deprov.now();
+    let outcome = svc.db.write_alone(|c| -> Result<Outcome, ServiceError> {
+        crate::store::db::lock_row(c, "users", &caller.tenant_id, holder)?;
+        match store::users::find(c, &caller.tenant_id, holder)? {
+            Some(r) if r.state == SUSPENDED && still(&r) => {}
+            _ => {
+                return Err(ScimError::new(409, None, "the suspended account holding this identifier changed while the request ran; retry the request").into());
+            }
+        }
+        let out = svc
+            .deprov
+            .dispose_in(c, &caller.requester(), holder, "reuse", None)?;
+        if let Outcome::Disposed(_) = &out {
+            audit_user(c, caller, "identity.reused", holder, None, &now)?;
+        }
+        Ok(out)
+    })?;
+    svc.db.checkpoint();
+    match outcome {
+        Outcome::Disposed(r) => {
+            tracing::info!(user_id = %holder, disposal_id = %r.disposal_id, actor = %caller.actor, "previous holder disposed for reuse");
+            Ok(r.disposal_id)
+        }
+        Outcome::Held { disposal_id, reason } => Err(ScimError::uniqueness(format!(
+            "this identifier is held by a suspended account whose disposal is held ({reason}, disposal {disposal_id}); an admin must release it before the identifier can be reused"
+        ))
+        .into()),
     }
 }
 
@@ -342,6 +494,11 @@ fn write_doc(
     row.updated_at = now.to_string();
     row.version += 1;
     store::users::update(c, &old_row, row, &keys, emails_changed)?;
+    if old_row.external_id.is_some() && old_row.external_id != row.external_id {
+        // Allowed for an active user (a suspended one keeps its own, see
+        // `checked_identity`), but it re-points the person's identity evidence.
+        audit_user(c, caller, "user.external_id_changed", &row.id, None, now)?;
+    }
     if !changed.is_empty() {
         audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
     }
@@ -386,54 +543,105 @@ fn tombstone_hashes(svc: &Services, caller: &Caller, k: &UserKeys) -> Vec<String
     tombstones::hashes_of(&svc.deprov.keys, &caller.tenant_id, &ids)
 }
 
-/// Live tombstones matching a new user's identifiers, per `on_scim_create`:
-/// `reject` refuses; `new` and `relink` proceed (and lift after the insert).
+/// Live tombstones matching a new record's identifiers (`hashes`). Under
+/// `on_scim_create = "reject"` any match is a 409, whether the evidence says
+/// the person came back or someone else took a recycled identifier; except the
+/// tombstone of `reused`, the disposal this very request ran to free the name.
 fn tombstone_check(
-    svc: &Services,
     c: &mut AnyConnection,
     caller: &Caller,
+    policy: &Policy,
     hashes: &[String],
+    has_external_id: bool,
+    reused: Option<&str>,
 ) -> Result<Vec<TombstoneMatch>, ServiceError> {
     let found = tombstones::matching_hashes(c, &caller.tenant_id, hashes)?;
-    if !found.is_empty()
-        && svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Reject
-    {
-        return Err(ScimError::uniqueness(
-            "this person was deprovisioned and the tenant's policy rejects re-creating them until an admin lifts the tombstone",
-        )
-        .into());
+    if policy.on_scim_create != OnScimCreate::Reject {
+        return Ok(found);
+    }
+    for (tomb, matches) in by_tombstone(&found) {
+        if is_reused(&matches, reused) {
+            continue;
+        }
+        let detail = match tombstone_evidence(&matches, has_external_id) {
+            Evidence::Agrees => format!(
+                "this person was deprovisioned (tombstone {tomb}) and the tenant's policy rejects re-creating them until an admin lifts the tombstone"
+            ),
+            Evidence::Disagrees => format!(
+                "an identifier of this user ({}) belonged to a deprovisioned person (tombstone {tomb}) and the tenant's policy rejects reusing it until an admin lifts the tombstone",
+                matched_types(&matches).join(", ")
+            ),
+        };
+        return Err(ScimError::uniqueness(detail).into());
     }
     Ok(found)
 }
 
-fn after_tombstone_create(
-    svc: &Services,
+/// Matches grouped by tombstone, in a stable order.
+fn by_tombstone(found: &[TombstoneMatch]) -> BTreeMap<&str, Vec<&TombstoneMatch>> {
+    let mut by: BTreeMap<&str, Vec<&TombstoneMatch>> = BTreeMap::new();
+    for m in found {
+        by.entry(m.tombstone_id.as_str()).or_default().push(m);
+    }
+    by
+}
+
+fn matched_types<'a>(matches: &[&'a TombstoneMatch]) -> Vec<&'a str> {
+    let mut t: Vec<&str> = matches.iter().map(|m| m.id_type.as_str()).collect();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+fn is_reused(matches: &[&TombstoneMatch], reused: Option<&str>) -> bool {
+    reused.is_some() && matches.iter().any(|m| m.disposal_id.as_deref() == reused)
+}
+
+fn tombstone_evidence(matches: &[&TombstoneMatch], has_external_id: bool) -> Evidence {
+    let had = matches.iter().any(|m| m.had_external_id);
+    evidence::tombstone(had, has_external_id, &matched_types(matches))
+}
+
+/// After a record took identifiers that live tombstones hold (create, restore,
+/// rename), per tombstone: the same person coming back lifts it (`relink` also
+/// hands back the content of the old receipt); a different person in a recycled
+/// identifier releases only the hashes of identifiers this record carries — the
+/// rest (the old externalId, SSO subjects, other emails) keeps denying the
+/// leaver — moves nothing, and is audited as `identity.reused`.
+#[allow(clippy::too_many_arguments)]
+fn apply_tombstones(
     c: &mut AnyConnection,
     caller: &Caller,
+    policy: &Policy,
     user_id: &str,
     found: &[TombstoneMatch],
+    has_external_id: bool,
+    reused: Option<&str>,
     now: &str,
 ) -> Result<(), ServiceError> {
-    if found.is_empty() {
-        return Ok(());
-    }
-    let relink = svc.deprov.policy(&caller.tenant_name).on_scim_create == OnScimCreate::Relink;
-    // Decided per tombstone: one matched by userName, externalId or an SSO subject
-    // is this person coming back (lift; relink hands content back); one matched
-    // only by an email may be someone else's recycled address (release just that
-    // email; the rest keeps denying its owner).
-    let mut by_tomb: std::collections::BTreeMap<&str, Vec<TombstoneMatch>> =
-        std::collections::BTreeMap::new();
-    for m in found {
-        by_tomb
-            .entry(m.tombstone_id.as_str())
-            .or_default()
-            .push(m.clone());
-    }
-    for (tomb, matches) in by_tomb {
-        let strong = matches.iter().any(|m| m.id_type != IdType::Email.as_str());
-        if !strong {
-            tombstones::release_hashes(c, &caller.tenant_id, &matches, &caller.actor, now)?;
+    let relink = policy.on_scim_create == OnScimCreate::Relink;
+    for (tomb, matches) in by_tombstone(found) {
+        let evidence = if is_reused(&matches, reused) {
+            Evidence::Disagrees
+        } else {
+            tombstone_evidence(&matches, has_external_id)
+        };
+        if evidence == Evidence::Disagrees {
+            let owned: Vec<TombstoneMatch> = matches.iter().map(|m| (*m).clone()).collect();
+            tombstones::release_hashes(c, &caller.tenant_id, &owned, &caller.actor, now)?;
+            crate::deprovision::disposal::audit(
+                c,
+                &caller.tenant_id,
+                now,
+                &caller.actor,
+                "identity.reused",
+                "user",
+                user_id,
+                Some(
+                    &json!({"tombstoneId": tomb, "identifiers": matched_types(&matches)})
+                        .to_string(),
+                ),
+            )?;
             continue;
         }
         tombstones::lift(
@@ -452,6 +660,103 @@ fn after_tombstone_create(
         }
     }
     Ok(())
+}
+
+/// A document and its keys that passed the identity checks of a write onto an
+/// existing user, with the tombstones its new identifiers matched.
+struct Identity {
+    doc: Doc,
+    keys: UserKeys,
+    tombs: Vec<TombstoneMatch>,
+}
+
+enum Checked {
+    Write(Identity),
+    /// A suspended user's externalId replaced by another person's, under
+    /// `dispose_previous`: dispose the holder, answer 404 (the IdP re-POSTs).
+    DisposeHolder,
+}
+
+/// The identity checks of every write onto an existing user (restore in place,
+/// PUT, PATCH, Bulk): a suspended user keeps its stored externalId when the new
+/// document has none, and cannot be given another person's; the new document
+/// takes no identifier another visible user holds; identifiers it did not hold
+/// before follow the tombstone rules.
+fn checked_identity(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    policy: &Policy,
+    row: &UserRow,
+    mut doc: Doc,
+) -> Result<Checked, ServiceError> {
+    if row.state == SUSPENDED {
+        if let Some(x) = &row.external_id
+            && !doc.contains_key("externalId")
+        {
+            doc.insert("externalId".into(), Value::String(x.clone()));
+        }
+        let keys_external = doc.get("externalId").and_then(Value::as_str);
+        if evidence::live(row.external_id.as_deref(), keys_external, true) == Evidence::Disagrees {
+            return match policy.on_reuse {
+                OnReuse::Reject => Err(ScimError::uniqueness(format!(
+                    "user {} is suspended pending disposal, and the new externalId says it is a different person: \
+                     a recycled identifier cannot take over a suspended account (its content and schedule stay with it; \
+                     the tenant's policy can dispose it at once: identity.on_reuse = \"dispose_previous\")",
+                    row.id
+                ))
+                .into()),
+                OnReuse::DisposePrevious => Ok(Checked::DisposeHolder),
+            };
+        }
+    }
+    let keys = user_keys(&doc);
+    refuse_conflicts(c, caller, row, &keys)?;
+    let hashes = new_identifier_hashes(svc, caller, row, &keys)?;
+    let tombs = tombstone_check(c, caller, policy, &hashes, keys.external_id.is_some(), None)?;
+    Ok(Checked::Write(Identity { doc, keys, tombs }))
+}
+
+/// Tombstone hashes of the identifiers `keys` gives the user that it does not
+/// hold yet (a rename, a new email): the ones it holds were checked when it
+/// took them.
+fn new_identifier_hashes(
+    svc: &Services,
+    caller: &Caller,
+    row: &UserRow,
+    keys: &UserKeys,
+) -> Result<Vec<String>, ServiceError> {
+    let mut ids = Vec::new();
+    if keys.user_name_key != row.user_name_key {
+        ids.push((IdType::UserName, keys.user_name.clone()));
+    }
+    if let Some(x) = &keys.external_id
+        && row.external_id.as_ref() != Some(x)
+    {
+        ids.push((IdType::ExternalId, x.clone()));
+    }
+    if !keys.emails.is_empty() {
+        let old = doc_of(row)?;
+        let held: HashSet<String> = old
+            .get("emails")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .map(fold)
+            .collect();
+        ids.extend(
+            keys.emails
+                .iter()
+                .filter(|e| !held.contains(&e.value_key))
+                .map(|e| (IdType::Email, e.value.clone())),
+        );
+    }
+    Ok(tombstones::hashes_of(
+        &svc.deprov.keys,
+        &caller.tenant_id,
+        &ids,
+    ))
 }
 
 pub fn get(
@@ -482,20 +787,90 @@ pub fn replace(
 ) -> Result<Rendered, ServiceError> {
     let mut doc = normalize(&USER_TYPE, body)?;
     let now = svc.deprov.now();
-    svc.db
-        .write(|c| {
-            let mut row = locked(c, caller, id, if_match, base)?;
-            // PUT without `active` leaves it unchanged.
-            if !doc.contains_key("active") {
-                doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
-            }
-            let keys = user_keys(&doc);
-            refuse_conflicts(c, caller, &row, &keys)?;
-            write_doc(svc, c, caller, &mut row, doc.clone(), keys, &now)?;
-            let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
-            Ok((row, memberships))
-        })
-        .and_then(|(row, memberships)| rendered_with(&row, &memberships, projection, base, false))
+    let policy = svc.deprov.policy(&caller.tenant_name);
+    let written = svc.db.write(|c| {
+        let mut row = locked(c, caller, id, if_match, base)?;
+        // PUT without `active` leaves it unchanged.
+        if !doc.contains_key("active") {
+            doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
+        }
+        write_checked(
+            svc,
+            c,
+            caller,
+            &policy,
+            &mut row,
+            doc.clone(),
+            projection,
+            &now,
+        )
+    })?;
+    finish_write(svc, caller, id, written, projection, base)
+}
+
+/// What a PUT's or PATCH's write did.
+enum Written {
+    Done(Box<UserRow>, Memberships),
+    DisposeHolder(Box<UserRow>),
+}
+
+/// Stores `doc` over the locked `row` after the identity checks, reading what
+/// the response needs.
+#[allow(clippy::too_many_arguments)]
+fn write_checked(
+    svc: &Services,
+    c: &mut AnyConnection,
+    caller: &Caller,
+    policy: &Policy,
+    row: &mut UserRow,
+    doc: Doc,
+    projection: &Projection,
+    now: &str,
+) -> Result<Written, ServiceError> {
+    let checked = match checked_identity(svc, c, caller, policy, row, doc)? {
+        Checked::Write(checked) => checked,
+        Checked::DisposeHolder => return Ok(Written::DisposeHolder(Box::new(row.clone()))),
+    };
+    let has_external_id = checked.keys.external_id.is_some();
+    write_doc(svc, c, caller, row, checked.doc, checked.keys, now)?;
+    apply_tombstones(
+        c,
+        caller,
+        policy,
+        &row.id,
+        &checked.tombs,
+        has_external_id,
+        None,
+        now,
+    )?;
+    let memberships = memberships_of(c, caller, std::slice::from_ref(row), projection)?;
+    Ok(Written::Done(Box::new(row.clone()), memberships))
+}
+
+/// Renders a PUT's or PATCH's result after the commit; under `dispose_previous`
+/// a suspended user whose externalId another person's replaced is disposed and
+/// the write answers 404, so the IdP re-POSTs the new person.
+fn finish_write(
+    svc: &Services,
+    caller: &Caller,
+    id: &str,
+    written: Written,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
+    match written {
+        Written::Done(row, memberships) => {
+            rendered_with(&row, &memberships, projection, base, false)
+        }
+        Written::DisposeHolder(seen) => {
+            dispose_previous(svc, caller, id, |r| r.external_id == seen.external_id)?;
+            Err(ScimError::not_found(format!(
+                "no user with id {id}: it was suspended, and the externalId this request gave it says it is a different person, \
+                 so the tenant's policy (identity.on_reuse = \"dispose_previous\") disposed it; create the new person with POST"
+            ))
+            .into())
+        }
+    }
 }
 
 /// The user `id`, locked for this write, if `If-Match` (when given) matches.
@@ -542,23 +917,21 @@ pub fn patch(
     base: &str,
 ) -> Result<Rendered, ServiceError> {
     let now = svc.deprov.now();
-    svc.db
-        .write(|c| {
-            let mut row = locked(c, caller, id, if_match, base)?;
-            let mut current = doc_of(&row)?;
-            current
-                .entry("active")
-                .or_insert(Value::Bool(row.state == ACTIVE));
-            let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
-            if doc != current {
-                let keys = user_keys(&doc);
-                refuse_conflicts(c, caller, &row, &keys)?;
-                write_doc(svc, c, caller, &mut row, doc, keys, &now)?;
-            }
+    let policy = svc.deprov.policy(&caller.tenant_name);
+    let written = svc.db.write(|c| {
+        let mut row = locked(c, caller, id, if_match, base)?;
+        let mut current = doc_of(&row)?;
+        current
+            .entry("active")
+            .or_insert(Value::Bool(row.state == ACTIVE));
+        let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
+        if doc == current {
             let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
-            Ok((row, memberships))
-        })
-        .and_then(|(row, memberships)| rendered_with(&row, &memberships, projection, base, false))
+            return Ok(Written::Done(Box::new(row), memberships));
+        }
+        write_checked(svc, c, caller, &policy, &mut row, doc, projection, &now)
+    })?;
+    finish_write(svc, caller, id, written, projection, base)
 }
 
 pub fn delete(

@@ -21,10 +21,13 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     let mut out = Doc::new();
+    // Stored trimmed, blank as absent: the one form the store, the gate and
+    // tombstones compare (deprovision::evidence::external_id).
     if let Some(v) = get_ci(obj, "externalId")
         && let Some(s) = scalar_string("externalId", v)?
+        && !s.trim().is_empty()
     {
-        out.insert("externalId".into(), Value::String(s));
+        out.insert("externalId".into(), Value::String(s.trim().to_string()));
     }
     normalize_schema_attrs(rt.core, obj, &mut out, "")?;
     let core_prefix = format!("{}:", rt.core.id);

@@ -169,6 +169,7 @@ diesel::table! {
         disposal_id -> Nullable<Text>,
         created_at -> Text,
         lifted_at -> Nullable<Text>,
+        had_external_id -> Bool,
     }
 }
 

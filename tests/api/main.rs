@@ -17,6 +17,7 @@ mod events;
 mod explain;
 mod filters;
 mod groups;
+mod identity;
 mod load_driver;
 mod pool;
 mod robustness;
