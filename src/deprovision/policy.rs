@@ -533,6 +533,23 @@ kinds = { draft = "keep" }
     }
 
     #[test]
+    fn identity_on_reuse_defaults_to_reject_and_merges_per_tenant() {
+        let set = parse(
+            "[default]\nidentity = { on_reuse = \"dispose_previous\" }\n[tenants.strict]\nidentity = { on_reuse = \"reject\" }\n",
+            "p.toml",
+        )
+        .expect("parses");
+        assert_eq!(Policy::default().on_reuse, OnReuse::Reject);
+        assert_eq!(set.default.on_reuse, OnReuse::DisposePrevious);
+        assert_eq!(set.for_tenant("strict").on_reuse, OnReuse::Reject);
+        assert_eq!(set.for_tenant("other").on_reuse, OnReuse::DisposePrevious);
+        assert_ne!(set.default.digest(), Policy::default().digest());
+        let e = parse("[default]\nidentity = { on_reuse = \"merge\" }\n", "p.toml")
+            .expect_err("an unknown mode");
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("0"), Ok(0));
         assert_eq!(parse_duration("90s"), Ok(90));

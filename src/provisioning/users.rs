@@ -671,7 +671,7 @@ struct Identity {
 }
 
 enum Checked {
-    Write(Identity),
+    Write(Box<Identity>),
     /// A suspended user's externalId replaced by another person's, under
     /// `dispose_previous`: dispose the holder, answer 404 (the IdP re-POSTs).
     DisposeHolder,
@@ -714,7 +714,7 @@ fn checked_identity(
     refuse_conflicts(c, caller, row, &keys)?;
     let hashes = new_identifier_hashes(svc, caller, row, &keys)?;
     let tombs = tombstone_check(c, caller, policy, &hashes, keys.external_id.is_some(), None)?;
-    Ok(Checked::Write(Identity { doc, keys, tombs }))
+    Ok(Checked::Write(Box::new(Identity { doc, keys, tombs })))
 }
 
 /// Tombstone hashes of the identifiers `keys` gives the user that it does not
