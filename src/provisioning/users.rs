@@ -338,13 +338,24 @@ fn create_in(
                     return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
                 }
             };
-            let checked = match checked_identity(svc, c, caller, policy, &row, new.doc.clone())? {
-                Checked::Write(checked) => checked,
-                // Re-read under the lock, the holder now disagrees: the general rule.
-                Checked::DisposeHolder => return Ok(Created::DisposeFirst(row.id)),
-            };
+            let old_doc = doc_of(&row)?;
+            let checked =
+                match checked_identity(svc, c, caller, policy, &row, &old_doc, new.doc.clone())? {
+                    Checked::Write(checked) => checked,
+                    // Re-read under the lock, the holder now disagrees: the general rule.
+                    Checked::DisposeHolder => return Ok(Created::DisposeFirst(row.id)),
+                };
             let has_external_id = checked.keys.external_id.is_some();
-            write_doc(svc, c, caller, &mut row, checked.doc, checked.keys, now)?;
+            write_doc(
+                svc,
+                c,
+                caller,
+                &mut row,
+                &old_doc,
+                checked.doc,
+                checked.keys,
+                now,
+            )?;
             apply_tombstones(
                 c,
                 caller,
@@ -469,11 +480,13 @@ fn audit_user(
 
 /// Stores a new document for an existing row: keys, state, version, emails; a
 /// suspension schedules disposal, a reactivation cancels it (same transaction).
+#[allow(clippy::too_many_arguments)]
 fn write_doc(
     svc: &Services,
     c: &mut AnyConnection,
     caller: &Caller,
     row: &mut UserRow,
+    old_doc: &Doc,
     doc: Doc,
     mut keys: UserKeys,
     now: &str,
@@ -485,8 +498,7 @@ fn write_doc(
     }
     let before = row.state.clone();
     let old_row = row.clone();
-    let old_doc: Doc = serde_json::from_str(&row.data).unwrap_or_default();
-    let changed = changed_attributes(&old_doc, &doc);
+    let changed = changed_attributes(old_doc, &doc);
     let emails_changed = old_doc.get("emails") != doc.get("emails");
     row.set_keys(&keys);
     apply_state(row, keys.active, now);
@@ -688,6 +700,7 @@ fn checked_identity(
     caller: &Caller,
     policy: &Policy,
     row: &UserRow,
+    old_doc: &Doc,
     mut doc: Doc,
 ) -> Result<Checked, ServiceError> {
     if row.state == SUSPENDED {
@@ -712,7 +725,7 @@ fn checked_identity(
     }
     let keys = user_keys(&doc);
     refuse_conflicts(c, caller, row, &keys)?;
-    let hashes = new_identifier_hashes(svc, caller, row, &keys)?;
+    let hashes = new_identifier_hashes(svc, caller, row, old_doc, &doc, &keys);
     let tombs = tombstone_check(c, caller, policy, &hashes, keys.external_id.is_some(), None)?;
     Ok(Checked::Write(Box::new(Identity { doc, keys, tombs })))
 }
@@ -724,8 +737,10 @@ fn new_identifier_hashes(
     svc: &Services,
     caller: &Caller,
     row: &UserRow,
+    old_doc: &Doc,
+    doc: &Doc,
     keys: &UserKeys,
-) -> Result<Vec<String>, ServiceError> {
+) -> Vec<String> {
     let mut ids = Vec::new();
     if keys.user_name_key != row.user_name_key {
         ids.push((IdType::UserName, keys.user_name.clone()));
@@ -735,9 +750,8 @@ fn new_identifier_hashes(
     {
         ids.push((IdType::ExternalId, x.clone()));
     }
-    if !keys.emails.is_empty() {
-        let old = doc_of(row)?;
-        let held: HashSet<String> = old
+    if old_doc.get("emails") != doc.get("emails") {
+        let held: HashSet<String> = old_doc
             .get("emails")
             .and_then(Value::as_array)
             .into_iter()
@@ -752,11 +766,7 @@ fn new_identifier_hashes(
                 .map(|e| (IdType::Email, e.value.clone())),
         );
     }
-    Ok(tombstones::hashes_of(
-        &svc.deprov.keys,
-        &caller.tenant_id,
-        &ids,
-    ))
+    tombstones::hashes_of(&svc.deprov.keys, &caller.tenant_id, &ids)
 }
 
 pub fn get(
@@ -794,12 +804,14 @@ pub fn replace(
         if !doc.contains_key("active") {
             doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
         }
+        let old_doc = doc_of(&row)?;
         write_checked(
             svc,
             c,
             caller,
             &policy,
             &mut row,
+            &old_doc,
             doc.clone(),
             projection,
             &now,
@@ -823,16 +835,17 @@ fn write_checked(
     caller: &Caller,
     policy: &Policy,
     row: &mut UserRow,
+    old_doc: &Doc,
     doc: Doc,
     projection: &Projection,
     now: &str,
 ) -> Result<Written, ServiceError> {
-    let checked = match checked_identity(svc, c, caller, policy, row, doc)? {
+    let checked = match checked_identity(svc, c, caller, policy, row, old_doc, doc)? {
         Checked::Write(checked) => checked,
         Checked::DisposeHolder => return Ok(Written::DisposeHolder(Box::new(row.clone()))),
     };
     let has_external_id = checked.keys.external_id.is_some();
-    write_doc(svc, c, caller, row, checked.doc, checked.keys, now)?;
+    write_doc(svc, c, caller, row, old_doc, checked.doc, checked.keys, now)?;
     apply_tombstones(
         c,
         caller,
@@ -929,7 +942,9 @@ pub fn patch(
             let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
             return Ok(Written::Done(Box::new(row), memberships));
         }
-        write_checked(svc, c, caller, &policy, &mut row, doc, projection, &now)
+        write_checked(
+            svc, c, caller, &policy, &mut row, &current, doc, projection, &now,
+        )
     })?;
     finish_write(svc, caller, id, written, projection, base)
 }
