@@ -306,7 +306,18 @@ impl Verifier {
         allowed: &[Scope],
         client: Option<IpAddr>,
     ) -> Option<Result<Principal, AuthError>> {
-        let (id, secret) = split(presented)?;
+        let Some((id, secret)) = split(presented) else {
+            // Malformed: no lookup can match it, so no blocking thread either.
+            if let Some(d) = client
+                .and_then(|a| lock(&self.failures_by_address).locked_for(&a, self.clock.now()))
+            {
+                return Some(Err(AuthError::TooManyFailures {
+                    retry_after: seconds(d),
+                }));
+            }
+            self.record_address_failure(client);
+            return Some(Err(AuthError::Invalid));
+        };
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let key = (id.to_string(), digest);
         let Some(principal) = self.accepted(&key) else {
