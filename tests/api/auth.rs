@@ -433,3 +433,59 @@ crate::both_backends!(
     auth_address_limit,
     super::failures_are_limited_per_client_address
 );
+
+/// The lock on a token id refuses guesses, not the client already using the
+/// right secret: a cached correct secret still passes while its id is locked.
+async fn cached_correct_secret_passes_a_locked_token_id(b: Backend) {
+    let app = spawn_app(b).await;
+    let get = |token: String| app.client.get(app.url("/Users")).bearer_auth(token).send();
+    assert_eq!(
+        get(app.token.clone())
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        200
+    );
+    let id = token_id(&app.token);
+    let mut locked = false;
+    let mut refused = 0;
+    for _ in 0..50 {
+        let (s, v) = body(
+            get(format!("cust_{id}_{}", random_secret()))
+                .await
+                .expect("send"),
+        )
+        .await;
+        if s == 429 {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("failed authentication attempts")),
+                "{v}"
+            );
+            locked = true;
+            break;
+        }
+        assert_eq!(s, 401, "{v}");
+        refused += 1;
+    }
+    assert!(locked, "locked within the failure budget");
+    assert_eq!(
+        refused, 10,
+        "locked after auth_max_failures_per_token guesses"
+    );
+    assert_eq!(
+        get(app.token.clone())
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        200,
+        "the cached correct secret still passes"
+    );
+}
+crate::both_backends!(
+    auth_locked_id_cached_secret,
+    super::cached_correct_secret_passes_a_locked_token_id
+);
