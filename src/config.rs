@@ -46,6 +46,18 @@ pub struct Settings {
     /// `/Bulk`: body limit in bytes (advertised as `maxPayloadSize`).
     pub bulk_max_payload_bytes: usize,
     pub workers: Option<usize>,
+    /// argon2 token verifications running at once (all callers).
+    pub auth_max_concurrent_verifications: usize,
+    /// Failed verifications of one token id per window before it is locked.
+    pub auth_max_failures_per_token: u32,
+    /// Failed verifications from one client address per window before it is
+    /// locked; 0 turns the per-address limit off.
+    pub auth_max_failures_per_address: u32,
+    pub auth_failure_window_seconds: u64,
+    /// Per-request timeout of a webhook delivery.
+    pub webhook_timeout_seconds: u64,
+    /// Webhook endpoints delivered to at once (each on its own thread).
+    pub webhook_max_concurrent_deliveries: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -77,6 +89,27 @@ impl std::fmt::Debug for Settings {
             .field("max_group_body_bytes", &self.max_group_body_bytes)
             .field("bulk_max_operations", &self.bulk_max_operations)
             .field("bulk_max_payload_bytes", &self.bulk_max_payload_bytes)
+            .field(
+                "auth_max_concurrent_verifications",
+                &self.auth_max_concurrent_verifications,
+            )
+            .field(
+                "auth_max_failures_per_token",
+                &self.auth_max_failures_per_token,
+            )
+            .field(
+                "auth_max_failures_per_address",
+                &self.auth_max_failures_per_address,
+            )
+            .field(
+                "auth_failure_window_seconds",
+                &self.auth_failure_window_seconds,
+            )
+            .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
+            .field(
+                "webhook_max_concurrent_deliveries",
+                &self.webhook_max_concurrent_deliveries,
+            )
             .finish()
     }
 }
@@ -111,6 +144,12 @@ impl Default for Settings {
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             workers: None,
+            auth_max_concurrent_verifications: 4,
+            auth_max_failures_per_token: 10,
+            auth_max_failures_per_address: 100,
+            auth_failure_window_seconds: 60,
+            webhook_timeout_seconds: 10,
+            webhook_max_concurrent_deliveries: 16,
         }
     }
 }
@@ -135,6 +174,12 @@ struct FileConfig {
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
     workers: Option<usize>,
+    auth_max_concurrent_verifications: Option<usize>,
+    auth_max_failures_per_token: Option<u32>,
+    auth_max_failures_per_address: Option<u32>,
+    auth_failure_window_seconds: Option<u64>,
+    webhook_timeout_seconds: Option<u64>,
+    webhook_max_concurrent_deliveries: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +293,24 @@ impl Settings {
             self.bulk_max_payload_bytes = v;
         }
         self.workers = f.workers.or(self.workers);
+        if let Some(v) = f.auth_max_concurrent_verifications {
+            self.auth_max_concurrent_verifications = v;
+        }
+        if let Some(v) = f.auth_max_failures_per_token {
+            self.auth_max_failures_per_token = v;
+        }
+        if let Some(v) = f.auth_max_failures_per_address {
+            self.auth_max_failures_per_address = v;
+        }
+        if let Some(v) = f.auth_failure_window_seconds {
+            self.auth_failure_window_seconds = v;
+        }
+        if let Some(v) = f.webhook_timeout_seconds {
+            self.webhook_timeout_seconds = v;
+        }
+        if let Some(v) = f.webhook_max_concurrent_deliveries {
+            self.webhook_max_concurrent_deliveries = v;
+        }
         Ok(())
     }
 
@@ -298,6 +361,32 @@ impl Settings {
         }
         if self.bulk_max_payload_bytes < 1024 {
             return invalid("bulk_max_payload_bytes", "must be ≥ 1024".into());
+        }
+        if self.auth_max_concurrent_verifications == 0 {
+            return invalid(
+                "auth_max_concurrent_verifications",
+                "must be at least 1".into(),
+            );
+        }
+        if self.auth_max_failures_per_token == 0 {
+            return invalid("auth_max_failures_per_token", "must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.auth_failure_window_seconds) {
+            return invalid(
+                "auth_failure_window_seconds",
+                "must be between 1 and 86400".into(),
+            );
+        }
+        // Below the relay's 60 s lease, with room to record the outcome: a
+        // delivery never outlives the lease that orders it.
+        if !(1..=30).contains(&self.webhook_timeout_seconds) {
+            return invalid("webhook_timeout_seconds", "must be between 1 and 30".into());
+        }
+        if self.webhook_max_concurrent_deliveries == 0 {
+            return invalid(
+                "webhook_max_concurrent_deliveries",
+                "must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -430,6 +519,67 @@ mod tests {
         ] {
             let r = Settings::load(None, &env_of(&[(k, v)]));
             assert!(r.is_err_and(|e| e.to_string().contains(needle)), "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn auth_and_webhook_limits_from_file_and_validated() {
+        let mut s = Settings::default();
+        assert!(
+            s.apply_file(
+                "auth_max_concurrent_verifications = 8\nauth_max_failures_per_token = 5\n\
+                 auth_max_failures_per_address = 0\nauth_failure_window_seconds = 30\n\
+                 webhook_timeout_seconds = 5\nwebhook_max_concurrent_deliveries = 4\n",
+                "c.toml"
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            (
+                s.auth_max_concurrent_verifications,
+                s.auth_max_failures_per_token,
+                s.auth_max_failures_per_address,
+                s.auth_failure_window_seconds,
+                s.webhook_timeout_seconds,
+                s.webhook_max_concurrent_deliveries
+            ),
+            (8, 5, 0, 30, 5, 4)
+        );
+        assert!(s.validate().is_ok());
+        for (bad, key) in [
+            (
+                Settings {
+                    auth_max_failures_per_token: 0,
+                    ..Settings::default()
+                },
+                "auth_max_failures_per_token",
+            ),
+            (
+                Settings {
+                    auth_failure_window_seconds: 0,
+                    ..Settings::default()
+                },
+                "auth_failure_window_seconds",
+            ),
+            (
+                Settings {
+                    webhook_timeout_seconds: 61,
+                    ..Settings::default()
+                },
+                "webhook_timeout_seconds",
+            ),
+            (
+                Settings {
+                    webhook_max_concurrent_deliveries: 0,
+                    ..Settings::default()
+                },
+                "webhook_max_concurrent_deliveries",
+            ),
+        ] {
+            assert!(
+                bad.validate().is_err_and(|e| e.to_string().contains(key)),
+                "{key}"
+            );
         }
     }
 

@@ -169,7 +169,11 @@ fn serve(settings: Settings) -> Result<(), String> {
     }
     start_scheduler(db.clone(), Arc::clone(&deprov));
     start_checkpointer(db.clone());
-    start_relay(db.clone(), Arc::clone(&deprov));
+    start_relay(
+        db.clone(),
+        Arc::clone(&deprov),
+        custodian::events::relay::RelayOptions::from_settings(&settings),
+    );
     let policy_file = settings.policy_file.clone();
     let reload_db = db.clone();
     let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base);
@@ -220,15 +224,19 @@ fn start_checkpointer(db: Db) {
     });
 }
 
-/// Webhook delivery: a pass every 2 s (each endpoint is leased in the database,
-/// so replicas share the work without double delivery in a pass).
-fn start_relay(db: Db, deprov: Arc<Deprov>) {
+/// Webhook delivery: a pass every 2 s starts a worker thread for each endpoint
+/// not already being delivered to (each endpoint is leased in the database, so
+/// replicas share the work without double delivery); a slow endpoint holds
+/// only its own worker.
+fn start_relay(db: Db, deprov: Arc<Deprov>, opts: custodian::events::relay::RelayOptions) {
     std::thread::spawn(move || {
         // Webhook secrets are named by `secret_env` in the policy: any variable name.
-        let relay =
-            custodian::events::relay::Relay::new(Box::new(|name: &str| std::env::var(name).ok()));
+        let relay = Arc::new(custodian::events::relay::Relay::with_options(
+            Box::new(|name: &str| std::env::var(name).ok()),
+            opts,
+        ));
         loop {
-            if let Err(e) = relay.run_once(&db, &deprov) {
+            if let Err(e) = relay.spawn_pass(&db, &deprov) {
                 tracing::error!(error = %e, "webhook relay pass failed");
             }
             std::thread::sleep(std::time::Duration::from_secs(2));

@@ -1,23 +1,81 @@
-//! Token verification. argon2 costs tens of milliseconds, so results (successes
-//! and failures) are cached by (token id, SHA-256 of the presented secret),
-//! with what a success admits (tenant, scope, name: a token row never changes
-//! except to be revoked). Revocation is still read by primary key on every
-//! request, so a revocation by the CLI or another replica takes effect at once. Concurrent argon2 runs are
-//! capped so guessed tokens cannot burn the CPU.
+//! Token verification. argon2 costs tens of milliseconds, so results are cached
+//! by (token id, SHA-256 of the presented secret): successes with what they
+//! admit (tenant, scope, name: a token row never changes except to be revoked),
+//! failures in a separate cache so a flood of wrong secrets cannot evict the
+//! successes. Both are LRUs with a TTL. Revocation is still read by primary
+//! key on every request, so a revocation by the CLI or another replica takes
+//! effect at once.
+//!
+//! Fairness (issue 14): argon2 only runs for a key that is in neither cache,
+//! for a token id and a client address that have not failed too often in the
+//! current window, and only while a slot is free: at most one run per token
+//! id at a time (different secrets for one id queue for nothing: they are
+//! refused), at most half the slots per client address, and a global cap. So
+//! one token id's wrong secrets cost at most `max_failures_per_token` argon2
+//! runs per window and one slot, and another tenant's first verification
+//! still finds a slot. The price: while a token id is locked, its *correct*
+//! secret is refused too unless already cached (429 with Retry-After).
 
+use super::limits::{FailureWindows, TtlLru};
 use super::token::{Scope, split};
+use crate::deprovision::service::{Clock, SystemClock};
 use crate::store::{self, Db, StoreError};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Verified keys kept (successes and failures each).
 const CACHE_MAX: usize = 10_000;
-const MAX_CONCURRENT_ARGON2: usize = 4;
+/// How long a verification is trusted before argon2 runs again.
+const CACHE_TTL_SECONDS: i64 = 300;
+/// Token ids and client addresses whose failures are counted (each).
+const FAILURE_KEYS_MAX: usize = 10_000;
+
+/// The verifier's limits (config keys `auth_*`).
+#[derive(Debug, Clone)]
+pub struct AuthLimits {
+    /// argon2 runs at once, over all callers.
+    pub max_concurrent: usize,
+    /// Failed verifications of one token id per window before it is locked.
+    pub max_failures_per_token: u32,
+    /// Failed verifications (wrong secret, unknown or revoked token) from one
+    /// client address per window before it is locked; 0 turns this off.
+    pub max_failures_per_address: u32,
+    pub window: chrono::Duration,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            max_concurrent: 4,
+            max_failures_per_token: 10,
+            max_failures_per_address: 100,
+            window: chrono::Duration::seconds(60),
+        }
+    }
+}
+
+impl AuthLimits {
+    pub fn from_settings(s: &crate::config::Settings) -> AuthLimits {
+        AuthLimits {
+            max_concurrent: s.auth_max_concurrent_verifications,
+            max_failures_per_token: s.auth_max_failures_per_token,
+            max_failures_per_address: s.auth_max_failures_per_address,
+            window: chrono::Duration::seconds(
+                i64::try_from(s.auth_failure_window_seconds).unwrap_or(i64::MAX / 1000),
+            ),
+        }
+    }
+
+    /// One address may hold at most half the slots (at least one).
+    fn per_address(&self) -> usize {
+        (self.max_concurrent / 2).max(1)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -40,142 +98,232 @@ pub enum AuthError {
     WrongScope { have: Scope, need: Scope },
     #[error("too many token verifications in progress")]
     Busy,
+    /// Too many failed verifications for this token id or client address in
+    /// the current window; refused without running argon2.
+    #[error("too many failed authentication attempts")]
+    TooManyFailures { retry_after: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 type Key = (String, [u8; 32]);
 
-/// A cached verification: whether the secret matched, when that was found,
-/// and for a match the principal the token's row described.
-struct Verified {
-    ok: bool,
-    at: Instant,
-    principal: Option<Principal>,
+/// argon2 runs in progress: in total, per token id, per client address.
+#[derive(Default)]
+struct Slots {
+    total: usize,
+    by_token: HashMap<String, usize>,
+    by_address: HashMap<IpAddr, usize>,
 }
 
 pub struct Verifier {
-    cache: Mutex<HashMap<Key, Verified>>,
+    limits: AuthLimits,
+    clock: Arc<dyn Clock>,
+    accepted: Mutex<TtlLru<Key, Principal>>,
+    refused: Mutex<TtlLru<Key, ()>>,
+    failures_by_token: Mutex<FailureWindows<String>>,
+    failures_by_address: Mutex<FailureWindows<IpAddr>>,
     /// One lock per key being verified: concurrent requests with the same token
     /// (an IdP's first burst) wait for one argon2 run instead of each paying for it.
     in_progress: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
-    running: AtomicUsize,
+    slots: Mutex<Slots>,
 }
 
 impl Default for Verifier {
     fn default() -> Self {
-        Verifier {
-            cache: Mutex::new(HashMap::new()),
-            in_progress: Mutex::new(HashMap::new()),
-            running: AtomicUsize::new(0),
+        Verifier::new(AuthLimits::default(), Arc::new(SystemClock))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Holds one argon2 slot; gives it back on drop.
+struct SlotGuard<'a> {
+    slots: &'a Mutex<Slots>,
+    token: String,
+    client: Option<IpAddr>,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.slots);
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.by_token.get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.by_token.remove(&self.token);
+            }
+        }
+        if let Some(a) = self.client
+            && let Some(n) = s.by_address.get_mut(&a)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.by_address.remove(&a);
+            }
         }
     }
 }
 
-struct RunningGuard<'a>(&'a AtomicUsize);
-impl Drop for RunningGuard<'_> {
+/// Removes a key's in-progress lock when its verification ends, however it ends.
+struct InProgress<'a> {
+    map: &'a Mutex<HashMap<Key, Arc<Mutex<()>>>>,
+    key: &'a Key,
+}
+
+impl Drop for InProgress<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut map = lock(self.map);
+        // Only the last holder removes it: a waiter still needs the same lock.
+        if map.get(self.key).is_some_and(|a| Arc::strong_count(a) <= 2) {
+            map.remove(self.key);
+        }
     }
 }
 
+fn seconds(d: chrono::Duration) -> u32 {
+    u32::try_from(d.num_seconds().max(0) + 1).unwrap_or(u32::MAX)
+}
+
 impl Verifier {
-    /// Blocking: call from a blocking thread.
+    pub fn new(limits: AuthLimits, clock: Arc<dyn Clock>) -> Verifier {
+        let ttl = chrono::Duration::seconds(CACHE_TTL_SECONDS);
+        Verifier {
+            accepted: Mutex::new(TtlLru::new(nonzero(CACHE_MAX), ttl)),
+            refused: Mutex::new(TtlLru::new(nonzero(CACHE_MAX), ttl)),
+            failures_by_token: Mutex::new(FailureWindows::new(
+                nonzero(FAILURE_KEYS_MAX),
+                limits.max_failures_per_token,
+                limits.window,
+            )),
+            failures_by_address: Mutex::new(FailureWindows::new(
+                nonzero(FAILURE_KEYS_MAX),
+                limits.max_failures_per_address,
+                limits.window,
+            )),
+            in_progress: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
+            limits,
+            clock,
+        }
+    }
+
+    /// Blocking: call from a blocking thread. No client address: only the
+    /// per-token-id limits apply.
     pub fn verify(
         &self,
         db: &Db,
         presented: &str,
         allowed: &[Scope],
     ) -> Result<Principal, AuthError> {
-        let (id, secret) = split(presented).ok_or(AuthError::Invalid)?;
-        let (row, tenant_name) = db
-            .read(|c| store::tokens::find_with_tenant(c, id))?
-            .ok_or(AuthError::Invalid)?;
-        if row.revoked_at.is_some() {
-            return Err(AuthError::Invalid);
-        }
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let key = (row.id.clone(), digest);
-        let ok = match self.cached(&key) {
-            Some(ok) => ok,
-            None => {
-                let slot = {
-                    let mut map = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
-                    Arc::clone(map.entry(key.clone()).or_default())
-                };
-                let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(ok) = self.cached(&key) {
-                    return self.finish(ok, row, &tenant_name, allowed);
-                }
-                if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_ARGON2 {
-                    self.running.fetch_sub(1, Ordering::SeqCst);
-                    self.in_progress
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&key);
-                    return Err(AuthError::Busy);
-                }
-                let _g = RunningGuard(&self.running);
-                let ok = PasswordHash::new(&row.secret_hash)
-                    .map(|h| {
-                        Argon2::default()
-                            .verify_password(secret.as_bytes(), &h)
-                            .is_ok()
-                    })
-                    .unwrap_or(false);
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                if cache.len() >= CACHE_MAX {
-                    cache.retain(|_, v| v.at.elapsed() < CACHE_TTL);
-                    if cache.len() >= CACHE_MAX {
-                        cache.clear();
-                    }
-                }
-                let principal = ok.then(|| principal_of(&row, &tenant_name)).flatten();
-                cache.insert(
-                    key.clone(),
-                    Verified {
-                        ok,
-                        at: Instant::now(),
-                        principal,
-                    },
-                );
-                drop(cache);
-                self.in_progress
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                ok
-            }
-        };
-        self.finish(ok, row, &tenant_name, allowed)
+        self.verify_from(db, presented, allowed, None)
     }
 
-    /// The fast path, safe to call on an async worker: when this secret's
-    /// argon2 result is cached and the database is SQLite with an idle pooled
+    /// Blocking: call from a blocking thread. `client` is the caller's address
+    /// (when known) for the per-address limits.
+    pub fn verify_from(
+        &self,
+        db: &Db,
+        presented: &str,
+        allowed: &[Scope],
+        client: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let Some((id, secret)) = split(presented) else {
+            self.record_address_failure(client);
+            return Err(AuthError::Invalid);
+        };
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let key = (id.to_string(), digest);
+        // Locked or known-wrong: refused before the database and argon2.
+        let cached = self.accepted(&key);
+        if cached.is_none() {
+            self.refuse_early(&key, client)?;
+        }
+        let Some((row, tenant_name)) = db.read(|c| store::tokens::find_with_tenant(c, id))? else {
+            self.record_address_failure(client);
+            return Err(AuthError::Invalid);
+        };
+        if row.revoked_at.is_some() {
+            self.record_address_failure(client);
+            return Err(AuthError::Invalid);
+        }
+        if let Some(p) = cached {
+            return admit(p, allowed);
+        }
+        let slot = {
+            let mut map = lock(&self.in_progress);
+            Arc::clone(map.entry(key.clone()).or_default())
+        };
+        let _in_progress = InProgress {
+            map: &self.in_progress,
+            key: &key,
+        };
+        let _one_at_a_time = lock(&slot);
+        // A concurrent request with the same key may have just verified it.
+        if let Some(p) = self.accepted(&key) {
+            return admit(p, allowed);
+        }
+        self.refuse_early(&key, client)?;
+        let _running = self.acquire_slot(id, client)?;
+        let ok = PasswordHash::new(&row.secret_hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(secret.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        let now = self.clock.now();
+        if !ok {
+            lock(&self.refused).insert(key.clone(), (), now);
+            lock(&self.failures_by_token).record(id.to_string(), now);
+            self.record_address_failure(client);
+            return Err(AuthError::Invalid);
+        }
+        let principal = principal_of(&row, &tenant_name).ok_or(AuthError::Invalid)?;
+        lock(&self.accepted).insert(key.clone(), principal.clone(), now);
+        admit(principal, allowed)
+    }
+
+    /// The fast path, safe to call on an async worker. A key cached as wrong,
+    /// or a token id or client address locked for failures, is refused here
+    /// (no thread hand-off, no database, no argon2). When this secret's
+    /// success is cached and the database is SQLite with an idle pooled
     /// connection, the revocation check is one cached primary-key read of a
     /// local file (microseconds), done here instead of on a blocking thread,
     /// which would cost two thread hand-offs. `None` means "take the blocking
-    /// path" (`verify`): not cached, PostgreSQL (a network round trip), or no
-    /// idle connection (waiting for one must not stall the worker).
+    /// path" (`verify_from`): not cached, PostgreSQL (a network round trip),
+    /// or no idle connection (waiting for one must not stall the worker).
     pub fn verify_cached(
         &self,
         db: &Db,
         presented: &str,
         allowed: &[Scope],
+        client: Option<IpAddr>,
     ) -> Option<Result<Principal, AuthError>> {
-        let idle = db.idle_sqlite()?;
-        let (id, secret) = split(presented)?;
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let principal = {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let hit = cache
-                .get(&(id.to_string(), digest))
-                .filter(|v| v.at.elapsed() < CACHE_TTL)?;
-            if !hit.ok {
-                return Some(Err(AuthError::Invalid));
+        let Some((id, secret)) = split(presented) else {
+            // Malformed: no lookup can match it, so no blocking thread either.
+            if let Some(d) = client
+                .and_then(|a| lock(&self.failures_by_address).locked_for(&a, self.clock.now()))
+            {
+                return Some(Err(AuthError::TooManyFailures {
+                    retry_after: seconds(d),
+                }));
             }
-            hit.principal.clone()?
+            self.record_address_failure(client);
+            return Some(Err(AuthError::Invalid));
         };
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let key = (id.to_string(), digest);
+        let Some(principal) = self.accepted(&key) else {
+            return self.refuse_early(&key, client).err().map(Err);
+        };
+        let idle = db.idle_sqlite()?;
         match idle.read(|c| store::tokens::is_live(c, id)) {
             Err(StoreError::WouldWait) => None,
             Err(e) => Some(Err(e.into())),
@@ -184,28 +332,67 @@ impl Verifier {
         }
     }
 
-    fn cached(&self, key: &Key) -> Option<bool> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(key)
-            .filter(|v| v.at.elapsed() < CACHE_TTL)
-            .map(|v| v.ok)
+    fn accepted(&self, key: &Key) -> Option<Principal> {
+        lock(&self.accepted).get(key, self.clock.now()).cloned()
     }
 
-    fn finish(
-        &self,
-        ok: bool,
-        row: store::tokens::TokenRow,
-        tenant_name: &str,
-        allowed: &[Scope],
-    ) -> Result<Principal, AuthError> {
-        if !ok {
+    /// Refusals that need no argon2: a secret already found wrong, a token id
+    /// or address over its failure budget.
+    fn refuse_early(&self, key: &Key, client: Option<IpAddr>) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        if lock(&self.refused).get(key, now).is_some() {
             return Err(AuthError::Invalid);
         }
-        admit(
-            principal_of(&row, tenant_name).ok_or(AuthError::Invalid)?,
-            allowed,
-        )
+        if let Some(d) = lock(&self.failures_by_token).locked_for(&key.0, now) {
+            return Err(AuthError::TooManyFailures {
+                retry_after: seconds(d),
+            });
+        }
+        if let Some(a) = client
+            && let Some(d) = lock(&self.failures_by_address).locked_for(&a, now)
+        {
+            return Err(AuthError::TooManyFailures {
+                retry_after: seconds(d),
+            });
+        }
+        Ok(())
+    }
+
+    fn record_address_failure(&self, client: Option<IpAddr>) {
+        if let Some(a) = client {
+            lock(&self.failures_by_address).record(a, self.clock.now());
+        }
+    }
+
+    /// An argon2 slot: one per token id, half the slots per address, all of
+    /// them in total; `Busy` (429) rather than a queue, so no blocking thread
+    /// waits for a slot.
+    fn acquire_slot(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<SlotGuard<'_>, AuthError> {
+        let mut s = lock(&self.slots);
+        let by_token = s.by_token.get(token).copied().unwrap_or(0);
+        let by_address = client
+            .and_then(|a| s.by_address.get(&a).copied())
+            .unwrap_or(0);
+        if s.total >= self.limits.max_concurrent
+            || by_token >= 1
+            || by_address >= self.limits.per_address()
+        {
+            return Err(AuthError::Busy);
+        }
+        s.total += 1;
+        *s.by_token.entry(token.to_string()).or_default() += 1;
+        if let Some(a) = client {
+            *s.by_address.entry(a).or_default() += 1;
+        }
+        Ok(SlotGuard {
+            slots: &self.slots,
+            token: token.to_string(),
+            client,
+        })
     }
 }
 
@@ -229,4 +416,71 @@ fn admit(p: Principal, allowed: &[Scope]) -> Result<Principal, AuthError> {
         });
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_slots_are_shared_fairly() {
+        let v = Verifier::default();
+        let attacker: IpAddr = [203, 0, 113, 7].into();
+        let other: IpAddr = [198, 51, 100, 1].into();
+        let first = v.acquire_slot("tok-a", Some(attacker));
+        assert!(first.is_ok());
+        // The same token id cannot take a second slot, whatever its secret.
+        assert!(matches!(
+            v.acquire_slot("tok-a", Some(other)),
+            Err(AuthError::Busy)
+        ));
+        // One address holds at most half of the (default four) slots.
+        let second = v.acquire_slot("tok-b", Some(attacker));
+        assert!(second.is_ok());
+        assert!(matches!(
+            v.acquire_slot("tok-c", Some(attacker)),
+            Err(AuthError::Busy)
+        ));
+        // Another caller still gets the rest, up to the global cap.
+        let third = v.acquire_slot("tok-d", Some(other));
+        let fourth = v.acquire_slot("tok-e", None);
+        assert!(third.is_ok() && fourth.is_ok());
+        assert!(matches!(
+            v.acquire_slot("tok-f", None),
+            Err(AuthError::Busy)
+        ));
+        // Slots come back on drop, and the maps do not keep empty entries.
+        drop((first, second, third, fourth));
+        let s = lock(&v.slots);
+        assert_eq!((s.total, s.by_token.len(), s.by_address.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn locked_token_id_is_refused_before_argon2_until_the_window_ends() {
+        let clock = Arc::new(crate::deprovision::service::ManualClock::new(
+            chrono::Utc::now(),
+        ));
+        let limits = AuthLimits {
+            max_failures_per_token: 2,
+            ..AuthLimits::default()
+        };
+        let v = Verifier::new(limits, clock.clone());
+        let key = |s: u8| ("0123456789abcdef".to_string(), [s; 32]);
+        for s in 0..2 {
+            assert!(v.refuse_early(&key(s), None).is_ok());
+            let now = clock.now();
+            lock(&v.refused).insert(key(s), (), now);
+            lock(&v.failures_by_token).record(key(s).0, now);
+        }
+        assert!(matches!(
+            v.refuse_early(&key(0), None),
+            Err(AuthError::Invalid)
+        ));
+        assert!(matches!(
+            v.refuse_early(&key(9), None),
+            Err(AuthError::TooManyFailures { retry_after }) if (1..=61).contains(&retry_after)
+        ));
+        clock.advance(chrono::Duration::seconds(61));
+        assert!(v.refuse_early(&key(9), None).is_ok());
+    }
 }

@@ -3,6 +3,10 @@
 //! database, so delivery survives restarts and moves between replicas. Failures
 //! back off exponentially; after `MAX_ATTEMPTS` the endpoint is paused (the
 //! events feed stays the source of truth).
+//!
+//! Each (tenant, endpoint) is delivered by its own worker thread, each request
+//! bounded by a timeout, with a cap on workers at once: a slow or dead endpoint
+//! delays only its own events (issue 14), never another endpoint's or tenant's.
 
 use crate::deprovision::service::Deprov;
 use crate::store::schema::{outbox, tenants, webhook_cursors};
@@ -10,6 +14,9 @@ use crate::store::{Db, StoreError, time};
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const MAX_ATTEMPTS: i32 = 10;
@@ -19,11 +26,70 @@ const LEASE: i64 = 60;
 /// Reads a webhook secret by the environment variable name the policy gives.
 pub type SecretLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Delivery limits (config keys `webhook_timeout_seconds`,
+/// `webhook_max_concurrent_deliveries`).
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Per request: connect, send, and the receiver's answer. Below `LEASE`.
+    pub timeout: Duration,
+    /// Endpoints delivered to at once (one thread each).
+    pub max_concurrent: usize,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            timeout: Duration::from_secs(10),
+            max_concurrent: 16,
+        }
+    }
+}
+
+impl RelayOptions {
+    pub fn from_settings(s: &crate::config::Settings) -> RelayOptions {
+        RelayOptions {
+            timeout: Duration::from_secs(s.webhook_timeout_seconds),
+            max_concurrent: s.webhook_max_concurrent_deliveries.max(1),
+        }
+    }
+}
+
 pub struct Relay {
     owner: String,
     agent: ureq::Agent,
     /// Reads a secret by the environment variable name the policy gives.
     secret: SecretLookup,
+    max_concurrent: usize,
+    /// (tenant id, endpoint) pairs this process's workers are delivering to:
+    /// they share one lease owner, so this keeps them to one worker each.
+    in_flight: Mutex<HashSet<(String, String)>>,
+    /// Where the next pass starts, so a full set of workers does not always
+    /// leave the same endpoints for later.
+    rotation: AtomicUsize,
+}
+
+/// One endpoint of one tenant, with its secret.
+struct Endpoint {
+    tenant_id: String,
+    tenant_name: String,
+    url: String,
+    secret: String,
+}
+
+/// Marks an endpoint in flight; unmarks it when its worker ends, however it ends.
+struct InFlight {
+    relay: Arc<Relay>,
+    key: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.relay
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
 }
 
 /// `t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`.
@@ -46,19 +112,26 @@ fn backoff(attempts: i32) -> chrono::Duration {
 
 impl Relay {
     pub fn new(secret: SecretLookup) -> Relay {
+        Relay::with_options(secret, RelayOptions::default())
+    }
+
+    pub fn with_options(secret: SecretLookup, opts: RelayOptions) -> Relay {
         let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(10))
+            .timeout(opts.timeout)
             .redirects(0)
             .build();
         Relay {
             owner: uuid::Uuid::new_v4().to_string(),
             agent,
             secret,
+            max_concurrent: opts.max_concurrent.max(1),
+            in_flight: Mutex::new(HashSet::new()),
+            rotation: AtomicUsize::new(0),
         }
     }
 
-    /// One pass over every tenant's endpoints; returns events delivered.
-    pub fn run_once(&self, db: &Db, deprov: &Deprov) -> Result<usize, StoreError> {
+    /// Every tenant's endpoints whose secret is set.
+    fn endpoints(&self, db: &Db, deprov: &Deprov) -> Result<Vec<Endpoint>, StoreError> {
         let policies = deprov.policies();
         let all: Vec<(String, String)> = db.read(|c| {
             Ok::<_, StoreError>(
@@ -67,7 +140,7 @@ impl Relay {
                     .load(c)?,
             )
         })?;
-        let mut delivered = 0;
+        let mut out = Vec::new();
         for (tenant_id, name) in all {
             let policy = policies.for_tenant(&name);
             for hook in &policy.webhooks {
@@ -75,10 +148,128 @@ impl Relay {
                     tracing::error!(tenant = %name, secret_env = %hook.secret_env, "webhook secret variable is not set; endpoint skipped");
                     continue;
                 };
-                delivered += self.endpoint(db, deprov, &tenant_id, &name, &hook.url, &secret)?;
+                out.push(Endpoint {
+                    tenant_id: tenant_id.clone(),
+                    tenant_name: name.clone(),
+                    url: hook.url.clone(),
+                    secret,
+                });
             }
         }
-        Ok(delivered)
+        Ok(out)
+    }
+
+    /// One pass over every tenant's endpoints, in parallel (at most
+    /// `max_concurrent` at once), returning when all are done; returns events
+    /// delivered. For tests and one-shot use; the server uses `spawn_pass`.
+    pub fn run_once(&self, db: &Db, deprov: &Deprov) -> Result<usize, StoreError> {
+        let queue = Mutex::new(self.endpoints(db, deprov)?);
+        let workers = self
+            .max_concurrent
+            .min(queue.lock().unwrap_or_else(|p| p.into_inner()).len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| -> Result<usize, StoreError> {
+                        let mut delivered = 0;
+                        loop {
+                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                            let Some(e) = next else { break };
+                            delivered += self.endpoint(
+                                db,
+                                deprov,
+                                &e.tenant_id,
+                                &e.tenant_name,
+                                &e.url,
+                                &e.secret,
+                            )?;
+                        }
+                        Ok(delivered)
+                    })
+                })
+                .collect();
+            let mut delivered = 0;
+            let mut first_err = None;
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(n)) => delivered += n,
+                    Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                    Err(_) => {
+                        first_err = first_err.or(Some(StoreError::Config(
+                            "webhook delivery thread panicked".into(),
+                        )))
+                    }
+                }
+            }
+            first_err.map_or(Ok(delivered), Err)
+        })
+    }
+
+    /// Starts a worker thread for each endpoint that has none running here
+    /// (up to `max_concurrent` in all) and returns at once with how many it
+    /// started. A worker delivers batches until its endpoint is caught up or
+    /// a delivery fails (which backs off in the database), so a slow endpoint
+    /// holds only its own worker.
+    pub fn spawn_pass(
+        self: &Arc<Self>,
+        db: &Db,
+        deprov: &Arc<Deprov>,
+    ) -> Result<usize, StoreError> {
+        let mut endpoints = self.endpoints(db, deprov)?;
+        if !endpoints.is_empty() {
+            let start = self.rotation.fetch_add(1, Ordering::Relaxed) % endpoints.len();
+            endpoints.rotate_left(start);
+        }
+        let mut started = 0;
+        for e in endpoints {
+            let key = (e.tenant_id.clone(), e.url.clone());
+            {
+                let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if running.len() >= self.max_concurrent {
+                    break;
+                }
+                if !running.insert(key.clone()) {
+                    continue;
+                }
+            }
+            let guard = InFlight {
+                relay: Arc::clone(self),
+                key,
+            };
+            let (db, deprov) = (db.clone(), Arc::clone(deprov));
+            let spawned = std::thread::Builder::new()
+                .name("webhook".into())
+                .spawn(move || {
+                    let relay = Arc::clone(&guard.relay);
+                    loop {
+                        match relay.endpoint(
+                            &db,
+                            &deprov,
+                            &e.tenant_id,
+                            &e.tenant_name,
+                            &e.url,
+                            &e.secret,
+                        ) {
+                            // A full batch: more may be waiting.
+                            Ok(n) if i64::try_from(n).is_ok_and(|n| n == BATCH) => continue,
+                            Ok(_) => break,
+                            Err(err) => {
+                                tracing::error!(tenant = %e.tenant_name, error = %err, "webhook delivery failed");
+                                break;
+                            }
+                        }
+                    }
+                    drop(guard);
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot start a webhook delivery thread");
+                    break;
+                }
+            }
+        }
+        Ok(started)
     }
 
     fn endpoint(

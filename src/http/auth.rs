@@ -34,13 +34,17 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(presented_token)
         .ok_or(AuthError::Missing)?;
-    let principal = match state.verifier.verify_cached(&state.db, &token, allowed) {
+    let client = client_address(&req, state.settings.trust_forwarded_headers);
+    let principal = match state
+        .verifier
+        .verify_cached(&state.db, &token, allowed, client)
+    {
         Some(verified) => verified?,
         None => {
             let st = state.clone();
             blocking(move || {
                 st.verifier
-                    .verify(&st.db, &token, allowed)
+                    .verify_from(&st.db, &token, allowed, client)
                     .map_err(ApiError::from)
             })
             .await?
@@ -53,6 +57,23 @@ async fn authenticate(
             retry_after: state.settings.retry_after_seconds,
         })?;
     Ok((principal, permit))
+}
+
+/// The caller's address for the verifier's per-address limits: the peer, or,
+/// only with `trust_forwarded_headers`, the last `X-Forwarded-For` entry (the
+/// one our own proxy appended; earlier entries are the client's to forge).
+fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::IpAddr> {
+    if trust_forwarded
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    req.peer_addr().map(|a| a.ip())
 }
 
 impl FromRequest for ScimCaller {

@@ -94,6 +94,14 @@ impl ApiError {
                 ),
                 Some(1),
             ),
+            ApiError::Auth(AuthError::TooManyFailures { retry_after }) => (
+                ScimError::new(
+                    429,
+                    None,
+                    "too many failed authentication attempts for this token or address; retry after the indicated delay",
+                ),
+                Some(*retry_after),
+            ),
             ApiError::Auth(AuthError::Store(s)) | ApiError::Store(s) => match s {
                 StoreError::NotFound => (ScimError::not_found("resource not found"), None),
                 StoreError::Unique(_) => (

@@ -45,10 +45,13 @@ impl AppState {
         AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
-                deprov,
+                deprov: Arc::clone(&deprov),
             },
             db,
-            verifier: Arc::new(Verifier::default()),
+            verifier: Arc::new(Verifier::new(
+                crate::auth::AuthLimits::from_settings(&settings),
+                Arc::clone(&deprov.clock),
+            )),
             limiter: limiter::Limiter::new(settings.max_in_flight_per_tenant),
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),

@@ -206,3 +206,286 @@ crate::both_backends!(
     overload_429,
     super::overload_answers_429_with_integer_retry_after
 );
+
+/// A well-formed secret nobody issued.
+fn random_secret() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{}", &b[..11])
+}
+
+fn token_id(token: &str) -> String {
+    token.split('_').nth(1).expect("token id").to_string()
+}
+
+/// Issue 14: sixteen tasks present tenant A's *real* token id with random
+/// secrets while tenant B's token, never verified before, is used for the
+/// first time. B is never refused; A's guesses cost at most the per-token
+/// failure budget in argon2 runs (every other guess is refused before it);
+/// once the window has passed, A's correct token works again.
+async fn guessing_one_token_id_does_not_stall_other_tenants(b: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = spawn_app(b).await;
+    // Neither token has been presented yet: both need argon2.
+    let attacker_id = token_id(&app.token);
+    let other = app.token_for("other-tenant", Scope::Scim);
+    let stop = Arc::new(AtomicBool::new(false));
+    let locked = Arc::new(AtomicBool::new(false));
+    let (seen, mut first_seen) = tokio::sync::mpsc::channel::<()>(64);
+    let mut attackers = Vec::new();
+    for _ in 0..16 {
+        let (client, url, id, stop, locked, seen) = (
+            app.client.clone(),
+            app.url("/Users"),
+            attacker_id.clone(),
+            stop.clone(),
+            locked.clone(),
+            seen.clone(),
+        );
+        attackers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            // Until B is done and the token id has been locked (bounded).
+            for _ in 0..20_000 {
+                if stop.load(Ordering::SeqCst) && locked.load(Ordering::SeqCst) {
+                    break;
+                }
+                let r = client
+                    .get(&url)
+                    .bearer_auth(format!("cust_{id}_{}", random_secret()))
+                    .send()
+                    .await
+                    .expect("send");
+                let (s, v) = body(r).await;
+                if s == 429
+                    && v["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("failed authentication attempts"))
+                {
+                    locked.store(true, Ordering::SeqCst);
+                }
+                statuses.push(s);
+                let _ = seen.try_send(());
+            }
+            statuses
+        }));
+    }
+    drop(seen);
+    // B starts once the attack is answering, and the attack goes on until B is done.
+    first_seen.recv().await.expect("the attack is under way");
+    let mut victims = Vec::new();
+    for n in 0..4 {
+        let (client, base, token) = (app.client.clone(), app.scim_url.clone(), other.clone());
+        victims.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..5 {
+                let r = client
+                    .get(format!("{base}/Users"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("send");
+                statuses.push(r.status().as_u16());
+                let r = client
+                    .post(format!("{base}/Users"))
+                    .bearer_auth(&token)
+                    .header("Content-Type", "application/scim+json")
+                    .json(&crate::user_body(&format!("victim-{n}-{i}@example.edu")))
+                    .send()
+                    .await
+                    .expect("send");
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        }));
+    }
+    let mut other_statuses = Vec::new();
+    for v in victims {
+        other_statuses.extend(v.await.expect("join"));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut attack_statuses = Vec::new();
+    for a in attackers {
+        attack_statuses.extend(a.await.expect("join"));
+    }
+    assert_eq!(other_statuses.len(), 40);
+    assert!(
+        other_statuses.iter().all(|s| *s == 200 || *s == 201),
+        "tenant B refused during the attack: {other_statuses:?}"
+    );
+    assert!(
+        attack_statuses.iter().all(|s| *s == 401 || *s == 429),
+        "the attacker only ever gets 401/429"
+    );
+    let wrong = attack_statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        (1..=10).contains(&wrong),
+        "at most auth_max_failures_per_token (10) guesses reach argon2 per window; {wrong} did"
+    );
+    assert!(locked.load(Ordering::SeqCst), "the token id was locked");
+    // The trade-off: while locked, even the correct (not yet cached) secret is
+    // refused, with a Retry-After no longer than the window.
+    let r = app.req(Method::GET, "/Users").send().await.expect("send");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    let (s, v) = body(r).await;
+    assert_eq!(s, 429, "{v}");
+    assert!(retry.is_some_and(|r| (1..=61).contains(&r)), "{retry:?}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("failed authentication attempts")),
+        "{v}"
+    );
+    // After the window, the correct token verifies again.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let r = app.req(Method::GET, "/Users").send().await.expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+}
+crate::both_backends!(
+    auth_guessing_fair,
+    super::guessing_one_token_id_does_not_stall_other_tenants
+);
+
+/// Failures are also counted per client address: the peer, or with
+/// `trust_forwarded_headers` the forwarded address. An address over its
+/// budget (100 per window) has even an uncached valid token refused; another
+/// address is not affected, and a cached correct secret still passes.
+async fn failures_are_limited_per_client_address(b: Backend) {
+    let app = crate::common::spawn_app_with(
+        b,
+        crate::common::Options {
+            trust_forwarded_headers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = app.url("/Users");
+    let get = |token: String, from: &'static str| {
+        app.client
+            .get(&url)
+            .bearer_auth(token)
+            .header("X-Forwarded-For", from)
+            .send()
+    };
+    let hostile = "203.0.113.9";
+    for _ in 0..100 {
+        // Unknown token ids: each a failure for the address.
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        let s = get(format!("cust_{id}_{}", random_secret()), hostile)
+            .await
+            .expect("send")
+            .status()
+            .as_u16();
+        assert_eq!(s, 401);
+    }
+    let valid = app.token_for("other-tenant", Scope::Scim);
+    let (s, v) = body(get(valid.clone(), hostile).await.expect("send")).await;
+    assert_eq!(s, 429, "address over its failure budget: {v}");
+    let s = get(valid.clone(), "198.51.100.4")
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(s, 200, "another address is not affected");
+    let s = get(valid.clone(), hostile)
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(s, 200, "a cached correct secret passes a locked address");
+    // Without trust_forwarded_headers the header is ignored: the peer counts.
+    let plain = spawn_app(b).await;
+    let url = plain.url("/Users");
+    for _ in 0..100 {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        let s = plain
+            .client
+            .get(&url)
+            .bearer_auth(format!("cust_{id}_{}", random_secret()))
+            .header("X-Forwarded-For", hostile)
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16();
+        assert_eq!(s, 401);
+    }
+    let s = plain
+        .client
+        .get(&url)
+        .bearer_auth(&plain.token)
+        .header("X-Forwarded-For", "198.51.100.4")
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(
+        s, 429,
+        "a forged X-Forwarded-For does not escape the peer's limit"
+    );
+}
+crate::both_backends!(
+    auth_address_limit,
+    super::failures_are_limited_per_client_address
+);
+
+/// The lock on a token id refuses guesses, not the client already using the
+/// right secret: a cached correct secret still passes while its id is locked.
+async fn cached_correct_secret_passes_a_locked_token_id(b: Backend) {
+    let app = spawn_app(b).await;
+    let get = |token: String| app.client.get(app.url("/Users")).bearer_auth(token).send();
+    assert_eq!(
+        get(app.token.clone())
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        200
+    );
+    let id = token_id(&app.token);
+    let mut locked = false;
+    let mut refused = 0;
+    for _ in 0..50 {
+        let (s, v) = body(
+            get(format!("cust_{id}_{}", random_secret()))
+                .await
+                .expect("send"),
+        )
+        .await;
+        if s == 429 {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("failed authentication attempts")),
+                "{v}"
+            );
+            locked = true;
+            break;
+        }
+        assert_eq!(s, 401, "{v}");
+        refused += 1;
+    }
+    assert!(locked, "locked within the failure budget");
+    assert_eq!(
+        refused, 10,
+        "locked after auth_max_failures_per_token guesses"
+    );
+    assert_eq!(
+        get(app.token.clone())
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        200,
+        "the cached correct secret still passes"
+    );
+}
+crate::both_backends!(
+    auth_locked_id_cached_secret,
+    super::cached_correct_secret_passes_a_locked_token_id
+);
