@@ -82,6 +82,14 @@ impl<K: Hash + Eq> FailureWindows<K> {
         (w.count >= self.max && now < ends).then(|| ends - now)
     }
 
+    /// Failures of `k` in its current window (0 once the window has ended).
+    pub fn count(&mut self, k: &K, now: DateTime<Utc>) -> u32 {
+        match self.windows.get(k) {
+            Some(w) if now < w.start + self.window => w.count,
+            _ => 0,
+        }
+    }
+
     /// Counts one failure for `k` (a new window when the last one has ended).
     pub fn record(&mut self, k: K, now: DateTime<Utc>) {
         if self.max == 0 {

@@ -10,7 +10,7 @@
 //! for a token id and a client address that have not failed too often in the
 //! current window, and only while a slot is free: at most one run per token
 //! id at a time (different secrets for one id queue for nothing: they are
-//! refused), at most half the slots per client address, and a global cap. So
+//! refused), at most half the slots per tenant, and a global cap. So
 //! one token id's wrong secrets cost at most `max_failures_per_token` argon2
 //! runs per window and one slot, and another tenant's first verification
 //! still finds a slot. The price: while a token id is locked, its *correct*
@@ -71,8 +71,8 @@ impl AuthLimits {
         }
     }
 
-    /// One address may hold at most half the slots (at least one).
-    fn per_address(&self) -> usize {
+    /// One tenant may hold at most half the slots (at least one).
+    fn per_tenant(&self) -> usize {
         (self.max_concurrent / 2).max(1)
     }
 }
@@ -108,12 +108,12 @@ pub enum AuthError {
 
 type Key = (String, [u8; 32]);
 
-/// argon2 runs in progress: in total, per token id, per client address.
+/// argon2 runs in progress: in total, per token id, per tenant.
 #[derive(Default)]
 struct Slots {
     total: usize,
     by_token: HashMap<String, usize>,
-    by_address: HashMap<IpAddr, usize>,
+    by_tenant: HashMap<String, usize>,
 }
 
 pub struct Verifier {
@@ -147,7 +147,7 @@ fn nonzero(n: usize) -> NonZeroUsize {
 struct SlotGuard<'a> {
     slots: &'a Mutex<Slots>,
     token: String,
-    client: Option<IpAddr>,
+    tenant: String,
 }
 
 impl Drop for SlotGuard<'_> {
@@ -160,12 +160,10 @@ impl Drop for SlotGuard<'_> {
                 s.by_token.remove(&self.token);
             }
         }
-        if let Some(a) = self.client
-            && let Some(n) = s.by_address.get_mut(&a)
-        {
+        if let Some(n) = s.by_tenant.get_mut(&self.tenant) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                s.by_address.remove(&a);
+                s.by_tenant.remove(&self.tenant);
             }
         }
     }
@@ -246,6 +244,7 @@ impl Verifier {
             self.refuse_early(&key, client)?;
         }
         let Some((row, tenant_name)) = db.read(|c| store::tokens::find_with_tenant(c, id))? else {
+            self.refuse_locked_address(client)?;
             self.record_address_failure(client);
             return Err(AuthError::Invalid);
         };
@@ -270,7 +269,7 @@ impl Verifier {
             return admit(p, allowed);
         }
         self.refuse_early(&key, client)?;
-        let _running = self.acquire_slot(id, client)?;
+        let _running = self.acquire_slot(id, &row.tenant_id)?;
         let ok = PasswordHash::new(&row.secret_hash)
             .map(|h| {
                 Argon2::default()
@@ -348,8 +347,19 @@ impl Verifier {
                 retry_after: seconds(d),
             });
         }
+        // A locked address is refused only for token ids that have failed
+        // themselves: a tenant whose token has not failed is not locked out
+        // because another caller behind the same address (a NAT, a proxy,
+        // loopback) guessed. Unknown ids are refused after their lookup.
+        if lock(&self.failures_by_token).count(&key.0, now) > 0 {
+            self.refuse_locked_address(client)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_locked_address(&self, client: Option<IpAddr>) -> Result<(), AuthError> {
         if let Some(a) = client
-            && let Some(d) = lock(&self.failures_by_address).locked_for(&a, now)
+            && let Some(d) = lock(&self.failures_by_address).locked_for(&a, self.clock.now())
         {
             return Err(AuthError::TooManyFailures {
                 retry_after: seconds(d),
@@ -364,34 +374,27 @@ impl Verifier {
         }
     }
 
-    /// An argon2 slot: one per token id, half the slots per address, all of
+    /// An argon2 slot: one per token id, half the slots per tenant, all of
     /// them in total; `Busy` (429) rather than a queue, so no blocking thread
-    /// waits for a slot.
-    fn acquire_slot(
-        &self,
-        token: &str,
-        client: Option<IpAddr>,
-    ) -> Result<SlotGuard<'_>, AuthError> {
+    /// waits for a slot. Shared per tenant, not per address: tenants behind one
+    /// address (a NAT, a proxy, loopback) must not share one tenant's budget.
+    fn acquire_slot(&self, token: &str, tenant: &str) -> Result<SlotGuard<'_>, AuthError> {
         let mut s = lock(&self.slots);
         let by_token = s.by_token.get(token).copied().unwrap_or(0);
-        let by_address = client
-            .and_then(|a| s.by_address.get(&a).copied())
-            .unwrap_or(0);
+        let by_tenant = s.by_tenant.get(tenant).copied().unwrap_or(0);
         if s.total >= self.limits.max_concurrent
             || by_token >= 1
-            || by_address >= self.limits.per_address()
+            || by_tenant >= self.limits.per_tenant()
         {
             return Err(AuthError::Busy);
         }
         s.total += 1;
         *s.by_token.entry(token.to_string()).or_default() += 1;
-        if let Some(a) = client {
-            *s.by_address.entry(a).or_default() += 1;
-        }
+        *s.by_tenant.entry(tenant.to_string()).or_default() += 1;
         Ok(SlotGuard {
             slots: &self.slots,
             token: token.to_string(),
-            client,
+            tenant: tenant.to_string(),
         })
     }
 }
@@ -425,34 +428,32 @@ mod tests {
     #[test]
     fn argon2_slots_are_shared_fairly() {
         let v = Verifier::default();
-        let attacker: IpAddr = [203, 0, 113, 7].into();
-        let other: IpAddr = [198, 51, 100, 1].into();
-        let first = v.acquire_slot("tok-a", Some(attacker));
+        let first = v.acquire_slot("tok-a", "tenant-a");
         assert!(first.is_ok());
         // The same token id cannot take a second slot, whatever its secret.
         assert!(matches!(
-            v.acquire_slot("tok-a", Some(other)),
+            v.acquire_slot("tok-a", "tenant-a"),
             Err(AuthError::Busy)
         ));
-        // One address holds at most half of the (default four) slots.
-        let second = v.acquire_slot("tok-b", Some(attacker));
+        // One tenant holds at most half of the (default four) slots.
+        let second = v.acquire_slot("tok-b", "tenant-a");
         assert!(second.is_ok());
         assert!(matches!(
-            v.acquire_slot("tok-c", Some(attacker)),
+            v.acquire_slot("tok-c", "tenant-a"),
             Err(AuthError::Busy)
         ));
-        // Another caller still gets the rest, up to the global cap.
-        let third = v.acquire_slot("tok-d", Some(other));
-        let fourth = v.acquire_slot("tok-e", None);
+        // Other tenants still get the rest, up to the global cap.
+        let third = v.acquire_slot("tok-d", "tenant-b");
+        let fourth = v.acquire_slot("tok-e", "tenant-c");
         assert!(third.is_ok() && fourth.is_ok());
         assert!(matches!(
-            v.acquire_slot("tok-f", None),
+            v.acquire_slot("tok-f", "tenant-d"),
             Err(AuthError::Busy)
         ));
         // Slots come back on drop, and the maps do not keep empty entries.
         drop((first, second, third, fourth));
         let s = lock(&v.slots);
-        assert_eq!((s.total, s.by_token.len(), s.by_address.len()), (0, 0, 0));
+        assert_eq!((s.total, s.by_token.len(), s.by_tenant.len()), (0, 0, 0));
     }
 
     #[test]
