@@ -24,7 +24,7 @@
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{self, CompValue, Filter, MAX_DEPTH, MAX_FILTER_LEN, MAX_TERMS};
 use crate::scim::patch::{self, MAX_OPERATIONS, Op, Operation, PatchContext, PatchPath};
-use crate::scim::resource::{Doc, group_keys, normalize, user_keys};
+use crate::scim::resource::{Doc, Limits, group_keys, normalize, user_keys};
 use crate::scim::schema::{GROUP_TYPE, ResourceType, USER_TYPE};
 use crate::store::db::{Backend, Bind};
 use crate::store::filter_sql;
@@ -408,7 +408,11 @@ fn check_parse_request(body: &Value) -> Option<Vec<Operation>> {
 }
 
 fn check_apply(rt: &'static ResourceType, id: &str, doc: &Doc, ops: &[Operation]) {
-    let ctx = PatchContext { rt, id };
+    let ctx = PatchContext {
+        rt,
+        id,
+        limits: Limits::default(),
+    };
     let out = patch::apply(&ctx, doc, ops);
     assert_eq!(
         out,

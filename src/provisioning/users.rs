@@ -9,7 +9,7 @@ use crate::deprovision::tombstones::{self, TombstoneMatch};
 use crate::scim::error::ScimError;
 use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Operation, PatchContext};
-use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize, render, user_keys};
+use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize_within, render, user_keys};
 use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
 use crate::store::{self, AnyConnection, filter_sql};
@@ -197,7 +197,7 @@ pub fn create(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&USER_TYPE, body)?;
+    let mut doc = normalize_within(&USER_TYPE, body, &svc.limits)?;
     // POST without `active` means active.
     if !doc.contains_key("active") {
         doc.insert("active".into(), Value::Bool(true));
@@ -480,7 +480,7 @@ pub fn replace(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&USER_TYPE, body)?;
+    let mut doc = normalize_within(&USER_TYPE, body, &svc.limits)?;
     let now = svc.deprov.now();
     svc.db
         .write(|c| {
@@ -549,7 +549,7 @@ pub fn patch(
             current
                 .entry("active")
                 .or_insert(Value::Bool(row.state == ACTIVE));
-            let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
+            let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id, limits: svc.limits }, &current, ops)?;
             if doc != current {
                 let keys = user_keys(&doc);
                 refuse_conflicts(c, caller, &row, &keys)?;
