@@ -570,6 +570,55 @@ mod tests {
         );
     }
 
+    /// A path-less key is read as a path: `" members"`, `"Members "`,
+    /// `"MEMBERS"` and the URN-qualified name are membership changes (the
+    /// issue's `" members"` reached the document and its quadratic add), and
+    /// the map's other keys keep their order.
+    #[test]
+    fn pathless_member_keys_are_trimmed_and_case_folded() {
+        for key in [
+            " members",
+            "Members ",
+            "MEMBERS",
+            " urn:ietf:params:scim:schemas:core:2.0:Group:Members",
+        ] {
+            let mut map = serde_json::Map::new();
+            map.insert("displayName".into(), json!("X"));
+            map.insert(key.into(), json!(["a", {"value": "b"}]));
+            map.insert("externalId".into(), json!("e"));
+            let (doc, m) = split(json!({"Operations": [
+                {"op": "add", "value": Value::Object(map.clone())},
+                {"op": "replace", "value": Value::Object(map)}
+            ]}));
+            assert_eq!(
+                m,
+                vec![
+                    MemberOp::Add(vec!["a".into(), "b".into()]),
+                    MemberOp::Replace(vec!["a".into(), "b".into()])
+                ],
+                "{key:?}"
+            );
+            for op in &doc {
+                let keys: Vec<&String> = op
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                assert_eq!(keys, ["displayName", "externalId"], "{key:?}");
+            }
+        }
+        // A sub-attribute or filter by a path-less key is refused as the path would be.
+        for key in [" members.value", "members[value eq \"x\"]"] {
+            let ops = parse_request(&json!({"Operations": [{"op": "add", "value": {key: ["a"]}}]}));
+            let r = ops.and_then(|o| split_ops(&o));
+            assert!(
+                r.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)),
+                "{key:?}"
+            );
+        }
+    }
+
     #[test]
     fn filtered_member_add_is_rejected() {
         let ops = parse_request(

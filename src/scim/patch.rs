@@ -560,30 +560,12 @@ fn apply_path(
                     }
                 }
                 Some(Value::Array(new_items)) if multi && op == Op::Add => {
-                    let capped = target.attr.is_some_and(is_capped);
+                    let cap = target.attr.filter(|a| is_capped(a)).map(|_| key.as_str());
                     let existing = container
                         .entry(key.clone())
                         .or_insert_with(|| Value::Array(vec![]));
                     if let Value::Array(items) = existing {
-                        let mut index = ElementIndex::new(items);
-                        for n in new_items {
-                            if is_primary(&n) {
-                                // At most one new value is primary (normalize_attr),
-                                // so this runs at most once per operation.
-                                items.iter_mut().for_each(clear_primary);
-                                index = ElementIndex::new(items);
-                            }
-                            if let Some(pos) = index.find(&n) {
-                                index.replace(pos, &items[pos], &n);
-                                items[pos] = n;
-                            } else {
-                                index.insert(items.len(), &n);
-                                items.push(n);
-                                if capped && items.len() > MAX_MULTI_VALUES {
-                                    return Err(too_many_values(&key));
-                                }
-                            }
-                        }
+                        add_values(items, new_items, cap)?;
                     }
                 }
                 Some(Value::Object(new_obj)) if complex_single => {
@@ -657,6 +639,61 @@ fn is_primary(v: &Value) -> bool {
 fn clear_primary(v: &mut Value) {
     if let Some(o) = v.as_object_mut() {
         o.remove("primary");
+    }
+}
+
+/// A multi-valued `add`: each new value replaces the first element that is
+/// the same (`same_element`) or is appended; a new primary value clears the
+/// others' `primary`. `cap`: the attribute's name when it is held to
+/// `MAX_MULTI_VALUES`.
+fn add_values(
+    items: &mut Vec<Value>,
+    new_items: Vec<Value>,
+    cap: Option<&str>,
+) -> Result<(), ScimError> {
+    let mut index = ElementIndex::new(items);
+    for n in new_items {
+        if is_primary(&n) {
+            // At most one new value is primary (normalize_attr), so this
+            // runs at most once per operation.
+            items.iter_mut().for_each(clear_primary);
+            index = ElementIndex::new(items);
+        }
+        if let Some(pos) = index.find(&n) {
+            index.replace(pos, &items[pos], &n);
+            items[pos] = n;
+        } else {
+            index.insert(items.len(), &n);
+            items.push(n);
+            check_cap(items, cap)?;
+        }
+    }
+    Ok(())
+}
+
+/// A filtered `add` of whole values: appends each new value no element is
+/// the same as (existing elements are left as they are).
+fn add_missing(
+    items: &mut Vec<Value>,
+    new_items: Vec<Value>,
+    cap: Option<&str>,
+) -> Result<(), ScimError> {
+    let mut index = ElementIndex::new(items);
+    for n in new_items {
+        if index.find(&n).is_none() {
+            index.insert(items.len(), &n);
+            items.push(n);
+            check_cap(items, cap)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refused as the result is built, before any more work is done on it.
+fn check_cap(items: &[Value], cap: Option<&str>) -> Result<(), ScimError> {
+    match cap {
+        Some(name) if items.len() > MAX_MULTI_VALUES => Err(too_many_values(name)),
+        _ => Ok(()),
     }
 }
 
@@ -986,16 +1023,7 @@ fn apply_filtered(
                 other => other.clone(),
             };
             if let Some(Value::Array(new_items)) = normalize_attr(attr, &v, attr.name)? {
-                let mut index = ElementIndex::new(items);
-                for n in new_items {
-                    if index.find(&n).is_none() {
-                        index.insert(items.len(), &n);
-                        items.push(n);
-                        if is_capped(attr) && items.len() > MAX_MULTI_VALUES {
-                            return Err(too_many_values(attr.name));
-                        }
-                    }
-                }
+                add_missing(items, new_items, is_capped(attr).then_some(attr.name))?;
             }
         }
     }
@@ -1379,6 +1407,209 @@ mod tests {
         assert!(out.is_ok_and(|d| d["displayName"] == "New"));
     }
 
+    fn emails(n: usize, prefix: &str) -> Vec<Value> {
+        (0..n)
+            .map(|i| json!(format!("{prefix}{i}@x.example")))
+            .collect()
+    }
+
+    fn refused(doc: &Doc, ops: Value, needles: &[&str]) {
+        match patch(doc, json!({"Operations": ops})) {
+            Err(e) => {
+                assert_eq!(
+                    e.scim_type,
+                    Some(crate::scim::error::ScimType::InvalidValue),
+                    "{}",
+                    e.detail
+                );
+                for n in needles {
+                    assert!(e.detail.contains(n), "{} lacks {n}", e.detail);
+                }
+            }
+            Ok(d) => panic!("{ops} accepted: {} emails", d["emails"]),
+        }
+    }
+
+    #[test]
+    fn multi_valued_cap_on_add_replace_filtered_add_and_pathless_keys() {
+        // user() has one email: 999 more fit.
+        let full = ok(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(999, "a")}]),
+        );
+        assert_eq!(full["emails"].as_array().map(Vec::len), Some(1000));
+        // The issue's attack, refused by the operation's own value list.
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(16_000, "b")}]),
+            &["'emails'", "1000"],
+        );
+        // Within the cap alone, over it once merged.
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(1000, "c")}]),
+            &["'emails'", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "add", "value": {" EMAILS ": emails(1000, "d")}}]),
+            &["'emails'", "1000"],
+        );
+        refused(
+            &full,
+            json!([{"op": "add", "path": "emails[type eq \"home\"]", "value": {"value": "one@more.example"}}]),
+            &["emails", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "replace", "path": "roles", "value": emails(1001, "r")}]),
+            &["'roles'", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:tags", "value": emails(1001, "t")}]),
+            &["tags", "1000"],
+        );
+        // Duplicates do not count: adding what is there changes nothing.
+        let again = ok(
+            &full,
+            json!([{"op": "add", "path": "emails", "value": emails(999, "a")}]),
+        );
+        assert_eq!(again, full);
+    }
+
+    #[test]
+    fn group_members_have_no_value_cap() {
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "G"})) {
+            Ok(g) => g,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ids: Vec<Value> = (0..5000).map(|i| json!(format!("m{i}"))).collect();
+        let ops = match parse_request(&json!({"Operations": [
+            {"op": "add", "value": {" members": ids}},
+            {"op": "remove", "path": "members", "value": [{"value": "m0"}, {"value": "m4999"}]}
+        ]})) {
+            Ok(o) => o,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ctx = PatchContext {
+            rt: &GROUP_TYPE,
+            id: "gid",
+            limits: Limits::default(),
+        };
+        let out = apply(&ctx, &g, &ops);
+        assert!(
+            out.is_ok_and(|d| d["members"].as_array().map(Vec::len) == Some(4998)
+                && d["members"][0]["value"] == "m1")
+        );
+    }
+
+    #[test]
+    fn result_above_max_resource_bytes_is_refused_members_not_counted() {
+        let limits = Limits {
+            max_resource_bytes: 2048,
+        };
+        let apply_to = |rt: &'static ResourceType, doc: &Doc, ops: Value| {
+            let ops = parse_request(&json!({"Operations": ops}))?;
+            apply(
+                &PatchContext {
+                    rt,
+                    id: "x",
+                    limits,
+                },
+                doc,
+                &ops,
+            )
+        };
+        let e = apply_to(
+            &USER_TYPE,
+            &user(),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:blob", "value": "x".repeat(2048)}]),
+        );
+        assert!(
+            e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidValue)
+                && e.detail.contains("2048")
+                && e.detail.contains("max_resource_bytes")),
+        );
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "G"})) {
+            Ok(g) => g,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ids: Vec<Value> = (0..500).map(|i| json!(format!("member-{i:04}"))).collect();
+        let d = apply_to(
+            &GROUP_TYPE,
+            &g,
+            json!([{"op": "add", "path": "members", "value": ids}]),
+        );
+        assert!(d.is_ok_and(|d| d["members"].as_array().map(Vec::len) == Some(500)));
+    }
+
+    /// Entra's path-less maps: a key means what the same text means as a path,
+    /// after the same trimming and case rules.
+    #[test]
+    fn pathless_keys_are_trimmed_and_case_folded_like_paths() {
+        let by_path = ok(
+            &user(),
+            json!([
+                {"op": "add", "path": "emails", "value": [{"value": "k@x.example", "type": "home"}]},
+                {"op": "replace", "path": "name.givenName", "value": "K"},
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "D"}
+            ]),
+        );
+        for (emails, given, dept) in [
+            (
+                " emails",
+                "name.givenName ",
+                " urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ),
+            (
+                "EMAILS",
+                " NAME.GIVENNAME",
+                "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT\t",
+            ),
+            (
+                "Emails ",
+                "name.givenname",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Department",
+            ),
+        ] {
+            let d = ok(
+                &user(),
+                json!([
+                    {"op": "add", "value": {emails: [{"value": "k@x.example", "type": "home"}]}},
+                    {"op": "replace", "value": {given: "K", dept: "D"}}
+                ]),
+            );
+            assert_eq!(d, by_path, "{emails:?} {given:?} {dept:?}");
+        }
+        // `" id "` equal to the resource's own id is ignored, like `id`.
+        let d = ok(
+            &user(),
+            json!([{"op": "replace", "value": {" id ": "uid", " META": {}, "displayName": "X"}}]),
+        );
+        assert_eq!(d["displayName"], "X");
+        // An unknown extension's URN with spaces around it: as without them.
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        for value in [json!({"tag": "t"}), json!("v")] {
+            for key in [format!(" {custom} "), format!("{custom}:tag\t")] {
+                let plain = key.trim().to_string();
+                assert_eq!(
+                    ok(&user(), json!([{"op": "add", "value": {key.clone(): value.clone()}}])),
+                    ok(&user(), json!([{"op": "add", "value": {plain: value.clone()}}])),
+                    "{key:?}"
+                );
+            }
+        }
+        for key in [" members", "Members ", "MEMBERS", "\turn:ietf:params:scim:schemas:core:2.0:Group:members"] {
+            let p = pathless_path(key);
+            assert!(
+                p.as_ref()
+                    .is_ok_and(|p| p.attr.name.eq_ignore_ascii_case("members") && p.attr.sub.is_none()),
+                "{key:?}: {p:?}"
+            );
+        }
+    }
+
     #[test]
     fn path_parsing() {
         let p = PatchPath::parse(
@@ -1394,6 +1625,102 @@ mod tests {
         for bad in ["", "name.familyName.x", "emails[type eq \"w\"]x", "emails]"] {
             assert!(PatchPath::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod index_properties {
+    //! The hash-indexed add, filtered add and removal against the scans they
+    //! replaced (`same_element` per element), on small values that collide often.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn element() -> impl Strategy<Value = Value> {
+        let value = prop_oneof![Just(json!("a")), Just(json!("b")), Just(json!(1)), Just(json!(1.0))];
+        let ty = prop_oneof![Just(None), Just(Some("work")), Just(Some("home"))];
+        (proptest::option::of(value), ty, any::<bool>(), any::<bool>()).prop_map(
+            |(v, t, primary, display)| {
+                let mut m = Map::new();
+                if display {
+                    m.insert("display".into(), json!("d"));
+                }
+                if let Some(t) = t {
+                    m.insert("type".into(), json!(t));
+                }
+                if let Some(v) = v {
+                    m.insert("value".into(), v);
+                }
+                if primary {
+                    m.insert("primary".into(), json!(true));
+                }
+                Value::Object(m)
+            },
+        )
+    }
+
+    fn scan_add(items: &mut Vec<Value>, new_items: Vec<Value>) {
+        for n in new_items {
+            if is_primary(&n) {
+                items.iter_mut().for_each(clear_primary);
+            }
+            if let Some(pos) = items.iter().position(|i| same_element(i, &n)) {
+                items[pos] = n;
+            } else {
+                items.push(n);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn indexed_operations_equal_the_scans(
+            items in proptest::collection::vec(element(), 0..12),
+            new_items in proptest::collection::vec(element(), 0..12),
+        ) {
+            let mut want = items.clone();
+            scan_add(&mut want, new_items.clone());
+            let mut got = items.clone();
+            prop_assert!(add_values(&mut got, new_items.clone(), None).is_ok());
+            prop_assert_eq!(&got, &want);
+
+            let mut want = items.clone();
+            for n in new_items.clone() {
+                if !want.iter().any(|i| same_element(i, &n)) {
+                    want.push(n);
+                }
+            }
+            let mut got = items.clone();
+            prop_assert!(add_missing(&mut got, new_items.clone(), None).is_ok());
+            prop_assert_eq!(&got, &want);
+
+            let mut want = items.clone();
+            want.retain(|item| !new_items.iter().any(|r| same_element(item, r)));
+            let removals = Removals::new(&new_items);
+            let mut got = items.clone();
+            got.retain(|item| !removals.matches(item));
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn canonical_text_is_equal_exactly_when_values_are(a in element(), b in element()) {
+            // Key order differs, equality does not.
+            let reversed: Value = match &b {
+                Value::Object(o) => Value::Object(o.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                other => other.clone(),
+            };
+            prop_assert_eq!(canonical(&a) == canonical(&b), a == b);
+            prop_assert_eq!(canonical(&reversed), canonical(&b));
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(canonical(&json!(-0.0)), canonical(&json!(0.0)));
+        assert_ne!(canonical(&json!(0)), canonical(&json!(0.0)));
+        assert!(json!(-0.0) == json!(0.0));
     }
 }
 

@@ -985,6 +985,172 @@ mod tests {
         assert_eq!(norm(Value::Object(d.clone())), d);
     }
 
+    fn refused(rt: &ResourceType, body: Value, limits: &Limits, needles: &[&str]) {
+        match normalize_within(rt, &body, limits) {
+            Err(e) => {
+                assert_eq!(
+                    (e.status, e.scim_type),
+                    (400, Some(crate::scim::error::ScimType::InvalidValue)),
+                    "{}",
+                    e.detail
+                );
+                for n in needles {
+                    assert!(e.detail.contains(n), "{} lacks {n}", e.detail);
+                }
+            }
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn at_most_1000_values_per_multi_valued_attribute_members_excepted() {
+        let values = |n: usize| -> Vec<Value> { (0..n).map(|i| json!(format!("v{i}"))).collect() };
+        let d = norm(json!({"userName": "a", "emails": values(1000)}));
+        assert_eq!(d["emails"].as_array().map(Vec::len), Some(1000));
+        // Counted after duplicates are dropped.
+        let mut twice = values(1000);
+        twice.extend(values(1000));
+        let d = norm(json!({"userName": "a", "entitlements": twice}));
+        assert_eq!(d["entitlements"].as_array().map(Vec::len), Some(1000));
+        let none = Limits::default();
+        for attr in [
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ] {
+            let body = if attr == "addresses" {
+                json!({"userName": "a", attr: (0..1001).map(|i| json!({"streetAddress": format!("{i} Main St")})).collect::<Vec<_>>()})
+            } else {
+                json!({"userName": "a", attr: values(1001)})
+            };
+            refused(&USER_TYPE, body, &none, &[&format!("'{attr}'"), "1000"]);
+        }
+        // Arrays inside an unknown extension, however deep, are held to it too.
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", custom: {"deep": {"list": values(1001)}}}),
+            &none,
+            &[custom, "deep:list", "1000"],
+        );
+        let d = norm(json!({"userName": "a", custom: {"list": values(1000)}}));
+        assert_eq!(d[custom]["list"].as_array().map(Vec::len), Some(1000));
+        // A group's members are not capped.
+        let g = normalize(
+            &GROUP_TYPE,
+            &json!({"displayName": "G", "members": values(5000)}),
+        );
+        assert!(g.is_ok_and(|g| g["members"].as_array().map(Vec::len) == Some(5000)));
+    }
+
+    #[test]
+    fn stored_size_is_capped_unknown_extensions_included_members_excluded() {
+        let small = Limits {
+            max_resource_bytes: 1024,
+        };
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", custom: {"blob": "x".repeat(1024)}}),
+            &small,
+            &["1024", "max_resource_bytes"],
+        );
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", "displayName": "x".repeat(1024)}),
+            &small,
+            &["1024"],
+        );
+        let ok = normalize_within(
+            &USER_TYPE,
+            &json!({"userName": "a", "displayName": "x".repeat(900)}),
+            &small,
+        );
+        assert!(ok.is_ok_and(|d| stored_size(&d) == Value::Object(d.clone()).to_string().len()));
+        let members: Vec<Value> = (0..200).map(|i| json!(format!("member-{i:05}"))).collect();
+        let g = normalize_within(
+            &GROUP_TYPE,
+            &json!({"displayName": "G", "members": members}),
+            &small,
+        );
+        assert!(g.is_ok_and(|g| stored_size(&g) == json!({"displayName": "G"}).to_string().len()));
+        assert_eq!(DEFAULT_MAX_RESOURCE_BYTES, 262_144);
+        assert_eq!(Limits::default().max_resource_bytes, 262_144);
+    }
+
+    #[test]
+    fn at_most_256_projection_entries_in_each_list() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("a{i}"))
+                .collect::<Vec<_>>()
+                .join(" , ")
+        };
+        assert_eq!(proj(Some(&list(256)), Some(&list(256))).entries(), (256, 256));
+        // Empty entries are not entries.
+        assert_eq!(proj(Some(&format!(",,{},,", list(256))), None).entries(), (256, 0));
+        for (a, e, name) in [
+            (Some(list(257)), None, "'attributes'"),
+            (None, Some(list(257)), "'excludedAttributes'"),
+        ] {
+            match Projection::parse(a.as_deref(), e.as_deref()) {
+                Err(e) => {
+                    assert_eq!(
+                        (e.status, e.scim_type),
+                        (400, Some(crate::scim::error::ScimType::InvalidValue))
+                    );
+                    assert!(e.detail.contains(name) && e.detail.contains("256"), "{}", e.detail);
+                }
+                Ok(_) => panic!("257 entries accepted"),
+            }
+        }
+    }
+
+    /// The lookup structure answers as the entry-by-entry scan did: case, URN
+    /// qualification, duplicates and sub-attributes named more than once.
+    #[test]
+    fn projection_lookups_combine_entries() {
+        let meta = Meta {
+            resource_type: "User",
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 1,
+            location: "l".into(),
+        };
+        let d = norm(
+            json!({"userName": "a", "name": {"givenName": "g", "familyName": "f", "middleName": "m"},
+            "emails": [{"value": "a@b.c", "type": "work"}, {"value": "d@e.f"}]}),
+        );
+        let full = render(&USER_TYPE, "id1", &d, &meta);
+        let p = proj(
+            Some("NAME.GIVENNAME, urn:ietf:params:scim:schemas:core:2.0:User:name.familyName,name.givenName,EMAILS.type"),
+            None,
+        );
+        let out = p.apply(&USER_TYPE, full.clone());
+        assert_eq!(out["name"], json!({"givenName": "g", "familyName": "f"}));
+        assert_eq!(out["emails"], json!([{"type": "work"}]));
+        assert!(out.get("userName").is_none());
+        // A whole attribute and one of its sub-attributes: the whole wins.
+        let out = proj(Some("name.givenName,Name"), None).apply(&USER_TYPE, full.clone());
+        assert_eq!(out["name"], d["name"]);
+        // Another schema's URN does not qualify a core attribute.
+        let out = proj(
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:name"),
+            None,
+        )
+        .apply(&USER_TYPE, full.clone());
+        assert!(out.get("name").is_none());
+        let out = proj(None, Some("emails.value,EMAILS.VALUE,name.middleName")).apply(&USER_TYPE, full);
+        assert_eq!(out["emails"], json!([{"type": "work"}]));
+        assert_eq!(out["name"], json!({"givenName": "g", "familyName": "f"}));
+        assert_eq!(out["userName"], "a");
+    }
+
     #[test]
     fn group_members_accept_bare_ids() {
         let d = match normalize(
