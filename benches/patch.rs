@@ -171,7 +171,10 @@ fn large(c: &mut Criterion) {
             b.iter(|| apply(black_box(&user), black_box(&add)))
         });
         let remove = ops(json!([{"op": "remove", "path": "emails", "value": emails}]));
-        assert_eq!(apply(&added, &remove)["emails"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            apply(&added, &remove)["emails"].as_array().map(Vec::len),
+            Some(2)
+        );
         g.bench_function(format!("emails_remove/{n}"), |b| {
             b.iter(|| apply(black_box(&added), black_box(&remove)))
         });
@@ -183,7 +186,9 @@ fn large(c: &mut Criterion) {
         let ids: Vec<Value> = (0..n).map(|i| json!(format!("member-{i:06}"))).collect();
         let add = ops(json!([{"op": "add", "value": {" members": ids}}]));
         assert_eq!(
-            apply_to(&GROUP_TYPE, &group, &add)["members"].as_array().map(Vec::len),
+            apply_to(&GROUP_TYPE, &group, &add)["members"]
+                .as_array()
+                .map(Vec::len),
             Some(n)
         );
         g.bench_function(format!("members_add/{n}"), |b| {

@@ -30,8 +30,8 @@ use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{self, CompValue, Filter, MAX_DEPTH, MAX_FILTER_LEN, MAX_TERMS};
 use crate::scim::patch::{self, MAX_OPERATIONS, Op, Operation, PatchContext, PatchPath};
 use crate::scim::resource::{
-    self as resource, Doc, Limits, MAX_PROJECTION_ENTRIES, Meta, Projection, group_keys,
-    normalize, user_keys,
+    self as resource, Doc, Limits, MAX_PROJECTION_ENTRIES, Meta, Projection, group_keys, normalize,
+    user_keys,
 };
 use crate::scim::schema::{GROUP_TYPE, ResourceType, USER_TYPE};
 use crate::store::db::{Backend, Bind};
@@ -569,11 +569,8 @@ pub fn projection_parse(data: &[u8]) {
         Some((a, e)) => (Some(a), Some(e)),
         None => (Some(text), None),
     };
-    let entries = |s: Option<&str>| {
-        s.map_or(0, |s| {
-            s.split(',').filter(|p| !p.trim().is_empty()).count()
-        })
-    };
+    let entries =
+        |s: Option<&str>| s.map_or(0, |s| s.split(',').filter(|p| !p.trim().is_empty()).count());
     let (na, ne) = (entries(attributes), entries(excluded));
     let projection = match Projection::parse(attributes, excluded) {
         Ok(p) => {
@@ -586,7 +583,10 @@ pub fn projection_parse(data: &[u8]) {
         }
         Err(e) => {
             assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
-            assert!(na > MAX_PROJECTION_ENTRIES || ne > MAX_PROJECTION_ENTRIES, "{e:?}");
+            assert!(
+                na > MAX_PROJECTION_ENTRIES || ne > MAX_PROJECTION_ENTRIES,
+                "{e:?}"
+            );
             assert!(e.detail.contains("256"), "{e:?}");
             return;
         }
@@ -623,7 +623,10 @@ pub fn projection_parse(data: &[u8]) {
         let out = projection.apply(rt, full.clone());
         assert_eq!(out["id"], id, "{text:?} dropped id");
         assert_eq!(out["schemas"], full["schemas"], "{text:?} dropped schemas");
-        assert!(within(&out, &full), "{text:?} produced what the resource lacks: {out}");
+        assert!(
+            within(&out, &full),
+            "{text:?} produced what the resource lacks: {out}"
+        );
         assert_eq!(
             projection.apply(rt, out.clone()),
             out,

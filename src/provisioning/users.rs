@@ -549,7 +549,11 @@ pub fn patch(
             current
                 .entry("active")
                 .or_insert(Value::Bool(row.state == ACTIVE));
-            let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id, limits: svc.limits }, &current, ops)?;
+            let doc = patch::apply(
+                &PatchContext::new(&USER_TYPE, id, svc.limits),
+                &current,
+                ops,
+            )?;
             if doc != current {
                 let keys = user_keys(&doc);
                 refuse_conflicts(c, caller, &row, &keys)?;

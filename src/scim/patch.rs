@@ -274,6 +274,12 @@ pub struct PatchContext<'a> {
     pub limits: Limits,
 }
 
+impl<'a> PatchContext<'a> {
+    pub fn new(rt: &'static ResourceType, id: &'a str, limits: Limits) -> Self {
+        PatchContext { rt, id, limits }
+    }
+}
+
 /// The path a key of a path-less value map names: the same trimming and case
 /// rules as a `path` (`" members"`, `"Members "` and `"MEMBERS"` all name
 /// `members`), so no spelling reaches a different code path.
@@ -1526,11 +1532,11 @@ mod tests {
             &user(),
             json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:blob", "value": "x".repeat(2048)}]),
         );
-        assert!(
-            e.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidValue)
+        assert!(e.is_err_and(
+            |e| e.scim_type == Some(crate::scim::error::ScimType::InvalidValue)
                 && e.detail.contains("2048")
-                && e.detail.contains("max_resource_bytes")),
-        );
+                && e.detail.contains("max_resource_bytes")
+        ),);
         let g = match normalize(&GROUP_TYPE, &json!({"displayName": "G"})) {
             Ok(g) => g,
             Err(e) => panic!("{e:?}"),
@@ -1594,17 +1600,29 @@ mod tests {
             for key in [format!(" {custom} "), format!("{custom}:tag\t")] {
                 let plain = key.trim().to_string();
                 assert_eq!(
-                    ok(&user(), json!([{"op": "add", "value": {key.clone(): value.clone()}}])),
-                    ok(&user(), json!([{"op": "add", "value": {plain: value.clone()}}])),
+                    ok(
+                        &user(),
+                        json!([{"op": "add", "value": {key.clone(): value.clone()}}])
+                    ),
+                    ok(
+                        &user(),
+                        json!([{"op": "add", "value": {plain: value.clone()}}])
+                    ),
                     "{key:?}"
                 );
             }
         }
-        for key in [" members", "Members ", "MEMBERS", "\turn:ietf:params:scim:schemas:core:2.0:Group:members"] {
+        for key in [
+            " members",
+            "Members ",
+            "MEMBERS",
+            "\turn:ietf:params:scim:schemas:core:2.0:Group:members",
+        ] {
             let p = pathless_path(key);
             assert!(
-                p.as_ref()
-                    .is_ok_and(|p| p.attr.name.eq_ignore_ascii_case("members") && p.attr.sub.is_none()),
+                p.as_ref().is_ok_and(
+                    |p| p.attr.name.eq_ignore_ascii_case("members") && p.attr.sub.is_none()
+                ),
                 "{key:?}: {p:?}"
             );
         }
@@ -1637,10 +1655,20 @@ mod index_properties {
     use serde_json::json;
 
     fn element() -> impl Strategy<Value = Value> {
-        let value = prop_oneof![Just(json!("a")), Just(json!("b")), Just(json!(1)), Just(json!(1.0))];
+        let value = prop_oneof![
+            Just(json!("a")),
+            Just(json!("b")),
+            Just(json!(1)),
+            Just(json!(1.0))
+        ];
         let ty = prop_oneof![Just(None), Just(Some("work")), Just(Some("home"))];
-        (proptest::option::of(value), ty, any::<bool>(), any::<bool>()).prop_map(
-            |(v, t, primary, display)| {
+        (
+            proptest::option::of(value),
+            ty,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(v, t, primary, display)| {
                 let mut m = Map::new();
                 if display {
                     m.insert("display".into(), json!("d"));
@@ -1655,8 +1683,7 @@ mod index_properties {
                     m.insert("primary".into(), json!(true));
                 }
                 Value::Object(m)
-            },
-        )
+            })
     }
 
     fn scan_add(items: &mut Vec<Value>, new_items: Vec<Value>) {

@@ -686,7 +686,11 @@ fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
         _ => spec,
     };
     let (urn, rest) = match spec.rfind(':') {
-        Some(i) if spec.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) => {
+        Some(i)
+            if spec
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:")) =>
+        {
             (Some(spec[..i].to_ascii_lowercase()), &spec[i + 1..])
         }
         _ => (None, spec),
@@ -701,7 +705,10 @@ fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
 impl Projection {
     /// Parses the two lists (comma-separated); 400 `invalidValue` when either
     /// names more than `MAX_PROJECTION_ENTRIES` entries.
-    pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Result<Projection, ScimError> {
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Projection, ScimError> {
         Ok(Projection {
             attributes: Specs::parse("attributes", attributes)?,
             excluded: Specs::parse("excludedAttributes", excluded)?,
@@ -1091,9 +1098,15 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" , ")
         };
-        assert_eq!(proj(Some(&list(256)), Some(&list(256))).entries(), (256, 256));
+        assert_eq!(
+            proj(Some(&list(256)), Some(&list(256))).entries(),
+            (256, 256)
+        );
         // Empty entries are not entries.
-        assert_eq!(proj(Some(&format!(",,{},,", list(256))), None).entries(), (256, 0));
+        assert_eq!(
+            proj(Some(&format!(",,{},,", list(256))), None).entries(),
+            (256, 0)
+        );
         for (a, e, name) in [
             (Some(list(257)), None, "'attributes'"),
             (None, Some(list(257)), "'excludedAttributes'"),
@@ -1104,7 +1117,11 @@ mod tests {
                         (e.status, e.scim_type),
                         (400, Some(crate::scim::error::ScimType::InvalidValue))
                     );
-                    assert!(e.detail.contains(name) && e.detail.contains("256"), "{}", e.detail);
+                    assert!(
+                        e.detail.contains(name) && e.detail.contains("256"),
+                        "{}",
+                        e.detail
+                    );
                 }
                 Ok(_) => panic!("257 entries accepted"),
             }
@@ -1128,7 +1145,9 @@ mod tests {
         );
         let full = render(&USER_TYPE, "id1", &d, &meta);
         let p = proj(
-            Some("NAME.GIVENNAME, urn:ietf:params:scim:schemas:core:2.0:User:name.familyName,name.givenName,EMAILS.type"),
+            Some(
+                "NAME.GIVENNAME, urn:ietf:params:scim:schemas:core:2.0:User:name.familyName,name.givenName,EMAILS.type",
+            ),
             None,
         );
         let out = p.apply(&USER_TYPE, full.clone());
@@ -1145,7 +1164,8 @@ mod tests {
         )
         .apply(&USER_TYPE, full.clone());
         assert!(out.get("name").is_none());
-        let out = proj(None, Some("emails.value,EMAILS.VALUE,name.middleName")).apply(&USER_TYPE, full);
+        let out =
+            proj(None, Some("emails.value,EMAILS.VALUE,name.middleName")).apply(&USER_TYPE, full);
         assert_eq!(out["emails"], json!([{"type": "work"}]));
         assert_eq!(out["name"], json!({"givenName": "g", "familyName": "f"}));
         assert_eq!(out["userName"], "a");
@@ -1189,8 +1209,8 @@ mod tests {
         let qualified = proj(None, Some("urn:ietf:params:scim:schemas:core:2.0:User:emails,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")).apply(&USER_TYPE, full.clone());
         assert!(qualified.get("emails").is_none());
         assert_eq!(qualified[ENTERPRISE_URN], json!({"employeeNumber": "1"}));
-        let both = proj(None, Some("name.givenName,name.familyName"))
-            .apply(&USER_TYPE, full.clone());
+        let both =
+            proj(None, Some("name.givenName,name.familyName")).apply(&USER_TYPE, full.clone());
         assert!(
             both.get("name").is_none(),
             "an emptied complex attribute is dropped"

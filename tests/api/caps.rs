@@ -25,7 +25,12 @@ fn assert_cap(status: u16, v: &Value, needles: &[&str]) {
     }
 }
 
-async fn send(app: &TestApp, method: Method, path: &str, json_body: Option<&Value>) -> (u16, Value) {
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    json_body: Option<&Value>,
+) -> (u16, Value) {
     let mut r = app.req(method, path);
     if let Some(b) = json_body {
         r = r.json(b);
@@ -54,7 +59,10 @@ fn other_tenant_traffic(
         let mut failures = Vec::new();
         let mut round = 0;
         while round < min_rounds || !done.load(Ordering::SeqCst) {
-            let name = format!("b{round}-{}@tenant-b.example", uuid::Uuid::new_v4().simple());
+            let name = format!(
+                "b{round}-{}@tenant-b.example",
+                uuid::Uuid::new_v4().simple()
+            );
             let req = |m: Method, path: String| {
                 client
                     .request(m, format!("{base}{path}"))
@@ -149,7 +157,9 @@ async fn sixteen_thousand_emails(b: Backend) {
         &app,
         Method::PATCH,
         &format!("/Users/{id}"),
-        Some(&patch_body(json!([{"op": "add", "value": {" EMAILS ": emails}}]))),
+        Some(&patch_body(
+            json!([{"op": "add", "value": {" EMAILS ": emails}}]),
+        )),
     )
     .await;
     assert_cap(s, &v, &["emails", "1000"]);
@@ -240,7 +250,11 @@ async fn multi_valued_cap_everywhere(b: Backend) {
     assert_eq!(s, 200, "{v}");
     let results = v["Operations"].as_array().expect("Operations");
     assert_eq!(results[0]["status"], "400", "{v}");
-    let st = results[0]["status"].as_str().unwrap_or_default().parse().unwrap_or(0);
+    let st = results[0]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
     assert_cap(st, &results[0]["response"], &["'roles'", "1000"]);
     assert_eq!(results[1]["status"], "201", "{v}");
 }
@@ -300,7 +314,10 @@ async fn resource_size_cap(b: Backend) {
         Some(&json!({"displayName": "Many members", "members": members})),
     )
     .await;
-    assert_eq!(s, 201, "a member list above 256 KiB is not the resource's size: {v}");
+    assert_eq!(
+        s, 201,
+        "a member list above 256 KiB is not the resource's size: {v}"
+    );
 }
 crate::both_backends!(caps_resource_size, super::resource_size_cap);
 
@@ -419,7 +436,13 @@ async fn pathless_members_key(b: Backend) {
     ids.sort();
     assert_eq!(ids.len(), N);
 
-    let (s, g) = send(&app, Method::POST, "/Groups", Some(&json!({"displayName": "Everyone"}))).await;
+    let (s, g) = send(
+        &app,
+        Method::POST,
+        "/Groups",
+        Some(&json!({"displayName": "Everyone"})),
+    )
+    .await;
     assert_eq!(s, 201, "{g}");
     let gid = g["id"].as_str().expect("id").to_string();
 
@@ -430,7 +453,9 @@ async fn pathless_members_key(b: Backend) {
         &app,
         Method::PATCH,
         &format!("/Groups/{gid}"),
-        Some(&patch_body(json!([{"op": "add", "value": {" members": members}}]))),
+        Some(&patch_body(
+            json!([{"op": "add", "value": {" members": members}}]),
+        )),
     )
     .await;
     done.store(true, Ordering::SeqCst);
@@ -472,7 +497,9 @@ async fn pathless_members_key(b: Backend) {
         &app,
         Method::PATCH,
         &format!("/Groups/{gid}"),
-        Some(&patch_body(json!([{"op": "add", "value": {"MEMBERS": [ids[10].clone()]}}]))),
+        Some(&patch_body(
+            json!([{"op": "add", "value": {"MEMBERS": [ids[10].clone()]}}]),
+        )),
     )
     .await;
     assert_eq!(s, 200, "{v}");
