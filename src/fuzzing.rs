@@ -530,7 +530,7 @@ pub fn pathless_keys(data: &[u8]) {
                 patch::apply(&ctx, doc, &ops).map_err(|e| (e.status, e.scim_type))
             };
             let got = outcome(&pathless(key));
-            for variant in [format!("  {key}\t"), upper.clone()] {
+            for variant in [trimmed.to_string(), format!("  {key}\t"), upper.clone()] {
                 if variant.trim() == trimmed || !special {
                     assert_eq!(
                         outcome(&pathless(&variant)),
