@@ -65,6 +65,7 @@ fn benches(c: &mut Criterion) {
     let svc = Services {
         db: db.clone(),
         deprov: Arc::clone(&deprov),
+        limits: Default::default(),
     };
     let now = custodian::store::time::now();
     let tenant = db

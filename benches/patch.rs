@@ -5,6 +5,11 @@
 //! Names: `patch/<case>` applies already-parsed operations (`scim::patch::apply`,
 //! including the re-normalisation of the result); `patch/request/<case>` is the
 //! whole engine for one request body: JSON text → `parse_request` → `apply`.
+//! `patch/large/<case>/<n>` adds or removes n values of a multi-valued
+//! attribute in one operation, so the engine's complexity can be read off
+//! (n log n since issue 14; an n-fold scan per value before):
+//!
+//!     cargo bench --locked --bench patch -- large
 
 // Setup checks every case's outcome before it is measured; a failure there is
 // a broken benchmark, so it panics.
@@ -13,7 +18,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use custodian::scim::patch::{self, Operation, PatchContext};
 use custodian::scim::resource::{Doc, normalize};
-use custodian::scim::schema::{ENTERPRISE_URN, USER_TYPE};
+use custodian::scim::schema::{ENTERPRISE_URN, GROUP_TYPE, ResourceType, USER_TYPE};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::time::Duration;
@@ -133,11 +138,64 @@ fn cases() -> Vec<Case> {
 }
 
 fn apply(doc: &Doc, ops: &[Operation]) -> Doc {
+    apply_to(&USER_TYPE, doc, ops)
+}
+
+fn apply_to(rt: &'static ResourceType, doc: &Doc, ops: &[Operation]) -> Doc {
     let ctx = PatchContext {
-        rt: &USER_TYPE,
+        rt,
         id: USER_ID,
+        limits: Default::default(),
     };
     patch::apply(&ctx, doc, ops).expect("checked in setup")
+}
+
+fn ops(operations: Value) -> Vec<Operation> {
+    patch::parse_request(&json!({"schemas": [patch::PATCH_URN], "Operations": operations}))
+        .expect("the sample PATCH parses")
+}
+
+/// One operation adding or removing n values: the cost per value should not
+/// grow with n.
+fn large(c: &mut Criterion) {
+    let mut g = c.benchmark_group("patch/large");
+    let user = user();
+    // Bare-string emails (the issue's 16,000-email attack, kept under the
+    // 1,000-value cap: the user already has 2).
+    for n in [249usize, 498, 998] {
+        let emails: Vec<Value> = (0..n).map(|i| json!(format!("e{i}@x.example"))).collect();
+        let add = ops(json!([{"op": "add", "path": "emails", "value": emails}]));
+        let added = apply(&user, &add);
+        assert_eq!(added["emails"].as_array().map(Vec::len), Some(n + 2));
+        g.bench_function(format!("emails_add/{n}"), |b| {
+            b.iter(|| apply(black_box(&user), black_box(&add)))
+        });
+        let remove = ops(json!([{"op": "remove", "path": "emails", "value": emails}]));
+        assert_eq!(
+            apply(&added, &remove)["emails"].as_array().map(Vec::len),
+            Some(2)
+        );
+        g.bench_function(format!("emails_remove/{n}"), |b| {
+            b.iter(|| apply(black_box(&added), black_box(&remove)))
+        });
+    }
+    // A group's members (no cap) through a path-less key the membership split
+    // does not take out of the document (the engine's own path).
+    let group = normalize(&GROUP_TYPE, &json!({"displayName": "G"})).expect("valid group");
+    for n in [4000usize, 8000, 16000] {
+        let ids: Vec<Value> = (0..n).map(|i| json!(format!("member-{i:06}"))).collect();
+        let add = ops(json!([{"op": "add", "value": {" members": ids}}]));
+        assert_eq!(
+            apply_to(&GROUP_TYPE, &group, &add)["members"]
+                .as_array()
+                .map(Vec::len),
+            Some(n)
+        );
+        g.bench_function(format!("members_add/{n}"), |b| {
+            b.iter(|| apply_to(&GROUP_TYPE, black_box(&group), black_box(&add)))
+        });
+    }
+    g.finish();
 }
 
 fn benches(c: &mut Criterion) {
@@ -167,6 +225,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .without_plots();
-    targets = benches
+    targets = benches, large
 }
 criterion_main!(patch_benches);

@@ -45,6 +45,8 @@ pub struct Settings {
     pub bulk_max_operations: usize,
     /// `/Bulk`: body limit in bytes (advertised as `maxPayloadSize`).
     pub bulk_max_payload_bytes: usize,
+    /// A stored resource's canonical JSON (a group's without `members`).
+    pub max_resource_bytes: usize,
     pub workers: Option<usize>,
     /// argon2 token verifications running at once (all callers).
     pub auth_max_concurrent_verifications: usize,
@@ -110,6 +112,7 @@ impl std::fmt::Debug for Settings {
                 "webhook_max_concurrent_deliveries",
                 &self.webhook_max_concurrent_deliveries,
             )
+            .field("max_resource_bytes", &self.max_resource_bytes)
             .finish()
     }
 }
@@ -143,6 +146,7 @@ impl Default for Settings {
             max_group_body_bytes: 16 * 1024 * 1024,
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
+            max_resource_bytes: crate::scim::resource::DEFAULT_MAX_RESOURCE_BYTES,
             workers: None,
             auth_max_concurrent_verifications: 4,
             auth_max_failures_per_token: 10,
@@ -173,6 +177,7 @@ struct FileConfig {
     max_group_body_bytes: Option<usize>,
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
+    max_resource_bytes: Option<usize>,
     workers: Option<usize>,
     auth_max_concurrent_verifications: Option<usize>,
     auth_max_failures_per_token: Option<u32>,
@@ -292,6 +297,9 @@ impl Settings {
         if let Some(v) = f.bulk_max_payload_bytes {
             self.bulk_max_payload_bytes = v;
         }
+        if let Some(v) = f.max_resource_bytes {
+            self.max_resource_bytes = v;
+        }
         self.workers = f.workers.or(self.workers);
         if let Some(v) = f.auth_max_concurrent_verifications {
             self.auth_max_concurrent_verifications = v;
@@ -388,6 +396,9 @@ impl Settings {
                 "must be at least 1".into(),
             );
         }
+        if self.max_resource_bytes < 1024 {
+            return invalid("max_resource_bytes", "must be ≥ 1024".into());
+        }
         Ok(())
     }
 
@@ -396,6 +407,13 @@ impl Settings {
         crate::scim::bulk::Limits {
             max_operations: self.bulk_max_operations,
             max_payload_size: self.bulk_max_payload_bytes,
+        }
+    }
+
+    /// What one stored resource may cost.
+    pub fn resource_limits(&self) -> crate::scim::resource::Limits {
+        crate::scim::resource::Limits {
+            max_resource_bytes: self.max_resource_bytes,
         }
     }
 

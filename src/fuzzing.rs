@@ -19,12 +19,20 @@
 //!   to itself;
 //! * a successful PATCH yields a canonical document: `normalize` accepts it
 //!   again unchanged, it holds no read-only or write-only attribute, and its
-//!   required attributes are present.
+//!   required attributes are present;
+//! * a path-less PATCH key means what the same text means as a `path` (same
+//!   trimming and case rules);
+//! * a projection keeps to its 256-entry cap, returns only what the resource
+//!   has (`id` and `schemas` always), whatever the order or repetition of its
+//!   entries, and projecting twice is projecting once.
 
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{self, CompValue, Filter, MAX_DEPTH, MAX_FILTER_LEN, MAX_TERMS};
 use crate::scim::patch::{self, MAX_OPERATIONS, Op, Operation, PatchContext, PatchPath};
-use crate::scim::resource::{Doc, group_keys, normalize, user_keys};
+use crate::scim::resource::{
+    self as resource, Doc, Limits, MAX_PROJECTION_ENTRIES, Meta, Projection, group_keys, normalize,
+    user_keys,
+};
 use crate::scim::schema::{GROUP_TYPE, ResourceType, USER_TYPE};
 use crate::store::db::{Backend, Bind};
 use crate::store::filter_sql;
@@ -408,7 +416,11 @@ fn check_parse_request(body: &Value) -> Option<Vec<Operation>> {
 }
 
 fn check_apply(rt: &'static ResourceType, id: &str, doc: &Doc, ops: &[Operation]) {
-    let ctx = PatchContext { rt, id };
+    let ctx = PatchContext {
+        rt,
+        id,
+        limits: Limits::default(),
+    };
     let out = patch::apply(&ctx, doc, ops);
     assert_eq!(
         out,
@@ -451,5 +463,196 @@ fn check_apply(rt: &'static ResourceType, id: &str, doc: &Doc, ops: &[Operation]
             !group_keys(&new).display_name.is_empty(),
             "displayName lost"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Path-less PATCH keys
+
+/// Fuzz entry: bytes → a path-less PATCH key (the first line) and its value
+/// (the rest, as JSON, else as a string), applied as `{"op", "value": {key: v}}`
+/// to the seed User and Group. A key means what the same text means as a
+/// `path`: the same trimming and case rules, so a key and its `path` twin give
+/// the same result (keys naming `id`/`meta`/`schemas` or an extension URN
+/// have rules of their own and are only checked for canonical results), and
+/// so do the key with stray spaces around it and with its name in capitals.
+pub fn pathless_keys(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (key, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let value = serde_json::from_str::<Value>(rest).unwrap_or_else(|_| Value::String(rest.into()));
+    let parsed = patch::pathless_path(key);
+    assert_eq!(
+        parsed,
+        PatchPath::parse(key),
+        "a path-less key {key:?} parses unlike a path"
+    );
+    assert_eq!(
+        parsed,
+        patch::pathless_path(&format!(" \t{key}  ")),
+        "{key:?} with spaces around it parses differently"
+    );
+    let trimmed = key.trim();
+    let special = ["id", "meta", "schemas"]
+        .iter()
+        .any(|k| trimmed.eq_ignore_ascii_case(k))
+        || trimmed
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        || trimmed.is_empty();
+    // The attribute part in capitals (a filter's literals keep their case).
+    let upper = match key.find('[') {
+        Some(i) => format!("{}{}", key[..i].to_ascii_uppercase(), &key[i..]),
+        None => key.to_ascii_uppercase(),
+    };
+    for op in ["add", "replace"] {
+        let pathless = |k: &str| {
+            let mut map = serde_json::Map::new();
+            map.insert(k.to_string(), value.clone());
+            json!({"Operations": [{"op": op, "value": Value::Object(map)}]})
+        };
+        for (rt, id, doc) in [
+            (&USER_TYPE, SEED_USER_ID, &*SEED_USER),
+            (&GROUP_TYPE, SEED_GROUP_ID, &*SEED_GROUP),
+        ] {
+            let Some(ops) = check_parse_request(&pathless(key)) else {
+                continue;
+            };
+            check_apply(rt, id, doc, &ops);
+            let outcome = |body: &Value| -> Result<Doc, (u16, Option<ScimType>)> {
+                let ops = patch::parse_request(body).map_err(|e| (e.status, e.scim_type))?;
+                let ctx = PatchContext {
+                    rt,
+                    id,
+                    limits: Limits::default(),
+                };
+                patch::apply(&ctx, doc, &ops).map_err(|e| (e.status, e.scim_type))
+            };
+            let got = outcome(&pathless(key));
+            for variant in [trimmed.to_string(), format!("  {key}\t"), upper.clone()] {
+                if variant.trim() == trimmed || !special {
+                    assert_eq!(
+                        outcome(&pathless(&variant)),
+                        got,
+                        "path-less key {variant:?} differs from {key:?} ({op} on a {})",
+                        rt.name
+                    );
+                }
+            }
+            if !special {
+                let with_path = json!({"Operations": [{"op": op, "path": key, "value": value}]});
+                assert_eq!(
+                    outcome(&with_path),
+                    got,
+                    "path-less key {key:?} differs from the same path ({op} on a {})",
+                    rt.name
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Projection
+
+/// Fuzz entry: bytes → `attributes` (the first line) and `excludedAttributes`
+/// (the rest) → `Projection::parse`, applied to the seed User and Group as
+/// rendered. Checks: the 256-entry cap (and its error); only what the resource
+/// has comes out, `id` and `schemas` always; the answer does not depend on the
+/// order of the entries or on repeating them; projecting twice is projecting once.
+pub fn projection_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (attributes, excluded) = match text.split_once('\n') {
+        Some((a, e)) => (Some(a), Some(e)),
+        None => (Some(text), None),
+    };
+    let entries =
+        |s: Option<&str>| s.map_or(0, |s| s.split(',').filter(|p| !p.trim().is_empty()).count());
+    let (na, ne) = (entries(attributes), entries(excluded));
+    let projection = match Projection::parse(attributes, excluded) {
+        Ok(p) => {
+            assert!(
+                na <= MAX_PROJECTION_ENTRIES && ne <= MAX_PROJECTION_ENTRIES,
+                "{na} / {ne} entries accepted"
+            );
+            assert_eq!(p.entries(), (na, ne));
+            p
+        }
+        Err(e) => {
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+            assert!(
+                na > MAX_PROJECTION_ENTRIES || ne > MAX_PROJECTION_ENTRIES,
+                "{e:?}"
+            );
+            assert!(e.detail.contains("256"), "{e:?}");
+            return;
+        }
+    };
+    let reordered = |s: Option<&str>| {
+        s.map(|s| {
+            let mut v: Vec<&str> = s.split(',').collect();
+            v.reverse();
+            v.join(",")
+        })
+    };
+    let doubled = |s: Option<&str>| s.map(|s| format!("{s},{s}"));
+    let (ra, re) = (reordered(attributes), reordered(excluded));
+    let (da, de) = (doubled(attributes), doubled(excluded));
+    let variants: Vec<Projection> = [
+        Projection::parse(ra.as_deref(), re.as_deref()),
+        Projection::parse(da.as_deref(), de.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect();
+    for (rt, id, doc) in [
+        (&USER_TYPE, SEED_USER_ID, &*SEED_USER),
+        (&GROUP_TYPE, SEED_GROUP_ID, &*SEED_GROUP),
+    ] {
+        let meta = Meta {
+            resource_type: rt.name,
+            created: "2011-08-01T18:29:49.793Z".into(),
+            last_modified: "2011-08-01T18:29:49.793Z".into(),
+            version: 3,
+            location: format!("https://example.test/scim/v2/x/{id}"),
+        };
+        let full = resource::render(rt, id, doc, &meta);
+        let out = projection.apply(rt, full.clone());
+        assert_eq!(out["id"], id, "{text:?} dropped id");
+        assert_eq!(out["schemas"], full["schemas"], "{text:?} dropped schemas");
+        assert!(
+            within(&out, &full),
+            "{text:?} produced what the resource lacks: {out}"
+        );
+        assert_eq!(
+            projection.apply(rt, out.clone()),
+            out,
+            "{text:?}: projecting twice differs from once"
+        );
+        for v in &variants {
+            assert_eq!(
+                v.apply(rt, full.clone()),
+                out,
+                "{text:?}: the order or repetition of entries changed the answer"
+            );
+        }
+    }
+}
+
+/// Whether every member of `part` is in `whole` (objects by key, arrays
+/// element-wise in order, other values equal).
+fn within(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| within(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            let mut it = w.iter();
+            p.iter().all(|pv| it.any(|wv| within(pv, wv)))
+        }
+        (p, w) => p == w,
     }
 }

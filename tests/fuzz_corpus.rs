@@ -62,6 +62,8 @@ const TARGETS: &[(&str, Entry)] = &[
     ("filter_parse", custodian::fuzzing::filter_parse),
     ("patch_parse", custodian::fuzzing::patch_parse),
     ("patch_apply", custodian::fuzzing::patch_apply),
+    ("pathless_keys", custodian::fuzzing::pathless_keys),
+    ("projection_parse", custodian::fuzzing::projection_parse),
 ];
 
 #[test]
@@ -77,6 +79,16 @@ fn patch_parse_corpus() {
 #[test]
 fn patch_apply_corpus() {
     replay("patch_apply", custodian::fuzzing::patch_apply);
+}
+
+#[test]
+fn pathless_keys_corpus() {
+    replay("pathless_keys", custodian::fuzzing::pathless_keys);
+}
+
+#[test]
+fn projection_parse_corpus() {
+    replay("projection_parse", custodian::fuzzing::projection_parse);
 }
 
 /// Every fuzz target in `fuzz/Cargo.toml` has a corpus directory replayed here,

@@ -46,6 +46,7 @@ impl AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
                 deprov: Arc::clone(&deprov),
+                limits: settings.resource_limits(),
             },
             db,
             verifier: Arc::new(Verifier::new(

@@ -104,7 +104,7 @@ struct Run<'a> {
 /// Only `id` (and what is always returned) is rendered: the response carries
 /// the location and version, never the resource, and no member list is loaded.
 fn projection() -> Projection {
-    Projection::parse(Some("id"), None)
+    Projection::parse(Some("id"), None).unwrap_or_default()
 }
 
 impl Run<'_> {

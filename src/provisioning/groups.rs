@@ -8,8 +8,10 @@ use super::{
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::ListParams;
-use crate::scim::patch::{self, Op, Operation, PatchContext};
-use crate::scim::resource::{Doc, Meta, Projection, group_keys, normalize, normalize_attr, render};
+use crate::scim::patch::{self, Op, Operation, PatchContext, PatchPath};
+use crate::scim::resource::{
+    Doc, Meta, Projection, group_keys, normalize_attr, normalize_within, render,
+};
 use crate::scim::schema::{GROUP_SCHEMA, GROUP_TYPE};
 use crate::store::groups::{GroupRow, MemberKind};
 use crate::store::{self, AnyConnection, filter_sql};
@@ -236,7 +238,7 @@ pub fn create(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&GROUP_TYPE, body)?;
+    let mut doc = normalize_within(&GROUP_TYPE, body, &svc.limits)?;
     let members = take_members(&mut doc)?;
     let now = svc.deprov.now();
     svc.db.write(|c| {
@@ -284,7 +286,7 @@ pub fn replace(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&GROUP_TYPE, body)?;
+    let mut doc = normalize_within(&GROUP_TYPE, body, &svc.limits)?;
     let members = take_members(&mut doc)?;
     let now = svc.deprov.now();
     // Replacing the member list may remove any number of memberships: a
@@ -311,65 +313,67 @@ enum MemberOp {
     RemoveWhere(Filter),
 }
 
-fn is_members(op: &Operation) -> bool {
-    op.path.as_ref().is_some_and(|p| {
-        p.attr.name.eq_ignore_ascii_case("members")
-            && p.attr
-                .urn
-                .as_deref()
-                .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA.id))
+fn is_members(path: &PatchPath) -> bool {
+    path.attr.name.eq_ignore_ascii_case("members")
+        && path
+            .attr
+            .urn
+            .as_deref()
+            .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA.id))
+}
+
+/// The membership change an operation on a `members` path makes.
+fn member_op(op: Op, path: &PatchPath, value: Option<&Value>) -> Result<MemberOp, ScimError> {
+    if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
+        return Err(ScimError::invalid_path(
+            "member sub-attributes cannot be changed; add or remove the member",
+        ));
+    }
+    Ok(match (op, &path.filter, value) {
+        (Op::Remove, Some(f), _) => match simple_value_eq(f) {
+            Some(id) => MemberOp::Remove(vec![id]),
+            None => MemberOp::RemoveWhere(f.clone()),
+        },
+        (Op::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(member_ids(v)?),
+        (Op::Remove, None, _) => MemberOp::RemoveAll,
+        (Op::Add, None, Some(v)) => MemberOp::Add(member_ids(v)?),
+        (Op::Replace, None, Some(v)) => MemberOp::Replace(member_ids(v)?),
+        (_, Some(_), _) => {
+            return Err(ScimError::invalid_path(
+                "a filtered 'members[…]' path can only be removed; add members with path 'members'",
+            ));
+        }
+        (_, None, None) => return Err(ScimError::invalid_value("'value' is required")),
     })
 }
 
 /// Splits a PATCH into document operations and membership operations, in order.
+/// A path-less map's keys are read as paths (`patch::pathless_path`: trimmed,
+/// any case), so `" members"` or `"MEMBERS"` is a membership change like
+/// `members`, never a document edit of a member list.
 fn split_ops(ops: &[Operation]) -> Result<(Vec<Operation>, Vec<MemberOp>), ScimError> {
     let mut doc_ops = Vec::new();
     let mut member_ops = Vec::new();
     for op in ops {
-        if is_members(op) {
-            let Some(path) = &op.path else { continue };
-            if path.attr.sub.is_some() || path.sub_after_filter.is_some() {
-                return Err(ScimError::invalid_path(
-                    "member sub-attributes cannot be changed; add or remove the member",
-                ));
-            }
-            member_ops.push(match (op.op, &path.filter, &op.value) {
-                (Op::Remove, Some(f), _) => match simple_value_eq(f) {
-                    Some(id) => MemberOp::Remove(vec![id]),
-                    None => MemberOp::RemoveWhere(f.clone()),
-                },
-                (Op::Remove, None, Some(v)) if !v.is_null() => MemberOp::Remove(member_ids(v)?),
-                (Op::Remove, None, _) => MemberOp::RemoveAll,
-                (Op::Add, None, Some(v)) => MemberOp::Add(member_ids(v)?),
-                (Op::Replace, None, Some(v)) => MemberOp::Replace(member_ids(v)?),
-                (_, Some(_), _) => {
-                    return Err(ScimError::invalid_path(
-                        "a filtered 'members[…]' path can only be removed; add members with path 'members'",
-                    ));
-                }
-                (_, None, None) => return Err(ScimError::invalid_value("'value' is required")),
-            });
+        if let Some(path) = op.path.as_ref().filter(|p| is_members(p)) {
+            member_ops.push(member_op(op.op, path, op.value.as_ref())?);
         } else if op.path.is_none() && op.op != Op::Remove {
             // A path-less map may carry `members` beside other attributes.
             let mut rest = op.clone();
             if let Some(Value::Object(map)) = &mut rest.value {
-                let qualified = format!("{}:members", GROUP_SCHEMA.id);
-                let key = map
-                    .keys()
-                    .find(|k| {
-                        k.eq_ignore_ascii_case("members") || k.eq_ignore_ascii_case(&qualified)
-                    })
-                    .cloned();
-                if let Some(k) = key
-                    && let Some(v) = map.remove(&k)
-                {
-                    let ids = member_ids(&v)?;
-                    member_ops.push(if op.op == Op::Add {
-                        MemberOp::Add(ids)
-                    } else {
-                        MemberOp::Replace(ids)
-                    });
+                let mut others = serde_json::Map::with_capacity(map.len());
+                // Rebuilt rather than removed from, so the other keys keep their order.
+                for (k, v) in std::mem::take(map) {
+                    match patch::pathless_path(&k) {
+                        Ok(path) if is_members(&path) => {
+                            member_ops.push(member_op(op.op, &path, Some(&v))?);
+                        }
+                        _ => {
+                            others.insert(k, v);
+                        }
+                    }
                 }
+                *map = others;
             }
             doc_ops.push(rest);
         } else {
@@ -417,6 +421,7 @@ pub fn patch(
             &PatchContext {
                 rt: &GROUP_TYPE,
                 id,
+                limits: svc.limits,
             },
             &current,
             &doc_ops,
@@ -563,6 +568,55 @@ mod tests {
                 .as_ref()
                 .is_some_and(|v| v.get("members").is_none() && v.get("displayName").is_some())
         );
+    }
+
+    /// A path-less key is read as a path: `" members"`, `"Members "`,
+    /// `"MEMBERS"` and the URN-qualified name are membership changes (the
+    /// issue's `" members"` reached the document and its quadratic add), and
+    /// the map's other keys keep their order.
+    #[test]
+    fn pathless_member_keys_are_trimmed_and_case_folded() {
+        for key in [
+            " members",
+            "Members ",
+            "MEMBERS",
+            " urn:ietf:params:scim:schemas:core:2.0:Group:Members",
+        ] {
+            let mut map = serde_json::Map::new();
+            map.insert("displayName".into(), json!("X"));
+            map.insert(key.into(), json!(["a", {"value": "b"}]));
+            map.insert("externalId".into(), json!("e"));
+            let (doc, m) = split(json!({"Operations": [
+                {"op": "add", "value": Value::Object(map.clone())},
+                {"op": "replace", "value": Value::Object(map)}
+            ]}));
+            assert_eq!(
+                m,
+                vec![
+                    MemberOp::Add(vec!["a".into(), "b".into()]),
+                    MemberOp::Replace(vec!["a".into(), "b".into()])
+                ],
+                "{key:?}"
+            );
+            for op in &doc {
+                let keys: Vec<&String> = op
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                assert_eq!(keys, ["displayName", "externalId"], "{key:?}");
+            }
+        }
+        // A sub-attribute or filter by a path-less key is refused as the path would be.
+        for key in [" members.value", "members[value eq \"x\"]"] {
+            let ops = parse_request(&json!({"Operations": [{"op": "add", "value": {key: ["a"]}}]}));
+            let r = ops.and_then(|o| split_ops(&o));
+            assert!(
+                r.is_err_and(|e| e.scim_type == Some(crate::scim::error::ScimType::InvalidPath)),
+                "{key:?}"
+            );
+        }
     }
 
     #[test]

@@ -62,11 +62,13 @@ impl Caller {
     }
 }
 
-/// What the provisioning service works with: the database and deprovisioning.
+/// What the provisioning service works with: the database, deprovisioning and
+/// the limits every stored document is normalised under.
 #[derive(Clone)]
 pub struct Services {
     pub db: crate::store::Db,
     pub deprov: std::sync::Arc<crate::deprovision::service::Deprov>,
+    pub limits: crate::scim::resource::Limits,
 }
 
 /// A rendered resource and what the HTTP layer needs to answer with it.

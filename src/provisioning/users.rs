@@ -11,7 +11,7 @@ use crate::scim::error::ScimError;
 use crate::scim::fold::fold;
 use crate::scim::list::ListParams;
 use crate::scim::patch::{self, Operation, PatchContext};
-use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize, render, user_keys};
+use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize_within, render, user_keys};
 use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
 use crate::store::{self, AnyConnection, filter_sql};
@@ -214,7 +214,7 @@ pub fn create(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&USER_TYPE, body)?;
+    let mut doc = normalize_within(&USER_TYPE, body, &svc.limits)?;
     // POST without `active` means active.
     if !doc.contains_key("active") {
         doc.insert("active".into(), Value::Bool(true));
@@ -795,7 +795,7 @@ pub fn replace(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    let mut doc = normalize(&USER_TYPE, body)?;
+    let mut doc = normalize_within(&USER_TYPE, body, &svc.limits)?;
     let now = svc.deprov.now();
     let policy = svc.deprov.policy(&caller.tenant_name);
     let written = svc.db.write(|c| {
@@ -937,7 +937,11 @@ pub fn patch(
         current
             .entry("active")
             .or_insert(Value::Bool(row.state == ACTIVE));
-        let doc = patch::apply(&PatchContext { rt: &USER_TYPE, id }, &current, ops)?;
+        let doc = patch::apply(
+            &PatchContext::new(&USER_TYPE, id, svc.limits),
+            &current,
+            ops,
+        )?;
         if doc == current {
             let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
             return Ok(Written::Done(Box::new(row), memberships));

@@ -178,7 +178,7 @@ fn build(raw: Raw<'_>) -> Result<ListParams, ScimError> {
         sort,
         paging,
         count,
-        projection: Projection::parse(raw.attributes, raw.excluded),
+        projection: Projection::parse(raw.attributes, raw.excluded)?,
         query,
     })
 }
@@ -218,10 +218,7 @@ pub fn projection_from_query(query: &str) -> Result<Projection, ScimError> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    Ok(Projection::parse(
-        get("attributes"),
-        get("excludedAttributes"),
-    ))
+    Projection::parse(get("attributes"), get("excludedAttributes"))
 }
 
 /// Reads a `SearchRequest` body (`POST …/.search`).
@@ -373,7 +370,7 @@ mod tests {
         );
         assert!(p.is_ok_and(|p| p.paging == Paging::Index(2)
             && p.count == 10
-            && p.projection.attributes.len() == 2));
+            && p.projection.entries().0 == 2));
         assert!(from_search_body(&json!({"count": true})).is_err());
     }
 

@@ -6,10 +6,14 @@
 
 use super::error::ScimError;
 use super::filter::{self, AttrPath, CompValue, CompareOp, Filter};
-use super::resource::{Doc, get_ci, normalize, normalize_attr};
+use super::resource::{
+    Doc, Limits, MAX_MULTI_VALUES, get_ci, is_capped, normalize_attr, normalize_within,
+    too_many_values,
+};
 use super::schema::{Attr, Mutability, ResourceType};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const MAX_OPERATIONS: usize = 1000;
@@ -266,6 +270,21 @@ fn resolve(rt: &ResourceType, path: &AttrPath) -> Result<Target, ScimError> {
 pub struct PatchContext<'a> {
     pub rt: &'static ResourceType,
     pub id: &'a str,
+    /// What the result may cost (`max_resource_bytes`).
+    pub limits: Limits,
+}
+
+impl<'a> PatchContext<'a> {
+    pub fn new(rt: &'static ResourceType, id: &'a str, limits: Limits) -> Self {
+        PatchContext { rt, id, limits }
+    }
+}
+
+/// The path a key of a path-less value map names: the same trimming and case
+/// rules as a `path` (`" members"`, `"Members "` and `"MEMBERS"` all name
+/// `members`), so no spelling reaches a different code path.
+pub fn pathless_path(key: &str) -> Result<PatchPath, ScimError> {
+    PatchPath::parse(key)
 }
 
 /// Applies the operations in order and returns the new canonical document.
@@ -285,7 +304,7 @@ pub fn apply(ctx: &PatchContext<'_>, doc: &Doc, ops: &[Operation]) -> Result<Doc
             }
         })?;
     }
-    normalize(ctx.rt, &Value::Object(work))
+    normalize_within(ctx.rt, &Value::Object(work), &ctx.limits)
 }
 
 fn apply_one(ctx: &PatchContext<'_>, doc: &mut Doc, op: &Operation) -> Result<(), ScimError> {
@@ -316,6 +335,8 @@ fn apply_pathless_key(
     key: &str,
     v: &Value,
 ) -> Result<(), ScimError> {
+    // Trimmed as a `path` is, so `" id"` or `" urn:…"` is read as it would be there.
+    let key = key.trim();
     if key.eq_ignore_ascii_case("id") {
         // Okta's group push repeats the id inside the value map.
         return if v.as_str() == Some(ctx.id) {
@@ -360,7 +381,7 @@ fn apply_pathless_key(
         }
         return apply_path(ctx, doc, op, &path, Some(v));
     }
-    let path = PatchPath::parse(key)?;
+    let path = pathless_path(key)?;
     apply_path(ctx, doc, op, &path, Some(v))
 }
 
@@ -520,7 +541,8 @@ fn apply_path(
                         .and_then(|v| v.as_array().cloned())
                         .unwrap_or_default();
                     if let Some(Value::Array(items)) = container.get_mut(&key) {
-                        items.retain(|item| !remove.iter().any(|r| same_element(item, r)));
+                        let remove = Removals::new(&remove);
+                        items.retain(|item| !remove.matches(item));
                     }
                 }
                 _ => {
@@ -544,20 +566,12 @@ fn apply_path(
                     }
                 }
                 Some(Value::Array(new_items)) if multi && op == Op::Add => {
+                    let cap = target.attr.filter(|a| is_capped(a)).map(|_| key.as_str());
                     let existing = container
                         .entry(key.clone())
                         .or_insert_with(|| Value::Array(vec![]));
                     if let Value::Array(items) = existing {
-                        for n in new_items {
-                            if is_primary(&n) {
-                                items.iter_mut().for_each(clear_primary);
-                            }
-                            if let Some(pos) = items.iter().position(|i| same_element(i, &n)) {
-                                items[pos] = n;
-                            } else {
-                                items.push(n);
-                            }
-                        }
+                        add_values(items, new_items, cap)?;
                     }
                 }
                 Some(Value::Object(new_obj)) if complex_single => {
@@ -634,12 +648,253 @@ fn clear_primary(v: &mut Value) {
     }
 }
 
+/// A multi-valued `add`: each new value replaces the first element that is
+/// the same (`same_element`) or is appended; a new primary value clears the
+/// others' `primary`. `cap`: the attribute's name when it is held to
+/// `MAX_MULTI_VALUES`.
+fn add_values(
+    items: &mut Vec<Value>,
+    new_items: Vec<Value>,
+    cap: Option<&str>,
+) -> Result<(), ScimError> {
+    let mut index = ElementIndex::new(items);
+    for n in new_items {
+        if is_primary(&n) {
+            // At most one new value is primary (normalize_attr), so this
+            // runs at most once per operation.
+            items.iter_mut().for_each(clear_primary);
+            index = ElementIndex::new(items);
+        }
+        if let Some(pos) = index.find(&n) {
+            index.replace(pos, &items[pos], &n);
+            items[pos] = n;
+        } else {
+            index.insert(items.len(), &n);
+            items.push(n);
+            check_cap(items, cap)?;
+        }
+    }
+    Ok(())
+}
+
+/// A filtered `add` of whole values: appends each new value no element is
+/// the same as (existing elements are left as they are).
+fn add_missing(
+    items: &mut Vec<Value>,
+    new_items: Vec<Value>,
+    cap: Option<&str>,
+) -> Result<(), ScimError> {
+    let mut index = ElementIndex::new(items);
+    for n in new_items {
+        if index.find(&n).is_none() {
+            index.insert(items.len(), &n);
+            items.push(n);
+            check_cap(items, cap)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refused as the result is built, before any more work is done on it.
+fn check_cap(items: &[Value], cap: Option<&str>) -> Result<(), ScimError> {
+    match cap {
+        Some(name) if items.len() > MAX_MULTI_VALUES => Err(too_many_values(name)),
+        _ => Ok(()),
+    }
+}
+
 /// Two elements of a multi-valued attribute are the same when their `value`s
-/// match (or, without `value`, when they are equal).
+/// match (or, without `value`, when they are equal). The index and removal
+/// sets below apply this rule by hashing; it is kept as their specification.
+#[cfg(test)]
 fn same_element(a: &Value, b: &Value) -> bool {
     match (a.get("value"), b.get("value")) {
         (Some(x), Some(y)) => x == y && (a.get("type") == b.get("type") || b.get("type").is_none()),
         _ => a == b,
+    }
+}
+
+/// A JSON value as text that is equal exactly when the values are equal
+/// (`Value`'s `==` ignores object key order, which `preserve_order` keeps).
+fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort_unstable();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    if let Some(x) = o.get(k) {
+                        write(x, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            // -0.0 == 0.0 as numbers, but not as text.
+            Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// `value` and `type` as one key (canonical text cannot hold a raw NUL).
+fn value_type_key(value: &str, ty: &Value) -> String {
+    format!("{value}\u{0}{}", canonical(ty))
+}
+
+/// The positions of a multi-valued attribute's elements, keyed the way
+/// `same_element` compares them, so finding the element a new value replaces
+/// is a lookup rather than a scan (an add of n values to m is n log m, not n·m).
+/// Each key keeps its positions ordered: the first match wins, as a scan's would.
+#[derive(Default)]
+struct ElementIndex {
+    /// Elements with a `value`, by that value.
+    by_value: HashMap<String, BTreeSet<usize>>,
+    /// Elements with a `value` and a `type`, by both.
+    by_value_type: HashMap<String, BTreeSet<usize>>,
+    /// Elements without a `value`, by the whole element.
+    whole: HashMap<String, BTreeSet<usize>>,
+}
+
+impl ElementIndex {
+    fn new(items: &[Value]) -> ElementIndex {
+        let mut index = ElementIndex::default();
+        for (i, item) in items.iter().enumerate() {
+            index.insert(i, item);
+        }
+        index
+    }
+
+    /// The keys `element` is filed under: (map, key) pairs.
+    fn keys(element: &Value) -> Vec<(u8, String)> {
+        match element.get("value") {
+            Some(v) => {
+                let value = canonical(v);
+                let mut keys = Vec::with_capacity(2);
+                if let Some(t) = element.get("type") {
+                    keys.push((1, value_type_key(&value, t)));
+                }
+                keys.push((0, value));
+                keys
+            }
+            None => vec![(2, canonical(element))],
+        }
+    }
+
+    fn map(&mut self, which: u8) -> &mut HashMap<String, BTreeSet<usize>> {
+        match which {
+            0 => &mut self.by_value,
+            1 => &mut self.by_value_type,
+            _ => &mut self.whole,
+        }
+    }
+
+    fn insert(&mut self, pos: usize, element: &Value) {
+        for (which, key) in Self::keys(element) {
+            self.map(which).entry(key).or_default().insert(pos);
+        }
+    }
+
+    fn remove(&mut self, pos: usize, element: &Value) {
+        for (which, key) in Self::keys(element) {
+            let map = self.map(which);
+            if let Some(set) = map.get_mut(&key) {
+                set.remove(&pos);
+                if set.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn replace(&mut self, pos: usize, old: &Value, new: &Value) {
+        self.remove(pos, old);
+        self.insert(pos, new);
+    }
+
+    /// The first element `same_element(element, new)` holds for.
+    fn find(&self, new: &Value) -> Option<usize> {
+        let first = |map: &HashMap<String, BTreeSet<usize>>, key: &str| {
+            map.get(key).and_then(|s| s.first().copied())
+        };
+        match new.get("value") {
+            Some(v) => {
+                let value = canonical(v);
+                match new.get("type") {
+                    // A typed value matches only an element of that type…
+                    Some(t) => first(&self.by_value_type, &value_type_key(&value, t)),
+                    // …an untyped one, any element with that value.
+                    None => first(&self.by_value, &value),
+                }
+            }
+            None => first(&self.whole, &canonical(new)),
+        }
+    }
+}
+
+/// A `remove` value list as hash sets: whether `same_element(item, r)` holds
+/// for some `r` of the list is a lookup per item.
+struct Removals {
+    /// Values listed without a type: they remove every element with that value.
+    untyped: HashSet<String>,
+    /// Values listed with a type: they remove elements of that value and type.
+    typed: HashSet<String>,
+    /// Elements listed without a value: they remove equal elements.
+    whole: HashSet<String>,
+}
+
+impl Removals {
+    fn new(list: &[Value]) -> Removals {
+        let mut r = Removals {
+            untyped: HashSet::new(),
+            typed: HashSet::new(),
+            whole: HashSet::new(),
+        };
+        for item in list {
+            match (item.get("value"), item.get("type")) {
+                (Some(v), Some(t)) => {
+                    r.typed.insert(value_type_key(&canonical(v), t));
+                }
+                (Some(v), None) => {
+                    r.untyped.insert(canonical(v));
+                }
+                (None, _) => {
+                    r.whole.insert(canonical(item));
+                }
+            }
+        }
+        r
+    }
+
+    fn matches(&self, item: &Value) -> bool {
+        match item.get("value") {
+            Some(v) => {
+                let value = canonical(v);
+                self.untyped.contains(&value)
+                    || item
+                        .get("type")
+                        .is_some_and(|t| self.typed.contains(&value_type_key(&value, t)))
+            }
+            None => self.whole.contains(&canonical(item)),
+        }
     }
 }
 
@@ -684,12 +939,7 @@ fn apply_filtered(
         .collect();
     match (op, sub_attr) {
         (Op::Remove, None) => {
-            let mut idx = 0;
-            items.retain(|_| {
-                let keep = !hits.contains(&idx);
-                idx += 1;
-                keep
-            });
+            retain_unmarked(items, &hits);
         }
         (Op::Remove, Some(sa)) => {
             for i in &hits {
@@ -747,9 +997,9 @@ fn apply_filtered(
             let v = value.ok_or_else(|| ScimError::invalid_value("'value' is required"))?;
             let nv = normalize_attr(attr, &Value::Array(vec![v.clone()]), attr.name)?
                 .and_then(|v| v.as_array().and_then(|a| a.first().cloned()));
-            for i in hits.iter().rev() {
-                match &nv {
-                    Some(n) => {
+            match &nv {
+                Some(n) => {
+                    for i in &hits {
                         // Replace merges into the selected value (RFC 7644 §3.5.2.3).
                         if let (Some(dst), Some(src)) = (items[*i].as_object_mut(), n.as_object()) {
                             for (k, v) in src {
@@ -757,10 +1007,8 @@ fn apply_filtered(
                             }
                         }
                     }
-                    None => {
-                        items.remove(*i);
-                    }
                 }
+                None => retain_unmarked(items, &hits),
             }
         }
         (Op::Add, None) => {
@@ -781,11 +1029,7 @@ fn apply_filtered(
                 other => other.clone(),
             };
             if let Some(Value::Array(new_items)) = normalize_attr(attr, &v, attr.name)? {
-                for n in new_items {
-                    if !items.iter().any(|i| same_element(i, &n)) {
-                        items.push(n);
-                    }
-                }
+                add_missing(items, new_items, is_capped(attr).then_some(attr.name))?;
             }
         }
     }
@@ -793,6 +1037,17 @@ fn apply_filtered(
         container.remove(attr.name);
     }
     Ok(())
+}
+
+/// Drops the elements at the (ascending) positions `hits`, in one pass.
+fn retain_unmarked(items: &mut Vec<Value>, hits: &[usize]) {
+    let mut hits = hits.iter().peekable();
+    let mut idx = 0;
+    items.retain(|_| {
+        let hit = hits.next_if(|h| **h == idx).is_some();
+        idx += 1;
+        !hit
+    });
 }
 
 /// Whether the filter constrains sub-attribute `name`.
@@ -831,6 +1086,7 @@ fn element_from_filter(f: &Filter) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::resource::normalize;
     use crate::scim::schema::{ENTERPRISE_URN, GROUP_TYPE, USER_TYPE};
     use serde_json::json;
 
@@ -855,6 +1111,7 @@ mod tests {
             &PatchContext {
                 rt: &USER_TYPE,
                 id: "uid",
+                limits: Limits::default(),
             },
             doc,
             &ops,
@@ -1148,11 +1405,227 @@ mod tests {
             &PatchContext {
                 rt: &GROUP_TYPE,
                 id: "gid",
+                limits: Limits::default(),
             },
             &g,
             &ops,
         );
         assert!(out.is_ok_and(|d| d["displayName"] == "New"));
+    }
+
+    fn emails(n: usize, prefix: &str) -> Vec<Value> {
+        (0..n)
+            .map(|i| json!(format!("{prefix}{i}@x.example")))
+            .collect()
+    }
+
+    fn refused(doc: &Doc, ops: Value, needles: &[&str]) {
+        match patch(doc, json!({"Operations": ops})) {
+            Err(e) => {
+                assert_eq!(
+                    e.scim_type,
+                    Some(crate::scim::error::ScimType::InvalidValue),
+                    "{}",
+                    e.detail
+                );
+                for n in needles {
+                    assert!(e.detail.contains(n), "{} lacks {n}", e.detail);
+                }
+            }
+            Ok(d) => panic!("{ops} accepted: {} emails", d["emails"]),
+        }
+    }
+
+    #[test]
+    fn multi_valued_cap_on_add_replace_filtered_add_and_pathless_keys() {
+        // user() has one email: 999 more fit.
+        let full = ok(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(999, "a")}]),
+        );
+        assert_eq!(full["emails"].as_array().map(Vec::len), Some(1000));
+        // The issue's attack, refused by the operation's own value list.
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(16_000, "b")}]),
+            &["'emails'", "1000"],
+        );
+        // Within the cap alone, over it once merged.
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "emails", "value": emails(1000, "c")}]),
+            &["'emails'", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "add", "value": {" EMAILS ": emails(1000, "d")}}]),
+            &["'emails'", "1000"],
+        );
+        refused(
+            &full,
+            json!([{"op": "add", "path": "emails[type eq \"home\"]", "value": {"value": "one@more.example"}}]),
+            &["emails", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "replace", "path": "roles", "value": emails(1001, "r")}]),
+            &["'roles'", "1000"],
+        );
+        refused(
+            &user(),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:tags", "value": emails(1001, "t")}]),
+            &["tags", "1000"],
+        );
+        // Duplicates do not count: adding what is there changes nothing.
+        let again = ok(
+            &full,
+            json!([{"op": "add", "path": "emails", "value": emails(999, "a")}]),
+        );
+        assert_eq!(again, full);
+    }
+
+    #[test]
+    fn group_members_have_no_value_cap() {
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "G"})) {
+            Ok(g) => g,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ids: Vec<Value> = (0..5000).map(|i| json!(format!("m{i}"))).collect();
+        let ops = match parse_request(&json!({"Operations": [
+            {"op": "add", "value": {" members": ids}},
+            {"op": "remove", "path": "members", "value": [{"value": "m0"}, {"value": "m4999"}]}
+        ]})) {
+            Ok(o) => o,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ctx = PatchContext {
+            rt: &GROUP_TYPE,
+            id: "gid",
+            limits: Limits::default(),
+        };
+        let out = apply(&ctx, &g, &ops);
+        assert!(
+            out.is_ok_and(|d| d["members"].as_array().map(Vec::len) == Some(4998)
+                && d["members"][0]["value"] == "m1")
+        );
+    }
+
+    #[test]
+    fn result_above_max_resource_bytes_is_refused_members_not_counted() {
+        let limits = Limits {
+            max_resource_bytes: 2048,
+        };
+        let apply_to = |rt: &'static ResourceType, doc: &Doc, ops: Value| {
+            let ops = parse_request(&json!({"Operations": ops}))?;
+            apply(
+                &PatchContext {
+                    rt,
+                    id: "x",
+                    limits,
+                },
+                doc,
+                &ops,
+            )
+        };
+        let e = apply_to(
+            &USER_TYPE,
+            &user(),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:blob", "value": "x".repeat(2048)}]),
+        );
+        assert!(e.is_err_and(
+            |e| e.scim_type == Some(crate::scim::error::ScimType::InvalidValue)
+                && e.detail.contains("2048")
+                && e.detail.contains("max_resource_bytes")
+        ),);
+        let g = match normalize(&GROUP_TYPE, &json!({"displayName": "G"})) {
+            Ok(g) => g,
+            Err(e) => panic!("{e:?}"),
+        };
+        let ids: Vec<Value> = (0..500).map(|i| json!(format!("member-{i:04}"))).collect();
+        let d = apply_to(
+            &GROUP_TYPE,
+            &g,
+            json!([{"op": "add", "path": "members", "value": ids}]),
+        );
+        assert!(d.is_ok_and(|d| d["members"].as_array().map(Vec::len) == Some(500)));
+    }
+
+    /// Entra's path-less maps: a key means what the same text means as a path,
+    /// after the same trimming and case rules.
+    #[test]
+    fn pathless_keys_are_trimmed_and_case_folded_like_paths() {
+        let by_path = ok(
+            &user(),
+            json!([
+                {"op": "add", "path": "emails", "value": [{"value": "k@x.example", "type": "home"}]},
+                {"op": "replace", "path": "name.givenName", "value": "K"},
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "D"}
+            ]),
+        );
+        for (emails, given, dept) in [
+            (
+                " emails",
+                "name.givenName ",
+                " urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ),
+            (
+                "EMAILS",
+                " NAME.GIVENNAME",
+                "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT\t",
+            ),
+            (
+                "Emails ",
+                "name.givenname",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Department",
+            ),
+        ] {
+            let d = ok(
+                &user(),
+                json!([
+                    {"op": "add", "value": {emails: [{"value": "k@x.example", "type": "home"}]}},
+                    {"op": "replace", "value": {given: "K", dept: "D"}}
+                ]),
+            );
+            assert_eq!(d, by_path, "{emails:?} {given:?} {dept:?}");
+        }
+        // `" id "` equal to the resource's own id is ignored, like `id`.
+        let d = ok(
+            &user(),
+            json!([{"op": "replace", "value": {" id ": "uid", " META": {}, "displayName": "X"}}]),
+        );
+        assert_eq!(d["displayName"], "X");
+        // An unknown extension's URN with spaces around it: as without them.
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        for value in [json!({"tag": "t"}), json!("v")] {
+            for key in [format!(" {custom} "), format!("{custom}:tag\t")] {
+                let plain = key.trim().to_string();
+                assert_eq!(
+                    ok(
+                        &user(),
+                        json!([{"op": "add", "value": {key.clone(): value.clone()}}])
+                    ),
+                    ok(
+                        &user(),
+                        json!([{"op": "add", "value": {plain: value.clone()}}])
+                    ),
+                    "{key:?}"
+                );
+            }
+        }
+        for key in [
+            " members",
+            "Members ",
+            "MEMBERS",
+            "\turn:ietf:params:scim:schemas:core:2.0:Group:members",
+        ] {
+            let p = pathless_path(key);
+            assert!(
+                p.as_ref().is_ok_and(
+                    |p| p.attr.name.eq_ignore_ascii_case("members") && p.attr.sub.is_none()
+                ),
+                "{key:?}: {p:?}"
+            );
+        }
     }
 
     #[test]
@@ -1174,8 +1647,114 @@ mod tests {
 }
 
 #[cfg(test)]
+mod index_properties {
+    //! The hash-indexed add, filtered add and removal against the scans they
+    //! replaced (`same_element` per element), on small values that collide often.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn element() -> impl Strategy<Value = Value> {
+        let value = prop_oneof![
+            Just(json!("a")),
+            Just(json!("b")),
+            Just(json!(1)),
+            Just(json!(1.0))
+        ];
+        let ty = prop_oneof![Just(None), Just(Some("work")), Just(Some("home"))];
+        (
+            proptest::option::of(value),
+            ty,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(v, t, primary, display)| {
+                let mut m = Map::new();
+                if display {
+                    m.insert("display".into(), json!("d"));
+                }
+                if let Some(t) = t {
+                    m.insert("type".into(), json!(t));
+                }
+                if let Some(v) = v {
+                    m.insert("value".into(), v);
+                }
+                if primary {
+                    m.insert("primary".into(), json!(true));
+                }
+                Value::Object(m)
+            })
+    }
+
+    fn scan_add(items: &mut Vec<Value>, new_items: Vec<Value>) {
+        for n in new_items {
+            if is_primary(&n) {
+                items.iter_mut().for_each(clear_primary);
+            }
+            if let Some(pos) = items.iter().position(|i| same_element(i, &n)) {
+                items[pos] = n;
+            } else {
+                items.push(n);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn indexed_operations_equal_the_scans(
+            items in proptest::collection::vec(element(), 0..12),
+            new_items in proptest::collection::vec(element(), 0..12),
+        ) {
+            let mut want = items.clone();
+            scan_add(&mut want, new_items.clone());
+            let mut got = items.clone();
+            prop_assert!(add_values(&mut got, new_items.clone(), None).is_ok());
+            prop_assert_eq!(&got, &want);
+
+            let mut want = items.clone();
+            for n in new_items.clone() {
+                if !want.iter().any(|i| same_element(i, &n)) {
+                    want.push(n);
+                }
+            }
+            let mut got = items.clone();
+            prop_assert!(add_missing(&mut got, new_items.clone(), None).is_ok());
+            prop_assert_eq!(&got, &want);
+
+            let mut want = items.clone();
+            want.retain(|item| !new_items.iter().any(|r| same_element(item, r)));
+            let removals = Removals::new(&new_items);
+            let mut got = items.clone();
+            got.retain(|item| !removals.matches(item));
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn canonical_text_is_equal_exactly_when_values_are(a in element(), b in element()) {
+            // Key order differs, equality does not.
+            let reversed: Value = match &b {
+                Value::Object(o) => Value::Object(o.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                other => other.clone(),
+            };
+            prop_assert_eq!(canonical(&a) == canonical(&b), a == b);
+            prop_assert_eq!(canonical(&reversed), canonical(&b));
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        assert_eq!(canonical(&json!(-0.0)), canonical(&json!(0.0)));
+        assert_ne!(canonical(&json!(0)), canonical(&json!(0.0)));
+        assert!(json!(-0.0) == json!(0.0));
+    }
+}
+
+#[cfg(test)]
 mod properties {
     use super::*;
+    use crate::scim::resource::normalize;
     use crate::scim::schema::USER_TYPE;
     use proptest::prelude::*;
 
@@ -1224,7 +1803,7 @@ mod properties {
                 o.insert("value".into(), op);
                 let req = serde_json::json!({"Operations": [Value::Object(o)]});
                 if let Ok(ops) = parse_request(&req) {
-                    let _ = apply(&PatchContext { rt: &USER_TYPE, id: "x" }, &doc, &ops);
+                    let _ = apply(&PatchContext { rt: &USER_TYPE, id: "x", limits: Limits::default() }, &doc, &ops);
                 }
             }
         }

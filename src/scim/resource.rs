@@ -15,8 +15,89 @@ use serde_json::{Map, Value};
 
 pub type Doc = Map<String, Value>;
 
-/// Normalises a POST/PUT body (or a patched document) into a canonical document.
+/// Values one multi-valued attribute may hold (emails, roles, a multi-valued
+/// attribute of an extension, an array inside an unknown extension). Group
+/// `members` are exempt: Okta pushes whole member lists, bounded by the body
+/// limit, and every members operation is n log n.
+pub const MAX_MULTI_VALUES: usize = 1000;
+
+/// The default of `max_resource_bytes`.
+pub const DEFAULT_MAX_RESOURCE_BYTES: usize = 256 * 1024;
+
+/// What one stored resource may cost, checked wherever a document is
+/// normalised (POST, PUT, PATCH, Bulk) before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The canonical document's size as stored (serialized JSON, unknown
+    /// extensions included; a group's `members` excluded, they live in their
+    /// own table).
+    pub max_resource_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_resource_bytes: DEFAULT_MAX_RESOURCE_BYTES,
+        }
+    }
+}
+
+/// Normalises a POST/PUT body (or a patched document) into a canonical
+/// document, under the default `Limits`.
 pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
+    normalize_within(rt, input, &Limits::default())
+}
+
+/// Normalises a POST/PUT body (or a patched document) into a canonical document
+/// no larger than `limits` allow.
+pub fn normalize_within(
+    rt: &ResourceType,
+    input: &Value,
+    limits: &Limits,
+) -> Result<Doc, ScimError> {
+    let out = normalize_doc(rt, input)?;
+    check_size(&out, limits)?;
+    Ok(out)
+}
+
+/// 400 `invalidValue` when the canonical document is above `max_resource_bytes`.
+pub fn check_size(doc: &Doc, limits: &Limits) -> Result<(), ScimError> {
+    let size = stored_size(doc);
+    if size > limits.max_resource_bytes {
+        return Err(ScimError::invalid_value(format!(
+            "the resource would be {size} bytes as stored; at most {} bytes (max_resource_bytes) are allowed, unknown extensions included",
+            limits.max_resource_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of the document's serialized JSON, without `members` (a group's
+/// memberships are rows of their own). Counted, not built.
+pub fn stored_size(doc: &Doc) -> usize {
+    struct WithoutMembers<'a>(&'a Doc);
+    impl serde::Serialize for WithoutMembers<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().filter(|(k, _)| k.as_str() != "members"))
+        }
+    }
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing to a counter cannot fail, and a `Map` always serializes.
+    let _ = serde_json::to_writer(&mut n, &WithoutMembers(doc));
+    n.0
+}
+
+fn normalize_doc(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
     let obj = input
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
@@ -68,7 +149,7 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Doc, ScimError> {
         } else if let Value::Object(o) = value {
             // An extension Custodian has no schema for (Entra sends custom ones
             // without listing them in `schemas`): kept verbatim, minus nulls.
-            let cleaned = strip_nulls(&Value::Object(o.clone()));
+            let cleaned = strip_nulls(&Value::Object(o.clone()), key)?;
             if cleaned.as_object().is_some_and(|m| !m.is_empty()) {
                 out.insert(key.clone(), cleaned);
             }
@@ -132,19 +213,42 @@ pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     })
 }
 
-fn strip_nulls(v: &Value) -> Value {
-    match v {
+/// An unknown extension's value without nulls; its arrays are multi-valued
+/// attributes too, so they are held to `MAX_MULTI_VALUES` (`label` names them).
+fn strip_nulls(v: &Value, label: &str) -> Result<Value, ScimError> {
+    Ok(match v {
         Value::Object(o) => Value::Object(
             o.iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
+                .map(|(k, v)| Ok((k.clone(), strip_nulls(v, &format!("{label}:{k}"))?)))
+                .collect::<Result<_, ScimError>>()?,
         ),
         Value::Array(a) => {
-            Value::Array(a.iter().filter(|v| !v.is_null()).map(strip_nulls).collect())
+            let items = a
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| strip_nulls(v, label))
+                .collect::<Result<Vec<_>, _>>()?;
+            if items.len() > MAX_MULTI_VALUES {
+                return Err(too_many_values(label));
+            }
+            Value::Array(items)
         }
         other => other.clone(),
-    }
+    })
+}
+
+/// Whether `attr` is held to `MAX_MULTI_VALUES` (every multi-valued attribute
+/// but a group's `members`).
+pub fn is_capped(attr: &Attr) -> bool {
+    attr.multi && attr.name != "members"
+}
+
+/// The error for a multi-valued attribute above `MAX_MULTI_VALUES`.
+pub fn too_many_values(label: &str) -> ScimError {
+    ScimError::invalid_value(format!(
+        "'{label}' has more than {MAX_MULTI_VALUES} values; a multi-valued attribute may hold at most {MAX_MULTI_VALUES}"
+    ))
 }
 
 /// Normalises one attribute's value; `None` means "absent" (null, empty string,
@@ -161,11 +265,16 @@ pub fn normalize_attr(attr: &Attr, v: &Value, label: &str) -> Result<Option<Valu
         let mut out = Vec::with_capacity(items.len());
         // Duplicates are dropped in linear time: a group PUT may carry 100,000 members.
         let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let capped = is_capped(attr);
         for item in items {
             if let Some(nv) = normalize_single(attr, item, label)?
                 && seen.insert(nv.to_string())
             {
                 out.push(nv);
+                // Refused as soon as the cap is passed: the rest is not read.
+                if capped && out.len() > MAX_MULTI_VALUES {
+                    return Err(too_many_values(label));
+                }
             }
         }
         let primaries = out
@@ -487,28 +596,131 @@ pub fn render(rt: &ResourceType, id: &str, doc: &Doc, meta: &Meta) -> Value {
     Value::Object(out)
 }
 
+/// Entries one `attributes` or `excludedAttributes` list may name.
+pub const MAX_PROJECTION_ENTRIES: usize = 256;
+
 /// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), honouring `returned`.
+///
+/// Parsed once per request into hash lookups, so projecting a resource costs
+/// time linear in its size whatever the lists hold.
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
-    pub attributes: Vec<String>,
-    pub excluded: Vec<String>,
+    attributes: Specs,
+    excluded: Specs,
+}
+
+/// One list, by what its entries name.
+#[derive(Debug, Clone, Default)]
+struct Specs {
+    /// Entries as sent (trimmed), for their number.
+    len: usize,
+    /// Every entry, lowercased: an entry equal to a schema URN names the schema.
+    schemas: std::collections::HashSet<String>,
+    /// Lowercased attribute name → lowercased schema URN (`""`: none given) →
+    /// what is named of it.
+    attrs: std::collections::HashMap<String, std::collections::HashMap<String, Named>>,
+}
+
+/// What entries name of one attribute: the whole of it and/or sub-attributes.
+#[derive(Debug, Clone, Default)]
+struct Named {
+    whole: bool,
+    subs: std::collections::HashSet<String>,
+}
+
+impl Specs {
+    fn parse(param: &str, list: Option<&str>) -> Result<Specs, ScimError> {
+        let mut out = Specs::default();
+        for spec in list
+            .into_iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            out.len += 1;
+            if out.len > MAX_PROJECTION_ENTRIES {
+                return Err(ScimError::invalid_value(format!(
+                    "'{param}' lists more than {MAX_PROJECTION_ENTRIES} entries; at most {MAX_PROJECTION_ENTRIES} are allowed"
+                )));
+            }
+            out.schemas.insert(spec.to_ascii_lowercase());
+            let (urn, attr, sub) = split_spec(spec);
+            let named = out
+                .attrs
+                .entry(attr)
+                .or_default()
+                .entry(urn.unwrap_or_default())
+                .or_default();
+            match sub {
+                None => named.whole = true,
+                Some(s) => {
+                    named.subs.insert(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What entries name of attribute `name` (lowercased) of schema `urn`
+    /// (lowercased): entries without a URN and entries with this one.
+    fn named<'a>(&'a self, urn: &str, name: &str) -> impl Iterator<Item = &'a Named> {
+        self.attrs
+            .get(name)
+            .into_iter()
+            .flat_map(move |by_urn| [by_urn.get(""), by_urn.get(urn)].into_iter().flatten())
+    }
+}
+
+/// Splits `[urn:]attr[.sub]` (the URN is everything before the last ':'),
+/// lowercased.
+fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
+    // `emails[type eq "work"]` (sent by Microsoft's reference collection): the
+    // attribute is projected whole; a value filter has no meaning here.
+    let owned;
+    let spec = match (spec.find('['), spec.rfind(']')) {
+        (Some(a), Some(b)) if a < b => {
+            owned = format!("{}{}", &spec[..a], &spec[b + 1..]);
+            owned.as_str()
+        }
+        _ => spec,
+    };
+    let (urn, rest) = match spec.rfind(':') {
+        Some(i)
+            if spec
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:")) =>
+        {
+            (Some(spec[..i].to_ascii_lowercase()), &spec[i + 1..])
+        }
+        _ => (None, spec),
+    };
+    let (attr, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a.to_ascii_lowercase(), Some(s.to_ascii_lowercase())),
+        None => (rest.to_ascii_lowercase(), None),
+    };
+    (urn, attr, sub)
 }
 
 impl Projection {
-    pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
-        let split = |s: Option<&str>| {
-            s.map(|s| {
-                s.split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
-        Projection {
-            attributes: split(attributes),
-            excluded: split(excluded),
-        }
+    /// Parses the two lists (comma-separated); 400 `invalidValue` when either
+    /// names more than `MAX_PROJECTION_ENTRIES` entries.
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Projection, ScimError> {
+        Ok(Projection {
+            attributes: Specs::parse("attributes", attributes)?,
+            excluded: Specs::parse("excludedAttributes", excluded)?,
+        })
+    }
+
+    /// Entries in `attributes` and in `excludedAttributes`.
+    pub fn entries(&self) -> (usize, usize) {
+        (self.attributes.len, self.excluded.len)
     }
 
     /// Whether the top-level attribute `name` (no URN) will be in the response;
@@ -526,6 +738,7 @@ impl Projection {
         let Value::Object(obj) = resource else {
             return resource;
         };
+        let core_urn = rt.core.id.to_ascii_lowercase();
         let mut out = Map::new();
         for (k, v) in obj {
             let (schema, attr) = resolve_top(rt, &k);
@@ -540,11 +753,15 @@ impl Projection {
             if let Some(ext_schema) = schema.filter(|_| attr.is_none()) {
                 // An extension object: project its attributes one by one.
                 if let Value::Object(inner) = v {
+                    let ext_urn = ext_schema.id.to_ascii_lowercase();
                     let kept: Map<String, Value> = inner
                         .into_iter()
-                        .filter(|(ik, _)| self.keep(ik, Some(ext_schema.id), ik, returned))
                         .filter_map(|(ik, iv)| {
-                            self.project_sub(&ik, ext_schema.id, iv).map(|v| (ik, v))
+                            let name = ik.to_ascii_lowercase();
+                            if !self.keep(&ext_urn, &name, returned) {
+                                return None;
+                            }
+                            self.project_sub(&ext_urn, &name, iv).map(|v| (ik, v))
                         })
                         .collect();
                     if !kept.is_empty() {
@@ -553,96 +770,50 @@ impl Projection {
                 }
                 continue;
             }
-            if !self.keep(&k, Some(rt.core.id), &k, returned) {
+            let name = k.to_ascii_lowercase();
+            if !self.keep(&core_urn, &name, returned) {
                 continue;
             }
-            if let Some(v) = self.project_sub(&k, rt.core.id, v) {
+            if let Some(v) = self.project_sub(&core_urn, &name, v) {
                 out.insert(k, v);
             }
         }
         Value::Object(out)
     }
 
-    /// Splits `[urn:]attr[.sub]` (the URN is everything before the last ':').
-    fn split_spec(spec: &str) -> (Option<String>, String, Option<String>) {
-        // `emails[type eq "work"]` (sent by Microsoft's reference collection): the
-        // attribute is projected whole; a value filter has no meaning here.
-        let owned;
-        let spec = match (spec.find('['), spec.rfind(']')) {
-            (Some(a), Some(b)) if a < b => {
-                owned = format!("{}{}", &spec[..a], &spec[b + 1..]);
-                owned.as_str()
-            }
-            _ => spec,
-        };
-        let (urn, rest) = match spec.rfind(':') {
-            Some(i) if spec.to_ascii_lowercase().starts_with("urn:") => {
-                (Some(spec[..i].to_ascii_lowercase()), &spec[i + 1..])
-            }
-            _ => (None, spec),
-        };
-        let (attr, sub) = match rest.split_once('.') {
-            Some((a, s)) => (a.to_ascii_lowercase(), Some(s.to_ascii_lowercase())),
-            None => (rest.to_ascii_lowercase(), None),
-        };
-        (urn, attr, sub)
-    }
-
-    /// Whether `spec` names attribute `name` of schema `urn` (optionally a sub-attribute).
-    fn names(spec: &str, urn: &str, name: &str) -> Option<Option<String>> {
-        let (su, attr, sub) = Self::split_spec(spec);
-        let urn_ok = su.as_deref().is_none_or(|u| u == urn.to_ascii_lowercase());
-        (urn_ok && attr == name.to_ascii_lowercase()).then_some(sub)
-    }
-
-    /// Whether `spec` names a whole extension schema.
-    fn names_schema(spec: &str, urn: &str) -> bool {
-        spec.eq_ignore_ascii_case(urn)
-    }
-
-    fn keep(&self, _full: &str, urn: Option<&str>, name: &str, returned: Returned) -> bool {
-        let urn = urn.unwrap_or_default();
+    /// Whether attribute `name` of schema `urn` (both lowercased) is returned.
+    fn keep(&self, urn: &str, name: &str, returned: Returned) -> bool {
         if !self.attributes.is_empty() {
-            return self
-                .attributes
-                .iter()
-                .any(|s| Self::names_schema(s, urn) || Self::names(s, urn, name).is_some());
+            return self.attributes.schemas.contains(urn)
+                || self.attributes.named(urn, name).next().is_some();
         }
         if returned == Returned::Request {
             return false;
         }
         // Excluding a sub-attribute keeps the parent (handled in project_sub).
-        !self
-            .excluded
-            .iter()
-            .any(|s| Self::names_schema(s, urn) || Self::names(s, urn, name) == Some(None))
+        !(self.excluded.schemas.contains(urn) || self.excluded.named(urn, name).any(|n| n.whole))
     }
 
     /// Narrows a complex attribute to the requested (or not excluded) sub-attributes;
     /// drops what becomes empty.
-    fn project_sub(&self, name: &str, urn: &str, v: Value) -> Option<Value> {
-        let subs = |list: &[String]| -> (bool, Vec<String>) {
-            let mut whole = false;
-            let mut subs = Vec::new();
-            for s in list {
-                match Self::names(s, urn, name) {
-                    Some(None) => whole = true,
-                    Some(Some(sub)) => subs.push(sub),
-                    None => {}
-                }
+    fn project_sub(&self, urn: &str, name: &str, v: Value) -> Option<Value> {
+        let wanted: Vec<&Named> = self.attributes.named(urn, name).collect();
+        let dropped: Vec<&Named> = self
+            .excluded
+            .named(urn, name)
+            .filter(|n| !n.subs.is_empty())
+            .collect();
+        let all_wanted = wanted.iter().any(|n| n.whole) || wanted.iter().all(|n| n.subs.is_empty());
+        let keep_key = |k: &str| -> bool {
+            if all_wanted && dropped.is_empty() {
+                return true;
             }
-            (whole, subs)
+            let kl = k.to_ascii_lowercase();
+            (all_wanted || wanted.iter().any(|n| n.subs.contains(&kl)))
+                && !dropped.iter().any(|n| n.subs.contains(&kl))
         };
-        let (whole_requested, wanted) = subs(&self.attributes);
-        let (_, dropped) = subs(&self.excluded);
         let filter_obj = |o: Map<String, Value>| -> Map<String, Value> {
-            o.into_iter()
-                .filter(|(k, _)| {
-                    let kl = k.to_ascii_lowercase();
-                    (whole_requested || wanted.is_empty() || wanted.contains(&kl))
-                        && !dropped.contains(&kl)
-                })
-                .collect()
+            o.into_iter().filter(|(k, _)| keep_key(k)).collect()
         };
         match v {
             Value::Object(o) => {
@@ -685,6 +856,13 @@ mod tests {
     use super::*;
     use crate::scim::schema::{GROUP_TYPE, USER_TYPE};
     use serde_json::json;
+
+    fn proj(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        match Projection::parse(attributes, excluded) {
+            Ok(p) => p,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
 
     fn norm(v: Value) -> Doc {
         match normalize(&USER_TYPE, &v) {
@@ -817,6 +995,185 @@ mod tests {
         assert_eq!(norm(Value::Object(d.clone())), d);
     }
 
+    fn refused(rt: &ResourceType, body: Value, limits: &Limits, needles: &[&str]) {
+        match normalize_within(rt, &body, limits) {
+            Err(e) => {
+                assert_eq!(
+                    (e.status, e.scim_type),
+                    (400, Some(crate::scim::error::ScimType::InvalidValue)),
+                    "{}",
+                    e.detail
+                );
+                for n in needles {
+                    assert!(e.detail.contains(n), "{} lacks {n}", e.detail);
+                }
+            }
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn at_most_1000_values_per_multi_valued_attribute_members_excepted() {
+        let values = |n: usize| -> Vec<Value> { (0..n).map(|i| json!(format!("v{i}"))).collect() };
+        let d = norm(json!({"userName": "a", "emails": values(1000)}));
+        assert_eq!(d["emails"].as_array().map(Vec::len), Some(1000));
+        // Counted after duplicates are dropped.
+        let mut twice = values(1000);
+        twice.extend(values(1000));
+        let d = norm(json!({"userName": "a", "entitlements": twice}));
+        assert_eq!(d["entitlements"].as_array().map(Vec::len), Some(1000));
+        let none = Limits::default();
+        for attr in [
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ] {
+            let body = if attr == "addresses" {
+                json!({"userName": "a", attr: (0..1001).map(|i| json!({"streetAddress": format!("{i} Main St")})).collect::<Vec<_>>()})
+            } else {
+                json!({"userName": "a", attr: values(1001)})
+            };
+            refused(&USER_TYPE, body, &none, &[&format!("'{attr}'"), "1000"]);
+        }
+        // Arrays inside an unknown extension, however deep, are held to it too.
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", custom: {"deep": {"list": values(1001)}}}),
+            &none,
+            &[custom, "deep:list", "1000"],
+        );
+        let d = norm(json!({"userName": "a", custom: {"list": values(1000)}}));
+        assert_eq!(d[custom]["list"].as_array().map(Vec::len), Some(1000));
+        // A group's members are not capped.
+        let g = normalize(
+            &GROUP_TYPE,
+            &json!({"displayName": "G", "members": values(5000)}),
+        );
+        assert!(g.is_ok_and(|g| g["members"].as_array().map(Vec::len) == Some(5000)));
+    }
+
+    #[test]
+    fn stored_size_is_capped_unknown_extensions_included_members_excluded() {
+        let small = Limits {
+            max_resource_bytes: 1024,
+        };
+        let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", custom: {"blob": "x".repeat(1024)}}),
+            &small,
+            &["1024", "max_resource_bytes"],
+        );
+        refused(
+            &USER_TYPE,
+            json!({"userName": "a", "displayName": "x".repeat(1024)}),
+            &small,
+            &["1024"],
+        );
+        let ok = normalize_within(
+            &USER_TYPE,
+            &json!({"userName": "a", "displayName": "x".repeat(900)}),
+            &small,
+        );
+        assert!(ok.is_ok_and(|d| stored_size(&d) == Value::Object(d.clone()).to_string().len()));
+        let members: Vec<Value> = (0..200).map(|i| json!(format!("member-{i:05}"))).collect();
+        let g = normalize_within(
+            &GROUP_TYPE,
+            &json!({"displayName": "G", "members": members}),
+            &small,
+        );
+        assert!(g.is_ok_and(|g| stored_size(&g) == json!({"displayName": "G"}).to_string().len()));
+        assert_eq!(DEFAULT_MAX_RESOURCE_BYTES, 262_144);
+        assert_eq!(Limits::default().max_resource_bytes, 262_144);
+    }
+
+    #[test]
+    fn at_most_256_projection_entries_in_each_list() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("a{i}"))
+                .collect::<Vec<_>>()
+                .join(" , ")
+        };
+        assert_eq!(
+            proj(Some(&list(256)), Some(&list(256))).entries(),
+            (256, 256)
+        );
+        // Empty entries are not entries.
+        assert_eq!(
+            proj(Some(&format!(",,{},,", list(256))), None).entries(),
+            (256, 0)
+        );
+        for (a, e, name) in [
+            (Some(list(257)), None, "'attributes'"),
+            (None, Some(list(257)), "'excludedAttributes'"),
+        ] {
+            match Projection::parse(a.as_deref(), e.as_deref()) {
+                Err(e) => {
+                    assert_eq!(
+                        (e.status, e.scim_type),
+                        (400, Some(crate::scim::error::ScimType::InvalidValue))
+                    );
+                    assert!(
+                        e.detail.contains(name) && e.detail.contains("256"),
+                        "{}",
+                        e.detail
+                    );
+                }
+                Ok(_) => panic!("257 entries accepted"),
+            }
+        }
+    }
+
+    /// The lookup structure answers as the entry-by-entry scan did: case, URN
+    /// qualification, duplicates and sub-attributes named more than once.
+    #[test]
+    fn projection_lookups_combine_entries() {
+        let meta = Meta {
+            resource_type: "User",
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 1,
+            location: "l".into(),
+        };
+        let d = norm(
+            json!({"userName": "a", "name": {"givenName": "g", "familyName": "f", "middleName": "m"},
+            "emails": [{"value": "a@b.c", "type": "work"}, {"value": "d@e.f"}]}),
+        );
+        let full = render(&USER_TYPE, "id1", &d, &meta);
+        let p = proj(
+            Some(
+                "NAME.GIVENNAME, urn:ietf:params:scim:schemas:core:2.0:User:name.familyName,name.givenName,EMAILS.type",
+            ),
+            None,
+        );
+        let out = p.apply(&USER_TYPE, full.clone());
+        assert_eq!(out["name"], json!({"givenName": "g", "familyName": "f"}));
+        assert_eq!(out["emails"], json!([{"type": "work"}]));
+        assert!(out.get("userName").is_none());
+        // A whole attribute and one of its sub-attributes: the whole wins.
+        let out = proj(Some("name.givenName,Name"), None).apply(&USER_TYPE, full.clone());
+        assert_eq!(out["name"], d["name"]);
+        // Another schema's URN does not qualify a core attribute.
+        let out = proj(
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:name"),
+            None,
+        )
+        .apply(&USER_TYPE, full.clone());
+        assert!(out.get("name").is_none());
+        let out =
+            proj(None, Some("emails.value,EMAILS.VALUE,name.middleName")).apply(&USER_TYPE, full);
+        assert_eq!(out["emails"], json!([{"type": "work"}]));
+        assert_eq!(out["name"], json!({"givenName": "g", "familyName": "f"}));
+        assert_eq!(out["userName"], "a");
+    }
+
     #[test]
     fn group_members_accept_bare_ids() {
         let d = match normalize(
@@ -846,31 +1203,31 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "d", "employeeNumber": "1"}}),
         );
         let full = render(&USER_TYPE, "id1", &d, &meta);
-        let only = Projection::parse(Some("userName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"), None).apply(&USER_TYPE, full.clone());
+        let only = proj(Some("userName,name.givenName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"), None).apply(&USER_TYPE, full.clone());
         assert_eq!(only["id"], "id1");
         assert_eq!(only["userName"], "a");
         assert!(only.get("displayName").is_none() && only.get("meta").is_none());
         assert_eq!(only["name"], json!({"givenName": "g"}));
         assert_eq!(only[ENTERPRISE_URN], json!({"department": "d"}));
-        let qualified = Projection::parse(None, Some("urn:ietf:params:scim:schemas:core:2.0:User:emails,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")).apply(&USER_TYPE, full.clone());
+        let qualified = proj(None, Some("urn:ietf:params:scim:schemas:core:2.0:User:emails,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")).apply(&USER_TYPE, full.clone());
         assert!(qualified.get("emails").is_none());
         assert_eq!(qualified[ENTERPRISE_URN], json!({"employeeNumber": "1"}));
-        let both = Projection::parse(None, Some("name.givenName,name.familyName"))
-            .apply(&USER_TYPE, full.clone());
+        let both =
+            proj(None, Some("name.givenName,name.familyName")).apply(&USER_TYPE, full.clone());
         assert!(
             both.get("name").is_none(),
             "an emptied complex attribute is dropped"
         );
-        let excl = Projection::parse(None, Some("emails,name.familyName")).apply(&USER_TYPE, full);
+        let excl = proj(None, Some("emails,name.familyName")).apply(&USER_TYPE, full);
         assert!(excl.get("emails").is_none());
         assert_eq!(excl["name"], json!({"givenName": "g"}));
         assert_eq!(excl["userName"], "a");
-        let bracketed = Projection::parse(Some(r#"emails[type eq "work"]"#), None)
+        let bracketed = proj(Some(r#"emails[type eq "work"]"#), None)
             .apply(&USER_TYPE, render(&USER_TYPE, "i", &d, &meta));
         assert!(bracketed.get("emails").is_some() && bracketed.get("userName").is_none());
-        let p = Projection::parse(None, Some("members"));
+        let p = proj(None, Some("members"));
         assert!(!p.wants(&GROUP_TYPE, "members"));
-        let p = Projection::parse(
+        let p = proj(
             None,
             Some("urn:ietf:params:scim:schemas:core:2.0:Group:members"),
         );

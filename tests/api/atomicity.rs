@@ -14,6 +14,7 @@ fn services(app: &TestApp) -> Services {
     Services {
         db: app.db.clone(),
         deprov: app.deprov.clone(),
+        limits: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod atomicity;
 mod auth;
 mod bulk;
+mod caps;
 mod crash;
 mod deploy;
 mod deprovision;

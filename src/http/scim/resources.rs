@@ -407,6 +407,7 @@ async fn run_list<R: Resource>(
         let svc = Services {
             db,
             deprov: state.svc.deprov.clone(),
+            limits: state.svc.limits,
         };
         match R::list(&svc, &caller, &params, &base) {
             Err(ServiceError::Store(StoreError::WouldWait)) => {}
