@@ -963,7 +963,11 @@ fn write_tombstone(
             tombstones::created_at.eq(now),
             // Kept even when the hash itself is skipped below: the identity rule
             // needs to know the person had one ("Identity evidence").
-            tombstones::had_external_id.eq(person.external_id.is_some()),
+            tombstones::had_external_id.eq(person
+                .external_id
+                .as_deref()
+                .and_then(super::evidence::external_id)
+                .is_some()),
         ))
         .execute(c)?;
     let mut seen = std::collections::HashSet::new();

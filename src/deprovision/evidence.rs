@@ -53,6 +53,19 @@ pub fn tombstone(had_external_id: bool, new_has_external_id: bool, matched: &[&s
     }
 }
 
+/// A tombstone and an *existing* record taking one of its identifiers (a
+/// rename, or a restore that brings new identifiers): that record already was
+/// someone, so only an equal externalId says it is the disposed person. The
+/// userName fallback is for a new record (Okta re-POSTing a person), not for
+/// another account renamed onto a leaver's name.
+pub fn tombstone_for_existing(matched: &[&str]) -> Evidence {
+    if matched.contains(&"externalId") {
+        Evidence::Agrees
+    } else {
+        Evidence::Disagrees
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Evidence::{Agrees, Disagrees};
@@ -88,6 +101,13 @@ mod tests {
         // An email alone never agrees.
         assert_eq!(tombstone(false, false, &["email"]), Disagrees);
         assert_eq!(tombstone(true, false, &["email", "sso"]), Disagrees);
+    }
+
+    #[test]
+    fn an_existing_record_agrees_with_a_tombstone_only_by_external_id() {
+        assert_eq!(tombstone_for_existing(&["userName"]), Disagrees);
+        assert_eq!(tombstone_for_existing(&["userName", "email"]), Disagrees);
+        assert_eq!(tombstone_for_existing(&["externalId"]), Agrees);
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub struct TombstoneMatch {
     pub hash: String,
     /// The disposed person had an externalId (identity evidence).
     pub had_external_id: bool,
+    /// Written by a disposal the policy ran to free an identifier for someone
+    /// else (`identity.on_reuse = "dispose_previous"`).
+    pub reuse: bool,
 }
 
 /// Live (unlifted) tombstones matching any of the identifiers.
@@ -48,8 +51,9 @@ pub fn matching_hashes(
     // for any number of identifiers (diesel's `eq_any` is never cached on SQLite).
     let mut q = Sql::default();
     q.push(
-        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash, t.had_external_id \
+        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash, t.had_external_id, d.cause \
          FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
+         LEFT JOIN disposals d ON d.id = t.disposal_id \
          WHERE h.tenant_id = ",
     )
     .bind_text(tenant);
@@ -63,6 +67,7 @@ pub fn matching_hashes(
             id_type: r.id_type,
             hash: r.hash,
             had_external_id: r.had_external_id,
+            reuse: r.cause.as_deref() == Some(REUSE),
         })
         .collect())
 }
@@ -79,7 +84,12 @@ struct Row {
     hash: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     had_external_id: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    cause: Option<String>,
 }
+
+/// The disposal cause of `identity.on_reuse = "dispose_previous"`.
+pub const REUSE: &str = "reuse";
 
 pub fn lift(
     c: &mut AnyConnection,
@@ -97,6 +107,10 @@ pub fn lift(
     )
     .set(tombstones::lifted_at.eq(now))
     .execute(c)?;
+    if n == 0 {
+        // Already lifted (a concurrent request): nothing to audit or announce.
+        return Ok(0);
+    }
     for id in tombstone_ids {
         audit(
             c,

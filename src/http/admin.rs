@@ -105,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/disposals/{id}", web::get().to(get_disposal))
             .route("/tombstones", web::get().to(list_tombstones))
             .route("/tombstones:lift", web::post().to(lift_tombstones))
+            .route("/tombstones:release", web::post().to(release_identifiers))
             .route("/policy", web::get().to(policy))
             .route("/audit", web::get().to(audit))
             .default_service(web::to(not_found)),
@@ -812,6 +813,51 @@ async fn lift_tombstones(
         return Err(ScimError::not_found("no live tombstone matches those identifiers").into());
     }
     Ok(ok(StatusCode::OK, json!({"lifted": n})))
+}
+
+/// Releases only the named identifiers from the tombstones that hold them (a
+/// recycled name or address now belongs to a different person); the rest of
+/// each tombstone (the leaver's externalId, SSO subjects, other emails) keeps
+/// denying the leaver. Lifting, by contrast, forgets the whole tombstone.
+async fn release_identifiers(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let ids = body.identifiers();
+    if ids.is_empty() {
+        return Err(ScimError::invalid_value(
+            "name at least one identifier: userName, email, externalId or sso",
+        )
+        .into());
+    }
+    let st = state.clone();
+    let n = blocking(move || {
+        let svc = &st.svc;
+        Ok(svc.db.write(|c| -> Result<usize, AdminError> {
+            let found = crate::deprovision::tombstones::matching(
+                c,
+                &svc.deprov.keys,
+                &w.caller.tenant_id,
+                &ids,
+            )?;
+            let now = st.svc.deprov.now();
+            Ok(crate::deprovision::tombstones::release_hashes(
+                c,
+                &w.caller.tenant_id,
+                &found,
+                &w.caller.actor,
+                &now,
+            )?)
+        })?)
+    })
+    .await?;
+    if n == 0 {
+        return Err(ScimError::not_found("no live tombstone holds those identifiers").into());
+    }
+    Ok(ok(StatusCode::OK, json!({"released": n})))
 }
 
 async fn policy(state: web::Data<AppState>, w: AdminCaller) -> Result<HttpResponse, ApiError> {

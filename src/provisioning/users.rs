@@ -235,22 +235,22 @@ pub fn create(
         attrs: &attrs,
         now: &now,
     };
-    let attempt = |reused: Option<&str>| {
+    let attempt = || {
         svc.db
-            .write(|c| create_in(svc, c, caller, &policy, &new, projection, reused))
+            .write(|c| create_in(svc, c, caller, &policy, &new, projection))
     };
-    let created = match attempt(None)? {
+    let created = match attempt()? {
         Created::DisposeFirst(holder) => {
-            let disposal = dispose_previous(svc, caller, &holder, |r| {
+            dispose_previous(svc, caller, &holder, |r| {
                 r.user_name_key == keys.user_name_key
                     && evidence::live(r.external_id.as_deref(), keys.external_id.as_deref(), true)
                         == Evidence::Disagrees
             })?;
-            match attempt(Some(&disposal))? {
+            // The holder's new tombstone is a `reuse` one: it never blocks the
+            // person it was disposed for.
+            match attempt()? {
                 Created::DisposeFirst(_) => {
-                    return Err(ScimError::new(
-                        409,
-                        None,
+                    return Err(ScimError::uniqueness(
                         "the userName was taken again by another suspended account while the request ran; retry the request",
                     )
                     .into());
@@ -271,8 +271,7 @@ pub fn create(
     }
 }
 
-/// The create's write. `reused`: the disposal this request just ran to free the
-/// userName (`dispose_previous`); its tombstone does not block the create.
+/// The create's write.
 fn create_in(
     svc: &Services,
     c: &mut AnyConnection,
@@ -280,15 +279,20 @@ fn create_in(
     policy: &Policy,
     new: &NewUser<'_>,
     projection: &Projection,
-    reused: Option<&str>,
 ) -> Result<Created, ServiceError> {
     let (keys, row, now) = (new.keys, new.row, new.now);
     let found = conflicts(c, caller, keys, None)?;
     match found.as_slice() {
         [] => {
             let has_external_id = keys.external_id.is_some();
-            let tombs =
-                tombstone_check(c, caller, policy, new.tomb_hashes, has_external_id, reused)?;
+            let tombs = tombstone_check(
+                c,
+                caller,
+                policy,
+                new.tomb_hashes,
+                has_external_id,
+                Join::New,
+            )?;
             store::users::insert(c, row, keys)?;
             audit_user(c, caller, "user.created", &row.id, Some(new.attrs), now)?;
             apply_tombstones(
@@ -298,7 +302,7 @@ fn create_in(
                 &row.id,
                 &tombs,
                 has_external_id,
-                reused,
+                Join::New,
                 now,
             )?;
             if row.state == SUSPENDED {
@@ -324,7 +328,20 @@ fn create_in(
             if same == Evidence::Disagrees {
                 return match policy.on_reuse {
                     OnReuse::Reject => Err(reuse_refused(&existing.id).into()),
-                    OnReuse::DisposePrevious => Ok(Created::DisposeFirst(existing.id.clone())),
+                    OnReuse::DisposePrevious => {
+                        // Everything else that could refuse this person is
+                        // checked before anyone is disposed for them: a
+                        // disposal cannot be undone.
+                        tombstone_check(
+                            c,
+                            caller,
+                            policy,
+                            new.tomb_hashes,
+                            keys.external_id.is_some(),
+                            Join::New,
+                        )?;
+                        Ok(Created::DisposeFirst(existing.id.clone()))
+                    }
                 };
             }
             // The same person: Okta re-POSTs a user it deactivated. Restore that
@@ -333,9 +350,15 @@ fn create_in(
             // since the conflict check.
             crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
             let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
-                Some(r) if r.state == SUSPENDED => r,
+                Some(r)
+                    if r.state == SUSPENDED
+                        && (r.user_name_key == keys.user_name_key
+                            || (r.external_id.is_some() && r.external_id == keys.external_id)) =>
+                {
+                    r
+                }
                 _ => {
-                    return Err(ScimError::new(409, None, "this user changed while the request ran (it was just disposed or reactivated); retry the request").into());
+                    return Err(ScimError::uniqueness("this user changed while the request ran (it was just disposed, reactivated or renamed); retry the request").into());
                 }
             };
             let old_doc = doc_of(&row)?;
@@ -363,7 +386,7 @@ fn create_in(
                 &row.id,
                 &checked.tombs,
                 has_external_id,
-                None,
+                Join::Existing,
                 now,
             )?;
             crate::events::emit(
@@ -401,35 +424,35 @@ fn dispose_previous(
     caller: &Caller,
     holder: &str,
     still: impl Fn(&UserRow) -> bool,
-) -> Result<String, ServiceError> {
+) -> Result<(), ServiceError> {
     let now = svc.deprov.now();
-    let outcome = svc.db.write_alone(|c| -> Result<Outcome, ServiceError> {
+    let receipt = svc.db.write_alone(|c| -> Result<_, ServiceError> {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, holder)?;
         match store::users::find(c, &caller.tenant_id, holder)? {
             Some(r) if r.state == SUSPENDED && still(&r) => {}
             _ => {
-                return Err(ScimError::new(409, None, "the suspended account holding this identifier changed while the request ran; retry the request").into());
+                return Err(ScimError::uniqueness("the suspended account holding this identifier changed while the request ran; retry the request").into());
             }
         }
-        let out = svc
+        match svc
             .deprov
-            .dispose_in(c, &caller.requester(), holder, "reuse", None)?;
-        if let Outcome::Disposed(_) = &out {
-            audit_user(c, caller, "identity.reused", holder, None, &now)?;
+            .dispose_in(c, &caller.requester(), holder, tombstones::REUSE, None)?
+        {
+            Outcome::Disposed(r) => {
+                audit_user(c, caller, "identity.reused", holder, None, &now)?;
+                Ok(r)
+            }
+            // An error rolls the hold back: a refused request must not park the
+            // holder's scheduled disposal, trip the brake or announce anything.
+            Outcome::Held { reason, .. } => Err(ScimError::uniqueness(format!(
+                "this identifier is held by a suspended account whose disposal is held ({reason}); an admin must release or dispose it before the identifier can be reused"
+            ))
+            .into()),
         }
-        Ok(out)
     })?;
     svc.db.checkpoint();
-    match outcome {
-        Outcome::Disposed(r) => {
-            tracing::info!(user_id = %holder, disposal_id = %r.disposal_id, actor = %caller.actor, "previous holder disposed for reuse");
-            Ok(r.disposal_id)
-        }
-        Outcome::Held { disposal_id, reason } => Err(ScimError::uniqueness(format!(
-            "this identifier is held by a suspended account whose disposal is held ({reason}, disposal {disposal_id}); an admin must release it before the identifier can be reused"
-        ))
-        .into()),
-    }
+    tracing::info!(user_id = %holder, disposal_id = %receipt.disposal_id, actor = %caller.actor, "previous holder disposed for reuse");
+    Ok(())
 }
 
 /// The row for a new user (a fresh id).
@@ -555,32 +578,40 @@ fn tombstone_hashes(svc: &Services, caller: &Caller, k: &UserKeys) -> Vec<String
     tombstones::hashes_of(&svc.deprov.keys, &caller.tenant_id, &ids)
 }
 
-/// Live tombstones matching a new record's identifiers (`hashes`). Under
+/// Whose identifiers a tombstone is compared with (see `tombstone_evidence`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// A POST's new record: may be the person coming back under their userName.
+    New,
+    /// An existing record taking a new identifier (rename, restore).
+    Existing,
+}
+
+/// Live tombstones matching a record's new identifiers (`hashes`). Under
 /// `on_scim_create = "reject"` any match is a 409, whether the evidence says
-/// the person came back or someone else took a recycled identifier; except the
-/// tombstone of `reused`, the disposal this very request ran to free the name.
+/// the person came back or someone else took a recycled identifier — except a
+/// disagreeing match on a `reuse` tombstone: the policy already chose to free
+/// that identifier for someone else.
 fn tombstone_check(
     c: &mut AnyConnection,
     caller: &Caller,
     policy: &Policy,
     hashes: &[String],
     has_external_id: bool,
-    reused: Option<&str>,
+    join: Join,
 ) -> Result<Vec<TombstoneMatch>, ServiceError> {
     let found = tombstones::matching_hashes(c, &caller.tenant_id, hashes)?;
     if policy.on_scim_create != OnScimCreate::Reject {
         return Ok(found);
     }
     for (tomb, matches) in by_tombstone(&found) {
-        if is_reused(&matches, reused) {
-            continue;
-        }
-        let detail = match tombstone_evidence(&matches, has_external_id) {
+        let detail = match tombstone_evidence(&matches, has_external_id, join) {
+            Evidence::Disagrees if matches.iter().all(|m| m.reuse) => continue,
             Evidence::Agrees => format!(
                 "this person was deprovisioned (tombstone {tomb}) and the tenant's policy rejects re-creating them until an admin lifts the tombstone"
             ),
             Evidence::Disagrees => format!(
-                "an identifier of this user ({}) belonged to a deprovisioned person (tombstone {tomb}) and the tenant's policy rejects reusing it until an admin lifts the tombstone",
+                "an identifier of this user ({}) belonged to a deprovisioned, different person (tombstone {tomb}) and the tenant's policy rejects reusing it until an admin releases that identifier (POST /admin/v1/tombstones:release)",
                 matched_types(&matches).join(", ")
             ),
         };
@@ -605,13 +636,15 @@ fn matched_types<'a>(matches: &[&'a TombstoneMatch]) -> Vec<&'a str> {
     t
 }
 
-fn is_reused(matches: &[&TombstoneMatch], reused: Option<&str>) -> bool {
-    reused.is_some() && matches.iter().any(|m| m.disposal_id.as_deref() == reused)
-}
-
-fn tombstone_evidence(matches: &[&TombstoneMatch], has_external_id: bool) -> Evidence {
-    let had = matches.iter().any(|m| m.had_external_id);
-    evidence::tombstone(had, has_external_id, &matched_types(matches))
+fn tombstone_evidence(matches: &[&TombstoneMatch], has_external_id: bool, join: Join) -> Evidence {
+    let types = matched_types(matches);
+    match join {
+        Join::New => {
+            let had = matches.iter().any(|m| m.had_external_id);
+            evidence::tombstone(had, has_external_id, &types)
+        }
+        Join::Existing => evidence::tombstone_for_existing(&types),
+    }
 }
 
 /// After a record took identifiers that live tombstones hold (create, restore,
@@ -628,17 +661,12 @@ fn apply_tombstones(
     user_id: &str,
     found: &[TombstoneMatch],
     has_external_id: bool,
-    reused: Option<&str>,
+    join: Join,
     now: &str,
 ) -> Result<(), ServiceError> {
     let relink = policy.on_scim_create == OnScimCreate::Relink;
     for (tomb, matches) in by_tombstone(found) {
-        let evidence = if is_reused(&matches, reused) {
-            Evidence::Disagrees
-        } else {
-            tombstone_evidence(&matches, has_external_id)
-        };
-        if evidence == Evidence::Disagrees {
+        if tombstone_evidence(&matches, has_external_id, join) == Evidence::Disagrees {
             let owned: Vec<TombstoneMatch> = matches.iter().map(|m| (*m).clone()).collect();
             tombstones::release_hashes(c, &caller.tenant_id, &owned, &caller.actor, now)?;
             crate::deprovision::disposal::audit(
@@ -726,7 +754,14 @@ fn checked_identity(
     let keys = user_keys(&doc);
     refuse_conflicts(c, caller, row, &keys)?;
     let hashes = new_identifier_hashes(svc, caller, row, old_doc, &doc, &keys);
-    let tombs = tombstone_check(c, caller, policy, &hashes, keys.external_id.is_some(), None)?;
+    let tombs = tombstone_check(
+        c,
+        caller,
+        policy,
+        &hashes,
+        keys.external_id.is_some(),
+        Join::Existing,
+    )?;
     Ok(Checked::Write(Box::new(Identity { doc, keys, tombs })))
 }
 
@@ -800,9 +835,16 @@ pub fn replace(
     let policy = svc.deprov.policy(&caller.tenant_name);
     let written = svc.db.write(|c| {
         let mut row = locked(c, caller, id, if_match, base)?;
-        // PUT without `active` leaves it unchanged.
+        // PUT without `active` leaves it unchanged; so does PUT without
+        // `externalId`: IdPs that PUT whole profiles would otherwise erase the
+        // identity evidence on every update (removing it takes an explicit PATCH).
         if !doc.contains_key("active") {
             doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
+        }
+        if let Some(x) = &row.external_id
+            && !doc.contains_key("externalId")
+        {
+            doc.insert("externalId".into(), Value::String(x.clone()));
         }
         let old_doc = doc_of(&row)?;
         write_checked(
@@ -853,7 +895,7 @@ fn write_checked(
         &row.id,
         &checked.tombs,
         has_external_id,
-        None,
+        Join::Existing,
         now,
     )?;
     let memberships = memberships_of(c, caller, std::slice::from_ref(row), projection)?;

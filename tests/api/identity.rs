@@ -262,6 +262,7 @@ async fn dispose_previous_on_post(b: Backend) {
     let (s, _) = admin(&app, Method::PUT, &format!("/users/{p3}/legal-hold"), None).await;
     assert_eq!(s, 204);
     suspend(&app, &p3).await;
+    let (_, before) = admin(&app, Method::GET, "/disposals?state=scheduled", None).await;
     let (s, v) = post(&app, "held@example.edu", Some("obj-4")).await;
     assert_eq!(
         (s, v["scimType"].as_str()),
@@ -271,6 +272,16 @@ async fn dispose_previous_on_post(b: Backend) {
     assert!(
         v["detail"].as_str().is_some_and(|d| d.contains("held")),
         "{v}"
+    );
+    // The refusal changed nothing: the holder's disposal is still scheduled
+    // (not parked as held), and no disposal.held was announced.
+    let (_, after) = admin(&app, Method::GET, "/disposals?state=scheduled", None).await;
+    assert_eq!(before, after);
+    let (_, held) = admin(&app, Method::GET, "/disposals?state=held", None).await;
+    assert_eq!(
+        held["Resources"].as_array().map(Vec::len),
+        Some(0),
+        "{held}"
     );
     let (s, v) = send(&app, Method::GET, &format!("/Users/{p3}"), None).await;
     assert_eq!(
@@ -283,6 +294,56 @@ async fn dispose_previous_on_post(b: Backend) {
 crate::both_backends!(
     identity_dispose_previous_post,
     super::dispose_previous_on_post
+);
+
+async fn dispose_previous_under_reject(b: Backend) {
+    let app = app_with(
+        b,
+        "identity = { on_reuse = \"dispose_previous\" }\ntombstone = { on_scim_create = \"reject\" }\n",
+    )
+    .await;
+    // A third person's old address, tombstoned.
+    let gone = owner(&app, "gone@example.edu", "obj-g", "rg").await;
+    let (s, _) = send(&app, Method::DELETE, &format!("/Users/{gone}"), None).await;
+    assert_eq!(s, 204);
+    let p1 = owner(&app, "recycled@example.edu", "obj-1", "r1").await;
+    suspend(&app, &p1).await;
+    // The new person carries the tombstoned address: refused before anyone is
+    // disposed for them.
+    let mut u = person("recycled@example.edu", Some("obj-2"));
+    u["emails"] = json!([{"value": "gone@example.edu", "primary": true}]);
+    let (s, v) = send(&app, Method::POST, "/Users", Some(u)).await;
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (409, Some("uniqueness")),
+        "{v}"
+    );
+    untouched(&app, &p1, "recycled@example.edu", "obj-1", "r1").await;
+    // Without it: the holder is disposed and the new person created, although
+    // the policy rejects re-creations: the reuse tombstone never blocks them.
+    let (s, v) = post(&app, "recycled@example.edu", Some("obj-2")).await;
+    assert_eq!(s, 201, "{v}");
+    assert_ne!(v["id"].as_str(), Some(p1.as_str()));
+    // The PUT/PATCH way: 404, then the IdP's re-POST succeeds.
+    let p7 = owner(&app, "person7@example.edu", "obj-7", "r7").await;
+    suspend(&app, &p7).await;
+    let takeover =
+        patch_body(json!([{"op": "replace", "value": {"externalId": "obj-8", "active": true}}]));
+    let (s, v) = send(&app, Method::PATCH, &format!("/Users/{p7}"), Some(takeover)).await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = post(&app, "person7@example.edu", Some("obj-8")).await;
+    assert_eq!(s, 201, "the re-POST the 404 asks for: {v}");
+    // The leaver coming back is still refused under reject.
+    let (s, v) = post(&app, "someone@example.edu", Some("obj-7")).await;
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (409, Some("uniqueness")),
+        "{v}"
+    );
+}
+crate::both_backends!(
+    identity_dispose_previous_reject,
+    super::dispose_previous_under_reject
 );
 
 async fn writes_onto_suspended_user(b: Backend) {
@@ -324,6 +385,16 @@ async fn writes_onto_suspended_user(b: Backend) {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["Operations"][0]["status"], "409", "{v}");
     untouched(&app, &p7, "person7@example.edu", "obj-7", "r7").await;
+    // Entra's path-less shape.
+    let pathless =
+        patch_body(json!([{"op": "Replace", "value": {"ExternalId": "obj-8", "active": "True"}}]));
+    let (s, v) = send(&app, Method::PATCH, &format!("/Users/{p7}"), Some(pathless)).await;
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (409, Some("uniqueness")),
+        "{v}"
+    );
+    untouched(&app, &p7, "person7@example.edu", "obj-7", "r7").await;
     // Removing the externalId first does not open a way round: a suspended
     // user keeps its own.
     let remove = patch_body(json!([{"op": "remove", "path": "externalId"}]));
@@ -348,6 +419,16 @@ async fn writes_onto_suspended_user(b: Backend) {
             .iter()
             .any(|a| a == "user.external_id_changed")
     );
+    // A PUT without externalId (an IdP replacing the profile) keeps it, so it
+    // cannot be erased and the record taken over after a suspension.
+    let (s, v) = send(
+        &app,
+        Method::PUT,
+        &format!("/Users/{p7}"),
+        Some(person("person7@example.edu", None)),
+    )
+    .await;
+    assert_eq!((s, v["externalId"].as_str()), (200, Some("obj-7b")), "{v}");
 }
 crate::both_backends!(
     identity_writes_onto_suspended,
@@ -413,10 +494,26 @@ async fn disposed_reuse(b: Backend) {
                     "{mode}: {v}"
                 );
             }
+            // An admin releases just the recycled name and address: the new person is
+            // created, and the leaver's externalId and SSO subject stay denied.
+            let (s, r) = admin(
+                &app,
+                Method::POST,
+                "/tombstones:release",
+                Some(json!({"userName": "other@example.edu", "email": "other@example.edu"})),
+            )
+            .await;
+            assert_eq!((s, r["released"].as_u64()), (200, Some(2)), "{r}");
+            let (s, r) = post(&app, "other@example.edu", Some("obj-4")).await;
+            assert_eq!(s, 201, "{r}");
+            let g = gate(&app, json!({"sso": sso("obj-5")})).await;
+            assert_eq!(g["reason"], "deprovisioned", "{g}");
+            let g = gate(&app, json!({"externalId": "obj-5"})).await;
+            assert_eq!(g["reason"], "deprovisioned", "{g}");
             assert!(
                 v2["detail"]
                     .as_str()
-                    .is_some_and(|d| d.contains("deprovisioned person")),
+                    .is_some_and(|d| d.contains("different person")),
                 "{v2}"
             );
             continue;
@@ -470,7 +567,7 @@ async fn disposed_reuse(b: Backend) {
 crate::both_backends!(identity_disposed_reuse, super::disposed_reuse);
 
 async fn renames_onto_held_identifiers(b: Backend) {
-    for mode in ["new", "reject"] {
+    for mode in ["new", "relink", "reject"] {
         let app = app_with(
             b,
             &format!("tombstone = {{ on_scim_create = \"{mode}\" }}\n"),
@@ -537,6 +634,29 @@ async fn renames_onto_held_identifiers(b: Backend) {
                 .iter()
                 .any(|a| a == "identity.reused")
         );
+        // Another account with no externalId renamed onto a leaver's name is
+        // not the leaver: nothing moves, the leaver's SSO subject stays denied.
+        let gone2 = owner(&app, "gone2@example.edu", "obj-g2", "rg2").await;
+        let (s, _) = send(&app, Method::DELETE, &format!("/Users/{gone2}"), None).await;
+        assert_eq!(s, 204);
+        let (s, v) = post(&app, "plain@example.edu", None).await;
+        assert_eq!(s, 201, "{v}");
+        let plain = v["id"].as_str().expect("id").to_string();
+        let (s, v) = send(
+            &app,
+            Method::PATCH,
+            &format!("/Users/{plain}"),
+            Some(rename("gone2@example.edu")),
+        )
+        .await;
+        assert_eq!(s, 200, "{mode}: {v}");
+        assert_ne!(
+            owner_of(&app, "rg2").await,
+            plain,
+            "{mode}: a rename inherits nothing"
+        );
+        let g = gate(&app, json!({"sso": sso("obj-g2")})).await;
+        assert_eq!(g["reason"], "deprovisioned", "{mode}: {g}");
     }
 }
 crate::both_backends!(identity_renames, super::renames_onto_held_identifiers);
