@@ -29,7 +29,10 @@ pub struct AppState {
     pub db: Db,
     pub svc: crate::provisioning::Services,
     pub verifier: Arc<Verifier>,
+    /// Fair shares of the database connections for SCIM and admin requests.
     pub limiter: Arc<limiter::Limiter>,
+    /// The gate's own budget, so logins keep working during an IdP import.
+    pub gate_limiter: Arc<limiter::Limiter>,
     pub settings: Arc<Settings>,
     /// Base of every emitted URL, without the `/scim/v2` suffix.
     pub public_base: String,
@@ -42,6 +45,17 @@ impl AppState {
         settings: Settings,
         public_base: String,
     ) -> AppState {
+        let db = db.with_deadlines(settings.db_deadlines());
+        // Budgets out of the connections that exist: `gate_connections` for
+        // the gate (leaving SCIM at least one where the pool allows), the
+        // rest for SCIM and admin. A pool of one shares its connection.
+        let pool = usize::try_from(db.pool_size()).unwrap_or(1).max(1);
+        let gate = usize::try_from(settings.gate_connections)
+            .unwrap_or(1)
+            .clamp(1, pool.saturating_sub(1).max(1));
+        let scim = pool.saturating_sub(gate).max(1);
+        let share = usize::try_from(settings.tenant_connection_share).unwrap_or(0);
+        let queue = settings.max_in_flight_per_tenant;
         AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
@@ -49,7 +63,8 @@ impl AppState {
             },
             db,
             verifier: Arc::new(Verifier::default()),
-            limiter: limiter::Limiter::new(settings.max_in_flight_per_tenant),
+            limiter: limiter::Limiter::new(scim, share, queue),
+            gate_limiter: limiter::Limiter::new(gate, share, queue),
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
         }
