@@ -32,17 +32,31 @@ pub fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("no group with id {id}"))
 }
 
-pub(crate) fn render_row(
+/// The members rendering `row` needs: `None` unless the projection wants them.
+pub(crate) fn members_for(
     c: &mut AnyConnection,
     caller: &Caller,
     row: &GroupRow,
+    projection: &Projection,
+) -> Result<Option<Vec<store::groups::Member>>, ServiceError> {
+    if !projection.wants(&GROUP_TYPE, "members") {
+        return Ok(None);
+    }
+    Ok(Some(store::groups::members(c, &caller.tenant_id, &row.id)?))
+}
+
+/// Renders a listed group with the members read before (`members_for`),
+/// after the connection is returned.
+pub(crate) fn render_row(
+    row: &GroupRow,
+    members: Option<Vec<store::groups::Member>>,
     projection: &Projection,
     base: &str,
 ) -> Result<Value, ServiceError> {
     let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
     let mut v = render(&GROUP_TYPE, &row.id, &doc, &meta(row, base));
-    if projection.wants(&GROUP_TYPE, "members") {
-        let members: Vec<Value> = store::groups::members(c, &caller.tenant_id, &row.id)?
+    if let Some(members) = members {
+        let members: Vec<Value> = members
             .into_iter()
             .map(|m| {
                 let path = if m.kind == MemberKind::Group { "Groups" } else { "Users" };
@@ -497,7 +511,9 @@ pub fn list(
         &caller.tenant_id,
         params,
     )?;
-    svc.db.read(|c| {
+    // Rows and members are read on the pooled connection; rendering and
+    // projection run after it is returned.
+    let (page, members) = svc.db.read(|c| -> Result<_, ServiceError> {
         let page = store::groups::list(
             c,
             &caller.tenant_id,
@@ -506,13 +522,20 @@ pub fn list(
             &plan.window,
             params.count,
         )?;
-        let resources = page
+        let members = page
             .rows
             .iter()
-            .map(|r| render_row(c, caller, &r.item, &params.projection, base))
+            .map(|r| members_for(c, caller, &r.item, &params.projection))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(listing::respond(params, &plan, &page, resources))
-    })
+        Ok((page, members))
+    })?;
+    let resources = page
+        .rows
+        .iter()
+        .zip(members)
+        .map(|(r, m)| render_row(&r.item, m, &params.projection, base))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listing::respond(params, &plan, &page, resources))
 }
 
 #[cfg(test)]
