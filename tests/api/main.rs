@@ -15,6 +15,7 @@ mod deprovision;
 mod errors;
 mod events;
 mod explain;
+mod fairness;
 mod filters;
 mod groups;
 mod load_driver;
