@@ -79,16 +79,35 @@ fn rendered(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
+    let members = members_json(c, caller, &row.id, projection, base)?;
+    rendered_with(row, members, projection, base)
+}
+
+/// `rendered` with the members already written (no connection needed).
+fn rendered_with(
+    row: &GroupRow,
+    members_json: Option<String>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let m = meta(row, base);
     let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
     let body = projection.apply(&GROUP_TYPE, render(&GROUP_TYPE, &row.id, &doc, &m));
     Ok(Rendered {
         body,
-        members_json: members_json(c, caller, &row.id, projection, base)?,
+        members_json,
         etag: m.etag(),
         location: m.location,
         restored: false,
     })
+}
+
+/// The member sub-attributes `projection` keeps; `None` when it drops `members`.
+fn kept_member_keys(projection: &Projection) -> Option<Vec<String>> {
+    let probe = json!({"members": [{"value": "", "$ref": "", "type": ""}]});
+    projection.apply(&GROUP_TYPE, probe)["members"][0]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
 }
 
 /// The members as JSON array text with the sub-attributes `projection`
@@ -100,14 +119,17 @@ fn members_json(
     projection: &Projection,
     base: &str,
 ) -> Result<Option<String>, ServiceError> {
-    let probe = json!({"members": [{"value": "", "$ref": "", "type": ""}]});
-    let kept: Vec<String> = match projection.apply(&GROUP_TYPE, probe)["members"][0].as_object() {
-        Some(o) => o.keys().cloned().collect(),
-        None => return Ok(None),
+    let Some(kept) = kept_member_keys(projection) else {
+        return Ok(None);
     };
     let members = store::groups::members(c, &caller.tenant_id, group_id)?;
+    Ok(write_members(&members, &kept, base))
+}
+
+/// The members as JSON array text with the `kept` sub-attributes; `None` when empty.
+fn write_members(members: &[store::groups::Member], kept: &[String], base: &str) -> Option<String> {
     if members.is_empty() {
-        return Ok(None);
+        return None;
     }
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = String::with_capacity(members.len() * 112);
@@ -138,7 +160,7 @@ fn members_json(
         out.push('}');
     }
     out.push(']');
-    Ok(Some(out))
+    Some(out)
 }
 
 /// Member ids named by a `members` value (objects with `value`, or bare ids).
@@ -281,10 +303,18 @@ pub fn get(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    svc.db.read(|c| {
+    // Read on the pooled connection; written out after it is returned.
+    let kept = kept_member_keys(projection);
+    let (row, members) = svc.db.read(|c| -> Result<_, ServiceError> {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        rendered(c, caller, &row, projection, base)
-    })
+        let members = match kept {
+            Some(_) => store::groups::members(c, &caller.tenant_id, &row.id)?,
+            None => vec![],
+        };
+        Ok((row, members))
+    })?;
+    let members_json = kept.and_then(|k| write_members(&members, &k, base));
+    rendered_with(&row, members_json, projection, base)
 }
 
 /// PUT replaces the group, members included (RFC 7644 §3.5.1: a PUT without
