@@ -405,3 +405,68 @@ async fn large_lookups(backend: Backend) {
     let v = crate::filter_users(&app, "userName eq \"small@example.edu\"").await;
     assert_eq!(v["Resources"][0]["id"], small.as_str());
 }
+
+/// A request's write past `pg_statement_timeout_ms` is cancelled (a
+/// `Deadline`, rolled back); a `write_alone` (disposals, imports) is not
+/// subject to it while `long_write_timeout_ms` is 0, and is when it is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_long_writes_have_their_own_limit() {
+    use custodian::store::db::Deadlines;
+    use custodian::store::{Db, StoreError};
+    use diesel::connection::SimpleConnection;
+    let Some(app) = common::postgres_app().await else {
+        return;
+    };
+    let url = app.db_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let limits = Deadlines {
+            pg_statement_timeout_ms: 50,
+            ..Deadlines::default()
+        };
+        let db = Db::open(&url, 2, false)
+            .expect("open")
+            .with_deadlines(limits);
+        // The sleep is 20 times the timeout: cancelled whatever the load.
+        let slow = |c: &mut custodian::store::AnyConnection| {
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS fairness_probe (n int); \
+                 INSERT INTO fairness_probe VALUES (1); SELECT pg_sleep(1)",
+            )
+            .map_err(StoreError::from)
+        };
+        let r = db.write(slow);
+        assert!(matches!(r, Err(StoreError::Deadline(_))), "{r:?}");
+        let r = db.read(|c| {
+            c.batch_execute("SELECT pg_sleep(1)")
+                .map_err(StoreError::from)
+        });
+        assert!(
+            matches!(r, Err(StoreError::Deadline(_))),
+            "reads too: {r:?}"
+        );
+        db.write_alone(slow).expect("no limit for a long write");
+        let limited = db.clone().with_deadlines(Deadlines {
+            long_write_timeout_ms: 50,
+            ..limits
+        });
+        let r = limited.write_alone(slow);
+        assert!(matches!(r, Err(StoreError::Deadline(_))), "{r:?}");
+        // Exactly one row: the cancelled writes rolled back.
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let n = db
+            .read(|c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("SELECT COUNT(*) AS n FROM fairness_probe")
+                    .get_result::<N>(c)
+                    .map_err(StoreError::from)
+            })
+            .expect("count");
+        assert_eq!(n.n, 1);
+    })
+    .await
+    .expect("blocking");
+}
