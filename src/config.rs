@@ -35,7 +35,7 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub pool_size: u32,
-    /// Connections reserved for `/gate/v1/check`; the rest serve SCIM and admin.
+    /// Connections for `/gate/v1/check`, in addition to `pool_size` (SCIM and admin).
     pub gate_connections: u32,
     /// Connections one tenant's requests may hold at once in each budget;
     /// 0: half the budget's connections (at least one).
@@ -124,7 +124,7 @@ impl Default for Settings {
             log: "info".into(),
             log_format: LogFormat::Text,
             pool_size: 8,
-            gate_connections: 2,
+            gate_connections: 4,
             tenant_connection_share: 0,
             max_in_flight_per_tenant: 64,
             request_deadline_ms: 10_000,
@@ -337,8 +337,8 @@ impl Settings {
         if self.max_in_flight_per_tenant == 0 {
             return invalid("max_in_flight_per_tenant", "must be at least 1".into());
         }
-        if self.gate_connections == 0 {
-            return invalid("gate_connections", "must be at least 1".into());
+        if self.gate_connections == 0 || self.gate_connections > 1024 {
+            return invalid("gate_connections", "must be between 1 and 1024".into());
         }
         if self.tenant_connection_share > self.pool_size {
             return invalid(
@@ -380,6 +380,11 @@ impl Settings {
             max_operations: self.bulk_max_operations,
             max_payload_size: self.bulk_max_payload_bytes,
         }
+    }
+
+    /// The connections `serve` opens: SCIM's and the gate's.
+    pub fn total_connections(&self) -> u32 {
+        self.pool_size.saturating_add(self.gate_connections)
     }
 
     /// The database's wait and run limits (`store::db::Deadlines`).
@@ -529,6 +534,7 @@ mod tests {
         let s = Settings::load(Some(&p), &env_of(&[]));
         assert!(s.is_ok_and(
             |s| (s.gate_connections, s.tenant_connection_share) == (3, 4)
+                && s.total_connections() == 15
                 && s.db_deadlines()
                     == crate::store::db::Deadlines {
                         wait: std::time::Duration::from_secs(2),
