@@ -35,8 +35,22 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub pool_size: u32,
-    /// Requests in flight per tenant before 429.
+    /// Connections for `/gate/v1/check`, in addition to `pool_size` (SCIM and admin).
+    pub gate_connections: u32,
+    /// Connections one tenant's requests may hold at once in each budget;
+    /// 0: half the budget's connections (at least one).
+    pub tenant_connection_share: u32,
+    /// Requests per tenant and budget, running or waiting in the tenant's
+    /// queue, before 429.
     pub max_in_flight_per_tenant: usize,
+    /// The longest a request waits for its turn, a connection or SQLite's
+    /// writer before 503.
+    pub request_deadline_ms: u64,
+    /// PostgreSQL `statement_timeout` / `lock_timeout` (0: none).
+    pub pg_statement_timeout_ms: u64,
+    pub pg_lock_timeout_ms: u64,
+    /// Disposals, imports and scheduler passes (`Db::write_alone`); 0: none.
+    pub long_write_timeout_ms: u64,
     pub retry_after_seconds: u32,
     pub max_body_bytes: usize,
     /// A Group PUT carries the whole member list (Okta), so it gets more room.
@@ -86,7 +100,13 @@ impl std::fmt::Debug for Settings {
             )
             .field("log", &self.log)
             .field("pool_size", &self.pool_size)
+            .field("gate_connections", &self.gate_connections)
+            .field("tenant_connection_share", &self.tenant_connection_share)
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
+            .field("request_deadline_ms", &self.request_deadline_ms)
+            .field("pg_statement_timeout_ms", &self.pg_statement_timeout_ms)
+            .field("pg_lock_timeout_ms", &self.pg_lock_timeout_ms)
+            .field("long_write_timeout_ms", &self.long_write_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_group_body_bytes", &self.max_group_body_bytes)
             .field("bulk_max_operations", &self.bulk_max_operations)
@@ -140,7 +160,13 @@ impl Default for Settings {
             log: "info".into(),
             log_format: LogFormat::Text,
             pool_size: 8,
+            gate_connections: 4,
+            tenant_connection_share: 0,
             max_in_flight_per_tenant: 64,
+            request_deadline_ms: 10_000,
+            pg_statement_timeout_ms: 30_000,
+            pg_lock_timeout_ms: 10_000,
+            long_write_timeout_ms: 0,
             retry_after_seconds: 2,
             max_body_bytes: 1024 * 1024,
             max_group_body_bytes: 16 * 1024 * 1024,
@@ -171,7 +197,13 @@ struct FileConfig {
     log: Option<String>,
     log_format: Option<LogFormat>,
     pool_size: Option<u32>,
+    gate_connections: Option<u32>,
+    tenant_connection_share: Option<u32>,
     max_in_flight_per_tenant: Option<usize>,
+    request_deadline_ms: Option<u64>,
+    pg_statement_timeout_ms: Option<u64>,
+    pg_lock_timeout_ms: Option<u64>,
+    long_write_timeout_ms: Option<u64>,
     retry_after_seconds: Option<u32>,
     max_body_bytes: Option<usize>,
     max_group_body_bytes: Option<usize>,
@@ -282,6 +314,24 @@ impl Settings {
         if let Some(v) = f.max_in_flight_per_tenant {
             self.max_in_flight_per_tenant = v;
         }
+        if let Some(v) = f.gate_connections {
+            self.gate_connections = v;
+        }
+        if let Some(v) = f.tenant_connection_share {
+            self.tenant_connection_share = v;
+        }
+        if let Some(v) = f.request_deadline_ms {
+            self.request_deadline_ms = v;
+        }
+        if let Some(v) = f.pg_statement_timeout_ms {
+            self.pg_statement_timeout_ms = v;
+        }
+        if let Some(v) = f.pg_lock_timeout_ms {
+            self.pg_lock_timeout_ms = v;
+        }
+        if let Some(v) = f.long_write_timeout_ms {
+            self.long_write_timeout_ms = v;
+        }
         if let Some(v) = f.retry_after_seconds {
             self.retry_after_seconds = v;
         }
@@ -358,6 +408,28 @@ impl Settings {
         if self.max_in_flight_per_tenant == 0 {
             return invalid("max_in_flight_per_tenant", "must be at least 1".into());
         }
+        if self.gate_connections == 0 || self.gate_connections > 1024 {
+            return invalid("gate_connections", "must be between 1 and 1024".into());
+        }
+        if self.tenant_connection_share > self.pool_size {
+            return invalid(
+                "tenant_connection_share",
+                "must be at most pool_size (0: half of each budget)".into(),
+            );
+        }
+        if self.request_deadline_ms < 100 {
+            return invalid("request_deadline_ms", "must be at least 100".into());
+        }
+        // PostgreSQL takes a 32-bit number of milliseconds (0 = none).
+        for (key, v) in [
+            ("pg_statement_timeout_ms", self.pg_statement_timeout_ms),
+            ("pg_lock_timeout_ms", self.pg_lock_timeout_ms),
+            ("long_write_timeout_ms", self.long_write_timeout_ms),
+        ] {
+            if v > i32::MAX as u64 {
+                return invalid(key, format!("must be at most {} (0: none)", i32::MAX));
+            }
+        }
         if self.max_body_bytes < 1024 || self.max_group_body_bytes < self.max_body_bytes {
             return invalid(
                 "max_body_bytes",
@@ -414,6 +486,21 @@ impl Settings {
     pub fn resource_limits(&self) -> crate::scim::resource::Limits {
         crate::scim::resource::Limits {
             max_resource_bytes: self.max_resource_bytes,
+        }
+    }
+
+    /// The connections `serve` opens: SCIM's and the gate's.
+    pub fn total_connections(&self) -> u32 {
+        self.pool_size.saturating_add(self.gate_connections)
+    }
+
+    /// The database's wait and run limits (`store::db::Deadlines`).
+    pub fn db_deadlines(&self) -> crate::store::db::Deadlines {
+        crate::store::db::Deadlines {
+            wait: std::time::Duration::from_millis(self.request_deadline_ms),
+            pg_statement_timeout_ms: self.pg_statement_timeout_ms,
+            pg_lock_timeout_ms: self.pg_lock_timeout_ms,
+            long_write_timeout_ms: self.long_write_timeout_ms,
         }
     }
 
@@ -598,6 +685,41 @@ mod tests {
                 bad.validate().is_err_and(|e| e.to_string().contains(key)),
                 "{key}"
             );
+        }
+    }
+
+    #[test]
+    fn fairness_and_deadline_keys() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir")
+        };
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "pool_size = 12\ngate_connections = 3\ntenant_connection_share = 4\nrequest_deadline_ms = 2000\npg_statement_timeout_ms = 5000\npg_lock_timeout_ms = 700\nlong_write_timeout_ms = 0\n",
+        )
+        .ok();
+        let s = Settings::load(Some(&p), &env_of(&[]));
+        assert!(s.is_ok_and(
+            |s| (s.gate_connections, s.tenant_connection_share) == (3, 4)
+                && s.total_connections() == 15
+                && s.db_deadlines()
+                    == crate::store::db::Deadlines {
+                        wait: std::time::Duration::from_secs(2),
+                        pg_statement_timeout_ms: 5000,
+                        pg_lock_timeout_ms: 700,
+                        long_write_timeout_ms: 0,
+                    }
+        ));
+        for (text, key) in [
+            ("gate_connections = 0\n", "gate_connections"),
+            ("tenant_connection_share = 9\n", "tenant_connection_share"),
+            ("request_deadline_ms = 5\n", "request_deadline_ms"),
+            ("pg_lock_timeout_ms = 9999999999\n", "pg_lock_timeout_ms"),
+        ] {
+            std::fs::write(&p, text).ok();
+            let r = Settings::load(Some(&p), &env_of(&[]));
+            assert!(r.is_err_and(|e| e.to_string().contains(key)), "{text}");
         }
     }
 

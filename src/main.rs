@@ -87,7 +87,10 @@ fn init_tracing(s: &Settings) -> tracing_appender::non_blocking::WorkerGuard {
 fn open(settings: &Settings, create: bool) -> Result<Db, String> {
     let url = settings.database_url.expose_secret();
     eprintln!("database: {}", redact_url(url));
-    Db::open(url, settings.pool_size, create).map_err(|e| e.to_string())
+    // The gate's connections come on top of SCIM's (`AppState::new`).
+    Db::open(url, settings.total_connections(), create)
+        .map(|db| db.with_deadlines(settings.db_deadlines()))
+        .map_err(|e| e.to_string())
 }
 
 fn run(command: Command, mut settings: Settings) -> Result<(), String> {

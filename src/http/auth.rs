@@ -50,12 +50,29 @@ async fn authenticate(
             .await?
         }
     };
-    let permit = state
-        .limiter
-        .try_acquire(&principal.tenant_id)
-        .ok_or(ApiError::Overloaded {
-            retry_after: state.settings.retry_after_seconds,
-        })?;
+    // A slot of the tenant's share of the database (gate checks have a budget
+    // of their own), waited for here, on the worker, without blocking it.
+    let limiter = if matches!(allowed, [Scope::Gate]) {
+        &state.gate_limiter
+    } else {
+        &state.limiter
+    };
+    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
+    let permit =
+        match actix_web::rt::time::timeout(deadline, limiter.acquire(&principal.tenant_id)).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_full)) => {
+                return Err(ApiError::Overloaded {
+                    retry_after: state.settings.retry_after_seconds,
+                });
+            }
+            Err(_elapsed) => {
+                return Err(crate::store::StoreError::Deadline(
+                    "waited for this tenant's turn at the database past request_deadline_ms",
+                )
+                .into());
+            }
+        };
     Ok((principal, permit))
 }
 

@@ -64,12 +64,25 @@ pub async fn read_json(
         }
         buf.extend_from_slice(&chunk);
     }
+    if buf.len() <= INLINE_PARSE_BYTES {
+        return parse(&buf);
+    }
+    // Parsing a large body takes milliseconds: not on the HTTP worker, which
+    // serves every other request on its connections meanwhile.
+    super::blocking(move || parse(&buf)).await
+}
+
+/// Bodies up to this size are parsed on the HTTP worker (microseconds);
+/// larger ones on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 16 * 1024;
+
+fn parse(buf: &[u8]) -> Result<Value, ApiError> {
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Scim(ScimError::invalid_syntax(
             "the request body is empty; a JSON object is required",
         )));
     }
-    let v: Value = serde_json::from_slice(&buf).map_err(|e| {
+    let v: Value = serde_json::from_slice(buf).map_err(|e| {
         ApiError::Scim(ScimError::invalid_syntax(format!(
             "the request body is not valid JSON: {e}"
         )))

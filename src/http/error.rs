@@ -114,6 +114,16 @@ impl ApiError {
                     ScimError::new(503, None, "the database is busy; retry shortly"),
                     Some(2),
                 ),
+                StoreError::Deadline(what) => (
+                    ScimError::new(
+                        503,
+                        None,
+                        format!(
+                            "the request did not finish within its deadline ({what}); nothing was written; retry shortly"
+                        ),
+                    ),
+                    Some(2),
+                ),
                 other => {
                     tracing::error!(error = %other, "internal error");
                     (ScimError::new(500, None, "internal server error"), None)
@@ -210,6 +220,13 @@ mod tests {
             "users_user_name_key".into(),
         )));
         assert_eq!((s, b["scimType"].as_str()), (409, Some("uniqueness")));
+        let (s, b, retry, _) = body_of(ApiError::Store(StoreError::Deadline("waited too long")));
+        assert_eq!((s, retry.as_deref()), (503, Some("2")));
+        assert!(
+            b["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("nothing was written"))
+        );
         let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
             have: crate::auth::Scope::Gate,
             need: crate::auth::Scope::Scim,

@@ -6,6 +6,7 @@ use super::auth::LedgerCaller;
 use super::error::ApiError;
 use super::{AppState, blocking};
 use crate::deprovision::admin::{self as dadmin, AdminError, ItemBody, Who};
+use crate::provisioning::Caller;
 use crate::scim::error::ScimError;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
@@ -50,51 +51,158 @@ pub async fn import_user_data(
     import(state, w, payload, Target::UserData).await
 }
 
+/// Raw bytes gathered on the HTTP worker before the blocking pool splits them.
+const HAND_OFF_BYTES: usize = 64 * 1024;
+
 async fn import(
     state: web::Data<AppState>,
     w: LedgerCaller,
     mut payload: web::Payload,
     target: Target,
 ) -> Result<HttpResponse, ApiError> {
-    let mut tally = Tally {
-        created: 0,
-        replaced: 0,
-        rejected: 0,
-        errors: vec![],
+    let mut progress = Progress {
+        tally: Tally {
+            created: 0,
+            replaced: 0,
+            rejected: 0,
+            errors: vec![],
+        },
+        pending: Vec::with_capacity(BATCH),
+        carry: Vec::new(),
+        line_no: 0,
     };
-    let mut pending: Vec<(u64, String)> = Vec::with_capacity(BATCH);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut line_no: u64 = 0;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ScimError::invalid_syntax(format!("cannot read the request body: {e}")))?;
-        buf.extend_from_slice(&chunk);
-        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            line_no += 1;
-            push_line(&mut pending, &mut tally, line_no, &line);
-            if pending.len() >= BATCH {
-                flush(&state, &w, &mut pending, &mut tally, target).await?;
-            }
+    // The worker only gathers bytes; splitting, parsing and writing run on
+    // the blocking pool, a hand-off at a time (memory: one hand-off, one
+    // partial line, one batch).
+    let mut raw: Vec<u8> = Vec::new();
+    loop {
+        let chunk = payload.next().await;
+        let end = chunk.is_none();
+        if let Some(chunk) = chunk {
+            let chunk = chunk.map_err(|e| {
+                ScimError::invalid_syntax(format!("cannot read the request body: {e}"))
+            })?;
+            raw.extend_from_slice(&chunk);
         }
-        if buf.len() > MAX_LINE {
-            return Err(ScimError::new(
-                413,
-                None,
-                format!("line {} is longer than {MAX_LINE} bytes", line_no + 1),
-            )
-            .into());
+        if raw.len() >= HAND_OFF_BYTES || end {
+            let bytes = std::mem::take(&mut raw);
+            let st = state.clone();
+            let caller = w.caller.clone();
+            progress = blocking(move || {
+                progress.feed(&st, &caller, target, &bytes, end)?;
+                Ok(progress)
+            })
+            .await?;
+        }
+        if end {
+            break;
         }
     }
-    if !buf.is_empty() {
-        line_no += 1;
-        let rest = std::mem::take(&mut buf);
-        push_line(&mut pending, &mut tally, line_no, &rest);
-    }
-    flush(&state, &w, &mut pending, &mut tally, target).await?;
+    let Progress { tally, line_no, .. } = progress;
     Ok(HttpResponse::Ok().content_type("application/json").body(
         json!({"lines": line_no, "created": tally.created, "replaced": tally.replaced, "rejected": tally.rejected, "errors": tally.errors}).to_string(),
     ))
+}
+
+/// An import's state between hand-offs.
+struct Progress {
+    tally: Tally,
+    /// Lines read and not yet applied (fewer than `BATCH` between hand-offs).
+    pending: Vec<(u64, String)>,
+    /// The start of a line whose end has not arrived.
+    carry: Vec<u8>,
+    line_no: u64,
+}
+
+impl Progress {
+    /// Splits `bytes` into lines, applying each full batch; `end`: the body
+    /// ended, so the last line and batch are applied too.
+    fn feed(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: Target,
+        bytes: &[u8],
+        end: bool,
+    ) -> Result<(), ApiError> {
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            let (line, tail) = rest.split_at(pos + 1);
+            rest = tail;
+            self.line_no += 1;
+            if self.carry.is_empty() {
+                self.check_length(line.len())?;
+                push_line(&mut self.pending, &mut self.tally, self.line_no, line);
+            } else {
+                self.carry.extend_from_slice(line);
+                let whole = std::mem::take(&mut self.carry);
+                self.check_length(whole.len())?;
+                push_line(&mut self.pending, &mut self.tally, self.line_no, &whole);
+            }
+            if self.pending.len() >= BATCH {
+                self.flush(state, caller, target)?;
+            }
+        }
+        self.carry.extend_from_slice(rest);
+        self.check_length(self.carry.len())?;
+        if end {
+            if !self.carry.is_empty() {
+                self.line_no += 1;
+                let last = std::mem::take(&mut self.carry);
+                push_line(&mut self.pending, &mut self.tally, self.line_no, &last);
+            }
+            self.flush(state, caller, target)?;
+        }
+        Ok(())
+    }
+
+    /// A line (with its newline) longer than `MAX_LINE` ends the import: 413.
+    fn check_length(&self, len: usize) -> Result<(), ApiError> {
+        if len > MAX_LINE + 1 {
+            return Err(ScimError::new(
+                413,
+                None,
+                format!(
+                    "line {} is longer than {MAX_LINE} bytes",
+                    self.line_no.max(1)
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Applies the pending lines as one transaction of their own.
+    fn flush(&mut self, state: &AppState, caller: &Caller, target: Target) -> Result<(), ApiError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut self.pending);
+        let svc = &state.svc;
+        let who = Who {
+            tenant_id: &caller.tenant_id,
+            tenant_name: &caller.tenant_name,
+            actor: &caller.actor,
+        };
+        let results = svc
+            .db
+            .write_alone(|c| -> Result<Vec<LineResult>, AdminError> {
+                let mut out = Vec::with_capacity(lines.len());
+                for (n, line) in &lines {
+                    let r = apply_line(&svc.deprov, c, &who, target, line)?;
+                    out.push((*n, r));
+                }
+                Ok(out)
+            })?;
+        for (n, r) in results {
+            match r {
+                Ok(true) => self.tally.created += 1,
+                Ok(false) => self.tally.replaced += 1,
+                Err(d) => reject(&mut self.tally, n, d),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn reject(tally: &mut Tally, line: u64, detail: String) {
@@ -110,48 +218,6 @@ fn push_line(pending: &mut Vec<(u64, String)>, tally: &mut Tally, n: u64, raw: &
         Ok(s) => pending.push((n, s.trim().to_string())),
         Err(_) => reject(tally, n, "not UTF-8".into()),
     }
-}
-
-async fn flush(
-    state: &web::Data<AppState>,
-    w: &LedgerCaller,
-    pending: &mut Vec<(u64, String)>,
-    tally: &mut Tally,
-    target: Target,
-) -> Result<(), ApiError> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let lines = std::mem::take(pending);
-    let st = state.clone();
-    let caller = w.caller.clone();
-    let results = blocking(move || {
-        let svc = &st.svc;
-        let who = Who {
-            tenant_id: &caller.tenant_id,
-            tenant_name: &caller.tenant_name,
-            actor: &caller.actor,
-        };
-        Ok(svc
-            .db
-            .write_alone(|c| -> Result<Vec<LineResult>, AdminError> {
-                let mut out = Vec::with_capacity(lines.len());
-                for (n, line) in &lines {
-                    let r = apply_line(&svc.deprov, c, &who, target, line)?;
-                    out.push((*n, r));
-                }
-                Ok(out)
-            })?)
-    })
-    .await?;
-    for (n, r) in results {
-        match r {
-            Ok(true) => tally.created += 1,
-            Ok(false) => tally.replaced += 1,
-            Err(d) => reject(tally, n, d),
-        }
-    }
-    Ok(())
 }
 
 /// Applies one line. Outer error: storage failed (the batch rolls back); inner

@@ -29,7 +29,10 @@ pub struct AppState {
     pub db: Db,
     pub svc: crate::provisioning::Services,
     pub verifier: Arc<Verifier>,
+    /// Fair shares of the database connections for SCIM and admin requests.
     pub limiter: Arc<limiter::Limiter>,
+    /// The gate's own budget, so logins keep working during an IdP import.
+    pub gate_limiter: Arc<limiter::Limiter>,
     pub settings: Arc<Settings>,
     /// Base of every emitted URL, without the `/scim/v2` suffix.
     pub public_base: String,
@@ -42,6 +45,18 @@ impl AppState {
         settings: Settings,
         public_base: String,
     ) -> AppState {
+        let db = db.with_deadlines(settings.db_deadlines());
+        // Budgets out of the connections that exist (`serve` opens
+        // `pool_size + gate_connections`): `gate_connections` for the gate
+        // (at most half of a smaller pool), the rest for SCIM and admin. A
+        // pool of one shares its connection.
+        let pool = usize::try_from(db.pool_size()).unwrap_or(1).max(1);
+        let gate = usize::try_from(settings.gate_connections)
+            .unwrap_or(1)
+            .clamp(1, (pool / 2).max(1));
+        let scim = pool.saturating_sub(gate).max(1);
+        let share = usize::try_from(settings.tenant_connection_share).unwrap_or(0);
+        let queue = settings.max_in_flight_per_tenant;
         AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
@@ -53,7 +68,8 @@ impl AppState {
                 crate::auth::AuthLimits::from_settings(&settings),
                 Arc::clone(&deprov.clock),
             )),
-            limiter: limiter::Limiter::new(settings.max_in_flight_per_tenant),
+            limiter: limiter::Limiter::new(scim, share, queue),
+            gate_limiter: limiter::Limiter::new(gate, share, queue),
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
         }
@@ -107,7 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// lines pass through `lenient_io` first.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
-    let pool_size = state.settings.pool_size;
+    let pool_size = state.db.pool_size();
     let data = web::Data::new(state);
     let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
         let app = App::new()
@@ -127,7 +143,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
         builder = builder.workers(w);
     }
     // Database work runs on each worker's blocking threads, and only
-    // `pool_size` connections exist: more threads would only queue for one,
+    // this many connections exist: more threads would only queue for one,
     // each holding its own stack and malloc arena (resident memory). The
     // default is 512 per worker.
     let blocking = usize::try_from(pool_size).unwrap_or(8).max(2);

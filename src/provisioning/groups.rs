@@ -34,17 +34,31 @@ pub fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("no group with id {id}"))
 }
 
-pub(crate) fn render_row(
+/// The members rendering `row` needs: `None` unless the projection wants them.
+pub(crate) fn members_for(
     c: &mut AnyConnection,
     caller: &Caller,
     row: &GroupRow,
+    projection: &Projection,
+) -> Result<Option<Vec<store::groups::Member>>, ServiceError> {
+    if !projection.wants(&GROUP_TYPE, "members") {
+        return Ok(None);
+    }
+    Ok(Some(store::groups::members(c, &caller.tenant_id, &row.id)?))
+}
+
+/// Renders a listed group with the members read before (`members_for`),
+/// after the connection is returned.
+pub(crate) fn render_row(
+    row: &GroupRow,
+    members: Option<Vec<store::groups::Member>>,
     projection: &Projection,
     base: &str,
 ) -> Result<Value, ServiceError> {
     let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
     let mut v = render(&GROUP_TYPE, &row.id, &doc, &meta(row, base));
-    if projection.wants(&GROUP_TYPE, "members") {
-        let members: Vec<Value> = store::groups::members(c, &caller.tenant_id, &row.id)?
+    if let Some(members) = members {
+        let members: Vec<Value> = members
             .into_iter()
             .map(|m| {
                 let path = if m.kind == MemberKind::Group { "Groups" } else { "Users" };
@@ -67,16 +81,35 @@ fn rendered(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
+    let members = members_json(c, caller, &row.id, projection, base)?;
+    rendered_with(row, members, projection, base)
+}
+
+/// `rendered` with the members already written (no connection needed).
+fn rendered_with(
+    row: &GroupRow,
+    members_json: Option<String>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Rendered, ServiceError> {
     let m = meta(row, base);
     let doc: Doc = serde_json::from_str(&row.data).map_err(corrupt)?;
     let body = projection.apply(&GROUP_TYPE, render(&GROUP_TYPE, &row.id, &doc, &m));
     Ok(Rendered {
         body,
-        members_json: members_json(c, caller, &row.id, projection, base)?,
+        members_json,
         etag: m.etag(),
         location: m.location,
         restored: false,
     })
+}
+
+/// The member sub-attributes `projection` keeps; `None` when it drops `members`.
+fn kept_member_keys(projection: &Projection) -> Option<Vec<String>> {
+    let probe = json!({"members": [{"value": "", "$ref": "", "type": ""}]});
+    projection.apply(&GROUP_TYPE, probe)["members"][0]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
 }
 
 /// The members as JSON array text with the sub-attributes `projection`
@@ -88,14 +121,17 @@ fn members_json(
     projection: &Projection,
     base: &str,
 ) -> Result<Option<String>, ServiceError> {
-    let probe = json!({"members": [{"value": "", "$ref": "", "type": ""}]});
-    let kept: Vec<String> = match projection.apply(&GROUP_TYPE, probe)["members"][0].as_object() {
-        Some(o) => o.keys().cloned().collect(),
-        None => return Ok(None),
+    let Some(kept) = kept_member_keys(projection) else {
+        return Ok(None);
     };
     let members = store::groups::members(c, &caller.tenant_id, group_id)?;
+    Ok(write_members(&members, &kept, base))
+}
+
+/// The members as JSON array text with the `kept` sub-attributes; `None` when empty.
+fn write_members(members: &[store::groups::Member], kept: &[String], base: &str) -> Option<String> {
     if members.is_empty() {
-        return Ok(None);
+        return None;
     }
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = String::with_capacity(members.len() * 112);
@@ -126,7 +162,7 @@ fn members_json(
         out.push('}');
     }
     out.push(']');
-    Ok(Some(out))
+    Some(out)
 }
 
 /// Member ids named by a `members` value (objects with `value`, or bare ids).
@@ -269,10 +305,18 @@ pub fn get(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    svc.db.read(|c| {
+    // Read on the pooled connection; written out after it is returned.
+    let kept = kept_member_keys(projection);
+    let (row, members) = svc.db.read(|c| -> Result<_, ServiceError> {
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        rendered(c, caller, &row, projection, base)
-    })
+        let members = match kept {
+            Some(_) => store::groups::members(c, &caller.tenant_id, &row.id)?,
+            None => vec![],
+        };
+        Ok((row, members))
+    })?;
+    let members_json = kept.and_then(|k| write_members(&members, &k, base));
+    rendered_with(&row, members_json, projection, base)
 }
 
 /// PUT replaces the group, members included (RFC 7644 §3.5.1: a PUT without
@@ -502,7 +546,9 @@ pub fn list(
         &caller.tenant_id,
         params,
     )?;
-    svc.db.read(|c| {
+    // Rows and members are read on the pooled connection; rendering and
+    // projection run after it is returned.
+    let (page, members) = svc.db.read(|c| -> Result<_, ServiceError> {
         let page = store::groups::list(
             c,
             &caller.tenant_id,
@@ -511,13 +557,20 @@ pub fn list(
             &plan.window,
             params.count,
         )?;
-        let resources = page
+        let members = page
             .rows
             .iter()
-            .map(|r| render_row(c, caller, &r.item, &params.projection, base))
+            .map(|r| members_for(c, caller, &r.item, &params.projection))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(listing::respond(params, &plan, &page, resources))
-    })
+        Ok((page, members))
+    })?;
+    let resources = page
+        .rows
+        .iter()
+        .zip(members)
+        .map(|(r, m)| render_row(&r.item, m, &params.projection, base))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listing::respond(params, &plan, &page, resources))
 }
 
 #[cfg(test)]

@@ -43,52 +43,69 @@ pub fn search_all(
         (u, g) => (u.ok(), g.ok()),
     };
     let offset = start - 1;
-    svc.db.read(|c| {
-        let mut resources = Vec::new();
-        let mut total = 0;
-        let mut users_total = 0;
-        if let Some(plan) = &users {
-            let page = store::users::list(
-                c,
-                &caller.tenant_id,
-                plan.filter.clone(),
-                &plan.order,
-                &Window::Offset(offset),
-                params.count,
-            )?;
-            users_total = page.total.unwrap_or_default();
-            total += users_total;
-            let rows: Vec<_> = page.rows.into_iter().map(|r| r.item).collect();
-            resources.extend(super::users::render_rows(
-                c,
-                caller,
-                &rows,
+    // Rows, memberships and members are read on the pooled connection;
+    // rendering and projection run after it is returned.
+    let (users_page, memberships, groups_page, members) =
+        svc.db.read(|c| -> Result<_, ServiceError> {
+            let mut users_total = 0;
+            let (mut users_page, mut memberships) = (None, vec![]);
+            if let Some(plan) = &users {
+                let page = store::users::list(
+                    c,
+                    &caller.tenant_id,
+                    plan.filter.clone(),
+                    &plan.order,
+                    &Window::Offset(offset),
+                    params.count,
+                )?;
+                users_total = page.total.unwrap_or_default();
+                memberships =
+                    super::users::page_memberships(c, caller, &page.rows, &params.projection)?;
+                users_page = Some(page);
+            }
+            let (mut groups_page, mut members) = (None, vec![]);
+            if let Some(plan) = &groups {
+                let shown = users_page.as_ref().map_or(0, |p| p.rows.len());
+                let left = params.count - i64::try_from(shown).unwrap_or(i64::MAX);
+                let group_offset = (offset - users_total).max(0);
+                let page = store::groups::list(
+                    c,
+                    &caller.tenant_id,
+                    plan.filter.clone(),
+                    &plan.order,
+                    &Window::Offset(group_offset),
+                    left.max(0),
+                )?;
+                members = page
+                    .rows
+                    .iter()
+                    .map(|r| super::groups::members_for(c, caller, &r.item, &params.projection))
+                    .collect::<Result<Vec<_>, _>>()?;
+                groups_page = Some(page);
+            }
+            Ok((users_page, memberships, groups_page, members))
+        })?;
+    let mut resources = Vec::new();
+    let mut total = 0;
+    if let Some(page) = users_page {
+        total += page.total.unwrap_or_default();
+        resources.extend(super::users::render_listed(
+            &page.rows,
+            &memberships,
+            &params.projection,
+            base,
+        )?);
+    }
+    if let Some(page) = groups_page {
+        total += page.total.unwrap_or_default();
+        for (r, m) in page.rows.iter().zip(members) {
+            resources.push(super::groups::render_row(
+                &r.item,
+                m,
                 &params.projection,
                 base,
             )?);
         }
-        if let Some(plan) = &groups {
-            let left = params.count - i64::try_from(resources.len()).unwrap_or(i64::MAX);
-            let group_offset = (offset - users_total).max(0);
-            let page = store::groups::list(
-                c,
-                &caller.tenant_id,
-                plan.filter.clone(),
-                &plan.order,
-                &Window::Offset(group_offset),
-                left.max(0),
-            )?;
-            total += page.total.unwrap_or_default();
-            for r in &page.rows {
-                resources.push(super::groups::render_row(
-                    c,
-                    caller,
-                    &r.item,
-                    &params.projection,
-                    base,
-                )?);
-            }
-        }
-        Ok(list_response(total, start, resources))
-    })
+    }
+    Ok(list_response(total, start, resources))
 }

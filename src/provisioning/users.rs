@@ -36,7 +36,7 @@ fn doc_of(row: &UserRow) -> Result<Doc, ServiceError> {
 }
 
 /// (user id, group id, group displayName) of each membership.
-type Memberships = Vec<(String, String, String)>;
+pub(crate) type Memberships = Vec<(String, String, String)>;
 
 /// The memberships that rendering `rows` needs: none unless the projection
 /// wants the read-only `groups`.
@@ -54,24 +54,13 @@ fn memberships_of(
 }
 
 /// Renders users, adding the read-only `groups` when the projection wants it.
-pub(crate) fn render_rows(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    rows: &[UserRow],
-    projection: &Projection,
-    base: &str,
-) -> Result<Vec<Value>, ServiceError> {
-    let memberships = memberships_of(conn, caller, rows, projection)?;
-    render_with(rows, &memberships, projection, base)
-}
-
-fn render_with(
-    rows: &[UserRow],
+fn render_with<'a>(
+    rows: impl IntoIterator<Item = &'a UserRow>,
     memberships: &Memberships,
     projection: &Projection,
     base: &str,
 ) -> Result<Vec<Value>, ServiceError> {
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
             let mut v = render(&USER_TYPE, &row.id, &doc_of(row)?, &meta(row, base));
             let groups: Vec<Value> = memberships
@@ -87,18 +76,6 @@ fn render_with(
             Ok(projection.apply(&USER_TYPE, v))
         })
         .collect()
-}
-
-fn rendered(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    row: &UserRow,
-    projection: &Projection,
-    base: &str,
-    restored: bool,
-) -> Result<Rendered, ServiceError> {
-    let memberships = memberships_of(conn, caller, std::slice::from_ref(row), projection)?;
-    rendered_with(row, &memberships, projection, base, restored)
 }
 
 /// A write reads what the response needs (`memberships_of`) and returns; the
@@ -811,10 +788,13 @@ pub fn get(
     projection: &Projection,
     base: &str,
 ) -> Result<Rendered, ServiceError> {
-    svc.db.read(|c| {
+    // Read on the pooled connection; rendered after it is returned.
+    let (row, memberships) = svc.db.read(|c| -> Result<_, ServiceError> {
         let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
-        rendered(c, caller, &row, projection, base, false)
-    })
+        let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
+        Ok((row, memberships))
+    })?;
+    rendered_with(&row, &memberships, projection, base, false)
 }
 
 pub fn not_found(id: &str) -> ScimError {
@@ -1024,14 +1004,42 @@ pub fn list(
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
-    let plan = listing::plan(
+    let plan = list_plan(svc, caller, params)?;
+    fetch_list(svc, caller, params, plan)?.render(params, base)
+}
+
+/// A page of users as read on a pooled connection, with the memberships its
+/// rendering needs; rendered (`UserPage::render`) after the connection is
+/// returned.
+pub struct UserPage {
+    plan: listing::Plan,
+    page: store::db::Page<store::users::ListedUser>,
+    memberships: Memberships,
+}
+
+/// The list plan for `params` (all errors are the client's).
+pub fn list_plan(
+    svc: &Services,
+    caller: &Caller,
+    params: &ListParams,
+) -> Result<listing::Plan, ServiceError> {
+    Ok(listing::plan(
         &filter_sql::USERS,
         "User",
         svc.db.backend(),
         &caller.tenant_id,
         params,
-    )?;
-    svc.db.read(|c| {
+    )?)
+}
+
+/// Reads the page `plan` selects and its memberships.
+pub fn fetch_list(
+    svc: &Services,
+    caller: &Caller,
+    params: &ListParams,
+    plan: listing::Plan,
+) -> Result<UserPage, ServiceError> {
+    let (page, memberships) = svc.db.read(|c| -> Result<_, ServiceError> {
         let page = store::users::list(
             c,
             &caller.tenant_id,
@@ -1040,8 +1048,49 @@ pub fn list(
             &plan.window,
             params.count,
         )?;
-        let rows: Vec<UserRow> = page.rows.iter().map(|r| r.item.clone()).collect();
-        let resources = render_rows(c, caller, &rows, &params.projection, base)?;
-        Ok(listing::respond(params, &plan, &page, resources))
+        let memberships = page_memberships(c, caller, &page.rows, &params.projection)?;
+        Ok((page, memberships))
+    })?;
+    Ok(UserPage {
+        plan,
+        page,
+        memberships,
     })
+}
+
+/// `memberships_of` for listed rows.
+pub(crate) fn page_memberships(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    rows: &[store::users::ListedUser],
+    projection: &Projection,
+) -> Result<Memberships, ServiceError> {
+    if !projection.wants(&USER_TYPE, "groups") {
+        return Ok(vec![]);
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.item.id.clone()).collect();
+    Ok(store::users::groups_of(conn, &caller.tenant_id, &ids)?)
+}
+
+impl UserPage {
+    /// The stored documents' bytes the rendering reads.
+    pub fn stored_bytes(&self) -> usize {
+        self.page.rows.iter().map(|r| r.item.data.len()).sum()
+    }
+
+    pub fn render(self, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
+        let resources =
+            render_listed(&self.page.rows, &self.memberships, &params.projection, base)?;
+        Ok(listing::respond(params, &self.plan, &self.page, resources))
+    }
+}
+
+/// Renders listed users (no connection needed: memberships read before).
+pub(crate) fn render_listed(
+    rows: &[store::users::ListedUser],
+    memberships: &Memberships,
+    projection: &Projection,
+    base: &str,
+) -> Result<Vec<Value>, ServiceError> {
+    render_with(rows.iter().map(|r| &r.item), memberships, projection, base)
 }

@@ -50,6 +50,52 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// When a pooled connection was last checked out (its r2d2 extension).
 struct LastUsed(Instant);
 
+/// The session `statement_timeout` and `lock_timeout` (ms) a pooled
+/// PostgreSQL connection was given (its r2d2 extension).
+struct SessionTimeouts(u64, u64);
+
+/// How long database work may wait, and run on PostgreSQL (README
+/// "Configuration": `request_deadline_ms`, `pg_statement_timeout_ms`,
+/// `pg_lock_timeout_ms`, `long_write_timeout_ms`). Past any of them the work
+/// fails with `StoreError::Deadline` and its transaction rolls back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The longest wait for a pooled connection or for SQLite's writer.
+    pub wait: Duration,
+    /// PostgreSQL: per statement, on every connection (session) and again
+    /// per write transaction (`SET LOCAL`).
+    pub pg_statement_timeout_ms: u64,
+    /// PostgreSQL: the longest wait for a row or table lock.
+    pub pg_lock_timeout_ms: u64,
+    /// `write_alone` (disposals, imports, scheduler passes): replaces the
+    /// three limits above inside its transaction. 0: none, so a
+    /// million-item disposal is never cancelled and retried forever.
+    pub long_write_timeout_ms: u64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            wait: Duration::from_secs(10),
+            pg_statement_timeout_ms: 30_000,
+            pg_lock_timeout_ms: 10_000,
+            long_write_timeout_ms: 0,
+        }
+    }
+}
+
+/// Fails once `since` is more than `limit` ago (`None`: never).
+fn within<E: From<StoreError>>(
+    since: Instant,
+    limit: Option<Duration>,
+    what: &'static str,
+) -> Result<(), E> {
+    match limit {
+        Some(l) if since.elapsed() > l => Err(StoreError::Deadline(what).into()),
+        _ => Ok(()),
+    }
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -152,6 +198,7 @@ pub struct Db {
     no_wait: bool,
     /// PostgreSQL: a connection idle this long is checked before use.
     idle_check: Duration,
+    deadlines: Deadlines,
 }
 
 impl Db {
@@ -200,6 +247,7 @@ impl Db {
             checkpoints: Arc::default(),
             no_wait: false,
             idle_check: IDLE_CHECK,
+            deadlines: Deadlines::default(),
         })
     }
 
@@ -209,8 +257,18 @@ impl Db {
         Db { idle_check, ..self }
     }
 
+    /// This handle with other deadlines (`Deadlines`; the defaults until set).
+    pub fn with_deadlines(self, deadlines: Deadlines) -> Db {
+        Db { deadlines, ..self }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The connections the pool holds at most.
+    pub fn pool_size(&self) -> u32 {
+        self.pool.max_size()
     }
 
     /// Runs `f` on a pooled connection, outside any explicit transaction.
@@ -233,13 +291,44 @@ impl Db {
     /// `test_on_check_out` made it one of a lookup's four). A connection
     /// that dies in use fails that request, and the pool then discards it
     /// (libpq reports its transaction state unknown: `has_broken`).
+    ///
+    /// The wait for a connection is bounded by `Deadlines::wait`. A PostgreSQL
+    /// connection gets the session timeouts once (one round trip when it is
+    /// new, or when another handle's differ), which cover reads.
     fn checkout(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        let get = || {
+            self.pool.get_timeout(self.deadlines.wait).map_err(|e| {
+                tracing::warn!(error = %e, "no pooled database connection within request_deadline_ms");
+                StoreError::Deadline("no database connection became free within request_deadline_ms")
+            })
+        };
         if self.backend != Backend::Postgres {
-            return Ok(self.pool.get()?);
+            return get();
         }
+        let want = (
+            self.deadlines.pg_statement_timeout_ms,
+            self.deadlines.pg_lock_timeout_ms,
+        );
         // Bounded: after a restart every idle connection may be dead.
         for _ in 0..=self.pool.max_size() {
-            let mut conn = self.pool.get()?;
+            let mut conn = get()?;
+            let set = PooledConnection::extensions_mut(&mut conn)
+                .get::<SessionTimeouts>()
+                .is_none_or(|s| (s.0, s.1) != want);
+            if set {
+                let sql = format!(
+                    "SET statement_timeout = {}; SET lock_timeout = {}",
+                    want.0, want.1
+                );
+                if conn.batch_execute(&sql).is_ok() {
+                    let ext = PooledConnection::extensions_mut(&mut conn);
+                    ext.insert(SessionTimeouts(want.0, want.1));
+                    ext.insert(LastUsed(Instant::now()));
+                    return Ok(conn);
+                }
+                mark_broken(&mut conn);
+                continue;
+            }
             let now = Instant::now();
             // Updated in place: an insert allocates, on every request.
             let idle = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>() {
@@ -271,15 +360,29 @@ impl Db {
     }
 
     /// Runs `f` in one write transaction: all of it commits or none of it does.
+    /// A write that waited for SQLite's writer longer than `Deadlines::wait`
+    /// gives up when its turn comes, before writing anything; on PostgreSQL
+    /// the transaction runs under `statement_timeout` and `lock_timeout`.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        let asked = Instant::now();
         if let Some(writer) = &self.writer {
-            return writer.write(&self.pool, f);
+            let wait = Some(self.deadlines.wait);
+            return writer.write(&self.pool, move |c| {
+                within::<E>(
+                    asked,
+                    wait,
+                    "waited for the SQLite writer past request_deadline_ms",
+                )?;
+                f(c)
+            });
         }
+        let d = &self.deadlines;
         let mut conn = self.checkout()?;
-        transaction(&mut conn, f)
+        let begin = pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms);
+        atomic_with(&mut conn, Some(&begin), f).0
     }
 
     #[cfg(test)]
@@ -297,10 +400,22 @@ impl Db {
     where
         E: From<StoreError>,
     {
+        let limit = self.deadlines.long_write_timeout_ms;
         if let Some(writer) = &self.writer {
-            return writer.write_alone(&self.pool, f);
+            let asked = Instant::now();
+            let wait = (limit > 0).then(|| Duration::from_millis(limit));
+            return writer.write_alone(&self.pool, move |c| {
+                within::<E>(
+                    asked,
+                    wait,
+                    "waited for the SQLite writer past long_write_timeout_ms",
+                )?;
+                f(c)
+            });
         }
-        self.write(f)
+        // PostgreSQL: the request limits do not apply; its own limit (or none).
+        let mut conn = self.checkout()?;
+        atomic_with(&mut conn, Some(&pg_begin(limit, limit)), f).0
     }
 
     /// SQLite: fold the WAL back into the database file so pages a disposal
@@ -517,6 +632,27 @@ pub(super) fn atomic<T, E>(
 where
     E: From<StoreError>,
 {
+    atomic_with(conn, None, f)
+}
+
+/// PostgreSQL's `BEGIN` with the transaction's own timeouts (ms; 0 = none),
+/// sent in the same round trip.
+fn pg_begin(statement_ms: u64, lock_ms: u64) -> String {
+    format!(
+        "BEGIN; SET LOCAL statement_timeout = {statement_ms}; SET LOCAL lock_timeout = {lock_ms}"
+    )
+}
+
+/// `atomic`; a top-level PostgreSQL transaction begins with `pg_begin`
+/// (its `SET LOCAL`s) when given.
+fn atomic_with<T, E>(
+    conn: &mut AnyConnection,
+    pg_begin: Option<&str>,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> (Result<T, E>, bool)
+where
+    E: From<StoreError>,
+{
     let begun = match conn {
         AnyConnection::Sqlite(c) => {
             if in_transaction(c) {
@@ -525,7 +661,12 @@ where
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
             }
         }
-        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+        AnyConnection::Postgresql(c) => match pg_begin {
+            Some(sql) if !in_transaction(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, sql)
+            }
+            _ => AnsiTransactionManager::begin_transaction(c),
+        },
     };
     if let Err(e) = begun {
         return (Err(StoreError::from(e).into()), false);

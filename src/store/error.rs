@@ -11,6 +11,11 @@ pub enum StoreError {
     Unique(String),
     #[error("the database is busy; retry shortly")]
     Busy,
+    /// The request ran past one of its deadlines (waiting for its turn, a
+    /// connection or the SQLite writer; PostgreSQL's `statement_timeout`
+    /// or `lock_timeout`). Its transaction was rolled back.
+    #[error("deadline exceeded: {0}")]
+    Deadline(&'static str),
     #[error("database error: {0}")]
     Db(DieselError),
     #[error("connection pool error: {0}")]
@@ -36,6 +41,20 @@ impl From<DieselError> for StoreError {
             DieselError::NotFound => StoreError::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 StoreError::Unique(info.constraint_name().unwrap_or(info.message()).to_string())
+            }
+            // PostgreSQL's 57014 query_canceled / 55P03 lock_not_available.
+            // diesel does not expose the SQLSTATE, so the (English, the
+            // server's default `lc_messages`) message decides.
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("due to statement timeout") =>
+            {
+                StoreError::Deadline("the statement ran past pg_statement_timeout_ms")
+            }
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("due to lock timeout")
+                    || info.message().starts_with("could not obtain lock") =>
+            {
+                StoreError::Deadline("a row stayed locked past pg_lock_timeout_ms")
             }
             DieselError::DatabaseError(_, ref info)
                 if info.message().contains("database is locked")

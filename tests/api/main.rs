@@ -16,6 +16,7 @@ mod deprovision;
 mod errors;
 mod events;
 mod explain;
+mod fairness;
 mod filters;
 mod groups;
 mod identity;

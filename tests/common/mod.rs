@@ -56,6 +56,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub deprov: Arc<Deprov>,
     pub clock: Arc<ManualClock>,
+    /// The server's SCIM/admin and gate budgets (to see who runs and waits).
+    pub limiter: Arc<custodian::http::limiter::Limiter>,
+    pub gate_limiter: Arc<custodian::http::limiter::Limiter>,
     handle: actix_web::dev::ServerHandle,
     _guard: DbGuard,
 }
@@ -97,6 +100,8 @@ pub struct Options {
     pub trust_forwarded_headers: bool,
     /// Deprovisioning policy (TOML); the built-in policy when None.
     pub policy: Option<String>,
+    /// Any other setting.
+    pub tune: fn(&mut Settings),
 }
 
 impl Default for Options {
@@ -110,6 +115,7 @@ impl Default for Options {
             public_url: None,
             trust_forwarded_headers: false,
             policy: None,
+            tune: |_| {},
         }
     }
 }
@@ -124,7 +130,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let addr = format!("http://127.0.0.1:{port}");
-    let settings = Settings {
+    let mut settings = Settings {
         database_url: SecretString::from(db_url.clone()),
         bind: format!("127.0.0.1:{port}"),
         workers: Some(2),
@@ -136,6 +142,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         trust_forwarded_headers: opts.trust_forwarded_headers,
         ..Settings::default()
     };
+    (opts.tune)(&mut settings);
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let policies = match &opts.policy {
         Some(text) => policy::parse(text, "test-policy.toml").expect("test policy"),
@@ -150,6 +157,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         settings,
         opts.public_url.unwrap_or_else(|| addr.clone()),
     );
+    let (limiter, gate_limiter) = (state.limiter.clone(), state.gate_limiter.clone());
     // Its own thread and actix System, as `custodian serve` runs it: the server
     // never competes with the test's runtime for scheduling.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -173,6 +181,8 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         client: reqwest::Client::new(),
         deprov,
         clock,
+        limiter,
+        gate_limiter,
         handle,
         _guard: guard,
     }

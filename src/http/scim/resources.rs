@@ -8,6 +8,7 @@ use crate::http::error::{ApiError, SCIM_JSON};
 use crate::http::ops::method_not_allowed;
 use crate::http::{AppState, blocking};
 use crate::provisioning::{self, Caller, PatchOutcome, Rendered, ServiceError, Services};
+use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::{self, ListParams};
 use crate::scim::patch::{self, Operation};
 use crate::scim::resource::Projection;
@@ -68,16 +69,31 @@ pub trait Resource: 'static {
     fn put_limit(s: &Settings) -> usize {
         s.max_body_bytes
     }
-    /// Whether a point lookup (`ListParams::is_point_lookup`) renders a bounded
-    /// amount (a user: yes; a group carries its members: no).
-    const BOUNDED_POINT_LOOKUP: bool = false;
+    /// A point lookup's read (`run_list`'s fast path): `None` when this type
+    /// offers none (a group carries its members: no bound).
+    fn lookup(
+        _svc: &Services,
+        _c: &Caller,
+        _params: &ListParams,
+    ) -> Option<Result<provisioning::users::UserPage, ServiceError>> {
+        None
+    }
 }
 
 pub struct Users;
 pub struct Groups;
 
 impl Resource for Users {
-    const BOUNDED_POINT_LOOKUP: bool = true;
+    fn lookup(
+        svc: &Services,
+        c: &Caller,
+        params: &ListParams,
+    ) -> Option<Result<provisioning::users::UserPage, ServiceError>> {
+        Some(
+            provisioning::users::list_plan(svc, c, params)
+                .and_then(|plan| provisioning::users::fetch_list(svc, c, params, plan)),
+        )
+    }
 
     fn create(
         svc: &Services,
@@ -397,11 +413,15 @@ async fn run_list<R: Resource>(
 ) -> Result<HttpResponse, ApiError> {
     let base = state.scim_base_for(req);
     let caller = who.caller.clone();
-    // An IdP's lookup of a user by an identifier on SQLite: indexed reads of a
-    // local file, answered here when a connection is idle (never waiting for
-    // one), which saves the two thread hand-offs of the blocking pool.
-    if R::BOUNDED_POINT_LOOKUP
-        && params.is_point_lookup()
+    // An IdP's lookup of a user by a unique identifier on SQLite: an indexed
+    // read of at most one row (one stored document, whose size the body
+    // limit caps), done here when a connection is idle (never waiting for
+    // one), which saves the two thread hand-offs of the blocking pool. It is
+    // rendered here only when small; a larger document (an unknown extension
+    // can fill the body limit) is rendered on the blocking pool. A lookup by
+    // email may match up to `count` users: it takes the blocking pool.
+    if params.is_point_lookup()
+        && names_one_user(&params)
         && let Some(db) = state.svc.db.idle_sqlite()
     {
         let svc = Services {
@@ -409,14 +429,32 @@ async fn run_list<R: Resource>(
             deprov: state.svc.deprov.clone(),
             limits: state.svc.limits,
         };
-        match R::list(&svc, &caller, &params, &base) {
-            Err(ServiceError::Store(StoreError::WouldWait)) => {}
-            done => return Ok(json(done?)),
+        match R::lookup(&svc, &caller, &params) {
+            None | Some(Err(ServiceError::Store(StoreError::WouldWait))) => {}
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(page)) if page.stored_bytes() <= INLINE_RENDER_BYTES => {
+                return Ok(json(page.render(&params, &base)?));
+            }
+            Some(Ok(page)) => {
+                let v = blocking(move || Ok(page.render(&params, &base)?)).await?;
+                return Ok(json(v));
+            }
         }
     }
     let st = state.clone();
     let v = blocking(move || Ok(R::list(&st.svc, &caller, &params, &base)?)).await?;
     Ok(json(v))
+}
+
+/// Stored document bytes a point lookup may render on the HTTP worker.
+const INLINE_RENDER_BYTES: usize = 16 * 1024;
+
+/// The filter names one user: `userName`, `externalId` or `id` eq, each unique
+/// within a tenant (`ListParams::is_point_lookup` checked the rest).
+fn names_one_user(params: &ListParams) -> bool {
+    matches!(&params.filter, Some(Filter::Compare(p, CompareOp::Eq, _))
+        if p.sub.is_none()
+            && ["userName", "externalId", "id"].iter().any(|n| p.name.eq_ignore_ascii_case(n)))
 }
 
 /// `POST /.search` at the root: every resource type.
