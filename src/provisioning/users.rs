@@ -580,7 +580,7 @@ pub fn delete(
         }
         Ok::<(), ServiceError>(())
     })?;
-    svc.db.checkpoint();
+    svc.db.checkpoint_soon();
     Ok(())
 }
 
