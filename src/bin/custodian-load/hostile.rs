@@ -515,7 +515,7 @@ async fn phase(
         let s = t.stats(format!("{name}: tenant B {op}"), cfg.b_concurrency, elapsed);
         push(ctx, s, fresh);
     }
-    if a.0.hist.len() > 0 {
+    if !a.0.hist.is_empty() {
         let mut s = a.0.stats(format!("{name}: tenant A attack"), a.1, a.2);
         s.note = Some(format!(
             "{}; {}",
