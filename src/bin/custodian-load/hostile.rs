@@ -615,7 +615,9 @@ fn attack(
 /// Tenant B's paced traffic: worker `w` sends operation `w % 3` (lookup,
 /// PATCH, gate check; no gate token: lookups instead) at `b_rate /
 /// b_concurrency` per second each, until the attack is done and the window
-/// is over, or `hard_end`.
+/// is over, or `hard_end`. Latency counts from each request's due time
+/// (no coordinated omission). B's tokens are verified (and cached) during
+/// setup, before any attack.
 async fn b_traffic(
     ctx: &Ctx,
     cfg: &Hostile,
@@ -651,6 +653,10 @@ async fn b_traffic(
                 if due > now {
                     tokio::time::sleep_until(due.into()).await;
                 }
+                // Latency runs from when the request was due, not when it was
+                // sent: a worker held up by a stall is late with every request
+                // behind it, as a real client's queue would be.
+                let t0 = due;
                 due += interval;
                 let i = (k * workers + w) % n;
                 let p = &b.people[i];
@@ -681,7 +687,6 @@ async fn b_traffic(
                         body: Some(Bytes::from(json!({"userName": p.user_name}).to_string())),
                     },
                 };
-                let t0 = Instant::now();
                 let res = tokio::time::timeout(
                     cfg.attack_timeout,
                     conn.send(
