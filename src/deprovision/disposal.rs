@@ -818,7 +818,12 @@ pub fn is_small(
     if seen > limit {
         return Ok(false);
     }
-    let keys = alias_keys(c, tenant, person)?;
+    let keys = match alias_keys(c, tenant, person) {
+        Ok(keys) => keys,
+        // No such person: nothing to dispose; the caller answers the 404.
+        Err(StoreError::NotFound) => return Ok(true),
+        Err(e) => return Err(e),
+    };
     seen += users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::manager_key.eq_any(&keys))
