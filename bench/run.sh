@@ -8,12 +8,18 @@
 #      10k/100k/1M items) on SQLite and PostgreSQL: lookups, paging, members,
 #      disposal,
 #   5. the criterion micro-benchmarks,
+#   6. (optional, STEPS=hostile) the hostile workload: tenant A attacks with its
+#      own token (and disposes an owner of HOSTILE_OWNER items) while tenant B's
+#      lookups, PATCHes and gate checks are measured, on SQLite and PostgreSQL
+#      (HOSTILE_BACKENDS); its reports go to $OUT/hostile-*.md (STEPS=hostile
+#      alone leaves BENCHMARKS.md untouched),
 # and writes BENCHMARKS.md from the JSON reports (bench/report.py) plus the
 # hand-written analysis in bench/analysis.md.
 #
 #   bash bench/run.sh             # everything (about 30–40 minutes on 2 cores)
 #   SCALE_USERS=100000 OWNERS=10000,100000 bash bench/run.sh   # a smaller scale tier
 #   STEPS="crud peer" bash bench/run.sh                         # some steps only
+#   STEPS=hostile HOSTILE_BACKENDS=sqlite bash bench/run.sh     # the hostile workload
 #
 # Needs what the README's two commands need, plus python3 with venv/pip (the
 # peer) and the local PostgreSQL (127.0.0.1:5432, user postgres, trust auth).
@@ -228,6 +234,41 @@ if want criterion; then
     cat "$OUT/criterion.md"
 fi
 
-step "BENCHMARKS.md"
-python3 bench/report.py "$OUT" >"$REPO/BENCHMARKS.md"
-echo "wrote BENCHMARKS.md"
+# hostile LABEL DATABASE_URL: tenant "bench" (A) seeded with an owner of
+# $HOSTILE_OWNER items; tenant "victim" (B) starts empty.
+hostile() {
+    local label="$1" url="$2"
+    "$LOAD" seed --database-url "$url" --tenant bench --users "${HOSTILE_SEED_USERS:-10000}" \
+        --group-size 100 --items-per-user 1 --owners "$HOSTILE_OWNER" 2>&1 | tail -n 2
+    start_custodian "$label" "$url" "$BASE_PORT"
+    local pid=$SERVER_PID
+    LOAD_SCIM_TOKEN="$(token "$url" scim)" LOAD_B_SCIM_TOKEN="$(TENANT=victim token "$url" scim)" \
+        LOAD_GATE_TOKEN="$(TENANT=victim token "$url" gate)" \
+        "$LOAD" hostile --url "http://127.0.0.1:$BASE_PORT" --label "$label" --server-pid "$pid" \
+        --dispose-owner "$HOSTILE_OWNER" ${HOSTILE_ARGS:-} \
+        --json "$OUT/$label.json" --markdown "$OUT/$label.md" || echo "(hostile run reported failures; see the report)"
+    stop "$pid"
+}
+
+if want hostile; then
+    HOSTILE_OWNER="${HOSTILE_OWNER:-1000000}"
+    for b in ${HOSTILE_BACKENDS:-sqlite postgres}; do
+        step "hostile workload on $b (owner of $HOSTILE_OWNER items)"
+        if [[ $b == sqlite ]]; then
+            rm -rf "$OUT/sqlite-hostile" && mkdir -p "$OUT/sqlite-hostile"
+            hostile hostile-sqlite "sqlite://$OUT/sqlite-hostile/custodian.db"
+            rm -rf "$OUT/sqlite-hostile"
+        else
+            fresh_pg_db custodian_hostile
+            hostile hostile-postgres "$PG/custodian_hostile"
+            psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS custodian_hostile WITH (FORCE)" </dev/null
+        fi
+    done
+fi
+
+# The hostile step alone leaves BENCHMARKS.md as it is (see bench/hostile-draft.md).
+if [[ " $STEPS " != " hostile " ]]; then
+    step "BENCHMARKS.md"
+    python3 bench/report.py "$OUT" >"$REPO/BENCHMARKS.md"
+    echo "wrote BENCHMARKS.md"
+fi

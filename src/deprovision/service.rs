@@ -548,7 +548,7 @@ impl Deprov {
                 }
             }
         })?;
-        db.checkpoint();
+        db.checkpoint_soon();
         Ok(out)
     }
 
@@ -773,7 +773,7 @@ impl Deprov {
             }
         }
         if done > 0 {
-            db.checkpoint();
+            db.checkpoint_soon();
         }
         Ok(done)
     }

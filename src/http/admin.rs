@@ -448,7 +448,7 @@ async fn dispose(
             svc.deprov
                 .dispose_in(c, &w.caller.requester(), &id, "admin", expected.as_deref())
         })?;
-        svc.db.checkpoint();
+        svc.db.checkpoint_soon();
         Ok(r)
     })
     .await?;

@@ -982,21 +982,45 @@ pub fn delete(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    svc.db.write_alone(|c| {
+    let dispose = |c: &mut AnyConnection| {
         locked(c, caller, id, if_match, base)?;
         // DELETE disposes synchronously, in this transaction: the policy runs,
         // the tombstone is written, the person becomes a stub (404 from now on).
-        match svc.deprov.dispose_in(c, &caller.requester(), id, "delete", None)? {
-            Outcome::Disposed(r) => tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed"),
-            Outcome::Held { disposal_id, reason } => {
+        match svc
+            .deprov
+            .dispose_in(c, &caller.requester(), id, "delete", None)?
+        {
+            Outcome::Disposed(r) => {
+                tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")
+            }
+            Outcome::Held {
+                disposal_id,
+                reason,
+            } => {
                 tracing::info!(user_id = %id, %disposal_id, reason, actor = %caller.actor, "user deleted; disposal held")
             }
         }
         Ok::<(), ServiceError>(())
-    })?;
-    svc.db.checkpoint();
+    };
+    // SQLite: a disposal of bounded size (checked under the writer) shares a
+    // write group like any request; a larger one runs alone (`write_alone`).
+    let grouped = svc.db.backend() == store::Backend::Sqlite
+        && svc.db.write(|c| {
+            if !crate::deprovision::disposal::is_small(c, &caller.tenant_id, id, SMALL_DISPOSAL)? {
+                return Ok::<_, ServiceError>(false);
+            }
+            dispose(c).map(|()| true)
+        })?;
+    if !grouped {
+        svc.db.write_alone(dispose)?;
+    }
+    // Folds the disposal out of the WAL soon, off this request (the commit is done).
+    svc.db.checkpoint_soon();
     Ok(())
 }
+
+/// Rows a DELETE's disposal may touch and still share a write group.
+const SMALL_DISPOSAL: usize = 256;
 
 pub fn list(
     svc: &Services,

@@ -144,12 +144,14 @@ impl ManageConnection for Manager {
                 let mut c =
                     diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first: WAL setup itself may wait on another connection.
+                c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"))
+                    .map_err(r2d2::Error::QueryError)?;
                 // The server checkpoints from its own thread (`checkpoint_passive`);
                 // the raised autocheckpoint (40 MiB of WAL) is the backstop. At the
                 // default (4 MiB) a request's commit ran the checkpoint, fsyncs
                 // included, while every other writer waited.
                 c.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                    "PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
                      PRAGMA wal_autocheckpoint = 10000;",
                 )
@@ -182,6 +184,32 @@ where
     }
 }
 
+/// The connections' busy timeout (ms): how long a statement waits for a lock.
+const BUSY_TIMEOUT_MS: u32 = 5000;
+/// `checkpoint`: attempts at a TRUNCATE checkpoint, this far apart.
+const TRUNCATE_ATTEMPTS: u32 = 20;
+const TRUNCATE_RETRY: Duration = Duration::from_millis(50);
+/// `checkpoint_soon`: disposals this close together share a checkpoint.
+const TRUNCATE_BATCH: Duration = Duration::from_millis(100);
+/// `checkpoint_soon`: retries stop after this (a reader that long on old
+/// frames); the next disposal asks again.
+const TRUNCATE_GIVE_UP: Duration = Duration::from_secs(30);
+/// `checkpoint_soon`'s thread ends after this long with nothing to do.
+const TRUNCATOR_IDLE: Duration = Duration::from_secs(5);
+
+/// Pending TRUNCATE checkpoints after disposals, and whether a thread runs them.
+#[derive(Default)]
+struct Truncation {
+    state: std::sync::Mutex<TruncationState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct TruncationState {
+    pending: bool,
+    running: bool,
+}
+
 /// The database handle shared by the service.
 #[derive(Clone)]
 pub struct Db {
@@ -193,6 +221,8 @@ pub struct Db {
     /// PASSIVE one fails with "busy" at once (no busy handler), which would
     /// leave a disposal's pages in the WAL.
     checkpoints: Arc<std::sync::Mutex<()>>,
+    /// Disposals' requests for a TRUNCATE checkpoint (`checkpoint_soon`).
+    truncation: Arc<Truncation>,
     /// `read` takes only an idle connection, failing with `WouldWait` rather
     /// than waiting (handles from `idle_sqlite`).
     no_wait: bool,
@@ -245,6 +275,7 @@ impl Db {
                 Backend::Postgres => None,
             },
             checkpoints: Arc::default(),
+            truncation: Arc::default(),
             no_wait: false,
             idle_check: IDLE_CHECK,
             deadlines: Deadlines::default(),
@@ -418,32 +449,136 @@ impl Db {
         atomic_with(&mut conn, Some(&pg_begin(limit, limit)), f).0
     }
 
-    /// SQLite: fold the WAL back into the database file so pages a disposal
-    /// overwrote (with `secure_delete`) do not linger in the log. Best effort.
+    /// SQLite: fold the WAL back into the database file and truncate it, so
+    /// pages a disposal overwrote (with `secure_delete`) linger neither in the
+    /// log nor in the file. Waits (outside the writer) for at most about a
+    /// second when readers still need old frames; best effort. Disposals call
+    /// `checkpoint_soon` instead, which batches this off the request path.
     pub fn checkpoint(&self) {
-        if let Some(writer) = &self.writer {
-            let _one = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
-            writer.exclusive(&self.pool, |c| {
-                #[derive(QueryableByName)]
-                struct Checkpoint {
-                    #[diesel(sql_type = diesel::sql_types::Integer)]
-                    busy: i32,
+        if self.writer.is_none() {
+            return;
+        }
+        for attempt in 0..TRUNCATE_ATTEMPTS {
+            match self.try_truncate() {
+                Ok(true) => return,
+                Ok(false) if attempt + 1 < TRUNCATE_ATTEMPTS => std::thread::sleep(TRUNCATE_RETRY),
+                Ok(false) => tracing::warn!(
+                    "WAL checkpoint was busy (readers on old frames); a later one will truncate the log"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    return;
                 }
-                // `busy` = 1: a reader still needed old frames; the pages stay
-                // in the WAL until a later checkpoint. Retry briefly, then say so.
-                for attempt in 0..20 {
-                    match diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load::<Checkpoint>(c) {
-                        Ok(rows) if rows.first().is_none_or(|r| r.busy == 0) => return,
-                        Ok(_) if attempt < 19 => std::thread::sleep(Duration::from_millis(50)),
-                        Ok(_) => tracing::warn!("WAL checkpoint after disposal was busy; a later one will truncate the log"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
-                            return;
-                        }
+            }
+        }
+    }
+
+    /// SQLite: a disposal committed; its overwritten pages are folded into the
+    /// file and the WAL truncated within `TRUNCATE_BATCH` plus retries (about
+    /// half a second when readers let it), by a background thread. Returns at
+    /// once: the request never waits for, nor holds the writer during, the
+    /// retries; disposals that come close together share one checkpoint.
+    pub fn checkpoint_soon(&self) {
+        if self.writer.is_none() {
+            return;
+        }
+        let t = &self.truncation;
+        let mut st = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.pending = true;
+        if st.running {
+            t.wake.notify_all();
+            return;
+        }
+        let db = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wal-truncate".into())
+            .spawn(move || db.truncator());
+        if spawned.is_ok() {
+            st.running = true;
+        } else {
+            drop(st);
+            self.checkpoint();
+        }
+    }
+
+    /// The body of `checkpoint_soon`'s thread. It ends after `TRUNCATOR_IDLE`
+    /// with nothing to do (it holds a handle on the pool), and the next
+    /// disposal starts another.
+    fn truncator(&self) {
+        let t = &self.truncation;
+        loop {
+            {
+                let mut st = t.state.lock().unwrap_or_else(|p| p.into_inner());
+                while !st.pending {
+                    let (next, waited) = t
+                        .wake
+                        .wait_timeout(st, TRUNCATOR_IDLE)
+                        .unwrap_or_else(|p| p.into_inner());
+                    st = next;
+                    if waited.timed_out() && !st.pending {
+                        st.running = false;
+                        return;
                     }
                 }
-            });
+                st.pending = false;
+            }
+            // Let disposals arriving together share one checkpoint.
+            std::thread::sleep(TRUNCATE_BATCH);
+            let deadline = Instant::now() + TRUNCATE_GIVE_UP;
+            loop {
+                match self.try_truncate() {
+                    Ok(true) => break,
+                    Ok(false) if Instant::now() < deadline => std::thread::sleep(TRUNCATE_RETRY),
+                    Ok(false) => {
+                        tracing::warn!(
+                            "WAL checkpoint after disposal stayed busy (readers on old frames); the next disposal retries"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint after disposal failed");
+                        break;
+                    }
+                }
+            }
         }
+    }
+
+    /// One attempt at a TRUNCATE checkpoint that holds the writer only for
+    /// what is left to copy: a PASSIVE checkpoint first copies the log with no
+    /// lock at all; then, in the writers' turn, the TRUNCATE copies the few
+    /// frames committed since and resets the log, without waiting for readers
+    /// (busy timeout 0: readers on old frames make it fail at once, and the
+    /// caller retries outside the writer). `Ok(false)`: busy.
+    fn try_truncate(&self) -> Result<bool, StoreError> {
+        #[derive(QueryableByName)]
+        struct Checkpoint {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            busy: i32,
+        }
+        let Some(writer) = &self.writer else {
+            return Ok(true);
+        };
+        let _one = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        self.pool
+            .get()?
+            .batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
+        let mut outcome = Ok(false);
+        writer.exclusive(&self.pool, |c| {
+            outcome = (|| {
+                c.batch_execute("PRAGMA busy_timeout = 0")?;
+                let rows =
+                    diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load::<Checkpoint>(c);
+                if let Err(e) = c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
+                {
+                    // Never hand out a connection that fails at once when busy.
+                    mark_broken(c);
+                    return Err(e.into());
+                }
+                Ok(rows?.first().is_none_or(|r| r.busy == 0))
+            })();
+        });
+        outcome
     }
 
     /// SQLite: copy committed WAL pages into the database file without waiting

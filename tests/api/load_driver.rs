@@ -229,3 +229,165 @@ crate::both_backends!(
     seed_and_scale_driver_run_and_verify,
     super::seeded_scale_workloads
 );
+
+/// The rows of `r` whose workload starts with `prefix`.
+fn rows<'a>(r: &'a Value, prefix: &str) -> Vec<&'a Value> {
+    r["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|s| {
+            s["workload"]
+                .as_str()
+                .is_some_and(|w| w.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// Status counts of a row (`extra.status_*`), which must account for every request.
+fn statuses(s: &Value) -> std::collections::BTreeMap<String, u64> {
+    let codes: std::collections::BTreeMap<String, u64> = s["extra"]
+        .as_object()
+        .expect("status counts")
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("status_")?.to_string(), v.as_f64()? as u64)))
+        .collect();
+    assert_eq!(
+        codes.values().sum::<u64>(),
+        s["requests"].as_u64().expect("requests"),
+        "every request's status is counted: {s}"
+    );
+    codes
+}
+
+/// `custodian-load hostile`, briefly and small: every attack runs (tenant A,
+/// seeded with an owner of 500 items for the disposal) while tenant B's
+/// lookups, PATCHes and gate checks are measured; the report has B's figures
+/// and every status code for each attack. Timings are not judged here.
+async fn hostile_workload(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let seed: Vec<String> = [
+        "seed",
+        "--database-url",
+        &app.db_url,
+        "--tenant",
+        "attacker",
+        "--users",
+        "50",
+        "--group-size",
+        "10",
+        "--items-per-user",
+        "1",
+        "--owners",
+        "500",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (ok, log) = tokio::task::spawn_blocking(move || run_driver(seed))
+        .await
+        .expect("join");
+    assert!(ok, "{log}");
+    let json = dir.path().join("hostile.json");
+    let mut args = vec!["hostile".to_string()];
+    args.extend(common_args(&app, "attacker", &json));
+    // Tenant B: the victim, with its own SCIM and gate tokens.
+    let gate = args.iter().position(|a| a == "--gate-token").expect("gate") + 1;
+    args[gate] = app.token_for("victim", Scope::Gate);
+    args.extend(
+        [
+            "--b-token".to_string(),
+            app.token_for("victim", Scope::Scim),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "--window",
+                "1",
+                "--attack-timeout",
+                "60",
+                "--b-users",
+                "6",
+                "--b-concurrency",
+                "3",
+                "--b-rate",
+                "60",
+                "--emails",
+                "40",
+                "--member-ids",
+                "40",
+                "--search-users",
+                "5",
+                "--search-conns",
+                "2",
+                "--attr-bytes",
+                "2000",
+                "--ext-users",
+                "3",
+                "--ext-bytes",
+                "4000",
+                "--ext-conns",
+                "2",
+                "--secret-conns",
+                "2",
+                "--flood-conns",
+                "4",
+                "--flood-requests",
+                "40",
+                "--dispose-owner",
+                "500",
+            ]
+            .map(String::from),
+        ),
+    );
+    let (ok, log) = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("join");
+    assert!(ok, "{log}");
+    let r = report(&json);
+    for attack in [
+        "baseline",
+        "emails",
+        "members",
+        "search",
+        "extension",
+        "secrets",
+        "flood",
+        "dispose",
+    ] {
+        for op in ["lookup userName eq", "PATCH displayName", "gate check"] {
+            let row = stats(&r, &format!("{attack}: tenant B {op}"));
+            assert!(row["requests"].as_u64() > Some(0), "{row}");
+            assert!(row["p99_ms"].as_f64().is_some(), "{row}");
+            statuses(row);
+        }
+        let a = rows(&r, &format!("{attack}: tenant A attack"));
+        if attack == "baseline" {
+            assert!(a.is_empty(), "the baseline has no attack: {a:?}");
+        } else {
+            assert_eq!(a.len(), 1, "{attack}: {r}");
+            statuses(a[0]);
+        }
+    }
+    // The disposal really ran: one DELETE, answered 204, and the owner is gone.
+    let codes = statuses(stats(&r, "dispose: tenant A attack"));
+    assert_eq!(codes.get("204"), Some(&1), "{codes:?}");
+    let tok = app.token_for("attacker", Scope::Scim);
+    let v: Value = app
+        .client
+        .get(app.url("/Users"))
+        .query(&[("filter", "userName eq \"owner-500@scale.example.edu\"")])
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["totalResults"], 0, "{v}");
+    // The flood created users in tenant A.
+    let flood = statuses(stats(&r, "flood: tenant A attack"));
+    assert!(flood.get("201").is_some_and(|n| *n > 0), "{flood:?}");
+}
+
+crate::both_backends!(hostile_driver_runs_and_reports, super::hostile_workload);

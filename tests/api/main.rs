@@ -24,6 +24,7 @@ mod load_driver;
 mod pool;
 mod robustness;
 mod users;
+mod wal;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};

@@ -8,6 +8,7 @@
 mod client;
 mod crud;
 mod ctx;
+mod hostile;
 mod payloads;
 mod report;
 mod rss;
@@ -100,6 +101,86 @@ enum Cmd {
         path: String,
         #[arg(long, default_value_t = 50000)]
         requests: usize,
+    },
+    /// Tenant A (--token) attacks with its own valid token while tenant B
+    /// (--b-token, --gate-token) runs paced lookups, PATCH writes and gate
+    /// checks; reports B's p50/p99 and status codes per operation, and A's
+    /// status codes, for each attack.
+    ///
+    /// Attacks (--attacks, in this order): baseline (no attack), emails (PATCH
+    /// add of --emails bare-string emails), members (group PATCH, path-less
+    /// key " members", --member-ids ids), search (--search-conns parallel POST
+    /// /Users/.search with an --attr-bytes attributes list over --search-users
+    /// users), extension (--ext-conns threads looking up, by a shared email,
+    /// --ext-users users carrying an --ext-bytes unknown extension), secrets
+    /// (--secret-conns threads presenting A's token id with random secrets),
+    /// flood (POST /Users at --flood-conns connections), dispose (SCIM DELETE
+    /// of the seeded owner of --dispose-owner items: run `seed` on tenant A
+    /// first; skipped when 0). The slow-webhook attack is not implemented.
+    ///
+    /// Every attack sends a bounded number of requests and starts none after
+    /// --window (each request gives up after --attack-timeout); A's requests
+    /// may well be refused (400/413/429): their codes are recorded, not
+    /// judged. Traffic goes to --url only (127.0.0.1 in bench/run.sh).
+    #[command(verbatim_doc_comment)]
+    Hostile {
+        #[command(flatten)]
+        common: Common,
+        /// Tenant B's SCIM bearer token (the victim; --token is tenant A's)
+        #[arg(long, env = "LOAD_B_SCIM_TOKEN", hide_env_values = true)]
+        b_token: Option<String>,
+        /// Attacks to run, in the fixed order above
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "baseline,emails,members,search,extension,secrets,flood,dispose"
+        )]
+        attacks: Vec<String>,
+        /// Seconds each attack may start requests for (and B's traffic lasts at least)
+        #[arg(long, default_value_t = 10)]
+        window: u64,
+        /// Seconds before one request is given up on (counted as "timeout")
+        #[arg(long, default_value_t = 120)]
+        attack_timeout: u64,
+        /// Users tenant B creates for its traffic
+        #[arg(long, default_value_t = 200)]
+        b_users: usize,
+        /// Tenant B's connections (lookup, PATCH and gate in turn), each paced
+        /// at --b-rate / --b-concurrency: with 24 at 300 req/s, a connection
+        /// falls behind only when its answers take over 80 ms
+        #[arg(long, default_value_t = 24)]
+        b_concurrency: usize,
+        /// Tenant B's total offered rate (req/s)
+        #[arg(long, default_value_t = 300.0)]
+        b_rate: f64,
+        #[arg(long, default_value_t = 16_000)]
+        emails: usize,
+        #[arg(long, default_value_t = 20_000)]
+        member_ids: usize,
+        #[arg(long, default_value_t = 300)]
+        search_users: usize,
+        #[arg(long, default_value_t = 8)]
+        search_conns: usize,
+        /// Size of the attributes list (bytes, about)
+        #[arg(long, default_value_t = 900_000)]
+        attr_bytes: usize,
+        #[arg(long, default_value_t = 100)]
+        ext_users: usize,
+        /// Size of each user's unknown extension (bytes)
+        #[arg(long, default_value_t = 900_000)]
+        ext_bytes: usize,
+        #[arg(long, default_value_t = 4)]
+        ext_conns: usize,
+        #[arg(long, default_value_t = 16)]
+        secret_conns: usize,
+        #[arg(long, default_value_t = 128)]
+        flood_conns: usize,
+        /// Creates the flood sends at most
+        #[arg(long, default_value_t = 200_000)]
+        flood_requests: usize,
+        /// Items of the seeded owner disposed by the dispose attack (0: skip)
+        #[arg(long, default_value_t = 0)]
+        dispose_owner: usize,
     },
     /// Loads the scale dataset directly into a database (not over HTTP).
     Seed {
@@ -205,6 +286,7 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
         Cmd::Crud { common, .. } => (common, "crud"),
         Cmd::Scale { common, .. } => (common, "scale"),
         Cmd::Raw { common, .. } => (common, "raw"),
+        Cmd::Hostile { common, .. } => (common, "hostile"),
         Cmd::Seed { .. } => return Ok(true),
     };
     let (endpoint, base_path) = client::Endpoint::parse(&common.url)?;
@@ -271,6 +353,67 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
             .await?;
             serde_json::json!({"users": users, "requests": requests, "group_size": group_size,
                 "member_ops": member_ops, "owners": owners, "workloads": workloads})
+        }
+        Cmd::Hostile {
+            common,
+            b_token,
+            attacks,
+            window,
+            attack_timeout,
+            b_users,
+            b_concurrency,
+            b_rate,
+            emails,
+            member_ids,
+            search_users,
+            search_conns,
+            attr_bytes,
+            ext_users,
+            ext_bytes,
+            ext_conns,
+            secret_conns,
+            flood_conns,
+            flood_requests,
+            dispose_owner,
+        } => {
+            let cfg = hostile::Hostile {
+                b_scim_auth: bearer(b_token),
+                a_token: common.token.clone(),
+                attacks: attacks.clone(),
+                window: Duration::from_secs(*window),
+                attack_timeout: Duration::from_secs(*attack_timeout),
+                b_users: *b_users,
+                b_concurrency: *b_concurrency,
+                b_rate: *b_rate,
+                emails: *emails,
+                member_ids: *member_ids,
+                search_users: *search_users,
+                search_conns: *search_conns,
+                attr_bytes: *attr_bytes,
+                ext_users: *ext_users,
+                ext_bytes: *ext_bytes,
+                ext_conns: *ext_conns,
+                secret_conns: *secret_conns,
+                flood_conns: *flood_conns,
+                flood_requests: *flood_requests,
+                dispose_owner: *dispose_owner,
+            };
+            if let Some(bad) = attacks
+                .iter()
+                .find(|a| !hostile::ATTACKS.contains(&a.as_str()))
+            {
+                return Err(format!(
+                    "unknown attack '{bad}' (known: {})",
+                    hostile::ATTACKS.join(",")
+                ));
+            }
+            hostile::run(&ctx, &cfg).await?;
+            serde_json::json!({"attacks": attacks, "window_s": window, "attack_timeout_s": attack_timeout,
+                "b_users": b_users, "b_concurrency": b_concurrency, "b_rate": b_rate, "emails": emails,
+                "member_ids": member_ids, "search_users": search_users, "search_conns": search_conns,
+                "attr_bytes": attr_bytes, "ext_users": ext_users, "ext_bytes": ext_bytes,
+                "ext_conns": ext_conns, "secret_conns": secret_conns, "flood_conns": flood_conns,
+                "flood_requests": flood_requests, "dispose_owner": dispose_owner})
         }
         Cmd::Raw { path, requests, .. } => {
             let make = |_| run::Req {

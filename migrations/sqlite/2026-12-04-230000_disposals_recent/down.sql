@@ -1,0 +1,1 @@
+DROP INDEX disposals_recent;
