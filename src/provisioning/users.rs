@@ -427,7 +427,7 @@ fn dispose_previous(
             .into()),
         }
     })?;
-    svc.db.checkpoint();
+    svc.db.checkpoint_soon();
     tracing::info!(user_id = %holder, disposal_id = %receipt.disposal_id, actor = %caller.actor, "previous holder disposed for reuse");
     Ok(())
 }
