@@ -20,6 +20,13 @@ use serde_json::{Value, json};
 /// Above this many members a PATCH answers 204 instead of echoing the group.
 pub const PATCH_ECHO_LIMIT: i64 = 1000;
 
+/// A write naming more members than this runs alone (`Db::write_alone`): a
+/// group holds at most what its body limit allows (~1.5 M ids), and such a
+/// list commits as a transaction of its own instead of keeping other
+/// tenants' writes in a shared write group, and their answers, waiting for
+/// it. Smaller member changes, the common case, stay in the group.
+pub const ALONE_MEMBERS: usize = 1000;
+
 fn meta(row: &GroupRow, base: &str) -> Meta {
     Meta {
         resource_type: "Group",
@@ -223,6 +230,36 @@ fn add_known(
     Ok(())
 }
 
+/// Array elements anywhere in `v`: an upper bound on the members a document
+/// operation can carry (`members` spelled inside a schema URN object reaches
+/// the document and is added from there).
+fn array_items(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len() + a.iter().map(array_items).sum::<usize>(),
+        Value::Object(o) => o.values().map(array_items).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether a PATCH runs alone (`Db::write_alone`) instead of in a write group:
+/// when it may remove any number of members (a replace of the list, a remove
+/// of all or by filter), or names more than `ALONE_MEMBERS` of them.
+fn runs_alone(doc_ops: &[Operation], member_ops: &[MemberOp]) -> bool {
+    let mut named = 0;
+    for m in member_ops {
+        match m {
+            MemberOp::Add(ids) | MemberOp::Remove(ids) => named += ids.len(),
+            MemberOp::Replace(_) | MemberOp::RemoveAll | MemberOp::RemoveWhere(_) => return true,
+        }
+    }
+    named += doc_ops
+        .iter()
+        .filter_map(|o| o.value.as_ref())
+        .map(array_items)
+        .sum::<usize>();
+    named > ALONE_MEMBERS
+}
+
 fn set_members(
     c: &mut AnyConnection,
     caller: &Caller,
@@ -277,7 +314,7 @@ pub fn create(
     let mut doc = normalize_within(&GROUP_TYPE, body, &svc.limits)?;
     let members = take_members(&mut doc)?;
     let now = svc.deprov.now();
-    svc.db.write(|c| {
+    let write = |c: &mut AnyConnection| {
         check_unique(c, caller, &doc, None)?;
         let k = group_keys(&doc);
         let row = GroupRow {
@@ -295,7 +332,12 @@ pub fn create(
         add_known(c, caller, &row.id, &members, &now)?;
         tracing::info!(group_id = %row.id, actor = %caller.actor, "group created");
         rendered(c, caller, &row, projection, base)
-    })
+    };
+    if members.len() > ALONE_MEMBERS {
+        svc.db.write_alone(write)
+    } else {
+        svc.db.write(write)
+    }
 }
 
 pub fn get(
@@ -450,11 +492,7 @@ pub fn patch(
 ) -> Result<PatchOutcome, ServiceError> {
     let (doc_ops, member_ops) = split_ops(ops)?;
     let now = svc.deprov.now();
-    // Adding or removing named members is bounded by the request; replacing
-    // the list or removing all or by filter is not: those run alone.
-    let unbounded = member_ops
-        .iter()
-        .any(|m| !matches!(m, MemberOp::Add(_) | MemberOp::Remove(_)));
+    let alone = runs_alone(&doc_ops, &member_ops);
     let write = |c: &mut AnyConnection| {
         crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
         let mut row =
@@ -508,7 +546,7 @@ pub fn patch(
             c, caller, &row, projection, base,
         )?))
     };
-    if unbounded {
+    if alone {
         svc.db.write_alone(write)
     } else {
         svc.db.write(write)
@@ -670,6 +708,49 @@ mod tests {
                 "{key:?}"
             );
         }
+    }
+
+    /// Small named member changes stay in the write group; a list above
+    /// `ALONE_MEMBERS` (by path, path-less key or inside a schema URN object)
+    /// and every change that can remove any number of members run alone.
+    #[test]
+    fn large_member_changes_run_alone() {
+        let ids = |n: usize| -> Vec<Value> { (0..n).map(|i| json!(format!("u{i}"))).collect() };
+        let alone = |ops: Value| {
+            let (doc, m) = split(json!({ "Operations": ops }));
+            runs_alone(&doc, &m)
+        };
+        let at = ALONE_MEMBERS;
+        assert!(!alone(
+            json!([{"op": "add", "path": "members", "value": ids(at)}])
+        ));
+        assert!(!alone(
+            json!([{"op": "remove", "path": "members", "value": ids(at)}])
+        ));
+        assert!(!alone(
+            json!([{"op": "add", "path": "members", "value": ids(1)},
+            {"op": "remove", "path": "members[value eq \"u2\"]"},
+            {"op": "replace", "path": "displayName", "value": "X"}])
+        ));
+        assert!(alone(
+            json!([{"op": "add", "path": "members", "value": ids(at + 1)}])
+        ));
+        assert!(alone(
+            json!([{"op": "add", "value": {" members": ids(at + 1)}}])
+        ));
+        assert!(alone(
+            json!([{"op": "add", "path": "members", "value": ids(at / 2 + 1)},
+            {"op": "remove", "path": "members", "value": ids(at / 2)}])
+        ));
+        assert!(alone(json!([{"op": "add", "value": {
+            "urn:ietf:params:scim:schemas:core:2.0:Group": {"members": ids(at + 1)}}}])));
+        assert!(alone(
+            json!([{"op": "replace", "path": "members", "value": ids(1)}])
+        ));
+        assert!(alone(json!([{"op": "remove", "path": "members"}])));
+        assert!(alone(
+            json!([{"op": "remove", "path": "members[type eq \"Group\"]"}])
+        ));
     }
 
     #[test]

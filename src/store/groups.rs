@@ -2,7 +2,8 @@
 
 use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
-use super::schema::{group_members, groups, users};
+use super::schema::{group_members, groups};
+use super::sql::LiteralCondition;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -111,7 +112,8 @@ pub fn delete(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, 
 }
 
 /// Splits candidate member ids into users and groups of this tenant; unknown ids
-/// (and ids of other tenants) are dropped and returned separately.
+/// (and ids of other tenants) are dropped and returned separately. One query
+/// per `RESOLVE_CHUNK` ids, whatever their kind.
 pub fn resolve_members(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -120,23 +122,25 @@ pub fn resolve_members(
     use std::collections::HashSet;
     let mut user_ids: HashSet<String> = HashSet::new();
     let mut group_ids: HashSet<String> = HashSet::new();
-    // Chunked: SQLite caps bound variables per statement.
-    for chunk in ids.chunks(CHUNK) {
-        user_ids.extend(
-            users::table
-                .filter(users::tenant_id.eq(tenant))
-                .filter(users::id.eq_any(chunk))
-                .filter(super::users::visible())
-                .select(users::id)
-                .load::<String>(conn)?,
-        );
-        group_ids.extend(
-            groups::table
-                .filter(groups::tenant_id.eq(tenant))
-                .filter(groups::id.eq_any(chunk))
-                .select(groups::id)
-                .load::<String>(conn)?,
-        );
+    for chunk in ids.chunks(RESOLVE_CHUNK) {
+        let mut sql = Sql::default();
+        sql.push("SELECT users.id AS id, 'User' AS kind FROM users WHERE users.tenant_id = ")
+            .bind_text(tenant)
+            .push(" AND ")
+            .push(<super::users::VisibleStates as LiteralCondition>::SQL)
+            .push(" AND users.id IN ")
+            .bind_list(chunk)
+            .push(" UNION ALL SELECT groups.id, 'Group' FROM groups WHERE groups.tenant_id = ")
+            .bind_text(tenant)
+            .push(" AND groups.id IN ")
+            .bind_list(chunk);
+        for row in load_sql::<KindRow>(conn, &sql)? {
+            if row.kind == "User" {
+                user_ids.insert(row.id);
+            } else {
+                group_ids.insert(row.id);
+            }
+        }
     }
     let mut found = Vec::new();
     let mut unknown = Vec::new();
@@ -156,31 +160,31 @@ pub fn resolve_members(
     Ok((found, unknown))
 }
 
+#[derive(QueryableByName)]
+struct KindRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+}
+
 /// A membership change changes the member's `groups`: bump its version so
-/// ETags and `meta.lastModified` follow. Set-based, chunked.
+/// ETags and `meta.lastModified` follow. Set-based: two statements per `CHUNK`.
 fn touch_members(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<(), StoreError> {
     let now = crate::store::time::now();
     for chunk in ids.chunks(CHUNK) {
-        diesel::update(
-            users::table
-                .filter(users::tenant_id.eq(tenant))
-                .filter(users::id.eq_any(chunk)),
-        )
-        .set((
-            users::version.eq(users::version + 1),
-            users::updated_at.eq(&now),
-        ))
-        .execute(conn)?;
-        diesel::update(
-            groups::table
-                .filter(groups::tenant_id.eq(tenant))
-                .filter(groups::id.eq_any(chunk)),
-        )
-        .set((
-            groups::version.eq(groups::version + 1),
-            groups::updated_at.eq(&now),
-        ))
-        .execute(conn)?;
+        for table in ["users", "groups"] {
+            let mut sql = Sql::default();
+            sql.push("UPDATE ")
+                .push(table)
+                .push(" SET version = version + 1, updated_at = ")
+                .bind_text(now.as_str())
+                .push(" WHERE tenant_id = ")
+                .bind_text(tenant)
+                .push(" AND id IN ")
+                .bind_list(chunk);
+            execute_sql(conn, &sql)?;
+        }
     }
     Ok(())
 }
@@ -218,42 +222,72 @@ pub fn remove_from_all_groups(
     .execute(conn)?)
 }
 
-/// Ids per `IN (…)` list: well under SQLite's bound-variable limit.
-pub const CHUNK: usize = 500;
+/// Ids per `IN (…)` list: a power of two (lists are padded to one, `Sql::bind_list`),
+/// well under SQLite's historic limit of 999 bound values per statement.
+pub const CHUNK: usize = 512;
 
-/// Adds memberships; already-present ones are left alone. One row each, so a
-/// member added to a huge group costs one insert.
+/// Ids per member lookup: two lists of them in one statement.
+const RESOLVE_CHUNK: usize = 256;
+
+/// Rows per membership `INSERT`: five values each, 640 in all. A power of
+/// two: a shorter chunk is padded to one, so any number of members makes at
+/// most eight statement shapes (each cached once per connection).
+const INSERT_ROWS: usize = 128;
+
+/// Adds memberships; already-present ones are left alone. Returns the ids
+/// that were new. One multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`
+/// per `INSERT_ROWS` members, so a 20,000-member add is 157 statements inside
+/// the writer, not 20,000; a member added to a huge group is still one row.
 pub fn add_members(
     conn: &mut AnyConnection,
     tenant: &str,
     group_id: &str,
     members: &[(String, MemberKind)],
     now: &str,
-) -> Result<usize, StoreError> {
-    let mut added = 0;
-    let mut touched = Vec::new();
-    for (id, kind) in members {
+) -> Result<Vec<String>, StoreError> {
+    let mut added = Vec::new();
+    for chunk in members.chunks(INSERT_ROWS) {
         let mut sql = Sql::default();
-        sql.push("INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES (")
-            .bind_text(group_id)
-            .push(", ")
-            .bind_text(id.clone())
-            .push(", ")
-            .bind_text(tenant)
-            .push(", ")
-            .bind_text(kind.as_str())
-            .push(", ")
-            .bind_text(now)
-            .push(") ON CONFLICT DO NOTHING");
-        if execute_sql(conn, &sql)? > 0 {
-            added += 1;
-            touched.push(id.clone());
+        sql.push(
+            "INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES ",
+        );
+        // Padded with the last member: a repeated row conflicts with itself
+        // and is skipped (`DO NOTHING` allows that on both backends), and
+        // `RETURNING` names only rows actually inserted.
+        for i in 0..chunk.len().next_power_of_two() {
+            let Some((id, kind)) = chunk.get(i).or(chunk.last()) else {
+                break;
+            };
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind_text(group_id)
+                .push(", ")
+                .bind_text(id.as_str())
+                .push(", ")
+                .bind_text(tenant)
+                .push(", ")
+                .bind_text(kind.as_str())
+                .push(", ")
+                .bind_text(now)
+                .push(")");
         }
+        sql.push(" ON CONFLICT DO NOTHING RETURNING member_id");
+        added.extend(
+            load_sql::<MemberIdRow>(conn, &sql)?
+                .into_iter()
+                .map(|r| r.member_id),
+        );
     }
-    touch_members(conn, tenant, &touched)?;
+    touch_members(conn, tenant, &added)?;
     Ok(added)
 }
 
+#[derive(QueryableByName)]
+struct MemberIdRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    member_id: String,
+}
+
+/// Removes the memberships of `ids` (absent ones are skipped); returns how many.
 pub fn remove_members(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -262,13 +296,14 @@ pub fn remove_members(
 ) -> Result<usize, StoreError> {
     let mut n = 0;
     for chunk in ids.chunks(CHUNK) {
-        n += diesel::delete(
-            group_members::table
-                .filter(group_members::tenant_id.eq(tenant))
-                .filter(group_members::group_id.eq(group_id))
-                .filter(group_members::member_id.eq_any(chunk)),
-        )
-        .execute(conn)?;
+        let mut sql = Sql::default();
+        sql.push("DELETE FROM group_members WHERE tenant_id = ")
+            .bind_text(tenant)
+            .push(" AND group_id = ")
+            .bind_text(group_id)
+            .push(" AND member_id IN ")
+            .bind_list(chunk);
+        n += execute_sql(conn, &sql)?;
     }
     if n > 0 {
         touch_members(conn, tenant, ids)?;

@@ -309,3 +309,242 @@ async fn member_rendering_and_projection(b: Backend) {
     assert_eq!(none["displayName"], "rendered");
 }
 crate::both_backends!(member_rendering, super::member_rendering_and_projection);
+
+/// The ids of `n` users seeded straight into the default tenant (over HTTP
+/// this would take a while), sorted; the seeder adds an heir and an owner.
+async fn seeded_user_ids(app: &crate::common::TestApp, n: usize) -> Vec<String> {
+    let seed: Vec<String> = [
+        "seed",
+        "--database-url",
+        &app.db_url,
+        "--tenant",
+        "default",
+        "--users",
+        &n.to_string(),
+        "--group-size",
+        "0",
+        "--items-per-user",
+        "0",
+        "--owners",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_custodian-load"))
+            .args(&seed)
+            .output()
+            .expect("run custodian-load seed")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let tenant = app.default_tenant_id();
+    let mut ids: Vec<String> = app
+        .db
+        .read(|c| {
+            let mut sql = custodian::store::db::Sql::default();
+            sql.push("SELECT id FROM users WHERE tenant_id = ")
+                .bind_text(tenant.clone());
+            custodian::store::db::load_sql::<Id>(c, &sql)
+        })
+        .expect("user ids")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), n + 2);
+    ids
+}
+
+fn stored_members(app: &crate::common::TestApp, gid: &str) -> Vec<String> {
+    let tenant = app.default_tenant_id();
+    sorted(
+        app.db
+            .read(|c| custodian::store::groups::members(c, &tenant, gid))
+            .expect("members")
+            .into_iter()
+            .map(|m| m.id)
+            .collect(),
+    )
+}
+
+async fn user_version(app: &crate::common::TestApp, id: &str) -> Value {
+    let (s, u) = body(
+        app.req(Method::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 200, "{u}");
+    u["meta"]["version"].clone()
+}
+
+/// Membership writes are batched (multi-row INSERTs of 128 rows, lookups of
+/// 256 ids, updates of 512): adds across those boundaries, with duplicates,
+/// unknown ids and another tenant's ids, store exactly the known members and
+/// report exactly the new ones. An add above `ALONE_MEMBERS` (a transaction
+/// of its own) works by PATCH and POST, and when a later operation of its
+/// PATCH fails, none of it is stored.
+async fn batched_member_writes(b: Backend) {
+    use custodian::store::groups::{MemberKind, add_members, resolve_members};
+    let app = spawn_app(b).await;
+    let pool = seeded_user_ids(&app, 1400).await;
+    let tenant = app.default_tenant_id();
+    let other = app.new_tenant_token().await;
+    let mut foreign = vec![];
+    for i in 0..2 {
+        let (s, v) = body(
+            app.client
+                .post(app.url("/Users"))
+                .bearer_auth(&other)
+                .json(&crate::user_body(&format!("f{i}@other.example")))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        foreign.push(v["id"].as_str().expect("id").to_string());
+    }
+    let unknown: Vec<String> = (0..3).map(|i| format!("no-such-id-{i}")).collect();
+    let (s, g) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"displayName": "Batched"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().expect("id").to_string();
+
+    // Store level, where the report is visible: resolve, then add.
+    let add = |ids: Vec<String>| {
+        app.db.write(|c| {
+            let (found, ignored) = resolve_members(c, &tenant, &ids)?;
+            let now = custodian::store::time::now();
+            let added = add_members(c, &tenant, &gid, &found, &now)?;
+            Ok::<_, custodian::store::StoreError>((found, ignored, sorted(added)))
+        })
+    };
+    let with_noise = |ids: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = ids.to_vec();
+        v.extend(ids[..10].iter().cloned()); // duplicates
+        v.insert(3, unknown[0].clone());
+        v.insert(7, foreign[0].clone());
+        v.extend(unknown[1..].iter().cloned());
+        v.push(foreign[1].clone());
+        v
+    };
+    let mut ignored_want = vec![
+        unknown[0].clone(),
+        foreign[0].clone(),
+        unknown[1].clone(),
+        unknown[2].clone(),
+        foreign[1].clone(),
+    ];
+    ignored_want.sort();
+    // 129 = one INSERT chunk + 1.
+    let (found, ignored, added) = add(with_noise(&pool[..129])).expect("add 129");
+    assert_eq!(
+        found,
+        pool[..129]
+            .iter()
+            .map(|id| (id.clone(), MemberKind::User))
+            .collect::<Vec<_>>(),
+        "each known id once, in request order"
+    );
+    assert_eq!(sorted(ignored), ignored_want);
+    assert_eq!(added, pool[..129].to_vec());
+    // 259 = two INSERT chunks + 3 and one lookup chunk + 3; 29 already members.
+    let (found, _, added) = add(with_noise(&pool[100..359])).expect("add 259");
+    assert_eq!(found.len(), 259);
+    assert_eq!(added, pool[129..359].to_vec(), "only the new ones reported");
+    let (_, _, added) = add(pool[..359].to_vec()).expect("add again");
+    assert!(added.is_empty(), "{added:?}");
+    assert_eq!(stored_members(&app, &gid), pool[..359].to_vec());
+
+    // Over HTTP, above ALONE_MEMBERS: 1,201 ids path-less (` members`). A
+    // failing later operation (a filter on an unknown sub-attribute) leaves
+    // none of the 842 new members stored.
+    let big: Vec<Value> = with_noise(&pool[..1201])
+        .into_iter()
+        .map(|id| json!({"value": id}))
+        .collect();
+    let (kept, joined) = (pool[50].clone(), pool[1100].clone());
+    let (kept_v, joined_v) = (
+        user_version(&app, &kept).await,
+        user_version(&app, &joined).await,
+    );
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Groups/{gid}"))
+            .json(&patch_body(json!([
+                {"op": "add", "value": {" members": big}},
+                {"op": "remove", "path": "members[bogus eq \"x\"]"}
+            ])))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(stored_members(&app, &gid), pool[..359].to_vec(), "{v}");
+    assert_eq!(user_version(&app, &joined).await, joined_v);
+    let (s, v) = body(
+        app.req(Method::PATCH, &format!("/Groups/{gid}"))
+            .json(&patch_body(
+                json!([{"op": "add", "value": {" members": big}}]),
+            ))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    // Above the echo limit the PATCH answers 204.
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(stored_members(&app, &gid), pool[..1201].to_vec());
+    assert_eq!(
+        user_version(&app, &kept).await,
+        kept_v,
+        "a member already present is not touched"
+    );
+    assert_ne!(
+        user_version(&app, &joined).await,
+        joined_v,
+        "a new member's version follows its groups"
+    );
+
+    // A POST above ALONE_MEMBERS (2 × 512 + 3 ids: over an update chunk too).
+    let (s, g) = body(
+        app.req(Method::POST, "/Groups")
+            .json(&json!({"displayName": "Big", "members": big_slice(&pool[..1027], &unknown)}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let big_gid = g["id"].as_str().expect("id").to_string();
+    assert_eq!(member_ids(&g), pool[..1027].to_vec());
+    assert_eq!(stored_members(&app, &big_gid), pool[..1027].to_vec());
+}
+crate::both_backends!(batched_members, super::batched_member_writes);
+
+fn big_slice(ids: &[String], unknown: &[String]) -> Vec<Value> {
+    ids.iter()
+        .chain(unknown)
+        .chain(ids)
+        .map(|id| json!({"value": id}))
+        .collect()
+}
