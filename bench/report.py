@@ -270,6 +270,11 @@ if crit:
     w("`cargo bench --locked --bench filter --bench patch --bench token --bench gate -- --warm-up-time 1 --measurement-time 3`,")
     w("then `python3 bench/criterion-table.py` (benches in `benches/`).\n")
     w(crit + "\n")
+# The hostile workload (issue 14) runs on its own (`STEPS=hostile`, it seeds a
+# million items) and is written up by hand in bench/hostile.md, included verbatim.
+hostile = os.path.join(HERE, "hostile.md")
+if os.path.exists(hostile):
+    w(open(hostile).read().strip() + "\n")
 analysis = os.path.join(HERE, "analysis.md")
 if os.path.exists(analysis):
     w(open(analysis).read().strip() + "\n")
