@@ -770,61 +770,44 @@ async fn list_tombstones(
     Ok(ok(StatusCode::OK, v))
 }
 
+/// What an admin does to the live tombstones holding the identifiers named in
+/// the body: `lift` forgets each whole tombstone; `release` frees only the named
+/// identifiers (a recycled name or address now belongs to a different person),
+/// so the rest of each tombstone — the leaver's externalId, SSO subjects, other
+/// emails — keeps denying the leaver.
+#[derive(Clone, Copy)]
+enum TombstoneAction {
+    Lift,
+    Release,
+}
+
 async fn lift_tombstones(
     req: HttpRequest,
     state: web::Data<AppState>,
     w: AdminCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
-    let ids = body.identifiers();
-    if ids.is_empty() {
-        return Err(ScimError::invalid_value(
-            "name at least one identifier: userName, email, externalId or sso",
-        )
-        .into());
-    }
-    let st = state.clone();
-    let n = blocking(move || {
-        let svc = &st.svc;
-        Ok(svc.db.write(|c| -> Result<usize, AdminError> {
-            let found = crate::deprovision::tombstones::matching(
-                c,
-                &svc.deprov.keys,
-                &w.caller.tenant_id,
-                &ids,
-            )?;
-            let mut t: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
-            t.sort();
-            t.dedup();
-            let now = st.svc.deprov.now();
-            Ok(crate::deprovision::tombstones::lift(
-                c,
-                &w.caller.tenant_id,
-                &t,
-                &w.caller.actor,
-                &now,
-                "admin",
-            )?)
-        })?)
-    })
-    .await?;
-    if n == 0 {
-        return Err(ScimError::not_found("no live tombstone matches those identifiers").into());
-    }
+    let n = on_tombstones(req, state, w, payload, TombstoneAction::Lift).await?;
     Ok(ok(StatusCode::OK, json!({"lifted": n})))
 }
 
-/// Releases only the named identifiers from the tombstones that hold them (a
-/// recycled name or address now belongs to a different person); the rest of
-/// each tombstone (the leaver's externalId, SSO subjects, other emails) keeps
-/// denying the leaver. Lifting, by contrast, forgets the whole tombstone.
 async fn release_identifiers(
     req: HttpRequest,
     state: web::Data<AppState>,
     w: AdminCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let n = on_tombstones(req, state, w, payload, TombstoneAction::Release).await?;
+    Ok(ok(StatusCode::OK, json!({"released": n})))
+}
+
+async fn on_tombstones(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    payload: web::Payload,
+    action: TombstoneAction,
+) -> Result<usize, ApiError> {
     let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
     let ids = body.identifiers();
     if ids.is_empty() {
@@ -837,27 +820,28 @@ async fn release_identifiers(
     let n = blocking(move || {
         let svc = &st.svc;
         Ok(svc.db.write(|c| -> Result<usize, AdminError> {
-            let found = crate::deprovision::tombstones::matching(
-                c,
-                &svc.deprov.keys,
-                &w.caller.tenant_id,
-                &ids,
-            )?;
-            let now = st.svc.deprov.now();
-            Ok(crate::deprovision::tombstones::release_hashes(
-                c,
-                &w.caller.tenant_id,
-                &found,
-                &w.caller.actor,
-                &now,
-            )?)
+            use crate::deprovision::tombstones;
+            let tenant = &w.caller.tenant_id;
+            let found = tombstones::matching(c, &svc.deprov.keys, tenant, &ids)?;
+            let now = svc.deprov.now();
+            Ok(match action {
+                TombstoneAction::Lift => {
+                    let mut t: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
+                    t.sort();
+                    t.dedup();
+                    tombstones::lift(c, tenant, &t, &w.caller.actor, &now, "admin")?
+                }
+                TombstoneAction::Release => {
+                    tombstones::release_hashes(c, tenant, &found, &w.caller.actor, &now)?
+                }
+            })
         })?)
     })
     .await?;
     if n == 0 {
         return Err(ScimError::not_found("no live tombstone holds those identifiers").into());
     }
-    Ok(ok(StatusCode::OK, json!({"released": n})))
+    Ok(n)
 }
 
 async fn policy(state: web::Data<AppState>, w: AdminCaller) -> Result<HttpResponse, ApiError> {

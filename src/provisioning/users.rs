@@ -339,33 +339,21 @@ fn create_in(
                 }
             };
             let old_doc = doc_of(&row)?;
-            let checked =
-                match checked_identity(svc, c, caller, policy, &row, &old_doc, new.doc.clone())? {
-                    Checked::Write(checked) => checked,
-                    // Re-read under the lock, the holder now disagrees: the general rule.
-                    Checked::DisposeHolder => return Ok(Created::DisposeFirst(row.id)),
-                };
-            let has_external_id = checked.keys.external_id.is_some();
-            write_doc(
+            let (row, memberships) = match write_checked(
                 svc,
                 c,
                 caller,
+                policy,
                 &mut row,
                 &old_doc,
-                checked.doc,
-                checked.keys,
+                new.doc.clone(),
+                projection,
                 now,
-            )?;
-            apply_tombstones(
-                c,
-                caller,
-                policy,
-                &row.id,
-                &checked.tombs,
-                has_external_id,
-                Join::Existing,
-                now,
-            )?;
+            )? {
+                Written::Done(row, memberships) => (row, memberships),
+                // Re-read under the lock, the holder now disagrees: the general rule.
+                Written::DisposeHolder(row) => return Ok(Created::DisposeFirst(row.id)),
+            };
             crate::events::emit(
                 c,
                 &caller.tenant_id,
@@ -376,8 +364,7 @@ fn create_in(
             )?;
             audit_user(c, caller, "user.restored", &row.id, None, now)?;
             tracing::info!(user_id = %row.id, actor = %caller.actor, "user restored");
-            let memberships = memberships_of(c, caller, std::slice::from_ref(&row), projection)?;
-            Ok(Created::Restored(Box::new(row), memberships))
+            Ok(Created::Restored(row, memberships))
         }
         many => Err(conflict_error(many, keys).into()),
     }
