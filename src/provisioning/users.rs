@@ -339,16 +339,15 @@ fn create_in(
                 }
             };
             let old_doc = doc_of(&row)?;
+            // A restore that carries no externalId keeps the stored one.
+            let mut doc = new.doc.clone();
+            if let Some(x) = &row.external_id
+                && !doc.contains_key("externalId")
+            {
+                doc.insert("externalId".into(), Value::String(x.clone()));
+            }
             let (row, memberships) = match write_checked(
-                svc,
-                c,
-                caller,
-                policy,
-                &mut row,
-                &old_doc,
-                new.doc.clone(),
-                projection,
-                now,
+                svc, c, caller, policy, &mut row, &old_doc, doc, projection, now,
             )? {
                 Written::Done(row, memberships) => (row, memberships),
                 // Re-read under the lock, the holder now disagrees: the general rule.
@@ -682,10 +681,11 @@ enum Checked {
 }
 
 /// The identity checks of every write onto an existing user (restore in place,
-/// PUT, PATCH, Bulk): a suspended user keeps its stored externalId when the new
-/// document has none, and cannot be given another person's; the new document
-/// takes no identifier another visible user holds; identifiers it did not hold
-/// before follow the tombstone rules.
+/// PUT, PATCH, Bulk): a suspended user cannot be given another person's
+/// externalId; the new document takes no identifier another visible user
+/// holds; identifiers it did not hold before follow the tombstone rules. (A
+/// restore and a PUT without externalId keep the stored one, see their callers;
+/// an explicit PATCH `remove` takes it away, RFC 7644 §3.5.2.2.)
 fn checked_identity(
     svc: &Services,
     c: &mut AnyConnection,
@@ -693,14 +693,9 @@ fn checked_identity(
     policy: &Policy,
     row: &UserRow,
     old_doc: &Doc,
-    mut doc: Doc,
+    doc: Doc,
 ) -> Result<Checked, ServiceError> {
     if row.state == SUSPENDED {
-        if let Some(x) = &row.external_id
-            && !doc.contains_key("externalId")
-        {
-            doc.insert("externalId".into(), Value::String(x.clone()));
-        }
         let keys_external = doc.get("externalId").and_then(Value::as_str);
         if evidence::live(row.external_id.as_deref(), keys_external, true) == Evidence::Disagrees {
             return match policy.on_reuse {
