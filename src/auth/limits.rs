@@ -23,7 +23,10 @@ impl<K: Hash + Eq, V> TtlLru<K, V> {
         }
     }
 
-    /// The live entry for `k` (marking it recently used); an expired one is dropped.
+    /// The live entry for `k`, marking it recently used and restarting its TTL
+    /// (sliding): an entry in use never expires under its user — an IdP whose
+    /// token id someone is guessing would otherwise fall back to argon2, and so
+    /// into that id's lock, every TTL. An expired one is dropped.
     pub fn get(&mut self, k: &K, now: DateTime<Utc>) -> Option<&V> {
         let expired = match self.entries.peek(k) {
             None => return None,
@@ -33,7 +36,10 @@ impl<K: Hash + Eq, V> TtlLru<K, V> {
             self.entries.pop(k);
             return None;
         }
-        self.entries.get(k).map(|(v, _)| v)
+        self.entries.get_mut(k).map(|(v, at)| {
+            *at = now;
+            &*v
+        })
     }
 
     pub fn insert(&mut self, k: K, v: V, now: DateTime<Utc>) {
@@ -159,8 +165,14 @@ mod tests {
         assert_eq!(c.get(&"a", later), None, "expired at exactly ttl");
         assert_eq!(c.get(&"b", later), Some(&2), "younger entry still live");
         assert_eq!(c.len(), 1, "the expired entry was dropped");
-        // A hit does not extend the TTL: a token is re-verified every ttl.
-        assert_eq!(c.get(&"b", t0 + Duration::minutes(8)), None);
+        // A hit restarts the TTL (sliding): a token in use is not re-verified,
+        // revocation being checked on every request anyway.
+        assert_eq!(c.get(&"b", t0 + Duration::minutes(8)), Some(&2));
+        assert_eq!(
+            c.get(&"b", t0 + Duration::minutes(13)),
+            None,
+            "5 min unused"
+        );
     }
 
     #[test]

@@ -169,17 +169,22 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Removes a key's in-progress lock when its verification ends, however it ends.
+/// A key's in-progress lock, removed from the map when its last holder's
+/// verification ends, however it ends.
 struct InProgress<'a> {
     map: &'a Mutex<HashMap<Key, Arc<Mutex<()>>>>,
     key: &'a Key,
+    /// This request's handle, given up under the map lock (so two holders
+    /// ending at once cannot both see the other's handle and leave the entry).
+    slot: Option<Arc<Mutex<()>>>,
 }
 
 impl Drop for InProgress<'_> {
     fn drop(&mut self) {
         let mut map = lock(self.map);
+        drop(self.slot.take());
         // Only the last holder removes it: a waiter still needs the same lock.
-        if map.get(self.key).is_some_and(|a| Arc::strong_count(a) <= 2) {
+        if map.get(self.key).is_some_and(|a| Arc::strong_count(a) == 1) {
             map.remove(self.key);
         }
     }
@@ -255,15 +260,14 @@ impl Verifier {
         if let Some(p) = cached {
             return admit(p, allowed);
         }
-        let slot = {
-            let mut map = lock(&self.in_progress);
-            Arc::clone(map.entry(key.clone()).or_default())
-        };
-        let _in_progress = InProgress {
+        let in_progress = InProgress {
             map: &self.in_progress,
             key: &key,
+            slot: Some(Arc::clone(
+                lock(&self.in_progress).entry(key.clone()).or_default(),
+            )),
         };
-        let _one_at_a_time = lock(&slot);
+        let _one_at_a_time = in_progress.slot.as_deref().map(lock);
         // A concurrent request with the same key may have just verified it.
         if let Some(p) = self.accepted(&key) {
             return admit(p, allowed);

@@ -411,17 +411,26 @@ impl Relay {
     ) -> Result<(), StoreError> {
         let now = deprov.clock.now();
         db.write(|c| {
-            let attempts: i32 = webhook_cursors::table
+            // Only while this relay still holds the lease: a lease lost during a
+            // slow delivery belongs to another replica, whose progress this
+            // failure must not count against (or pause).
+            let Some(attempts) = webhook_cursors::table
                 .filter(webhook_cursors::tenant_id.eq(tenant))
                 .filter(webhook_cursors::endpoint.eq(url))
+                .filter(webhook_cursors::lease_owner.eq(&self.owner))
                 .select(webhook_cursors::attempts)
-                .first(c)?;
+                .first::<i32>(c)
+                .optional()?
+            else {
+                return Ok(());
+            };
             let attempts = attempts + 1;
             let paused = attempts >= MAX_ATTEMPTS;
             diesel::update(
                 webhook_cursors::table
                     .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url)),
+                    .filter(webhook_cursors::endpoint.eq(url))
+                    .filter(webhook_cursors::lease_owner.eq(&self.owner)),
             )
             .set((
                 webhook_cursors::attempts.eq(attempts),

@@ -83,7 +83,10 @@ fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::
     if trust_forwarded
         && let Some(ip) = req
             .headers()
-            .get("x-forwarded-for")
+            // The last header line: a proxy that adds a line of its own leaves
+            // the client's (forgeable) lines before it.
+            .get_all("x-forwarded-for")
+            .last()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok())
