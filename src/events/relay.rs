@@ -228,6 +228,15 @@ impl Relay {
                 if running.len() >= self.max_concurrent {
                     break;
                 }
+                // One tenant's endpoints, or one receiver shared by many tenants
+                // (a `[default]` webhook), hold at most a quarter of the workers:
+                // a slow one among them cannot take every worker from the rest.
+                let share = (self.max_concurrent / 4).max(1);
+                let same_tenant = running.iter().filter(|(t, _)| *t == key.0).count();
+                let same_url = running.iter().filter(|(_, u)| *u == key.1).count();
+                if same_tenant >= share || same_url >= share {
+                    continue;
+                }
                 if !running.insert(key.clone()) {
                     continue;
                 }
