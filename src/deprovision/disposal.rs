@@ -818,6 +818,30 @@ pub fn is_small(
     if seen > limit {
         return Ok(false);
     }
+    // What a disposal touches beyond the person's own rows: shares *on* the
+    // items they own (granted to anyone), and other people's items inside their
+    // folders (re-parented). One owned item shared with 500,000 people is not
+    // a small disposal.
+    for join in [
+        "content_shares x JOIN content_items i ON i.tenant_id = x.tenant_id \
+         AND i.kind = x.kind AND i.item_id = x.item_id",
+        "content_items x JOIN content_items i ON i.tenant_id = x.tenant_id \
+         AND i.kind = x.parent_kind AND i.item_id = x.parent_id",
+    ] {
+        let mut q = Sql::default();
+        q.push(&format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {join} WHERE i.tenant_id = "
+        ))
+        .bind_text(tenant);
+        q.push(" AND i.owner_id = ").bind_text(person);
+        q.push(&format!(" LIMIT {cap}) s"));
+        seen += load_sql::<crate::store::db::Count>(c, &q)?
+            .first()
+            .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
+        if seen > limit {
+            return Ok(false);
+        }
+    }
     let keys = match alias_keys(c, tenant, person) {
         Ok(keys) => keys,
         // No such person: nothing to dispose; the caller answers the 404.

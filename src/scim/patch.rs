@@ -652,11 +652,32 @@ fn clear_primary(v: &mut Value) {
 /// the same (`same_element`) or is appended; a new primary value clears the
 /// others' `primary`. `cap`: the attribute's name when it is held to
 /// `MAX_MULTI_VALUES`.
+/// Below this many new values an operation scans instead of indexing: building
+/// the index costs a canonical string per *existing* element, so a PATCH of
+/// 1,000 one-value operations on a 999-value attribute would build it 1,000
+/// times (0.4–1.4 s inside the writer); a scan compares without allocating.
+const SCAN_BELOW: usize = 16;
+
 fn add_values(
     items: &mut Vec<Value>,
     new_items: Vec<Value>,
     cap: Option<&str>,
 ) -> Result<(), ScimError> {
+    if new_items.len() < SCAN_BELOW {
+        for n in new_items {
+            if is_primary(&n) {
+                items.iter_mut().for_each(clear_primary);
+            }
+            match items.iter().position(|i| same_element(i, &n)) {
+                Some(pos) => items[pos] = n,
+                None => {
+                    items.push(n);
+                    check_cap(items, cap)?;
+                }
+            }
+        }
+        return Ok(());
+    }
     let mut index = ElementIndex::new(items);
     for n in new_items {
         if is_primary(&n) {
@@ -684,6 +705,15 @@ fn add_missing(
     new_items: Vec<Value>,
     cap: Option<&str>,
 ) -> Result<(), ScimError> {
+    if new_items.len() < SCAN_BELOW {
+        for n in new_items {
+            if !items.iter().any(|i| same_element(i, &n)) {
+                items.push(n);
+                check_cap(items, cap)?;
+            }
+        }
+        return Ok(());
+    }
     let mut index = ElementIndex::new(items);
     for n in new_items {
         if index.find(&n).is_none() {
@@ -705,8 +735,7 @@ fn check_cap(items: &[Value], cap: Option<&str>) -> Result<(), ScimError> {
 
 /// Two elements of a multi-valued attribute are the same when their `value`s
 /// match (or, without `value`, when they are equal). The index and removal
-/// sets below apply this rule by hashing; it is kept as their specification.
-#[cfg(test)]
+/// sets below apply this rule by hashing; small operations scan with it.
 fn same_element(a: &Value, b: &Value) -> bool {
     match (a.get("value"), b.get("value")) {
         (Some(x), Some(y)) => x == y && (a.get("type") == b.get("type") || b.get("type").is_none()),
@@ -1705,7 +1734,8 @@ mod index_properties {
         #[test]
         fn indexed_operations_equal_the_scans(
             items in proptest::collection::vec(element(), 0..12),
-            new_items in proptest::collection::vec(element(), 0..12),
+            // Both sides of SCAN_BELOW: small operations scan, large ones index.
+            new_items in proptest::collection::vec(element(), 0..40),
         ) {
             let mut want = items.clone();
             scan_add(&mut want, new_items.clone());
