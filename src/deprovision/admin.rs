@@ -270,7 +270,7 @@ pub fn transfer(
 ) -> Result<Value, AdminError> {
     let now = dp.now();
     // Moves everything the person owns, like a disposal: a transaction of its own.
-    db.write_alone(|c| {
+    db.write_long(|c| {
         if user_state(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
             return Err(ScimError::not_found(format!("no user with id {from}")).into());
         }

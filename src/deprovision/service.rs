@@ -141,7 +141,7 @@ impl Deprov {
     /// tenant's current policy (DESIGN "User states"). Returns schedules moved.
     pub fn recompute_schedules(&self, db: &Db) -> Result<usize, StoreError> {
         let policies = self.policies();
-        db.write_alone(|c| {
+        db.write_long(|c| {
             let rows: Vec<(String, String, Option<String>, String)> = disposals::table
                 .inner_join(crate::store::schema::tenants::table)
                 .inner_join(users::table.on(users::id.eq(disposals::user_id)))
@@ -496,7 +496,7 @@ impl Deprov {
     ) -> Result<Receipt, DeprovError> {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
-        let out = db.write_alone(|c| -> Result<Receipt, DeprovError> {
+        let out = db.write_long(|c| -> Result<Receipt, DeprovError> {
             let find = |c: &mut AnyConnection| -> Result<(String, String, String, Option<String>), DeprovError> {
                 disposals::table
                     .filter(disposals::tenant_id.eq(r.tenant_id))
@@ -736,7 +736,7 @@ impl Deprov {
         })?;
         let mut done = 0;
         for (id, tenant_id, tenant_name, user_id, caller) in due {
-            let ran = db.write_alone(|c| -> Result<bool, DeprovError> {
+            let ran = db.write_long(|c| -> Result<bool, DeprovError> {
                 // Same lock order as every other path: the person, then the disposal.
                 crate::store::db::lock_row(c, "users", &tenant_id, &user_id)?;
                 let claimed = claim(c, &id)?;

@@ -444,7 +444,7 @@ async fn dispose(
     let id = id.into_inner();
     let receipt = blocking(move || {
         let svc = &st.svc;
-        let r = svc.db.write_alone(|c| {
+        let r = svc.db.write_long(|c| {
             svc.deprov
                 .dispose_in(c, &w.caller.requester(), &id, "admin", expected.as_deref())
         })?;

@@ -186,7 +186,7 @@ impl Progress {
         };
         let results = svc
             .db
-            .write_alone(|c| -> Result<Vec<LineResult>, AdminError> {
+            .write_long(|c| -> Result<Vec<LineResult>, AdminError> {
                 let mut out = Vec::with_capacity(lines.len());
                 for (n, line) in &lines {
                     let r = apply_line(&svc.deprov, c, &who, target, line)?;

@@ -389,7 +389,7 @@ fn dispose_previous(
     still: impl Fn(&UserRow) -> bool,
 ) -> Result<(), ServiceError> {
     let now = svc.deprov.now();
-    let receipt = svc.db.write_alone(|c| -> Result<_, ServiceError> {
+    let receipt = svc.db.write_long(|c| -> Result<_, ServiceError> {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, holder)?;
         match store::users::find(c, &caller.tenant_id, holder)? {
             Some(r) if r.state == SUSPENDED && still(&r) => {}
@@ -994,7 +994,7 @@ pub fn delete(
             dispose(c).map(|()| true)
         })?;
     if !grouped {
-        svc.db.write_alone(dispose)?;
+        svc.db.write_long(dispose)?;
     }
     // Folds the disposal out of the WAL soon, off this request (the commit is done).
     svc.db.checkpoint_soon();

@@ -421,9 +421,10 @@ impl Db {
         self.writer.as_deref()
     }
 
-    /// `write` for a change whose size has no bound (a disposal, an import):
-    /// on SQLite it runs as a transaction of its own rather than in a write
-    /// group (`Writer::write_alone`), so its journal stays on file.
+    /// `write` for a change too large to share a write group (a group's whole
+    /// member list): on SQLite it runs as a transaction of its own
+    /// (`Writer::write_alone`), so its journal stays on file; it keeps the
+    /// request's limits (`request_deadline_ms`, the PostgreSQL timeouts).
     pub fn write_alone<T, E>(
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -431,22 +432,53 @@ impl Db {
     where
         E: From<StoreError>,
     {
+        let d = &self.deadlines;
+        self.alone(
+            Some(d.wait),
+            "waited for the SQLite writer past request_deadline_ms",
+            (d.pg_statement_timeout_ms, d.pg_lock_timeout_ms),
+            f,
+        )
+    }
+
+    /// `write_alone` for the writes whose size has no bound and which must not
+    /// be killed and retried forever — disposals, imports, transfers, scheduler
+    /// passes: only `long_write_timeout_ms` limits them (default none).
+    pub fn write_long<T, E>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let limit = self.deadlines.long_write_timeout_ms;
+        self.alone(
+            (limit > 0).then(|| Duration::from_millis(limit)),
+            "waited for the SQLite writer past long_write_timeout_ms",
+            (limit, limit),
+            f,
+        )
+    }
+
+    fn alone<T, E>(
+        &self,
+        wait: Option<Duration>,
+        waited: &'static str,
+        (statement_ms, lock_ms): (u64, u64),
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         if let Some(writer) = &self.writer {
             let asked = Instant::now();
-            let wait = (limit > 0).then(|| Duration::from_millis(limit));
             return writer.write_alone(&self.pool, move |c| {
-                within::<E>(
-                    asked,
-                    wait,
-                    "waited for the SQLite writer past long_write_timeout_ms",
-                )?;
+                within::<E>(asked, wait, waited)?;
                 f(c)
             });
         }
-        // PostgreSQL: the request limits do not apply; its own limit (or none).
         let mut conn = self.checkout()?;
-        atomic_with(&mut conn, Some(&pg_begin(limit, limit)), f).0
+        atomic_with(&mut conn, Some(&pg_begin(statement_ms, lock_ms)), f).0
     }
 
     /// SQLite: fold the WAL back into the database file and truncate it, so

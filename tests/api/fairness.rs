@@ -407,8 +407,9 @@ async fn large_lookups(backend: Backend) {
 }
 
 /// A request's write past `pg_statement_timeout_ms` is cancelled (a
-/// `Deadline`, rolled back); a `write_alone` (disposals, imports) is not
-/// subject to it while `long_write_timeout_ms` is 0, and is when it is set.
+/// `Deadline`, rolled back), and so is a `write_alone` (a large group write:
+/// alone, but a request); a `write_long` (disposals, imports) is not subject to
+/// it while `long_write_timeout_ms` is 0, and is when it is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_long_writes_have_their_own_limit() {
     use custodian::store::db::Deadlines;
@@ -444,12 +445,17 @@ async fn postgres_long_writes_have_their_own_limit() {
             matches!(r, Err(StoreError::Deadline(_))),
             "reads too: {r:?}"
         );
-        db.write_alone(slow).expect("no limit for a long write");
+        let r = db.write_alone(slow);
+        assert!(
+            matches!(r, Err(StoreError::Deadline(_))),
+            "a request written alone: {r:?}"
+        );
+        db.write_long(slow).expect("no limit for a long write");
         let limited = db.clone().with_deadlines(Deadlines {
             long_write_timeout_ms: 50,
             ..limits
         });
-        let r = limited.write_alone(slow);
+        let r = limited.write_long(slow);
         assert!(matches!(r, Err(StoreError::Deadline(_))), "{r:?}");
         // Exactly one row: the cancelled writes rolled back.
         #[derive(diesel::QueryableByName)]
