@@ -1079,9 +1079,16 @@ pub(crate) fn page_memberships(
 }
 
 impl UserPage {
-    /// The stored documents' bytes the rendering reads.
+    /// The bytes the rendering reads: the stored documents, and the groups
+    /// it lists (a user may be in any number of them).
     pub fn stored_bytes(&self) -> usize {
-        self.page.rows.iter().map(|r| r.item.data.len()).sum()
+        let docs: usize = self.page.rows.iter().map(|r| r.item.data.len()).sum();
+        let groups: usize = self
+            .memberships
+            .iter()
+            .map(|(u, g, name)| u.len() + g.len() + name.len() + 64)
+            .sum();
+        docs + groups
     }
 
     pub fn render(self, params: &ListParams, base: &str) -> Result<Value, ServiceError> {
