@@ -114,6 +114,16 @@ impl ApiError {
                     ScimError::new(503, None, "the database is busy; retry shortly"),
                     Some(2),
                 ),
+                StoreError::DeadlineAfter(done) => (
+                    ScimError::new(
+                        503,
+                        None,
+                        format!(
+                            "the request did not finish within its deadline, after {done}; retry it to finish"
+                        ),
+                    ),
+                    Some(2),
+                ),
                 StoreError::Deadline(what) => (
                     ScimError::new(
                         503,
@@ -226,6 +236,16 @@ mod tests {
             b["detail"]
                 .as_str()
                 .is_some_and(|d| d.contains("nothing was written"))
+        );
+        // A deadline after a committed step does not claim nothing was written.
+        let (s, b, retry, _) = body_of(ApiError::Store(StoreError::DeadlineAfter(
+            "the previous holder of the userName was disposed",
+        )));
+        assert_eq!((s, retry.as_deref()), (503, Some("2")));
+        let d = b["detail"].as_str().unwrap_or_default();
+        assert!(
+            d.contains("was disposed") && !d.contains("nothing was written"),
+            "{d}"
         );
         let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
             have: crate::auth::Scope::Gate,

@@ -8,6 +8,7 @@ use super::{AppState, blocking};
 use crate::deprovision::admin::{self as dadmin, AdminError, ItemBody, Who};
 use crate::provisioning::Caller;
 use crate::scim::error::ScimError;
+use crate::store::StoreError;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -193,6 +194,18 @@ impl Progress {
                     out.push((*n, r));
                 }
                 Ok(out)
+            })
+            .map_err(|e| match e {
+                // Earlier batches are committed: say so, rather than "nothing
+                // was written".
+                AdminError::Store(StoreError::Deadline(_))
+                    if self.tally.created + self.tally.replaced + self.tally.rejected > 0 =>
+                {
+                    AdminError::Store(StoreError::DeadlineAfter(
+                        "earlier batches of the import were written",
+                    ))
+                }
+                e => e,
             })?;
         for (n, r) in results {
             match r {

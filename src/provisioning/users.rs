@@ -14,7 +14,7 @@ use crate::scim::patch::{self, Operation, PatchContext};
 use crate::scim::resource::{Doc, Meta, Projection, UserKeys, normalize_within, render, user_keys};
 use crate::scim::schema::USER_TYPE;
 use crate::store::users::UserRow;
-use crate::store::{self, AnyConnection, filter_sql};
+use crate::store::{self, AnyConnection, StoreError, filter_sql};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
@@ -225,7 +225,13 @@ pub fn create(
             })?;
             // The holder's new tombstone is a `reuse` one: it never blocks the
             // person it was disposed for.
-            match attempt()? {
+            let again = attempt().map_err(|e| match e {
+                ServiceError::Store(StoreError::Deadline(_)) => ServiceError::Store(
+                    StoreError::DeadlineAfter("the previous holder of the userName was disposed"),
+                ),
+                e => e,
+            });
+            match again? {
                 Created::DisposeFirst(_) => {
                     return Err(ScimError::uniqueness(
                         "the userName was taken again by another suspended account while the request ran; retry the request",

@@ -16,6 +16,10 @@ pub enum StoreError {
     /// or `lock_timeout`). Its transaction was rolled back.
     #[error("deadline exceeded: {0}")]
     Deadline(&'static str),
+    /// A deadline passed after an earlier step of the request had committed
+    /// (the step is named): retrying finishes the request.
+    #[error("deadline exceeded after a committed step: {0}")]
+    DeadlineAfter(&'static str),
     #[error("database error: {0}")]
     Db(DieselError),
     #[error("connection pool error: {0}")]
