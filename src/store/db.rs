@@ -186,6 +186,8 @@ where
 
 /// The connections' busy timeout (ms): how long a statement waits for a lock.
 const BUSY_TIMEOUT_MS: u32 = 5000;
+/// How long the TRUNCATE checkpoint, run in the writers' turn, waits for readers.
+const TRUNCATE_WAIT_MS: u32 = 5;
 /// `checkpoint`: attempts at a TRUNCATE checkpoint, this far apart.
 const TRUNCATE_ATTEMPTS: u32 = 20;
 const TRUNCATE_RETRY: Duration = Duration::from_millis(50);
@@ -598,7 +600,10 @@ impl Db {
         let mut outcome = Ok(false);
         writer.exclusive(&self.pool, |c| {
             outcome = (|| {
-                c.batch_execute("PRAGMA busy_timeout = 0")?;
+                // A few milliseconds for readers still on old frames to finish
+                // (no writer can add frames meanwhile): at 0 a truncate under
+                // steady read load could fail on every retry.
+                c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;
                 let rows =
                     diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load::<Checkpoint>(c);
                 if let Err(e) = c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
