@@ -385,56 +385,7 @@ async fn pathless_members_key(b: Backend) {
     const N: usize = 20_000;
     // 19,998 users, the seeder's heir and one owner: 20,000 in the tenant,
     // loaded straight into the database (over HTTP this would take minutes).
-    let seed: Vec<String> = [
-        "seed",
-        "--database-url",
-        &app.db_url,
-        "--tenant",
-        "default",
-        "--users",
-        "19998",
-        "--group-size",
-        "0",
-        "--items-per-user",
-        "0",
-        "--owners",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_custodian-load"))
-            .args(&seed)
-            .output()
-            .expect("run custodian-load seed")
-    })
-    .await
-    .expect("join");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
-    let tenant = app.default_tenant_id();
-    let mut ids: Vec<String> = app
-        .db
-        .read(|c| {
-            let mut sql = custodian::store::db::Sql::default();
-            sql.push("SELECT id FROM users WHERE tenant_id = ")
-                .bind_text(tenant.clone());
-            custodian::store::db::load_sql::<Id>(c, &sql)
-        })
-        .expect("user ids")
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    ids.sort();
-    assert_eq!(ids.len(), N);
+    let ids = crate::seeded_user_ids(&app, N - 2).await;
 
     let (s, g) = send(
         &app,

@@ -80,3 +80,59 @@ pub async fn filter_users(app: &common::TestApp, filter: &str) -> Value {
     assert_eq!(s, 200, "{filter}: {v}");
     v
 }
+
+/// The ids of `n` users seeded straight into the default tenant (over HTTP
+/// this would take a while), sorted; the seeder adds an heir and an owner.
+pub async fn seeded_user_ids(app: &crate::common::TestApp, n: usize) -> Vec<String> {
+    let seed: Vec<String> = [
+        "seed",
+        "--database-url",
+        &app.db_url,
+        "--tenant",
+        "default",
+        "--users",
+        &n.to_string(),
+        "--group-size",
+        "0",
+        "--items-per-user",
+        "0",
+        "--owners",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_custodian-load"))
+            .args(&seed)
+            .output()
+            .expect("run custodian-load seed")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let tenant = app.default_tenant_id();
+    let mut ids: Vec<String> = app
+        .db
+        .read(|c| {
+            let mut sql = custodian::store::db::Sql::default();
+            sql.push("SELECT id FROM users WHERE tenant_id = ")
+                .bind_text(tenant.clone());
+            custodian::store::db::load_sql::<Id>(c, &sql)
+        })
+        .expect("user ids")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), n + 2);
+    ids
+}
