@@ -775,88 +775,28 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
 }
 
 /// Whether disposing `person` touches at most `limit` rows besides the
-/// person's own few (items owned, shares granted, user data, group
-/// memberships, reports repointed): a disposal that small is bounded like any
-/// request and may share a write group; a larger one runs alone. Each count
-/// stops at `limit + 1`, so this costs the same for an owner of a million items.
+/// person's own few (items owned, shares granted to them, shares on their
+/// items, other people's items in their folders, user data, group memberships,
+/// reports repointed): a disposal that small is bounded like any request and
+/// may share a write group; a larger one runs alone. Each count stops at
+/// `limit + 1`, so this costs the same for an owner of a million items.
 pub fn is_small(
     c: &mut AnyConnection,
     tenant: &str,
     person: &str,
     limit: usize,
 ) -> Result<bool, StoreError> {
-    use crate::store::schema::{content_items, content_shares, group_members, user_data};
-    let cap = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    let mut seen = content_items::table
-        .filter(content_items::tenant_id.eq(tenant))
-        .filter(content_items::owner_id.eq(person))
-        .select(content_items::item_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += content_shares::table
-        .filter(content_shares::tenant_id.eq(tenant))
-        .filter(content_shares::user_id.eq(person))
-        .select(content_shares::item_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += user_data::table
-        .filter(user_data::tenant_id.eq(tenant))
-        .filter(user_data::user_id.eq(person))
-        .select(user_data::record_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += group_members::table
-        .filter(group_members::tenant_id.eq(tenant))
-        .filter(group_members::member_id.eq(person))
-        .select(group_members::group_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    if seen > limit {
+    let Some(seen) = ledger::disposal_rows_up_to(c, tenant, person, limit)? else {
         return Ok(false);
-    }
-    // What a disposal touches beyond the person's own rows: shares *on* the
-    // items they own (granted to anyone), and other people's items inside their
-    // folders (re-parented). One owned item shared with 500,000 people is not
-    // a small disposal.
-    for join in [
-        "content_shares x JOIN content_items i ON i.tenant_id = x.tenant_id \
-         AND i.kind = x.kind AND i.item_id = x.item_id",
-        "content_items x JOIN content_items i ON i.tenant_id = x.tenant_id \
-         AND i.kind = x.parent_kind AND i.item_id = x.parent_id",
-    ] {
-        let mut q = Sql::default();
-        q.push(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {join} WHERE i.tenant_id = "
-        ))
-        .bind_text(tenant);
-        q.push(" AND i.owner_id = ").bind_text(person);
-        q.push(&format!(" LIMIT {cap}) s"));
-        seen += load_sql::<crate::store::db::Count>(c, &q)?
-            .first()
-            .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
-        if seen > limit {
-            return Ok(false);
-        }
-    }
+    };
     let keys = match alias_keys(c, tenant, person) {
         Ok(keys) => keys,
         // No such person: nothing to dispose; the caller answers the 404.
         Err(StoreError::NotFound) => return Ok(true),
         Err(e) => return Err(e),
     };
-    seen += users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::manager_key.eq_any(&keys))
-        .filter(users::id.ne(person))
-        .select(users::id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    Ok(seen <= limit)
+    let reports = crate::store::users::reports_up_to(c, tenant, person, &keys, limit - seen)?;
+    Ok(seen + reports <= limit)
 }
 
 /// Reports whose `manager.value` names the person by userName, externalId or

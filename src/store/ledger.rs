@@ -294,3 +294,72 @@ pub fn sso_of(
         .select((sso_subjects::issuer, sso_subjects::subject))
         .load(c)?)
 }
+
+/// The rows a disposal of `person` touches in the ledger and memberships —
+/// items they own, shares granted to them, shares on their items, other
+/// people's items in their folders, user data, group memberships — counted up
+/// to `limit`: `None` past it. Each count stops at `limit + 1`.
+pub fn disposal_rows_up_to(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    limit: usize,
+) -> Result<Option<usize>, StoreError> {
+    use super::db::{Count, Sql, load_sql};
+    use super::schema::group_members;
+    let cap = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let mut seen = content_items::table
+        .filter(content_items::tenant_id.eq(tenant))
+        .filter(content_items::owner_id.eq(person))
+        .select(content_items::item_id)
+        .limit(cap)
+        .load::<String>(c)?
+        .len();
+    seen += content_shares::table
+        .filter(content_shares::tenant_id.eq(tenant))
+        .filter(content_shares::user_id.eq(person))
+        .select(content_shares::item_id)
+        .limit(cap)
+        .load::<String>(c)?
+        .len();
+    seen += user_data::table
+        .filter(user_data::tenant_id.eq(tenant))
+        .filter(user_data::user_id.eq(person))
+        .select(user_data::record_id)
+        .limit(cap)
+        .load::<String>(c)?
+        .len();
+    seen += group_members::table
+        .filter(group_members::tenant_id.eq(tenant))
+        .filter(group_members::member_id.eq(person))
+        .select(group_members::group_id)
+        .limit(cap)
+        .load::<String>(c)?
+        .len();
+    if seen > limit {
+        return Ok(None);
+    }
+    // Beyond the person's own rows: shares *on* the items they own (granted to
+    // anyone), and other people's items inside their folders (re-parented).
+    for join in [
+        "content_shares x JOIN content_items i ON i.tenant_id = x.tenant_id \
+         AND i.kind = x.kind AND i.item_id = x.item_id",
+        "content_items x JOIN content_items i ON i.tenant_id = x.tenant_id \
+         AND i.kind = x.parent_kind AND i.item_id = x.parent_id",
+    ] {
+        let mut q = Sql::default();
+        q.push(&format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {join} WHERE i.tenant_id = "
+        ))
+        .bind_text(tenant);
+        q.push(" AND i.owner_id = ").bind_text(person);
+        q.push(&format!(" LIMIT {cap}) s"));
+        seen += load_sql::<Count>(c, &q)?
+            .first()
+            .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
+        if seen > limit {
+            return Ok(None);
+        }
+    }
+    Ok(Some(seen))
+}

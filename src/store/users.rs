@@ -390,3 +390,23 @@ pub fn backfill_search(conn: &mut AnyConnection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Other users whose `manager_key` is one of `keys` (the person's aliases),
+/// counted up to `limit + 1`.
+pub fn reports_up_to(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    keys: &[String],
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let cap = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    Ok(crate::per_backend!(conn, c => users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::manager_key.eq_any(keys))
+        .filter(users::id.ne(person))
+        .select(users::id)
+        .limit(cap)
+        .load::<String>(c))?
+    .len())
+}
