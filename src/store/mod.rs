@@ -8,6 +8,7 @@ pub mod groups;
 pub mod ledger;
 pub mod outbox;
 pub mod schema;
+pub mod seed;
 pub mod sql;
 pub mod time;
 pub mod tokens;

@@ -20,7 +20,6 @@ mod fairness;
 mod filters;
 mod groups;
 mod identity;
-mod load_driver;
 mod pool;
 mod robustness;
 mod users;
@@ -81,58 +80,40 @@ pub async fn filter_users(app: &common::TestApp, filter: &str) -> Value {
     v
 }
 
-/// The ids of `n` users seeded straight into the default tenant (over HTTP
-/// this would take a while), sorted; the seeder adds an heir and an owner.
+/// `n` users of the default tenant, written straight into the database with
+/// the library's bulk loader (over HTTP this would take minutes), in id order.
 pub async fn seeded_user_ids(app: &crate::common::TestApp, n: usize) -> Vec<String> {
-    let seed: Vec<String> = [
-        "seed",
-        "--database-url",
-        &app.db_url,
-        "--tenant",
-        "default",
-        "--users",
-        &n.to_string(),
-        "--group-size",
-        "0",
-        "--items-per-user",
-        "0",
-        "--owners",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_custodian-load"))
-            .args(&seed)
-            .output()
-            .expect("run custodian-load seed")
-    })
-    .await
-    .expect("join");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
+    use custodian::scim::resource::{normalize, user_keys};
+    use custodian::scim::schema::USER_TYPE;
+    use custodian::store::users::UserRow;
     let tenant = app.default_tenant_id();
-    let mut ids: Vec<String> = app
-        .db
-        .read(|c| {
-            let mut sql = custodian::store::db::Sql::default();
-            sql.push("SELECT id FROM users WHERE tenant_id = ")
-                .bind_text(tenant.clone());
-            custodian::store::db::load_sql::<Id>(c, &sql)
-        })
-        .expect("user ids")
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let now = custodian::store::time::now();
+    let mut ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     ids.sort();
-    assert_eq!(ids.len(), n + 2);
+    let rows: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let body = json!({"userName": format!("seed{i}@example.com"), "active": true});
+            let doc = normalize(&USER_TYPE, &body).expect("a valid user");
+            let keys = user_keys(&doc);
+            let row = UserRow::new(
+                id.clone(),
+                tenant.clone(),
+                serde_json::Value::Object(doc).to_string(),
+                &keys,
+                &now,
+            );
+            (row, keys)
+        })
+        .collect();
+    app.db
+        .write(|c| -> Result<(), custodian::store::StoreError> {
+            for chunk in rows.chunks(500) {
+                custodian::store::seed::insert_users(c, chunk)?;
+            }
+            Ok(())
+        })
+        .expect("seed users");
     ids
 }

@@ -4,7 +4,12 @@
 //! disposals on it. A run passes only with zero errors and every check held,
 //! so these tests fail if the driver, the seeder or the server goes wrong.
 
-use crate::common::{Backend, TestApp, spawn_app};
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::{Backend, TestApp, spawn_app};
 use custodian::auth::token::Scope;
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 use crate::payloads;
 use custodian::scim::resource::{normalize, user_keys};
 use custodian::scim::schema::USER_TYPE;
-use custodian::store::db::{Bind, Sql, execute_sql};
+use custodian::store::seed::{analyze, insert_items, insert_members, insert_users, user_count};
 use custodian::store::users::UserRow;
 use custodian::store::{Db, StoreError};
 use serde_json::{Value, json};
@@ -36,15 +36,8 @@ pub fn run(cfg: &Seed) -> Result<(), String> {
         .write(|c| custodian::store::tokens::ensure_tenant(c, &cfg.tenant, &now))
         .map_err(err)?;
     let t = tenant.id;
-    let existing = db
-        .read(|c| {
-            let mut s = Sql::default();
-            s.push("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ")
-                .bind_text(t.clone());
-            custodian::store::db::load_sql::<custodian::store::db::Count>(c, &s)
-        })
-        .map_err(err)?;
-    if existing.first().is_some_and(|c| c.n > 0) {
+    let existing = db.read(|c| user_count(c, &t)).map_err(err)?;
+    if existing > 0 {
         return Err(format!(
             "tenant '{}' already holds users: seed a fresh tenant or database",
             cfg.tenant
@@ -119,16 +112,7 @@ pub fn run(cfg: &Seed) -> Result<(), String> {
         custodian::store::groups::insert(c, &row)?;
         for lo in (0..members).step_by(ROWS_PER_INSERT * 2) {
             let hi = (lo + ROWS_PER_INSERT * 2).min(members);
-            let mut s = Sql::default();
-            s.push("INSERT INTO group_members (group_id, member_id, tenant_id, member_type, created_at) VALUES ");
-            for (n, id) in ids[lo..hi].iter().enumerate() {
-                if n > 0 {
-                    s.push(", ");
-                }
-                s.push("(").bind_text(gid.clone()).push(", ").bind_text(id.clone()).push(", ");
-                s.bind_text(t.clone()).push(", 'User', ").bind_text(now.clone()).push(")");
-            }
-            execute_sql(c, &s)?;
+            insert_members(c, &t, &gid, &ids[lo..hi], &now)?;
         }
         Ok(())
     })
@@ -183,16 +167,7 @@ pub fn run(cfg: &Seed) -> Result<(), String> {
     }
     eprintln!("\ritems: {items} in {:.1}s", step.elapsed().as_secs_f64());
     let step = Instant::now();
-    db.write(|c| {
-        execute_sql(
-            c,
-            &Sql {
-                text: "ANALYZE".into(),
-                binds: vec![],
-            },
-        )
-    })
-    .map_err(err)?;
+    db.write(analyze).map_err(err)?;
     eprintln!("ANALYZE in {:.1}s", step.elapsed().as_secs_f64());
     eprintln!(
         "seeded tenant '{}': {} users, a {members}-member group, {items} items, owners {:?}, in {:.1}s",
@@ -263,112 +238,4 @@ fn row_of(t: &str, id: &str, body: &Value, at: &str) -> Result<Row, String> {
         at,
     );
     Ok((row, keys))
-}
-
-fn opt(s: &mut Sql, v: &Option<String>) {
-    match v {
-        Some(v) => s.bind_text(v.clone()),
-        None => s.push("NULL"),
-    };
-}
-
-fn insert_users(
-    c: &mut custodian::store::db::AnyConnection,
-    rows: &[Row],
-) -> Result<(), StoreError> {
-    let mut s = Sql::default();
-    s.push("INSERT INTO users (id, tenant_id, state, user_name, user_name_key, external_id, display_name_key, given_name_key, family_name_key, active, manager_id, suspended_at, data, created_at, updated_at, version, legal_hold, manager_key, search) VALUES ");
-    let mut e = Sql::default();
-    e.push("INSERT INTO user_emails (user_id, position, tenant_id, value, value_key, kind, is_primary) VALUES ");
-    let mut emails = 0;
-    for (n, (r, k)) in rows.iter().enumerate() {
-        if n > 0 {
-            s.push(", ");
-        }
-        s.push("(")
-            .bind_text(r.id.clone())
-            .push(", ")
-            .bind_text(r.tenant_id.clone())
-            .push(", ");
-        s.bind_text(r.state.clone())
-            .push(", ")
-            .bind_text(r.user_name.clone())
-            .push(", ");
-        s.bind_text(r.user_name_key.clone()).push(", ");
-        for v in [
-            &r.external_id,
-            &r.display_name_key,
-            &r.given_name_key,
-            &r.family_name_key,
-        ] {
-            opt(&mut s, v);
-            s.push(", ");
-        }
-        s.bind(Bind::Bool(r.active)).push(", ");
-        opt(&mut s, &r.manager_id);
-        s.push(", NULL, ")
-            .bind_text(r.data.clone())
-            .push(", ")
-            .bind_text(r.created_at.clone())
-            .push(", ");
-        s.bind_text(r.updated_at.clone())
-            .push(", 1, ")
-            .bind(Bind::Bool(false))
-            .push(", ");
-        opt(&mut s, &r.manager_key);
-        s.push(", ");
-        opt(&mut s, &r.search);
-        s.push(")");
-        for (p, m) in k.emails.iter().enumerate() {
-            if emails > 0 {
-                e.push(", ");
-            }
-            emails += 1;
-            e.push("(")
-                .bind_text(r.id.clone())
-                .push(&format!(", {p}, "))
-                .bind_text(r.tenant_id.clone())
-                .push(", ");
-            e.bind_text(m.value.clone())
-                .push(", ")
-                .bind_text(m.value_key.clone())
-                .push(", ");
-            opt(&mut e, &m.kind);
-            e.push(", ").bind(Bind::Bool(m.primary)).push(")");
-        }
-    }
-    execute_sql(c, &s)?;
-    if emails > 0 {
-        execute_sql(c, &e)?;
-    }
-    Ok(())
-}
-
-fn insert_items<'a>(
-    c: &mut custodian::store::db::AnyConnection,
-    t: &str,
-    now: &str,
-    items: impl Iterator<Item = (&'a str, String, &'a str)>,
-) -> Result<(), StoreError> {
-    let mut s = Sql::default();
-    s.push("INSERT INTO content_items (tenant_id, kind, item_id, owner_id, personal_root, created_at, updated_at) VALUES ");
-    for (n, (kind, item, owner)) in items.enumerate() {
-        if n > 0 {
-            s.push(", ");
-        }
-        s.push("(")
-            .bind_text(t)
-            .push(&format!(", '{kind}', "))
-            .bind_text(item)
-            .push(", ");
-        s.bind_text(owner)
-            .push(", ")
-            .bind(Bind::Bool(false))
-            .push(", ")
-            .bind_text(now)
-            .push(", ")
-            .bind_text(now)
-            .push(")");
-    }
-    execute_sql(c, &s).map(|_| ())
 }
