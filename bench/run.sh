@@ -272,9 +272,11 @@ if want hostile; then
             hostile hostile-sqlite "sqlite://$OUT/sqlite-hostile/custodian.db"
             rm -rf "$OUT/sqlite-hostile"
         else
-            fresh_pg_db custodian_hostile
-            hostile hostile-postgres "$PG/custodian_hostile"
-            psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS custodian_hostile WITH (FORCE)" </dev/null
+            # HOSTILE_PG_DB: another name when runs share the PostgreSQL server.
+            local_db="${HOSTILE_PG_DB:-custodian_hostile}"
+            fresh_pg_db "$local_db"
+            hostile hostile-postgres "$PG/$local_db"
+            psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $local_db WITH (FORCE)" </dev/null
         fi
     done
 fi
