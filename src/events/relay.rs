@@ -155,6 +155,8 @@ pub struct Relay {
     timeout: Duration,
     lease: chrono::Duration,
     retry: RetrySchedule,
+    /// `retry.pausing_failure()`, computed once.
+    pausing_failure: i32,
     /// (tenant id, endpoint) pairs this process's workers are delivering to:
     /// they share one lease owner, so this keeps them to one worker each.
     in_flight: Mutex<HashSet<(String, String)>>,
@@ -215,6 +217,7 @@ impl Relay {
             timeout: opts.timeout,
             lease: chrono::Duration::from_std(lease_for(opts.timeout))
                 .unwrap_or(chrono::Duration::MAX),
+            pausing_failure: opts.retry.pausing_failure(),
             retry: opts.retry,
             in_flight: Mutex::new(HashSet::new()),
             rotation: AtomicUsize::new(0),
@@ -620,7 +623,7 @@ impl Relay {
                 return Ok(());
             };
             let attempts = attempts + 1;
-            let paused = attempts >= self.retry.pausing_failure();
+            let paused = attempts >= self.pausing_failure;
             diesel::update(
                 webhook_cursors::table
                     .filter(webhook_cursors::tenant_id.eq(tenant))
