@@ -161,7 +161,6 @@ pub struct Verifier {
     slots: Mutex<Slots>,
     /// Signalled when a slot is given back.
     slot_freed: Condvar,
-    queue_wait: Duration,
 }
 
 impl Default for Verifier {
@@ -264,7 +263,6 @@ impl Verifier {
             in_progress: Mutex::new(HashMap::new()),
             slots: Mutex::new(Slots::default()),
             slot_freed: Condvar::new(),
-            queue_wait: QUEUE_WAIT,
             limits,
             clock,
         }
@@ -313,7 +311,7 @@ impl Verifier {
         if let Some(p) = cached {
             return admit(p, allowed);
         }
-        let deadline = Instant::now() + self.queue_wait;
+        let deadline = Instant::now() + QUEUE_WAIT;
         // Lead this key's verification, or wait for the one in flight and
         // read its result from the caches (a leader that ended without one,
         // e.g. refused a slot, leaves the next waiter to lead).
