@@ -235,17 +235,30 @@ if want criterion; then
 fi
 
 # hostile LABEL DATABASE_URL: tenant "bench" (A) seeded with an owner of
-# $HOSTILE_OWNER items; tenant "victim" (B) starts empty.
+# $HOSTILE_OWNER items; tenant "victim" (B) starts empty. Its policy adds
+# webhooks for A and B to the receivers the driver runs (the webhook attack).
+HOOK_A_PORT=$((BASE_PORT + 50))
+HOOK_B_PORT=$((BASE_PORT + 51))
+export HOSTILE_HOOK_SECRET="bench-hook-secret"
 hostile() {
     local label="$1" url="$2"
     "$LOAD" seed --database-url "$url" --tenant bench --users "${HOSTILE_SEED_USERS:-10000}" \
         --group-size 100 --items-per-user 1 --owners "$HOSTILE_OWNER" 2>&1 | tail -n 2
+    local saved_policy="$POLICY"
+    POLICY="$OUT/hostile-policy.toml"
+    cat "$saved_policy" - >"$POLICY" <<TOML
+[tenants.bench]
+webhooks = [{ url = "http://127.0.0.1:$HOOK_A_PORT/hook", secret_env = "HOSTILE_HOOK_SECRET" }]
+[tenants.victim]
+webhooks = [{ url = "http://127.0.0.1:$HOOK_B_PORT/hook", secret_env = "HOSTILE_HOOK_SECRET" }]
+TOML
     start_custodian "$label" "$url" "$BASE_PORT"
+    POLICY="$saved_policy"
     local pid=$SERVER_PID
     LOAD_SCIM_TOKEN="$(token "$url" scim)" LOAD_B_SCIM_TOKEN="$(TENANT=victim token "$url" scim)" \
         LOAD_GATE_TOKEN="$(TENANT=victim token "$url" gate)" \
         "$LOAD" hostile --url "http://127.0.0.1:$BASE_PORT" --label "$label" --server-pid "$pid" \
-        --dispose-owner "$HOSTILE_OWNER" ${HOSTILE_ARGS:-} \
+        --dispose-owner "$HOSTILE_OWNER" --hook-a-port "$HOOK_A_PORT" --hook-b-port "$HOOK_B_PORT" ${HOSTILE_ARGS:-} \
         --json "$OUT/$label.json" --markdown "$OUT/$label.md" || echo "(hostile run reported failures; see the report)"
     stop "$pid"
 }
@@ -259,9 +272,11 @@ if want hostile; then
             hostile hostile-sqlite "sqlite://$OUT/sqlite-hostile/custodian.db"
             rm -rf "$OUT/sqlite-hostile"
         else
-            fresh_pg_db custodian_hostile
-            hostile hostile-postgres "$PG/custodian_hostile"
-            psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS custodian_hostile WITH (FORCE)" </dev/null
+            # HOSTILE_PG_DB: another name when runs share the PostgreSQL server.
+            local_db="${HOSTILE_PG_DB:-custodian_hostile}"
+            fresh_pg_db "$local_db"
+            hostile hostile-postgres "$PG/$local_db"
+            psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $local_db WITH (FORCE)" </dev/null
         fi
     done
 fi

@@ -74,6 +74,12 @@ pub struct Settings {
     pub webhook_timeout_seconds: u64,
     /// Webhook endpoints delivered to at once (each on its own thread).
     pub webhook_max_concurrent_deliveries: usize,
+    /// A failing endpoint's first retry delay; each further one doubles.
+    pub webhook_retry_base_seconds: u64,
+    /// The longest retry delay (before jitter).
+    pub webhook_retry_max_seconds: u64,
+    /// A failing endpoint is paused once its retries span this long.
+    pub webhook_pause_after_seconds: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -132,6 +138,15 @@ impl std::fmt::Debug for Settings {
                 "webhook_max_concurrent_deliveries",
                 &self.webhook_max_concurrent_deliveries,
             )
+            .field(
+                "webhook_retry_base_seconds",
+                &self.webhook_retry_base_seconds,
+            )
+            .field("webhook_retry_max_seconds", &self.webhook_retry_max_seconds)
+            .field(
+                "webhook_pause_after_seconds",
+                &self.webhook_pause_after_seconds,
+            )
             .field("max_resource_bytes", &self.max_resource_bytes)
             .finish()
     }
@@ -182,6 +197,9 @@ impl Default for Settings {
             auth_failure_window_seconds: 60,
             webhook_timeout_seconds: 10,
             webhook_max_concurrent_deliveries: 16,
+            webhook_retry_base_seconds: 30,
+            webhook_retry_max_seconds: 3_600,
+            webhook_pause_after_seconds: 86_400,
         }
     }
 }
@@ -219,6 +237,9 @@ struct FileConfig {
     auth_failure_window_seconds: Option<u64>,
     webhook_timeout_seconds: Option<u64>,
     webhook_max_concurrent_deliveries: Option<usize>,
+    webhook_retry_base_seconds: Option<u64>,
+    webhook_retry_max_seconds: Option<u64>,
+    webhook_pause_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -371,6 +392,15 @@ impl Settings {
         if let Some(v) = f.webhook_max_concurrent_deliveries {
             self.webhook_max_concurrent_deliveries = v;
         }
+        if let Some(v) = f.webhook_retry_base_seconds {
+            self.webhook_retry_base_seconds = v;
+        }
+        if let Some(v) = f.webhook_retry_max_seconds {
+            self.webhook_retry_max_seconds = v;
+        }
+        if let Some(v) = f.webhook_pause_after_seconds {
+            self.webhook_pause_after_seconds = v;
+        }
         Ok(())
     }
 
@@ -459,8 +489,8 @@ impl Settings {
                 "must be between 1 and 86400".into(),
             );
         }
-        // Below the relay's 60 s lease, with room to record the outcome: a
-        // delivery never outlives the lease that orders it.
+        // The relay's lease is sized from it (events::relay), so this bound
+        // only keeps a hung receiver's worker short.
         if !(1..=30).contains(&self.webhook_timeout_seconds) {
             return invalid("webhook_timeout_seconds", "must be between 1 and 30".into());
         }
@@ -468,6 +498,26 @@ impl Settings {
             return invalid(
                 "webhook_max_concurrent_deliveries",
                 "must be at least 1".into(),
+            );
+        }
+        if !(1..=86_400).contains(&self.webhook_retry_base_seconds) {
+            return invalid(
+                "webhook_retry_base_seconds",
+                "must be between 1 and 86400".into(),
+            );
+        }
+        if self.webhook_retry_max_seconds < self.webhook_retry_base_seconds
+            || self.webhook_retry_max_seconds > 86_400
+        {
+            return invalid(
+                "webhook_retry_max_seconds",
+                "must be between webhook_retry_base_seconds and 86400".into(),
+            );
+        }
+        if !(1..=30 * 86_400).contains(&self.webhook_pause_after_seconds) {
+            return invalid(
+                "webhook_pause_after_seconds",
+                "must be between 1 and 2592000 (30 days)".into(),
             );
         }
         if self.max_resource_bytes < 1024 {
@@ -636,7 +686,9 @@ mod tests {
             s.apply_file(
                 "auth_max_concurrent_verifications = 8\nauth_max_failures_per_token = 5\n\
                  auth_max_failures_per_address = 0\nauth_failure_window_seconds = 30\n\
-                 webhook_timeout_seconds = 5\nwebhook_max_concurrent_deliveries = 4\n",
+                 webhook_timeout_seconds = 5\nwebhook_max_concurrent_deliveries = 4\n\
+                 webhook_retry_base_seconds = 2\nwebhook_retry_max_seconds = 8\n\
+                 webhook_pause_after_seconds = 60\n",
                 "c.toml"
             )
             .is_ok()
@@ -651,6 +703,14 @@ mod tests {
                 s.webhook_max_concurrent_deliveries
             ),
             (8, 5, 0, 30, 5, 4)
+        );
+        assert_eq!(
+            (
+                s.webhook_retry_base_seconds,
+                s.webhook_retry_max_seconds,
+                s.webhook_pause_after_seconds
+            ),
+            (2, 8, 60)
         );
         assert!(s.validate().is_ok());
         for (bad, key) in [
@@ -667,6 +727,27 @@ mod tests {
                     ..Settings::default()
                 },
                 "auth_failure_window_seconds",
+            ),
+            (
+                Settings {
+                    webhook_retry_max_seconds: 10,
+                    ..Settings::default()
+                },
+                "webhook_retry_max_seconds",
+            ),
+            (
+                Settings {
+                    webhook_retry_base_seconds: 0,
+                    ..Settings::default()
+                },
+                "webhook_retry_base_seconds",
+            ),
+            (
+                Settings {
+                    webhook_pause_after_seconds: 0,
+                    ..Settings::default()
+                },
+                "webhook_pause_after_seconds",
             ),
             (
                 Settings {

@@ -8,6 +8,12 @@
 //! The attacks run on a thread of their own (their own runtime), so building
 //! and reading multi-megabyte bodies never delays B's timer. Every loop is
 //! bounded by a count and by `--window` (plus `--attack-timeout` per request).
+//!
+//! The `webhook` attack needs the server's policy to send tenant A's events to
+//! 127.0.0.1:`--hook-a-port` and B's to `--hook-b-port` (bench/run.sh writes
+//! it): webhooks are configured in the policy, not through the admin API. The
+//! driver runs both receivers: A's answers each event after `--hook-delay`
+//! seconds; B's records when each `user.suspended` arrives.
 
 use crate::client::{Conn, Endpoint, Response};
 use crate::ctx::Ctx;
@@ -18,13 +24,14 @@ use hdrhistogram::Histogram;
 use hyper::Method;
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Every attack, in the order they run (`--attacks` picks some).
-pub const ATTACKS: [&str; 8] = [
+/// Every attack, in the order they run (`--attacks` picks some). `webhook`
+/// runs last: A's slow receiver keeps its delivery worker busy afterwards.
+pub const ATTACKS: [&str; 9] = [
     "baseline",
     "emails",
     "members",
@@ -33,6 +40,7 @@ pub const ATTACKS: [&str; 8] = [
     "secrets",
     "flood",
     "dispose",
+    "webhook",
 ];
 
 pub struct Hostile {
@@ -58,6 +66,15 @@ pub struct Hostile {
     pub flood_conns: usize,
     pub flood_requests: usize,
     pub dispose_owner: usize,
+    /// Where the server delivers tenant A's / B's webhooks (0: no webhook attack).
+    pub hook_a_port: u16,
+    pub hook_b_port: u16,
+    /// How long A's receiver takes to answer each event.
+    pub hook_delay: Duration,
+    /// Users A suspends before the attack (two events each: queued for its slow receiver).
+    pub hook_a_suspends: usize,
+    /// Users B suspends, paced over the window; each `user.suspended` is timed to B's receiver.
+    pub hook_b_suspends: usize,
 }
 
 /// Latencies and status codes of one kind of request.
@@ -179,6 +196,10 @@ pub async fn run(ctx: &Ctx, cfg: &Hostile) -> Result<(), String> {
             eprintln!("  dispose: skipped (no --dispose-owner)");
             continue;
         }
+        if attack == "webhook" && (cfg.hook_a_port == 0 || cfg.hook_b_port == 0) {
+            eprintln!("  webhook: skipped (no --hook-a-port / --hook-b-port)");
+            continue;
+        }
         if Instant::now() > ctx.deadline {
             return Err(format!("time limit reached before the {attack} attack"));
         }
@@ -229,6 +250,80 @@ struct Plan {
     /// Bodies are built before the phase starts (`make` only clones).
     make: Box<dyn Fn(usize) -> Req + Send>,
     describe: String,
+    /// Request `i` is sent no earlier than `i · pace` into the attack (zero: at once).
+    pace: Duration,
+    /// The webhook attack's receivers: B's deliveries are timed after the phase.
+    hooks: Option<Arc<Hooks>>,
+}
+
+/// The webhook attack's state: when each of B's suspensions was sent, when
+/// its `user.suspended` reached B's receiver, and what A's receiver took.
+#[derive(Default)]
+struct Hooks {
+    sent: Mutex<HashMap<String, Instant>>,
+    arrived: Mutex<HashMap<String, Instant>>,
+    a_received: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A webhook receiver on 127.0.0.1:`port`, on a thread of its own. With
+/// `delay`, it answers each request that late (A's slow receiver); without,
+/// at once, noting when each `user.suspended` arrived, by its subject.
+fn spawn_receiver(port: u16, delay: Option<Duration>, hooks: Arc<Hooks>) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| format!("webhook receiver on port {port}: {e}"))?;
+    std::thread::Builder::new()
+        .name(format!("hook-{port}"))
+        .spawn(move || {
+            // Bounded: the run delivers far fewer events than this.
+            for stream in listener.incoming().take(100_000) {
+                let Ok(mut stream) = stream else { continue };
+                let Ok(read_half) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(read_half);
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len.min(16 << 20)];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let at = Instant::now();
+                match delay {
+                    Some(d) => {
+                        hooks.a_received.fetch_add(1, Ordering::SeqCst);
+                        // The slow receiver being emulated: it answers late.
+                        std::thread::sleep(d);
+                    }
+                    None => {
+                        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        if v["type"] == "user.suspended"
+                            && let Some(user) = v["subject"]["userId"].as_str()
+                        {
+                            lock(&hooks.arrived).entry(user.to_string()).or_insert(at);
+                        }
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result<Plan, String> {
@@ -253,6 +348,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
             count: 0,
             make: Box::new(move |_| req(Method::GET, "/".into(), None)),
             describe: "no attack".into(),
+            pace: Duration::ZERO,
+            hooks: None,
         },
         "emails" => {
             let ids = create_a_users(ctx, &format!("em{run_id}"), repeats, |_| None).await?;
@@ -278,6 +375,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     "PATCH add of {} bare-string emails, {repeats} users in turn",
                     cfg.emails
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "members" => {
@@ -312,6 +411,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     "group PATCH, path-less key \" members\", {} ids",
                     cfg.member_ids
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "search" => {
@@ -339,6 +440,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     cfg.attr_bytes / 1000,
                     cfg.search_users
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "extension" => {
@@ -369,6 +472,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     cfg.ext_users,
                     cfg.ext_bytes / 1000
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "secrets" => {
@@ -401,6 +506,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     "{} threads presenting A's token id with random secrets",
                     cfg.secret_conns
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "flood" => {
@@ -420,6 +527,8 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                     "POST /Users flood at {} connections (up to {})",
                     cfg.flood_conns, cfg.flood_requests
                 ),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
         "dispose" => {
@@ -439,10 +548,116 @@ async fn prepare(ctx: &Ctx, cfg: &Hostile, attack: &str, run_id: &str) -> Result
                 count: 1,
                 make: Box::new(move |_| req(Method::DELETE, format!("/Users/{id}"), None)),
                 describe: format!("SCIM DELETE of the owner of {} items", cfg.dispose_owner),
+                pace: Duration::ZERO,
+                hooks: None,
             }
         }
+        "webhook" => prepare_webhook(ctx, cfg, run_id).await?,
         other => return Err(format!("unknown attack {other}")),
     })
+}
+
+/// The slow-webhook attack (issue 14): A's receiver answers each event after
+/// `--hook-delay` with A's events queued; B suspends users, paced over the
+/// window, and each `user.suspended` is timed from its PATCH being sent to its
+/// arrival at B's receiver.
+async fn prepare_webhook(ctx: &Ctx, cfg: &Hostile, run_id: &str) -> Result<Plan, String> {
+    let hooks = Arc::new(Hooks::default());
+    spawn_receiver(cfg.hook_a_port, Some(cfg.hook_delay), hooks.clone())?;
+    spawn_receiver(cfg.hook_b_port, None, hooks.clone())?;
+    let suspend = Bytes::from(
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]})
+        .to_string(),
+    );
+    // A's events: two per suspension (user.suspended, disposal.scheduled).
+    let a_ids =
+        create_a_users(ctx, &format!("hook{run_id}"), cfg.hook_a_suspends, |_| None).await?;
+    for id in &a_ids {
+        let r = ctx
+            .one(ctx.scim_req(Method::PATCH, format!("/Users/{id}"), Some(suspend.clone())))
+            .await?;
+        if r.status != 200 {
+            return Err(format!("tenant A's suspension: status {}", r.status));
+        }
+    }
+    // B's users to suspend (not the ones its lookups and gate checks use).
+    let mut b_ids = Vec::with_capacity(cfg.hook_b_suspends);
+    for i in 0..cfg.hook_b_suspends {
+        let p = payloads::person(&format!("hb{run_id}"), i);
+        let r = ctx
+            .one(b_req(
+                ctx,
+                cfg,
+                Method::POST,
+                "/Users".into(),
+                Some(payloads::create_body(&p, i)),
+            ))
+            .await?;
+        if r.status != 201 {
+            return Err(format!("tenant B's create: status {}", r.status));
+        }
+        b_ids.push(r.json()?["id"].as_str().unwrap_or_default().to_string());
+    }
+    // The attack is on once A's slow receiver holds a delivery (the relay
+    // polls every 2 s); bounded poll.
+    let until = Instant::now() + Duration::from_secs(30);
+    while hooks.a_received.load(Ordering::SeqCst) == 0 {
+        if Instant::now() > until {
+            return Err("tenant A's receiver got no event within 30 s: is the policy's webhook for tenant A on --hook-a-port?".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n = b_ids.len().max(1);
+    let (scim, b_auth, sent) = (ctx.scim.clone(), cfg.b_scim_auth.clone(), hooks.clone());
+    Ok(Plan {
+        conns: 1,
+        count: b_ids.len(),
+        make: Box::new(move |i| {
+            let id = b_ids[i % b_ids.len()].clone();
+            lock(&sent.sent).insert(id.clone(), Instant::now());
+            Req {
+                method: Method::PATCH,
+                path: format!("{scim}/Users/{id}"),
+                auth: b_auth.clone(),
+                body: Some(suspend.clone()),
+            }
+        }),
+        describe: format!(
+            "A's receiver answers each event after {} s ({} of A's events queued); B suspends {} users over the window",
+            cfg.hook_delay.as_secs(),
+            a_ids.len() * 2,
+            cfg.hook_b_suspends
+        ),
+        pace: cfg.window / u32::try_from(n).unwrap_or(u32::MAX),
+        hooks: Some(hooks),
+    })
+}
+
+/// After the webhook attack: waits (bounded by `--attack-timeout`) for B's
+/// deliveries and tallies each from its PATCH being sent to its arrival;
+/// one never delivered counts as "timeout".
+async fn webhook_deliveries(hooks: &Hooks, timeout: Duration) -> Result<Tally, String> {
+    let until = Instant::now() + timeout;
+    loop {
+        let all = {
+            let (sent, arrived) = (lock(&hooks.sent), lock(&hooks.arrived));
+            sent.keys().all(|id| arrived.contains_key(id))
+        };
+        if all || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut t = Tally::new()?;
+    let (sent, arrived) = (lock(&hooks.sent), lock(&hooks.arrived));
+    for (id, at) in sent.iter() {
+        match arrived.get(id) {
+            Some(got) => t.record(got.saturating_duration_since(*at), Ok(200), None),
+            None => t.record(at.elapsed(), Err("timeout".into()), None),
+        }
+    }
+    Ok(t)
 }
 
 /// Creates `n` users in tenant A named `<prefix>-<i>@hostile.example` (or
@@ -484,6 +699,7 @@ async fn phase(
     plan: Plan,
 ) -> Result<(), String> {
     eprintln!("  {name}: {}", plan.describe);
+    let hooks = plan.hooks.clone();
     let done = Arc::new(AtomicBool::new(false));
     let fresh = ctx.server.reset_peak();
     let started = Instant::now();
@@ -516,10 +732,30 @@ async fn phase(
         push(ctx, s, fresh);
     }
     if !a.0.hist.is_empty() {
-        let mut s = a.0.stats(format!("{name}: tenant A attack"), a.1, a.2);
+        // The webhook attack's requests are B's suspensions (A's part is its receiver).
+        let who = if hooks.is_some() {
+            "tenant B suspend PATCH"
+        } else {
+            "tenant A attack"
+        };
+        let mut s = a.0.stats(format!("{name}: {who}"), a.1, a.2);
         s.note = Some(format!(
             "{}; {}",
             plan_note(name, cfg),
+            s.note.unwrap_or_default()
+        ));
+        push(ctx, s, fresh);
+    }
+    if let Some(h) = hooks {
+        let t = webhook_deliveries(&h, cfg.attack_timeout).await?;
+        let mut s = t.stats(
+            format!("{name}: tenant B user.suspended delivered"),
+            1,
+            elapsed,
+        );
+        s.note = Some(format!(
+            "from the PATCH to B's receiver; A's slow receiver took {} events; {}",
+            h.a_received.load(Ordering::SeqCst),
             s.note.unwrap_or_default()
         ));
         push(ctx, s, fresh);
@@ -547,6 +783,10 @@ fn plan_note(name: &str, cfg: &Hostile) -> String {
         "secrets" => format!("{} connections", cfg.secret_conns),
         "flood" => format!("{} connections", cfg.flood_conns),
         "dispose" => format!("{} items", cfg.dispose_owner),
+        "webhook" => format!(
+            "B's suspensions, every {} ms",
+            cfg.window.as_millis() / cfg.hook_b_suspends.max(1) as u128
+        ),
         _ => String::new(),
     }
 }
@@ -583,6 +823,10 @@ fn attack(
                         break;
                     }
                     next.set(i + 1);
+                    if !plan.pace.is_zero() {
+                        let due = started + plan.pace * u32::try_from(i).unwrap_or(u32::MAX);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                     let req = (plan.make)(i);
                     let t0 = Instant::now();
                     let sent = tokio::time::timeout(

@@ -116,7 +116,12 @@ enum Cmd {
     /// (--secret-conns threads presenting A's token id with random secrets),
     /// flood (POST /Users at --flood-conns connections), dispose (SCIM DELETE
     /// of the seeded owner of --dispose-owner items: run `seed` on tenant A
-    /// first; skipped when 0). The slow-webhook attack is not implemented.
+    /// first; skipped when 0), webhook (A's webhook receiver, run by this
+    /// driver on 127.0.0.1:--hook-a-port, answers each event after
+    /// --hook-delay s with --hook-a-suspends suspensions' events queued; B
+    /// suspends --hook-b-suspends users over the window and each
+    /// user.suspended is timed to B's receiver on --hook-b-port; the server's
+    /// policy must send A's and B's webhooks there; skipped without ports).
     ///
     /// Every attack sends a bounded number of requests and starts none after
     /// --window (each request gives up after --attack-timeout); A's requests
@@ -133,7 +138,7 @@ enum Cmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "baseline,emails,members,search,extension,secrets,flood,dispose"
+            default_value = "baseline,emails,members,search,extension,secrets,flood,dispose,webhook"
         )]
         attacks: Vec<String>,
         /// Seconds each attack may start requests for (and B's traffic lasts at least)
@@ -181,6 +186,21 @@ enum Cmd {
         /// Items of the seeded owner disposed by the dispose attack (0: skip)
         #[arg(long, default_value_t = 0)]
         dispose_owner: usize,
+        /// Port of tenant A's (slow) webhook receiver on 127.0.0.1 (0: skip the webhook attack)
+        #[arg(long, default_value_t = 0)]
+        hook_a_port: u16,
+        /// Port of tenant B's webhook receiver on 127.0.0.1
+        #[arg(long, default_value_t = 0)]
+        hook_b_port: u16,
+        /// Seconds A's receiver takes to answer each event
+        #[arg(long, default_value_t = 9)]
+        hook_delay: u64,
+        /// Users A suspends before the attack (two events each)
+        #[arg(long, default_value_t = 10)]
+        hook_a_suspends: usize,
+        /// Users B suspends over the window (each delivery timed)
+        #[arg(long, default_value_t = 20)]
+        hook_b_suspends: usize,
     },
     /// Loads the scale dataset directly into a database (not over HTTP).
     Seed {
@@ -375,6 +395,11 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
             flood_conns,
             flood_requests,
             dispose_owner,
+            hook_a_port,
+            hook_b_port,
+            hook_delay,
+            hook_a_suspends,
+            hook_b_suspends,
         } => {
             let cfg = hostile::Hostile {
                 b_scim_auth: bearer(b_token),
@@ -397,6 +422,11 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
                 flood_conns: *flood_conns,
                 flood_requests: *flood_requests,
                 dispose_owner: *dispose_owner,
+                hook_a_port: *hook_a_port,
+                hook_b_port: *hook_b_port,
+                hook_delay: Duration::from_secs(*hook_delay),
+                hook_a_suspends: *hook_a_suspends,
+                hook_b_suspends: *hook_b_suspends,
             };
             if let Some(bad) = attacks
                 .iter()
@@ -413,7 +443,9 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
                 "member_ids": member_ids, "search_users": search_users, "search_conns": search_conns,
                 "attr_bytes": attr_bytes, "ext_users": ext_users, "ext_bytes": ext_bytes,
                 "ext_conns": ext_conns, "secret_conns": secret_conns, "flood_conns": flood_conns,
-                "flood_requests": flood_requests, "dispose_owner": dispose_owner})
+                "flood_requests": flood_requests, "dispose_owner": dispose_owner,
+                "hook_a_port": hook_a_port, "hook_b_port": hook_b_port, "hook_delay_s": hook_delay,
+                "hook_a_suspends": hook_a_suspends, "hook_b_suspends": hook_b_suspends})
         }
         Cmd::Raw { path, requests, .. } => {
             let make = |_| run::Req {

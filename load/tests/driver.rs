@@ -396,3 +396,102 @@ async fn hostile_workload(backend: Backend) {
 }
 
 crate::both_backends!(hostile_driver_runs_and_reports, super::hostile_workload);
+
+/// `custodian-load hostile --attacks webhook`, small: the driver runs both
+/// receivers (A's answers each event after 2 s), A's events are queued, B
+/// suspends three users; every one of B's `user.suspended` is delivered to
+/// B's receiver while A's receiver is slow, and the report times each.
+async fn hostile_webhook_attack(backend: Backend) {
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (a_port, b_port) = (port(), port());
+    let policy = format!(
+        "[tenants.attacker]\nwebhooks = [{{ url = \"http://127.0.0.1:{a_port}/hook\", secret_env = \"HOOK\" }}]\n\
+         [tenants.victim]\nwebhooks = [{{ url = \"http://127.0.0.1:{b_port}/hook\", secret_env = \"HOOK\" }}]\n"
+    );
+    let app = crate::common::spawn_app_with(
+        backend,
+        crate::common::Options {
+            policy: Some(policy),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The server's relay loop (the test app runs none): a pass every 100 ms
+    // until the test ends.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relay = {
+        let (db, deprov, stop) = (app.db.clone(), app.deprov.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let relay = std::sync::Arc::new(custodian::events::relay::Relay::new(Box::new(
+                |name: &str| (name == "HOOK").then(|| "s".to_string()),
+            )));
+            for _ in 0..6_000 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let _ = relay.spawn_pass(&db, &deprov);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("hostile.json");
+    let mut args = vec!["hostile".to_string()];
+    args.extend(common_args(&app, "attacker", &json));
+    let gate = args.iter().position(|a| a == "--gate-token").expect("gate") + 1;
+    args[gate] = app.token_for("victim", Scope::Gate);
+    args.extend(
+        [
+            "--b-token".to_string(),
+            app.token_for("victim", Scope::Scim),
+            "--hook-a-port".into(),
+            a_port.to_string(),
+            "--hook-b-port".into(),
+            b_port.to_string(),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "--attacks",
+                "webhook",
+                "--window",
+                "2",
+                "--attack-timeout",
+                "60",
+                "--b-users",
+                "6",
+                "--b-concurrency",
+                "3",
+                "--b-rate",
+                "30",
+                "--hook-delay",
+                "2",
+                "--hook-a-suspends",
+                "3",
+                "--hook-b-suspends",
+                "3",
+            ]
+            .map(String::from),
+        ),
+    );
+    let (ok, log) = tokio::task::spawn_blocking(move || run_driver(args))
+        .await
+        .expect("join");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = report(&json);
+    assert!(ok, "{log}");
+    let row = stats(&r, "webhook: tenant B user.suspended delivered");
+    assert_eq!(row["requests"].as_u64(), Some(3), "{row}");
+    assert_eq!(statuses(row).get("200"), Some(&3), "all delivered: {row}");
+    let a = statuses(stats(&r, "webhook: tenant B suspend PATCH"));
+    assert_eq!(a.get("200"), Some(&3), "B's suspensions answered: {a:?}");
+    tokio::task::spawn_blocking(move || relay.join().expect("relay"))
+        .await
+        .expect("join");
+}
+crate::both_backends!(hostile_driver_webhook, super::hostile_webhook_attack);

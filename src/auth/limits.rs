@@ -6,7 +6,26 @@
 use chrono::{DateTime, Duration, Utc};
 use lru::LruCache;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroUsize;
+
+/// The key failures from `a` are counted under: an IPv4 address by itself,
+/// an IPv6 address by its /64 (the smallest block a site or a customer line
+/// is given, so one attacker owns a whole /64 and could otherwise rotate
+/// through 2^64 addresses). An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+/// a dual-stack socket's view of an IPv4 peer) counts as that IPv4 address.
+pub fn address_group(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(_) => a,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
 
 /// An LRU whose entries also expire `ttl` after insertion. A full cache evicts
 /// its least recently used entry, one at a time (never wholesale).
@@ -136,6 +155,23 @@ mod tests {
 
     fn cap(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+    }
+
+    #[test]
+    fn addresses_group_by_ipv6_64_and_ipv4_address() {
+        let g = |s: &str| address_group(s.parse().unwrap_or(IpAddr::V4([0; 4].into())));
+        assert_eq!(g("2001:db8:1:2::1"), g("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(
+            g("2001:db8:1:2:abcd::9"),
+            "2001:db8:1:2::"
+                .parse()
+                .ok()
+                .map(IpAddr::V6)
+                .unwrap_or(g("::"))
+        );
+        assert_ne!(g("2001:db8:1:2::1"), g("2001:db8:1:3::1"), "another /64");
+        assert_ne!(g("192.0.2.1"), g("192.0.2.2"), "IPv4: each address");
+        assert_eq!(g("::ffff:192.0.2.1"), g("192.0.2.1"), "IPv4-mapped");
     }
 
     #[test]

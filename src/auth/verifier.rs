@@ -8,15 +8,21 @@
 //!
 //! Fairness (issue 14): argon2 only runs for a key that is in neither cache,
 //! for a token id and a client address that have not failed too often in the
-//! current window, and only while a slot is free: at most one run per token
-//! id at a time (different secrets for one id queue for nothing: they are
-//! refused), at most half the slots per tenant, and a global cap. So
-//! one token id's wrong secrets cost at most `max_failures_per_token` argon2
-//! runs per window and one slot, and another tenant's first verification
-//! still finds a slot. The price: while a token id is locked, its *correct*
-//! secret is refused too unless already cached (429 with Retry-After).
+//! current window, and only in a slot: at most one run per token id at a
+//! time, at most half the slots per tenant, and a global cap. So one token
+//! id's wrong secrets cost at most `max_failures_per_token` argon2 runs per
+//! window and one slot, and another tenant's first verification still finds
+//! a slot. Concurrent requests with the same key wait for one run and share
+//! its result (single-flight); a key whose slot is taken waits its turn in a
+//! bounded queue (per tenant and in total) for a bounded time, so an honest
+//! IdP's first burst is not answered 429 (Entra quarantines a job on repeated
+//! 429s): 429 only when the queue is full or the wait runs out. Waiting
+//! happens on the blocking thread `verify_from` already runs on, never on an
+//! HTTP worker, and the queue bound also bounds the threads parked. The
+//! price: while a token id is locked, its *correct* secret is refused too
+//! unless already cached (429 with Retry-After).
 
-use super::limits::{FailureWindows, TtlLru};
+use super::limits::{FailureWindows, TtlLru, address_group};
 use super::token::{Scope, split};
 use crate::deprovision::service::{Clock, SystemClock};
 use crate::store::{self, Db, StoreError};
@@ -26,7 +32,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Verified keys kept (successes and failures each).
 const CACHE_MAX: usize = 10_000;
@@ -34,6 +41,13 @@ const CACHE_MAX: usize = 10_000;
 const CACHE_TTL_SECONDS: i64 = 300;
 /// Token ids and client addresses whose failures are counted (each).
 const FAILURE_KEYS_MAX: usize = 10_000;
+/// Requests waiting for a verification (their key's single flight or a
+/// slot), in total; one tenant may hold a quarter of them. Each waits on a
+/// blocking thread, so this also bounds the threads parked here.
+const QUEUE_MAX: usize = 128;
+/// How long a request waits for its key's verification or a slot before
+/// 429: many argon2 runs' worth, far below an IdP's request timeout.
+const QUEUE_WAIT: Duration = Duration::from_secs(3);
 
 /// The verifier's limits (config keys `auth_*`).
 #[derive(Debug, Clone)]
@@ -77,6 +91,11 @@ impl AuthLimits {
     }
 }
 
+/// One tenant may hold at most a quarter of the queue.
+fn queue_per_tenant() -> usize {
+    (QUEUE_MAX / 4).max(1)
+}
+
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant_id: String,
@@ -108,12 +127,24 @@ pub enum AuthError {
 
 type Key = (String, [u8; 32]);
 
-/// argon2 runs in progress: in total, per token id, per tenant.
+/// argon2 runs in progress: in total, per token id, per tenant; and the
+/// requests queued for a run (a slot or their key's flight), in total and per
+/// tenant.
 #[derive(Default)]
 struct Slots {
     total: usize,
     by_token: HashMap<String, usize>,
     by_tenant: HashMap<String, usize>,
+    queued: usize,
+    queued_by_tenant: HashMap<String, usize>,
+}
+
+/// A key's verification in progress: waiters sleep on `done` until its
+/// leader finishes (whatever the outcome), then read the caches again.
+#[derive(Default)]
+struct Flight {
+    finished: Mutex<bool>,
+    done: Condvar,
 }
 
 pub struct Verifier {
@@ -123,10 +154,13 @@ pub struct Verifier {
     refused: Mutex<TtlLru<Key, ()>>,
     failures_by_token: Mutex<FailureWindows<String>>,
     failures_by_address: Mutex<FailureWindows<IpAddr>>,
-    /// One lock per key being verified: concurrent requests with the same token
-    /// (an IdP's first burst) wait for one argon2 run instead of each paying for it.
-    in_progress: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
+    /// The verification in flight per key: concurrent requests with the same
+    /// token (an IdP's first burst) wait for one argon2 run instead of each
+    /// paying for it.
+    in_progress: Mutex<HashMap<Key, Arc<Flight>>>,
     slots: Mutex<Slots>,
+    /// Signalled when a slot is given back.
+    slot_freed: Condvar,
 }
 
 impl Default for Verifier {
@@ -146,6 +180,7 @@ fn nonzero(n: usize) -> NonZeroUsize {
 /// Holds one argon2 slot; gives it back on drop.
 struct SlotGuard<'a> {
     slots: &'a Mutex<Slots>,
+    freed: &'a Condvar,
     token: String,
     tenant: String,
 }
@@ -153,6 +188,7 @@ struct SlotGuard<'a> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         let mut s = lock(self.slots);
+        self.freed.notify_all();
         s.total = s.total.saturating_sub(1);
         if let Some(n) = s.by_token.get_mut(&self.token) {
             *n = n.saturating_sub(1);
@@ -169,23 +205,37 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// A key's in-progress lock, removed from the map when its last holder's
-/// verification ends, however it ends.
-struct InProgress<'a> {
-    map: &'a Mutex<HashMap<Key, Arc<Mutex<()>>>>,
+/// Leads a key's verification: on drop (however it ends) the flight is
+/// removed and its waiters are woken to read the caches it filled.
+struct Leading<'a> {
+    map: &'a Mutex<HashMap<Key, Arc<Flight>>>,
     key: &'a Key,
-    /// This request's handle, given up under the map lock (so two holders
-    /// ending at once cannot both see the other's handle and leave the entry).
-    slot: Option<Arc<Mutex<()>>>,
+    flight: Arc<Flight>,
 }
 
-impl Drop for InProgress<'_> {
+impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        let mut map = lock(self.map);
-        drop(self.slot.take());
-        // Only the last holder removes it: a waiter still needs the same lock.
-        if map.get(self.key).is_some_and(|a| Arc::strong_count(a) == 1) {
-            map.remove(self.key);
+        lock(self.map).remove(self.key);
+        *lock(&self.flight.finished) = true;
+        self.flight.done.notify_all();
+    }
+}
+
+/// A place in the queue (a slot or a key's flight); given back on drop.
+struct Queued<'a> {
+    slots: &'a Mutex<Slots>,
+    tenant: String,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.slots);
+        s.queued = s.queued.saturating_sub(1);
+        if let Some(n) = s.queued_by_tenant.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.queued_by_tenant.remove(&self.tenant);
+            }
         }
     }
 }
@@ -212,6 +262,7 @@ impl Verifier {
             )),
             in_progress: Mutex::new(HashMap::new()),
             slots: Mutex::new(Slots::default()),
+            slot_freed: Condvar::new(),
             limits,
             clock,
         }
@@ -260,20 +311,36 @@ impl Verifier {
         if let Some(p) = cached {
             return admit(p, allowed);
         }
-        let in_progress = InProgress {
-            map: &self.in_progress,
-            key: &key,
-            slot: Some(Arc::clone(
-                lock(&self.in_progress).entry(key.clone()).or_default(),
-            )),
+        let deadline = Instant::now() + QUEUE_WAIT;
+        // Lead this key's verification, or wait for the one in flight and
+        // read its result from the caches (a leader that ended without one,
+        // e.g. refused a slot, leaves the next waiter to lead).
+        let _leading = loop {
+            if let Some(p) = self.accepted(&key) {
+                return admit(p, allowed);
+            }
+            self.refuse_early(&key, client)?;
+            let flight = {
+                let mut map = lock(&self.in_progress);
+                match map.get(&key) {
+                    Some(f) => Arc::clone(f),
+                    None => {
+                        let flight = Arc::new(Flight::default());
+                        map.insert(key.clone(), Arc::clone(&flight));
+                        break Leading {
+                            map: &self.in_progress,
+                            key: &key,
+                            flight,
+                        };
+                    }
+                }
+            };
+            let _queued = self.enqueue(&row.tenant_id)?;
+            self.await_flight(&flight, deadline)?;
         };
-        let _one_at_a_time = in_progress.slot.as_deref().map(lock);
-        // A concurrent request with the same key may have just verified it.
-        if let Some(p) = self.accepted(&key) {
-            return admit(p, allowed);
-        }
+        let _running = self.acquire_slot_by(id, &row.tenant_id, deadline)?;
+        // While this request waited, the id may have been locked.
         self.refuse_early(&key, client)?;
-        let _running = self.acquire_slot(id, &row.tenant_id)?;
         let ok = PasswordHash::new(&row.secret_hash)
             .map(|h| {
                 Argon2::default()
@@ -311,9 +378,9 @@ impl Verifier {
     ) -> Option<Result<Principal, AuthError>> {
         let Some((id, secret)) = split(presented) else {
             // Malformed: no lookup can match it, so no blocking thread either.
-            if let Some(d) = client
-                .and_then(|a| lock(&self.failures_by_address).locked_for(&a, self.clock.now()))
-            {
+            if let Some(d) = client.and_then(|a| {
+                lock(&self.failures_by_address).locked_for(&address_group(a), self.clock.now())
+            }) {
                 return Some(Err(AuthError::TooManyFailures {
                     retry_after: seconds(d),
                 }));
@@ -363,7 +430,8 @@ impl Verifier {
 
     fn refuse_locked_address(&self, client: Option<IpAddr>) -> Result<(), AuthError> {
         if let Some(a) = client
-            && let Some(d) = lock(&self.failures_by_address).locked_for(&a, self.clock.now())
+            && let Some(d) =
+                lock(&self.failures_by_address).locked_for(&address_group(a), self.clock.now())
         {
             return Err(AuthError::TooManyFailures {
                 retry_after: seconds(d),
@@ -374,32 +442,99 @@ impl Verifier {
 
     fn record_address_failure(&self, client: Option<IpAddr>) {
         if let Some(a) = client {
-            lock(&self.failures_by_address).record(a, self.clock.now());
+            lock(&self.failures_by_address).record(address_group(a), self.clock.now());
         }
     }
 
-    /// An argon2 slot: one per token id, half the slots per tenant, all of
-    /// them in total; `Busy` (429) rather than a queue, so no blocking thread
-    /// waits for a slot. Shared per tenant, not per address: tenants behind one
-    /// address (a NAT, a proxy, loopback) must not share one tenant's budget.
-    fn acquire_slot(&self, token: &str, tenant: &str) -> Result<SlotGuard<'_>, AuthError> {
+    /// A place in the queue for `tenant`; `Busy` when the queue, or the
+    /// tenant's quarter of it, is full.
+    fn enqueue(&self, tenant: &str) -> Result<Queued<'_>, AuthError> {
         let mut s = lock(&self.slots);
-        let by_token = s.by_token.get(token).copied().unwrap_or(0);
-        let by_tenant = s.by_tenant.get(tenant).copied().unwrap_or(0);
-        if s.total >= self.limits.max_concurrent
-            || by_token >= 1
-            || by_tenant >= self.limits.per_tenant()
-        {
+        let mine = s.queued_by_tenant.get(tenant).copied().unwrap_or(0);
+        if s.queued >= QUEUE_MAX || mine >= queue_per_tenant() {
             return Err(AuthError::Busy);
         }
+        s.queued += 1;
+        *s.queued_by_tenant.entry(tenant.to_string()).or_default() += 1;
+        Ok(Queued {
+            slots: &self.slots,
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// Waits until `flight` has finished, or `Busy` at `deadline`.
+    fn await_flight(&self, flight: &Flight, deadline: Instant) -> Result<(), AuthError> {
+        let mut finished = lock(&flight.finished);
+        while !*finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(AuthError::Busy);
+            }
+            finished = flight
+                .done
+                .wait_timeout(finished, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        Ok(())
+    }
+
+    /// An argon2 slot, waiting in the queue for one until `deadline`.
+    fn acquire_slot_by(
+        &self,
+        token: &str,
+        tenant: &str,
+        deadline: Instant,
+    ) -> Result<SlotGuard<'_>, AuthError> {
+        if let Ok(g) = self.acquire_slot(token, tenant) {
+            return Ok(g);
+        }
+        let _queued = self.enqueue(tenant)?;
+        let mut s = lock(&self.slots);
+        loop {
+            if self.slot_free(&s, token, tenant) {
+                return Ok(self.take_slot(&mut s, token, tenant));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(AuthError::Busy);
+            }
+            s = self
+                .slot_freed
+                .wait_timeout(s, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// An argon2 slot now: one per token id, half the slots per tenant, all
+    /// of them in total; `Busy` if none is free. Shared per tenant, not per
+    /// address: tenants behind one address (a NAT, a proxy, loopback) must
+    /// not share one tenant's budget.
+    fn acquire_slot(&self, token: &str, tenant: &str) -> Result<SlotGuard<'_>, AuthError> {
+        let mut s = lock(&self.slots);
+        if !self.slot_free(&s, token, tenant) {
+            return Err(AuthError::Busy);
+        }
+        Ok(self.take_slot(&mut s, token, tenant))
+    }
+
+    fn slot_free(&self, s: &Slots, token: &str, tenant: &str) -> bool {
+        s.total < self.limits.max_concurrent
+            && s.by_token.get(token).copied().unwrap_or(0) == 0
+            && s.by_tenant.get(tenant).copied().unwrap_or(0) < self.limits.per_tenant()
+    }
+
+    fn take_slot(&self, s: &mut Slots, token: &str, tenant: &str) -> SlotGuard<'_> {
         s.total += 1;
         *s.by_token.entry(token.to_string()).or_default() += 1;
         *s.by_tenant.entry(tenant.to_string()).or_default() += 1;
-        Ok(SlotGuard {
+        SlotGuard {
             slots: &self.slots,
+            freed: &self.slot_freed,
             token: token.to_string(),
             tenant: tenant.to_string(),
-        })
+        }
     }
 }
 
@@ -458,6 +593,58 @@ mod tests {
         drop((first, second, third, fourth));
         let s = lock(&v.slots);
         assert_eq!((s.total, s.by_token.len(), s.by_tenant.len()), (0, 0, 0));
+    }
+
+    /// A busy slot is waited for, not refused: the waiter takes the slot as
+    /// soon as it is given back, and gives up (`Busy`) only at its deadline.
+    #[test]
+    fn a_busy_slot_is_queued_for_until_the_deadline() {
+        let v = Verifier::default();
+        let held = v.acquire_slot("tok-a", "tenant-a");
+        assert!(held.is_ok());
+        let (taking, took) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let got = v.acquire_slot_by("tok-a", "tenant-a", deadline).is_ok();
+                let _ = taking.send(got);
+            });
+            // Bounded poll: the waiter is queued before the slot is given back.
+            let until = Instant::now() + Duration::from_secs(10);
+            while lock(&v.slots).queued == 0 && Instant::now() < until {
+                std::thread::yield_now();
+            }
+            assert_eq!(lock(&v.slots).queued, 1, "the second request waits");
+            drop(held);
+            assert_eq!(took.recv_timeout(Duration::from_secs(10)).ok(), Some(true));
+        });
+        let held = v.acquire_slot("tok-a", "tenant-a");
+        assert!(held.is_ok());
+        assert!(matches!(
+            v.acquire_slot_by("tok-a", "tenant-a", Instant::now()),
+            Err(AuthError::Busy)
+        ));
+        drop(held);
+        let s = lock(&v.slots);
+        assert_eq!((s.queued, s.queued_by_tenant.len(), s.total), (0, 0, 0));
+    }
+
+    /// The queue is bounded in total and per tenant (a quarter): one tenant
+    /// filling its share leaves the rest to others.
+    #[test]
+    fn the_queue_is_bounded_per_tenant_and_in_total() {
+        let v = Verifier::default();
+        let mine: Vec<_> = (0..queue_per_tenant())
+            .map_while(|_| v.enqueue("tenant-a").ok())
+            .collect();
+        assert_eq!(mine.len(), queue_per_tenant());
+        assert!(matches!(v.enqueue("tenant-a"), Err(AuthError::Busy)));
+        let others: Vec<_> = (0..QUEUE_MAX)
+            .map_while(|i| v.enqueue(&format!("tenant-{}", i % 8)).ok())
+            .collect();
+        assert_eq!(mine.len() + others.len(), QUEUE_MAX, "total cap");
+        drop((mine, others));
+        assert_eq!(lock(&v.slots).queued, 0);
     }
 
     #[test]

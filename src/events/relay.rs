@@ -1,8 +1,16 @@
 //! Webhook delivery. One relay per (tenant, endpoint) holds a lease, so events
 //! reach each endpoint in `seq` order, at least once; progress lives in the
 //! database, so delivery survives restarts and moves between replicas. Failures
-//! back off exponentially; after `MAX_ATTEMPTS` the endpoint is paused (the
+//! back off exponentially with a cap and jitter (`RetrySchedule`); once the
+//! retries span `pause_after` (a day by default) the endpoint is paused (the
 //! events feed stays the source of truth).
+//!
+//! A pass over an idle endpoint only reads (its cursor and whether an event
+//! is due): the lease is claimed, a write, only when there is something to
+//! send, so idle endpoints cost the SQLite writer nothing. The lease outlasts
+//! any one send (`lease_for`) and is renewed before a send whenever less than
+//! a send's worth is left, so a slow receiver cannot lose it mid-send to
+//! another replica, which would then send the same events concurrently.
 //!
 //! Each (tenant, endpoint) is delivered by its own worker thread, each request
 //! bounded by a timeout, with a cap on workers at once: a slow or dead endpoint
@@ -19,9 +27,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const MAX_ATTEMPTS: i32 = 10;
 const BATCH: i64 = 50;
-const LEASE: i64 = 60;
+/// The shortest lease; longer when the send timeout asks for it (`lease_for`).
+const LEASE_MIN: Duration = Duration::from_secs(60);
+/// Room beyond a send's timeout for recording its outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Reads a webhook secret by the environment variable name the policy gives.
 pub type SecretLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -34,6 +44,8 @@ pub struct RelayOptions {
     pub timeout: Duration,
     /// Endpoints delivered to at once (one thread each).
     pub max_concurrent: usize,
+    /// When a failing endpoint is retried, and when it is paused.
+    pub retry: RetrySchedule,
 }
 
 impl Default for RelayOptions {
@@ -41,6 +53,7 @@ impl Default for RelayOptions {
         RelayOptions {
             timeout: Duration::from_secs(10),
             max_concurrent: 16,
+            retry: RetrySchedule::default(),
         }
     }
 }
@@ -50,8 +63,85 @@ impl RelayOptions {
         RelayOptions {
             timeout: Duration::from_secs(s.webhook_timeout_seconds),
             max_concurrent: s.webhook_max_concurrent_deliveries.max(1),
+            retry: RetrySchedule {
+                base: Duration::from_secs(s.webhook_retry_base_seconds),
+                max: Duration::from_secs(s.webhook_retry_max_seconds),
+                pause_after: Duration::from_secs(s.webhook_pause_after_seconds),
+            },
         }
     }
+}
+
+/// Retries of a failing endpoint: the n-th failure waits `base · 2^(n-1)`,
+/// at most `max`, each with ±10 % jitter (so replicas and endpoints that
+/// failed together do not retry together); the failure after which the
+/// nominal waits add up to `pause_after` pauses the endpoint (config keys
+/// `webhook_retry_base_seconds`, `webhook_retry_max_seconds`,
+/// `webhook_pause_after_seconds`; by default 30 s, 1 h, a day: 31 attempts
+/// over ~24 h).
+#[derive(Debug, Clone)]
+pub struct RetrySchedule {
+    pub base: Duration,
+    pub max: Duration,
+    pub pause_after: Duration,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        RetrySchedule {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(3_600),
+            pause_after: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// The wait after the `failures`-th failure in a row (≥ 1), before jitter.
+    pub fn delay(&self, failures: i32) -> Duration {
+        let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 40)).unwrap_or(40);
+        self.base
+            .checked_mul(2_u32.saturating_pow(doublings.min(31)))
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// The failure in a row that pauses the endpoint: the first whose nominal
+    /// waits so far (after failures 1 … n-1) add up to `pause_after`.
+    pub fn pausing_failure(&self) -> i32 {
+        let mut waited = Duration::ZERO;
+        let mut n = 1;
+        // Bounded: every wait is at least `base` ≥ 1 s (config), at most
+        // `pause_after / base` + 1 failures; the cap guards a zero base.
+        while waited < self.pause_after && n < 100_000 {
+            waited += self.delay(n);
+            n += 1;
+        }
+        n
+    }
+
+    /// The nominal time from the first failure to the pause.
+    pub fn span(&self) -> Duration {
+        (1..self.pausing_failure()).map(|k| self.delay(k)).sum()
+    }
+
+    /// `delay(failures)` with ±10 % jitter.
+    fn jittered(&self, failures: i32) -> chrono::Duration {
+        use rand::Rng;
+        let d = self
+            .delay(failures)
+            .mul_f64(rand::thread_rng().gen_range(0.9..1.1));
+        chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The lease a relay takes on an endpoint: long enough for one send (its
+/// timeout) and for recording the outcome, twice over, and at least a minute.
+fn lease_for(timeout: Duration) -> Duration {
+    timeout
+        .saturating_mul(2)
+        .saturating_add(LEASE_MARGIN)
+        .max(LEASE_MIN)
 }
 
 pub struct Relay {
@@ -60,6 +150,13 @@ pub struct Relay {
     /// Reads a secret by the environment variable name the policy gives.
     secret: SecretLookup,
     max_concurrent: usize,
+    /// Per send (the agent's timeout); a lease is renewed before a send when
+    /// less than this plus `LEASE_MARGIN` is left.
+    timeout: Duration,
+    lease: chrono::Duration,
+    retry: RetrySchedule,
+    /// `retry.pausing_failure()`, computed once.
+    pausing_failure: i32,
     /// (tenant id, endpoint) pairs this process's workers are delivering to:
     /// they share one lease owner, so this keeps them to one worker each.
     in_flight: Mutex<HashSet<(String, String)>>,
@@ -102,14 +199,6 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn backoff(attempts: i32) -> chrono::Duration {
-    chrono::Duration::seconds(
-        2_i64
-            .saturating_pow(u32::try_from(attempts.clamp(0, 12)).unwrap_or(12))
-            .min(3_600),
-    )
-}
-
 impl Relay {
     pub fn new(secret: SecretLookup) -> Relay {
         Relay::with_options(secret, RelayOptions::default())
@@ -125,6 +214,11 @@ impl Relay {
             agent,
             secret,
             max_concurrent: opts.max_concurrent.max(1),
+            timeout: opts.timeout,
+            lease: chrono::Duration::from_std(lease_for(opts.timeout))
+                .unwrap_or(chrono::Duration::MAX),
+            pausing_failure: opts.retry.pausing_failure(),
+            retry: opts.retry,
             in_flight: Mutex::new(HashSet::new()),
             rotation: AtomicUsize::new(0),
         }
@@ -291,10 +385,153 @@ impl Relay {
         secret: &str,
     ) -> Result<usize, StoreError> {
         let now = deprov.clock.now();
+        if !self.due(db, tenant, url, &time::format(now))? {
+            return Ok(0);
+        }
+        let Some(mut last) = self.claim(db, tenant, url, now)? else {
+            return Ok(0);
+        };
+        let mut lease_until = now + self.lease;
+        let events = db.read(|c| crate::events::feed(c, tenant, tenant_name, last, BATCH))?;
+        let mut delivered = 0;
+        for e in events {
+            let body = e.to_string();
+            let seq = e["seq"].as_i64().unwrap_or(last);
+            let id = e["id"].as_str().unwrap_or_default().to_string();
+            // A send must end inside the lease: renew it first when less
+            // than a send's worth is left; a lease already lost ends the batch.
+            let now = deprov.clock.now();
+            if lease_until - now < self.send_span() && !self.renew(db, tenant, url, now)? {
+                tracing::warn!(tenant, "webhook lease lost; another relay continues");
+                return Ok(delivered);
+            }
+            let sig = signature(secret, now.timestamp(), &body);
+            let sent = self
+                .agent
+                .post(url)
+                .set("Content-Type", "application/json")
+                .set("Custodian-Event-Id", &id)
+                .set("Custodian-Signature", &sig)
+                .send_string(&body);
+            match sent {
+                Ok(r) if (200..300).contains(&r.status()) => {
+                    last = seq;
+                    delivered += 1;
+                    // Advance only while still holding the lease (and extend it), so a
+                    // replica that lost the lease can never move the cursor back.
+                    let renewed_at = deprov.clock.now();
+                    let until = time::format(renewed_at + self.lease);
+                    let held = db.write(|c| {
+                        diesel::update(
+                            webhook_cursors::table
+                                .filter(webhook_cursors::tenant_id.eq(tenant))
+                                .filter(webhook_cursors::endpoint.eq(url))
+                                .filter(webhook_cursors::lease_owner.eq(&self.owner)),
+                        )
+                        .set((
+                            webhook_cursors::last_seq.eq(last),
+                            webhook_cursors::attempts.eq(0),
+                            webhook_cursors::lease_until.eq(&until),
+                        ))
+                        .execute(c)
+                        .map_err(StoreError::from)
+                    })?;
+                    if held == 0 {
+                        tracing::warn!(
+                            tenant,
+                            "webhook lease lost mid-batch; another relay continues"
+                        );
+                        return Ok(delivered);
+                    }
+                    lease_until = renewed_at + self.lease;
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(r) => format!("HTTP {}", r.status()),
+                        Err(ureq::Error::Status(code, _)) => format!("HTTP {code}"),
+                        Err(e) => format!("transport: {}", e.kind()),
+                    };
+                    self.fail(db, deprov, tenant, url, &why)?;
+                    break;
+                }
+            }
+        }
+        // Release the lease.
+        db.write(|c| {
+            diesel::update(
+                webhook_cursors::table
+                    .filter(webhook_cursors::tenant_id.eq(tenant))
+                    .filter(webhook_cursors::endpoint.eq(url))
+                    .filter(webhook_cursors::lease_owner.eq(&self.owner)),
+            )
+            .set((
+                webhook_cursors::lease_owner.eq(None::<String>),
+                webhook_cursors::lease_until.eq(None::<String>),
+            ))
+            .execute(c)
+            .map_err(StoreError::from)
+        })?;
+        Ok(delivered)
+    }
+
+    /// A send's timeout plus the margin for recording its outcome.
+    fn send_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.timeout.saturating_add(LEASE_MARGIN))
+            .unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Whether the endpoint has an event to send now and nobody else holds
+    /// its lease: read-only, so an idle pass writes nothing.
+    fn due(&self, db: &Db, tenant: &str, url: &str, now_s: &str) -> Result<bool, StoreError> {
+        type Cursor = (i64, bool, String, Option<String>, Option<String>);
+        db.read(|c| {
+            let cursor: Option<Cursor> = webhook_cursors::table
+                .filter(webhook_cursors::tenant_id.eq(tenant))
+                .filter(webhook_cursors::endpoint.eq(url))
+                .select((
+                    webhook_cursors::last_seq,
+                    webhook_cursors::paused,
+                    webhook_cursors::next_attempt_at,
+                    webhook_cursors::lease_until,
+                    webhook_cursors::lease_owner,
+                ))
+                .first(c)
+                .optional()?;
+            let last = match cursor {
+                None => 0,
+                Some((last, paused, next, until, owner)) => {
+                    let leased_elsewhere = until.is_some_and(|u| u.as_str() >= now_s)
+                        && owner.as_deref() != Some(self.owner.as_str());
+                    if paused || next.as_str() > now_s || leased_elsewhere {
+                        return Ok(false);
+                    }
+                    last
+                }
+            };
+            let next: Option<i64> = outbox::table
+                .filter(outbox::tenant_id.eq(tenant))
+                .filter(outbox::seq.gt(last))
+                .select(outbox::seq)
+                .order(outbox::seq)
+                .first(c)
+                .optional()?;
+            Ok(next.is_some())
+        })
+    }
+
+    /// Claims the lease (creating the cursor on first sight); the cursor's
+    /// `last_seq` when claimed, `None` when another relay holds it or the
+    /// endpoint is paused or backing off.
+    fn claim(
+        &self,
+        db: &Db,
+        tenant: &str,
+        url: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         let now_s = time::format(now);
-        let until = time::format(now + chrono::Duration::seconds(LEASE));
-        // Claim the lease (creating the cursor on first sight).
-        let claimed = db.write(|c| -> Result<Option<i64>, StoreError> {
+        let until = time::format(now + self.lease);
+        db.write(|c| -> Result<Option<i64>, StoreError> {
             // Two replicas may see a new endpoint at once: the insert is idempotent.
             let mut ins = crate::store::db::Sql::default();
             ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
@@ -333,81 +570,33 @@ impl Relay {
                     .select(webhook_cursors::last_seq)
                     .first(c)?,
             ))
-        })?;
-        let Some(mut last) = claimed else {
-            return Ok(0);
-        };
-        let events = db.read(|c| crate::events::feed(c, tenant, tenant_name, last, BATCH))?;
-        let mut delivered = 0;
-        for e in events {
-            let body = e.to_string();
-            let seq = e["seq"].as_i64().unwrap_or(last);
-            let id = e["id"].as_str().unwrap_or_default().to_string();
-            let sig = signature(secret, deprov.clock.now().timestamp(), &body);
-            let sent = self
-                .agent
-                .post(url)
-                .set("Content-Type", "application/json")
-                .set("Custodian-Event-Id", &id)
-                .set("Custodian-Signature", &sig)
-                .send_string(&body);
-            match sent {
-                Ok(r) if (200..300).contains(&r.status()) => {
-                    last = seq;
-                    delivered += 1;
-                    // Advance only while still holding the lease (and extend it), so a
-                    // replica that lost the lease can never move the cursor back.
-                    let until = time::format(deprov.clock.now() + chrono::Duration::seconds(LEASE));
-                    let held = db.write(|c| {
-                        diesel::update(
-                            webhook_cursors::table
-                                .filter(webhook_cursors::tenant_id.eq(tenant))
-                                .filter(webhook_cursors::endpoint.eq(url))
-                                .filter(webhook_cursors::lease_owner.eq(&self.owner)),
-                        )
-                        .set((
-                            webhook_cursors::last_seq.eq(last),
-                            webhook_cursors::attempts.eq(0),
-                            webhook_cursors::lease_until.eq(&until),
-                        ))
-                        .execute(c)
-                        .map_err(StoreError::from)
-                    })?;
-                    if held == 0 {
-                        tracing::warn!(
-                            tenant,
-                            "webhook lease lost mid-batch; another relay continues"
-                        );
-                        return Ok(delivered);
-                    }
-                }
-                failed => {
-                    let why = match failed {
-                        Ok(r) => format!("HTTP {}", r.status()),
-                        Err(ureq::Error::Status(code, _)) => format!("HTTP {code}"),
-                        Err(e) => format!("transport: {}", e.kind()),
-                    };
-                    self.fail(db, deprov, tenant, url, &why)?;
-                    break;
-                }
-            }
-        }
-        // Release the lease.
-        db.write(|c| {
+        })
+    }
+
+    /// Extends this relay's lease, if it still holds it and it has not
+    /// expired (an expired lease may already be another relay's to claim).
+    fn renew(
+        &self,
+        db: &Db,
+        tenant: &str,
+        url: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let now_s = time::format(now);
+        let until = time::format(now + self.lease);
+        let n = db.write(|c| {
             diesel::update(
                 webhook_cursors::table
                     .filter(webhook_cursors::tenant_id.eq(tenant))
                     .filter(webhook_cursors::endpoint.eq(url))
-                    .filter(webhook_cursors::lease_owner.eq(&self.owner)),
+                    .filter(webhook_cursors::lease_owner.eq(&self.owner))
+                    .filter(webhook_cursors::lease_until.ge(&now_s)),
             )
-            .set((
-                webhook_cursors::lease_owner.eq(None::<String>),
-                webhook_cursors::lease_until.eq(None::<String>),
-            ))
+            .set(webhook_cursors::lease_until.eq(&until))
             .execute(c)
             .map_err(StoreError::from)
         })?;
-        Ok(delivered)
+        Ok(n > 0)
     }
 
     fn fail(
@@ -434,7 +623,7 @@ impl Relay {
                 return Ok(());
             };
             let attempts = attempts + 1;
-            let paused = attempts >= MAX_ATTEMPTS;
+            let paused = attempts >= self.pausing_failure;
             diesel::update(
                 webhook_cursors::table
                     .filter(webhook_cursors::tenant_id.eq(tenant))
@@ -443,7 +632,8 @@ impl Relay {
             )
             .set((
                 webhook_cursors::attempts.eq(attempts),
-                webhook_cursors::next_attempt_at.eq(time::format(now + backoff(attempts))),
+                webhook_cursors::next_attempt_at
+                    .eq(time::format(now + self.retry.jittered(attempts))),
                 webhook_cursors::paused.eq(paused),
             ))
             .execute(c)?;
@@ -491,11 +681,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_format_and_backoff() {
+    fn signature_format() {
         let s = signature("secret", 1_700_000_000, "{}");
         assert!(s.starts_with("t=1700000000,v1=") && s.len() == "t=1700000000,v1=".len() + 64);
         assert_ne!(s, signature("other", 1_700_000_000, "{}"));
-        assert_eq!(backoff(1), chrono::Duration::seconds(2));
-        assert_eq!(backoff(20), chrono::Duration::seconds(3_600));
+    }
+
+    /// DESIGN: a failing endpoint is retried for about a day before it is
+    /// paused (it used to pause after ten attempts, ~17 minutes).
+    #[test]
+    fn default_retries_span_about_a_day_before_pause() {
+        let r = RetrySchedule::default();
+        let secs = |n| r.delay(n).as_secs();
+        assert_eq!((secs(1), secs(2), secs(3)), (30, 60, 120), "doubling");
+        assert_eq!(
+            (secs(8), secs(30), secs(10_000)),
+            (3_600, 3_600, 3_600),
+            "capped"
+        );
+        let span = r.span().as_secs();
+        assert!(
+            (23 * 3_600..=25 * 3_600).contains(&span),
+            "retries span {span} s before the pause"
+        );
+        assert_eq!(r.pausing_failure(), 31);
+        // Jitter stays within ±10 % of the nominal wait.
+        for n in [1, 5, 20] {
+            let nominal = r.delay(n).as_secs_f64();
+            let j = r.jittered(n).num_milliseconds() as f64 / 1000.0;
+            assert!((nominal * 0.9..=nominal * 1.1).contains(&j), "{n}: {j}");
+        }
+    }
+
+    #[test]
+    fn short_schedule_and_lease_sizes() {
+        let r = RetrySchedule {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(2),
+            pause_after: Duration::from_secs(5),
+        };
+        // Waits 1, 2, 2: the fourth failure in a row pauses.
+        assert_eq!(r.pausing_failure(), 4);
+        assert_eq!(r.span(), Duration::from_secs(5));
+        assert_eq!(lease_for(Duration::from_secs(10)), LEASE_MIN);
+        assert_eq!(
+            lease_for(Duration::from_secs(120)),
+            Duration::from_secs(250),
+            "a long send timeout gets a lease that covers it twice"
+        );
     }
 }

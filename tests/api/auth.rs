@@ -515,3 +515,91 @@ crate::both_backends!(
     auth_locked_id_cached_secret,
     super::cached_correct_secret_passes_a_locked_token_id
 );
+
+/// Issue 14: an IdP's first burst is not refused. Several fresh tokens of
+/// one tenant (more than its half of the argon2 slots) and of other tenants,
+/// each presented by several requests at once, never verified before: every
+/// request is answered 200 — the same token's requests share one
+/// verification, the others queue for a slot instead of getting 429.
+async fn first_burst_of_uncached_tokens_is_not_refused(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut tokens: Vec<String> = (0..4)
+        .map(|_| app.token_for("bursty", Scope::Scim))
+        .collect();
+    tokens.push(app.token_for("second", Scope::Scim));
+    tokens.push(app.token_for("third", Scope::Scim));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(tokens.len() * 4));
+    let mut requests = Vec::new();
+    for token in &tokens {
+        for _ in 0..4 {
+            let (client, url, token, start) = (
+                app.client.clone(),
+                app.url("/Users"),
+                token.clone(),
+                start.clone(),
+            );
+            requests.push(tokio::spawn(async move {
+                start.wait().await;
+                let r = client
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("send");
+                body(r).await
+            }));
+        }
+    }
+    let mut refused = Vec::new();
+    for r in requests {
+        let (s, v) = r.await.expect("join");
+        if s != 200 {
+            refused.push((s, v));
+        }
+    }
+    assert!(refused.is_empty(), "first burst refused: {refused:?}");
+}
+crate::both_backends!(
+    auth_first_burst_not_refused,
+    super::first_burst_of_uncached_tokens_is_not_refused
+);
+
+/// Failures count per /64 for IPv6 (one attacker owns a whole /64): unknown
+/// tokens from 100 addresses of one /64 lock every address of it, while
+/// another /64 is not affected.
+async fn ipv6_failures_count_per_64(b: Backend) {
+    let app = crate::common::spawn_app_with(
+        b,
+        crate::common::Options {
+            trust_forwarded_headers: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = app.url("/Users");
+    let unknown = || {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        format!("cust_{id}_{}", random_secret())
+    };
+    let get = |from: String| {
+        app.client
+            .get(&url)
+            .bearer_auth(unknown())
+            .header("X-Forwarded-For", from)
+            .send()
+    };
+    for i in 0..100 {
+        let from = format!("2001:db8:aa:bb:{:x}::{:x}", i * 7 + 1, i + 1);
+        let s = get(from).await.expect("send").status().as_u16();
+        assert_eq!(s, 401);
+    }
+    let (s, v) = body(get("2001:db8:aa:bb:ffff:1:2:3".into()).await.expect("send")).await;
+    assert_eq!(s, 429, "a fresh address of the same /64 is locked: {v}");
+    let s = get("2001:db8:aa:bc::1".into())
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(s, 401, "another /64 is not affected");
+}
+crate::both_backends!(auth_ipv6_per_64, super::ipv6_failures_count_per_64);

@@ -198,6 +198,7 @@ async fn slow_endpoint_delays_only_itself(b: crate::common::Backend) {
             // Longer than the test holds B: the hold must not end in a timeout.
             timeout: Duration::from_secs(30),
             max_concurrent: 4,
+            ..Default::default()
         },
     ));
     let pass = || {
@@ -258,4 +259,288 @@ async fn slow_endpoint_delays_only_itself(b: crate::common::Backend) {
 crate::both_backends!(
     webhook_slow_endpoint,
     super::slow_endpoint_delays_only_itself
+);
+
+/// An app whose default tenant's events go to `url` (secret env `HOOK`).
+async fn hooked_app(b: crate::common::Backend, url: &str) -> crate::common::TestApp {
+    common::spawn_app_with(
+        b,
+        common::Options {
+            policy: Some(format!(
+                "[default]\nwebhooks = [{{ url = \"{url}\", secret_env = \"HOOK\" }}]\n"
+            )),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+fn relay_with(
+    opts: custodian::events::relay::RelayOptions,
+) -> std::sync::Arc<custodian::events::relay::Relay> {
+    std::sync::Arc::new(custodian::events::relay::Relay::with_options(
+        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        opts,
+    ))
+}
+
+/// `n` events for the default tenant, written straight to the outbox.
+fn emit_events(app: &crate::common::TestApp, n: usize) {
+    let tenant = app.default_tenant_id();
+    for i in 0..n {
+        app.db
+            .write(|c| {
+                custodian::events::emit(
+                    c,
+                    &tenant,
+                    "test.event",
+                    None,
+                    json!({"i": i}),
+                    "2026-11-24T00:00:00Z",
+                )
+            })
+            .expect("emit");
+    }
+}
+
+/// The webhook cursor's (lease_owner, attempts, paused, next_attempt_at).
+fn cursor(app: &crate::common::TestApp) -> (Option<String>, i32, bool, String) {
+    use custodian::store::schema::webhook_cursors as wc;
+    use diesel::prelude::*;
+    app.db
+        .read(|c| {
+            wc::table
+                .select((
+                    wc::lease_owner,
+                    wc::attempts,
+                    wc::paused,
+                    wc::next_attempt_at,
+                ))
+                .first(c)
+                .map_err(StoreError::from)
+        })
+        .expect("cursor")
+}
+
+/// Counts every row written to `webhook_cursors` (insert or update) from now
+/// on, in a table of its own; returns a reader of the count.
+fn count_cursor_writes(app: &crate::common::TestApp) -> impl Fn() -> i64 + '_ {
+    use custodian::store::db::Backend;
+    let statements: &[&str] = match app.db.backend() {
+        Backend::Sqlite => &[
+            "CREATE TABLE cursor_writes (n INTEGER)",
+            "CREATE TRIGGER cursor_w_u AFTER UPDATE ON webhook_cursors BEGIN INSERT INTO cursor_writes VALUES (1); END",
+            "CREATE TRIGGER cursor_w_i AFTER INSERT ON webhook_cursors BEGIN INSERT INTO cursor_writes VALUES (1); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE TABLE cursor_writes (n INTEGER)",
+            "CREATE FUNCTION cursor_w() RETURNS trigger AS $$ BEGIN INSERT INTO cursor_writes VALUES (1); RETURN NULL; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER cursor_w AFTER INSERT OR UPDATE ON webhook_cursors FOR EACH ROW EXECUTE FUNCTION cursor_w()",
+        ],
+    };
+    app.db
+        .write(|c| {
+            for q in statements {
+                let mut sql = custodian::store::db::Sql::default();
+                sql.push(q);
+                custodian::store::db::execute_sql(c, &sql)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("triggers");
+    move || {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut sql = custodian::store::db::Sql::default();
+        sql.push("SELECT COUNT(*) AS n FROM cursor_writes");
+        app.db
+            .read(|c| custodian::store::db::load_sql::<N>(c, &sql))
+            .expect("count")
+            .first()
+            .map_or(0, |r| r.n)
+    }
+}
+
+/// Review of issue 14: a pass over an endpoint with nothing due only reads —
+/// no lease claimed and released every two seconds on the SQLite writer —
+/// whether it is caught up or backing off; an event due is claimed and sent.
+async fn idle_passes_write_nothing(b: crate::common::Backend) {
+    let (url, seen, _) = receiver(None);
+    let app = hooked_app(b, &url).await;
+    emit_events(&app, 2);
+    let relay = relay_with(Default::default());
+    let run = |relay: std::sync::Arc<custodian::events::relay::Relay>| {
+        let (db, deprov) = (app.db.clone(), app.deprov.clone());
+        tokio::task::spawn_blocking(move || relay.run_once(&db, &deprov).expect("pass"))
+    };
+    assert_eq!(run(relay.clone()).await.expect("join"), 2);
+    let writes = count_cursor_writes(&app);
+    for _ in 0..3 {
+        assert_eq!(run(relay.clone()).await.expect("join"), 0);
+    }
+    assert_eq!(writes(), 0, "idle passes wrote to webhook_cursors");
+    // Another relay (replica) polling idle writes nothing either.
+    assert_eq!(run(relay_with(Default::default())).await.expect("join"), 0);
+    assert_eq!(writes(), 0, "an idle replica wrote to webhook_cursors");
+    emit_events(&app, 1);
+    assert_eq!(run(relay.clone()).await.expect("join"), 1);
+    assert!(writes() > 0, "a due event is claimed (the count works)");
+    let got: Vec<i64> = (0..3)
+        .map(|_| seen.recv_timeout(Duration::from_secs(10)).expect("seen").0)
+        .collect();
+    assert_eq!(got, vec![1, 2, 3]);
+}
+crate::both_backends!(webhook_idle_reads_only, super::idle_passes_write_nothing);
+
+/// Review of issue 14: a send may take up to the relay's timeout, and the
+/// lease must outlast it. Relay 1's first send hangs while the clock passes
+/// the old fixed 60 s lease (but not the 120 s send timeout); relay 2 (another
+/// replica) must not claim the endpoint and send the same events
+/// concurrently. Every event arrives once, in order.
+async fn lease_outlasts_a_slow_send(b: crate::common::Backend) {
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let (url, seen, release) = receiver(Some(held_tx));
+    let app = hooked_app(b, &url).await;
+    emit_events(&app, 3);
+    let opts = || custodian::events::relay::RelayOptions {
+        timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let (first, second) = (relay_with(opts()), relay_with(opts()));
+    {
+        let (db, deprov) = (app.db.clone(), app.deprov.clone());
+        tokio::task::spawn_blocking(move || first.spawn_pass(&db, &deprov).expect("pass"))
+            .await
+            .expect("join");
+    }
+    tokio::task::spawn_blocking(move || {
+        held.recv_timeout(Duration::from_secs(30))
+            .expect("the first send is held")
+    })
+    .await
+    .expect("join");
+    let holder = cursor(&app).0;
+    assert!(holder.is_some(), "relay 1 holds the lease");
+    app.clock.advance(chrono::Duration::seconds(90));
+    let other = {
+        let (db, deprov) = (app.db.clone(), app.deprov.clone());
+        tokio::task::spawn_blocking(move || second.run_once(&db, &deprov).expect("pass"))
+    };
+    // Bounded poll: relay 2 either gives up (done) or takes the lease.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !other.is_finished() && cursor(&app).0 == holder {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relay 2 never decided"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cursor(&app).0, holder, "relay 2 took a lease still in use");
+    release.send(()).expect("release");
+    assert_eq!(other.await.expect("join"), 0, "relay 2 sent nothing");
+    let got: Vec<i64> = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| seen.recv_timeout(Duration::from_secs(30)).expect("seen").0)
+            .collect()
+    })
+    .await
+    .expect("join");
+    assert_eq!(got, vec![1, 2, 3], "each event once, in order");
+}
+crate::both_backends!(
+    webhook_lease_outlasts_send,
+    super::lease_outlasts_a_slow_send
+);
+
+/// A receiver that answers every request 500; counts the requests.
+fn failing_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(100) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).ok();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, count)
+}
+
+/// A failing endpoint is retried on the configured schedule (doubling waits,
+/// capped, ±10 % jitter) and paused once the waits span `pause_after`: with
+/// 1 s, 2 s cap, 5 s, the waits are 1, 2, 2 and the fourth failure pauses it
+/// (the schedule the default — 30 s, 1 h, a day — follows over ~24 h).
+async fn failing_endpoint_pauses_on_schedule(b: crate::common::Backend) {
+    let (url, requests) = failing_receiver();
+    let app = hooked_app(b, &url).await;
+    emit_events(&app, 1);
+    let retry = custodian::events::relay::RetrySchedule {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(2),
+        pause_after: Duration::from_secs(5),
+    };
+    let relay = relay_with(custodian::events::relay::RelayOptions {
+        retry: retry.clone(),
+        ..Default::default()
+    });
+    let mut waits = Vec::new();
+    for _ in 0..10 {
+        let (db, deprov, r) = (app.db.clone(), app.deprov.clone(), relay.clone());
+        tokio::task::spawn_blocking(move || r.run_once(&db, &deprov).expect("pass"))
+            .await
+            .expect("join");
+        let (_, attempts, paused, next) = cursor(&app);
+        if paused {
+            assert_eq!(attempts, 4, "paused at the fourth failure");
+            break;
+        }
+        let next = chrono::DateTime::parse_from_rfc3339(&next).expect("time");
+        waits.push((next.with_timezone(&chrono::Utc) - app.deprov.clock.now()).num_milliseconds());
+        // Past the longest wait with jitter.
+        app.clock.advance(chrono::Duration::milliseconds(2_300));
+    }
+    assert!(cursor(&app).2, "paused");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(waits.len(), 3, "{waits:?}");
+    for (w, nominal) in waits.iter().zip([1_000_i64, 2_000, 2_000]) {
+        assert!(
+            (nominal * 9 / 10..=nominal * 11 / 10).contains(w),
+            "wait {w} ms for nominal {nominal} ms"
+        );
+    }
+    let tenant = app.default_tenant_id();
+    let feed = app
+        .db
+        .read(|c| custodian::events::feed(c, &tenant, "default", 0, 100))
+        .expect("feed");
+    assert!(
+        feed.iter().any(|e| e["type"] == "webhook.paused"),
+        "{feed:?}"
+    );
+}
+crate::both_backends!(
+    webhook_pause_schedule,
+    super::failing_endpoint_pauses_on_schedule
 );
