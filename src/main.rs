@@ -339,8 +339,6 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
 
 fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), String> {
     use custodian::deprovision::tombstone::{IdType, sso_value};
-    use custodian::store::schema::{tombstone_hashes, tombstones};
-    use diesel::prelude::*;
     let db = open(settings, false)?;
     let tenant_id = |name: &str| -> Result<String, String> {
         db.read(|c| store::tokens::find_tenant(c, name))
@@ -351,38 +349,17 @@ fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Strin
     match command {
         TombstoneCommand::List { tenant } => {
             let t = tenant_id(&tenant)?;
-            let rows: Vec<(String, String, Option<String>, Option<String>)> = db
-                .read(|c| {
-                    tombstones::table
-                        .filter(tombstones::tenant_id.eq(&t))
-                        .select((
-                            tombstones::id,
-                            tombstones::created_at,
-                            tombstones::lifted_at,
-                            tombstones::disposal_id,
-                        ))
-                        .order(tombstones::created_at)
-                        .load(c)
-                        .map_err(store::StoreError::from)
-                })
+            let rows = db
+                .read(|c| store::reads::tombstones::all(c, &t))
                 .map_err(|e| e.to_string())?;
             println!("{:<36}  {:<27}  {:<27}  types", "id", "created", "lifted");
-            for (id, created, lifted, _) in rows {
-                let mut types: Vec<String> = db
-                    .read(|c| {
-                        tombstone_hashes::table
-                            .filter(tombstone_hashes::tombstone_id.eq(&id))
-                            .select(tombstone_hashes::id_type)
-                            .load(c)
-                            .map_err(store::StoreError::from)
-                    })
-                    .map_err(|e| e.to_string())?;
-                types.sort();
-                types.dedup();
+            for r in rows {
                 println!(
-                    "{id:<36}  {created:<27}  {:<27}  {}",
-                    lifted.as_deref().unwrap_or("-"),
-                    types.join(",")
+                    "{:<36}  {:<27}  {:<27}  {}",
+                    r.id,
+                    r.created_at,
+                    r.lifted_at.as_deref().unwrap_or("-"),
+                    r.identifier_types.join(",")
                 );
             }
             Ok(())
@@ -415,15 +392,16 @@ fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Strin
             let keys = custodian::deprovision::setup::load_keys(settings, &db)?;
             custodian::deprovision::setup::check_key(&db, &keys)?;
             let now = store::time::now();
-            let n = db
-                .write(|c| {
-                    let found = custodian::deprovision::tombstones::matching(c, &keys, &t, &ids)?;
-                    let mut tids: Vec<String> = found.into_iter().map(|m| m.tombstone_id).collect();
-                    tids.sort();
-                    tids.dedup();
-                    custodian::deprovision::tombstones::lift(c, &t, &tids, "cli", &now, "admin")
-                })
-                .map_err(|e| e.to_string())?;
+            let n = custodian::deprovision::commands::tombstones::apply(
+                &db,
+                &keys,
+                &t,
+                &ids,
+                custodian::deprovision::commands::tombstones::Action::Lift,
+                "cli",
+                &now,
+            )
+            .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("no live tombstone matches that identifier".into());
             }

@@ -2,6 +2,7 @@
 //! Knows nothing of HTTP.
 
 pub mod admin;
+pub mod commands;
 pub mod disposal;
 pub mod evidence;
 pub mod gate;

@@ -4,9 +4,8 @@ use super::policy::{self, PolicySet};
 use super::service::{Clock, Deprov};
 use super::tombstone::TombstoneKeys;
 use crate::config::Settings;
-use crate::store::schema::deployment_keys;
+use crate::store::deployment;
 use crate::store::{Backend, Db, StoreError};
-use diesel::prelude::*;
 use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,20 +40,9 @@ pub fn load_keys(settings: &Settings, db: &Db) -> Result<TombstoneKeys, String> 
 pub fn check_key(db: &Db, keys: &TombstoneKeys) -> Result<(), String> {
     let now = crate::store::time::now();
     db.write(|c| -> Result<Result<(), String>, StoreError> {
-        let stored: Option<String> = deployment_keys::table
-            .filter(deployment_keys::name.eq("tombstone"))
-            .select(deployment_keys::check_value)
-            .first(c)
-            .optional()?;
-        match stored {
+        match deployment::check_value(c, "tombstone")? {
             None => {
-                diesel::insert_into(deployment_keys::table)
-                    .values((
-                        deployment_keys::name.eq("tombstone"),
-                        deployment_keys::check_value.eq(keys.check_value()),
-                        deployment_keys::created_at.eq(&now),
-                    ))
-                    .execute(c)?;
+                deployment::insert_check_value(c, "tombstone", &keys.check_value(), &now)?;
                 Ok(Ok(()))
             }
             Some(v) if keys.check_values().contains(&v) => Ok(Ok(())),

@@ -2,17 +2,20 @@
 //! and scopes its queries by it.
 
 pub mod db;
+pub mod deployment;
 pub mod error;
 pub mod filter_sql;
 pub mod groups;
 pub mod ledger;
 pub mod outbox;
+pub mod reads;
 pub mod schema;
 pub mod seed;
 pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 pub mod writer;
 
 pub use db::{AnyConnection, Backend, Db};

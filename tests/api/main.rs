@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod atomicity;
 mod auth;
 mod bulk;

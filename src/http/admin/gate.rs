@@ -1,0 +1,68 @@
+//! `POST /gate/v1/check`: may these identifiers sign in?
+
+use super::{body, ok, who};
+use crate::deprovision::commands::gate as cmd;
+use crate::deprovision::gate::GateRequest;
+use crate::http::auth::GateCaller;
+use crate::http::error::ApiError;
+use crate::http::{AppState, blocking};
+use crate::scim::error::ScimError;
+use crate::store::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+fn validate(b: &GateRequest) -> Result<(), ScimError> {
+    if b.email.len() > 20 {
+        return Err(ScimError::invalid_value("at most 20 emails per check"));
+    }
+    if b.sso
+        .as_ref()
+        .is_some_and(|s| s.issuer.trim().is_empty() || s.subject.is_empty())
+    {
+        return Err(ScimError::invalid_value(
+            "'sso' needs a non-empty issuer and subject",
+        ));
+    }
+    if b.identifiers().is_empty() {
+        return Err(ScimError::invalid_value(
+            "name at least one identifier: userName, email, externalId or sso",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn check(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: GateCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let b: GateRequest = body(&req, &state, payload).await?;
+    validate(&b)?;
+    // A plain check on SQLite is one indexed statement on a local file: answered
+    // here when a connection is idle (never waiting for one), without the two
+    // thread hand-offs of the blocking pool.
+    if !b.register
+        && let Some(db) = state.svc.db.idle_sqlite()
+    {
+        match cmd::check(&state.svc.deprov, &db, &who(&w.caller), &b) {
+            Err(StoreError::WouldWait) => {}
+            answer => {
+                return Ok(ok(
+                    StatusCode::OK,
+                    serde_json::to_value(&answer?).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let st = state.clone();
+    let answer = blocking(move || {
+        let svc = &st.svc;
+        Ok(cmd::answer(&svc.deprov, &svc.db, &who(&w.caller), &b)?)
+    })
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::to_value(&answer).unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,63 @@
+//! `/users/{id}/sso-subjects`: register (PUT) or remove (DELETE) one subject.
+
+use super::{body, who};
+use crate::deprovision::commands::sso as cmd;
+use crate::http::auth::AdminCaller;
+use crate::http::error::ApiError;
+use crate::http::{AppState, blocking};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsoBody {
+    issuer: String,
+    subject: String,
+}
+
+pub(super) async fn put(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let b: SsoBody = body(&req, &state, payload).await?;
+    let st = state.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        let svc = &st.svc;
+        Ok(cmd::register(
+            &svc.deprov,
+            &svc.db,
+            &who(&w.caller),
+            &id,
+            &b.issuer,
+            &b.subject,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(super) async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminCaller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let b: SsoBody = body(&req, &state, payload).await?;
+    let st = state.clone();
+    let id = id.into_inner();
+    blocking(move || {
+        Ok(cmd::remove(
+            &st.svc.db,
+            &who(&w.caller),
+            &id,
+            &b.issuer,
+            &b.subject,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,31 @@
+//! Deployment-wide rows: the check values of the keys a database was written with.
+
+use super::db::AnyConnection;
+use super::error::StoreError;
+use super::schema::deployment_keys;
+use diesel::prelude::*;
+
+/// The check value stored for key `name`, if any.
+pub fn check_value(c: &mut AnyConnection, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(deployment_keys::table
+        .filter(deployment_keys::name.eq(name))
+        .select(deployment_keys::check_value)
+        .first(c)
+        .optional()?)
+}
+
+pub fn insert_check_value(
+    c: &mut AnyConnection,
+    name: &str,
+    value: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::insert_into(deployment_keys::table)
+        .values((
+            deployment_keys::name.eq(name),
+            deployment_keys::check_value.eq(value),
+            deployment_keys::created_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
