@@ -1022,6 +1022,12 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
         "[default]\nwebhooks = [{{ url = \"{url}\", secret_env = \"TEST_HOOK_SECRET\" }}]\n"
     );
     let app = policy_app(b, &policy).await;
+    // A configured endpoint is listed before its first event (no cursor yet).
+    let (_, hooks) = Admin::new(&app).call(Method::GET, "/webhooks", None).await;
+    assert_eq!(hooks["Resources"][0]["endpoint"], url.as_str(), "{hooks}");
+    assert_eq!(hooks["Resources"][0]["configured"], true);
+    assert_eq!(hooks["Resources"][0]["lastDeliveredSeq"], 0);
+    assert_eq!(hooks["Resources"][0]["paused"], false);
     let person = create_user(&app, "hooked@example.edu").await;
     let deactivate = patch_body(json!([{"op": "replace", "value": {"active": false}}]));
     app.req(Method::PATCH, &format!("/Users/{person}"))
@@ -1094,7 +1100,13 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
     let a = Admin::new(&app);
     let (_, hooks) = a.call(Method::GET, "/webhooks", None).await;
     assert_eq!(hooks["Resources"][0]["lastDeliveredSeq"], last);
+    assert_eq!(hooks["Resources"][0]["configured"], true);
     assert_eq!(hooks["Resources"][0]["paused"], false);
+    assert_eq!(
+        hooks["Resources"].as_array().map(Vec::len),
+        Some(1),
+        "{hooks}"
+    );
     app.db
         .write(|c| {
             use custodian::store::schema::webhook_cursors as wc;

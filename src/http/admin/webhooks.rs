@@ -11,18 +11,37 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-fn endpoint_json(e: EndpointState) -> Value {
+fn endpoint_json(e: EndpointState, configured: bool) -> Value {
     json!({
-        "endpoint": e.endpoint, "lastDeliveredSeq": e.last_delivered_seq,
+        "endpoint": e.endpoint, "configured": configured, "lastDeliveredSeq": e.last_delivered_seq,
         "failedAttempts": e.failed_attempts, "nextAttemptAt": e.next_attempt_at, "paused": e.paused,
     })
 }
 
-/// Delivery state per webhook endpoint of the tenant.
+/// An endpoint the relay has not written a cursor for yet (it claims one at
+/// the first due event): nothing delivered, nothing failed.
+fn not_started(endpoint: &str) -> Value {
+    json!({
+        "endpoint": endpoint, "configured": true, "lastDeliveredSeq": 0,
+        "failedAttempts": 0, "nextAttemptAt": null, "paused": false,
+    })
+}
+
+/// Delivery state per webhook endpoint of the tenant: every configured
+/// endpoint (an operator checks a new one here before its first event), and
+/// any no longer configured that still holds a cursor (`configured: false`).
 pub(super) async fn state(
     state: web::Data<AppState>,
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
+    let configured: Vec<String> = state
+        .svc
+        .deprov
+        .policy(&w.caller.tenant_name)
+        .webhooks
+        .into_iter()
+        .map(|h| h.url)
+        .collect();
     let st = state.clone();
     let rows = blocking(move || {
         Ok(st
@@ -31,7 +50,17 @@ pub(super) async fn state(
             .read(|c| reads::endpoints(c, &w.caller.tenant_id))?)
     })
     .await?;
-    let rows: Vec<Value> = rows.into_iter().map(endpoint_json).collect();
+    let mut out: Vec<(String, Value)> = configured
+        .iter()
+        .filter(|url| !rows.iter().any(|r| &r.endpoint == *url))
+        .map(|url| (url.clone(), not_started(url)))
+        .collect();
+    for r in rows {
+        let known = configured.contains(&r.endpoint);
+        out.push((r.endpoint.clone(), endpoint_json(r, known)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let rows: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
     Ok(ok(StatusCode::OK, json!({"Resources": rows})))
 }
 
