@@ -6,7 +6,7 @@
 use super::policy::{FolderAction, KindAction, Policy, Target};
 use super::tombstone::{IdType, TombstoneKeys, sso_value};
 use crate::scim::fold::fold;
-use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
+use crate::store::db::{AnyConnection, Backend, Bind, Sql, backend_of, execute_sql, load_sql};
 use crate::store::schema::{
     audit_log, disposals, sso_subjects, tombstone_hashes, tombstones, user_emails, users,
 };
@@ -447,12 +447,14 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let link = plan.target.as_ref().map(|x| x.link.clone());
 
     (inp.hook)("run")?;
-    // The run's row first: receipt lines reference it.
-    let existing = disposals::table
-        .filter(disposals::id.eq(&disposal_id))
-        .count()
-        .get_result::<i64>(c)?
-        > 0;
+    // The run's row first: receipt lines reference it. A new id has no row
+    // (and no tombstone) yet.
+    let existing = inp.disposal_id.is_some()
+        && disposals::table
+            .filter(disposals::id.eq(&disposal_id))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
     if existing {
         diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
             .set((
@@ -699,10 +701,23 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     (inp.hook)("tombstone")?;
     // Tombstone: keyed hashes of every identifier, skipping any that another
     // active user holds now.
-    write_tombstone(c, t, &person, &disposal_id, inp.keys, now)?;
+    let emails: Vec<(String, String)> = crate::per_backend!(c, c => user_emails::table
+        .filter(user_emails::user_id.eq(p))
+        .select((user_emails::value, user_emails::value_key))
+        .load(c))?;
+    let tombstone = Tombstone {
+        disposal_id: &disposal_id,
+        maybe_written: existing,
+        emails: emails.iter().map(|(v, _)| v.clone()).collect(),
+    };
+    write_tombstone(c, t, &person, &tombstone, inp.keys, now)?;
 
     (inp.hook)("scrub")?;
-    repoint_subordinates(c, t, p, now)?;
+    // The aliases `alias_keys` reads, from the rows already in hand.
+    let mut aliases = vec![person.user_name_key.clone()];
+    aliases.extend(person.external_id.as_deref().map(fold));
+    aliases.extend(emails.into_iter().map(|(_, k)| k));
+    repoint_subordinates(c, t, p, &aliases, now)?;
     // Scrub the person to a "Deleted User" stub.
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(p))).execute(c)?;
     diesel::delete(
@@ -713,28 +728,23 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     .execute(c)?;
     crate::store::groups::remove_from_all_groups(c, t, p)?;
     let stub_name = format!("deleted:{p}");
-    diesel::update(
-        users::table
-            .filter(users::tenant_id.eq(t))
-            .filter(users::id.eq(p)),
-    )
-    .set((
-        users::state.eq("disposed"),
-        users::user_name.eq(&stub_name),
-        users::user_name_key.eq(&stub_name),
-        users::external_id.eq(None::<String>),
-        users::display_name_key.eq(None::<String>),
-        users::given_name_key.eq(None::<String>),
-        users::family_name_key.eq(None::<String>),
-        users::manager_id.eq(None::<String>),
-        users::manager_key.eq(None::<String>),
-        users::search.eq(None::<String>),
-        users::active.eq(false),
-        users::data.eq(r#"{"displayName":"Deleted User"}"#),
-        users::updated_at.eq(now),
-        users::version.eq(person.version + 1),
-    ))
-    .execute(c)?;
+    // Hand-built (a cached shape): diesel prepares an UPDATE whose SET is a
+    // tuple again on every call.
+    exec(c, |s| {
+        s.push("UPDATE users SET state = 'disposed', user_name = ")
+            .bind_text(stub_name.clone());
+        s.push(", user_name_key = ").bind_text(stub_name.clone());
+        s.push(
+            ", external_id = NULL, display_name_key = NULL, given_name_key = NULL, \
+             family_name_key = NULL, manager_id = NULL, manager_key = NULL, search = NULL, \
+             active = FALSE, data = '{\"displayName\":\"Deleted User\"}', updated_at = ",
+        )
+        .bind_text(now);
+        s.push(", version = ")
+            .bind(Bind::BigInt(person.version + 1));
+        s.push(" WHERE tenant_id = ").bind_text(t);
+        s.push(" AND id = ").bind_text(p);
+    })?;
 
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for per_kind in plan.summary.values() {
@@ -747,15 +757,15 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     }
     let counts_json = serde_json::to_string(&counts).unwrap_or_default();
     (inp.hook)("finish")?;
-    diesel::update(disposals::table.filter(disposals::id.eq(&disposal_id)))
-        .set((
-            disposals::state.eq("done"),
-            disposals::plan_hash.eq(&plan.hash),
-            disposals::policy_digest.eq(&plan.policy_digest),
-            disposals::counts.eq(&counts_json),
-            disposals::completed_at.eq(now),
-        ))
-        .execute(c)?;
+    exec(c, |s| {
+        s.push("UPDATE disposals SET state = 'done', plan_hash = ")
+            .bind_text(plan.hash.clone());
+        s.push(", policy_digest = ")
+            .bind_text(plan.policy_digest.clone());
+        s.push(", counts = ").bind_text(counts_json.clone());
+        s.push(", completed_at = ").bind_text(now);
+        s.push(" WHERE id = ").bind_text(disposal_id.clone());
+    })?;
     audit(
         c,
         t,
@@ -806,16 +816,25 @@ fn repoint_subordinates(
     c: &mut AnyConnection,
     tenant: &str,
     person: &str,
+    keys: &[String],
     now: &str,
 ) -> Result<(), StoreError> {
-    let keys = alias_keys(c, tenant, person)?;
-    let reports: Vec<(String, String, i64)> = users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::manager_key.eq_any(&keys))
-        .filter(users::id.ne(person))
-        .select((users::id, users::data, users::version))
-        .load(c)?;
-    for (id, data, version) in reports {
+    #[derive(QueryableByName)]
+    struct Report {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        data: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        version: i64,
+    }
+    // A padded `IN` list: a few cached shapes, not one prepared per DELETE.
+    let mut sql = Sql::default();
+    sql.push("SELECT id, data, version FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND manager_key IN ").bind_list(keys);
+    sql.push(" AND id <> ").bind_text(person);
+    for Report { id, data, version } in load_sql::<Report>(c, &sql)? {
         let mut doc: serde_json::Value =
             serde_json::from_str(&data).unwrap_or_else(|_| serde_json::json!({}));
         if let Some(m) = doc
@@ -947,35 +966,52 @@ pub fn tombstone_for(
         .filter(users::id.eq(person))
         .select(crate::store::users::UserRow::as_select())
         .first(c)?;
-    write_tombstone(c, tenant, &row, disposal_id, keys, now)
+    let emails = user_emails::table
+        .filter(user_emails::user_id.eq(person))
+        .select(user_emails::value)
+        .load(c)?;
+    let tombstone = Tombstone {
+        disposal_id,
+        maybe_written: true,
+        emails,
+    };
+    write_tombstone(c, tenant, &row, &tombstone, keys, now)
+}
+
+/// A tombstone to write: for which disposal, and the person's emails.
+struct Tombstone<'a> {
+    disposal_id: &'a str,
+    /// The disposal existed before this run, so a held DELETE may already
+    /// have tombstoned the person for it.
+    maybe_written: bool,
+    emails: Vec<String>,
 }
 
 fn write_tombstone(
     c: &mut AnyConnection,
     t: &str,
     person: &crate::store::users::UserRow,
-    disposal_id: &str,
+    tombstone: &Tombstone<'_>,
     keys: &TombstoneKeys,
     now: &str,
 ) -> Result<(), StoreError> {
+    let disposal_id = tombstone.disposal_id;
     // A held DELETE already tombstoned this person for this disposal.
-    let already: i64 = tombstones::table
-        .filter(tombstones::disposal_id.eq(disposal_id))
-        .count()
-        .get_result(c)?;
-    if already > 0 {
-        return Ok(());
+    if tombstone.maybe_written {
+        let already: i64 = tombstones::table
+            .filter(tombstones::disposal_id.eq(disposal_id))
+            .count()
+            .get_result(c)?;
+        if already > 0 {
+            return Ok(());
+        }
     }
     let p = person.id.as_str();
     let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
     if let Some(x) = &person.external_id {
         ids.push((IdType::ExternalId, x.clone()));
     }
-    let emails: Vec<String> = user_emails::table
-        .filter(user_emails::user_id.eq(p))
-        .select(user_emails::value)
-        .load(c)?;
-    ids.extend(emails.into_iter().map(|e| (IdType::Email, e)));
+    ids.extend(tombstone.emails.iter().map(|e| (IdType::Email, e.clone())));
     for (issuer, subject) in ledger::sso_of(c, t, p)? {
         ids.push((IdType::Sso, sso_value(&issuer, &subject)));
     }

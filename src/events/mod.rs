@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 pub struct TenantCounter {
     pub brake_tripped_at: Option<String>,
     pub next_seq: i64,
+    /// The tenant's disposals completed so far (`disposals_done`): an upper
+    /// bound of those done in any hour.
+    pub disposals_done: i64,
 }
 
 pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
@@ -28,10 +31,14 @@ pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter,
         brake_tripped_at: Option<String>,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         next_seq: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        disposals_done: i64,
     }
     let mut q = Sql::default();
-    q.push("SELECT brake_tripped_at, next_seq FROM tenant_counters WHERE tenant_id = ")
-        .bind_text(tenant);
+    q.push(
+        "SELECT brake_tripped_at, next_seq, disposals_done FROM tenant_counters WHERE tenant_id = ",
+    )
+    .bind_text(tenant);
     if backend_of(c) == Backend::Postgres {
         q.push(" FOR UPDATE");
     }
@@ -39,6 +46,7 @@ pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter,
     Ok(TenantCounter {
         brake_tripped_at: row.brake_tripped_at,
         next_seq: row.next_seq,
+        disposals_done: row.disposals_done,
     })
 }
 

@@ -191,8 +191,11 @@ const TRUNCATE_WAIT_MS: u32 = 5;
 /// `checkpoint`: attempts at a TRUNCATE checkpoint, this far apart.
 const TRUNCATE_ATTEMPTS: u32 = 20;
 const TRUNCATE_RETRY: Duration = Duration::from_millis(50);
-/// `checkpoint_soon`: disposals this close together share a checkpoint.
-const TRUNCATE_BATCH: Duration = Duration::from_millis(100);
+/// `checkpoint_soon`: disposals this close together share a checkpoint. Each
+/// checkpoint copies every page written since the last, so under a stream of
+/// DELETEs a longer batch copies the pages they all touch (indexes, counters)
+/// fewer times; a disposed person's pages still leave the WAL within seconds.
+const TRUNCATE_BATCH: Duration = Duration::from_millis(1000);
 /// `checkpoint_soon`: retries stop after this (a reader that long on old
 /// frames); the next disposal asks again.
 const TRUNCATE_GIVE_UP: Duration = Duration::from_secs(30);
@@ -509,7 +512,7 @@ impl Db {
 
     /// SQLite: a disposal committed; its overwritten pages are folded into the
     /// file and the WAL truncated within `TRUNCATE_BATCH` plus retries (about
-    /// half a second when readers let it), by a background thread. Returns at
+    /// a second and a half when readers let it), by a background thread. Returns at
     /// once: the request never waits for, nor holds the writer during, the
     /// retries; disposals that come close together share one checkpoint.
     pub fn checkpoint_soon(&self) {

@@ -305,61 +305,53 @@ pub fn disposal_rows_up_to(
     person: &str,
     limit: usize,
 ) -> Result<Option<usize>, StoreError> {
-    use super::db::{Count, Sql, load_sql};
-    use super::schema::group_members;
+    use super::db::{Bind, Count, Sql, load_sql};
     let cap = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    let mut seen = content_items::table
-        .filter(content_items::tenant_id.eq(tenant))
-        .filter(content_items::owner_id.eq(person))
-        .select(content_items::item_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += content_shares::table
-        .filter(content_shares::tenant_id.eq(tenant))
-        .filter(content_shares::user_id.eq(person))
-        .select(content_shares::item_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += user_data::table
-        .filter(user_data::tenant_id.eq(tenant))
-        .filter(user_data::user_id.eq(person))
-        .select(user_data::record_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    seen += group_members::table
-        .filter(group_members::tenant_id.eq(tenant))
-        .filter(group_members::member_id.eq(person))
-        .select(group_members::group_id)
-        .limit(cap)
-        .load::<String>(c)?
-        .len();
-    if seen > limit {
-        return Ok(None);
-    }
+    // One statement (one cached shape) for the six counts, each stopping at
+    // `cap` rows: the disposal path runs it under the writer on every DELETE.
     // Beyond the person's own rows: shares *on* the items they own (granted to
     // anyone), and other people's items inside their folders (re-parented).
-    for join in [
-        "content_shares x JOIN content_items i ON i.tenant_id = x.tenant_id \
-         AND i.kind = x.kind AND i.item_id = x.item_id",
-        "content_items x JOIN content_items i ON i.tenant_id = x.tenant_id \
-         AND i.kind = x.parent_kind AND i.item_id = x.parent_id",
-    ] {
-        let mut q = Sql::default();
+    let mut q = Sql::default();
+    q.push("SELECT ");
+    for (i, (from, owner)) in [
+        ("content_items", "owner_id"),
+        ("content_shares", "user_id"),
+        ("user_data", "user_id"),
+        ("group_members", "member_id"),
+        (
+            "content_shares x JOIN content_items i ON i.tenant_id = x.tenant_id \
+             AND i.kind = x.kind AND i.item_id = x.item_id",
+            "i.owner_id",
+        ),
+        (
+            "content_items x JOIN content_items i ON i.tenant_id = x.tenant_id \
+             AND i.kind = x.parent_kind AND i.item_id = x.parent_id",
+            "i.owner_id",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tenant_col = if owner.starts_with("i.") {
+            "i.tenant_id"
+        } else {
+            "tenant_id"
+        };
+        if i > 0 {
+            q.push(" + ");
+        }
         q.push(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {join} WHERE i.tenant_id = "
+            "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM {from} WHERE {tenant_col} = "
         ))
         .bind_text(tenant);
-        q.push(" AND i.owner_id = ").bind_text(person);
-        q.push(&format!(" LIMIT {cap}) s"));
-        seen += load_sql::<Count>(c, &q)?
-            .first()
-            .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
-        if seen > limit {
-            return Ok(None);
-        }
+        q.push(&format!(" AND {owner} = ")).bind_text(person);
+        q.push(" LIMIT ")
+            .bind(Bind::BigInt(cap))
+            .push(&format!(") s{i})"));
     }
-    Ok(Some(seen))
+    q.push(" AS n");
+    let seen = load_sql::<Count>(c, &q)?
+        .first()
+        .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
+    Ok((seen <= limit).then_some(seen))
 }

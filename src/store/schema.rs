@@ -209,6 +209,7 @@ diesel::table! {
         tenant_id -> Text,
         brake_tripped_at -> Nullable<Text>,
         next_seq -> BigInt,
+        disposals_done -> BigInt,
     }
 }
 

@@ -400,13 +400,19 @@ pub fn reports_up_to(
     keys: &[String],
     limit: usize,
 ) -> Result<usize, StoreError> {
+    use super::db::{Bind, Count, Sql, load_sql};
+    if keys.is_empty() {
+        return Ok(0);
+    }
     let cap = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    Ok(crate::per_backend!(conn, c => users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::manager_key.eq_any(keys))
-        .filter(users::id.ne(person))
-        .select(users::id)
-        .limit(cap)
-        .load::<String>(c))?
-    .len())
+    // A padded `IN` list: a few cached shapes, not one prepared per call.
+    let mut q = Sql::default();
+    q.push("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    q.push(" AND manager_key IN ").bind_list(keys);
+    q.push(" AND id <> ").bind_text(person);
+    q.push(" LIMIT ").bind(Bind::BigInt(cap)).push(") s");
+    Ok(load_sql::<Count>(conn, &q)?
+        .first()
+        .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX)))
 }

@@ -1,0 +1,1 @@
+DROP INDEX tombstones_disposal;
