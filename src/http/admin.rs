@@ -2,7 +2,7 @@
 //! scope) and `/gate/v1` (gate scope). Handlers parse, call the domain on a
 //! blocking thread, and answer JSON; errors use the SCIM error schema.
 
-use super::auth::{AdminCaller, GateCaller, LedgerCaller};
+use super::auth::{AdminCaller, AdminUpload, GateUpload, LedgerCaller, LedgerUpload};
 use super::body::read_json;
 use super::error::ApiError;
 use super::ops::{method_not_allowed, not_found};
@@ -189,11 +189,12 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
 async fn put_content(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: LedgerUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: ItemBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let (kind, id) = path.into_inner();
     let st = state.clone();
     let (created, v) = blocking(move || {
@@ -298,10 +299,11 @@ struct ReassignBody {
 async fn reassign(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: ReassignBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let st = state.clone();
     let v = blocking(move || {
         let items = match (&body.items, &body.owner, body.orphaned) {
@@ -334,11 +336,12 @@ struct UserDataBody {
 async fn put_user_data(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: LedgerUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: UserDataBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let (category, id) = path.into_inner();
     let st = state.clone();
     let created = blocking(move || {
@@ -373,11 +376,12 @@ struct TransferBody {
 async fn transfer(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: TransferBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     let v = blocking(move || {
@@ -555,11 +559,12 @@ struct SsoBody {
 async fn put_sso(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: SsoBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     blocking(move || {
@@ -602,11 +607,12 @@ async fn put_sso(
 async fn delete_sso(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: SsoBody = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     blocking(move || {
@@ -784,7 +790,7 @@ enum TombstoneAction {
 async fn lift_tombstones(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = on_tombstones(req, state, w, payload, TombstoneAction::Lift).await?;
@@ -794,7 +800,7 @@ async fn lift_tombstones(
 async fn release_identifiers(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = on_tombstones(req, state, w, payload, TombstoneAction::Release).await?;
@@ -804,11 +810,12 @@ async fn release_identifiers(
 async fn on_tombstones(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
     action: TombstoneAction,
 ) -> Result<usize, ApiError> {
     let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     let ids = body.identifiers();
     if ids.is_empty() {
         return Err(ScimError::invalid_value(
@@ -883,10 +890,11 @@ async fn audit(
 async fn gate_check(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: GateCaller,
+    w: GateUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: GateRequest = parse(read_json(&req, payload, state.settings.max_body_bytes).await?)?;
+    let w = w.ready().await?;
     if body.email.len() > 20 {
         return Err(ScimError::invalid_value("at most 20 emails per check").into());
     }
