@@ -61,6 +61,8 @@ pub struct Settings {
     pub bulk_max_payload_bytes: usize,
     /// A stored resource's canonical JSON (a group's without `members`).
     pub max_resource_bytes: usize,
+    /// A list answer's stored documents (`scim::resource::Limits`).
+    pub max_list_bytes: usize,
     pub workers: Option<usize>,
     /// argon2 token verifications running at once (all callers).
     pub auth_max_concurrent_verifications: usize,
@@ -148,6 +150,7 @@ impl std::fmt::Debug for Settings {
                 &self.webhook_pause_after_seconds,
             )
             .field("max_resource_bytes", &self.max_resource_bytes)
+            .field("max_list_bytes", &self.max_list_bytes)
             .finish()
     }
 }
@@ -190,6 +193,7 @@ impl Default for Settings {
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             max_resource_bytes: crate::scim::resource::DEFAULT_MAX_RESOURCE_BYTES,
+            max_list_bytes: crate::scim::resource::DEFAULT_MAX_LIST_BYTES,
             workers: None,
             auth_max_concurrent_verifications: 4,
             auth_max_failures_per_token: 10,
@@ -230,6 +234,7 @@ struct FileConfig {
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
     max_resource_bytes: Option<usize>,
+    max_list_bytes: Option<usize>,
     workers: Option<usize>,
     auth_max_concurrent_verifications: Option<usize>,
     auth_max_failures_per_token: Option<u32>,
@@ -372,6 +377,9 @@ impl Settings {
         }
         if let Some(v) = f.max_resource_bytes {
             self.max_resource_bytes = v;
+        }
+        if let Some(v) = f.max_list_bytes {
+            self.max_list_bytes = v;
         }
         self.workers = f.workers.or(self.workers);
         if let Some(v) = f.auth_max_concurrent_verifications {
@@ -523,6 +531,9 @@ impl Settings {
         if self.max_resource_bytes < 1024 {
             return invalid("max_resource_bytes", "must be ≥ 1024".into());
         }
+        if self.max_list_bytes < 1024 {
+            return invalid("max_list_bytes", "must be ≥ 1024".into());
+        }
         Ok(())
     }
 
@@ -538,6 +549,7 @@ impl Settings {
     pub fn resource_limits(&self) -> crate::scim::resource::Limits {
         crate::scim::resource::Limits {
             max_resource_bytes: self.max_resource_bytes,
+            max_list_bytes: self.max_list_bytes,
         }
     }
 

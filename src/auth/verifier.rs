@@ -376,6 +376,25 @@ impl Verifier {
         allowed: &[Scope],
         client: Option<IpAddr>,
     ) -> Option<Result<Principal, AuthError>> {
+        match self.cached(presented, allowed, client)? {
+            Err(e) => Some(Err(e)),
+            Ok(p) => match self.still_live_now(db, &p)? {
+                Ok(()) => Some(Ok(p)),
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }
+
+    /// What the caches say, without the database (no revocation check: see
+    /// `still_live_now` / `still_live`): `Some(Ok)` for a cached success
+    /// admitting one of `allowed`, `Some(Err)` for a refusal that needs no
+    /// database, `None` when only `verify_from` can tell.
+    pub fn cached(
+        &self,
+        presented: &str,
+        allowed: &[Scope],
+        client: Option<IpAddr>,
+    ) -> Option<Result<Principal, AuthError>> {
         let Some((id, secret)) = split(presented) else {
             // Malformed: no lookup can match it, so no blocking thread either.
             if let Some(d) = client.and_then(|a| {
@@ -393,12 +412,28 @@ impl Verifier {
         let Some(principal) = self.accepted(&key) else {
             return self.refuse_early(&key, client).err().map(Err);
         };
+        Some(admit(principal, allowed))
+    }
+
+    /// The revocation check of a cached principal on an idle SQLite
+    /// connection (see `verify_cached`); `None` when it would wait or the
+    /// database is PostgreSQL: then `still_live` on a blocking thread.
+    pub fn still_live_now(&self, db: &Db, p: &Principal) -> Option<Result<(), AuthError>> {
         let idle = db.idle_sqlite()?;
-        match idle.read(|c| store::tokens::is_live(c, id)) {
+        match idle.read(|c| store::tokens::is_live(c, &p.token_id)) {
             Err(StoreError::WouldWait) => None,
             Err(e) => Some(Err(e.into())),
             Ok(false) => Some(Err(AuthError::Invalid)),
-            Ok(true) => Some(admit(principal, allowed)),
+            Ok(true) => Some(Ok(())),
+        }
+    }
+
+    /// Blocking: the revocation check of a cached principal.
+    pub fn still_live(&self, db: &Db, p: &Principal) -> Result<(), AuthError> {
+        if db.read(|c| store::tokens::is_live(c, &p.token_id))? {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid)
         }
     }
 

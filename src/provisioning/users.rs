@@ -1052,7 +1052,7 @@ pub fn fetch_list(
     plan: listing::Plan,
 ) -> Result<UserPage, ServiceError> {
     let (page, memberships) = svc.db.read(|c| -> Result<_, ServiceError> {
-        let page = store::users::list(
+        let mut page = store::users::list(
             c,
             &caller.tenant_id,
             plan.filter.clone(),
@@ -1060,6 +1060,7 @@ pub fn fetch_list(
             &plan.window,
             params.count,
         )?;
+        listing::fit(&mut page, svc.limits.max_list_bytes, |r| r.item.data.len());
         let memberships = page_memberships(c, caller, &page.rows, &params.projection)?;
         Ok((page, memberships))
     })?;
