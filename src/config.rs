@@ -52,6 +52,9 @@ pub struct Settings {
     /// Disposals, imports and scheduler passes (`Db::write_alone`); 0: none.
     pub long_write_timeout_ms: u64,
     pub retry_after_seconds: u32,
+    /// A 429 for a tenant over `max_in_flight_per_tenant` is answered after
+    /// this long (0: at once), so instant retries cannot flood the CPU.
+    pub overload_delay_ms: u64,
     pub max_body_bytes: usize,
     /// A Group PUT carries the whole member list (Okta), so it gets more room.
     pub max_group_body_bytes: usize,
@@ -188,6 +191,7 @@ impl Default for Settings {
             pg_lock_timeout_ms: 10_000,
             long_write_timeout_ms: 0,
             retry_after_seconds: 2,
+            overload_delay_ms: 100,
             max_body_bytes: 1024 * 1024,
             max_group_body_bytes: 16 * 1024 * 1024,
             bulk_max_operations: 1000,
@@ -229,6 +233,7 @@ struct FileConfig {
     pg_lock_timeout_ms: Option<u64>,
     long_write_timeout_ms: Option<u64>,
     retry_after_seconds: Option<u32>,
+    overload_delay_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     max_group_body_bytes: Option<usize>,
     bulk_max_operations: Option<usize>,
@@ -362,6 +367,9 @@ impl Settings {
         }
         if let Some(v) = f.retry_after_seconds {
             self.retry_after_seconds = v;
+        }
+        if let Some(v) = f.overload_delay_ms {
+            self.overload_delay_ms = v;
         }
         if let Some(v) = f.max_body_bytes {
             self.max_body_bytes = v;

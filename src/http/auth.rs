@@ -116,7 +116,7 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
     };
     if let Some(cached) = state.verifier.cached(&token, allowed, client) {
         let principal = cached?;
-        let admission = admit(&state, limiter, &principal.tenant_id)?;
+        let admission = admit(&state, limiter, &principal.tenant_id).await?;
         let check_live = match state.verifier.still_live_now(&state.db, &principal) {
             Some(live) => {
                 live?;
@@ -147,7 +147,7 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
     })
     .await?;
     drop(verifying);
-    let admission = admit(&state, limiter, &principal.tenant_id)?;
+    let admission = admit(&state, limiter, &principal.tenant_id).await?;
     Ok(Admitted {
         principal,
         admission,
@@ -157,10 +157,28 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
     })
 }
 
-fn admit(state: &AppState, limiter: &Arc<Limiter>, tenant: &str) -> Result<Admission, ApiError> {
-    limiter.admit(tenant).map_err(|_full| ApiError::Overloaded {
-        retry_after: state.settings.retry_after_seconds,
-    })
+/// The tenant's admission, or its 429 after `overload_delay_ms`: the refusal
+/// is held (an async timer, no thread, no slot) so a tenant retrying at once
+/// on many connections cannot spend the CPU other tenants' answers need.
+async fn admit(
+    state: &AppState,
+    limiter: &Arc<Limiter>,
+    tenant: &str,
+) -> Result<Admission, ApiError> {
+    match limiter.admit(tenant) {
+        Ok(admission) => Ok(admission),
+        Err(_full) => {
+            let delay = std::time::Duration::from_millis(state.settings.overload_delay_ms);
+            if !delay.is_zero()
+                && let Some(_held) = limiter.hold_refusal()
+            {
+                actix_web::rt::time::sleep(delay).await;
+            }
+            Err(ApiError::Overloaded {
+                retry_after: state.settings.retry_after_seconds,
+            })
+        }
+    }
 }
 
 /// The caller's address for the verifier's per-address limits: the peer, or,

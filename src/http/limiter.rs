@@ -26,6 +26,7 @@
 //!   never stands in front of another tenant's request.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -58,7 +59,25 @@ pub struct Limiter {
     write_share: usize,
     /// Requests one tenant has admitted (uploading, waiting or running).
     max_per_tenant: usize,
+    /// Refusals being held before their 429 (`hold_refusal`), all tenants.
+    held: AtomicUsize,
     state: Mutex<State>,
+}
+
+/// Refusals held at once per limiter: beyond, a 429 is answered at once. Each
+/// costs a parked future and its connection's buffers, nothing more.
+const MAX_HELD_REFUSALS: usize = 4096;
+
+/// A refusal being held; frees its place when dropped (answered, or the
+/// client went away).
+pub struct HeldRefusal {
+    limiter: Arc<Limiter>,
+}
+
+impl Drop for HeldRefusal {
+    fn drop(&mut self) {
+        self.limiter.held.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -137,8 +156,30 @@ impl Limiter {
             share,
             write_share,
             max_per_tenant: max_per_tenant.max(1),
+            held: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// A place to hold a refused request before its 429, so a client that
+    /// retries at once on every connection sends a few requests a second
+    /// per connection instead of thousands, and its refusals stop taking
+    /// CPU from other tenants. `None` when `MAX_HELD_REFUSALS` are held
+    /// already: that refusal is answered at once.
+    pub fn hold_refusal(self: &Arc<Self>) -> Option<HeldRefusal> {
+        let prev = self.held.fetch_add(1, Ordering::Relaxed);
+        if prev >= MAX_HELD_REFUSALS {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(HeldRefusal {
+            limiter: Arc::clone(self),
+        })
+    }
+
+    /// Refusals being held now (for tests and diagnostics).
+    pub fn held_refusals(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     pub fn share(&self) -> usize {
@@ -566,5 +607,19 @@ mod tests {
         let p = run(&l, "a", Write);
         drop((p, up2));
         assert_eq!(l.admitted("a"), 0);
+    }
+
+    #[test]
+    fn held_refusals_are_bounded_and_freed_on_drop() {
+        let l = Limiter::new(2, 1, 1);
+        let held: Vec<_> = (0..MAX_HELD_REFUSALS)
+            .map(|_| l.hold_refusal().expect("under the cap"))
+            .collect();
+        assert_eq!(l.held_refusals(), MAX_HELD_REFUSALS);
+        assert!(l.hold_refusal().is_none(), "over the cap: answered at once");
+        assert_eq!(l.held_refusals(), MAX_HELD_REFUSALS);
+        drop(held);
+        assert_eq!(l.held_refusals(), 0);
+        assert!(l.hold_refusal().is_some());
     }
 }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 crate::both_backends!(a_flooding_tenant_never_stalls_another, super::flood);
+crate::both_backends!(refusals_are_held_before_their_429, super::held_refusals);
 crate::both_backends!(point_lookups_of_large_documents, super::large_lookups);
 crate::both_backends!(a_slow_upload_holds_no_slot, super::slow_upload);
 crate::both_backends!(reads_are_answered_while_writes_stall, super::stalled_writes);
@@ -806,4 +807,79 @@ async fn uncached_in_share(backend: Backend) {
     let r = pending.await.expect("join").expect("send");
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(app.limiter.counts(&verifying, Kind::Read), (0, 0));
+}
+
+/// A tenant over `max_in_flight_per_tenant` gets its 429 only after
+/// `overload_delay_ms` (here longer than the test): the refused request is
+/// held without a slot or an admission, while another tenant is answered.
+async fn held_refusals(backend: Backend) {
+    let app = common::spawn_app_with(
+        backend,
+        Options {
+            max_in_flight_per_tenant: 2,
+            tune: |s| s.overload_delay_ms = 600_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = app.token_for("tenant-a", Scope::Scim);
+    let b = app.token_for("tenant-b", Scope::Scim);
+    // Both tokens verified and cached first (the refusal path is the cached one).
+    for t in [&a, &b] {
+        let r = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let a_id = tenant_id(&app, "tenant-a");
+    let full: Vec<_> = (0..2)
+        .map(|_| app.limiter.admit(&a_id).expect("A admitted"))
+        .collect();
+    assert_eq!(app.limiter.held_refusals(), 0);
+
+    let (client, url, token) = (app.client.clone(), app.url("/Users"), a.clone());
+    let refused = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.limiter.held_refusals() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was never held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        app.limiter.admitted(&a_id),
+        2,
+        "a held refusal is not admitted"
+    );
+
+    // B is answered while A's refusal is held.
+    for _ in 0..3 {
+        let r = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(&b)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    assert!(
+        !refused.is_finished(),
+        "A's 429 waits for overload_delay_ms"
+    );
+    assert_eq!(app.limiter.held_refusals(), 1);
+    refused.abort();
+    drop(full);
 }
