@@ -843,14 +843,15 @@ where
     if let Err(e) = begun {
         return (Err(StoreError::from(e).into()), false);
     }
-    // Events `f` emits are written last, just before this level commits
-    // (`outbox`): their tenant's counter row stays locked only that long.
-    let events = super::outbox::Level::open(conn);
+    // Events `f` emits (`outbox::emit_at_commit`) are written last, just
+    // before this level commits: their tenant's counter row stays locked only
+    // that long.
+    let events = super::outbox::EventsAtCommit::open(conn);
     // A panic inside `f` must not leave the transaction open on a pooled
     // connection (every later write would fail): roll back, then report it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let v = f(&mut *conn)?;
-        events.write(conn)?;
+        events.write_before_commit(conn)?;
         Ok(v)
     }));
     match outcome {

@@ -13,6 +13,7 @@ pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod users;
+pub mod webhook_cursors;
 pub mod writer;
 
 pub use db::{AnyConnection, Backend, Db};
