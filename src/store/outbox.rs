@@ -22,8 +22,8 @@
 //! transaction, or on another connection than the open transaction's, is
 //! written at once.
 
-use super::db::{AnyConnection, Backend, backend_of};
 use super::error::StoreError;
+use super::pool::{AnyConnection, Backend, backend_of};
 use super::schema::outbox;
 use super::sql::{Bind, Sql, execute_sql, load_sql};
 use diesel::prelude::*;
@@ -176,8 +176,7 @@ fn tenants(events: &[NewEvent]) -> Vec<&str> {
 
 /// `write` on PostgreSQL: one statement per tenant takes the `seq`s and inserts
 /// the rows, so the counter row is locked for one round trip and the commit
-/// (three paired runs of PATCH at concurrency 32: 1,083–1,379 req/s with an
-/// `UPDATE … RETURNING` and an `INSERT`, 1,296–1,741 with this one statement).
+/// (not two: BENCHMARKS.md).
 fn write_pg(c: &mut AnyConnection, events: &[NewEvent]) -> Result<(), StoreError> {
     for tenant in tenants(events) {
         let mine: Vec<&NewEvent> = events.iter().filter(|e| e.tenant_id == tenant).collect();
@@ -428,12 +427,12 @@ mod tests {
         let (_dir, db, t) = tenant_db();
         db.write_alone(|c| {
             emit_at_commit(c, event(&t, "outer.first"))?;
-            let failed = crate::store::db::transaction(c, |c| -> Result<(), StoreError> {
+            let failed = crate::store::tx::transaction(c, |c| -> Result<(), StoreError> {
                 emit_at_commit(c, event(&t, "inner.failed"))?;
                 Err(StoreError::NotFound)
             });
             assert!(failed.is_err());
-            crate::store::db::transaction(c, |c| emit_at_commit(c, event(&t, "inner.kept")))?;
+            crate::store::tx::transaction(c, |c| emit_at_commit(c, event(&t, "inner.kept")))?;
             let written: i64 = outbox::table.count().get_result(c)?;
             assert_eq!(written, 0, "nothing before the outer commit");
             emit_at_commit(c, event(&t, "outer.last"))

@@ -4,8 +4,8 @@
 //! changes a leased cursor names the lease owner, so a relay that lost its
 //! lease changes nothing.
 
-use super::db::AnyConnection;
 use super::error::StoreError;
+use super::pool::AnyConnection;
 use super::schema::webhook_cursors as wc;
 use super::sql::{Sql, execute_sql};
 use diesel::prelude::*;
