@@ -176,7 +176,7 @@ fn tenants(events: &[NewEvent]) -> Vec<&str> {
 
 /// `write` on PostgreSQL: one statement per tenant takes the `seq`s and inserts
 /// the rows, so the counter row is locked for one round trip and the commit
-/// (not two: BENCHMARKS.md).
+/// (not two: BENCHMARKS.md, round 4).
 fn write_pg(c: &mut AnyConnection, events: &[NewEvent]) -> Result<(), StoreError> {
     for tenant in tenants(events) {
         let mine: Vec<&NewEvent> = events.iter().filter(|e| e.tenant_id == tenant).collect();
