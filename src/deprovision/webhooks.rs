@@ -22,3 +22,43 @@ impl Context for Deprov {
         &*self.clock
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::deprovision::policy;
+    use crate::deprovision::tombstone::TombstoneKeys;
+    use std::sync::Arc;
+
+    fn hook(url: &str, secret_env: &str) -> Webhook {
+        Webhook {
+            url: url.into(),
+            secret_env: secret_env.into(),
+        }
+    }
+
+    /// The relay sees each tenant's own endpoints (or the default's), the
+    /// policy swapped in by a reload from then on, and the service's clock.
+    #[test]
+    fn the_relay_reads_the_policy_in_force_and_the_clock() {
+        let parse = |text: &str| policy::parse(text, "policy.toml").expect("policy");
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let deprov = Deprov::new(
+            parse(
+                "[default]\nwebhooks = [{ url = \"https://d.example/h\", secret_env = \"D\" }]\n\
+                 [tenants.acme]\nwebhooks = [{ url = \"https://a.example/h\", secret_env = \"A\" }]\n",
+            ),
+            TombstoneKeys::from_spec(&"ab".repeat(32)).expect("key"),
+            clock.clone(),
+        );
+        assert_eq!(deprov.webhooks("acme"), [hook("https://a.example/h", "A")]);
+        assert_eq!(deprov.webhooks("other"), [hook("https://d.example/h", "D")]);
+        deprov.replace_policies(parse("[default]\n"));
+        assert!(deprov.webhooks("acme").is_empty());
+        let before = Context::clock(&deprov).now();
+        clock.advance(chrono::Duration::hours(1));
+        assert!(Context::clock(&deprov).now() - before >= chrono::Duration::hours(1));
+    }
+}
