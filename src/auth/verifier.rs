@@ -24,7 +24,7 @@
 
 use super::limits::{FailureWindows, TtlLru, address_group};
 use super::token::{Scope, split};
-use crate::deprovision::service::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::store::{self, Db, StoreError};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -684,9 +684,7 @@ mod tests {
 
     #[test]
     fn locked_token_id_is_refused_before_argon2_until_the_window_ends() {
-        let clock = Arc::new(crate::deprovision::service::ManualClock::new(
-            chrono::Utc::now(),
-        ));
+        let clock = Arc::new(crate::clock::ManualClock::new(chrono::Utc::now()));
         let limits = AuthLimits {
             max_failures_per_token: 2,
             ..AuthLimits::default()

@@ -8,38 +8,10 @@ use super::tombstone::TombstoneKeys;
 use crate::store::schema::{disposals, users};
 use crate::store::sql::{Condition, LiteralCondition};
 use crate::store::{AnyConnection, Db, StoreError, time};
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use std::sync::{Arc, Mutex, RwLock};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock tests advance: real time plus an offset, so order within a test is
-/// still real while grace periods can be jumped over without sleeping.
-pub struct ManualClock(Mutex<chrono::Duration>);
-impl ManualClock {
-    pub fn new(_start: DateTime<Utc>) -> ManualClock {
-        ManualClock(Mutex::new(chrono::Duration::zero()))
-    }
-    pub fn advance(&self, d: chrono::Duration) {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *g += d;
-    }
-}
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+// The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+use std::sync::{Arc, RwLock};
 
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
 pub struct Deprov {
