@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deprovision;
+pub mod domain;
 pub mod events;
 pub mod fuzzing;
 pub mod http;

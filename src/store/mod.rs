@@ -15,6 +15,7 @@ pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod users;
+pub mod vocab;
 pub mod webhooks;
 pub mod writer;
 

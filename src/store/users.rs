@@ -4,11 +4,12 @@ use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{user_emails, users};
 use super::sql::{Condition, LiteralCondition};
+use crate::domain::UserState;
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
 /// The SCIM-visible states (uniqueness and every read use this predicate):
-/// `users.state IN ('active', 'suspended')`, as literal SQL. A bound list
+/// `UserState::VISIBLE` as literal SQL (`vocab::VISIBLE_USERS`). A bound list
 /// (`eq_any`) has a placeholder per value, so diesel will not cache the
 /// statement on SQLite, and a bound state cannot use the partial unique
 /// `userName` index.
@@ -20,7 +21,7 @@ pub const fn visible() -> Condition<VisibleStates> {
 pub struct VisibleStates;
 
 impl LiteralCondition for VisibleStates {
-    const SQL: &'static str = "users.state IN ('active', 'suspended')";
+    const SQL: &'static str = super::vocab::VISIBLE_USERS;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -29,7 +30,7 @@ impl LiteralCondition for VisibleStates {
 pub struct UserRow {
     pub id: String,
     pub tenant_id: String,
-    pub state: String,
+    pub state: UserState,
     pub user_name: String,
     pub user_name_key: String,
     pub external_id: Option<String>,
@@ -51,11 +52,10 @@ pub struct UserRow {
 impl UserRow {
     /// A new user's row: version 1, created now, state from `active`.
     pub fn new(id: String, tenant_id: String, data: String, k: &UserKeys, now: &str) -> UserRow {
-        use crate::provisioning::users::{ACTIVE, SUSPENDED};
         let mut row = UserRow {
             id,
             tenant_id,
-            state: if k.active { ACTIVE } else { SUSPENDED }.into(),
+            state: UserState::from_active(k.active),
             user_name: String::new(),
             user_name_key: String::new(),
             external_id: None,
@@ -180,8 +180,10 @@ pub fn update(
             }
         )*};
     }
+    if old.state != row.state {
+        s.push(", state = ").bind_text(row.state.as_str());
+    }
     set_if_changed!(
-        state: Bind::Text,
         user_name: Bind::Text,
         user_name_key: Bind::Text,
         external_id: Bind::OptText,
@@ -200,7 +202,7 @@ pub fn update(
     s.push(" WHERE tenant_id = ")
         .bind_text(row.tenant_id.as_str());
     s.push(" AND id = ").bind_text(row.id.as_str());
-    s.push(" AND state IN ('active', 'suspended')");
+    s.push(" AND ").push(super::vocab::VISIBLE);
     if execute_sql(conn, &s)? == 0 {
         return Err(StoreError::NotFound);
     }
@@ -266,7 +268,7 @@ impl super::db::Positioned for ListedUser {
 fn list_where(tenant: &str, filter: Option<Sql>) -> Sql {
     let mut wh = Sql::default();
     wh.push(" WHERE u.tenant_id = ").bind_text(tenant);
-    wh.push(" AND u.state IN ('active', 'suspended')");
+    wh.push(" AND ").push(super::vocab::VISIBLE_U);
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
@@ -362,7 +364,9 @@ pub fn backfill_search(conn: &mut AnyConnection) -> Result<(), StoreError> {
     let mut filled = 0_u64;
     loop {
         let mut q = Sql::default();
-        q.push("SELECT id, data FROM users WHERE search IS NULL AND state IN ('active', 'suspended') LIMIT ")
+        q.push("SELECT id, data FROM users WHERE search IS NULL AND ")
+            .push(super::vocab::VISIBLE)
+            .push(" LIMIT ")
             .bind(super::db::Bind::BigInt(BATCH));
         let rows = super::db::load_sql::<Unindexed>(conn, &q)?;
         if rows.is_empty() {
