@@ -154,4 +154,46 @@ mod tests {
         assert_eq!(OPEN_DISPOSALS, "disposals.state IN ('scheduled', 'held')");
         assert_eq!(in_list!("x", ["a"]), "x IN ('a')");
     }
+
+    /// A stored text no word names fails the read (an error the caller
+    /// surfaces), where a default would misreport the row.
+    #[test]
+    fn an_unknown_stored_word_is_an_error_not_a_default() {
+        use crate::store::reads::{Page, disposals};
+        use crate::store::{Db, StoreError};
+        use diesel::connection::SimpleConnection;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(
+            &format!("sqlite://{}", dir.path().join("v.db").display()),
+            2,
+            true,
+        )
+        .expect("open");
+        let t = db
+            .write(|c| crate::store::tokens::ensure_tenant(c, "t", "2026-12-05T00:00:00Z"))
+            .expect("tenant")
+            .id;
+        let insert = format!(
+            "INSERT INTO disposals (id, tenant_id, user_id, state, cause, due_at, actor, created_at) VALUES \
+             ('d1', '{t}', 'u1', 'scheduled', 'grace', 'x', 'a', '2026-12-05T00:00:01Z'), \
+             ('d2', '{t}', 'u2', 'exploded', 'grace', 'x', 'a', '2026-12-05T00:00:02Z')"
+        );
+        db.write(|c| c.batch_execute(&insert).map_err(StoreError::from))
+            .expect("insert");
+        let page = Page {
+            offset: 0,
+            limit: 10,
+        };
+        let scheduled = db
+            .read(|c| disposals::list(c, &t, Some(DisposalState::Scheduled), page))
+            .expect("known words read");
+        assert_eq!(scheduled.len(), 1);
+        assert_eq!(scheduled[0].state, DisposalState::Scheduled);
+        assert_eq!(scheduled[0].cause, Cause::Grace);
+        let all = db.read(|c| disposals::list(c, &t, None, page));
+        assert!(
+            matches!(all, Err(StoreError::Db(_))),
+            "an unknown state read as {all:?}"
+        );
+    }
 }
