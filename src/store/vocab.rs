@@ -2,6 +2,7 @@
 //! text form (`crate::domain`), and the state predicates are rendered once,
 //! as literal SQL, from the domain's lists.
 
+use super::sql::{Condition, LiteralCondition};
 use crate::domain::{Cause, DisposalState, ItemAction, UserState};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
@@ -141,6 +142,18 @@ pub const VISIBLE: &str = in_list!("state", user_texts(UserState::VISIBLE));
 
 /// The open disposal states (`DisposalState::OPEN`), as literal SQL.
 pub const OPEN_DISPOSALS: &str = in_list!("disposals.state", disposal_texts(DisposalState::OPEN));
+
+/// [`OPEN_DISPOSALS`] as a DSL condition, like `users::visible()`.
+pub const fn open_disposals() -> Condition<OpenDisposals> {
+    Condition::new()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenDisposals;
+
+impl LiteralCondition for OpenDisposals {
+    const SQL: &'static str = OPEN_DISPOSALS;
+}
 
 #[cfg(test)]
 mod tests {
