@@ -37,6 +37,29 @@ pub enum FolderAction {
     Transfer,
 }
 
+/// A kind's configured action as a receipt line's action (a transfer
+/// without a target is decided by the planner, not here).
+impl From<KindAction> for crate::domain::ItemAction {
+    fn from(a: KindAction) -> Self {
+        match a {
+            KindAction::Transfer => Self::Transfer,
+            KindAction::Orphan => Self::Orphan,
+            KindAction::Delete => Self::Delete,
+            KindAction::Keep => Self::Keep,
+        }
+    }
+}
+
+impl From<DataAction> for crate::domain::ItemAction {
+    fn from(a: DataAction) -> Self {
+        match a {
+            DataAction::Delete => Self::Delete,
+            DataAction::Anonymize => Self::Anonymize,
+            DataAction::Keep => Self::Keep,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnScimCreate {
@@ -443,6 +466,24 @@ pub fn load(path: &std::path::Path) -> Result<PolicySet, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_actions_map_to_the_item_action_of_the_same_word() {
+        use crate::domain::ItemAction;
+        for k in [
+            KindAction::Transfer,
+            KindAction::Orphan,
+            KindAction::Delete,
+            KindAction::Keep,
+        ] {
+            let word = serde_json::to_value(k).expect("serialises");
+            assert_eq!(word, ItemAction::from(k).as_str(), "{k:?}");
+        }
+        for d in [DataAction::Delete, DataAction::Anonymize, DataAction::Keep] {
+            let word = serde_json::to_value(d).expect("serialises");
+            assert_eq!(word, ItemAction::from(d).as_str(), "{d:?}");
+        }
+    }
 
     const FULL: &str = r#"
 [default]

@@ -7,7 +7,6 @@ use crate::deprovision::policy::{OnReuse, OnScimCreate, Policy};
 use crate::deprovision::service::Outcome;
 use crate::deprovision::tombstone::IdType;
 use crate::deprovision::tombstones::{self, TombstoneMatch};
-use crate::domain::UserState;
 use crate::scim::error::ScimError;
 use crate::scim::fold::fold;
 use crate::scim::list::ListParams;
@@ -19,8 +18,7 @@ use crate::store::{self, AnyConnection, StoreError, filter_sql};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-pub const ACTIVE: &str = UserState::Active.as_str();
-pub const SUSPENDED: &str = UserState::Suspended.as_str();
+use crate::domain::{Cause, EventType, UserState};
 
 fn meta(row: &UserRow, base: &str) -> Meta {
     Meta {
@@ -132,7 +130,7 @@ fn conflict_error(found: &[UserRow], k: &UserKeys) -> ScimError {
             "a user with this {} already exists (id {}){}",
             which(one),
             one.id,
-            if one.state == SUSPENDED {
+            if one.state == UserState::Suspended {
                 " and is suspended"
             } else {
                 ""
@@ -150,13 +148,13 @@ fn conflict_error(found: &[UserRow], k: &UserKeys) -> ScimError {
 
 /// Applies the state transition implied by the document's `active`.
 fn apply_state(row: &mut UserRow, active: bool, now: &str) {
-    match (row.state.as_str(), active) {
-        (ACTIVE, false) => {
-            row.state = SUSPENDED.into();
+    match (row.state, active) {
+        (UserState::Active, false) => {
+            row.state = UserState::Suspended;
             row.suspended_at = Some(now.to_string());
         }
-        (SUSPENDED, true) => {
-            row.state = ACTIVE.into();
+        (UserState::Suspended, true) => {
+            row.state = UserState::Active;
             row.suspended_at = None;
         }
         // A repeated active=false is a no-op and keeps the original clock.
@@ -289,11 +287,11 @@ fn create_in(
                 Join::New,
                 now,
             )?;
-            if row.state == SUSPENDED {
-                crate::events::emit_at_commit(
+            if row.state == UserState::Suspended {
+                crate::events::emit(
                     c,
                     &caller.tenant_id,
-                    "user.suspended",
+                    EventType::UserSuspended.as_str(),
                     Some(&row.id),
                     json!({}),
                     now,
@@ -303,7 +301,7 @@ fn create_in(
             tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
             Ok(Created::New)
         }
-        [existing] if existing.state == SUSPENDED => {
+        [existing] if existing.state == UserState::Suspended => {
             let same = evidence::live(
                 existing.external_id.as_deref(),
                 keys.external_id.as_deref(),
@@ -335,7 +333,7 @@ fn create_in(
             crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
             let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
                 Some(r)
-                    if r.state == SUSPENDED
+                    if r.state == UserState::Suspended
                         && (r.user_name_key == keys.user_name_key
                             || (r.external_id.is_some() && r.external_id == keys.external_id)) =>
                 {
@@ -360,10 +358,10 @@ fn create_in(
                 // Re-read under the lock, the holder now disagrees: the general rule.
                 Written::DisposeHolder(row) => return Ok(Created::DisposeFirst(row.id)),
             };
-            crate::events::emit_at_commit(
+            crate::events::emit(
                 c,
                 &caller.tenant_id,
-                "user.restored",
+                EventType::UserRestored.as_str(),
                 Some(&row.id),
                 json!({}),
                 now,
@@ -399,14 +397,14 @@ fn dispose_previous(
     let receipt = svc.db.write_long(|c| -> Result<_, ServiceError> {
         crate::store::db::lock_row(c, "users", &caller.tenant_id, holder)?;
         match store::users::find(c, &caller.tenant_id, holder)? {
-            Some(r) if r.state == SUSPENDED && still(&r) => {}
+            Some(r) if r.state == UserState::Suspended && still(&r) => {}
             _ => {
                 return Err(ScimError::uniqueness("the suspended account holding this identifier changed while the request ran; retry the request").into());
             }
         }
         match svc
             .deprov
-            .dispose_in(c, &caller.requester(), holder, tombstones::REUSE, None)?
+            .dispose_in(c, &caller.requester(), holder, Cause::Reuse.as_str(), None)?
         {
             Outcome::Disposed(r) => {
                 audit_user(c, caller, "identity.reused", holder, None, &now)?;
@@ -487,9 +485,9 @@ fn write_doc(
     // A document without `active` (a PATCH removed it) changes no state: a
     // suspension is never lifted by accident.
     if !doc.contains_key("active") {
-        keys.active = row.state == ACTIVE;
+        keys.active = row.state == UserState::Active;
     }
-    let before = row.state.clone();
+    let before = row.state;
     let old_row = row.clone();
     let changed = changed_attributes(old_doc, &doc);
     let emails_changed = old_doc.get("emails") != doc.get("emails");
@@ -507,27 +505,27 @@ fn write_doc(
     if !changed.is_empty() {
         audit_user(c, caller, "user.updated", &row.id, Some(&changed), now)?;
     }
-    match (before.as_str(), row.state.as_str()) {
-        (ACTIVE, SUSPENDED) => {
+    match (before, row.state) {
+        (UserState::Active, UserState::Suspended) => {
             audit_user(c, caller, "user.suspended", &row.id, None, now)?;
             // Event first: the platform ends sessions at once.
-            crate::events::emit_at_commit(
+            crate::events::emit(
                 c,
                 &caller.tenant_id,
-                "user.suspended",
+                EventType::UserSuspended.as_str(),
                 Some(&row.id),
                 json!({}),
                 now,
             )?;
             svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
         }
-        (SUSPENDED, ACTIVE) => {
+        (UserState::Suspended, UserState::Active) => {
             audit_user(c, caller, "user.reactivated", &row.id, None, now)?;
             svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
-            crate::events::emit_at_commit(
+            crate::events::emit(
                 c,
                 &caller.tenant_id,
-                "user.reactivated",
+                EventType::UserReactivated.as_str(),
                 Some(&row.id),
                 json!({}),
                 now,
@@ -702,7 +700,7 @@ fn checked_identity(
     old_doc: &Doc,
     doc: Doc,
 ) -> Result<Checked, ServiceError> {
-    if row.state == SUSPENDED {
+    if row.state == UserState::Suspended {
         let keys_external = doc.get("externalId").and_then(Value::as_str);
         if evidence::live(row.external_id.as_deref(), keys_external, true) == Evidence::Disagrees {
             return match policy.on_reuse {
@@ -808,7 +806,7 @@ pub fn replace(
         // `externalId`: IdPs that PUT whole profiles would otherwise erase the
         // identity evidence on every update (removing it takes an explicit PATCH).
         if !doc.contains_key("active") {
-            doc.insert("active".into(), Value::Bool(row.state == ACTIVE));
+            doc.insert("active".into(), Value::Bool(row.state == UserState::Active));
         }
         if let Some(x) = &row.external_id
             && !doc.contains_key("externalId")
@@ -947,7 +945,7 @@ pub fn patch(
         let mut current = doc_of(&row)?;
         current
             .entry("active")
-            .or_insert(Value::Bool(row.state == ACTIVE));
+            .or_insert(Value::Bool(row.state == UserState::Active));
         let doc = patch::apply(
             &PatchContext::new(&USER_TYPE, id, svc.limits),
             &current,
@@ -977,7 +975,7 @@ pub fn delete(
         // the tombstone is written, the person becomes a stub (404 from now on).
         match svc
             .deprov
-            .dispose_in(c, &caller.requester(), id, "delete", None)?
+            .dispose_in(c, &caller.requester(), id, Cause::Delete.as_str(), None)?
         {
             Outcome::Disposed(r) => {
                 tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")

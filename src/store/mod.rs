@@ -20,6 +20,7 @@ pub mod time;
 pub mod tokens;
 pub mod tx;
 pub mod users;
+pub mod vocab;
 pub mod webhook_cursors;
 pub mod webhooks;
 pub mod writer;

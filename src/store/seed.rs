@@ -82,7 +82,7 @@ pub fn insert_users(c: &mut AnyConnection, rows: &[(UserRow, UserKeys)]) -> Resu
             .push(", ")
             .bind_text(r.tenant_id.clone())
             .push(", ");
-        s.bind_text(r.state.clone())
+        s.bind_text(r.state.as_str())
             .push(", ")
             .bind_text(r.user_name.clone())
             .push(", ");

@@ -8,19 +8,8 @@ use crate::domain::UserState;
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
-/// The SCIM-visible states (`UserState::is_visible`) as a literal SQL list,
-/// written once here: every predicate on visible users is built from it.
-macro_rules! visible_list {
-    () => {
-        "('active', 'suspended')"
-    };
-}
-
-/// `state IN (…the visible states…)`, for SQL built as text (`Sql::push`).
-pub const STATE_IS_VISIBLE: &str = concat!("state IN ", visible_list!());
-
 /// The SCIM-visible states (uniqueness and every read use this predicate):
-/// `users.state IN ('active', 'suspended')`, as literal SQL. A bound list
+/// `UserState::VISIBLE` as literal SQL (`vocab::VISIBLE_USERS`). A bound list
 /// (`eq_any`) has a placeholder per value, so diesel will not cache the
 /// statement on SQLite, and a bound state cannot use the partial unique
 /// `userName` index.
@@ -32,7 +21,7 @@ pub const fn visible() -> Condition<VisibleStates> {
 pub struct VisibleStates;
 
 impl LiteralCondition for VisibleStates {
-    const SQL: &'static str = concat!("users.state IN ", visible_list!());
+    const SQL: &'static str = super::vocab::VISIBLE_USERS;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -41,7 +30,7 @@ impl LiteralCondition for VisibleStates {
 pub struct UserRow {
     pub id: String,
     pub tenant_id: String,
-    pub state: String,
+    pub state: UserState,
     pub user_name: String,
     pub user_name_key: String,
     pub external_id: Option<String>,
@@ -63,15 +52,10 @@ pub struct UserRow {
 impl UserRow {
     /// A new user's row: version 1, created now, state from `active`.
     pub fn new(id: String, tenant_id: String, data: String, k: &UserKeys, now: &str) -> UserRow {
-        let state = if k.active {
-            UserState::Active
-        } else {
-            UserState::Suspended
-        };
         let mut row = UserRow {
             id,
             tenant_id,
-            state: state.as_str().into(),
+            state: UserState::from_active(k.active),
             user_name: String::new(),
             user_name_key: String::new(),
             external_id: None,
@@ -196,8 +180,10 @@ pub fn update(
             }
         )*};
     }
+    if old.state != row.state {
+        s.push(", state = ").bind_text(row.state.as_str());
+    }
     set_if_changed!(
-        state: Bind::Text,
         user_name: Bind::Text,
         user_name_key: Bind::Text,
         external_id: Bind::OptText,
@@ -216,7 +202,7 @@ pub fn update(
     s.push(" WHERE tenant_id = ")
         .bind_text(row.tenant_id.as_str());
     s.push(" AND id = ").bind_text(row.id.as_str());
-    s.push(" AND ").push(STATE_IS_VISIBLE);
+    s.push(" AND ").push(super::vocab::VISIBLE);
     if execute_sql(conn, &s)? == 0 {
         return Err(StoreError::NotFound);
     }
@@ -282,7 +268,7 @@ impl super::db::Positioned for ListedUser {
 fn list_where(tenant: &str, filter: Option<Sql>) -> Sql {
     let mut wh = Sql::default();
     wh.push(" WHERE u.tenant_id = ").bind_text(tenant);
-    wh.push(" AND u.").push(STATE_IS_VISIBLE);
+    wh.push(" AND ").push(super::vocab::VISIBLE_U);
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
@@ -379,7 +365,7 @@ pub fn backfill_search(conn: &mut AnyConnection) -> Result<(), StoreError> {
     loop {
         let mut q = Sql::default();
         q.push("SELECT id, data FROM users WHERE search IS NULL AND ")
-            .push(STATE_IS_VISIBLE)
+            .push(super::vocab::VISIBLE)
             .push(" LIMIT ")
             .bind(super::db::Bind::BigInt(BATCH));
         let rows = super::db::load_sql::<Unindexed>(conn, &q)?;
@@ -433,30 +419,4 @@ pub fn reports_up_to(
     Ok(load_sql::<Count>(conn, &q)?
         .first()
         .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{STATE_IS_VISIBLE, VisibleStates};
-    use crate::domain::UserState;
-    use crate::store::sql::LiteralCondition;
-
-    /// The SQL list names exactly the states `UserState::is_visible` accepts.
-    #[test]
-    fn the_visible_list_is_the_visible_states() {
-        let listed = |sql: &str| -> Vec<UserState> {
-            let list = sql.split(" IN ").nth(1).unwrap_or_default();
-            list.trim_matches(|c| c == '(' || c == ')')
-                .split(", ")
-                .map(|w| UserState::parse(w.trim_matches('\'')).expect("a state"))
-                .collect()
-        };
-        let visible: Vec<UserState> = UserState::ALL
-            .into_iter()
-            .filter(|s| s.is_visible())
-            .collect();
-        assert_eq!(listed(STATE_IS_VISIBLE), visible);
-        assert_eq!(listed(VisibleStates::SQL), visible);
-        assert!(VisibleStates::SQL.starts_with("users.state IN "));
-    }
 }

@@ -5,6 +5,7 @@ use super::{ok, query};
 use crate::deprovision::commands::disposals as cmd;
 use crate::deprovision::disposal::PlanItem;
 use crate::deprovision::service::Outcome;
+use crate::domain::DisposalState;
 use crate::http::auth::AdminCaller;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -14,9 +15,6 @@ use crate::store::reads::receipt::{self, ReceiptLine};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
-
-/// The states `?state=` may name.
-const STATES: [&str; 5] = ["scheduled", "held", "running", "done", "cancelled"];
 
 pub(super) async fn plan(
     req: HttpRequest,
@@ -85,7 +83,7 @@ pub(super) async fn dispose(
             reason,
         } => ok(
             StatusCode::ACCEPTED,
-            json!({"state": "held", "disposalId": disposal_id, "reason": reason}),
+            json!({"state": DisposalState::Held, "disposalId": disposal_id, "reason": reason}),
         ),
     })
 }
@@ -180,22 +178,21 @@ pub(super) async fn list(
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
     let q = query(&req)?;
-    let wanted = q.param("state").map(str::to_string);
-    if let Some(s) = &wanted
-        && !STATES.contains(&s.as_str())
-    {
-        return Err(ScimError::invalid_value(format!(
-            "unknown state '{s}' (scheduled, held, done or cancelled)"
-        ))
-        .into());
-    }
+    let wanted = match q.param("state") {
+        None => None,
+        Some(s) => Some(s.parse::<DisposalState>().map_err(|_| {
+            ScimError::invalid_value(format!(
+                "unknown state '{s}' (scheduled, held, done or cancelled)"
+            ))
+        })?),
+    };
     let page = q.page();
     let st = state.clone();
     let rows = blocking(move || {
         Ok(st
             .svc
             .db
-            .read(|c| reads::list(c, &w.caller.tenant_id, wanted.as_deref(), page))?)
+            .read(|c| reads::list(c, &w.caller.tenant_id, wanted, page))?)
     })
     .await?;
     let rows: Vec<Value> = rows.into_iter().map(disposal_json).collect();

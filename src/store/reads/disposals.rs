@@ -1,6 +1,7 @@
 //! Disposals as the admin lists them.
 
 use super::Page;
+use crate::domain::{Cause, DisposalState};
 use crate::store::db::AnyConnection;
 use crate::store::error::StoreError;
 use crate::store::schema::disposals;
@@ -10,8 +11,8 @@ use diesel::prelude::*;
 pub struct DisposalRow {
     pub id: String,
     pub user_id: String,
-    pub state: String,
-    pub cause: String,
+    pub state: DisposalState,
+    pub cause: Cause,
     pub due_at: String,
     pub plan_hash: Option<String>,
     /// JSON object of counts per action, written by the executor.
@@ -48,14 +49,14 @@ const COLUMNS: Columns = (
 pub fn list(
     c: &mut AnyConnection,
     tenant: &str,
-    state: Option<&str>,
+    state: Option<DisposalState>,
     page: Page,
 ) -> Result<Vec<DisposalRow>, StoreError> {
     let mut q = disposals::table
         .filter(disposals::tenant_id.eq(tenant.to_string()))
         .into_boxed();
     if let Some(s) = state {
-        q = q.filter(disposals::state.eq(s.to_string()));
+        q = q.filter(disposals::state.eq(s));
     }
     Ok(q.select(COLUMNS)
         .order((disposals::created_at.desc(), disposals::id))

@@ -1,5 +1,6 @@
 //! An item's history: its audit rows and the disposals that moved it.
 
+use crate::domain::ItemAction;
 use crate::store::db::AnyConnection;
 use crate::store::error::StoreError;
 use crate::store::ledger;
@@ -19,7 +20,7 @@ pub enum Entry {
     Moved {
         at: String,
         disposal_id: String,
-        action: String,
+        action: ItemAction,
         from_owner: Option<String>,
         to_owner: Option<String>,
     },
@@ -50,7 +51,7 @@ pub fn of_item(
     type Move = (
         String,
         Option<String>,
-        String,
+        ItemAction,
         Option<String>,
         Option<String>,
     );

@@ -2,6 +2,7 @@
 
 use super::Page;
 use super::disposals::{self, DisposalRow};
+use crate::domain::ItemAction;
 use crate::store::db::AnyConnection;
 use crate::store::error::StoreError;
 use crate::store::schema::{disposal_items, disposals as d};
@@ -11,7 +12,7 @@ use diesel::prelude::*;
 pub struct ReceiptLine {
     pub kind: String,
     pub item_id: String,
-    pub action: String,
+    pub action: ItemAction,
     pub from_owner: Option<String>,
     pub to_owner: Option<String>,
     pub target_link: Option<String>,
