@@ -1,6 +1,6 @@
 //! Admin and ledger operations (the `/admin/v1` surface's domain side).
 
-use super::disposal::audit;
+use crate::store::audit;
 use super::service::Deprov;
 use crate::scim::error::ScimError;
 use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql};
@@ -229,7 +229,7 @@ pub fn put_item(
         updated_at: now.clone(),
     };
     let created = ledger::upsert_item(c, &row)?;
-    audit(
+    audit::write(
         c,
         who.tenant_id,
         &now,
@@ -298,7 +298,7 @@ pub fn transfer(
             s.push(" AND user_id = ").bind_text(from);
             s
         })?;
-        audit(
+        audit::write(
             c,
             who.tenant_id,
             &now,
@@ -361,7 +361,7 @@ pub fn reassign(
             ))
             .into());
         }
-        audit(
+        audit::write(
             c,
             who.tenant_id,
             &now,

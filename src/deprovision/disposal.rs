@@ -8,7 +8,7 @@ use super::tombstone::{IdType, TombstoneKeys, sso_value};
 use crate::scim::fold::fold;
 use crate::store::db::{AnyConnection, Backend, Bind, Sql, backend_of, execute_sql, load_sql};
 use crate::store::schema::{
-    audit_log, disposals, sso_subjects, tombstone_hashes, tombstones, user_emails, users,
+    disposals, sso_subjects, tombstone_hashes, tombstones, user_emails, users,
 };
 use crate::store::{StoreError, ledger};
 use diesel::prelude::*;
@@ -766,7 +766,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         s.push(", completed_at = ").bind_text(now);
         s.push(" WHERE id = ").bind_text(disposal_id.clone());
     })?;
-    audit(
+    crate::store::audit::write(
         c,
         t,
         now,
@@ -861,7 +861,7 @@ fn repoint_subordinates(
             users::updated_at.eq(now),
         ))
         .execute(c)?;
-        audit(
+        crate::store::audit::write(
             c,
             tenant,
             now,
@@ -1079,33 +1079,6 @@ fn held_by_other_active(
         }
         IdType::Sso => Ok(false),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn audit(
-    c: &mut AnyConnection,
-    tenant: &str,
-    now: &str,
-    actor: &str,
-    action: &str,
-    subject_type: &str,
-    subject_id: &str,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
-    let id = crate::store::new_id().to_string();
-    crate::per_backend!(c, c => diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::id.eq(&id),
-            audit_log::tenant_id.eq(tenant),
-            audit_log::at.eq(now),
-            audit_log::actor.eq(actor),
-            audit_log::action.eq(action),
-            audit_log::subject_type.eq(subject_type),
-            audit_log::subject_id.eq(subject_id),
-            audit_log::detail.eq(detail),
-        ))
-        .execute(c))?;
-    Ok(())
 }
 
 #[cfg(test)]

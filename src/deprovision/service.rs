@@ -368,7 +368,7 @@ impl Deprov {
                 serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
                 now,
             )?;
-            disposal::audit(
+            crate::store::audit::write(
                 c,
                 r.tenant_id,
                 now,
@@ -486,7 +486,7 @@ impl Deprov {
             serde_json::json!({"disposalId": id, "reason": reason}),
             now,
         )?;
-        disposal::audit(
+        crate::store::audit::write(
             c,
             r.tenant_id,
             now,
@@ -578,7 +578,7 @@ impl Deprov {
             )
             .set(crate::store::schema::tenant_counters::brake_tripped_at.eq(None::<String>))
             .execute(c)?;
-            disposal::audit(
+            crate::store::audit::write(
                 c,
                 r.tenant_id,
                 &now,
@@ -611,7 +611,7 @@ impl Deprov {
             if n == 0 {
                 return Err(DeprovError::NotFound(user_id.into()));
             }
-            disposal::audit(
+            crate::store::audit::write(
                 c,
                 r.tenant_id,
                 &now,
@@ -672,7 +672,7 @@ impl Deprov {
             serde_json::json!({"dueAt": time::format(now + grace)}),
             &time::format(now),
         )?;
-        disposal::audit(
+        crate::store::audit::write(
             c,
             r.tenant_id,
             &time::format(now),
@@ -712,7 +712,7 @@ impl Deprov {
         ))
         .execute(c)?;
         if n > 0 {
-            disposal::audit(
+            crate::store::audit::write(
                 c,
                 r.tenant_id,
                 &now,

@@ -1,6 +1,6 @@
 //! Tombstone lookups (SCIM POST, the gate) and lifting.
 
-use super::disposal::audit;
+use crate::store::audit;
 use super::tombstone::{IdType, TombstoneKeys};
 use crate::store::StoreError;
 use crate::store::db::{AnyConnection, Sql, execute_sql, load_sql};
@@ -112,7 +112,7 @@ pub fn lift(
         return Ok(0);
     }
     for id in tombstone_ids {
-        audit(
+        audit::write(
             c,
             tenant,
             now,
@@ -177,7 +177,7 @@ pub fn release_hashes(
                 .filter(tombstone_hashes::hash.eq(&m.hash)),
         )
         .execute(c)?;
-        audit(
+        audit::write(
             c,
             tenant,
             now,

@@ -457,7 +457,7 @@ fn audit_user(
     now: &str,
 ) -> Result<(), ServiceError> {
     let detail = attrs.map(|a| json!({"attributes": a}).to_string());
-    crate::deprovision::disposal::audit(
+    crate::store::audit::write(
         c,
         &caller.tenant_id,
         now,
@@ -638,7 +638,7 @@ fn apply_tombstones(
         if tombstone_evidence(&matches, has_external_id, join) == Evidence::Disagrees {
             let owned: Vec<TombstoneMatch> = matches.iter().map(|m| (*m).clone()).collect();
             tombstones::release_hashes(c, &caller.tenant_id, &owned, &caller.actor, now)?;
-            crate::deprovision::disposal::audit(
+            crate::store::audit::write(
                 c,
                 &caller.tenant_id,
                 now,

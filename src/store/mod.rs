@@ -1,6 +1,7 @@
 //! Storage: diesel over SQLite or PostgreSQL. Every function takes the tenant id
 //! and scopes its queries by it.
 
+pub mod audit;
 pub mod db;
 pub mod deployment;
 pub mod error;

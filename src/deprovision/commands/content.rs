@@ -1,7 +1,7 @@
 //! The content ledger: items and user-data lines, one transaction each.
 
 use crate::deprovision::admin::{self, AdminError, ItemBody, ParentRef, UserDataLine, Who};
-use crate::deprovision::disposal::audit;
+use crate::store::audit;
 use crate::deprovision::service::Deprov;
 use crate::scim::error::ScimError;
 use crate::store::Db;
@@ -36,7 +36,7 @@ pub fn delete(dp: &Deprov, db: &Db, who: &Who<'_>, kind: &str, id: &str) -> Resu
             return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
         }
         let now = dp.now();
-        Ok(audit(
+        Ok(audit::write(
             c,
             who.tenant_id,
             &now,

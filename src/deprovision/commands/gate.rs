@@ -2,7 +2,7 @@
 //! subject it presented.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::deprovision::disposal::audit;
+use crate::store::audit;
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
 use crate::store::db::lock_row;
@@ -48,7 +48,7 @@ pub fn answer(
             answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str());
         let issuer = sso.issuer.trim().trim_end_matches('/');
         if still_allowed && ledger::add_sso(c, tenant, &uid, issuer, &sso.subject, &now)? {
-            audit(
+            audit::write(
                 c,
                 tenant,
                 &now,

@@ -1,7 +1,7 @@
 //! A user's SSO subjects, registered and removed by an admin.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::deprovision::disposal::audit;
+use crate::store::audit;
 use crate::deprovision::service::Deprov;
 use crate::scim::error::ScimError;
 use crate::store::db::lock_row;
@@ -36,7 +36,7 @@ pub fn register(
                 ScimError::uniqueness("this SSO subject is registered to another user").into(),
             );
         }
-        Ok(audit(
+        Ok(audit::write(
             c,
             who.tenant_id,
             &now,
