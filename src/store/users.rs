@@ -416,3 +416,425 @@ pub fn reports_up_to(
         .first()
         .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX)))
 }
+
+/// PostgreSQL: locks the user's row for the rest of the transaction (one lock
+/// order on every path: the person first). SQLite's single writer serialises.
+pub fn lock(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<(), StoreError> {
+    super::db::lock_row(conn, "users", tenant, id)
+}
+
+/// PostgreSQL: locks the user's row `FOR SHARE` (a ledger write naming them
+/// as owner waits for a disposal of them to finish).
+pub fn lock_shared(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<(), StoreError> {
+    if super::db::backend_of(conn) == super::db::Backend::Postgres {
+        let mut s = Sql::default();
+        s.push("SELECT 1 FROM users WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND id = ").bind_text(id);
+        s.push(" FOR SHARE");
+        execute_sql(conn, &s)?;
+    }
+    Ok(())
+}
+
+/// The user's row in any state; `StoreError::NotFound` when there is none.
+pub fn get_any(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<UserRow, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .select(UserRow::as_select())
+        .first(conn)?)
+}
+
+/// The user's state, in any state.
+pub fn state_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .select(users::state)
+        .first(conn)
+        .optional()?)
+}
+
+/// The user's state and legal hold.
+pub fn state_and_hold(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<(String, bool), StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .select((users::state, users::legal_hold))
+        .first(conn)?)
+}
+
+/// The id, when the user exists and is active.
+pub fn active_id(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(crate::per_backend!(conn, c => users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .filter(users::state.eq("active"))
+        .select(users::id)
+        .first(c)
+        .optional())?)
+}
+
+/// The visible user with this folded userName.
+pub fn visible_id_by_name(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user_name_key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_name_key.eq(user_name_key))
+        .filter(visible())
+        .select(users::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// The active user with this folded userName.
+pub fn active_id_by_name(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user_name_key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::user_name_key.eq(user_name_key))
+        .filter(visible())
+        .filter(users::state.eq("active"))
+        .select(users::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// A column an identifier is looked up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Id,
+    ExternalId,
+    /// The folded userName.
+    UserName,
+}
+
+impl Key {
+    fn column(self) -> &'static str {
+        match self {
+            Key::Id => "id",
+            Key::ExternalId => "external_id",
+            Key::UserName => "user_name_key",
+        }
+    }
+}
+
+/// The oldest active user other than `not` whose `key` is `value`.
+pub fn active_other_by(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    key: Key,
+    value: &str,
+    not: &str,
+) -> Result<Option<String>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT id FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    // The visible-state predicate, literally, lets the partial unique index
+    // on the column serve the lookup.
+    sql.push(&format!(
+        " AND state IN ('active', 'suspended') AND state = 'active' AND {} = ",
+        key.column()
+    ))
+    .bind_text(value);
+    sql.push(" AND id <> ").bind_text(not);
+    sql.push(" ORDER BY created_at LIMIT 1");
+    Ok(load_sql::<Id>(conn, &sql)?.pop().map(|r| r.id))
+}
+
+/// Whether an active user other than `not` holds an email with this folded value.
+pub fn email_held_by_other_active(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    value_key: &str,
+    not: &str,
+) -> Result<bool, StoreError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*) AS n FROM user_emails e JOIN users u ON u.id = e.user_id WHERE e.tenant_id = ").bind_text(tenant);
+    sql.push(" AND e.value_key = ").bind_text(value_key);
+    sql.push(" AND u.state = 'active' AND u.id <> ")
+        .bind_text(not);
+    Ok(load_sql::<super::db::Count>(conn, &sql)?
+        .first()
+        .is_some_and(|r| r.n > 0))
+}
+
+/// The user's emails: (value, folded value).
+pub fn emails_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(crate::per_backend!(conn, c => user_emails::table
+        .filter(user_emails::tenant_id.eq(tenant))
+        .filter(user_emails::user_id.eq(id))
+        .select((user_emails::value, user_emails::value_key))
+        .load(c))?)
+}
+
+/// The folded identifiers a report's `manager.value` may name the user by:
+/// userName, externalId and emails. `StoreError::NotFound` when there is no such user.
+pub fn alias_keys(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let (name_key, external): (String, Option<String>) = users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .select((users::user_name_key, users::external_id))
+        .first(conn)?;
+    let mut keys = vec![name_key];
+    keys.extend(external.map(|x| crate::scim::fold::fold(&x)));
+    keys.extend(
+        user_emails::table
+            .filter(user_emails::tenant_id.eq(tenant))
+            .filter(user_emails::user_id.eq(id))
+            .select(user_emails::value_key)
+            .load::<String>(conn)?,
+    );
+    Ok(keys)
+}
+
+/// Ids of the users other than `person` whose `manager_key` is one of `keys`, in id order.
+pub fn report_ids(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    keys: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::manager_key.eq_any(keys))
+        .filter(users::id.ne(person))
+        .select(users::id)
+        .order(users::id)
+        .load(conn)?)
+}
+
+/// A report's document, as stored.
+#[derive(Debug, QueryableByName)]
+pub struct Report {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub data: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub version: i64,
+}
+
+/// The users other than `person` whose `manager_key` is one of `keys`.
+pub fn reports(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    keys: &[String],
+) -> Result<Vec<Report>, StoreError> {
+    // A padded `IN` list: a few cached shapes, not one prepared per DELETE.
+    let mut sql = Sql::default();
+    sql.push("SELECT id, data, version FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND manager_key IN ").bind_list(keys);
+    sql.push(" AND id <> ").bind_text(person);
+    load_sql::<Report>(conn, &sql)
+}
+
+/// A user's document rewritten by the service (not by SCIM): the new
+/// document, its search text and the version it replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct DocUpdate<'a> {
+    pub id: &'a str,
+    pub data: &'a str,
+    pub search: Option<&'a str>,
+    pub version: i64,
+}
+
+/// Points a report's manager at `manager_id` (document and columns).
+pub fn set_manager(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    u: &DocUpdate<'_>,
+    manager_id: &str,
+    manager_key: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::id.eq(u.id)),
+    )
+    .set((
+        users::manager_id.eq(manager_id),
+        users::manager_key.eq(manager_key),
+        users::search.eq(u.search),
+        users::data.eq(u.data),
+        users::version.eq(u.version + 1),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The document and version of the user, when active.
+pub fn active_doc(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::id.eq(id))
+        .filter(users::state.eq("active"))
+        .select((users::data, users::version))
+        .first(conn)
+        .optional()?)
+}
+
+/// Suspends the user: state, `active` column and document together.
+pub fn set_suspended(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    u: &DocUpdate<'_>,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::id.eq(u.id)),
+    )
+    .set((
+        users::state.eq("suspended"),
+        users::active.eq(false),
+        users::suspended_at.eq(now),
+        users::search.eq(u.search),
+        users::data.eq(u.data),
+        users::version.eq(u.version + 1),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A held DELETE: the user is deleted-pending (gone for SCIM) until disposed.
+pub fn set_deleted_pending(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::id.eq(id)),
+    )
+    .set((
+        users::state.eq("deleted_pending"),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Sets or lifts the legal hold of a user not yet disposed; false when there is none.
+pub fn set_legal_hold(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    on: bool,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant))
+            .filter(users::id.eq(id))
+            .filter(users::state.eq_any(["active", "suspended", "deleted_pending"])),
+    )
+    .set(users::legal_hold.eq(on))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// A "Deleted User" stub row (`state` stub: holds anonymised user data).
+pub fn insert_stub(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    state: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let name = format!("deleted:{id}");
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::tenant_id.eq(tenant),
+            users::state.eq(state),
+            users::user_name.eq(&name),
+            users::user_name_key.eq(&name),
+            users::active.eq(false),
+            users::data.eq(r#"{"displayName":"Deleted User"}"#),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+            users::version.eq(1_i64),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Scrubs a disposed person to a "Deleted User" stub: emails gone, every
+/// identifying column cleared, state `disposed`. `version` is the row's current one.
+pub fn scrub_to_stub(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    version: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::delete(
+        user_emails::table
+            .filter(user_emails::tenant_id.eq(tenant))
+            .filter(user_emails::user_id.eq(id)),
+    )
+    .execute(conn)?;
+    let stub_name = format!("deleted:{id}");
+    // Hand-built (a cached shape): diesel prepares an UPDATE whose SET is a
+    // tuple again on every call.
+    let mut s = Sql::default();
+    s.push("UPDATE users SET state = 'disposed', user_name = ")
+        .bind_text(stub_name.clone());
+    s.push(", user_name_key = ").bind_text(stub_name);
+    s.push(
+        ", external_id = NULL, display_name_key = NULL, given_name_key = NULL, \
+         family_name_key = NULL, manager_id = NULL, manager_key = NULL, search = NULL, \
+         active = FALSE, data = '{\"displayName\":\"Deleted User\"}', updated_at = ",
+    )
+    .bind_text(now);
+    s.push(", version = ")
+        .bind(super::db::Bind::BigInt(version + 1));
+    s.push(" WHERE tenant_id = ").bind_text(tenant);
+    s.push(" AND id = ").bind_text(id);
+    execute_sql(conn, &s)?;
+    Ok(())
+}

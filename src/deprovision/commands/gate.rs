@@ -2,11 +2,10 @@
 //! subject it presented.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::store::audit;
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
-use crate::store::db::lock_row;
-use crate::store::{Db, StoreError, ledger};
+use crate::store::audit;
+use crate::store::{Db, StoreError, ledger, users};
 
 /// Decides without writing. On a `Db::idle_sqlite` handle this answers
 /// `StoreError::WouldWait` rather than wait for a connection.
@@ -42,7 +41,7 @@ pub fn answer(
         else {
             return Ok(first);
         };
-        lock_row(c, "users", tenant, &uid)?;
+        users::lock(c, tenant, &uid)?;
         let answer = gate::check(c, &dp.keys, &policy, tenant, req)?;
         let still_allowed =
             answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str());

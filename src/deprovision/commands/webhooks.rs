@@ -1,9 +1,9 @@
 //! Resuming paused webhook endpoints.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::store::audit;
 use crate::deprovision::service::Deprov;
 use crate::store::Db;
+use crate::store::audit;
 
 /// Un-pauses every paused endpoint of the tenant (delivery resumes where it
 /// stopped) and audits it; returns how many were paused.
