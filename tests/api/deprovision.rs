@@ -1494,3 +1494,73 @@ crate::both_backends!(
     regrace_and_register,
     super::policy_change_moves_pending_schedules_and_gate_registers
 );
+
+/// An unreadable stored user document is never replaced by `{}` and written
+/// back: the disposal that would rewrite it fails (500) and changes nothing.
+async fn unreadable_documents_fail_the_disposal(b: Backend) {
+    use custodian::store::db::{Sql, execute_sql};
+    let app = policy_app(b, "[default]\n").await;
+    let tenant = app.default_tenant_id();
+    let corrupt = |id: &str| {
+        let mut s = Sql::default();
+        s.push("UPDATE users SET data = 'not json' WHERE tenant_id = ")
+            .bind_text(tenant.clone());
+        s.push(" AND id = ").bind_text(id);
+        app.db
+            .write(|c| execute_sql(c, &s))
+            .expect("corrupt the document");
+    };
+    let stored = |id: &str| {
+        app.db
+            .read(|c| custodian::store::users::get_any(c, &tenant, id))
+            .expect("row")
+    };
+    // A report's document is rewritten when their manager is disposed.
+    // Named by userName (Okta style), so the disposal repoints it to the stub.
+    let boss = create_user(&app, "boss@example.edu").await;
+    let mut report = user_body("report@example.edu");
+    report["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"manager": {"value": "boss@example.edu"}});
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&report)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let report_id = v["id"].as_str().expect("id").to_string();
+    corrupt(&report_id);
+    let (s, v) = body(
+        app.req(Method::DELETE, &format!("/Users/{boss}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 500, "the disposal fails: {v}");
+    assert_eq!(stored(&report_id).data, "not json", "the document is kept");
+    assert_eq!(stored(&boss).state, "active", "the boss is not disposed");
+    // A held dispose-now suspends the person, rewriting their document.
+    let a = Admin::new(&app);
+    let person = create_user(&app, "held@example.edu").await;
+    let (s, _) = a
+        .call(Method::PUT, &format!("/users/{person}/legal-hold"), None)
+        .await;
+    assert_eq!(s, 204);
+    corrupt(&person);
+    let (s, v) = a
+        .call(Method::POST, &format!("/users/{person}/dispose"), None)
+        .await;
+    assert_eq!(s, 500, "{v}");
+    let row = stored(&person);
+    assert_eq!(
+        (row.data.as_str(), row.state.as_str()),
+        ("not json", "active")
+    );
+}
+crate::both_backends!(
+    unreadable_documents,
+    super::unreadable_documents_fail_the_disposal
+);
