@@ -120,7 +120,7 @@ impl Deprov {
                     since.with_timezone(&chrono::Utc) + chrono::Duration::seconds(grace),
                 );
                 if new_due != s.due_at {
-                    disposals::set_due(c, &s.id, &new_due)?;
+                    disposals::set_due(c, &s.tenant_id, &s.id, &new_due)?;
                     moved += 1;
                 }
             }

@@ -249,6 +249,7 @@ pub fn insert_lines_for_roots(
 #[derive(Debug, Clone, Queryable)]
 pub struct Schedule {
     pub id: String,
+    pub tenant_id: String,
     pub tenant_name: String,
     pub suspended_at: Option<String>,
     pub due_at: String,
@@ -262,6 +263,7 @@ pub fn scheduled(c: &mut AnyConnection) -> Result<Vec<Schedule>, StoreError> {
         .filter(disposals::state.eq("scheduled"))
         .select((
             disposals::id,
+            disposals::tenant_id,
             tenants::name,
             users::suspended_at,
             disposals::due_at,
@@ -269,10 +271,19 @@ pub fn scheduled(c: &mut AnyConnection) -> Result<Vec<Schedule>, StoreError> {
         .load(c)?)
 }
 
-pub fn set_due(c: &mut AnyConnection, id: &str, due_at: &str) -> Result<(), StoreError> {
-    diesel::update(disposals::table.filter(disposals::id.eq(id)))
-        .set(disposals::due_at.eq(due_at))
-        .execute(c)?;
+pub fn set_due(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    due_at: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::id.eq(id)),
+    )
+    .set(disposals::due_at.eq(due_at))
+    .execute(c)?;
     Ok(())
 }
 

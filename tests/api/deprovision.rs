@@ -1564,3 +1564,50 @@ crate::both_backends!(
     unreadable_documents,
     super::unreadable_documents_fail_the_disposal
 );
+
+/// A reassignment by selection moves every item it matches, in one
+/// transaction, and never the tenant's Archive folder (no owner by design).
+async fn reassign_by_selection_spares_the_archive(b: Backend) {
+    let app = policy_app(b, "[default]\ntargets = [\"custodian\"]\n").await;
+    let a = Admin::new(&app);
+    let keeper = create_user(&app, "keeper@example.edu").await;
+    let person = create_user(&app, "leaver@example.edu").await;
+    a.put_item("recording", "r1", &person, false, None).await;
+    a.put_item("draft", "d1", &person, false, None).await;
+    a.put_item("folder", "home", &person, true, None).await;
+    // No custodian: nobody to transfer to, so everything is orphaned and the
+    // personal root is archived without an owner.
+    delete_user(&app, &app.token, &person).await;
+    let archive = a.item("folder", "custodian-archive").await;
+    assert_eq!(archive["owner"], Value::Null);
+    let (s, r) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "orphaned": true, "kind": "folder"})),
+        )
+        .await;
+    assert_eq!((s, r["items"].as_i64()), (200, Some(1)), "{r}");
+    assert_eq!(a.item("folder", "home").await["owner"], keeper.as_str());
+    let (s, r) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "orphaned": true})),
+        )
+        .await;
+    assert_eq!((s, r["items"].as_i64()), (200, Some(2)), "{r}");
+    for (kind, id) in [("recording", "r1"), ("draft", "d1")] {
+        assert_eq!(a.item(kind, id).await["owner"], keeper.as_str(), "{id}");
+    }
+    let archive = a.item("folder", "custodian-archive").await;
+    assert_eq!(
+        archive["owner"],
+        Value::Null,
+        "the Archive folder stays Custodian's"
+    );
+}
+crate::both_backends!(
+    reassign_by_selection,
+    super::reassign_by_selection_spares_the_archive
+);
