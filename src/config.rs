@@ -52,6 +52,9 @@ pub struct Settings {
     /// Disposals, imports and scheduler passes (`Db::write_alone`); 0: none.
     pub long_write_timeout_ms: u64,
     pub retry_after_seconds: u32,
+    /// A 429 for a tenant over `max_in_flight_per_tenant` is answered after
+    /// this long (0: at once), so instant retries cannot flood the CPU.
+    pub overload_delay_ms: u64,
     pub max_body_bytes: usize,
     /// A Group PUT carries the whole member list (Okta), so it gets more room.
     pub max_group_body_bytes: usize,
@@ -61,6 +64,8 @@ pub struct Settings {
     pub bulk_max_payload_bytes: usize,
     /// A stored resource's canonical JSON (a group's without `members`).
     pub max_resource_bytes: usize,
+    /// A list answer's stored documents (`scim::resource::Limits`).
+    pub max_list_bytes: usize,
     pub workers: Option<usize>,
     /// argon2 token verifications running at once (all callers).
     pub auth_max_concurrent_verifications: usize,
@@ -148,6 +153,7 @@ impl std::fmt::Debug for Settings {
                 &self.webhook_pause_after_seconds,
             )
             .field("max_resource_bytes", &self.max_resource_bytes)
+            .field("max_list_bytes", &self.max_list_bytes)
             .finish()
     }
 }
@@ -185,11 +191,13 @@ impl Default for Settings {
             pg_lock_timeout_ms: 10_000,
             long_write_timeout_ms: 0,
             retry_after_seconds: 2,
+            overload_delay_ms: 100,
             max_body_bytes: 1024 * 1024,
             max_group_body_bytes: 16 * 1024 * 1024,
             bulk_max_operations: 1000,
             bulk_max_payload_bytes: 1024 * 1024,
             max_resource_bytes: crate::scim::resource::DEFAULT_MAX_RESOURCE_BYTES,
+            max_list_bytes: crate::scim::resource::DEFAULT_MAX_LIST_BYTES,
             workers: None,
             auth_max_concurrent_verifications: 4,
             auth_max_failures_per_token: 10,
@@ -225,11 +233,13 @@ struct FileConfig {
     pg_lock_timeout_ms: Option<u64>,
     long_write_timeout_ms: Option<u64>,
     retry_after_seconds: Option<u32>,
+    overload_delay_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     max_group_body_bytes: Option<usize>,
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
     max_resource_bytes: Option<usize>,
+    max_list_bytes: Option<usize>,
     workers: Option<usize>,
     auth_max_concurrent_verifications: Option<usize>,
     auth_max_failures_per_token: Option<u32>,
@@ -358,6 +368,9 @@ impl Settings {
         if let Some(v) = f.retry_after_seconds {
             self.retry_after_seconds = v;
         }
+        if let Some(v) = f.overload_delay_ms {
+            self.overload_delay_ms = v;
+        }
         if let Some(v) = f.max_body_bytes {
             self.max_body_bytes = v;
         }
@@ -372,6 +385,9 @@ impl Settings {
         }
         if let Some(v) = f.max_resource_bytes {
             self.max_resource_bytes = v;
+        }
+        if let Some(v) = f.max_list_bytes {
+            self.max_list_bytes = v;
         }
         self.workers = f.workers.or(self.workers);
         if let Some(v) = f.auth_max_concurrent_verifications {
@@ -523,6 +539,9 @@ impl Settings {
         if self.max_resource_bytes < 1024 {
             return invalid("max_resource_bytes", "must be ≥ 1024".into());
         }
+        if self.max_list_bytes < 1024 {
+            return invalid("max_list_bytes", "must be ≥ 1024".into());
+        }
         Ok(())
     }
 
@@ -538,6 +557,7 @@ impl Settings {
     pub fn resource_limits(&self) -> crate::scim::resource::Limits {
         crate::scim::resource::Limits {
             max_resource_bytes: self.max_resource_bytes,
+            max_list_bytes: self.max_list_bytes,
         }
     }
 

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod deprovision;
+pub mod domain;
 pub mod events;
 pub mod fuzzing;
 pub mod http;

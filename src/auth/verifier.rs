@@ -24,7 +24,7 @@
 
 use super::limits::{FailureWindows, TtlLru, address_group};
 use super::token::{Scope, split};
-use crate::deprovision::service::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::store::{self, Db, StoreError};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -376,6 +376,25 @@ impl Verifier {
         allowed: &[Scope],
         client: Option<IpAddr>,
     ) -> Option<Result<Principal, AuthError>> {
+        match self.cached(presented, allowed, client)? {
+            Err(e) => Some(Err(e)),
+            Ok(p) => match self.still_live_now(db, &p)? {
+                Ok(()) => Some(Ok(p)),
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }
+
+    /// What the caches say, without the database (no revocation check: see
+    /// `still_live_now` / `still_live`): `Some(Ok)` for a cached success
+    /// admitting one of `allowed`, `Some(Err)` for a refusal that needs no
+    /// database, `None` when only `verify_from` can tell.
+    pub fn cached(
+        &self,
+        presented: &str,
+        allowed: &[Scope],
+        client: Option<IpAddr>,
+    ) -> Option<Result<Principal, AuthError>> {
         let Some((id, secret)) = split(presented) else {
             // Malformed: no lookup can match it, so no blocking thread either.
             if let Some(d) = client.and_then(|a| {
@@ -393,12 +412,28 @@ impl Verifier {
         let Some(principal) = self.accepted(&key) else {
             return self.refuse_early(&key, client).err().map(Err);
         };
+        Some(admit(principal, allowed))
+    }
+
+    /// The revocation check of a cached principal on an idle SQLite
+    /// connection (see `verify_cached`); `None` when it would wait or the
+    /// database is PostgreSQL: then `still_live` on a blocking thread.
+    pub fn still_live_now(&self, db: &Db, p: &Principal) -> Option<Result<(), AuthError>> {
         let idle = db.idle_sqlite()?;
-        match idle.read(|c| store::tokens::is_live(c, id)) {
+        match idle.read(|c| store::tokens::is_live(c, &p.token_id)) {
             Err(StoreError::WouldWait) => None,
             Err(e) => Some(Err(e.into())),
             Ok(false) => Some(Err(AuthError::Invalid)),
-            Ok(true) => Some(admit(principal, allowed)),
+            Ok(true) => Some(Ok(())),
+        }
+    }
+
+    /// Blocking: the revocation check of a cached principal.
+    pub fn still_live(&self, db: &Db, p: &Principal) -> Result<(), AuthError> {
+        if db.read(|c| store::tokens::is_live(c, &p.token_id))? {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid)
         }
     }
 
@@ -649,9 +684,7 @@ mod tests {
 
     #[test]
     fn locked_token_id_is_refused_before_argon2_until_the_window_ends() {
-        let clock = Arc::new(crate::deprovision::service::ManualClock::new(
-            chrono::Utc::now(),
-        ));
+        let clock = Arc::new(crate::clock::ManualClock::new(chrono::Utc::now()));
         let limits = AuthLimits {
             max_failures_per_token: 2,
             ..AuthLimits::default()

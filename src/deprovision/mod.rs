@@ -11,3 +11,4 @@ pub mod service;
 pub mod setup;
 pub mod tombstone;
 pub mod tombstones;
+pub mod webhooks;

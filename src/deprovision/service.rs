@@ -7,37 +7,9 @@ use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
-use chrono::{DateTime, Utc};
-use std::sync::{Arc, Mutex, RwLock};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock tests advance: real time plus an offset, so order within a test is
-/// still real while grace periods can be jumped over without sleeping.
-pub struct ManualClock(Mutex<chrono::Duration>);
-impl ManualClock {
-    pub fn new(_start: DateTime<Utc>) -> ManualClock {
-        ManualClock(Mutex::new(chrono::Duration::zero()))
-    }
-    pub fn advance(&self, d: chrono::Duration) {
-        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *g += d;
-    }
-}
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+// The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+use std::sync::{Arc, RwLock};
 
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
 pub struct Deprov {
@@ -240,7 +212,7 @@ impl Deprov {
         // Every completed disposal passes here; the brake relies on the count
         // (`hold_reason`). Callers hold the tenant's counter row.
         disposals::count_done(c, r.tenant_id)?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "user.disposed",
@@ -284,7 +256,7 @@ impl Deprov {
         };
         if recent + 1 > max {
             disposals::set_brake(c, r.tenant_id, Some(now))?;
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 r.tenant_id,
                 "brake.tripped",
@@ -377,7 +349,7 @@ impl Deprov {
                         },
                         now,
                     )?;
-                    crate::events::emit(
+                    crate::events::emit_at_commit(
                         c,
                         r.tenant_id,
                         "user.suspended",
@@ -389,7 +361,7 @@ impl Deprov {
             }
             _ => {}
         }
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "disposal.held",
@@ -569,7 +541,7 @@ impl Deprov {
                 created_at: &created,
             },
         )?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "disposal.scheduled",

@@ -81,7 +81,7 @@ pub fn lift(
             id,
             Some(&format!("{{\"reason\":\"{why}\"}}")),
         )?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             tenant,
             "tombstone.lifted",

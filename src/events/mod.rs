@@ -1,58 +1,21 @@
-//! Events: a transactional outbox. Rows are written in the state change's
-//! transaction, as its last statements before the commit; `seq` comes from the
-//! tenant's counter row, locked until commit, so `seq` order is commit order
-//! and the `after=SEQ` feed never skips a late commit (`store::outbox`).
-//! Webhook delivery (`relay`) only reads the outbox.
+//! Events: a transactional outbox. An event is written in the state change's
+//! transaction, as its last statement before the commit (`emit_at_commit`);
+//! `seq` comes from the tenant's counter row, locked until commit, so `seq`
+//! order is commit order and the `after=SEQ` feed never skips a late commit
+//! (`store::outbox`). Webhook delivery (`relay`) only reads the outbox.
 
 pub mod relay;
 
-use crate::store::StoreError;
-use crate::store::db::{AnyConnection, Backend, Sql, backend_of, load_sql};
-use crate::store::outbox::NewEvent;
-use crate::store::schema::outbox;
-use diesel::prelude::*;
+use crate::store::outbox::{self, EventRow, NewEvent};
+use crate::store::{AnyConnection, StoreError};
 use serde_json::{Value, json};
 
-/// The tenant's counter row, locked for the rest of the transaction.
-#[derive(Debug, Clone)]
-pub struct TenantCounter {
-    pub brake_tripped_at: Option<String>,
-    pub next_seq: i64,
-    /// The tenant's disposals completed so far (`disposals_done`): an upper
-    /// bound of those done in any hour.
-    pub disposals_done: i64,
-}
+pub use crate::store::outbox::{TenantCounter, lock_tenant};
 
-pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
-    crate::store::outbox::create_counter(c, tenant)?;
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        brake_tripped_at: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        next_seq: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        disposals_done: i64,
-    }
-    let mut q = Sql::default();
-    q.push(
-        "SELECT brake_tripped_at, next_seq, disposals_done FROM tenant_counters WHERE tenant_id = ",
-    )
-    .bind_text(tenant);
-    if backend_of(c) == Backend::Postgres {
-        q.push(" FOR UPDATE");
-    }
-    let row = load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?;
-    Ok(TenantCounter {
-        brake_tripped_at: row.brake_tripped_at,
-        next_seq: row.next_seq,
-        disposals_done: row.disposals_done,
-    })
-}
-
-/// Emits one event in the caller's transaction. Its row (and `seq`) is
-/// written when the transaction is about to commit (`store::outbox`).
-pub fn emit(
+/// Emits one event in the caller's transaction: its row (and `seq`) is
+/// written when that transaction commits, and not at all if it rolls back.
+/// Outside a transaction it is written at once.
+pub fn emit_at_commit(
     c: &mut AnyConnection,
     tenant: &str,
     event_type: &str,
@@ -60,7 +23,7 @@ pub fn emit(
     data: Value,
     now: &str,
 ) -> Result<(), StoreError> {
-    crate::store::outbox::emit(
+    outbox::emit_at_commit(
         c,
         NewEvent {
             id: format!("evt_{}", crate::store::new_id().simple()),
@@ -73,7 +36,9 @@ pub fn emit(
     )
 }
 
-type OutboxRow = (String, i64, String, Option<String>, String, String);
+/// `emit_at_commit` under its former name, for the callers not yet renamed
+/// (deprovision's service, admin and tombstones; the API tests).
+pub use self::emit_at_commit as emit;
 
 /// Events after `after`, in `seq` order, as envelopes.
 pub fn feed(
@@ -83,27 +48,16 @@ pub fn feed(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Value>, StoreError> {
-    let rows: Vec<OutboxRow> = outbox::table
-        .filter(outbox::tenant_id.eq(tenant))
-        .filter(outbox::seq.gt(after))
-        .order(outbox::seq)
-        .limit(limit)
-        .select((
-            outbox::id,
-            outbox::seq,
-            outbox::event_type,
-            outbox::subject_user_id,
-            outbox::data,
-            outbox::occurred_at,
-        ))
-        .load(c)?;
-    Ok(rows.into_iter().map(|r| envelope(tenant_name, r)).collect())
+    Ok(outbox::after(c, tenant, after, limit)?
+        .into_iter()
+        .map(|r| envelope(tenant_name, r))
+        .collect())
 }
 
-fn envelope(tenant_name: &str, (id, seq, ty, subject, data, at): OutboxRow) -> Value {
+fn envelope(tenant_name: &str, r: EventRow) -> Value {
     json!({
-        "id": id, "seq": seq, "tenant": tenant_name, "type": ty, "occurredAt": at,
-        "subject": subject.map(|u| json!({"userId": u})).unwrap_or(json!({})),
-        "data": serde_json::from_str::<Value>(&data).unwrap_or(Value::Null),
+        "id": r.id, "seq": r.seq, "tenant": tenant_name, "type": r.event_type, "occurredAt": r.occurred_at,
+        "subject": r.subject_user_id.map(|u| json!({"userId": u})).unwrap_or(json!({})),
+        "data": serde_json::from_str::<Value>(&r.data).unwrap_or(Value::Null),
     })
 }

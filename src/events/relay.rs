@@ -16,10 +16,8 @@
 //! bounded by a timeout, with a cap on workers at once: a slow or dead endpoint
 //! delays only its own events (issue 14), never another endpoint's or tenant's.
 
-use crate::deprovision::service::Deprov;
-use crate::store::schema::{outbox, tenants, webhook_cursors};
-use crate::store::{Db, StoreError, time};
-use diesel::prelude::*;
+use crate::clock::Clock;
+use crate::store::{Db, StoreError, outbox, time, tokens, webhook_cursors};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashSet;
@@ -32,6 +30,32 @@ const BATCH: i64 = 50;
 const LEASE_MIN: Duration = Duration::from_secs(60);
 /// Room beyond a send's timeout for recording its outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// One endpoint a tenant's policy names, and the environment variable holding
+/// its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub secret_env: String,
+}
+
+/// What delivery reads from the service around it: each tenant's endpoints,
+/// from the policy in force (asked on every pass, so a reloaded policy applies
+/// to the next one), and the time.
+pub trait Context: Send + Sync {
+    /// The endpoints the named tenant's policy delivers to.
+    fn webhooks(&self, tenant_name: &str) -> Vec<Webhook>;
+    fn clock(&self) -> &dyn Clock;
+}
+
+impl<C: Context + ?Sized> Context for Arc<C> {
+    fn webhooks(&self, tenant_name: &str) -> Vec<Webhook> {
+        (**self).webhooks(tenant_name)
+    }
+    fn clock(&self) -> &dyn Clock {
+        (**self).clock()
+    }
+}
 
 /// Reads a webhook secret by the environment variable name the policy gives.
 pub type SecretLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -225,19 +249,15 @@ impl Relay {
     }
 
     /// Every tenant's endpoints whose secret is set.
-    fn endpoints(&self, db: &Db, deprov: &Deprov) -> Result<Vec<Endpoint>, StoreError> {
-        let policies = deprov.policies();
-        let all: Vec<(String, String)> = db.read(|c| {
-            Ok::<_, StoreError>(
-                tenants::table
-                    .select((tenants::id, tenants::name))
-                    .load(c)?,
-            )
-        })?;
+    fn endpoints<C: Context + ?Sized>(
+        &self,
+        db: &Db,
+        ctx: &C,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        let all = db.read(tokens::all_tenants)?;
         let mut out = Vec::new();
         for (tenant_id, name) in all {
-            let policy = policies.for_tenant(&name);
-            for hook in &policy.webhooks {
+            for hook in ctx.webhooks(&name) {
                 let Some(secret) = (self.secret)(&hook.secret_env) else {
                     tracing::error!(tenant = %name, secret_env = %hook.secret_env, "webhook secret variable is not set; endpoint skipped");
                     continue;
@@ -245,7 +265,7 @@ impl Relay {
                 out.push(Endpoint {
                     tenant_id: tenant_id.clone(),
                     tenant_name: name.clone(),
-                    url: hook.url.clone(),
+                    url: hook.url,
                     secret,
                 });
             }
@@ -256,8 +276,8 @@ impl Relay {
     /// One pass over every tenant's endpoints, in parallel (at most
     /// `max_concurrent` at once), returning when all are done; returns events
     /// delivered. For tests and one-shot use; the server uses `spawn_pass`.
-    pub fn run_once(&self, db: &Db, deprov: &Deprov) -> Result<usize, StoreError> {
-        let queue = Mutex::new(self.endpoints(db, deprov)?);
+    pub fn run_once<C: Context + ?Sized>(&self, db: &Db, ctx: &C) -> Result<usize, StoreError> {
+        let queue = Mutex::new(self.endpoints(db, ctx)?);
         let workers = self
             .max_concurrent
             .min(queue.lock().unwrap_or_else(|p| p.into_inner()).len());
@@ -271,7 +291,7 @@ impl Relay {
                             let Some(e) = next else { break };
                             delivered += self.endpoint(
                                 db,
-                                deprov,
+                                ctx,
                                 &e.tenant_id,
                                 &e.tenant_name,
                                 &e.url,
@@ -304,12 +324,12 @@ impl Relay {
     /// started. A worker delivers batches until its endpoint is caught up or
     /// a delivery fails (which backs off in the database), so a slow endpoint
     /// holds only its own worker.
-    pub fn spawn_pass(
+    pub fn spawn_pass<C: Context + ?Sized + 'static>(
         self: &Arc<Self>,
         db: &Db,
-        deprov: &Arc<Deprov>,
+        ctx: &Arc<C>,
     ) -> Result<usize, StoreError> {
-        let mut endpoints = self.endpoints(db, deprov)?;
+        let mut endpoints = self.endpoints(db, &**ctx)?;
         if !endpoints.is_empty() {
             let start = self.rotation.fetch_add(1, Ordering::Relaxed) % endpoints.len();
             endpoints.rotate_left(start);
@@ -339,7 +359,7 @@ impl Relay {
                 relay: Arc::clone(self),
                 key,
             };
-            let (db, deprov) = (db.clone(), Arc::clone(deprov));
+            let (db, ctx) = (db.clone(), Arc::clone(ctx));
             let spawned = std::thread::Builder::new()
                 .name("webhook".into())
                 .spawn(move || {
@@ -347,7 +367,7 @@ impl Relay {
                     loop {
                         match relay.endpoint(
                             &db,
-                            &deprov,
+                            &*ctx,
                             &e.tenant_id,
                             &e.tenant_name,
                             &e.url,
@@ -375,16 +395,16 @@ impl Relay {
         Ok(started)
     }
 
-    fn endpoint(
+    fn endpoint<C: Context + ?Sized>(
         &self,
         db: &Db,
-        deprov: &Deprov,
+        ctx: &C,
         tenant: &str,
         tenant_name: &str,
         url: &str,
         secret: &str,
     ) -> Result<usize, StoreError> {
-        let now = deprov.clock.now();
+        let now = ctx.clock().now();
         if !self.due(db, tenant, url, &time::format(now))? {
             return Ok(0);
         }
@@ -400,7 +420,7 @@ impl Relay {
             let id = e["id"].as_str().unwrap_or_default().to_string();
             // A send must end inside the lease: renew it first when less
             // than a send's worth is left; a lease already lost ends the batch.
-            let now = deprov.clock.now();
+            let now = ctx.clock().now();
             if lease_until - now < self.send_span() && !self.renew(db, tenant, url, now)? {
                 tracing::warn!(tenant, "webhook lease lost; another relay continues");
                 return Ok(delivered);
@@ -419,24 +439,12 @@ impl Relay {
                     delivered += 1;
                     // Advance only while still holding the lease (and extend it), so a
                     // replica that lost the lease can never move the cursor back.
-                    let renewed_at = deprov.clock.now();
+                    let renewed_at = ctx.clock().now();
                     let until = time::format(renewed_at + self.lease);
                     let held = db.write(|c| {
-                        diesel::update(
-                            webhook_cursors::table
-                                .filter(webhook_cursors::tenant_id.eq(tenant))
-                                .filter(webhook_cursors::endpoint.eq(url))
-                                .filter(webhook_cursors::lease_owner.eq(&self.owner)),
-                        )
-                        .set((
-                            webhook_cursors::last_seq.eq(last),
-                            webhook_cursors::attempts.eq(0),
-                            webhook_cursors::lease_until.eq(&until),
-                        ))
-                        .execute(c)
-                        .map_err(StoreError::from)
+                        webhook_cursors::advance(c, tenant, url, &self.owner, last, &until)
                     })?;
-                    if held == 0 {
+                    if !held {
                         tracing::warn!(
                             tenant,
                             "webhook lease lost mid-batch; another relay continues"
@@ -451,26 +459,12 @@ impl Relay {
                         Err(ureq::Error::Status(code, _)) => format!("HTTP {code}"),
                         Err(e) => format!("transport: {}", e.kind()),
                     };
-                    self.fail(db, deprov, tenant, url, &why)?;
+                    self.fail(db, ctx, tenant, url, &why)?;
                     break;
                 }
             }
         }
-        // Release the lease.
-        db.write(|c| {
-            diesel::update(
-                webhook_cursors::table
-                    .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url))
-                    .filter(webhook_cursors::lease_owner.eq(&self.owner)),
-            )
-            .set((
-                webhook_cursors::lease_owner.eq(None::<String>),
-                webhook_cursors::lease_until.eq(None::<String>),
-            ))
-            .execute(c)
-            .map_err(StoreError::from)
-        })?;
+        db.write(|c| webhook_cursors::release(c, tenant, url, &self.owner))?;
         Ok(delivered)
     }
 
@@ -483,39 +477,19 @@ impl Relay {
     /// Whether the endpoint has an event to send now and nobody else holds
     /// its lease: read-only, so an idle pass writes nothing.
     fn due(&self, db: &Db, tenant: &str, url: &str, now_s: &str) -> Result<bool, StoreError> {
-        type Cursor = (i64, bool, String, Option<String>, Option<String>);
         db.read(|c| {
-            let cursor: Option<Cursor> = webhook_cursors::table
-                .filter(webhook_cursors::tenant_id.eq(tenant))
-                .filter(webhook_cursors::endpoint.eq(url))
-                .select((
-                    webhook_cursors::last_seq,
-                    webhook_cursors::paused,
-                    webhook_cursors::next_attempt_at,
-                    webhook_cursors::lease_until,
-                    webhook_cursors::lease_owner,
-                ))
-                .first(c)
-                .optional()?;
-            let last = match cursor {
+            let last = match webhook_cursors::find(c, tenant, url)? {
                 None => 0,
-                Some((last, paused, next, until, owner)) => {
-                    let leased_elsewhere = until.is_some_and(|u| u.as_str() >= now_s)
-                        && owner.as_deref() != Some(self.owner.as_str());
-                    if paused || next.as_str() > now_s || leased_elsewhere {
+                Some(cur) => {
+                    let leased_elsewhere = cur.lease_until.is_some_and(|u| u.as_str() >= now_s)
+                        && cur.lease_owner.as_deref() != Some(self.owner.as_str());
+                    if cur.paused || cur.next_attempt_at.as_str() > now_s || leased_elsewhere {
                         return Ok(false);
                     }
-                    last
+                    cur.last_seq
                 }
             };
-            let next: Option<i64> = outbox::table
-                .filter(outbox::tenant_id.eq(tenant))
-                .filter(outbox::seq.gt(last))
-                .select(outbox::seq)
-                .order(outbox::seq)
-                .first(c)
-                .optional()?;
-            Ok(next.is_some())
+            outbox::any_after(c, tenant, last)
         })
     }
 
@@ -531,46 +505,7 @@ impl Relay {
     ) -> Result<Option<i64>, StoreError> {
         let now_s = time::format(now);
         let until = time::format(now + self.lease);
-        db.write(|c| -> Result<Option<i64>, StoreError> {
-            // Two replicas may see a new endpoint at once: the insert is idempotent.
-            let mut ins = crate::store::db::Sql::default();
-            ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
-                .bind_text(tenant)
-                .push(", ")
-                .bind_text(url)
-                .push(", 0, 0, ")
-                .bind_text(now_s.clone())
-                .push(", FALSE) ON CONFLICT DO NOTHING");
-            crate::store::db::execute_sql(c, &ins)?;
-            let n = diesel::update(
-                webhook_cursors::table
-                    .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url))
-                    .filter(webhook_cursors::paused.eq(false))
-                    .filter(webhook_cursors::next_attempt_at.le(&now_s))
-                    .filter(
-                        webhook_cursors::lease_until
-                            .is_null()
-                            .or(webhook_cursors::lease_until.lt(&now_s))
-                            .or(webhook_cursors::lease_owner.eq(&self.owner)),
-                    ),
-            )
-            .set((
-                webhook_cursors::lease_owner.eq(&self.owner),
-                webhook_cursors::lease_until.eq(&until),
-            ))
-            .execute(c)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            Ok(Some(
-                webhook_cursors::table
-                    .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url))
-                    .select(webhook_cursors::last_seq)
-                    .first(c)?,
-            ))
-        })
+        db.write(|c| webhook_cursors::claim(c, tenant, url, &self.owner, &now_s, &until))
     }
 
     /// Extends this relay's lease, if it still holds it and it has not
@@ -584,59 +519,38 @@ impl Relay {
     ) -> Result<bool, StoreError> {
         let now_s = time::format(now);
         let until = time::format(now + self.lease);
-        let n = db.write(|c| {
-            diesel::update(
-                webhook_cursors::table
-                    .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url))
-                    .filter(webhook_cursors::lease_owner.eq(&self.owner))
-                    .filter(webhook_cursors::lease_until.ge(&now_s)),
-            )
-            .set(webhook_cursors::lease_until.eq(&until))
-            .execute(c)
-            .map_err(StoreError::from)
-        })?;
-        Ok(n > 0)
+        db.write(|c| webhook_cursors::renew(c, tenant, url, &self.owner, &now_s, &until))
     }
 
-    fn fail(
+    fn fail<C: Context + ?Sized>(
         &self,
         db: &Db,
-        deprov: &Deprov,
+        ctx: &C,
         tenant: &str,
         url: &str,
         why: &str,
     ) -> Result<(), StoreError> {
-        let now = deprov.clock.now();
+        let now = ctx.clock().now();
         db.write(|c| {
             // Only while this relay still holds the lease: a lease lost during a
             // slow delivery belongs to another replica, whose progress this
             // failure must not count against (or pause).
-            let Some(attempts) = webhook_cursors::table
-                .filter(webhook_cursors::tenant_id.eq(tenant))
-                .filter(webhook_cursors::endpoint.eq(url))
-                .filter(webhook_cursors::lease_owner.eq(&self.owner))
-                .select(webhook_cursors::attempts)
-                .first::<i32>(c)
-                .optional()?
+            let Some(attempts) = webhook_cursors::attempts_if_held(c, tenant, url, &self.owner)?
             else {
                 return Ok(());
             };
             let attempts = attempts + 1;
             let paused = attempts >= self.pausing_failure;
-            diesel::update(
-                webhook_cursors::table
-                    .filter(webhook_cursors::tenant_id.eq(tenant))
-                    .filter(webhook_cursors::endpoint.eq(url))
-                    .filter(webhook_cursors::lease_owner.eq(&self.owner)),
-            )
-            .set((
-                webhook_cursors::attempts.eq(attempts),
-                webhook_cursors::next_attempt_at
-                    .eq(time::format(now + self.retry.jittered(attempts))),
-                webhook_cursors::paused.eq(paused),
-            ))
-            .execute(c)?;
+            let next_attempt_at = time::format(now + self.retry.jittered(attempts));
+            webhook_cursors::record_failure(
+                c,
+                tenant,
+                url,
+                &self.owner,
+                attempts,
+                &next_attempt_at,
+                paused,
+            )?;
             if paused {
                 tracing::error!(
                     tenant,
@@ -644,7 +558,7 @@ impl Relay {
                     reason = why,
                     "webhook endpoint paused after repeated failures"
                 );
-                crate::events::emit(
+                crate::events::emit_at_commit(
                     c,
                     tenant,
                     "webhook.paused",
@@ -667,13 +581,7 @@ impl Relay {
 
 /// Highest event seq written for a tenant (for tests and status).
 pub fn last_seq(db: &Db, tenant: &str) -> Result<i64, StoreError> {
-    db.read(|c| {
-        Ok(outbox::table
-            .filter(outbox::tenant_id.eq(tenant))
-            .select(diesel::dsl::max(outbox::seq))
-            .first::<Option<i64>>(c)?
-            .unwrap_or(0))
-    })
+    db.read(|c| outbox::last_seq(c, tenant))
 }
 
 #[cfg(test)]

@@ -1,17 +1,22 @@
 //! The authenticated-caller extractors: one per scope, so a handler's signature
-//! says which token it accepts. Each also takes a per-tenant in-flight slot.
+//! says which token it accepts. Each admits the request to its tenant's share
+//! of the database (`limiter`): the plain extractors take their slot at once;
+//! the `…Upload` ones (handlers with a body) only once `ready` is called,
+//! after the body is read, so a slow upload holds no slot.
 
 use super::error::ApiError;
-use super::limiter::Permit;
+use super::limiter::{Admission, Kind, Limiter, Permit};
 use super::{AppState, blocking};
 use crate::auth::header::presented_token;
 use crate::auth::{AuthError, Principal, Scope};
 use crate::provisioning::Caller;
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A caller holding a `scim`-scope token.
 pub struct ScimCaller {
@@ -20,10 +25,78 @@ pub struct ScimCaller {
     _permit: Permit,
 }
 
-async fn authenticate(
-    req: HttpRequest,
-    allowed: &'static [Scope],
-) -> Result<(Principal, Permit), ApiError> {
+/// Authenticated and admitted, not yet holding a database slot.
+pub struct Admitted {
+    principal: Principal,
+    admission: Admission,
+    kind: Kind,
+    state: web::Data<AppState>,
+    /// The token's revocation was not read yet (no idle SQLite connection,
+    /// or PostgreSQL): read once the slot is held, so it counts in the share.
+    check_live: bool,
+}
+
+impl Admitted {
+    /// The tenant's slot (waited for here, on the worker, without blocking
+    /// it), then the revocation read if still due.
+    async fn ready(self) -> Result<(Principal, Permit), ApiError> {
+        let Admitted {
+            principal,
+            admission,
+            kind,
+            state,
+            check_live,
+        } = self;
+        let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
+        let permit = slot(&state, admission.acquire(kind), deadline).await?;
+        if check_live {
+            let st = state.clone();
+            let p = principal.clone();
+            blocking(move || Ok(st.verifier.still_live(&st.db, &p)?)).await?;
+        }
+        Ok((principal, permit))
+    }
+}
+
+/// A slot within `deadline`: 429 when the tenant's queue is full, 503 past it.
+async fn slot(
+    state: &AppState,
+    acquire: impl Future<Output = Result<Permit, super::limiter::QueueFull>>,
+    deadline: std::time::Duration,
+) -> Result<Permit, ApiError> {
+    match actix_web::rt::time::timeout(deadline, acquire).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_full)) => Err(ApiError::Overloaded {
+            retry_after: state.settings.retry_after_seconds,
+        }),
+        Err(_elapsed) => Err(crate::store::StoreError::Deadline(
+            "waited for this tenant's turn at the database past request_deadline_ms",
+        )
+        .into()),
+    }
+}
+
+/// The lane a request runs in: reads (GET, HEAD, a `/.search`, a gate check)
+/// or writes.
+fn kind_of(req: &HttpRequest, allowed: &[Scope]) -> Kind {
+    let m = req.method();
+    if m == Method::GET
+        || m == Method::HEAD
+        || matches!(allowed, [Scope::Gate])
+        || (m == Method::POST && req.path().ends_with("/.search"))
+    {
+        Kind::Read
+    } else {
+        Kind::Write
+    }
+}
+
+/// Authenticates and admits the request: a cached token costs no database
+/// read before its tenant's admission (so a tenant over its queue is refused
+/// for the price of a hash lookup); an uncached one is verified (a database
+/// read and argon2) in a slot of the budget shared by that token id's
+/// verifications, so no tenant drives reads outside a share.
+async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Admitted, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -35,45 +108,77 @@ async fn authenticate(
         .and_then(presented_token)
         .ok_or(AuthError::Missing)?;
     let client = client_address(&req, state.settings.trust_forwarded_headers);
-    let principal = match state
-        .verifier
-        .verify_cached(&state.db, &token, allowed, client)
-    {
-        Some(verified) => verified?,
-        None => {
-            let st = state.clone();
-            blocking(move || {
-                st.verifier
-                    .verify_from(&st.db, &token, allowed, client)
-                    .map_err(ApiError::from)
-            })
-            .await?
-        }
-    };
-    // A slot of the tenant's share of the database (gate checks have a budget
-    // of their own), waited for here, on the worker, without blocking it.
-    let limiter = if matches!(allowed, [Scope::Gate]) {
+    let kind = kind_of(&req, allowed);
+    let limiter: &Arc<Limiter> = if matches!(allowed, [Scope::Gate]) {
         &state.gate_limiter
     } else {
         &state.limiter
     };
-    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
-    let permit =
-        match actix_web::rt::time::timeout(deadline, limiter.acquire(&principal.tenant_id)).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_full)) => {
-                return Err(ApiError::Overloaded {
-                    retry_after: state.settings.retry_after_seconds,
-                });
+    if let Some(cached) = state.verifier.cached(&token, allowed, client) {
+        let principal = cached?;
+        let admission = admit(&state, limiter, &principal.tenant_id).await?;
+        let check_live = match state.verifier.still_live_now(&state.db, &principal) {
+            Some(live) => {
+                live?;
+                false
             }
-            Err(_elapsed) => {
-                return Err(crate::store::StoreError::Deadline(
-                    "waited for this tenant's turn at the database past request_deadline_ms",
-                )
-                .into());
-            }
+            None => true,
         };
-    Ok((principal, permit))
+        return Ok(Admitted {
+            principal,
+            admission,
+            kind,
+            state,
+            check_live,
+        });
+    }
+    // Not cached: the token id is all we know before the database.
+    let id = crate::auth::token::split(&token)
+        .map(|(id, _)| id)
+        .unwrap_or_default();
+    let key = format!("token:{id}");
+    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
+    let verifying = slot(&state, limiter.acquire(&key, Kind::Read), deadline).await?;
+    let st = state.clone();
+    let principal = blocking(move || {
+        st.verifier
+            .verify_from(&st.db, &token, allowed, client)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    drop(verifying);
+    let admission = admit(&state, limiter, &principal.tenant_id).await?;
+    Ok(Admitted {
+        principal,
+        admission,
+        kind,
+        state,
+        check_live: false,
+    })
+}
+
+/// The tenant's admission, or its 429 after `overload_delay_ms`: the refusal
+/// is held (an async timer, no thread, no slot) so a tenant retrying at once
+/// on many connections cannot spend the CPU other tenants' answers need.
+async fn admit(
+    state: &AppState,
+    limiter: &Arc<Limiter>,
+    tenant: &str,
+) -> Result<Admission, ApiError> {
+    match limiter.admit(tenant) {
+        Ok(admission) => Ok(admission),
+        Err(_full) => {
+            let delay = std::time::Duration::from_millis(state.settings.overload_delay_ms);
+            if !delay.is_zero()
+                && let Some(_held) = limiter.hold_refusal()
+            {
+                actix_web::rt::time::sleep(delay).await;
+            }
+            Err(ApiError::Overloaded {
+                retry_after: state.settings.retry_after_seconds,
+            })
+        }
+    }
 }
 
 /// The caller's address for the verifier's per-address limits: the peer, or,
@@ -96,6 +201,30 @@ fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::
     req.peer_addr().map(|a| a.ip())
 }
 
+/// A `scim` caller whose handler reads a body first: `ready` after reading it.
+pub struct ScimUpload(Admitted);
+
+impl ScimUpload {
+    pub async fn ready(self) -> Result<ScimCaller, ApiError> {
+        let (principal, permit) = self.0.ready().await?;
+        Ok(ScimCaller {
+            caller: caller_of(&principal),
+            principal,
+            _permit: permit,
+        })
+    }
+}
+
+impl FromRequest for ScimUpload {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(ScimUpload(authenticate(req, &[Scope::Scim]).await?)) })
+    }
+}
+
 impl FromRequest for ScimCaller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -103,16 +232,10 @@ impl FromRequest for ScimCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let (principal, permit) = authenticate(req, &[Scope::Scim]).await?;
-            let caller = Caller {
-                tenant_id: principal.tenant_id.clone(),
-                tenant_name: principal.tenant_name.clone(),
-                actor: principal.token_name.clone(),
-                acts_as: principal.acts_as.clone(),
-            };
+            let (principal, permit) = authenticate(req, &[Scope::Scim]).await?.ready().await?;
             Ok(ScimCaller {
+                caller: caller_of(&principal),
                 principal,
-                caller,
                 _permit: permit,
             })
         })
@@ -129,11 +252,32 @@ fn caller_of(p: &Principal) -> Caller {
 }
 
 macro_rules! scoped_caller {
-    ($(#[$doc:meta])* $name:ident, $scopes:expr) => {
+    ($(#[$doc:meta])* $name:ident, $upload:ident, $scopes:expr) => {
         $(#[$doc])*
         pub struct $name {
             pub caller: Caller,
             _permit: Permit,
+        }
+
+        /// The same caller, for a handler that reads a body first: `ready`
+        /// (its database slot) after reading it.
+        pub struct $upload(Admitted);
+
+        impl $upload {
+            pub async fn ready(self) -> Result<$name, ApiError> {
+                let (principal, permit) = self.0.ready().await?;
+                Ok($name { caller: caller_of(&principal), _permit: permit })
+            }
+        }
+
+        impl FromRequest for $upload {
+            type Error = ApiError;
+            type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let req = req.clone();
+                Box::pin(async move { Ok($upload(authenticate(req, $scopes).await?)) })
+            }
         }
 
         impl FromRequest for $name {
@@ -143,7 +287,7 @@ macro_rules! scoped_caller {
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
                 let req = req.clone();
                 Box::pin(async move {
-                    let (principal, permit) = authenticate(req, $scopes).await?;
+                    let (principal, permit) = authenticate(req, $scopes).await?.ready().await?;
                     Ok($name { caller: caller_of(&principal), _permit: permit })
                 })
             }
@@ -154,15 +298,18 @@ macro_rules! scoped_caller {
 scoped_caller!(
     /// A caller holding an `admin`-scope token.
     AdminCaller,
+    AdminUpload,
     &[Scope::Admin]
 );
 scoped_caller!(
     /// A caller allowed to write the content ledger: `ledger` or `admin` scope.
     LedgerCaller,
+    LedgerUpload,
     &[Scope::Ledger, Scope::Admin]
 );
 scoped_caller!(
     /// A caller holding a `gate`-scope token.
     GateCaller,
+    GateUpload,
     &[Scope::Gate]
 );

@@ -33,6 +33,9 @@ pub struct AppState {
     pub limiter: Arc<limiter::Limiter>,
     /// The gate's own budget, so logins keep working during an IdP import.
     pub gate_limiter: Arc<limiter::Limiter>,
+    /// Renders of large list pages: one slot per core, half of them per
+    /// tenant (its requests are already counted by `limiter`).
+    pub renders: Arc<limiter::Limiter>,
     pub settings: Arc<Settings>,
     /// Base of every emitted URL, without the `/scim/v2` suffix.
     pub public_base: String,
@@ -70,6 +73,11 @@ impl AppState {
             )),
             limiter: limiter::Limiter::new(scim, share, queue),
             gate_limiter: limiter::Limiter::new(gate, share, queue),
+            renders: limiter::Limiter::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+                0,
+                usize::MAX,
+            ),
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
         }

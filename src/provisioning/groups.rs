@@ -587,7 +587,7 @@ pub fn list(
     // Rows and members are read on the pooled connection; rendering and
     // projection run after it is returned.
     let (page, members) = svc.db.read(|c| -> Result<_, ServiceError> {
-        let page = store::groups::list(
+        let mut page = store::groups::list(
             c,
             &caller.tenant_id,
             plan.filter.clone(),
@@ -595,6 +595,8 @@ pub fn list(
             &plan.window,
             params.count,
         )?;
+        // Members are not counted: a group's are bounded by its body limit.
+        listing::fit(&mut page, svc.limits.max_list_bytes, |r| r.item.data.len());
         let members = page
             .rows
             .iter()

@@ -50,6 +50,26 @@ pub fn plan(
     })
 }
 
+/// Keeps the page's leading rows whose stored sizes add up to at most
+/// `budget` bytes (always the first): a cut page says more rows follow, so
+/// index paging answers fewer `itemsPerPage` with the same `totalResults`
+/// and a cursor's next position is the last row kept.
+pub fn fit<R>(page: &mut Page<R>, budget: usize, size: impl Fn(&R) -> usize) {
+    let mut used = 0usize;
+    let mut keep = 0;
+    for r in &page.rows {
+        used = used.saturating_add(size(r));
+        if keep > 0 && used > budget {
+            break;
+        }
+        keep += 1;
+    }
+    if keep < page.rows.len() {
+        page.rows.truncate(keep);
+        page.more = true;
+    }
+}
+
 /// The ListResponse for a page: index paging as RFC 7644, cursor paging as RFC 9865.
 pub fn respond<R: Positioned>(
     params: &ListParams,

@@ -7,6 +7,7 @@ use crate::deprovision::policy::{OnReuse, OnScimCreate, Policy};
 use crate::deprovision::service::Outcome;
 use crate::deprovision::tombstone::IdType;
 use crate::deprovision::tombstones::{self, TombstoneMatch};
+use crate::domain::UserState;
 use crate::scim::error::ScimError;
 use crate::scim::fold::fold;
 use crate::scim::list::ListParams;
@@ -18,8 +19,8 @@ use crate::store::{self, AnyConnection, StoreError, filter_sql};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-pub const ACTIVE: &str = "active";
-pub const SUSPENDED: &str = "suspended";
+pub const ACTIVE: &str = UserState::Active.as_str();
+pub const SUSPENDED: &str = UserState::Suspended.as_str();
 
 fn meta(row: &UserRow, base: &str) -> Meta {
     Meta {
@@ -289,7 +290,7 @@ fn create_in(
                 now,
             )?;
             if row.state == SUSPENDED {
-                crate::events::emit(
+                crate::events::emit_at_commit(
                     c,
                     &caller.tenant_id,
                     "user.suspended",
@@ -359,7 +360,7 @@ fn create_in(
                 // Re-read under the lock, the holder now disagrees: the general rule.
                 Written::DisposeHolder(row) => return Ok(Created::DisposeFirst(row.id)),
             };
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
                 "user.restored",
@@ -510,7 +511,7 @@ fn write_doc(
         (ACTIVE, SUSPENDED) => {
             audit_user(c, caller, "user.suspended", &row.id, None, now)?;
             // Event first: the platform ends sessions at once.
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
                 "user.suspended",
@@ -523,7 +524,7 @@ fn write_doc(
         (SUSPENDED, ACTIVE) => {
             audit_user(c, caller, "user.reactivated", &row.id, None, now)?;
             svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
                 "user.reactivated",
@@ -1052,7 +1053,7 @@ pub fn fetch_list(
     plan: listing::Plan,
 ) -> Result<UserPage, ServiceError> {
     let (page, memberships) = svc.db.read(|c| -> Result<_, ServiceError> {
-        let page = store::users::list(
+        let mut page = store::users::list(
             c,
             &caller.tenant_id,
             plan.filter.clone(),
@@ -1060,6 +1061,7 @@ pub fn fetch_list(
             &plan.window,
             params.count,
         )?;
+        listing::fit(&mut page, svc.limits.max_list_bytes, |r| r.item.data.len());
         let memberships = page_memberships(c, caller, &page.rows, &params.projection)?;
         Ok((page, memberships))
     })?;

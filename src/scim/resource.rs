@@ -24,6 +24,9 @@ pub const MAX_MULTI_VALUES: usize = 1000;
 /// The default of `max_resource_bytes`.
 pub const DEFAULT_MAX_RESOURCE_BYTES: usize = 256 * 1024;
 
+/// The default of `max_list_bytes`.
+pub const DEFAULT_MAX_LIST_BYTES: usize = 1024 * 1024;
+
 /// What one stored resource may cost, checked wherever a document is
 /// normalised (POST, PUT, PATCH, Bulk) before anything is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +35,18 @@ pub struct Limits {
     /// extensions included; a group's `members` excluded, they live in their
     /// own table).
     pub max_resource_bytes: usize,
+    /// A list answer's stored documents: a page stops before the resource
+    /// that would take it past this (it keeps at least one), with
+    /// `totalResults` unchanged, so an IdP pages on (RFC 7644 §3.4.2.4 lets
+    /// the server return fewer than `count`).
+    pub max_list_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_resource_bytes: DEFAULT_MAX_RESOURCE_BYTES,
+            max_list_bytes: DEFAULT_MAX_LIST_BYTES,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::db::{AnyConnection, Sql, load_sql};
 use super::error::StoreError;
+use super::users::STATE_IS_VISIBLE;
 
 /// The identifiers to look up, already normalised by the caller.
 #[derive(Debug, Default)]
@@ -48,7 +49,7 @@ pub fn named_by(
             "SELECT '{id_type}' AS id_type, x.id AS user_id, x.state AS state, x.external_id AS external_id FROM ("
         ));
         s.push(LIVE).bind_text(tenant);
-        s.push(" AND u.state IN ('active', 'suspended') AND ");
+        s.push(" AND u.").push(STATE_IS_VISIBLE).push(" AND ");
     };
     if let Some(v) = &l.user_name_key {
         branch(&mut s, "userName");

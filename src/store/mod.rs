@@ -10,7 +10,11 @@ pub mod filter_sql;
 pub mod groups;
 pub mod identities;
 pub mod ledger;
+pub mod maintain;
+pub mod migrate;
 pub mod outbox;
+pub mod page;
+pub mod pool;
 pub mod reads;
 pub mod schema;
 pub mod seed;
@@ -18,12 +22,15 @@ pub mod sql;
 pub mod time;
 pub mod tokens;
 pub mod tombstones;
+pub mod tx;
 pub mod users;
+pub mod webhook_cursors;
 pub mod webhooks;
 pub mod writer;
 
-pub use db::{AnyConnection, Backend, Db};
+pub use db::Db;
 pub use error::StoreError;
+pub use pool::{AnyConnection, Backend};
 
 /// A new row id: a UUIDv7, so new keys land at the end of their primary-key
 /// index (a random key dirtied a random page per index per write).

@@ -1,29 +1,29 @@
-//! The outbox's rows, written at the end of the transaction that emits them.
+//! The outbox: event rows, written when the transaction that emits them
+//! commits, and the tenant counter rows their `seq`s come from; the reads of
+//! the feed and of the relay.
 //!
 //! An event's `seq` comes from its tenant's counter row, and taking it locks
 //! that row until commit: that lock is what makes `seq` order commit order
 //! (the `after=SEQ` feed never skips a late commit). Every other write of the
 //! tenant that emits an event waits for it. So an event emitted inside a
-//! transaction is only queued (`emit`), and the transaction writes its queue
-//! just before it commits (`Level`, used by `db::atomic`; a savepoint's events
-//! wait for the enclosing transaction): the lock is held for one statement (two
-//! on SQLite, whose writes are serial anyway) and the `COMMIT`, not for the rest
-//! of the request. On PostgreSQL a suspension (two events, then a disposal row,
-//! an audit row and lookups) held it across about eight round trips: PATCH ran
-//! at 770–800 req/s with the backends queued on the counter row, ~1,300 with
-//! the rows written last, 1,300–1,700 with them written in one statement.
+//! transaction is only queued (`emit_at_commit`), and the transaction writes
+//! its queue just before it commits (`EventsAtCommit`, opened by every
+//! transaction level in `tx::atomic`; a savepoint's events wait for the
+//! enclosing transaction): the lock is held for one statement (two on SQLite,
+//! whose writes are serial anyway) and the `COMMIT`, not for the rest of the
+//! request.
 //!
-//! Since events no longer lock the counter row early, a transaction that
-//! moves content rows locks it first itself (`events::lock_tenant`), as
-//! disposals and transfers always did: one lock order (DESIGN-NOTES "Locking").
+//! Since events do not lock the counter row early, a transaction that moves
+//! content rows locks it first itself (`lock_tenant`), as disposals and
+//! transfers do: one lock order (DESIGN-NOTES "Locking").
 //!
 //! The queue is per thread: a transaction's body runs on the thread that
 //! opened it (`atomic` calls it directly). An event emitted outside any
 //! transaction, or on another connection than the open transaction's, is
 //! written at once.
 
-use super::db::{AnyConnection, Backend, backend_of};
 use super::error::StoreError;
+use super::pool::{AnyConnection, Backend, backend_of};
 use super::schema::outbox;
 use super::sql::{Bind, Sql, execute_sql, load_sql};
 use diesel::prelude::*;
@@ -58,9 +58,10 @@ fn address(c: &AnyConnection) -> usize {
     std::ptr::from_ref(c) as usize
 }
 
-/// Writes `event` now, or queues it for the transaction open on this thread
-/// when `c` is that transaction's connection.
-pub fn emit(c: &mut AnyConnection, event: NewEvent) -> Result<(), StoreError> {
+/// Queues `event` to be written when the transaction open on this thread
+/// commits, when `c` is that transaction's connection; outside any
+/// transaction, writes it now.
+pub fn emit_at_commit(c: &mut AnyConnection, event: NewEvent) -> Result<(), StoreError> {
     let here = address(c);
     let leftover = QUEUE.with_borrow_mut(|q| {
         if q.levels == 0 || q.conn != here {
@@ -78,23 +79,24 @@ pub fn emit(c: &mut AnyConnection, event: NewEvent) -> Result<(), StoreError> {
 
 /// A transaction level's share of the queue: the events queued since it
 /// opened. Dropping it discards them (the level failed, or panicked); the
-/// outermost level writes them (`write`), an inner one leaves them to it.
-pub(super) struct Level {
+/// outermost level writes them just before its commit
+/// (`write_before_commit`), an inner one leaves them to it.
+pub(super) struct EventsAtCommit {
     mark: usize,
     outermost: bool,
     /// The level committed (or released its savepoint).
     committed: std::cell::Cell<bool>,
 }
 
-impl Level {
-    pub(super) fn open(c: &AnyConnection) -> Level {
+impl EventsAtCommit {
+    pub(super) fn open(c: &AnyConnection) -> EventsAtCommit {
         QUEUE.with_borrow_mut(|q| {
             let outermost = q.levels == 0;
             if outermost {
                 q.conn = address(c);
             }
             q.levels += 1;
-            Level {
+            EventsAtCommit {
                 mark: q.events.len(),
                 outermost,
                 committed: std::cell::Cell::new(false),
@@ -105,7 +107,7 @@ impl Level {
     /// The outermost level writes its events; the caller commits next. An
     /// inner level (a savepoint) keeps them queued for the enclosing one, so
     /// every event is written once, last, in emission order.
-    pub(super) fn write(&self, c: &mut AnyConnection) -> Result<(), StoreError> {
+    pub(super) fn write_before_commit(&self, c: &mut AnyConnection) -> Result<(), StoreError> {
         if !self.outermost {
             return Ok(());
         }
@@ -123,7 +125,7 @@ impl Level {
     }
 }
 
-impl Drop for Level {
+impl Drop for EventsAtCommit {
     fn drop(&mut self) {
         QUEUE.with_borrow_mut(|q| {
             if !self.committed.get() {
@@ -174,8 +176,7 @@ fn tenants(events: &[NewEvent]) -> Vec<&str> {
 
 /// `write` on PostgreSQL: one statement per tenant takes the `seq`s and inserts
 /// the rows, so the counter row is locked for one round trip and the commit
-/// (three paired runs of PATCH at concurrency 32: 1,083–1,379 req/s with an
-/// `UPDATE … RETURNING` and an `INSERT`, 1,296–1,741 with this one statement).
+/// (not two: BENCHMARKS.md, round 4).
 fn write_pg(c: &mut AnyConnection, events: &[NewEvent]) -> Result<(), StoreError> {
     for tenant in tenants(events) {
         let mine: Vec<&NewEvent> = events.iter().filter(|e| e.tenant_id == tenant).collect();
@@ -248,6 +249,100 @@ pub fn create_counter(c: &mut AnyConnection, tenant: &str) -> Result<(), StoreEr
     Ok(())
 }
 
+/// The tenant's counter row, locked for the rest of the transaction.
+#[derive(Debug, Clone)]
+pub struct TenantCounter {
+    pub brake_tripped_at: Option<String>,
+    pub next_seq: i64,
+    /// The tenant's disposals completed so far (`disposals_done`): an upper
+    /// bound of those done in any hour.
+    pub disposals_done: i64,
+}
+
+/// Locks the tenant's counter row (creating it if need be) for the rest of
+/// the transaction: taken first by a transaction that moves content rows.
+pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
+    create_counter(c, tenant)?;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        brake_tripped_at: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        next_seq: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        disposals_done: i64,
+    }
+    let mut q = Sql::default();
+    q.push(
+        "SELECT brake_tripped_at, next_seq, disposals_done FROM tenant_counters WHERE tenant_id = ",
+    )
+    .bind_text(tenant);
+    if backend_of(c) == Backend::Postgres {
+        q.push(" FOR UPDATE");
+    }
+    let row = load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?;
+    Ok(TenantCounter {
+        brake_tripped_at: row.brake_tripped_at,
+        next_seq: row.next_seq,
+        disposals_done: row.disposals_done,
+    })
+}
+
+/// One stored event.
+#[derive(Debug, Clone, Queryable)]
+pub struct EventRow {
+    pub id: String,
+    pub seq: i64,
+    pub event_type: String,
+    pub subject_user_id: Option<String>,
+    pub data: String,
+    pub occurred_at: String,
+}
+
+/// The tenant's events after `after`, in `seq` order, at most `limit`.
+pub fn after(
+    c: &mut AnyConnection,
+    tenant: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::tenant_id.eq(tenant))
+        .filter(outbox::seq.gt(after))
+        .order(outbox::seq)
+        .limit(limit)
+        .select((
+            outbox::id,
+            outbox::seq,
+            outbox::event_type,
+            outbox::subject_user_id,
+            outbox::data,
+            outbox::occurred_at,
+        ))
+        .load(c)?)
+}
+
+/// Whether the tenant has an event after `after`.
+pub fn any_after(c: &mut AnyConnection, tenant: &str, after: i64) -> Result<bool, StoreError> {
+    let next: Option<i64> = outbox::table
+        .filter(outbox::tenant_id.eq(tenant))
+        .filter(outbox::seq.gt(after))
+        .select(outbox::seq)
+        .order(outbox::seq)
+        .first(c)
+        .optional()?;
+    Ok(next.is_some())
+}
+
+/// The tenant's highest event `seq` (0: none yet).
+pub fn last_seq(c: &mut AnyConnection, tenant: &str) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::tenant_id.eq(tenant))
+        .select(diesel::dsl::max(outbox::seq))
+        .first::<Option<i64>>(c)?
+        .unwrap_or(0))
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
@@ -304,7 +399,7 @@ mod tests {
                     (0..30_u32)
                         .filter(|&j| {
                             db.write(|c| {
-                                emit(c, event(&t, &format!("w{k}.{j}")))?;
+                                emit_at_commit(c, event(&t, &format!("w{k}.{j}")))?;
                                 if j.is_multiple_of(3) {
                                     return Err(StoreError::NotFound);
                                 }
@@ -339,16 +434,16 @@ mod tests {
     fn a_savepoint_leaves_its_events_to_the_transaction() {
         let (_dir, db, t) = tenant_db();
         db.write_alone(|c| {
-            emit(c, event(&t, "outer.first"))?;
-            let failed = crate::store::db::transaction(c, |c| -> Result<(), StoreError> {
-                emit(c, event(&t, "inner.failed"))?;
+            emit_at_commit(c, event(&t, "outer.first"))?;
+            let failed = crate::store::tx::transaction(c, |c| -> Result<(), StoreError> {
+                emit_at_commit(c, event(&t, "inner.failed"))?;
                 Err(StoreError::NotFound)
             });
             assert!(failed.is_err());
-            crate::store::db::transaction(c, |c| emit(c, event(&t, "inner.kept")))?;
+            crate::store::tx::transaction(c, |c| emit_at_commit(c, event(&t, "inner.kept")))?;
             let written: i64 = outbox::table.count().get_result(c)?;
             assert_eq!(written, 0, "nothing before the outer commit");
-            emit(c, event(&t, "outer.last"))
+            emit_at_commit(c, event(&t, "outer.last"))
         })
         .expect("write");
         assert_eq!(
@@ -368,25 +463,26 @@ mod tests {
     fn events_land_with_their_commit_and_only_then() {
         let (_dir, db, t) = tenant_db();
         let failed = db.write(|c| -> Result<(), StoreError> {
-            emit(c, event(&t, "failed.first"))?;
+            emit_at_commit(c, event(&t, "failed.first"))?;
             Err(StoreError::NotFound)
         });
         assert!(failed.is_err());
         let panicked = db.write(|c| -> Result<(), StoreError> {
-            emit(c, event(&t, "panicked"))?;
+            emit_at_commit(c, event(&t, "panicked"))?;
             panic!("inside a write");
         });
         assert!(panicked.is_err());
         db.write(|c| {
-            emit(c, event(&t, "kept.one"))?;
+            emit_at_commit(c, event(&t, "kept.one"))?;
             // Nothing is written before the commit.
             let written: i64 = outbox::table.count().get_result(c)?;
             assert_eq!(written, 0);
-            emit(c, event(&t, "kept.two"))
+            emit_at_commit(c, event(&t, "kept.two"))
         })
         .expect("write");
         // Outside any transaction: written at once.
-        db.read(|c| emit(c, event(&t, "alone"))).expect("emit");
+        db.read(|c| emit_at_commit(c, event(&t, "alone")))
+            .expect("emit");
         assert_eq!(
             stored(&db),
             vec![

@@ -34,6 +34,13 @@ pub fn find_tenant(conn: &mut AnyConnection, name: &str) -> Result<Option<Tenant
         .optional()?)
 }
 
+/// Every tenant's (id, name).
+pub fn all_tenants(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(tenants::table
+        .select((tenants::id, tenants::name))
+        .load(conn)?)
+}
+
 /// The tenant's id, creating the tenant when it does not exist yet.
 pub fn ensure_tenant(
     conn: &mut AnyConnection,

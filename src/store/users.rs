@@ -4,6 +4,7 @@ use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{user_emails, users};
 use super::sql::{Condition, LiteralCondition};
+use crate::domain::UserState;
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
@@ -19,6 +20,17 @@ pub use states::{
     set_deleted_pending, set_legal_hold, set_manager, set_suspended, state_and_hold, state_of,
 };
 
+/// The SCIM-visible states (`UserState::is_visible`) as a literal SQL list,
+/// written once here: every predicate on visible users is built from it.
+macro_rules! visible_list {
+    () => {
+        "('active', 'suspended')"
+    };
+}
+
+/// `state IN (…the visible states…)`, for SQL built as text (`Sql::push`).
+pub const STATE_IS_VISIBLE: &str = concat!("state IN ", visible_list!());
+
 /// The SCIM-visible states (uniqueness and every read use this predicate):
 /// `users.state IN ('active', 'suspended')`, as literal SQL. A bound list
 /// (`eq_any`) has a placeholder per value, so diesel will not cache the
@@ -32,7 +44,7 @@ pub const fn visible() -> Condition<VisibleStates> {
 pub struct VisibleStates;
 
 impl LiteralCondition for VisibleStates {
-    const SQL: &'static str = "users.state IN ('active', 'suspended')";
+    const SQL: &'static str = concat!("users.state IN ", visible_list!());
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
@@ -63,11 +75,15 @@ pub struct UserRow {
 impl UserRow {
     /// A new user's row: version 1, created now, state from `active`.
     pub fn new(id: String, tenant_id: String, data: String, k: &UserKeys, now: &str) -> UserRow {
-        use crate::provisioning::users::{ACTIVE, SUSPENDED};
+        let state = if k.active {
+            UserState::Active
+        } else {
+            UserState::Suspended
+        };
         let mut row = UserRow {
             id,
             tenant_id,
-            state: if k.active { ACTIVE } else { SUSPENDED }.into(),
+            state: state.as_str().into(),
             user_name: String::new(),
             user_name_key: String::new(),
             external_id: None,
@@ -212,7 +228,7 @@ pub fn update(
     s.push(" WHERE tenant_id = ")
         .bind_text(row.tenant_id.as_str());
     s.push(" AND id = ").bind_text(row.id.as_str());
-    s.push(" AND state IN ('active', 'suspended')");
+    s.push(" AND ").push(STATE_IS_VISIBLE);
     if execute_sql(conn, &s)? == 0 {
         return Err(StoreError::NotFound);
     }
@@ -278,7 +294,7 @@ impl super::db::Positioned for ListedUser {
 fn list_where(tenant: &str, filter: Option<Sql>) -> Sql {
     let mut wh = Sql::default();
     wh.push(" WHERE u.tenant_id = ").bind_text(tenant);
-    wh.push(" AND u.state IN ('active', 'suspended')");
+    wh.push(" AND u.").push(STATE_IS_VISIBLE);
     if let Some(f) = filter {
         wh.push(" AND ").append(f);
     }
@@ -374,7 +390,9 @@ pub fn backfill_search(conn: &mut AnyConnection) -> Result<(), StoreError> {
     let mut filled = 0_u64;
     loop {
         let mut q = Sql::default();
-        q.push("SELECT id, data FROM users WHERE search IS NULL AND state IN ('active', 'suspended') LIMIT ")
+        q.push("SELECT id, data FROM users WHERE search IS NULL AND ")
+            .push(STATE_IS_VISIBLE)
+            .push(" LIMIT ")
             .bind(super::db::Bind::BigInt(BATCH));
         let rows = super::db::load_sql::<Unindexed>(conn, &q)?;
         if rows.is_empty() {
@@ -427,4 +445,30 @@ pub fn reports_up_to(
     Ok(load_sql::<Count>(conn, &q)?
         .first()
         .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STATE_IS_VISIBLE, VisibleStates};
+    use crate::domain::UserState;
+    use crate::store::sql::LiteralCondition;
+
+    /// The SQL list names exactly the states `UserState::is_visible` accepts.
+    #[test]
+    fn the_visible_list_is_the_visible_states() {
+        let listed = |sql: &str| -> Vec<UserState> {
+            let list = sql.split(" IN ").nth(1).unwrap_or_default();
+            list.trim_matches(|c| c == '(' || c == ')')
+                .split(", ")
+                .map(|w| UserState::parse(w.trim_matches('\'')).expect("a state"))
+                .collect()
+        };
+        let visible: Vec<UserState> = UserState::ALL
+            .into_iter()
+            .filter(|s| s.is_visible())
+            .collect();
+        assert_eq!(listed(STATE_IS_VISIBLE), visible);
+        assert_eq!(listed(VisibleStates::SQL), visible);
+        assert!(VisibleStates::SQL.starts_with("users.state IN "));
+    }
 }

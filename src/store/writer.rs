@@ -13,8 +13,9 @@
 //! all its members) runs alone instead (`write_alone`): its own transaction,
 //! with no savepoint, while no group is open.
 
-use super::db::{AnyConnection, Manager, at_top_level, atomic, rollback, transaction};
 use super::error::StoreError;
+use super::pool::{AnyConnection, Manager};
+use super::tx::{at_top_level, atomic, rollback, transaction};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::{Pool, PooledConnection};
 use std::collections::HashMap;

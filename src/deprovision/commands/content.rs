@@ -91,7 +91,7 @@ pub fn transfer(
                 "{{\"to\":\"{to}\",\"items\":{items},\"userData\":{data}}}"
             )),
         )?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             who.tenant_id,
             "content.reassigned",
@@ -172,7 +172,7 @@ pub fn reassign(
             &to,
             Some(&format!("{{\"items\":{moved}}}")),
         )?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             tenant,
             "content.reassigned",

@@ -5,6 +5,7 @@ use super::plan::{item_action, plan_summary};
 use super::tombstone::{self, Tombstone};
 use super::{ARCHIVE_ID, ARCHIVE_KIND, DisposeInput, Plan, Receipt, reports};
 use crate::deprovision::policy::FolderAction;
+use crate::domain::UserState;
 use crate::scim::fold::fold;
 use crate::store::disposals::{self, NewDisposal, Recipient};
 use crate::store::users::UserRow;
@@ -53,8 +54,8 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     // Disposing twice, or disposing a stub, is never right (callers hold the
     // person's lock and have checked; this is the last line of defence).
     if !matches!(
-        person.state.as_str(),
-        "active" | "suspended" | "deleted_pending"
+        UserState::parse(&person.state),
+        Some(UserState::Active | UserState::Suspended | UserState::DeletedPending)
     ) {
         return Err(StoreError::NotFound);
     }
@@ -243,7 +244,7 @@ fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
                     Some(s) => s.clone(),
                     None => {
                         let id = crate::store::new_id().to_string();
-                        users::insert_stub(c, t, &id, "stub", now)?;
+                        users::insert_stub(c, t, &id, UserState::Stub, now)?;
                         anon_stub = Some(id.clone());
                         id
                     }

@@ -3,7 +3,7 @@
 use super::{body, created_or_ok, ok, query, who};
 use crate::deprovision::admin::{self as dadmin, ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::commands::content::{self as cmd, Selection};
-use crate::http::auth::{AdminCaller, LedgerCaller};
+use crate::http::auth::{AdminCaller, AdminUpload, LedgerCaller, LedgerUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use crate::scim::error::ScimError;
@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 pub(super) async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: LedgerUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let item: ItemBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let (kind, id) = path.into_inner();
     let st = state.clone();
     let (created, v) = blocking(move || {
@@ -126,10 +127,11 @@ impl ReassignBody {
 pub(super) async fn reassign(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: ReassignBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let to = b.to.clone();
     let selection = b.selection()?;
     let st = state.clone();
@@ -159,11 +161,12 @@ struct UserDataBody {
 pub(super) async fn put_user_data(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: LedgerUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: UserDataBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let (category, id) = path.into_inner();
     let line = UserDataLine {
         category,
@@ -194,11 +197,12 @@ struct TransferBody {
 pub(super) async fn transfer(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: TransferBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     let v = blocking(move || {

@@ -3,7 +3,7 @@
 use super::{body, ok, who};
 use crate::deprovision::commands::gate as cmd;
 use crate::deprovision::gate::GateRequest;
-use crate::http::auth::GateCaller;
+use crate::http::auth::GateUpload;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use crate::scim::error::ScimError;
@@ -34,10 +34,11 @@ fn validate(b: &GateRequest) -> Result<(), ScimError> {
 pub(super) async fn check(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: GateCaller,
+    w: GateUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: GateRequest = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     validate(&b)?;
     // A plain check on SQLite is one indexed statement on a local file: answered
     // here when a connection is idle (never waiting for one), without the two

@@ -2,7 +2,7 @@
 
 use super::{body, who};
 use crate::deprovision::commands::sso as cmd;
-use crate::http::auth::AdminCaller;
+use crate::http::auth::AdminUpload;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -17,11 +17,12 @@ struct SsoBody {
 pub(super) async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: SsoBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     blocking(move || {
@@ -42,11 +43,12 @@ pub(super) async fn put(
 pub(super) async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let b: SsoBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
     blocking(move || {

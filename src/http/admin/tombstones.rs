@@ -3,7 +3,7 @@
 use super::{body, ok, query};
 use crate::deprovision::commands::tombstones::{self as cmd, Action};
 use crate::deprovision::gate::GateRequest;
-use crate::http::auth::AdminCaller;
+use crate::http::auth::{AdminCaller, AdminUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use crate::scim::error::ScimError;
@@ -41,7 +41,7 @@ pub(super) async fn list(
 pub(super) async fn lift(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = apply(req, state, w, payload, Action::Lift).await?;
@@ -51,7 +51,7 @@ pub(super) async fn lift(
 pub(super) async fn release(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = apply(req, state, w, payload, Action::Release).await?;
@@ -61,11 +61,12 @@ pub(super) async fn release(
 async fn apply(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: AdminCaller,
+    w: AdminUpload,
     payload: web::Payload,
     action: Action,
 ) -> Result<usize, ApiError> {
     let b: GateRequest = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
     let ids = b.identifiers();
     if ids.is_empty() {
         return Err(ScimError::invalid_value(

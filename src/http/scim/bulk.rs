@@ -2,7 +2,7 @@
 //! the envelope, run the operations on a blocking thread, answer a BulkResponse.
 //! Parsing and planning live in `scim::bulk`, execution in `provisioning::bulk`.
 
-use crate::http::auth::ScimCaller;
+use crate::http::auth::ScimUpload;
 use crate::http::body::read_json;
 use crate::http::error::{ApiError, SCIM_JSON};
 use crate::http::{AppState, blocking};
@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 pub async fn bulk(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limits = state.settings.bulk_limits();
@@ -31,6 +31,7 @@ pub async fn bulk(
             )),
             other => other,
         })?;
+    let who = upload.ready().await?;
     let request = bulk::parse_request(&body, limits.max_operations)?;
     let st = state.clone();
     let base = state.scim_base_for(&req);

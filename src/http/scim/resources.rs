@@ -2,9 +2,10 @@
 //! provisioning service on a blocking thread, answer in SCIM JSON.
 
 use crate::config::Settings;
-use crate::http::auth::ScimCaller;
+use crate::http::auth::{ScimCaller, ScimUpload};
 use crate::http::body::read_json;
 use crate::http::error::{ApiError, SCIM_JSON};
+use crate::http::limiter::Kind;
 use crate::http::ops::method_not_allowed;
 use crate::http::{AppState, blocking};
 use crate::provisioning::{self, Caller, PatchOutcome, Rendered, ServiceError, Services};
@@ -265,10 +266,11 @@ fn json(v: Value) -> HttpResponse {
 async fn create<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let who = upload.ready().await?;
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
     let base = state.scim_base_for(&req);
@@ -302,11 +304,12 @@ async fn get<R: Resource>(
 async fn replace<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
+    let who = upload.ready().await?;
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
     let st = state.clone();
@@ -331,11 +334,12 @@ async fn replace<R: Resource>(
 async fn patch<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
+    let who = upload.ready().await?;
     let ops = patch::parse_request(&body)?;
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
@@ -397,10 +401,11 @@ async fn list<R: Resource>(
 async fn search<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let who = upload.ready().await?;
     let params = list::from_search_body(&body)?;
     run_list::<R>(&req, state, who, params).await
 }
@@ -435,16 +440,71 @@ async fn run_list<R: Resource>(
             Some(Ok(page)) if page.stored_bytes() <= INLINE_RENDER_BYTES => {
                 return Ok(json(page.render(&params, &base)?));
             }
-            Some(Ok(page)) => {
-                let v = blocking(move || Ok(page.render(&params, &base)?)).await?;
-                return Ok(json(v));
-            }
+            Some(Ok(page)) => return render_big(&state, &caller, page, params, base).await,
         }
     }
     let st = state.clone();
-    let v = blocking(move || Ok(R::list(&st.svc, &caller, &params, &base)?)).await?;
+    let c = caller.clone();
+    let listed = blocking(move || match R::lookup(&st.svc, &c, &params) {
+        None => Ok(Listed::Done(R::list(&st.svc, &c, &params, &base)?)),
+        Some(page) => {
+            let page = page?;
+            if page.stored_bytes() <= RENDER_ALONE_BYTES {
+                Ok(Listed::Done(page.render(&params, &base)?))
+            } else {
+                Ok(Listed::Big(Box::new((page, params, base))))
+            }
+        }
+    })
+    .await?;
+    match listed {
+        Listed::Done(v) => Ok(json(v)),
+        Listed::Big(big) => {
+            let (page, params, base) = *big;
+            render_big(&state, &caller, page, params, base).await
+        }
+    }
+}
+
+/// A list read, rendered or left for `render_big`.
+enum Listed {
+    Done(Value),
+    Big(Box<(provisioning::users::UserPage, ListParams, String)>),
+}
+
+/// Renders a page of large documents on the blocking pool in one of the
+/// tenant's render slots (`AppState::renders`: half the cores per tenant),
+/// so one tenant's big answers cannot take every core from the others.
+async fn render_big(
+    state: &AppState,
+    caller: &Caller,
+    page: provisioning::users::UserPage,
+    params: ListParams,
+    base: String,
+) -> Result<HttpResponse, ApiError> {
+    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
+    let acquire = state.renders.acquire(&caller.tenant_id, Kind::Read);
+    let _slot = match actix_web::rt::time::timeout(deadline, acquire).await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_full)) => {
+            return Err(ApiError::Overloaded {
+                retry_after: state.settings.retry_after_seconds,
+            });
+        }
+        Err(_elapsed) => {
+            return Err(StoreError::Deadline(
+                "waited for this tenant's turn to render past request_deadline_ms",
+            )
+            .into());
+        }
+    };
+    let v = blocking(move || Ok(page.render(&params, &base)?)).await?;
     Ok(json(v))
 }
+
+/// Stored document bytes a list renders in the same hand-off as its read;
+/// a larger page waits for a render slot (`render_big`).
+const RENDER_ALONE_BYTES: usize = 64 * 1024;
 
 /// Stored document bytes a point lookup may render on the HTTP worker.
 const INLINE_RENDER_BYTES: usize = 16 * 1024;
@@ -461,10 +521,11 @@ fn names_one_user(params: &ListParams) -> bool {
 pub async fn search_all(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: ScimCaller,
+    upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let who = upload.ready().await?;
     let params = list::from_search_body(&body)?;
     let st = state.clone();
     let base = state.scim_base_for(&req);

@@ -429,6 +429,7 @@ fn group_members_have_no_value_cap() {
 fn result_above_max_resource_bytes_is_refused_members_not_counted() {
     let limits = Limits {
         max_resource_bytes: 2048,
+        ..Limits::default()
     };
     let apply_to = |rt: &'static ResourceType, doc: &Doc, ops: Value| {
         let ops = parse_request(&json!({"Operations": ops}))?;

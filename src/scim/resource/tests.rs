@@ -208,6 +208,7 @@ fn at_most_1000_values_per_multi_valued_attribute_members_excepted() {
 fn stored_size_is_capped_unknown_extensions_included_members_excluded() {
     let small = Limits {
         max_resource_bytes: 1024,
+        ..Limits::default()
     };
     let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
     refused(

@@ -1,7 +1,8 @@
 //! Who a user is to the deprovisioning side: active users by id, name or
 //! another identifier, a person's aliases and the reports naming them.
 
-use super::visible;
+use super::{STATE_IS_VISIBLE, visible};
+use crate::domain::UserState;
 use crate::store::db::{AnyConnection, Sql, load_sql};
 use crate::store::error::StoreError;
 use crate::store::schema::{user_emails, users};
@@ -16,7 +17,7 @@ pub fn active_id(
     Ok(crate::per_backend!(conn, c => users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
-        .filter(users::state.eq("active"))
+        .filter(users::state.eq(UserState::Active.as_str()))
         .select(users::id)
         .first(c)
         .optional())?)
@@ -47,7 +48,7 @@ pub fn active_id_by_name(
         .filter(users::tenant_id.eq(tenant))
         .filter(users::user_name_key.eq(user_name_key))
         .filter(visible())
-        .filter(users::state.eq("active"))
+        .filter(users::state.eq(UserState::Active.as_str()))
         .select(users::id)
         .first(conn)
         .optional()?)
@@ -91,7 +92,8 @@ pub fn active_other_by(
     // The visible-state predicate, literally, lets the partial unique index
     // on the column serve the lookup.
     sql.push(&format!(
-        " AND state IN ('active', 'suspended') AND state = 'active' AND {} = ",
+        " AND {STATE_IS_VISIBLE} AND state = '{}' AND {} = ",
+        UserState::Active.as_str(),
         key.column()
     ))
     .bind_text(value);
@@ -110,8 +112,11 @@ pub fn email_held_by_other_active(
     let mut sql = Sql::default();
     sql.push("SELECT COUNT(*) AS n FROM user_emails e JOIN users u ON u.id = e.user_id WHERE e.tenant_id = ").bind_text(tenant);
     sql.push(" AND e.value_key = ").bind_text(value_key);
-    sql.push(" AND u.state = 'active' AND u.id <> ")
-        .bind_text(not);
+    sql.push(&format!(
+        " AND u.state = '{}' AND u.id <> ",
+        UserState::Active.as_str()
+    ))
+    .bind_text(not);
     Ok(load_sql::<crate::store::db::Count>(conn, &sql)?
         .first()
         .is_some_and(|r| r.n > 0))

@@ -2,6 +2,7 @@
 //! service, deleted-pending, legal hold, stubs and the scrub of a disposal.
 
 use super::UserRow;
+use crate::domain::UserState;
 use crate::store::db::{AnyConnection, Sql, execute_sql};
 use crate::store::error::StoreError;
 use crate::store::schema::{user_emails, users};
@@ -108,7 +109,7 @@ pub fn active_doc(
     Ok(users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
-        .filter(users::state.eq("active"))
+        .filter(users::state.eq(UserState::Active.as_str()))
         .select((users::data, users::version))
         .first(conn)
         .optional()?)
@@ -127,7 +128,7 @@ pub fn set_suspended(
             .filter(users::id.eq(u.id)),
     )
     .set((
-        users::state.eq("suspended"),
+        users::state.eq(UserState::Suspended.as_str()),
         users::active.eq(false),
         users::suspended_at.eq(now),
         users::search.eq(u.search),
@@ -152,7 +153,7 @@ pub fn set_deleted_pending(
             .filter(users::id.eq(id)),
     )
     .set((
-        users::state.eq("deleted_pending"),
+        users::state.eq(UserState::DeletedPending.as_str()),
         users::updated_at.eq(now),
     ))
     .execute(conn)?;
@@ -170,7 +171,11 @@ pub fn set_legal_hold(
         users::table
             .filter(users::tenant_id.eq(tenant))
             .filter(users::id.eq(id))
-            .filter(users::state.eq_any(["active", "suspended", "deleted_pending"])),
+            .filter(users::state.eq_any([
+                UserState::Active.as_str(),
+                UserState::Suspended.as_str(),
+                UserState::DeletedPending.as_str(),
+            ])),
     )
     .set(users::legal_hold.eq(on))
     .execute(conn)?;
@@ -182,7 +187,7 @@ pub fn insert_stub(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
-    state: &str,
+    state: UserState,
     now: &str,
 ) -> Result<(), StoreError> {
     let name = format!("deleted:{id}");
@@ -190,7 +195,7 @@ pub fn insert_stub(
         .values((
             users::id.eq(id),
             users::tenant_id.eq(tenant),
-            users::state.eq(state),
+            users::state.eq(state.as_str()),
             users::user_name.eq(&name),
             users::user_name_key.eq(&name),
             users::active.eq(false),
