@@ -1,15 +1,15 @@
 //! Admin and ledger operations (the `/admin/v1` surface's domain side).
 
-use super::disposal::audit;
 use super::service::Deprov;
 use crate::scim::error::ScimError;
-use crate::store::db::{AnyConnection, Backend, Sql, backend_of, execute_sql};
-use crate::store::ledger::{self, ItemQuery, ItemRow};
-use crate::store::schema::{disposal_items, disposals, users};
-use crate::store::{Db, StoreError};
-use diesel::prelude::*;
+use crate::store::ledger::{self, ItemRow};
+use crate::store::{AnyConnection, StoreError, audit, disposals, users};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+// The admin handlers name these here; they run a transaction each, so they
+// live with the other commands.
+pub use super::commands::content::{list_items, transfer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -17,12 +17,6 @@ pub enum AdminError {
     Scim(#[from] ScimError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<diesel::result::Error> for AdminError {
-    fn from(e: diesel::result::Error) -> Self {
-        AdminError::Store(e.into())
-    }
 }
 
 pub struct Who<'a> {
@@ -58,34 +52,18 @@ pub struct ParentRef {
     pub id: String,
 }
 
-fn user_state(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<String>, StoreError> {
-    Ok(users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::id.eq(id))
-        .select(users::state)
-        .first(c)
-        .optional()?)
-}
-
 /// The owner a ledger write may name: an active or suspended user. A disposed
 /// owner's content goes to the receipt's recipient when `forward_new_content`,
 /// else 409 naming it. PostgreSQL: the owner row is locked `FOR SHARE`, so no
 /// item escapes a disposal running at that moment.
-fn check_owner(
+pub(super) fn check_owner(
     dp: &Deprov,
     c: &mut AnyConnection,
     who: &Who<'_>,
     owner: &str,
 ) -> Result<String, AdminError> {
-    if backend_of(c) == Backend::Postgres {
-        let mut s = Sql::default();
-        s.push("SELECT 1 FROM users WHERE tenant_id = ")
-            .bind_text(who.tenant_id);
-        s.push(" AND id = ").bind_text(owner);
-        s.push(" FOR SHARE");
-        execute_sql(c, &s)?;
-    }
-    match user_state(c, who.tenant_id, owner)?.as_deref() {
+    users::lock_shared(c, who.tenant_id, owner)?;
+    match users::state_of(c, who.tenant_id, owner)?.as_deref() {
         Some("active") | Some("suspended") => Ok(owner.to_string()),
         // DELETE held by the brake or a legal hold: no forwarding while pending.
         Some("deleted_pending") => Err(ScimError::new(
@@ -95,15 +73,7 @@ fn check_owner(
         )
         .into()),
         Some("disposed") => {
-            let recipient: Option<Option<String>> = disposal_items::table
-                .inner_join(disposals::table)
-                .filter(disposals::tenant_id.eq(who.tenant_id))
-                .filter(disposals::user_id.eq(owner))
-                .filter(disposal_items::to_owner.is_not_null())
-                .select(disposal_items::to_owner)
-                .first(c)
-                .optional()?;
-            let recipient = recipient.flatten();
+            let recipient = disposals::recipient_of(c, who.tenant_id, owner)?;
             match (&recipient, dp.policy(who.tenant_name).forward_new_content) {
                 (Some(r), true) => Ok(r.clone()),
                 (Some(r), false) => Err(ScimError::new(
@@ -121,28 +91,20 @@ fn check_owner(
     }
 }
 
-fn resolve_owner_name(
+pub(super) fn resolve_owner_name(
     c: &mut AnyConnection,
     tenant: &str,
     name: &str,
 ) -> Result<String, AdminError> {
-    users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
-        .filter(crate::store::users::visible())
-        .select(users::id)
-        .first(c)
-        .optional()?
-        .ok_or_else(|| {
-            ScimError::invalid_value(format!("no user with userName '{name}' in this tenant"))
-                .into()
-        })
+    users::visible_id_by_name(c, tenant, &crate::scim::fold::fold(name))?.ok_or_else(|| {
+        ScimError::invalid_value(format!("no user with userName '{name}' in this tenant")).into()
+    })
 }
 
 pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreError> {
     let owner_state = match &row.owner_id {
         None => "orphaned".to_string(),
-        Some(o) => user_state(c, &row.tenant_id, o)?.unwrap_or_else(|| "unknown".into()),
+        Some(o) => users::state_of(c, &row.tenant_id, o)?.unwrap_or_else(|| "unknown".into()),
     };
     let shared = ledger::shared_with(c, &row.tenant_id, &row.kind, &row.item_id)?;
     Ok(json!({
@@ -156,7 +118,7 @@ pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreErr
 
 /// The tenant's Archive folder is Custodian's own: the ledger cannot write,
 /// delete or reassign it.
-fn not_reserved(kind: &str, id: &str) -> Result<(), ScimError> {
+pub(super) fn not_reserved(kind: &str, id: &str) -> Result<(), ScimError> {
     if kind == super::disposal::ARCHIVE_KIND && id == super::disposal::ARCHIVE_ID {
         return Err(ScimError::new(
             409,
@@ -229,7 +191,7 @@ pub fn put_item(
         updated_at: now.clone(),
     };
     let created = ledger::upsert_item(c, &row)?;
-    audit(
+    audit::write(
         c,
         who.tenant_id,
         &now,
@@ -250,137 +212,6 @@ pub fn put_item(
 /// `DELETE /admin/v1/content/{kind}/{id}` refuses the Archive folder.
 pub fn check_deletable(kind: &str, id: &str) -> Result<(), AdminError> {
     Ok(not_reserved(kind, id)?)
-}
-
-pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminError> {
-    db.read(|c| {
-        let (total, rows) = ledger::list_items(c, tenant, q)?;
-        let items = rows.iter().map(|r| item_json(c, r)).collect::<Result<Vec<_>, _>>()?;
-        Ok(json!({"totalResults": total, "startIndex": q.offset + 1, "itemsPerPage": items.len(), "Resources": items}))
-    })
-}
-
-/// Moves everything `from` owns (content and user data) to `to`; nobody is deleted.
-pub fn transfer(
-    dp: &Deprov,
-    db: &Db,
-    who: &Who<'_>,
-    from: &str,
-    to: &str,
-) -> Result<Value, AdminError> {
-    let now = dp.now();
-    // Moves everything the person owns, like a disposal: a transaction of its own.
-    db.write_long(|c| {
-        if user_state(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
-            return Err(ScimError::not_found(format!("no user with id {from}")).into());
-        }
-        if from == to {
-            return Err(ScimError::invalid_value("'to' must be another user").into());
-        }
-        let to = check_owner(dp, c, who, to)?;
-        // Disposals lock the tenant counter before moving content rows: same order here.
-        crate::events::lock_tenant(c, who.tenant_id)?;
-        let items = execute_sql(c, &{
-            let mut s = Sql::default();
-            s.push("UPDATE content_items SET owner_id = ")
-                .bind_text(to.clone());
-            s.push(", updated_at = ").bind_text(now.clone());
-            s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
-            s.push(" AND owner_id = ").bind_text(from);
-            s
-        })?;
-        let data = execute_sql(c, &{
-            let mut s = Sql::default();
-            s.push("UPDATE user_data SET user_id = ")
-                .bind_text(to.clone());
-            s.push(", updated_at = ").bind_text(now.clone());
-            s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
-            s.push(" AND user_id = ").bind_text(from);
-            s
-        })?;
-        audit(
-            c,
-            who.tenant_id,
-            &now,
-            who.actor,
-            "content.reassigned",
-            "user",
-            from,
-            Some(&format!(
-                "{{\"to\":\"{to}\",\"items\":{items},\"userData\":{data}}}"
-            )),
-        )?;
-        crate::events::emit(
-            c,
-            who.tenant_id,
-            "content.reassigned",
-            Some(from),
-            json!({"to": to, "items": items, "userData": data}),
-            &now,
-        )?;
-        Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
-    })
-}
-
-/// Reassigns named items (typically orphans) to a user.
-pub fn reassign(
-    dp: &Deprov,
-    db: &Db,
-    who: &Who<'_>,
-    items: &[ParentRef],
-    to: &str,
-) -> Result<Value, AdminError> {
-    let now = dp.now();
-    db.write(|c| {
-        let to = check_owner(dp, c, who, to)?;
-        // Disposals lock the tenant counter before moving content rows: same order here.
-        crate::events::lock_tenant(c, who.tenant_id)?;
-        let mut moved = 0;
-        let mut missing = Vec::new();
-        for it in items {
-            not_reserved(&it.kind, &it.id)?;
-            let n = execute_sql(c, &{
-                let mut s = Sql::default();
-                s.push("UPDATE content_items SET owner_id = ")
-                    .bind_text(to.clone());
-                s.push(", updated_at = ").bind_text(now.clone());
-                s.push(" WHERE tenant_id = ").bind_text(who.tenant_id);
-                s.push(" AND kind = ").bind_text(it.kind.clone());
-                s.push(" AND item_id = ").bind_text(it.id.clone());
-                s
-            })?;
-            if n == 0 {
-                missing.push(json!({"kind": it.kind, "id": it.id}));
-            }
-            moved += n;
-        }
-        if !missing.is_empty() {
-            return Err(ScimError::not_found(format!(
-                "{} of the named items do not exist; nothing was reassigned",
-                missing.len()
-            ))
-            .into());
-        }
-        audit(
-            c,
-            who.tenant_id,
-            &now,
-            who.actor,
-            "content.reassigned",
-            "user",
-            &to,
-            Some(&format!("{{\"items\":{moved}}}")),
-        )?;
-        crate::events::emit(
-            c,
-            who.tenant_id,
-            "content.reassigned",
-            None,
-            json!({"to": to, "items": moved}),
-            &now,
-        )?;
-        Ok(json!({"to": to, "items": moved}))
-    })
 }
 
 pub fn put_user_data(

@@ -6,8 +6,7 @@ use super::evidence::{self, Evidence};
 use super::policy::{GateUnknown, Policy};
 use super::tombstone::{IdType, TombstoneKeys};
 use crate::scim::fold::fold;
-use crate::store::StoreError;
-use crate::store::db::{AnyConnection, Sql, load_sql};
+use crate::store::{AnyConnection, StoreError, identities};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -83,88 +82,36 @@ pub struct GateAnswer {
     pub matched: Vec<&'static str>,
 }
 
-/// One row of the gate's lookup: a live user an identifier names, or a live
-/// tombstone hash (`user_id` and `state` empty).
-#[derive(diesel::QueryableByName)]
-struct Hit {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id_type: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    user_id: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    state: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    external_id: Option<String>,
-}
-
-/// Every user and tombstone the identifiers name, in one statement: a login
-/// check is one round trip and, once its shape has been seen, one cached
-/// prepared statement.
+/// Every user and tombstone the identifiers name (one statement).
 fn lookup(
     c: &mut AnyConnection,
     keys: &TombstoneKeys,
     tenant: &str,
     req: &GateRequest,
     ids: &[(IdType, String)],
-) -> Result<Vec<Hit>, StoreError> {
-    const LIVE: &str = "SELECT u.id, u.state, u.external_id FROM users u WHERE u.tenant_id = ";
-    let mut s = Sql::default();
-    let branch = |s: &mut Sql, id_type: &str| {
-        if !s.text.is_empty() {
-            s.push(" UNION ALL ");
-        }
-        s.push(&format!(
-            "SELECT '{id_type}' AS id_type, x.id AS user_id, x.state AS state, x.external_id AS external_id FROM ("
-        ));
-        s.push(LIVE).bind_text(tenant);
-        s.push(" AND u.state IN ('active', 'suspended') AND ");
+) -> Result<Vec<identities::Hit>, StoreError> {
+    let l = identities::Lookup {
+        user_name_key: req
+            .user_name
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(fold),
+        external_id: req.external_id.as_deref().and_then(evidence::external_id),
+        email_keys: ids
+            .iter()
+            .filter(|(t, _)| *t == IdType::Email)
+            .map(|(_, v)| fold(v))
+            .collect(),
+        sso: req
+            .sso
+            .as_ref()
+            .map(|s| (s.issuer.trim().trim_end_matches('/'), s.subject.as_str())),
+        hashes: ids
+            .iter()
+            .flat_map(|(t, v)| keys.all_hashes(tenant, *t, v))
+            .collect(),
     };
-    if let Some(v) = &req.user_name.as_deref().filter(|v| !v.trim().is_empty()) {
-        branch(&mut s, "userName");
-        s.push("u.user_name_key = ").bind_text(fold(v)).push(") x");
-    }
-    if let Some(v) = req.external_id.as_deref().and_then(evidence::external_id) {
-        branch(&mut s, "externalId");
-        s.push("u.external_id = ").bind_text(v).push(") x");
-    }
-    let emails: Vec<&(IdType, String)> = ids.iter().filter(|(t, _)| *t == IdType::Email).collect();
-    if !emails.is_empty() {
-        branch(&mut s, "email");
-        s.push("u.id IN (SELECT e.user_id FROM user_emails e WHERE e.tenant_id = ")
-            .bind_text(tenant);
-        let keys: Vec<String> = emails.iter().map(|(_, v)| fold(v)).collect();
-        s.push(" AND e.value_key IN ").bind_list(&keys).push(")) x");
-    }
-    if let Some(sso) = &req.sso {
-        branch(&mut s, "sso");
-        s.push("u.id IN (SELECT o.user_id FROM sso_subjects o WHERE o.tenant_id = ")
-            .bind_text(tenant);
-        s.push(" AND o.issuer = ")
-            .bind_text(sso.issuer.trim().trim_end_matches('/'));
-        s.push(" AND o.subject = ").bind_text(sso.subject.as_str());
-        s.push(")) x");
-    }
-    let hashes: Vec<String> = ids
-        .iter()
-        .flat_map(|(t, v)| keys.all_hashes(tenant, *t, v))
-        .collect();
-    if !hashes.is_empty() {
-        if !s.text.is_empty() {
-            s.push(" UNION ALL ");
-        }
-        s.push(
-            "SELECT h.id_type AS id_type, CAST(NULL AS TEXT) AS user_id, CAST(NULL AS TEXT) AS state, CAST(NULL AS TEXT) AS external_id \
-             FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
-             WHERE h.tenant_id = ",
-        )
-        .bind_text(tenant);
-        s.push(" AND t.lifted_at IS NULL AND h.hash IN ")
-            .bind_list(&hashes);
-    }
-    if s.text.is_empty() {
-        return Ok(vec![]);
-    }
-    load_sql::<Hit>(c, &s)
+    identities::named_by(c, tenant, &l)
 }
 
 /// Decides. `policy` gives `gate.unknown`.

@@ -5,10 +5,8 @@
 use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
-use crate::store::schema::{disposals, users};
-use crate::store::sql::{Condition, LiteralCondition};
-use crate::store::{AnyConnection, Db, StoreError, time};
-use diesel::prelude::*;
+use crate::store::disposals::{self, NewDisposal};
+use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
 // The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 use std::sync::{Arc, RwLock};
@@ -29,34 +27,6 @@ pub enum Outcome {
         disposal_id: String,
         reason: &'static str,
     },
-}
-
-/// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
-/// unique index `disposals_open` serves it (a bound list cannot) and diesel
-/// caches the statement.
-const fn open() -> Condition<OpenStates> {
-    Condition::new()
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct OpenStates;
-
-impl LiteralCondition for OpenStates {
-    const SQL: &'static str = "disposals.state IN ('scheduled', 'held')";
-}
-
-fn open_disposal(
-    c: &mut AnyConnection,
-    tenant: &str,
-    user: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(crate::per_backend!(c, c => disposals::table
-        .filter(disposals::tenant_id.eq(tenant))
-        .filter(disposals::user_id.eq(user))
-        .filter(open())
-        .select(disposals::id)
-        .first(c)
-        .optional())?)
 }
 
 /// Who asked: tenant (id and name, the policy is per name), actor, and the user
@@ -86,12 +56,6 @@ pub enum DeprovError {
     Store(#[from] StoreError),
 }
 
-impl From<diesel::result::Error> for DeprovError {
-    fn from(e: diesel::result::Error) -> Self {
-        DeprovError::Store(e.into())
-    }
-}
-
 impl Deprov {
     pub fn new(policies: PolicySet, keys: TombstoneKeys, clock: Arc<dyn Clock>) -> Deprov {
         Deprov {
@@ -114,33 +78,21 @@ impl Deprov {
     pub fn recompute_schedules(&self, db: &Db) -> Result<usize, StoreError> {
         let policies = self.policies();
         db.write_long(|c| {
-            let rows: Vec<(String, String, Option<String>, String)> = disposals::table
-                .inner_join(crate::store::schema::tenants::table)
-                .inner_join(users::table.on(users::id.eq(disposals::user_id)))
-                .filter(disposals::state.eq("scheduled"))
-                .select((
-                    disposals::id,
-                    crate::store::schema::tenants::name,
-                    users::suspended_at,
-                    disposals::due_at,
-                ))
-                .load(c)?;
             let mut moved = 0;
-            for (id, tenant, suspended_at, due) in rows {
-                let Some(since) =
-                    suspended_at.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            for s in disposals::scheduled(c)? {
+                let Some(since) = s
+                    .suspended_at
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
                 else {
                     continue;
                 };
-                let grace = i64::try_from(policies.for_tenant(&tenant).grace_period_seconds)
+                let grace = i64::try_from(policies.for_tenant(&s.tenant_name).grace_period_seconds)
                     .unwrap_or(i64::MAX / 2);
                 let new_due = time::format(
                     since.with_timezone(&chrono::Utc) + chrono::Duration::seconds(grace),
                 );
-                if new_due != due {
-                    diesel::update(disposals::table.filter(disposals::id.eq(&id)))
-                        .set(disposals::due_at.eq(&new_due))
-                        .execute(c)?;
+                if new_due != s.due_at {
+                    disposals::set_due(c, &s.tenant_id, &s.id, &new_due)?;
                     moved += 1;
                 }
             }
@@ -159,23 +111,10 @@ impl Deprov {
 
     fn caller_user(c: &mut AnyConnection, r: &Requester<'_>) -> Result<Option<String>, StoreError> {
         if let Some(id) = r.caller_user_id {
-            return Ok(crate::per_backend!(c, c => users::table
-                .filter(users::tenant_id.eq(r.tenant_id))
-                .filter(users::id.eq(id))
-                .filter(users::state.eq("active"))
-                .select(users::id)
-                .first(c)
-                .optional())?);
+            return users::active_id(c, r.tenant_id, id);
         }
         match r.acts_as {
-            Some(name) => Ok(users::table
-                .filter(users::tenant_id.eq(r.tenant_id))
-                .filter(users::user_name_key.eq(crate::scim::fold::fold(name)))
-                .filter(crate::store::users::visible())
-                .filter(users::state.eq("active"))
-                .select(users::id)
-                .first(c)
-                .optional()?),
+            Some(name) => users::active_id_by_name(c, r.tenant_id, &crate::scim::fold::fold(name)),
             None => Ok(None),
         }
     }
@@ -184,7 +123,7 @@ impl Deprov {
     pub fn preview(&self, db: &Db, r: &Requester<'_>, user_id: &str) -> Result<Plan, DeprovError> {
         let policy = self.policy(r.tenant_name);
         db.read(|c| {
-            let row = crate::store::users::find(c, r.tenant_id, user_id)?
+            let row = users::find(c, r.tenant_id, user_id)?
                 .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
             Ok(disposal::plan(
@@ -215,13 +154,13 @@ impl Deprov {
         // the tenant counter. Everything below is read under the person's lock, so
         // concurrent triggers (DELETE, dispose-now, grace expiry) serialise and
         // the second finds the person gone.
-        crate::store::db::lock_row(c, "users", r.tenant_id, user_id)?;
-        let row = crate::store::users::find(c, r.tenant_id, user_id)?
+        users::lock(c, r.tenant_id, user_id)?;
+        let row = users::find(c, r.tenant_id, user_id)?
             .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
-        let open = open_disposal(c, r.tenant_id, user_id)?;
+        let open = disposals::open_for(c, r.tenant_id, user_id)?;
         if let Some(id) = &open {
-            crate::store::db::lock_row(c, "disposals", r.tenant_id, id)?;
+            disposals::lock(c, r.tenant_id, id)?;
         }
         disposal::lock_reports(c, r.tenant_id, user_id)?;
         if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
@@ -272,13 +211,8 @@ impl Deprov {
         )?;
         // Every completed disposal passes here; the brake relies on the count
         // (`hold_reason`). Callers hold the tenant's counter row.
-        let mut q = crate::store::sql::Sql::default();
-        q.push("UPDATE tenant_counters SET disposals_done = disposals_done + 1 WHERE tenant_id = ")
-            .bind_text(r.tenant_id);
-        if crate::store::sql::execute_sql(c, &q)? != 1 {
-            return Err(StoreError::Corrupt("the tenant's counter row is missing".into()).into());
-        }
-        crate::events::emit(
+        disposals::count_done(c, r.tenant_id)?;
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "user.disposed",
@@ -318,21 +252,11 @@ impl Deprov {
             counter.disposals_done
         } else {
             let since = time::format(self.clock.now() - chrono::Duration::hours(1));
-            disposals::table
-                .filter(disposals::tenant_id.eq(r.tenant_id))
-                .filter(disposals::state.eq("done"))
-                .filter(disposals::completed_at.ge(&since))
-                .count()
-                .get_result(c)?
+            disposals::done_since(c, r.tenant_id, &since)?
         };
         if recent + 1 > max {
-            diesel::update(
-                crate::store::schema::tenant_counters::table
-                    .filter(crate::store::schema::tenant_counters::tenant_id.eq(r.tenant_id)),
-            )
-            .set(crate::store::schema::tenant_counters::brake_tripped_at.eq(now))
-            .execute(c)?;
-            crate::events::emit(
+            disposals::set_brake(c, r.tenant_id, Some(now))?;
+            crate::events::emit_at_commit(
                 c,
                 r.tenant_id,
                 "brake.tripped",
@@ -340,7 +264,7 @@ impl Deprov {
                 serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
                 now,
             )?;
-            disposal::audit(
+            audit::write(
                 c,
                 r.tenant_id,
                 now,
@@ -371,25 +295,25 @@ impl Deprov {
     ) -> Result<Outcome, DeprovError> {
         let id = match open {
             Some(id) => {
-                diesel::update(disposals::table.filter(disposals::id.eq(&id)))
-                    .set((disposals::state.eq("held"), disposals::cause.eq(cause)))
-                    .execute(c)?;
+                disposals::set_held(c, r.tenant_id, &id, cause)?;
                 id
             }
             None => {
                 let id = crate::store::new_id().to_string();
-                diesel::insert_into(disposals::table)
-                    .values((
-                        disposals::id.eq(&id),
-                        disposals::tenant_id.eq(r.tenant_id),
-                        disposals::user_id.eq(user_id),
-                        disposals::state.eq("held"),
-                        disposals::cause.eq(cause),
-                        disposals::due_at.eq(now),
-                        disposals::actor.eq(r.actor),
-                        disposals::created_at.eq(now),
-                    ))
-                    .execute(c)?;
+                disposals::insert(
+                    c,
+                    &NewDisposal {
+                        id: &id,
+                        tenant_id: r.tenant_id,
+                        user_id,
+                        state: "held",
+                        cause,
+                        due_at: now,
+                        actor: r.actor,
+                        caller_user_id: None,
+                        created_at: now,
+                    },
+                )?;
                 id
             }
         };
@@ -397,48 +321,35 @@ impl Deprov {
             "delete" => {
                 disposal::tombstone_for(c, r.tenant_id, user_id, &id, &self.keys, now)?;
                 crate::store::groups::remove_from_all_groups(c, r.tenant_id, user_id)?;
-                diesel::update(
-                    users::table
-                        .filter(users::tenant_id.eq(r.tenant_id))
-                        .filter(users::id.eq(user_id)),
-                )
-                .set((
-                    users::state.eq("deleted_pending"),
-                    users::updated_at.eq(now),
-                ))
-                .execute(c)?;
+                users::set_deleted_pending(c, r.tenant_id, user_id, now)?;
             }
             "admin" => {
                 // Suspend: state, column and document together (the document is canonical).
-                let row: Option<(String, i64)> = users::table
-                    .filter(users::tenant_id.eq(r.tenant_id))
-                    .filter(users::id.eq(user_id))
-                    .filter(users::state.eq("active"))
-                    .select((users::data, users::version))
-                    .first(c)
-                    .optional()?;
-                if let Some((data, version)) = row {
-                    let mut doc: serde_json::Value =
-                        serde_json::from_str(&data).unwrap_or_else(|_| serde_json::json!({}));
+                if let Some((data, version)) = users::active_doc(c, r.tenant_id, user_id)? {
+                    // An unreadable document is not replaced: the hold fails and says whose.
+                    let mut doc: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
+                        tracing::error!(user_id, error = %e, "a user's stored document is not valid JSON; the disposal is rolled back");
+                        StoreError::Corrupt(format!(
+                            "user {user_id}: stored document is not valid JSON: {e}"
+                        ))
+                    })?;
                     if let Some(o) = doc.as_object_mut() {
                         o.insert("active".into(), serde_json::Value::Bool(false));
                     }
-                    diesel::update(
-                        users::table
-                            .filter(users::tenant_id.eq(r.tenant_id))
-                            .filter(users::id.eq(user_id)),
-                    )
-                    .set((
-                        users::state.eq("suspended"),
-                        users::active.eq(false),
-                        users::suspended_at.eq(now),
-                        users::search.eq(crate::scim::search_doc::of_user_json(&doc)),
-                        users::data.eq(doc.to_string()),
-                        users::version.eq(version + 1),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(c)?;
-                    crate::events::emit(
+                    let (data, search) =
+                        (doc.to_string(), crate::scim::search_doc::of_user_json(&doc));
+                    users::set_suspended(
+                        c,
+                        r.tenant_id,
+                        &users::DocUpdate {
+                            id: user_id,
+                            data: &data,
+                            search: search.as_deref(),
+                            version,
+                        },
+                        now,
+                    )?;
+                    crate::events::emit_at_commit(
                         c,
                         r.tenant_id,
                         "user.suspended",
@@ -450,7 +361,7 @@ impl Deprov {
             }
             _ => {}
         }
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "disposal.held",
@@ -458,7 +369,7 @@ impl Deprov {
             serde_json::json!({"disposalId": id, "reason": reason}),
             now,
         )?;
-        disposal::audit(
+        audit::write(
             c,
             r.tenant_id,
             now,
@@ -484,39 +395,45 @@ impl Deprov {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
         let out = db.write_long(|c| -> Result<Receipt, DeprovError> {
-            let find = |c: &mut AnyConnection| -> Result<(String, String, String, Option<String>), DeprovError> {
-                disposals::table
-                    .filter(disposals::tenant_id.eq(r.tenant_id))
-                    .filter(disposals::id.eq(disposal_id))
-                    .select((disposals::user_id, disposals::state, disposals::cause, disposals::caller_user_id))
-                    .first(c)
-                    .optional()?
+            let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, DeprovError> {
+                disposals::find(c, r.tenant_id, disposal_id)?
                     .ok_or_else(|| DeprovError::NoDisposal(disposal_id.into()))
             };
-            let (user_id, _, _, _) = find(c)?;
+            let first = find(c)?;
             // Lock order: the person, then the disposal; then re-read both.
-            crate::store::db::lock_row(c, "users", r.tenant_id, &user_id)?;
-            crate::store::db::lock_row(c, "disposals", r.tenant_id, disposal_id)?;
-            let (user_id, state, cause, stored_caller) = find(c)?;
+            users::lock(c, r.tenant_id, &first.user_id)?;
+            disposals::lock(c, r.tenant_id, disposal_id)?;
+            let disposals::DisposalRef {
+                user_id,
+                state,
+                cause,
+                caller_user_id: stored_caller,
+            } = find(c)?;
             disposal::lock_reports(c, r.tenant_id, &user_id)?;
             // Then the tenant's counter, before any content row moves (DESIGN-NOTES
             // "Locking"): events no longer take it until the commit.
             crate::events::lock_tenant(c, r.tenant_id)?;
             if state != "held" {
-                return Err(DeprovError::Conflict(format!("disposal {disposal_id} is {state}, not held")));
+                return Err(DeprovError::Conflict(format!(
+                    "disposal {disposal_id} is {state}, not held"
+                )));
             }
-            let (user_state, legal_hold): (String, bool) = users::table
-                .filter(users::tenant_id.eq(r.tenant_id))
-                .filter(users::id.eq(&user_id))
-                .select((users::state, users::legal_hold))
-                .first(c)?;
+            let (user_state, legal_hold) = users::state_and_hold(c, r.tenant_id, &user_id)?;
             if user_state == "active" {
-                return Err(DeprovError::Conflict("the person is active again; a held disposal of an active person is not run".into()));
+                return Err(DeprovError::Conflict(
+                    "the person is active again; a held disposal of an active person is not run"
+                        .into(),
+                ));
             }
             if legal_hold {
-                return Err(DeprovError::Conflict("the user is under legal hold; lift it before releasing".into()));
+                return Err(DeprovError::Conflict(
+                    "the user is under legal hold; lift it before releasing".into(),
+                ));
             }
-            let r = Requester { caller_user_id: stored_caller.as_deref().or(r.caller_user_id), ..r.clone() };
+            let r = Requester {
+                caller_user_id: stored_caller.as_deref().or(r.caller_user_id),
+                ..r.clone()
+            };
             let r = &r;
             let caller = Self::caller_user(c, r)?;
             match self.execute_now(
@@ -544,13 +461,8 @@ impl Deprov {
         let now = self.now();
         db.write(|c| {
             crate::events::lock_tenant(c, r.tenant_id)?;
-            diesel::update(
-                crate::store::schema::tenant_counters::table
-                    .filter(crate::store::schema::tenant_counters::tenant_id.eq(r.tenant_id)),
-            )
-            .set(crate::store::schema::tenant_counters::brake_tripped_at.eq(None::<String>))
-            .execute(c)?;
-            disposal::audit(
+            disposals::set_brake(c, r.tenant_id, None)?;
+            audit::write(
                 c,
                 r.tenant_id,
                 &now,
@@ -572,18 +484,10 @@ impl Deprov {
     ) -> Result<(), DeprovError> {
         let now = self.now();
         db.write(|c| {
-            let n = diesel::update(
-                users::table
-                    .filter(users::tenant_id.eq(r.tenant_id))
-                    .filter(users::id.eq(user_id))
-                    .filter(users::state.eq_any(["active", "suspended", "deleted_pending"])),
-            )
-            .set(users::legal_hold.eq(on))
-            .execute(c)?;
-            if n == 0 {
+            if !users::set_legal_hold(c, r.tenant_id, user_id, on)? {
                 return Err(DeprovError::NotFound(user_id.into()));
             }
-            disposal::audit(
+            audit::write(
                 c,
                 r.tenant_id,
                 &now,
@@ -609,7 +513,7 @@ impl Deprov {
         r: &Requester<'_>,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        if open_disposal(c, r.tenant_id, user_id)?.is_some() {
+        if disposals::open_for(c, r.tenant_id, user_id)?.is_some() {
             return Ok(());
         }
         let policy = self.policy(r.tenant_name);
@@ -623,20 +527,21 @@ impl Deprov {
             time::format(now + grace),
             time::format(now),
         );
-        crate::per_backend!(c, c => diesel::insert_into(disposals::table)
-            .values((
-                disposals::id.eq(&id),
-                disposals::tenant_id.eq(r.tenant_id),
-                disposals::user_id.eq(user_id),
-                disposals::state.eq("scheduled"),
-                disposals::cause.eq("grace"),
-                disposals::due_at.eq(&due),
-                disposals::actor.eq(r.actor),
-                disposals::caller_user_id.eq(&caller),
-                disposals::created_at.eq(&created),
-            ))
-            .execute(c))?;
-        crate::events::emit(
+        disposals::insert(
+            c,
+            &NewDisposal {
+                id: &id,
+                tenant_id: r.tenant_id,
+                user_id,
+                state: "scheduled",
+                cause: "grace",
+                due_at: &due,
+                actor: r.actor,
+                caller_user_id: caller.as_deref(),
+                created_at: &created,
+            },
+        )?;
+        crate::events::emit_at_commit(
             c,
             r.tenant_id,
             "disposal.scheduled",
@@ -644,7 +549,7 @@ impl Deprov {
             serde_json::json!({"dueAt": time::format(now + grace)}),
             &time::format(now),
         )?;
-        disposal::audit(
+        audit::write(
             c,
             r.tenant_id,
             &time::format(now),
@@ -664,27 +569,11 @@ impl Deprov {
         user_id: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        let n = diesel::update(
-            disposals::table
-                .filter(disposals::tenant_id.eq(r.tenant_id))
-                .filter(disposals::user_id.eq(user_id))
-                .filter(
-                    disposals::state
-                        .eq("scheduled")
-                        // A held disposal of someone who is active again must not run
-                        // later; a held DELETE is different (the IdP deleted them).
-                        .or(disposals::state
-                            .eq("held")
-                            .and(disposals::cause.ne("delete"))),
-                ),
-        )
-        .set((
-            disposals::state.eq("cancelled"),
-            disposals::completed_at.eq(&now),
-        ))
-        .execute(c)?;
+        // A held disposal of someone who is active again must not run later;
+        // a held DELETE is different (the IdP deleted them).
+        let n = disposals::cancel_for_reactivation(c, r.tenant_id, user_id, &now)?;
         if n > 0 {
-            disposal::audit(
+            audit::write(
                 c,
                 r.tenant_id,
                 &now,
@@ -703,30 +592,20 @@ impl Deprov {
     /// moving it out of `scheduled` (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
     pub fn run_due(&self, db: &Db) -> Result<usize, StoreError> {
         let now = self.now();
-        let due: Vec<(String, String, String, String, Option<String>)> = db.read(|c| {
-            Ok::<_, StoreError>(
-                disposals::table
-                    .inner_join(crate::store::schema::tenants::table)
-                    .filter(disposals::state.eq("scheduled"))
-                    .filter(disposals::due_at.le(&now))
-                    .select((
-                        disposals::id,
-                        disposals::tenant_id,
-                        crate::store::schema::tenants::name,
-                        disposals::user_id,
-                        disposals::caller_user_id,
-                    ))
-                    .order(disposals::due_at)
-                    .limit(100)
-                    .load(c)?,
-            )
-        })?;
+        let due = db.read(|c| disposals::due(c, &now, 100))?;
         let mut done = 0;
-        for (id, tenant_id, tenant_name, user_id, caller) in due {
+        for disposals::Due {
+            id,
+            tenant_id,
+            tenant_name,
+            user_id,
+            caller_user_id: caller,
+        } in due
+        {
             let ran = db.write_long(|c| -> Result<bool, DeprovError> {
                 // Same lock order as every other path: the person, then the disposal.
-                crate::store::db::lock_row(c, "users", &tenant_id, &user_id)?;
-                let claimed = claim(c, &id)?;
+                users::lock(c, &tenant_id, &user_id)?;
+                let claimed = disposals::claim(c, &tenant_id, &id)?;
                 if !claimed {
                     return Ok(false); // another replica took it, or it was cancelled
                 }
@@ -742,10 +621,7 @@ impl Deprov {
                     Ok(Outcome::Held { .. }) => Ok(false),
                     Err(DeprovError::NotFound(_)) => {
                         // Already disposed or deleted meanwhile: close the schedule.
-                        diesel::update(disposals::table.filter(disposals::id.eq(&id)))
-                            .set(disposals::state.eq("cancelled"))
-                            .execute(c)
-                            .map_err(StoreError::from)?;
+                        disposals::set_cancelled(c, &tenant_id, &id)?;
                         Ok(false)
                     }
                     Err(e) => Err(e),
@@ -764,32 +640,4 @@ impl Deprov {
         }
         Ok(done)
     }
-}
-
-impl From<DeprovError> for StoreError {
-    fn from(e: DeprovError) -> Self {
-        match e {
-            DeprovError::Store(s) => s,
-            other => StoreError::Config(other.to_string()),
-        }
-    }
-}
-
-/// Locks a scheduled disposal for this transaction; false when it is no longer scheduled.
-fn claim(c: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
-    use crate::store::db::{Backend, Sql, backend_of, load_sql};
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        #[allow(dead_code)]
-        id: String,
-    }
-    let mut sql = Sql::default();
-    sql.push("SELECT id FROM disposals WHERE id = ")
-        .bind_text(id);
-    sql.push(" AND state = 'scheduled'");
-    if backend_of(c) == Backend::Postgres {
-        sql.push(" FOR UPDATE SKIP LOCKED");
-    }
-    Ok(!load_sql::<Row>(c, &sql)?.is_empty())
 }

@@ -1,11 +1,8 @@
 //! Tombstone lookups (SCIM POST, the gate) and lifting.
 
-use super::disposal::audit;
 use super::tombstone::{IdType, TombstoneKeys};
-use crate::store::StoreError;
-use crate::store::db::{AnyConnection, Sql, execute_sql, load_sql};
-use crate::store::schema::{tombstone_hashes, tombstones};
-use diesel::prelude::*;
+use crate::store::audit;
+use crate::store::{self, AnyConnection, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TombstoneMatch {
@@ -44,22 +41,7 @@ pub fn matching_hashes(
     tenant: &str,
     hashes: &[String],
 ) -> Result<Vec<TombstoneMatch>, StoreError> {
-    if hashes.is_empty() {
-        return Ok(vec![]);
-    }
-    // Hand-built so the hash list is a padded `IN` list: one cached statement
-    // for any number of identifiers (diesel's `eq_any` is never cached on SQLite).
-    let mut q = Sql::default();
-    q.push(
-        "SELECT t.id AS tombstone_id, t.disposal_id, h.id_type, h.hash, t.had_external_id, d.cause \
-         FROM tombstone_hashes h JOIN tombstones t ON t.id = h.tombstone_id \
-         LEFT JOIN disposals d ON d.id = t.disposal_id \
-         WHERE h.tenant_id = ",
-    )
-    .bind_text(tenant);
-    q.push(" AND t.lifted_at IS NULL AND h.hash IN ")
-        .bind_list(hashes);
-    Ok(load_sql::<Row>(c, &q)?
+    Ok(store::tombstones::live_hashes(c, tenant, hashes)?
         .into_iter()
         .map(|r| TombstoneMatch {
             tombstone_id: r.tombstone_id,
@@ -70,22 +52,6 @@ pub fn matching_hashes(
             reuse: r.cause.as_deref() == Some(REUSE),
         })
         .collect())
-}
-
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    tombstone_id: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    disposal_id: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id_type: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    hash: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    had_external_id: bool,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    cause: Option<String>,
 }
 
 /// The disposal cause of `identity.on_reuse = "dispose_previous"`.
@@ -99,20 +65,13 @@ pub fn lift(
     now: &str,
     why: &str,
 ) -> Result<usize, StoreError> {
-    let n = diesel::update(
-        tombstones::table
-            .filter(tombstones::tenant_id.eq(tenant))
-            .filter(tombstones::id.eq_any(tombstone_ids))
-            .filter(tombstones::lifted_at.is_null()),
-    )
-    .set(tombstones::lifted_at.eq(now))
-    .execute(c)?;
+    let n = store::tombstones::lift(c, tenant, tombstone_ids, now)?;
     if n == 0 {
         // Already lifted (a concurrent request): nothing to audit or announce.
         return Ok(0);
     }
     for id in tombstone_ids {
-        audit(
+        audit::write(
             c,
             tenant,
             now,
@@ -122,7 +81,7 @@ pub fn lift(
             id,
             Some(&format!("{{\"reason\":\"{why}\"}}")),
         )?;
-        crate::events::emit(
+        crate::events::emit_at_commit(
             c,
             tenant,
             "tombstone.lifted",
@@ -143,20 +102,7 @@ pub fn relink(
     new_owner: &str,
     now: &str,
 ) -> Result<usize, StoreError> {
-    let mut s = Sql::default();
-    s.push("UPDATE content_items SET owner_id = ")
-        .bind_text(new_owner);
-    s.push(", updated_at = ").bind_text(now);
-    s.push(" WHERE tenant_id = ").bind_text(tenant);
-    s.push(" AND EXISTS (SELECT 1 FROM disposal_items d WHERE d.disposal_id = ")
-        .bind_text(disposal_id);
-    s.push(
-        " AND d.kind = content_items.kind AND d.item_id = content_items.item_id \
-         AND (d.to_owner = content_items.owner_id \
-         OR (d.to_owner IS NULL AND content_items.owner_id IS NULL AND d.action = 'orphan') \
-         OR (d.action = 'keep' AND content_items.owner_id = d.from_owner)))",
-    );
-    execute_sql(c, &s)
+    store::disposals::relink_items(c, tenant, disposal_id, new_owner, now)
 }
 
 /// Releases single identifiers of a tombstone (an email that now belongs to
@@ -170,14 +116,8 @@ pub fn release_hashes(
 ) -> Result<usize, StoreError> {
     let mut n = 0;
     for m in matches {
-        n += diesel::delete(
-            tombstone_hashes::table
-                .filter(tombstone_hashes::tenant_id.eq(tenant))
-                .filter(tombstone_hashes::tombstone_id.eq(&m.tombstone_id))
-                .filter(tombstone_hashes::hash.eq(&m.hash)),
-        )
-        .execute(c)?;
-        audit(
+        n += store::tombstones::delete_hash(c, tenant, &m.tombstone_id, &m.hash)?;
+        audit::write(
             c,
             tenant,
             now,

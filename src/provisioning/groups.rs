@@ -378,7 +378,7 @@ pub fn replace(
     // Replacing the member list may remove any number of memberships: a
     // transaction of its own (`Db::write_alone`), like the other unbounded writes.
     svc.db.write_alone(|c| {
-        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
+        crate::store::groups::lock(c, &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -494,7 +494,7 @@ pub fn patch(
     let now = svc.deprov.now();
     let alone = runs_alone(&doc_ops, &member_ops);
     let write = |c: &mut AnyConnection| {
-        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
+        crate::store::groups::lock(c, &caller.tenant_id, id)?;
         let mut row =
             store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
@@ -562,7 +562,7 @@ pub fn delete(
 ) -> Result<(), ServiceError> {
     // Every membership goes with the group: no bound, so it runs alone.
     svc.db.write_alone(|c| {
-        crate::store::db::lock_row(c, "groups", &caller.tenant_id, id)?;
+        crate::store::groups::lock(c, &caller.tenant_id, id)?;
         let row = store::groups::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
         check_if_match(if_match, &meta(&row, base).etag())?;
         store::groups::delete(c, &caller.tenant_id, id)?;

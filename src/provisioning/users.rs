@@ -330,7 +330,7 @@ fn create_in(
             // record in place (PUT semantics), keeping its id.
             // Lock and re-read: a disposal (grace expiry) may have committed
             // since the conflict check.
-            crate::store::db::lock_row(c, "users", &caller.tenant_id, &existing.id)?;
+            crate::store::users::lock(c, &caller.tenant_id, &existing.id)?;
             let mut row = match store::users::find(c, &caller.tenant_id, &existing.id)? {
                 Some(r)
                     if r.state == UserState::Suspended
@@ -395,7 +395,7 @@ fn dispose_previous(
 ) -> Result<(), ServiceError> {
     let now = svc.deprov.now();
     let receipt = svc.db.write_long(|c| -> Result<_, ServiceError> {
-        crate::store::db::lock_row(c, "users", &caller.tenant_id, holder)?;
+        crate::store::users::lock(c, &caller.tenant_id, holder)?;
         match store::users::find(c, &caller.tenant_id, holder)? {
             Some(r) if r.state == UserState::Suspended && still(&r) => {}
             _ => {
@@ -456,7 +456,7 @@ fn audit_user(
     now: &str,
 ) -> Result<(), ServiceError> {
     let detail = attrs.map(|a| json!({"attributes": a}).to_string());
-    crate::deprovision::disposal::audit(
+    crate::store::audit::write(
         c,
         &caller.tenant_id,
         now,
@@ -637,7 +637,7 @@ fn apply_tombstones(
         if tombstone_evidence(&matches, has_external_id, join) == Evidence::Disagrees {
             let owned: Vec<TombstoneMatch> = matches.iter().map(|m| (*m).clone()).collect();
             tombstones::release_hashes(c, &caller.tenant_id, &owned, &caller.actor, now)?;
-            crate::deprovision::disposal::audit(
+            crate::store::audit::write(
                 c,
                 &caller.tenant_id,
                 now,
@@ -903,7 +903,7 @@ fn locked(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<UserRow, ServiceError> {
-    crate::store::db::lock_row(c, "users", &caller.tenant_id, id)?;
+    crate::store::users::lock(c, &caller.tenant_id, id)?;
     let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
     check_if_match(if_match, &meta(&row, base).etag())?;
     Ok(row)

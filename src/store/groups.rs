@@ -45,6 +45,11 @@ impl MemberKind {
     }
 }
 
+/// PostgreSQL: locks the group's row for the rest of the transaction.
+pub fn lock(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<(), StoreError> {
+    super::db::lock_row(conn, "groups", tenant, id)
+}
+
 pub fn find(
     conn: &mut AnyConnection,
     tenant: &str,

@@ -1,6 +1,6 @@
 //! The content ledger: items people own, user-data records, SSO subjects.
 
-use super::db::AnyConnection;
+use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{content_items, content_shares, sso_subjects, user_data};
 use diesel::prelude::*;
@@ -354,4 +354,338 @@ pub fn disposal_rows_up_to(
         .first()
         .map_or(0, |r| usize::try_from(r.n).unwrap_or(usize::MAX));
     Ok((seen <= limit).then_some(seen))
+}
+
+/// One item a person owns, as the planner sees it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OwnedItem {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub item_id: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub personal_root: bool,
+}
+
+/// Rows per page when streaming an owner's items.
+const PAGE: i64 = 5000;
+
+/// Calls `f` for every item `person` owns, in (kind, item_id) byte order, a
+/// page at a time (keyset paging on `content_items_owner`, whose key columns
+/// compare as bytes on both backends).
+pub fn for_each_owned(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    mut f: impl FnMut(OwnedItem),
+) -> Result<(), StoreError> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let mut sql = Sql::default();
+        sql.push("SELECT kind, item_id, personal_root FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        sql.push(" AND owner_id = ").bind_text(person);
+        if let Some((k, i)) = &after {
+            sql.push(" AND (kind, item_id) > (")
+                .bind_text(k.clone())
+                .push(", ")
+                .bind_text(i.clone())
+                .push(")");
+        }
+        sql.push(&format!(" ORDER BY kind, item_id LIMIT {PAGE}"));
+        let page = load_sql::<OwnedItem>(c, &sql)?;
+        let full = page.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+        let mut last = None;
+        for o in page {
+            last = Some((o.kind.clone(), o.item_id.clone()));
+            f(o);
+        }
+        match last {
+            Some(l) if full => after = Some(l),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The person's user-data records per category, in category order.
+pub fn user_data_counts(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    #[derive(QueryableByName)]
+    struct CategoryCount {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        category: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT category, COUNT(*) AS n FROM user_data WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND user_id = ").bind_text(person);
+    sql.push(" GROUP BY category ORDER BY category");
+    Ok(load_sql::<CategoryCount>(c, &sql)?
+        .into_iter()
+        .map(|r| (r.category, r.n))
+        .collect())
+}
+
+fn exec(c: &mut AnyConnection, f: impl FnOnce(&mut Sql)) -> Result<usize, StoreError> {
+    let mut sql = Sql::default();
+    f(&mut sql);
+    execute_sql(c, &sql)
+}
+
+/// Shares the person's personal roots with `to` (set-based: any number of roots).
+pub fn share_personal_roots(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    to: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("INSERT INTO content_shares (tenant_id, kind, item_id, user_id, created_at) SELECT tenant_id, kind, item_id, ")
+            .bind_text(to)
+            .push(", ")
+            .bind_text(now);
+        s.push(" FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND personal_root = TRUE ON CONFLICT DO NOTHING");
+    })?;
+    Ok(())
+}
+
+/// Moves the person's personal roots under `parent` with a new title, to
+/// `to` (or nobody); they stop being personal roots.
+pub fn archive_personal_roots(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    parent: (&str, &str),
+    title: &str,
+    to: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET parent_kind = ")
+            .bind_text(parent.0);
+        s.push(", parent_id = ").bind_text(parent.1);
+        s.push(", title = ").bind_text(title);
+        s.push(", personal_root = FALSE, owner_id = ");
+        match to {
+            Some(o) => s.bind_text(o),
+            None => s.push("NULL"),
+        };
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND personal_root = TRUE");
+    })?;
+    Ok(())
+}
+
+/// Gives every item of `kind` the person owns to `to` (or nobody).
+pub fn set_owner_of_kind(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    kind: &str,
+    to: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET owner_id = ");
+        match to {
+            Some(o) => s.bind_text(o),
+            None => s.push("NULL"),
+        };
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND kind = ").bind_text(kind);
+    })?;
+    Ok(())
+}
+
+/// Deletes every item of `kind` the person owns, with the shares on them;
+/// children of the deleted items (possibly other people's) lose their parent.
+pub fn delete_of_kind(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    kind: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET parent_kind = NULL, parent_id = NULL WHERE tenant_id = ")
+            .bind_text(tenant);
+        // Spelled out so the partial parent index applies.
+        s.push(" AND parent_id IS NOT NULL AND parent_kind = ")
+            .bind_text(kind);
+        s.push(" AND parent_id IN (SELECT item_id FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND kind = ").bind_text(kind);
+        s.push(")");
+    })?;
+    exec(c, |s| {
+        s.push("DELETE FROM content_shares WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND kind = ").bind_text(kind);
+        s.push(" AND item_id IN (SELECT item_id FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND kind = ").bind_text(kind);
+        s.push(")");
+    })?;
+    exec(c, |s| {
+        s.push("DELETE FROM content_items WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(person);
+        s.push(" AND kind = ").bind_text(kind);
+    })?;
+    Ok(())
+}
+
+/// Deletes the person's user data of one category.
+pub fn delete_user_data(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    category: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("DELETE FROM user_data WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND user_id = ").bind_text(person);
+        s.push(" AND category = ").bind_text(category);
+    })?;
+    Ok(())
+}
+
+/// Gives the person's user data of one category to `to`.
+pub fn move_user_data(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    category: &str,
+    to: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE user_data SET user_id = ").bind_text(to);
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND user_id = ").bind_text(person);
+        s.push(" AND category = ").bind_text(category);
+    })?;
+    Ok(())
+}
+
+/// Removes every share granted to the person.
+pub fn remove_shares_to(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+) -> Result<(), StoreError> {
+    exec(c, |s| {
+        s.push("DELETE FROM content_shares WHERE tenant_id = ")
+            .bind_text(tenant);
+        s.push(" AND user_id = ").bind_text(person);
+    })?;
+    Ok(())
+}
+
+/// Removes every SSO subject of the person.
+pub fn remove_all_sso(c: &mut AnyConnection, tenant: &str, person: &str) -> Result<(), StoreError> {
+    diesel::delete(
+        sso_subjects::table
+            .filter(sso_subjects::tenant_id.eq(tenant))
+            .filter(sso_subjects::user_id.eq(person)),
+    )
+    .execute(c)?;
+    Ok(())
+}
+
+/// Gives everything `from` owns to `to`; returns how many items moved.
+pub fn move_all_items(
+    c: &mut AnyConnection,
+    tenant: &str,
+    from: &str,
+    to: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET owner_id = ").bind_text(to);
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND owner_id = ").bind_text(from);
+    })
+}
+
+/// Gives all of `from`'s user data to `to`; returns how many records moved.
+pub fn move_all_user_data(
+    c: &mut AnyConnection,
+    tenant: &str,
+    from: &str,
+    to: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE user_data SET user_id = ").bind_text(to);
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND user_id = ").bind_text(from);
+    })
+}
+
+/// Gives one item to `to`; returns 0 when there is no such item.
+pub fn set_item_owner(
+    c: &mut AnyConnection,
+    tenant: &str,
+    kind: &str,
+    id: &str,
+    to: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET owner_id = ").bind_text(to);
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        s.push(" AND kind = ").bind_text(kind);
+        s.push(" AND item_id = ").bind_text(id);
+    })
+}
+
+/// Gives every item of `owner` (every orphan when `None`), optionally of one
+/// kind, to `to`, except the item `except` (kind, id); returns how many moved.
+#[allow(clippy::too_many_arguments)]
+pub fn set_owner_where(
+    c: &mut AnyConnection,
+    tenant: &str,
+    owner: Option<&str>,
+    kind: Option<&str>,
+    except: (&str, &str),
+    to: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    exec(c, |s| {
+        s.push("UPDATE content_items SET owner_id = ").bind_text(to);
+        s.push(", updated_at = ").bind_text(now);
+        s.push(" WHERE tenant_id = ").bind_text(tenant);
+        match owner {
+            Some(o) => s.push(" AND owner_id = ").bind_text(o),
+            None => s.push(" AND owner_id IS NULL"),
+        };
+        if let Some(k) = kind {
+            s.push(" AND kind = ").bind_text(k);
+        }
+        s.push(" AND NOT (kind = ")
+            .bind_text(except.0)
+            .push(" AND item_id = ")
+            .bind_text(except.1)
+            .push(")");
+    })
 }

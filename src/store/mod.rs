@@ -1,11 +1,14 @@
 //! Storage: diesel over SQLite or PostgreSQL. Every function takes the tenant id
 //! and scopes its queries by it.
 
+pub mod audit;
 pub mod db;
 pub mod deployment;
+pub mod disposals;
 pub mod error;
 pub mod filter_sql;
 pub mod groups;
+pub mod identities;
 pub mod ledger;
 pub mod maintain;
 pub mod migrate;
@@ -18,6 +21,7 @@ pub mod seed;
 pub mod sql;
 pub mod time;
 pub mod tokens;
+pub mod tombstones;
 pub mod tx;
 pub mod users;
 pub mod vocab;

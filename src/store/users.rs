@@ -8,6 +8,21 @@ use crate::domain::UserState;
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
+mod lookup;
+mod states;
+
+pub use lookup::{
+    Key, Report, active_id, active_id_by_name, active_other_by, alias_keys,
+    email_held_by_other_active, emails_of, report_ids, reports, visible_id_by_name,
+};
+pub use states::{
+    DocUpdate, active_doc, get_any, insert_stub, lock, lock_shared, scrub_to_stub,
+    set_deleted_pending, set_legal_hold, set_manager, set_suspended, state_and_hold, state_of,
+};
+
+/// `state IN (…the visible states…)`, for SQL built as text (`Sql::push`).
+pub const STATE_IS_VISIBLE: &str = super::vocab::VISIBLE;
+
 /// The SCIM-visible states (uniqueness and every read use this predicate):
 /// `UserState::VISIBLE` as literal SQL (`vocab::VISIBLE_USERS`). A bound list
 /// (`eq_any`) has a placeholder per value, so diesel will not cache the

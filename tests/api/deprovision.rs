@@ -1494,3 +1494,124 @@ crate::both_backends!(
     regrace_and_register,
     super::policy_change_moves_pending_schedules_and_gate_registers
 );
+
+/// An unreadable stored user document is never replaced by `{}` and written
+/// back: the disposal that would rewrite it fails (500) and changes nothing.
+async fn unreadable_documents_fail_the_disposal(b: Backend) {
+    use custodian::store::db::{Sql, execute_sql};
+    let app = policy_app(b, "[default]\n").await;
+    let tenant = app.default_tenant_id();
+    let corrupt = |id: &str| {
+        let mut s = Sql::default();
+        s.push("UPDATE users SET data = 'not json' WHERE tenant_id = ")
+            .bind_text(tenant.clone());
+        s.push(" AND id = ").bind_text(id);
+        app.db
+            .write(|c| execute_sql(c, &s))
+            .expect("corrupt the document");
+    };
+    let stored = |id: &str| {
+        app.db
+            .read(|c| custodian::store::users::get_any(c, &tenant, id))
+            .expect("row")
+    };
+    // A report's document is rewritten when their manager is disposed.
+    // Named by userName (Okta style), so the disposal repoints it to the stub.
+    let boss = create_user(&app, "boss@example.edu").await;
+    let mut report = user_body("report@example.edu");
+    report["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"manager": {"value": "boss@example.edu"}});
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&report)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let report_id = v["id"].as_str().expect("id").to_string();
+    corrupt(&report_id);
+    let (s, v) = body(
+        app.req(Method::DELETE, &format!("/Users/{boss}"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 500, "the disposal fails: {v}");
+    assert_eq!(stored(&report_id).data, "not json", "the document is kept");
+    assert_eq!(
+        stored(&boss).state.as_str(),
+        "active",
+        "the boss is not disposed"
+    );
+    // A held dispose-now suspends the person, rewriting their document.
+    let a = Admin::new(&app);
+    let person = create_user(&app, "held@example.edu").await;
+    let (s, _) = a
+        .call(Method::PUT, &format!("/users/{person}/legal-hold"), None)
+        .await;
+    assert_eq!(s, 204);
+    corrupt(&person);
+    let (s, v) = a
+        .call(Method::POST, &format!("/users/{person}/dispose"), None)
+        .await;
+    assert_eq!(s, 500, "{v}");
+    let row = stored(&person);
+    assert_eq!(
+        (row.data.as_str(), row.state.as_str()),
+        ("not json", "active")
+    );
+}
+crate::both_backends!(
+    unreadable_documents,
+    super::unreadable_documents_fail_the_disposal
+);
+
+/// A reassignment by selection moves every item it matches, in one
+/// transaction, and never the tenant's Archive folder (no owner by design).
+async fn reassign_by_selection_spares_the_archive(b: Backend) {
+    let app = policy_app(b, "[default]\ntargets = [\"custodian\"]\n").await;
+    let a = Admin::new(&app);
+    let keeper = create_user(&app, "keeper@example.edu").await;
+    let person = create_user(&app, "leaver@example.edu").await;
+    a.put_item("recording", "r1", &person, false, None).await;
+    a.put_item("draft", "d1", &person, false, None).await;
+    a.put_item("folder", "home", &person, true, None).await;
+    // No custodian: nobody to transfer to, so everything is orphaned and the
+    // personal root is archived without an owner.
+    delete_user(&app, &app.token, &person).await;
+    let archive = a.item("folder", "custodian-archive").await;
+    assert_eq!(archive["owner"], Value::Null);
+    let (s, r) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "orphaned": true, "kind": "folder"})),
+        )
+        .await;
+    assert_eq!((s, r["items"].as_i64()), (200, Some(1)), "{r}");
+    assert_eq!(a.item("folder", "home").await["owner"], keeper.as_str());
+    let (s, r) = a
+        .call(
+            Method::POST,
+            "/content:reassign",
+            Some(json!({"to": keeper, "orphaned": true})),
+        )
+        .await;
+    assert_eq!((s, r["items"].as_i64()), (200, Some(2)), "{r}");
+    for (kind, id) in [("recording", "r1"), ("draft", "d1")] {
+        assert_eq!(a.item(kind, id).await["owner"], keeper.as_str(), "{id}");
+    }
+    let archive = a.item("folder", "custodian-archive").await;
+    assert_eq!(
+        archive["owner"],
+        Value::Null,
+        "the Archive folder stays Custodian's"
+    );
+}
+crate::both_backends!(
+    reassign_by_selection,
+    super::reassign_by_selection_spares_the_archive
+);

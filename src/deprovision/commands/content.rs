@@ -1,12 +1,12 @@
 //! The content ledger: items and user-data lines, one transaction each.
 
 use crate::deprovision::admin::{self, AdminError, ItemBody, ParentRef, UserDataLine, Who};
-use crate::deprovision::disposal::audit;
+use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
 use crate::scim::error::ScimError;
-use crate::store::Db;
 use crate::store::ledger::{self, ItemQuery};
-use serde_json::Value;
+use crate::store::{Db, audit, users};
+use serde_json::{Value, json};
 
 /// Creates or replaces an item; true when created, with the item as stored.
 pub fn put(
@@ -28,6 +28,14 @@ pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<Value, AdminEr
     })
 }
 
+pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminError> {
+    db.read(|c| {
+        let (total, rows) = ledger::list_items(c, tenant, q)?;
+        let items = rows.iter().map(|r| admin::item_json(c, r)).collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({"totalResults": total, "startIndex": q.offset + 1, "itemsPerPage": items.len(), "Resources": items}))
+    })
+}
+
 /// Deletes an item (never the Archive folder) and audits it.
 pub fn delete(dp: &Deprov, db: &Db, who: &Who<'_>, kind: &str, id: &str) -> Result<(), AdminError> {
     db.write(|c| {
@@ -36,7 +44,7 @@ pub fn delete(dp: &Deprov, db: &Db, who: &Who<'_>, kind: &str, id: &str) -> Resu
             return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
         }
         let now = dp.now();
-        Ok(audit(
+        Ok(audit::write(
             c,
             who.tenant_id,
             &now,
@@ -46,6 +54,52 @@ pub fn delete(dp: &Deprov, db: &Db, who: &Who<'_>, kind: &str, id: &str) -> Resu
             id,
             None,
         )?)
+    })
+}
+
+/// Moves everything `from` owns (content and user data) to `to`; nobody is deleted.
+pub fn transfer(
+    dp: &Deprov,
+    db: &Db,
+    who: &Who<'_>,
+    from: &str,
+    to: &str,
+) -> Result<Value, AdminError> {
+    let now = dp.now();
+    // Moves everything the person owns, like a disposal: a transaction of its own.
+    db.write_long(|c| {
+        if users::state_of(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
+            return Err(ScimError::not_found(format!("no user with id {from}")).into());
+        }
+        if from == to {
+            return Err(ScimError::invalid_value("'to' must be another user").into());
+        }
+        let to = admin::check_owner(dp, c, who, to)?;
+        // Disposals lock the tenant counter before moving content rows: same order here.
+        crate::events::lock_tenant(c, who.tenant_id)?;
+        let items = ledger::move_all_items(c, who.tenant_id, from, &to, &now)?;
+        let data = ledger::move_all_user_data(c, who.tenant_id, from, &to, &now)?;
+        audit::write(
+            c,
+            who.tenant_id,
+            &now,
+            who.actor,
+            "content.reassigned",
+            "user",
+            from,
+            Some(&format!(
+                "{{\"to\":\"{to}\",\"items\":{items},\"userData\":{data}}}"
+            )),
+        )?;
+        crate::events::emit_at_commit(
+            c,
+            who.tenant_id,
+            "content.reassigned",
+            Some(from),
+            json!({"to": to, "items": items, "userData": data}),
+            &now,
+        )?;
+        Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
     })
 }
 
@@ -61,6 +115,10 @@ pub enum Selection {
     },
 }
 
+/// Reassigns the selected items (typically orphans) to a user, in one
+/// transaction: a named item that does not exist moves nothing; a selection
+/// by owner moves what it matches when the transaction runs (never the
+/// tenant's Archive folder, which has no owner by design).
 pub fn reassign(
     dp: &Deprov,
     db: &Db,
@@ -68,27 +126,62 @@ pub fn reassign(
     selection: &Selection,
     to: &str,
 ) -> Result<Value, AdminError> {
-    let items = match selection {
-        Selection::Items(items) => items.clone(),
-        Selection::Owned { owner, kind } => {
-            // Resolved to named items first; the move then takes exactly those.
-            let q = ItemQuery {
-                owner: owner.clone(),
-                kind: kind.clone(),
-                orphaned: owner.is_none(),
-                offset: 0,
-                limit: i64::MAX,
-            };
-            let (_, rows) = db.read(|c| ledger::list_items(c, who.tenant_id, &q))?;
-            rows.into_iter()
-                .map(|r| ParentRef {
-                    kind: r.kind,
-                    id: r.item_id,
-                })
-                .collect()
-        }
-    };
-    admin::reassign(dp, db, who, &items, to)
+    let now = dp.now();
+    let tenant = who.tenant_id;
+    db.write(|c| {
+        let to = admin::check_owner(dp, c, who, to)?;
+        // Disposals lock the tenant counter before moving content rows: same order here.
+        crate::events::lock_tenant(c, tenant)?;
+        let moved = match selection {
+            Selection::Items(items) => {
+                let mut moved = 0;
+                let mut missing = 0;
+                for it in items {
+                    admin::not_reserved(&it.kind, &it.id)?;
+                    let n = ledger::set_item_owner(c, tenant, &it.kind, &it.id, &to, &now)?;
+                    if n == 0 {
+                        missing += 1;
+                    }
+                    moved += n;
+                }
+                if missing > 0 {
+                    return Err(ScimError::not_found(format!(
+                        "{missing} of the named items do not exist; nothing was reassigned"
+                    ))
+                    .into());
+                }
+                moved
+            }
+            Selection::Owned { owner, kind } => ledger::set_owner_where(
+                c,
+                tenant,
+                owner.as_deref(),
+                kind.as_deref(),
+                (ARCHIVE_KIND, ARCHIVE_ID),
+                &to,
+                &now,
+            )?,
+        };
+        audit::write(
+            c,
+            tenant,
+            &now,
+            who.actor,
+            "content.reassigned",
+            "user",
+            &to,
+            Some(&format!("{{\"items\":{moved}}}")),
+        )?;
+        crate::events::emit_at_commit(
+            c,
+            tenant,
+            "content.reassigned",
+            None,
+            json!({"to": to, "items": moved}),
+            &now,
+        )?;
+        Ok(json!({"to": to, "items": moved}))
+    })
 }
 
 /// Records whose a user-data line is; true when the line is new.

@@ -2,11 +2,10 @@
 //! subject it presented.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::deprovision::disposal::audit;
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
-use crate::store::db::lock_row;
-use crate::store::{Db, StoreError, ledger};
+use crate::store::audit;
+use crate::store::{Db, StoreError, ledger, users};
 
 /// Decides without writing. On a `Db::idle_sqlite` handle this answers
 /// `StoreError::WouldWait` rather than wait for a connection.
@@ -42,13 +41,13 @@ pub fn answer(
         else {
             return Ok(first);
         };
-        lock_row(c, "users", tenant, &uid)?;
+        users::lock(c, tenant, &uid)?;
         let answer = gate::check(c, &dp.keys, &policy, tenant, req)?;
         let still_allowed =
             answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str());
         let issuer = sso.issuer.trim().trim_end_matches('/');
         if still_allowed && ledger::add_sso(c, tenant, &uid, issuer, &sso.subject, &now)? {
-            audit(
+            audit::write(
                 c,
                 tenant,
                 &now,

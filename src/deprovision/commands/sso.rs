@@ -1,10 +1,9 @@
 //! A user's SSO subjects, registered and removed by an admin.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::deprovision::disposal::audit;
 use crate::deprovision::service::Deprov;
 use crate::scim::error::ScimError;
-use crate::store::db::lock_row;
+use crate::store::audit;
 use crate::store::{Db, ledger, users};
 
 /// Issuers compare without surrounding space or a trailing slash.
@@ -26,7 +25,7 @@ pub fn register(
     db.write(|c| {
         // Under the user's lock: a disposal cannot commit in between and leave
         // a subject in the clear on a stub.
-        lock_row(c, "users", who.tenant_id, user_id)?;
+        users::lock(c, who.tenant_id, user_id)?;
         if users::find(c, who.tenant_id, user_id)?.is_none() {
             return Err(ScimError::not_found(format!("no user with id {user_id}")).into());
         }
@@ -36,7 +35,7 @@ pub fn register(
                 ScimError::uniqueness("this SSO subject is registered to another user").into(),
             );
         }
-        Ok(audit(
+        Ok(audit::write(
             c,
             who.tenant_id,
             &now,

@@ -1,9 +1,9 @@
 //! Resuming paused webhook endpoints.
 
 use crate::deprovision::admin::{AdminError, Who};
-use crate::deprovision::disposal::audit;
 use crate::deprovision::service::Deprov;
 use crate::store::Db;
+use crate::store::audit;
 
 /// Un-pauses every paused endpoint of the tenant (delivery resumes where it
 /// stopped) and audits it; returns how many were paused.
@@ -11,7 +11,7 @@ pub fn resume(dp: &Deprov, db: &Db, who: &Who<'_>) -> Result<usize, AdminError> 
     let now = dp.now();
     db.write(|c| {
         let n = crate::store::webhooks::resume_paused(c, who.tenant_id, &now)?;
-        audit(
+        audit::write(
             c,
             who.tenant_id,
             &now,

@@ -1,0 +1,374 @@
+//! Executing a disposal: `execute` checks the person, plans, then runs one
+//! function per step of `STEPS`, calling the hook before each.
+
+use super::plan::{item_action, plan_summary};
+use super::tombstone::{self, Tombstone};
+use super::{ARCHIVE_ID, ARCHIVE_KIND, DisposeInput, Plan, Receipt, reports};
+use crate::deprovision::policy::FolderAction;
+use crate::domain::UserState;
+use crate::scim::fold::fold;
+use crate::store::disposals::{self, NewDisposal, Recipient};
+use crate::store::users::UserRow;
+use crate::store::{AnyConnection, Backend, StoreError, audit, groups, ledger, users};
+use std::collections::BTreeMap;
+
+/// What every step works on: the input, the person as read under lock, the
+/// plan, and the disposal's id.
+struct Run<'a> {
+    inp: &'a DisposeInput<'a>,
+    person: UserRow,
+    plan: Plan,
+    disposal_id: String,
+    /// The disposal row existed before this run.
+    existing: bool,
+    /// The kinds the person owns, in key order.
+    kinds: Vec<String>,
+    /// Personal roots go to the Archive folder.
+    archive: bool,
+}
+
+impl Run<'_> {
+    fn tenant(&self) -> &str {
+        self.inp.tenant_id
+    }
+    fn person_id(&self) -> &str {
+        self.inp.person
+    }
+    fn to(&self) -> Option<&str> {
+        self.plan.target.as_ref().map(|x| x.user_id.as_str())
+    }
+    fn link(&self) -> Option<&str> {
+        self.plan.target.as_ref().map(|x| x.link.as_str())
+    }
+}
+
+/// Applies the policy to everything `person` owns, inside the caller's write
+/// transaction. The caller has checked the person is disposable.
+pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt, StoreError> {
+    let (t, p) = (inp.tenant_id, inp.person);
+    if crate::store::db::backend_of(c) == Backend::Postgres {
+        // Ledger writes take FOR SHARE on the owner row; this waits for them.
+        users::lock(c, t, p)?;
+    }
+    let person = users::get_any(c, t, p)?;
+    // Disposing twice, or disposing a stub, is never right (callers hold the
+    // person's lock and have checked; this is the last line of defence).
+    if !matches!(
+        person.state,
+        UserState::Active | UserState::Suspended | UserState::DeletedPending
+    ) {
+        return Err(StoreError::NotFound);
+    }
+    let plan = plan_summary(
+        c,
+        t,
+        p,
+        person.manager_id.as_deref(),
+        inp.caller,
+        inp.policy,
+    )?;
+    let disposal_id = inp
+        .disposal_id
+        .clone()
+        .unwrap_or_else(|| crate::store::new_id().to_string());
+    let kinds = plan.summary.keys().cloned().collect();
+    let archive = inp.policy.personal_folder.action == FolderAction::Archive
+        && plan.summary.values().any(|a| a.contains_key("archive"));
+    let mut run = Run {
+        inp,
+        person,
+        plan,
+        disposal_id,
+        existing: false,
+        kinds,
+        archive,
+    };
+    (inp.hook)("run")?;
+    start(c, &mut run)?;
+    (inp.hook)("receipt")?;
+    receipt(c, &run)?;
+    (inp.hook)("archive")?;
+    archive_roots(c, &run)?;
+    (inp.hook)("items")?;
+    items(c, &run)?;
+    (inp.hook)("user_data")?;
+    user_data(c, &run)?;
+    (inp.hook)("tombstone")?;
+    let emails = write_tombstone(c, &run)?;
+    (inp.hook)("scrub")?;
+    scrub(c, &run, emails)?;
+    let counts = counts(&run.plan);
+    (inp.hook)("finish")?;
+    finish(c, &run, &counts)?;
+    Ok(Receipt {
+        disposal_id: run.disposal_id,
+        plan_hash: run.plan.hash,
+        counts,
+        target: run.plan.target,
+    })
+}
+
+/// `run`: the disposal's row first (receipt lines reference it), running.
+/// A new id has no row (and no tombstone) yet.
+fn start(c: &mut AnyConnection, run: &mut Run<'_>) -> Result<(), StoreError> {
+    let inp = run.inp;
+    let t = inp.tenant_id;
+    run.existing = inp.disposal_id.is_some() && disposals::exists(c, t, &run.disposal_id)?;
+    if run.existing {
+        disposals::set_running(c, t, &run.disposal_id, inp.cause, inp.actor)
+    } else {
+        disposals::insert(
+            c,
+            &NewDisposal {
+                id: &run.disposal_id,
+                tenant_id: t,
+                user_id: inp.person,
+                state: "running",
+                cause: inp.cause,
+                due_at: inp.now,
+                actor: inp.actor,
+                caller_user_id: inp.caller,
+                created_at: inp.now,
+            },
+        )
+    }
+}
+
+/// `receipt`: the receipt lines first (they record the owner before the
+/// change), set-based, kind by kind in key order so each line lands at the end
+/// of the receipt's key; then the personal roots going to the archive.
+fn receipt(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
+    let policy = run.inp.policy;
+    let skip_roots = policy.personal_folder.action == FolderAction::Archive;
+    for kind in &run.kinds {
+        let (action, to_owner) = item_action(policy, kind, false, run.to());
+        disposals::insert_lines_for_kind(
+            c,
+            run.tenant(),
+            run.person_id(),
+            &run.disposal_id,
+            kind,
+            action,
+            Recipient {
+                to_owner: to_owner.as_deref(),
+                link: run.link(),
+            },
+            skip_roots,
+        )?;
+    }
+    if run.archive {
+        disposals::insert_lines_for_roots(
+            c,
+            run.tenant(),
+            run.person_id(),
+            &run.disposal_id,
+            Recipient {
+                to_owner: run.to(),
+                link: run.link(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// `archive`: personal roots go under the tenant's Archive folder, relabelled,
+/// shared with the new owner.
+fn archive_roots(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
+    if !run.archive {
+        return Ok(());
+    }
+    let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
+    if ledger::find_item(c, t, ARCHIVE_KIND, ARCHIVE_ID)?.is_none() {
+        ledger::upsert_item(
+            c,
+            &ledger::ItemRow {
+                tenant_id: t.into(),
+                kind: ARCHIVE_KIND.into(),
+                item_id: ARCHIVE_ID.into(),
+                owner_id: None,
+                parent_kind: None,
+                parent_id: None,
+                title: Some("Archive".into()),
+                personal_root: false,
+                created_at: now.into(),
+                updated_at: now.into(),
+            },
+        )?;
+    }
+    let template = &run.inp.policy.personal_folder.label;
+    let display = if template.contains("{displayName}") {
+        serde_json::from_str::<serde_json::Value>(&run.person.data)
+            .ok()
+            .and_then(|d| {
+                d.get("displayName")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+    } else {
+        None
+    };
+    let title = label(template, now, &run.disposal_id, display.as_deref());
+    // Shared with the new owner before the roots change hands.
+    if let Some(o) = run.to() {
+        ledger::share_personal_roots(c, t, p, o, now)?;
+    }
+    ledger::archive_personal_roots(c, t, p, (ARCHIVE_KIND, ARCHIVE_ID), &title, run.to(), now)
+}
+
+/// `items`: every other item, one statement per kind and action.
+fn items(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
+    let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
+    for kind in &run.kinds {
+        let (action, to_owner) = item_action(run.inp.policy, kind, false, run.to());
+        match action {
+            "transfer" | "orphan" => {
+                ledger::set_owner_of_kind(c, t, p, kind, to_owner.as_deref(), now)?;
+            }
+            "delete" => ledger::delete_of_kind(c, t, p, kind)?,
+            _ => {} // keep: stays on the person's stub
+        }
+    }
+    Ok(())
+}
+
+/// `user_data`: deleted, anonymised (to a fresh stub for this disposal), or
+/// kept; then the shares granted to the person are removed.
+fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
+    let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
+    let mut anon_stub: Option<String> = None;
+    for (category, (action, _)) in &run.plan.user_data {
+        match action.as_str() {
+            "delete" => ledger::delete_user_data(c, t, p, category)?,
+            "anonymize" => {
+                let stub = match &anon_stub {
+                    Some(s) => s.clone(),
+                    None => {
+                        let id = crate::store::new_id().to_string();
+                        users::insert_stub(c, t, &id, UserState::Stub, now)?;
+                        anon_stub = Some(id.clone());
+                        id
+                    }
+                };
+                ledger::move_user_data(c, t, p, category, &stub, now)?;
+            }
+            _ => {}
+        }
+    }
+    ledger::remove_shares_to(c, t, p)
+}
+
+/// `tombstone`: keyed hashes of every identifier, skipping any that another
+/// active user holds now. Returns the person's emails (value, folded value).
+fn write_tombstone(
+    c: &mut AnyConnection,
+    run: &Run<'_>,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let emails = users::emails_of(c, run.tenant(), run.person_id())?;
+    let t = Tombstone {
+        disposal_id: &run.disposal_id,
+        maybe_written: run.existing,
+        emails: emails.iter().map(|(v, _)| v.clone()).collect(),
+    };
+    tombstone::write(c, run.tenant(), &run.person, &t, run.inp.keys, run.inp.now)?;
+    Ok(emails)
+}
+
+/// `scrub`: reports are repointed at the stub, then the person becomes a
+/// "Deleted User" stub: no emails, SSO subjects, memberships or identifiers.
+fn scrub(
+    c: &mut AnyConnection,
+    run: &Run<'_>,
+    emails: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
+    // The aliases `users::alias_keys` reads, from the rows already in hand.
+    let mut aliases = vec![run.person.user_name_key.clone()];
+    aliases.extend(run.person.external_id.as_deref().map(fold));
+    aliases.extend(emails.into_iter().map(|(_, k)| k));
+    reports::repoint(c, t, p, &aliases, now)?;
+    ledger::remove_all_sso(c, t, p)?;
+    groups::remove_from_all_groups(c, t, p)?;
+    users::scrub_to_stub(c, t, p, run.person.version, now)
+}
+
+/// `finish`: the disposal is done, with its counts, and audited.
+fn finish(
+    c: &mut AnyConnection,
+    run: &Run<'_>,
+    counts: &BTreeMap<String, u64>,
+) -> Result<(), StoreError> {
+    let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
+    let counts_json = serde_json::to_string(counts).unwrap_or_default();
+    disposals::set_done(
+        c,
+        t,
+        &run.disposal_id,
+        &run.plan.hash,
+        &run.plan.policy_digest,
+        &counts_json,
+        now,
+    )?;
+    audit::write(
+        c,
+        t,
+        now,
+        run.inp.actor,
+        "user.disposed",
+        "user",
+        p,
+        Some(&format!("{{\"disposalId\":\"{}\"}}", run.disposal_id)),
+    )
+}
+
+/// The receipt's counts: items per action, user data per action.
+fn counts(plan: &Plan) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for per_kind in plan.summary.values() {
+        for (action, n) in per_kind {
+            *counts.entry(action_count_name(action).into()).or_default() += n;
+        }
+    }
+    for (action, n) in plan.user_data.values() {
+        *counts.entry(format!("userData.{action}")).or_default() += n;
+    }
+    counts
+}
+
+fn action_count_name(action: &str) -> &'static str {
+    match action {
+        "transfer" => "transferred",
+        "orphan" => "orphaned",
+        "delete" => "deleted",
+        "archive" => "archived",
+        _ => "kept",
+    }
+}
+
+fn label(template: &str, now: &str, disposal_id: &str, display_name: Option<&str>) -> String {
+    template
+        .replace("{date}", now.get(..10).unwrap_or(now))
+        .replace("{disposalId}", disposal_id)
+        .replace("{displayName}", display_name.unwrap_or("Deleted User"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn archive_label_fills_its_placeholders() {
+        assert_eq!(
+            label(
+                "(archived {date})",
+                "2026-11-24T10:00:00.000000Z",
+                "d1",
+                None
+            ),
+            "(archived 2026-11-24)"
+        );
+        assert_eq!(
+            label("(from {displayName})", "2026", "d", Some("Ann Lee")),
+            "(from Ann Lee)"
+        );
+    }
+}

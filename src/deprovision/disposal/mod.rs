@@ -1,0 +1,114 @@
+//! Planning and executing a disposal. The plan is computed from the ledger and
+//! the policy (`plan`); execution applies it in the caller's transaction with
+//! set-based statements, one per kind and action, step by step (`execute`,
+//! `STEPS`), writes the receipt, the tombstone (`tombstone`) and the audit
+//! row, and scrubs the person's PII to a stub. Reports naming the person as
+//! their manager are repointed to the stub (`reports`). The SQL is in
+//! `store::{disposals, ledger, users, tombstones}`.
+
+mod execute;
+mod plan;
+mod reports;
+mod tombstone;
+
+pub use execute::execute;
+pub use plan::{plan, plan_hash, plan_summary, resolve_target};
+pub use reports::{is_small, lock_reports};
+pub use tombstone::tombstone_for;
+
+use super::policy::Policy;
+use super::tombstone::TombstoneKeys;
+use crate::store::StoreError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const ARCHIVE_KIND: &str = "folder";
+pub const ARCHIVE_ID: &str = "custodian-archive";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub kind: String,
+    pub id: String,
+    /// transfer | orphan | delete | keep | archive
+    pub action: String,
+    #[serde(rename = "toOwner", skip_serializing_if = "Option::is_none")]
+    pub to_owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedTarget {
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// Which chain link matched: manager, custodian, caller, user:<name>.
+    pub link: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub target: Option<ResolvedTarget>,
+    /// (kind, action) → count
+    pub summary: BTreeMap<String, BTreeMap<String, u64>>,
+    /// category → (action, count)
+    #[serde(rename = "userData", serialize_with = "data_as_objects")]
+    pub user_data: BTreeMap<String, (String, u64)>,
+    #[serde(rename = "policyDigest")]
+    pub policy_digest: String,
+    pub hash: String,
+    #[serde(skip)]
+    pub items: Vec<PlanItem>,
+}
+
+fn data_as_objects<S: serde::Serializer>(
+    m: &BTreeMap<String, (String, u64)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (cat, (action, count)) in m {
+        out.serialize_entry(cat, &serde_json::json!({"action": action, "count": count}))?;
+    }
+    out.end()
+}
+
+/// Everything the executor needs besides the connection.
+pub struct DisposeInput<'a> {
+    pub tenant_id: &'a str,
+    pub person: &'a str,
+    pub caller: Option<&'a str>,
+    pub actor: &'a str,
+    pub cause: &'a str,
+    pub policy: &'a Policy,
+    pub keys: &'a TombstoneKeys,
+    pub now: &'a str,
+    /// The scheduled disposal being completed, if any.
+    pub disposal_id: Option<String>,
+    /// Called before each step (by name); tests make it fail to prove that a
+    /// disposal interrupted anywhere leaves nothing behind. Production: `NO_HOOK`.
+    pub hook: &'a dyn Fn(&str) -> Result<(), StoreError>,
+}
+
+/// The steps of `execute`, in order; each is one function of `execute.rs`.
+pub const STEPS: [&str; 8] = [
+    "run",
+    "receipt",
+    "archive",
+    "items",
+    "user_data",
+    "tombstone",
+    "scrub",
+    "finish",
+];
+
+pub const NO_HOOK: &dyn Fn(&str) -> Result<(), StoreError> = &|_| Ok(());
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    #[serde(rename = "disposalId")]
+    pub disposal_id: String,
+    #[serde(rename = "planHash")]
+    pub plan_hash: String,
+    pub counts: BTreeMap<String, u64>,
+    pub target: Option<ResolvedTarget>,
+}

@@ -1,0 +1,103 @@
+//! The tombstone a disposal leaves: keyed hashes of every identifier the
+//! person had, except those another active user holds now.
+
+use crate::deprovision::evidence;
+use crate::deprovision::tombstone::{IdType, NORM_VERSION, TombstoneKeys, sso_value};
+use crate::scim::fold::fold;
+use crate::store::users::{Key, UserRow};
+use crate::store::{AnyConnection, StoreError, ledger, tombstones, users};
+
+/// Tombstones a person now (a held DELETE), before their disposal runs.
+pub fn tombstone_for(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    disposal_id: &str,
+    keys: &TombstoneKeys,
+    now: &str,
+) -> Result<(), StoreError> {
+    let row = users::get_any(c, tenant, person)?;
+    let emails = users::emails_of(c, tenant, person)?
+        .into_iter()
+        .map(|(value, _)| value)
+        .collect();
+    let tombstone = Tombstone {
+        disposal_id,
+        maybe_written: true,
+        emails,
+    };
+    write(c, tenant, &row, &tombstone, keys, now)
+}
+
+/// A tombstone to write: for which disposal, and the person's emails.
+pub(super) struct Tombstone<'a> {
+    pub disposal_id: &'a str,
+    /// The disposal existed before this run, so a held DELETE may already
+    /// have tombstoned the person for it.
+    pub maybe_written: bool,
+    pub emails: Vec<String>,
+}
+
+pub(super) fn write(
+    c: &mut AnyConnection,
+    t: &str,
+    person: &UserRow,
+    tombstone: &Tombstone<'_>,
+    keys: &TombstoneKeys,
+    now: &str,
+) -> Result<(), StoreError> {
+    let disposal_id = tombstone.disposal_id;
+    // A held DELETE already tombstoned this person for this disposal.
+    if tombstone.maybe_written && tombstones::exists_for(c, t, disposal_id)? {
+        return Ok(());
+    }
+    let p = person.id.as_str();
+    let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
+    if let Some(x) = &person.external_id {
+        ids.push((IdType::ExternalId, x.clone()));
+    }
+    ids.extend(tombstone.emails.iter().map(|e| (IdType::Email, e.clone())));
+    for (issuer, subject) in ledger::sso_of(c, t, p)? {
+        ids.push((IdType::Sso, sso_value(&issuer, &subject)));
+    }
+    let tomb_id = crate::store::new_id().to_string();
+    // Kept even when the hash itself is skipped below: the identity rule
+    // needs to know the person had one ("Identity evidence").
+    let had_external_id = person
+        .external_id
+        .as_deref()
+        .and_then(evidence::external_id)
+        .is_some();
+    tombstones::insert(c, t, &tomb_id, disposal_id, had_external_id, now)?;
+    let mut seen = std::collections::HashSet::new();
+    for (ty, value) in ids {
+        if held_by_other_active(c, t, p, ty, &value)? {
+            continue;
+        }
+        let hash = keys.hash(t, ty, &value);
+        if !seen.insert(hash.clone()) {
+            continue;
+        }
+        tombstones::insert_hash(c, t, &tomb_id, &hash, ty.as_str(), NORM_VERSION)?;
+    }
+    Ok(())
+}
+
+/// An identifier another active user holds is not tombstoned (it is theirs now).
+fn held_by_other_active(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    ty: IdType,
+    value: &str,
+) -> Result<bool, StoreError> {
+    let other = |c: &mut AnyConnection, key, v: &str| {
+        users::active_other_by(c, tenant, key, v, person).map(|o| o.is_some())
+    };
+    match ty {
+        IdType::UserName => other(c, Key::UserName, &fold(value)),
+        IdType::ExternalId => other(c, Key::ExternalId, value.trim()),
+        IdType::Email => users::email_held_by_other_active(c, tenant, &fold(value), person),
+        IdType::Sso => Ok(false),
+    }
+}

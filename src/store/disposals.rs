@@ -1,0 +1,453 @@
+//! Disposals: their rows, receipt lines, schedules and the brake's counters.
+
+use super::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
+use super::error::StoreError;
+use super::schema::{disposal_items, disposals, tenant_counters, tenants, users};
+use super::sql::{Condition, LiteralCondition};
+use diesel::prelude::*;
+
+/// Hands the items of a receipt back to `new_owner` where their recipients
+/// (or nobody, for orphans; the person still, for kept items) hold them now.
+/// One statement.
+pub fn relink_items(
+    c: &mut AnyConnection,
+    tenant: &str,
+    disposal_id: &str,
+    new_owner: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    let mut s = Sql::default();
+    s.push("UPDATE content_items SET owner_id = ")
+        .bind_text(new_owner);
+    s.push(", updated_at = ").bind_text(now);
+    s.push(" WHERE tenant_id = ").bind_text(tenant);
+    s.push(" AND EXISTS (SELECT 1 FROM disposal_items d WHERE d.disposal_id = ")
+        .bind_text(disposal_id);
+    s.push(
+        " AND d.kind = content_items.kind AND d.item_id = content_items.item_id \
+         AND (d.to_owner = content_items.owner_id \
+         OR (d.to_owner IS NULL AND content_items.owner_id IS NULL AND d.action = 'orphan') \
+         OR (d.action = 'keep' AND content_items.owner_id = d.from_owner)))",
+    );
+    execute_sql(c, &s)
+}
+
+/// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
+/// unique index `disposals_open` serves it (a bound list cannot) and diesel
+/// caches the statement.
+const fn open() -> Condition<OpenStates> {
+    Condition::new()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenStates;
+
+impl LiteralCondition for OpenStates {
+    const SQL: &'static str = "disposals.state IN ('scheduled', 'held')";
+}
+
+/// The person's open (scheduled or held) disposal, if any.
+pub fn open_for(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(crate::per_backend!(c, c => disposals::table
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::user_id.eq(user))
+        .filter(open())
+        .select(disposals::id)
+        .first(c)
+        .optional())?)
+}
+
+/// PostgreSQL: locks the disposal row for the rest of the transaction.
+pub fn lock(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<(), StoreError> {
+    super::db::lock_row(c, "disposals", tenant, id)
+}
+
+/// A new disposal row.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDisposal<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub user_id: &'a str,
+    pub state: &'a str,
+    pub cause: &'a str,
+    pub due_at: &'a str,
+    pub actor: &'a str,
+    pub caller_user_id: Option<&'a str>,
+    pub created_at: &'a str,
+}
+
+pub fn insert(c: &mut AnyConnection, d: &NewDisposal<'_>) -> Result<(), StoreError> {
+    crate::per_backend!(c, c => diesel::insert_into(disposals::table)
+        .values((
+            disposals::id.eq(d.id),
+            disposals::tenant_id.eq(d.tenant_id),
+            disposals::user_id.eq(d.user_id),
+            disposals::state.eq(d.state),
+            disposals::cause.eq(d.cause),
+            disposals::due_at.eq(d.due_at),
+            disposals::actor.eq(d.actor),
+            disposals::caller_user_id.eq(d.caller_user_id),
+            disposals::created_at.eq(d.created_at),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn exists(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    let n: i64 = disposals::table
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::id.eq(id))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// An existing disposal starts running, for this cause and actor.
+pub fn set_running(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    cause: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::id.eq(id)),
+    )
+    .set((
+        disposals::state.eq("running"),
+        disposals::cause.eq(cause),
+        disposals::actor.eq(actor),
+    ))
+    .execute(c)?;
+    Ok(())
+}
+
+/// An existing disposal is parked (legal hold or brake), for this cause.
+pub fn set_held(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    cause: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::id.eq(id)),
+    )
+    .set((disposals::state.eq("held"), disposals::cause.eq(cause)))
+    .execute(c)?;
+    Ok(())
+}
+
+/// The disposal is done: its plan hash, policy digest and counts (JSON).
+pub fn set_done(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    plan_hash: &str,
+    policy_digest: &str,
+    counts: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut s = Sql::default();
+    s.push("UPDATE disposals SET state = 'done', plan_hash = ")
+        .bind_text(plan_hash);
+    s.push(", policy_digest = ").bind_text(policy_digest);
+    s.push(", counts = ").bind_text(counts);
+    s.push(", completed_at = ").bind_text(now);
+    s.push(" WHERE tenant_id = ").bind_text(tenant);
+    s.push(" AND id = ").bind_text(id);
+    execute_sql(c, &s)?;
+    Ok(())
+}
+
+/// Who acts on the items in a receipt line: the new owner and the target
+/// chain link that named them.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub to_owner: Option<&'a str>,
+    pub link: Option<&'a str>,
+}
+
+/// Receipt lines for the items of one kind `person` owns (all but personal
+/// roots when `skip_roots`), in item order, before they change hands.
+/// `target_link` is written only with a new owner.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_lines_for_kind(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    disposal_id: &str,
+    kind: &str,
+    action: &str,
+    to: Recipient<'_>,
+    skip_roots: bool,
+) -> Result<(), StoreError> {
+    let mut s = Sql::default();
+    s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
+        .bind_text(disposal_id)
+        .push(", kind, item_id, ")
+        .bind_text(action)
+        .push(", owner_id, ");
+    match to.to_owner {
+        Some(o) => s.bind_text(o),
+        None => s.push("NULL"),
+    };
+    s.push(", ");
+    match (to.to_owner, to.link) {
+        (Some(_), Some(l)) => s.bind_text(l),
+        _ => s.push("NULL"),
+    };
+    s.push(" FROM content_items WHERE tenant_id = ")
+        .bind_text(tenant);
+    s.push(" AND owner_id = ").bind_text(person);
+    s.push(" AND kind = ").bind_text(kind);
+    if skip_roots {
+        s.push(" AND personal_root = FALSE");
+    }
+    s.push(" ORDER BY item_id");
+    execute_sql(c, &s)?;
+    Ok(())
+}
+
+/// Receipt lines (`archive`) for the person's personal roots.
+pub fn insert_lines_for_roots(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    disposal_id: &str,
+    to: Recipient<'_>,
+) -> Result<(), StoreError> {
+    let mut s = Sql::default();
+    s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
+        .bind_text(disposal_id)
+        .push(", kind, item_id, 'archive', owner_id, ");
+    match to.to_owner {
+        Some(o) => s.bind_text(o),
+        None => s.push("NULL"),
+    };
+    s.push(", ");
+    match to.link {
+        Some(l) => s.bind_text(l),
+        None => s.push("NULL"),
+    };
+    s.push(" FROM content_items WHERE tenant_id = ")
+        .bind_text(tenant);
+    s.push(" AND owner_id = ").bind_text(person);
+    s.push(" AND personal_root = TRUE");
+    execute_sql(c, &s)?;
+    Ok(())
+}
+
+/// A pending schedule, with what its due time is computed from.
+#[derive(Debug, Clone, Queryable)]
+pub struct Schedule {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub suspended_at: Option<String>,
+    pub due_at: String,
+}
+
+/// Every tenant's scheduled disposals (a maintenance pass after a policy reload).
+pub fn scheduled(c: &mut AnyConnection) -> Result<Vec<Schedule>, StoreError> {
+    Ok(disposals::table
+        .inner_join(tenants::table)
+        .inner_join(users::table.on(users::id.eq(disposals::user_id)))
+        .filter(disposals::state.eq("scheduled"))
+        .select((
+            disposals::id,
+            disposals::tenant_id,
+            tenants::name,
+            users::suspended_at,
+            disposals::due_at,
+        ))
+        .load(c)?)
+}
+
+pub fn set_due(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    due_at: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::id.eq(id)),
+    )
+    .set(disposals::due_at.eq(due_at))
+    .execute(c)?;
+    Ok(())
+}
+
+/// A scheduled disposal whose time has come.
+#[derive(Debug, Clone, Queryable)]
+pub struct Due {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub user_id: String,
+    pub caller_user_id: Option<String>,
+}
+
+/// Up to `limit` scheduled disposals due at `now`, earliest first (all tenants).
+pub fn due(c: &mut AnyConnection, now: &str, limit: i64) -> Result<Vec<Due>, StoreError> {
+    Ok(disposals::table
+        .inner_join(tenants::table)
+        .filter(disposals::state.eq("scheduled"))
+        .filter(disposals::due_at.le(now))
+        .select((
+            disposals::id,
+            disposals::tenant_id,
+            tenants::name,
+            disposals::user_id,
+            disposals::caller_user_id,
+        ))
+        .order(disposals::due_at)
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Locks a scheduled disposal for this transaction (PostgreSQL: `FOR UPDATE
+/// SKIP LOCKED`); false when it is no longer scheduled or another replica holds it.
+pub fn claim(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[allow(dead_code)]
+        id: String,
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT id FROM disposals WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND id = ").bind_text(id);
+    sql.push(" AND state = 'scheduled'");
+    if backend_of(c) == Backend::Postgres {
+        sql.push(" FOR UPDATE SKIP LOCKED");
+    }
+    Ok(!load_sql::<Row>(c, &sql)?.is_empty())
+}
+
+/// Closes a disposal without running it.
+pub fn set_cancelled(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<(), StoreError> {
+    diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::id.eq(id)),
+    )
+    .set(disposals::state.eq("cancelled"))
+    .execute(c)?;
+    Ok(())
+}
+
+/// Cancels the person's scheduled disposal, and a held one unless a DELETE
+/// caused it; returns how many were cancelled.
+pub fn cancel_for_reactivation(
+    c: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    now: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        disposals::table
+            .filter(disposals::tenant_id.eq(tenant))
+            .filter(disposals::user_id.eq(user))
+            .filter(
+                disposals::state.eq("scheduled").or(disposals::state
+                    .eq("held")
+                    .and(disposals::cause.ne("delete"))),
+            ),
+    )
+    .set((
+        disposals::state.eq("cancelled"),
+        disposals::completed_at.eq(now),
+    ))
+    .execute(c)?)
+}
+
+/// What a release needs to know of a disposal.
+#[derive(Debug, Clone, Queryable)]
+pub struct DisposalRef {
+    pub user_id: String,
+    pub state: String,
+    pub cause: String,
+    pub caller_user_id: Option<String>,
+}
+
+pub fn find(
+    c: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<DisposalRef>, StoreError> {
+    Ok(disposals::table
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::id.eq(id))
+        .select((
+            disposals::user_id,
+            disposals::state,
+            disposals::cause,
+            disposals::caller_user_id,
+        ))
+        .first(c)
+        .optional()?)
+}
+
+/// The new owner of some of a disposed person's items, from their receipt.
+pub fn recipient_of(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+) -> Result<Option<String>, StoreError> {
+    let recipient: Option<Option<String>> = disposal_items::table
+        .inner_join(disposals::table)
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::user_id.eq(person))
+        .filter(disposal_items::to_owner.is_not_null())
+        .select(disposal_items::to_owner)
+        .first(c)
+        .optional()?;
+    Ok(recipient.flatten())
+}
+
+/// Counts a completed disposal on the tenant's counter (the brake reads it).
+/// The caller holds the counter row.
+pub fn count_done(c: &mut AnyConnection, tenant: &str) -> Result<(), StoreError> {
+    let mut q = Sql::default();
+    q.push("UPDATE tenant_counters SET disposals_done = disposals_done + 1 WHERE tenant_id = ")
+        .bind_text(tenant);
+    if execute_sql(c, &q)? != 1 {
+        return Err(StoreError::Corrupt(
+            "the tenant's counter row is missing".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Disposals of the tenant completed at or after `since`.
+pub fn done_since(c: &mut AnyConnection, tenant: &str, since: &str) -> Result<i64, StoreError> {
+    Ok(disposals::table
+        .filter(disposals::tenant_id.eq(tenant))
+        .filter(disposals::state.eq("done"))
+        .filter(disposals::completed_at.ge(since))
+        .count()
+        .get_result(c)?)
+}
+
+/// Trips (`Some(now)`) or re-arms (`None`) the tenant's brake.
+pub fn set_brake(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tripped_at: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(tenant_counters::table.filter(tenant_counters::tenant_id.eq(tenant)))
+        .set(tenant_counters::brake_tripped_at.eq(tripped_at))
+        .execute(c)?;
+    Ok(())
+}
