@@ -46,11 +46,24 @@ impl std::fmt::Debug for ApiError {
     }
 }
 
+/// A domain refusal keeps its status and `scimType`; deprovisioning's get theirs here.
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Scim(s) => ApiError::Scim(s),
             ServiceError::Store(s) => ApiError::Store(s),
+            ServiceError::NoUser(id) => {
+                ApiError::Scim(ScimError::not_found(format!("no user with id {id}")))
+            }
+            ServiceError::NoDisposal(id) => {
+                ApiError::Scim(ScimError::not_found(format!("no disposal with id {id}")))
+            }
+            ServiceError::PlanChanged(h) => {
+                ApiError::Scim(ScimError::precondition_failed(format!(
+                    "the disposal plan has changed since it was previewed; the current plan hash is {h}"
+                )))
+            }
+            ServiceError::Conflict(d) => ApiError::Scim(ScimError::new(409, None, d)),
         }
     }
 }
