@@ -228,6 +228,38 @@ mod tests {
         assert!(!d.contains("jane") && d.contains("400"), "{d}");
     }
 
+    /// A deprovisioning refusal reaches HTTP with its own status and detail,
+    /// never as a 500.
+    #[test]
+    fn service_refusals_keep_their_status() {
+        let cases = [
+            (ServiceError::NoUser("u1".into()), 404, "no user with id u1"),
+            (
+                ServiceError::NoDisposal("d1".into()),
+                404,
+                "no disposal with id d1",
+            ),
+            (
+                ServiceError::PlanChanged("h2".into()),
+                412,
+                "the current plan hash is h2",
+            ),
+            (ServiceError::Conflict("held".into()), 409, "held"),
+        ];
+        for (e, status, detail) in cases {
+            let (s, b, _, _) = body_of(ApiError::from(e));
+            assert_eq!(s, status);
+            assert!(
+                b["detail"].as_str().is_some_and(|d| d.contains(detail)),
+                "{b}"
+            );
+        }
+        let (s, b, _, _) = body_of(ApiError::from(ServiceError::Scim(ScimError::uniqueness(
+            "taken",
+        ))));
+        assert_eq!((s, b["scimType"].as_str()), (409, Some("uniqueness")));
+    }
+
     #[test]
     fn mapping() {
         let (s, b, _, www) = body_of(ApiError::Auth(AuthError::Invalid));
