@@ -5,6 +5,7 @@
 use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
+use crate::service_error::ServiceError;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
 // The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
@@ -40,20 +41,6 @@ pub struct Requester<'a> {
     /// The `caller` target stored with a schedule (grace expiry acts for the token
     /// that suspended the person); overrides `acts_as`.
     pub caller_user_id: Option<&'a str>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeprovError {
-    #[error("no user with id {0}")]
-    NotFound(String),
-    #[error("the plan has changed since it was previewed (now {0})")]
-    PlanChanged(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("no disposal with id {0}")]
-    NoDisposal(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl Deprov {
@@ -120,11 +107,11 @@ impl Deprov {
     }
 
     /// The plan a disposal of `user_id` would apply now.
-    pub fn preview(&self, db: &Db, r: &Requester<'_>, user_id: &str) -> Result<Plan, DeprovError> {
+    pub fn preview(&self, db: &Db, r: &Requester<'_>, user_id: &str) -> Result<Plan, ServiceError> {
         let policy = self.policy(r.tenant_name);
         db.read(|c| {
             let row = users::find(c, r.tenant_id, user_id)?
-                .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+                .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
             Ok(disposal::plan(
                 c,
@@ -147,7 +134,7 @@ impl Deprov {
         user_id: &str,
         cause: &str,
         expected_hash: Option<&str>,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
         // One lock order on every path: the person, then their disposal row, then
@@ -156,7 +143,7 @@ impl Deprov {
         // the second finds the person gone.
         users::lock(c, r.tenant_id, user_id)?;
         let row = users::find(c, r.tenant_id, user_id)?
-            .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+            .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
         let open = disposals::open_for(c, r.tenant_id, user_id)?;
         if let Some(id) = &open {
@@ -173,7 +160,7 @@ impl Deprov {
                 &policy,
             )?;
             if p.hash != h.trim_matches('"') {
-                return Err(DeprovError::PlanChanged(p.hash));
+                return Err(ServiceError::PlanChanged(p.hash));
             }
         }
         if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
@@ -193,7 +180,7 @@ impl Deprov {
         caller: Option<String>,
         policy: &Policy,
         now: &str,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let receipt = disposal::execute(
             c,
             &DisposeInput {
@@ -292,7 +279,7 @@ impl Deprov {
         open: Option<String>,
         reason: &'static str,
         now: &str,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let id = match open {
             Some(id) => {
                 disposals::set_held(c, r.tenant_id, &id, cause)?;
@@ -391,13 +378,13 @@ impl Deprov {
         db: &Db,
         r: &Requester<'_>,
         disposal_id: &str,
-    ) -> Result<Receipt, DeprovError> {
+    ) -> Result<Receipt, ServiceError> {
         let policy = self.policy(r.tenant_name);
         let now = self.now();
-        let out = db.write_long(|c| -> Result<Receipt, DeprovError> {
-            let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, DeprovError> {
+        let out = db.write_long(|c| -> Result<Receipt, ServiceError> {
+            let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, ServiceError> {
                 disposals::find(c, r.tenant_id, disposal_id)?
-                    .ok_or_else(|| DeprovError::NoDisposal(disposal_id.into()))
+                    .ok_or_else(|| ServiceError::NoDisposal(disposal_id.into()))
             };
             let first = find(c)?;
             // Lock order: the person, then the disposal; then re-read both.
@@ -414,19 +401,19 @@ impl Deprov {
             // "Locking"): events no longer take it until the commit.
             crate::events::lock_tenant(c, r.tenant_id)?;
             if state != "held" {
-                return Err(DeprovError::Conflict(format!(
+                return Err(ServiceError::Conflict(format!(
                     "disposal {disposal_id} is {state}, not held"
                 )));
             }
             let (user_state, legal_hold) = users::state_and_hold(c, r.tenant_id, &user_id)?;
             if user_state == "active" {
-                return Err(DeprovError::Conflict(
+                return Err(ServiceError::Conflict(
                     "the person is active again; a held disposal of an active person is not run"
                         .into(),
                 ));
             }
             if legal_hold {
-                return Err(DeprovError::Conflict(
+                return Err(ServiceError::Conflict(
                     "the user is under legal hold; lift it before releasing".into(),
                 ));
             }
@@ -448,7 +435,7 @@ impl Deprov {
             )? {
                 Outcome::Disposed(receipt) => Ok(receipt),
                 Outcome::Held { .. } => {
-                    Err(DeprovError::Conflict("the disposal is still held".into()))
+                    Err(ServiceError::Conflict("the disposal is still held".into()))
                 }
             }
         })?;
@@ -481,11 +468,11 @@ impl Deprov {
         r: &Requester<'_>,
         user_id: &str,
         on: bool,
-    ) -> Result<(), DeprovError> {
+    ) -> Result<(), ServiceError> {
         let now = self.now();
         db.write(|c| {
             if !users::set_legal_hold(c, r.tenant_id, user_id, on)? {
-                return Err(DeprovError::NotFound(user_id.into()));
+                return Err(ServiceError::NoUser(user_id.into()));
             }
             audit::write(
                 c,
@@ -602,7 +589,7 @@ impl Deprov {
             caller_user_id: caller,
         } in due
         {
-            let ran = db.write_long(|c| -> Result<bool, DeprovError> {
+            let ran = db.write_long(|c| -> Result<bool, ServiceError> {
                 // Same lock order as every other path: the person, then the disposal.
                 users::lock(c, &tenant_id, &user_id)?;
                 let claimed = disposals::claim(c, &tenant_id, &id)?;
@@ -619,7 +606,7 @@ impl Deprov {
                 match self.dispose_in(c, &r, &user_id, "grace", None) {
                     Ok(Outcome::Disposed(_)) => Ok(true),
                     Ok(Outcome::Held { .. }) => Ok(false),
-                    Err(DeprovError::NotFound(_)) => {
+                    Err(ServiceError::NoUser(_)) => {
                         // Already disposed or deleted meanwhile: close the schedule.
                         disposals::set_cancelled(c, &tenant_id, &id)?;
                         Ok(false)

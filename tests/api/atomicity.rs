@@ -1,10 +1,10 @@
 //! Disposal is all or nothing, and the preview is exactly what executes.
 
+use crate::common::schema::*;
 use crate::common::{Backend, TestApp, spawn_app};
 use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
 use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
 use custodian::provisioning::{Caller, Services};
-use custodian::store::schema::*;
 use custodian::store::{StoreError, ledger};
 use diesel::prelude::*;
 use proptest::prelude::*;

@@ -1,6 +1,7 @@
 //! Disposing now, from the admin API.
 
-use crate::deprovision::service::{Deprov, DeprovError, Outcome, Requester};
+use crate::deprovision::service::{Deprov, Outcome, Requester};
+use crate::service_error::ServiceError;
 use crate::store::Db;
 
 /// Disposes `user_id` in one long write (`If-Match` gives `expected_hash`),
@@ -11,7 +12,7 @@ pub fn dispose(
     r: &Requester<'_>,
     user_id: &str,
     expected_hash: Option<&str>,
-) -> Result<Outcome, DeprovError> {
+) -> Result<Outcome, ServiceError> {
     let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, "admin", expected_hash))?;
     db.checkpoint_soon();
     Ok(outcome)
