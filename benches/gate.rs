@@ -15,7 +15,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use custodian::deprovision::gate::{self, GateRequest};
 use custodian::deprovision::policy::PolicySet;
-use custodian::deprovision::service::{Deprov, SystemClock};
+use custodian::clock::SystemClock;
+use custodian::deprovision::service::Deprov;
 use custodian::deprovision::setup;
 use custodian::deprovision::tombstone::TombstoneKeys;
 use custodian::provisioning::{Caller, Services, users};

@@ -7,10 +7,6 @@ use crate::store::{AnyConnection, StoreError, audit, disposals, users};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-// The admin handlers name these here; they run a transaction each, so they
-// live with the other commands.
-pub use super::commands::content::{list_items, transfer};
-
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]

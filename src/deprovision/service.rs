@@ -7,8 +7,7 @@ use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
-// The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::clock::Clock;
 use std::sync::{Arc, RwLock};
 
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.

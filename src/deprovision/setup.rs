@@ -1,7 +1,8 @@
 //! Start-up: the policy, the tombstone keys and their check value.
 
 use super::policy::{self, PolicySet};
-use super::service::{Clock, Deprov};
+use super::service::Deprov;
+use crate::clock::Clock;
 use super::tombstone::TombstoneKeys;
 use crate::config::Settings;
 use crate::store::deployment;

@@ -4,7 +4,8 @@
 
 use custodian::auth::{Scope, create_token};
 use custodian::deprovision::policy::{self, PolicySet};
-use custodian::deprovision::service::{Deprov, ManualClock};
+use custodian::clock::ManualClock;
+use custodian::deprovision::service::Deprov;
 use custodian::deprovision::setup;
 use custodian::deprovision::tombstone::TombstoneKeys;
 use std::sync::Arc;

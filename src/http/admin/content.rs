@@ -1,7 +1,7 @@
 //! `/content…`, `/user-data/…`, `/users/{id}/transfer`: the content ledger.
 
 use super::{body, created_or_ok, ok, query, who};
-use crate::deprovision::admin::{self as dadmin, ItemBody, ParentRef, UserDataLine};
+use crate::deprovision::admin::{ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::commands::content::{self as cmd, Selection};
 use crate::http::auth::{AdminCaller, AdminUpload, LedgerCaller, LedgerUpload};
 use crate::http::error::ApiError;
@@ -88,7 +88,7 @@ pub(super) async fn list(
         limit: page.limit,
     };
     let st = state.clone();
-    let v = blocking(move || Ok(dadmin::list_items(&st.svc.db, &w.caller.tenant_id, &q)?)).await?;
+    let v = blocking(move || Ok(cmd::list_items(&st.svc.db, &w.caller.tenant_id, &q)?)).await?;
     Ok(ok(StatusCode::OK, v))
 }
 
@@ -207,7 +207,7 @@ pub(super) async fn transfer(
     let id = id.into_inner();
     let v = blocking(move || {
         let svc = &st.svc;
-        Ok(dadmin::transfer(
+        Ok(cmd::transfer(
             &svc.deprov,
             &svc.db,
             &who(&w.caller),
