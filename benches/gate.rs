@@ -13,9 +13,9 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use custodian::clock::SystemClock;
 use custodian::deprovision::gate::{self, GateRequest};
 use custodian::deprovision::policy::PolicySet;
-use custodian::clock::SystemClock;
 use custodian::deprovision::service::Deprov;
 use custodian::deprovision::setup;
 use custodian::deprovision::tombstone::TombstoneKeys;
@@ -123,7 +123,11 @@ fn benches(c: &mut Criterion) {
     .map(|(name, who, expected)| (name, request(who), expected));
     for (name, req, expected) in &cases {
         let a = check(req).expect("gate check");
-        assert_eq!((a.decision, a.reason), *expected, "gate/{name}");
+        assert_eq!(
+            (a.decision.as_str(), a.reason.as_str()),
+            *expected,
+            "gate/{name}"
+        );
     }
     assert_eq!(
         check(&cases[0].1).expect("gate check").user_id.as_deref(),

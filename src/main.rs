@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand, TombstoneCommand};
-use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::clock::{Clock, SystemClock};
+use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::deprovision::service::Deprov;
 use custodian::store::{self, Db};
 use secrecy::ExposeSecret;

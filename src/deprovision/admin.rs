@@ -1,6 +1,7 @@
 //! Admin and ledger operations (the `/admin/v1` surface's domain side).
 
 use super::service::Deprov;
+use crate::domain::UserState;
 use crate::scim::error::ScimError;
 use crate::store::ledger::{self, ItemRow};
 use crate::store::{AnyConnection, StoreError, audit, disposals, users};
@@ -59,16 +60,16 @@ pub(super) fn check_owner(
     owner: &str,
 ) -> Result<String, AdminError> {
     users::lock_shared(c, who.tenant_id, owner)?;
-    match users::state_of(c, who.tenant_id, owner)?.as_deref() {
-        Some("active") | Some("suspended") => Ok(owner.to_string()),
+    match users::state_of(c, who.tenant_id, owner)? {
+        Some(UserState::Active | UserState::Suspended) => Ok(owner.to_string()),
         // DELETE held by the brake or a legal hold: no forwarding while pending.
-        Some("deleted_pending") => Err(ScimError::new(
+        Some(UserState::DeletedPending) => Err(ScimError::new(
             409,
             None,
             format!("owner {owner} was deleted and their disposal is pending; new content cannot be given to them"),
         )
         .into()),
-        Some("disposed") => {
+        Some(UserState::Disposed) => {
             let recipient = disposals::recipient_of(c, who.tenant_id, owner)?;
             match (&recipient, dp.policy(who.tenant_name).forward_new_content) {
                 (Some(r), true) => Ok(r.clone()),
@@ -81,7 +82,7 @@ pub(super) fn check_owner(
                 (None, _) => Err(ScimError::new(409, None, format!("owner {owner} was deprovisioned and their content has no recipient")).into()),
             }
         }
-        _ => Err(
+        Some(UserState::Stub) | None => Err(
             ScimError::invalid_value(format!("owner {owner} is not a user of this tenant")).into(),
         ),
     }
@@ -99,8 +100,8 @@ pub(super) fn resolve_owner_name(
 
 pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreError> {
     let owner_state = match &row.owner_id {
-        None => "orphaned".to_string(),
-        Some(o) => users::state_of(c, &row.tenant_id, o)?.unwrap_or_else(|| "unknown".into()),
+        None => "orphaned",
+        Some(o) => users::state_of(c, &row.tenant_id, o)?.map_or("unknown", UserState::as_str),
     };
     let shared = ledger::shared_with(c, &row.tenant_id, &row.kind, &row.item_id)?;
     Ok(json!({

@@ -5,9 +5,10 @@
 use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
+use crate::clock::Clock;
+use crate::domain::{Cause, DisposalState, EventType, UserState};
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
-use crate::clock::Clock;
 use std::sync::{Arc, RwLock};
 
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
@@ -144,7 +145,7 @@ impl Deprov {
         c: &mut AnyConnection,
         r: &Requester<'_>,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         expected_hash: Option<&str>,
     ) -> Result<Outcome, DeprovError> {
         let policy = self.policy(r.tenant_name);
@@ -187,7 +188,7 @@ impl Deprov {
         c: &mut AnyConnection,
         r: &Requester<'_>,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         open: Option<String>,
         caller: Option<String>,
         policy: &Policy,
@@ -214,7 +215,7 @@ impl Deprov {
         crate::events::emit_at_commit(
             c,
             r.tenant_id,
-            "user.disposed",
+            EventType::UserDisposed,
             Some(user_id),
             serde_json::json!({
                 "disposalId": receipt.disposal_id,
@@ -258,7 +259,7 @@ impl Deprov {
             crate::events::emit_at_commit(
                 c,
                 r.tenant_id,
-                "brake.tripped",
+                EventType::BrakeTripped,
                 None,
                 serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
                 now,
@@ -287,7 +288,7 @@ impl Deprov {
         c: &mut AnyConnection,
         r: &Requester<'_>,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         open: Option<String>,
         reason: &'static str,
         now: &str,
@@ -305,7 +306,7 @@ impl Deprov {
                         id: &id,
                         tenant_id: r.tenant_id,
                         user_id,
-                        state: "held",
+                        state: DisposalState::Held,
                         cause,
                         due_at: now,
                         actor: r.actor,
@@ -317,12 +318,12 @@ impl Deprov {
             }
         };
         match cause {
-            "delete" => {
+            Cause::Delete => {
                 disposal::tombstone_for(c, r.tenant_id, user_id, &id, &self.keys, now)?;
                 crate::store::groups::remove_from_all_groups(c, r.tenant_id, user_id)?;
                 users::set_deleted_pending(c, r.tenant_id, user_id, now)?;
             }
-            "admin" => {
+            Cause::Admin => {
                 // Suspend: state, column and document together (the document is canonical).
                 if let Some((data, version)) = users::active_doc(c, r.tenant_id, user_id)? {
                     // An unreadable document is not replaced: the hold fails and says whose.
@@ -351,19 +352,19 @@ impl Deprov {
                     crate::events::emit_at_commit(
                         c,
                         r.tenant_id,
-                        "user.suspended",
+                        EventType::UserSuspended,
                         Some(user_id),
                         serde_json::json!({}),
                         now,
                     )?;
                 }
             }
-            _ => {}
+            Cause::Grace | Cause::Reuse => {}
         }
         crate::events::emit_at_commit(
             c,
             r.tenant_id,
-            "disposal.held",
+            EventType::DisposalHeld,
             Some(user_id),
             serde_json::json!({"disposalId": id, "reason": reason}),
             now,
@@ -412,13 +413,13 @@ impl Deprov {
             // Then the tenant's counter, before any content row moves (DESIGN-NOTES
             // "Locking"): events no longer take it until the commit.
             crate::events::lock_tenant(c, r.tenant_id)?;
-            if state != "held" {
+            if state != DisposalState::Held {
                 return Err(DeprovError::Conflict(format!(
                     "disposal {disposal_id} is {state}, not held"
                 )));
             }
             let (user_state, legal_hold) = users::state_and_hold(c, r.tenant_id, &user_id)?;
-            if user_state == "active" {
+            if user_state == UserState::Active {
                 return Err(DeprovError::Conflict(
                     "the person is active again; a held disposal of an active person is not run"
                         .into(),
@@ -439,7 +440,7 @@ impl Deprov {
                 c,
                 r,
                 &user_id,
-                &cause,
+                cause,
                 Some(disposal_id.to_string()),
                 caller,
                 &policy,
@@ -532,8 +533,8 @@ impl Deprov {
                 id: &id,
                 tenant_id: r.tenant_id,
                 user_id,
-                state: "scheduled",
-                cause: "grace",
+                state: DisposalState::Scheduled,
+                cause: Cause::Grace,
                 due_at: &due,
                 actor: r.actor,
                 caller_user_id: caller.as_deref(),
@@ -543,7 +544,7 @@ impl Deprov {
         crate::events::emit_at_commit(
             c,
             r.tenant_id,
-            "disposal.scheduled",
+            EventType::DisposalScheduled,
             Some(user_id),
             serde_json::json!({"dueAt": time::format(now + grace)}),
             &time::format(now),
@@ -615,7 +616,7 @@ impl Deprov {
                     acts_as: None,
                     caller_user_id: caller.as_deref(),
                 };
-                match self.dispose_in(c, &r, &user_id, "grace", None) {
+                match self.dispose_in(c, &r, &user_id, Cause::Grace, None) {
                     Ok(Outcome::Disposed(_)) => Ok(true),
                     Ok(Outcome::Held { .. }) => Ok(false),
                     Err(DeprovError::NotFound(_)) => {

@@ -2,8 +2,8 @@
 
 use super::policy::{self, PolicySet};
 use super::service::Deprov;
-use crate::clock::Clock;
 use super::tombstone::TombstoneKeys;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::deployment;
 use crate::store::{Backend, Db, StoreError};

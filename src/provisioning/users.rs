@@ -288,10 +288,10 @@ fn create_in(
                 now,
             )?;
             if row.state == UserState::Suspended {
-                crate::events::emit(
+                crate::events::emit_at_commit(
                     c,
                     &caller.tenant_id,
-                    EventType::UserSuspended.as_str(),
+                    EventType::UserSuspended,
                     Some(&row.id),
                     json!({}),
                     now,
@@ -358,10 +358,10 @@ fn create_in(
                 // Re-read under the lock, the holder now disagrees: the general rule.
                 Written::DisposeHolder(row) => return Ok(Created::DisposeFirst(row.id)),
             };
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserRestored.as_str(),
+                EventType::UserRestored,
                 Some(&row.id),
                 json!({}),
                 now,
@@ -404,7 +404,7 @@ fn dispose_previous(
         }
         match svc
             .deprov
-            .dispose_in(c, &caller.requester(), holder, Cause::Reuse.as_str(), None)?
+            .dispose_in(c, &caller.requester(), holder, Cause::Reuse, None)?
         {
             Outcome::Disposed(r) => {
                 audit_user(c, caller, "identity.reused", holder, None, &now)?;
@@ -509,10 +509,10 @@ fn write_doc(
         (UserState::Active, UserState::Suspended) => {
             audit_user(c, caller, "user.suspended", &row.id, None, now)?;
             // Event first: the platform ends sessions at once.
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserSuspended.as_str(),
+                EventType::UserSuspended,
                 Some(&row.id),
                 json!({}),
                 now,
@@ -522,10 +522,10 @@ fn write_doc(
         (UserState::Suspended, UserState::Active) => {
             audit_user(c, caller, "user.reactivated", &row.id, None, now)?;
             svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserReactivated.as_str(),
+                EventType::UserReactivated,
                 Some(&row.id),
                 json!({}),
                 now,
@@ -975,7 +975,7 @@ pub fn delete(
         // the tombstone is written, the person becomes a stub (404 from now on).
         match svc
             .deprov
-            .dispose_in(c, &caller.requester(), id, Cause::Delete.as_str(), None)?
+            .dispose_in(c, &caller.requester(), id, Cause::Delete, None)?
         {
             Outcome::Disposed(r) => {
                 tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")

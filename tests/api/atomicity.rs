@@ -3,6 +3,7 @@
 use crate::common::{Backend, TestApp, spawn_app};
 use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
 use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
+use custodian::domain::Cause;
 use custodian::provisioning::{Caller, Services};
 use custodian::store::schema::*;
 use custodian::store::{StoreError, ledger};
@@ -135,7 +136,7 @@ fn run(
                 person,
                 caller: None,
                 actor: "test",
-                cause: "delete",
+                cause: Cause::Delete,
                 policy,
                 keys: &app.deprov.keys,
                 now: &now,
@@ -352,7 +353,7 @@ async fn preview_is_receipt(b: Backend) {
                         (
                             i.kind.clone(),
                             i.id.clone(),
-                            i.action.clone(),
+                            i.action.to_string(),
                             i.to_owner.clone(),
                         )
                     })

@@ -3,6 +3,7 @@
 use crate::deprovision::admin::{self, AdminError, ItemBody, ParentRef, UserDataLine, Who};
 use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
+use crate::domain::{EventType, UserState};
 use crate::scim::error::ScimError;
 use crate::store::ledger::{self, ItemQuery};
 use crate::store::{Db, audit, users};
@@ -68,7 +69,9 @@ pub fn transfer(
     let now = dp.now();
     // Moves everything the person owns, like a disposal: a transaction of its own.
     db.write_long(|c| {
-        if users::state_of(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
+        if users::state_of(c, who.tenant_id, from)?
+            .is_none_or(|s| matches!(s, UserState::Disposed | UserState::Stub))
+        {
             return Err(ScimError::not_found(format!("no user with id {from}")).into());
         }
         if from == to {
@@ -94,7 +97,7 @@ pub fn transfer(
         crate::events::emit_at_commit(
             c,
             who.tenant_id,
-            "content.reassigned",
+            EventType::ContentReassigned,
             Some(from),
             json!({"to": to, "items": items, "userData": data}),
             &now,
@@ -175,7 +178,7 @@ pub fn reassign(
         crate::events::emit_at_commit(
             c,
             tenant,
-            "content.reassigned",
+            EventType::ContentReassigned,
             None,
             json!({"to": to, "items": moved}),
             &now,

@@ -1,6 +1,7 @@
 //! Disposing now, from the admin API.
 
 use crate::deprovision::service::{Deprov, DeprovError, Outcome, Requester};
+use crate::domain::Cause;
 use crate::store::Db;
 
 /// Disposes `user_id` in one long write (`If-Match` gives `expected_hash`),
@@ -12,7 +13,7 @@ pub fn dispose(
     user_id: &str,
     expected_hash: Option<&str>,
 ) -> Result<Outcome, DeprovError> {
-    let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, "admin", expected_hash))?;
+    let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, Cause::Admin, expected_hash))?;
     db.checkpoint_soon();
     Ok(outcome)
 }

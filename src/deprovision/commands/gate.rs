@@ -4,6 +4,7 @@
 use crate::deprovision::admin::{AdminError, Who};
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
+use crate::domain::GateDecision;
 use crate::store::audit;
 use crate::store::{Db, StoreError, ledger, users};
 
@@ -36,15 +37,15 @@ pub fn answer(
     let tenant = who.tenant_id;
     db.write(|c| {
         let first = gate::check(c, &dp.keys, &policy, tenant, req)?;
-        let (Some(uid), Some(sso), "allow") =
+        let (Some(uid), Some(sso), GateDecision::Allow) =
             (first.user_id.clone(), req.sso.clone(), first.decision)
         else {
             return Ok(first);
         };
         users::lock(c, tenant, &uid)?;
         let answer = gate::check(c, &dp.keys, &policy, tenant, req)?;
-        let still_allowed =
-            answer.decision == "allow" && answer.user_id.as_deref() == Some(uid.as_str());
+        let still_allowed = answer.decision == GateDecision::Allow
+            && answer.user_id.as_deref() == Some(uid.as_str());
         let issuer = sso.issuer.trim().trim_end_matches('/');
         if still_allowed && ledger::add_sso(c, tenant, &uid, issuer, &sso.subject, &now)? {
             audit::write(

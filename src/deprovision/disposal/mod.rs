@@ -18,6 +18,7 @@ pub use tombstone::tombstone_for;
 
 use super::policy::Policy;
 use super::tombstone::TombstoneKeys;
+use crate::domain::{Cause, ItemAction};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,8 +30,7 @@ pub const ARCHIVE_ID: &str = "custodian-archive";
 pub struct PlanItem {
     pub kind: String,
     pub id: String,
-    /// transfer | orphan | delete | keep | archive
-    pub action: String,
+    pub action: ItemAction,
     #[serde(rename = "toOwner", skip_serializing_if = "Option::is_none")]
     pub to_owner: Option<String>,
 }
@@ -48,11 +48,12 @@ pub struct Plan {
     #[serde(rename = "userId")]
     pub user_id: String,
     pub target: Option<ResolvedTarget>,
-    /// (kind, action) → count
-    pub summary: BTreeMap<String, BTreeMap<String, u64>>,
+    /// (kind, action) → count; actions are listed in the order of their text.
+    #[serde(serialize_with = "actions_by_text")]
+    pub summary: BTreeMap<String, BTreeMap<ItemAction, u64>>,
     /// category → (action, count)
     #[serde(rename = "userData", serialize_with = "data_as_objects")]
-    pub user_data: BTreeMap<String, (String, u64)>,
+    pub user_data: BTreeMap<String, (ItemAction, u64)>,
     #[serde(rename = "policyDigest")]
     pub policy_digest: String,
     pub hash: String,
@@ -60,8 +61,22 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
 }
 
+fn actions_by_text<S: serde::Serializer>(
+    m: &BTreeMap<String, BTreeMap<ItemAction, u64>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (kind, per_action) in m {
+        let by_text: BTreeMap<&str, u64> =
+            per_action.iter().map(|(a, n)| (a.as_str(), *n)).collect();
+        out.serialize_entry(kind, &by_text)?;
+    }
+    out.end()
+}
+
 fn data_as_objects<S: serde::Serializer>(
-    m: &BTreeMap<String, (String, u64)>,
+    m: &BTreeMap<String, (ItemAction, u64)>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
@@ -78,7 +93,7 @@ pub struct DisposeInput<'a> {
     pub person: &'a str,
     pub caller: Option<&'a str>,
     pub actor: &'a str,
-    pub cause: &'a str,
+    pub cause: Cause,
     pub policy: &'a Policy,
     pub keys: &'a TombstoneKeys,
     pub now: &'a str,
