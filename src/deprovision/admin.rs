@@ -1,7 +1,7 @@
 //! Admin and ledger operations (the `/admin/v1` surface's domain side).
 
 use super::service::Deprov;
-use crate::domain::UserState;
+use crate::domain::{Actor, UserState};
 use crate::scim::error::ScimError;
 use crate::store::ledger::{self, ItemRow};
 use crate::store::{AnyConnection, StoreError, audit, disposals, users};
@@ -14,12 +14,6 @@ pub enum AdminError {
     Scim(#[from] ScimError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-pub struct Who<'a> {
-    pub tenant_id: &'a str,
-    pub tenant_name: &'a str,
-    pub actor: &'a str,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,11 +50,11 @@ pub struct ParentRef {
 pub(super) fn check_owner(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     owner: &str,
 ) -> Result<String, AdminError> {
-    users::lock_shared(c, who.tenant_id, owner)?;
-    match users::state_of(c, who.tenant_id, owner)? {
+    users::lock_shared(c, &who.tenant_id, owner)?;
+    match users::state_of(c, &who.tenant_id, owner)? {
         Some(UserState::Active | UserState::Suspended) => Ok(owner.to_string()),
         // DELETE held by the brake or a legal hold: no forwarding while pending.
         Some(UserState::DeletedPending) => Err(ScimError::new(
@@ -70,8 +64,8 @@ pub(super) fn check_owner(
         )
         .into()),
         Some(UserState::Disposed) => {
-            let recipient = disposals::recipient_of(c, who.tenant_id, owner)?;
-            match (&recipient, dp.policy(who.tenant_name).forward_new_content) {
+            let recipient = disposals::recipient_of(c, &who.tenant_id, owner)?;
+            match (&recipient, dp.policy(&who.tenant_name).forward_new_content) {
                 (Some(r), true) => Ok(r.clone()),
                 (Some(r), false) => Err(ScimError::new(
                     409,
@@ -139,7 +133,7 @@ fn valid_key(what: &str, v: &str) -> Result<(), ScimError> {
 pub fn put_item(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     kind: &str,
     id: &str,
     body: &ItemBody,
@@ -169,14 +163,14 @@ pub fn put_item(
     let owner = match (&body.owner, &body.owner_user_name) {
         (Some(o), _) => Some(check_owner(dp, c, who, o)?),
         (None, Some(n)) => {
-            let o = resolve_owner_name(c, who.tenant_id, n)?;
+            let o = resolve_owner_name(c, &who.tenant_id, n)?;
             Some(check_owner(dp, c, who, &o)?)
         }
         (None, None) => None,
     };
     let now = dp.now();
     let row = ItemRow {
-        tenant_id: who.tenant_id.into(),
+        tenant_id: who.tenant_id.clone(),
         kind: kind.into(),
         item_id: id.into(),
         owner_id: owner,
@@ -190,9 +184,9 @@ pub fn put_item(
     let created = ledger::upsert_item(c, &row)?;
     audit::write(
         c,
-        who.tenant_id,
+        &who.tenant_id,
         &now,
-        who.actor,
+        &who.actor,
         if created {
             "content.created"
         } else {
@@ -202,7 +196,7 @@ pub fn put_item(
         id,
         None,
     )?;
-    let stored = ledger::find_item(c, who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
+    let stored = ledger::find_item(c, &who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
     Ok((created, item_json(c, &stored)?))
 }
 
@@ -214,7 +208,7 @@ pub fn check_deletable(kind: &str, id: &str) -> Result<(), AdminError> {
 pub fn put_user_data(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     category: &str,
     record: &str,
     user: &str,
@@ -225,7 +219,7 @@ pub fn put_user_data(
     let now = dp.now();
     Ok(ledger::upsert_user_data(
         c,
-        who.tenant_id,
+        &who.tenant_id,
         category,
         record,
         &user,
@@ -249,12 +243,12 @@ pub struct UserDataLine {
 pub fn put_user_data_line(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     line: &UserDataLine,
 ) -> Result<bool, AdminError> {
     let user = match (&line.user, &line.user_name) {
         (Some(u), _) => u.clone(),
-        (None, Some(n)) => resolve_owner_name(c, who.tenant_id, n)?,
+        (None, Some(n)) => resolve_owner_name(c, &who.tenant_id, n)?,
         (None, None) => {
             return Err(
                 ScimError::invalid_value("each line needs \"user\" or \"userName\"").into(),

@@ -3,8 +3,9 @@
 use crate::common::{Backend, TestApp, spawn_app};
 use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
 use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
+use custodian::domain::Actor;
 use custodian::domain::Cause;
-use custodian::provisioning::{Caller, Services};
+use custodian::provisioning::Services;
 use custodian::store::schema::*;
 use custodian::store::{StoreError, ledger};
 use diesel::prelude::*;
@@ -19,21 +20,22 @@ fn services(app: &TestApp) -> Services {
     }
 }
 
-fn tenant(app: &TestApp, name: &str) -> Caller {
+fn tenant(app: &TestApp, name: &str) -> Actor {
     let now = custodian::store::time::now();
     let t = app
         .db
         .write(|c| custodian::store::tokens::ensure_tenant(c, name, &now))
         .expect("tenant");
-    Caller {
+    Actor {
         tenant_id: t.id,
         tenant_name: name.into(),
         actor: "test".into(),
         acts_as: None,
+        caller_user_id: None,
     }
 }
 
-fn user(svc: &Services, caller: &Caller, name: &str, manager: Option<&str>) -> String {
+fn user(svc: &Services, caller: &Actor, name: &str, manager: Option<&str>) -> String {
     let mut body = json!({"userName": name, "emails": [{"value": name, "type": "work"}]});
     if let Some(m) = manager {
         body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
@@ -47,7 +49,7 @@ fn user(svc: &Services, caller: &Caller, name: &str, manager: Option<&str>) -> S
 
 fn item(
     app: &TestApp,
-    caller: &Caller,
+    caller: &Actor,
     kind: &str,
     id: &str,
     owner: &str,
@@ -122,7 +124,7 @@ fn snapshot(app: &TestApp, tenant: &str) -> String {
 
 fn run(
     app: &TestApp,
-    caller: &Caller,
+    caller: &Actor,
     person: &str,
     policy: &Policy,
     hook: &dyn Fn(&str) -> Result<(), StoreError>,

@@ -1,7 +1,7 @@
 //! Disposing now, from the admin API.
 
-use crate::deprovision::service::{Deprov, DeprovError, Outcome, Requester};
-use crate::domain::Cause;
+use crate::deprovision::service::{Deprov, DeprovError, Outcome};
+use crate::domain::{Actor, Cause};
 use crate::store::Db;
 
 /// Disposes `user_id` in one long write (`If-Match` gives `expected_hash`),
@@ -9,7 +9,7 @@ use crate::store::Db;
 pub fn dispose(
     dp: &Deprov,
     db: &Db,
-    r: &Requester<'_>,
+    r: &Actor,
     user_id: &str,
     expected_hash: Option<&str>,
 ) -> Result<Outcome, DeprovError> {

@@ -1,10 +1,10 @@
 //! The gate's answers: a plain check, or a check that registers the SSO
 //! subject it presented.
 
-use crate::deprovision::admin::{AdminError, Who};
+use crate::deprovision::admin::AdminError;
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
-use crate::domain::GateDecision;
+use crate::domain::{Actor, GateDecision};
 use crate::store::audit;
 use crate::store::{Db, StoreError, ledger, users};
 
@@ -13,11 +13,11 @@ use crate::store::{Db, StoreError, ledger, users};
 pub fn check(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     req: &GateRequest,
 ) -> Result<GateAnswer, StoreError> {
-    let policy = dp.policy(who.tenant_name);
-    db.read(|c| gate::check(c, &dp.keys, &policy, who.tenant_id, req))
+    let policy = dp.policy(&who.tenant_name);
+    db.read(|c| gate::check(c, &dp.keys, &policy, &who.tenant_id, req))
 }
 
 /// `check`, or with `register` set, decide and link the SSO subject in one
@@ -26,15 +26,15 @@ pub fn check(
 pub fn answer(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     req: &GateRequest,
 ) -> Result<GateAnswer, AdminError> {
     if !req.register {
         return Ok(check(dp, db, who, req)?);
     }
-    let policy = dp.policy(who.tenant_name);
+    let policy = dp.policy(&who.tenant_name);
     let now = dp.now();
-    let tenant = who.tenant_id;
+    let tenant = &who.tenant_id;
     db.write(|c| {
         let first = gate::check(c, &dp.keys, &policy, tenant, req)?;
         let (Some(uid), Some(sso), GateDecision::Allow) =
@@ -52,7 +52,7 @@ pub fn answer(
                 c,
                 tenant,
                 &now,
-                who.actor,
+                &who.actor,
                 "sso.registered",
                 "user",
                 &uid,

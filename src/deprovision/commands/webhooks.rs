@@ -1,24 +1,25 @@
 //! Resuming paused webhook endpoints.
 
-use crate::deprovision::admin::{AdminError, Who};
+use crate::deprovision::admin::AdminError;
 use crate::deprovision::service::Deprov;
+use crate::domain::Actor;
 use crate::store::Db;
 use crate::store::audit;
 
 /// Un-pauses every paused endpoint of the tenant (delivery resumes where it
 /// stopped) and audits it; returns how many were paused.
-pub fn resume(dp: &Deprov, db: &Db, who: &Who<'_>) -> Result<usize, AdminError> {
+pub fn resume(dp: &Deprov, db: &Db, who: &Actor) -> Result<usize, AdminError> {
     let now = dp.now();
     db.write(|c| {
-        let n = crate::store::webhooks::resume_paused(c, who.tenant_id, &now)?;
+        let n = crate::store::webhooks::resume_paused(c, &who.tenant_id, &now)?;
         audit::write(
             c,
-            who.tenant_id,
+            &who.tenant_id,
             &now,
-            who.actor,
+            &who.actor,
             "webhooks.resumed",
             "tenant",
-            who.tenant_id,
+            &who.tenant_id,
             None,
         )?;
         Ok(n)
