@@ -195,3 +195,33 @@ pub fn check(
         _ => Ok(deny(GateReason::Conflict, None, matched)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer's JSON keeps the words it had as strings.
+    #[test]
+    fn answer_json_is_the_words() {
+        let a = GateAnswer {
+            decision: GateDecision::AllowJit,
+            reason: GateReason::Unknown,
+            user_id: None,
+            matched: vec!["email"],
+        };
+        assert_eq!(
+            serde_json::to_string(&a).expect("serialises"),
+            r#"{"decision":"allow_jit","reason":"unknown","matched":["email"]}"#
+        );
+        let d = GateAnswer {
+            decision: GateDecision::Deny,
+            reason: GateReason::Deprovisioned,
+            user_id: Some("u1".into()),
+            matched: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&d).expect("serialises"),
+            r#"{"decision":"deny","reason":"deprovisioned","userId":"u1","matched":[]}"#
+        );
+    }
+}

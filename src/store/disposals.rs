@@ -3,7 +3,7 @@
 use super::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{disposal_items, disposals, tenant_counters, tenants, users};
-use super::sql::{Condition, LiteralCondition};
+use super::vocab::open_disposals;
 use crate::domain::{Cause, DisposalState, ItemAction};
 use diesel::prelude::*;
 
@@ -33,20 +33,6 @@ pub fn relink_items(
     execute_sql(c, &s)
 }
 
-/// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
-/// unique index `disposals_open` serves it (a bound list cannot) and diesel
-/// caches the statement.
-const fn open() -> Condition<OpenStates> {
-    Condition::new()
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct OpenStates;
-
-impl LiteralCondition for OpenStates {
-    const SQL: &'static str = "disposals.state IN ('scheduled', 'held')";
-}
-
 /// The person's open (scheduled or held) disposal, if any.
 pub fn open_for(
     c: &mut AnyConnection,
@@ -56,7 +42,7 @@ pub fn open_for(
     Ok(crate::per_backend!(c, c => disposals::table
         .filter(disposals::tenant_id.eq(tenant))
         .filter(disposals::user_id.eq(user))
-        .filter(open())
+        .filter(open_disposals())
         .select(disposals::id)
         .first(c)
         .optional())?)

@@ -127,3 +127,34 @@ pub struct Receipt {
     pub counts: BTreeMap<String, u64>,
     pub target: Option<ResolvedTarget>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan's JSON lists each kind's actions in the order of their text
+    /// (as when they were strings), not in the enum's declaration order.
+    #[test]
+    fn plan_json_lists_actions_by_text_and_data_as_objects() {
+        let per_kind = BTreeMap::from([
+            (ItemAction::Transfer, 3),
+            (ItemAction::Orphan, 2),
+            (ItemAction::Delete, 1),
+            (ItemAction::Archive, 1),
+        ]);
+        let plan = Plan {
+            user_id: "u".into(),
+            target: None,
+            summary: BTreeMap::from([("folder".to_string(), per_kind)]),
+            user_data: BTreeMap::from([("like".to_string(), (ItemAction::Anonymize, 4))]),
+            policy_digest: "p".into(),
+            hash: "h".into(),
+            items: vec![],
+        };
+        let text = serde_json::to_string(&plan).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"userId":"u","target":null,"summary":{"folder":{"archive":1,"delete":1,"orphan":2,"transfer":3}},"userData":{"like":{"action":"anonymize","count":4}},"policyDigest":"p","hash":"h"}"#
+        );
+    }
+}
