@@ -75,7 +75,7 @@ fn check_cases() {
                 .unwrap_or_else(|e| {
                     panic!("{}: no {dialect} translation: {}", case.name, e.detail)
                 });
-            assert!(!sql.text.is_empty(), "{}: empty SQL", case.name);
+            assert!(!sql.text().is_empty(), "{}: empty SQL", case.name);
         }
     }
 }

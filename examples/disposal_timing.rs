@@ -12,7 +12,11 @@ use custodian::deprovision::disposal::{self, DisposeInput};
 use custodian::deprovision::policy::Policy;
 use custodian::deprovision::tombstone::TombstoneKeys;
 use custodian::store::Db;
-use custodian::store::db::{Sql, execute_sql};
+// The tests' raw-SQL helper (the store's SQL builder is private to it).
+#[allow(dead_code)]
+#[path = "../tests/common/sql.rs"]
+mod sql;
+use sql::{Sql, execute_sql};
 use std::time::Instant;
 
 fn main() -> Result<(), String> {

@@ -253,11 +253,11 @@ fn check_filter(f: &Filter, input: &str) {
             match filter_sql::translate(target, backend, "tenant", f) {
                 Ok(sql) => {
                     assert_eq!(
-                        sql.text.matches('?').count(),
-                        sql.binds.len(),
+                        sql.text().matches('?').count(),
+                        sql.binds().len(),
                         "{input:?} → {sql:?}: placeholders and binds differ"
                     );
-                    for b in &sql.binds {
+                    for b in sql.binds() {
                         if let Bind::Text(t) = b {
                             assert!(!t.contains('\0'), "{input:?} binds text with a NUL: {t:?}");
                         }

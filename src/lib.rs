@@ -11,4 +11,5 @@ pub mod fuzzing;
 pub mod http;
 pub mod provisioning;
 pub mod scim;
+pub mod service_error;
 pub mod store;

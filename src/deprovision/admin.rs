@@ -3,18 +3,11 @@
 use super::service::Deprov;
 use crate::domain::{Actor, UserState};
 use crate::scim::error::ScimError;
+use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemRow};
 use crate::store::{AnyConnection, StoreError, audit, disposals, users};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error(transparent)]
-    Scim(#[from] ScimError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +45,7 @@ pub(super) fn check_owner(
     c: &mut AnyConnection,
     who: &Actor,
     owner: &str,
-) -> Result<String, AdminError> {
+) -> Result<String, ServiceError> {
     users::lock_shared(c, &who.tenant_id, owner)?;
     match users::state_of(c, &who.tenant_id, owner)? {
         Some(UserState::Active | UserState::Suspended) => Ok(owner.to_string()),
@@ -86,7 +79,7 @@ pub(super) fn resolve_owner_name(
     c: &mut AnyConnection,
     tenant: &str,
     name: &str,
-) -> Result<String, AdminError> {
+) -> Result<String, ServiceError> {
     users::visible_id_by_name(c, tenant, &crate::scim::fold::fold(name))?.ok_or_else(|| {
         ScimError::invalid_value(format!("no user with userName '{name}' in this tenant")).into()
     })
@@ -137,7 +130,7 @@ pub fn put_item(
     kind: &str,
     id: &str,
     body: &ItemBody,
-) -> Result<(bool, Value), AdminError> {
+) -> Result<(bool, Value), ServiceError> {
     not_reserved(kind, id)?;
     valid_key("kind", kind)?;
     valid_key("id", id)?;
@@ -201,7 +194,7 @@ pub fn put_item(
 }
 
 /// `DELETE /admin/v1/content/{kind}/{id}` refuses the Archive folder.
-pub fn check_deletable(kind: &str, id: &str) -> Result<(), AdminError> {
+pub fn check_deletable(kind: &str, id: &str) -> Result<(), ServiceError> {
     Ok(not_reserved(kind, id)?)
 }
 
@@ -212,7 +205,7 @@ pub fn put_user_data(
     category: &str,
     record: &str,
     user: &str,
-) -> Result<bool, AdminError> {
+) -> Result<bool, ServiceError> {
     valid_key("category", category)?;
     valid_key("id", record)?;
     let user = check_owner(dp, c, who, user)?;
@@ -245,7 +238,7 @@ pub fn put_user_data_line(
     c: &mut AnyConnection,
     who: &Actor,
     line: &UserDataLine,
-) -> Result<bool, AdminError> {
+) -> Result<bool, ServiceError> {
     let user = match (&line.user, &line.user_name) {
         (Some(u), _) => u.clone(),
         (None, Some(n)) => resolve_owner_name(c, &who.tenant_id, n)?,

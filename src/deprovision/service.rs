@@ -7,6 +7,7 @@ use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
 use crate::clock::Clock;
 use crate::domain::{Actor, Cause, DisposalState, EventType, UserState};
+use crate::service_error::ServiceError;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
 use std::sync::{Arc, RwLock};
@@ -27,20 +28,6 @@ pub enum Outcome {
         disposal_id: String,
         reason: &'static str,
     },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeprovError {
-    #[error("no user with id {0}")]
-    NotFound(String),
-    #[error("the plan has changed since it was previewed (now {0})")]
-    PlanChanged(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("no disposal with id {0}")]
-    NoDisposal(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl Deprov {
@@ -107,11 +94,11 @@ impl Deprov {
     }
 
     /// The plan a disposal of `user_id` would apply now.
-    pub fn preview(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, DeprovError> {
+    pub fn preview(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         db.read(|c| {
             let row = users::find(c, &r.tenant_id, user_id)?
-                .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+                .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
             Ok(disposal::plan(
                 c,
@@ -134,7 +121,7 @@ impl Deprov {
         user_id: &str,
         cause: Cause,
         expected_hash: Option<&str>,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         let now = self.now();
         // One lock order on every path: the person, then their disposal row, then
@@ -143,7 +130,7 @@ impl Deprov {
         // the second finds the person gone.
         users::lock(c, &r.tenant_id, user_id)?;
         let row = users::find(c, &r.tenant_id, user_id)?
-            .ok_or_else(|| DeprovError::NotFound(user_id.into()))?;
+            .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
         let open = disposals::open_for(c, &r.tenant_id, user_id)?;
         if let Some(id) = &open {
@@ -160,7 +147,7 @@ impl Deprov {
                 &policy,
             )?;
             if p.hash != h.trim_matches('"') {
-                return Err(DeprovError::PlanChanged(p.hash));
+                return Err(ServiceError::PlanChanged(p.hash));
             }
         }
         if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
@@ -180,7 +167,7 @@ impl Deprov {
         caller: Option<String>,
         policy: &Policy,
         now: &str,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let receipt = disposal::execute(
             c,
             &DisposeInput {
@@ -279,7 +266,7 @@ impl Deprov {
         open: Option<String>,
         reason: &'static str,
         now: &str,
-    ) -> Result<Outcome, DeprovError> {
+    ) -> Result<Outcome, ServiceError> {
         let id = match open {
             Some(id) => {
                 disposals::set_held(c, &r.tenant_id, &id, cause)?;
@@ -373,13 +360,13 @@ impl Deprov {
     }
 
     /// An admin releases a held disposal: it runs now, past the brake (not past a legal hold).
-    pub fn release(&self, db: &Db, r: &Actor, disposal_id: &str) -> Result<Receipt, DeprovError> {
+    pub fn release(&self, db: &Db, r: &Actor, disposal_id: &str) -> Result<Receipt, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         let now = self.now();
-        let out = db.write_long(|c| -> Result<Receipt, DeprovError> {
-            let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, DeprovError> {
+        let out = db.write_long(|c| -> Result<Receipt, ServiceError> {
+            let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, ServiceError> {
                 disposals::find(c, &r.tenant_id, disposal_id)?
-                    .ok_or_else(|| DeprovError::NoDisposal(disposal_id.into()))
+                    .ok_or_else(|| ServiceError::NoDisposal(disposal_id.into()))
             };
             let first = find(c)?;
             // Lock order: the person, then the disposal; then re-read both.
@@ -396,19 +383,19 @@ impl Deprov {
             // "Locking"): events no longer take it until the commit.
             crate::events::lock_tenant(c, &r.tenant_id)?;
             if state != DisposalState::Held {
-                return Err(DeprovError::Conflict(format!(
+                return Err(ServiceError::Conflict(format!(
                     "disposal {disposal_id} is {state}, not held"
                 )));
             }
             let (user_state, legal_hold) = users::state_and_hold(c, &r.tenant_id, &user_id)?;
             if user_state == UserState::Active {
-                return Err(DeprovError::Conflict(
+                return Err(ServiceError::Conflict(
                     "the person is active again; a held disposal of an active person is not run"
                         .into(),
                 ));
             }
             if legal_hold {
-                return Err(DeprovError::Conflict(
+                return Err(ServiceError::Conflict(
                     "the user is under legal hold; lift it before releasing".into(),
                 ));
             }
@@ -430,7 +417,7 @@ impl Deprov {
             )? {
                 Outcome::Disposed(receipt) => Ok(receipt),
                 Outcome::Held { .. } => {
-                    Err(DeprovError::Conflict("the disposal is still held".into()))
+                    Err(ServiceError::Conflict("the disposal is still held".into()))
                 }
             }
         })?;
@@ -463,11 +450,11 @@ impl Deprov {
         r: &Actor,
         user_id: &str,
         on: bool,
-    ) -> Result<(), DeprovError> {
+    ) -> Result<(), ServiceError> {
         let now = self.now();
         db.write(|c| {
             if !users::set_legal_hold(c, &r.tenant_id, user_id, on)? {
-                return Err(DeprovError::NotFound(user_id.into()));
+                return Err(ServiceError::NoUser(user_id.into()));
             }
             audit::write(
                 c,
@@ -592,7 +579,7 @@ impl Deprov {
                 caller_user_id: caller,
             };
             let tenant_id = &r.tenant_id;
-            let ran = db.write_long(|c| -> Result<bool, DeprovError> {
+            let ran = db.write_long(|c| -> Result<bool, ServiceError> {
                 // Same lock order as every other path: the person, then the disposal.
                 users::lock(c, tenant_id, &user_id)?;
                 let claimed = disposals::claim(c, tenant_id, &id)?;
@@ -602,7 +589,7 @@ impl Deprov {
                 match self.dispose_in(c, &r, &user_id, Cause::Grace, None) {
                     Ok(Outcome::Disposed(_)) => Ok(true),
                     Ok(Outcome::Held { .. }) => Ok(false),
-                    Err(DeprovError::NotFound(_)) => {
+                    Err(ServiceError::NoUser(_)) => {
                         // Already disposed or deleted meanwhile: close the schedule.
                         disposals::set_cancelled(c, tenant_id, &id)?;
                         Ok(false)

@@ -46,11 +46,24 @@ impl std::fmt::Debug for ApiError {
     }
 }
 
+/// A domain refusal keeps its status and `scimType`; deprovisioning's get theirs here.
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Scim(s) => ApiError::Scim(s),
             ServiceError::Store(s) => ApiError::Store(s),
+            ServiceError::NoUser(id) => {
+                ApiError::Scim(ScimError::not_found(format!("no user with id {id}")))
+            }
+            ServiceError::NoDisposal(id) => {
+                ApiError::Scim(ScimError::not_found(format!("no disposal with id {id}")))
+            }
+            ServiceError::PlanChanged(h) => {
+                ApiError::Scim(ScimError::precondition_failed(format!(
+                    "the disposal plan has changed since it was previewed; the current plan hash is {h}"
+                )))
+            }
+            ServiceError::Conflict(d) => ApiError::Scim(ScimError::new(409, None, d)),
         }
     }
 }
@@ -213,6 +226,38 @@ mod tests {
         ));
         let d = format!("{e:?}");
         assert!(!d.contains("jane") && d.contains("400"), "{d}");
+    }
+
+    /// A deprovisioning refusal reaches HTTP with its own status and detail,
+    /// never as a 500.
+    #[test]
+    fn service_refusals_keep_their_status() {
+        let cases = [
+            (ServiceError::NoUser("u1".into()), 404, "no user with id u1"),
+            (
+                ServiceError::NoDisposal("d1".into()),
+                404,
+                "no disposal with id d1",
+            ),
+            (
+                ServiceError::PlanChanged("h2".into()),
+                412,
+                "the current plan hash is h2",
+            ),
+            (ServiceError::Conflict("held".into()), 409, "held"),
+        ];
+        for (e, status, detail) in cases {
+            let (s, b, _, _) = body_of(ApiError::from(e));
+            assert_eq!(s, status);
+            assert!(
+                b["detail"].as_str().is_some_and(|d| d.contains(detail)),
+                "{b}"
+            );
+        }
+        let (s, b, _, _) = body_of(ApiError::from(ServiceError::Scim(ScimError::uniqueness(
+            "taken",
+        ))));
+        assert_eq!((s, b["scimType"].as_str()), (409, Some("uniqueness")));
     }
 
     #[test]

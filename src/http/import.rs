@@ -5,9 +5,10 @@
 use super::auth::LedgerCaller;
 use super::error::ApiError;
 use super::{AppState, blocking};
-use crate::deprovision::admin::{self as dadmin, AdminError, ItemBody};
+use crate::deprovision::admin::{self as dadmin, ItemBody};
 use crate::domain::Actor;
 use crate::scim::error::ScimError;
+use crate::service_error::ServiceError;
 use crate::store::StoreError;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
@@ -182,7 +183,7 @@ impl Progress {
         let svc = &state.svc;
         let results = svc
             .db
-            .write_long(|c| -> Result<Vec<LineResult>, AdminError> {
+            .write_long(|c| -> Result<Vec<LineResult>, ServiceError> {
                 let mut out = Vec::with_capacity(lines.len());
                 for (n, line) in &lines {
                     let r = apply_line(&svc.deprov, c, caller, target, line)?;
@@ -193,10 +194,10 @@ impl Progress {
             .map_err(|e| match e {
                 // Earlier batches are committed: say so, rather than "nothing
                 // was written".
-                AdminError::Store(StoreError::Deadline(_))
+                ServiceError::Store(StoreError::Deadline(_))
                     if self.tally.created + self.tally.replaced + self.tally.rejected > 0 =>
                 {
-                    AdminError::Store(StoreError::DeadlineAfter(
+                    ServiceError::Store(StoreError::DeadlineAfter(
                         "earlier batches of the import were written",
                     ))
                 }
@@ -236,7 +237,7 @@ fn apply_line(
     who: &Actor,
     target: Target,
     line: &str,
-) -> Result<Result<bool, String>, AdminError> {
+) -> Result<Result<bool, String>, ServiceError> {
     // PostgreSQL cannot store NUL; no identifier or title may hold one.
     if line.contains("\\u0000") {
         return Ok(Err("the line contains a NUL character (\\u0000)".into()));
@@ -258,7 +259,7 @@ fn apply_line(
     };
     match outcome {
         Ok(created) => Ok(Ok(created)),
-        Err(AdminError::Scim(e)) => Ok(Err(e.detail)),
+        Err(ServiceError::Scim(e)) => Ok(Err(e.detail)),
         Err(e) => Err(e),
     }
 }

@@ -397,10 +397,11 @@ impl Run<'_> {
         let outcome = match groups::delete(self.svc, self.caller, id, None, self.base) {
             Ok(()) => failure,
             Err(e) => {
-                // Never the error's detail: it can echo request values.
+                // Never the error's detail: it can echo request values. A group
+                // delete refuses only in SCIM terms; anything else is internal.
                 let status = match &e {
                     ServiceError::Scim(s) => s.status,
-                    ServiceError::Store(_) => 500,
+                    _ => 500,
                 };
                 tracing::error!(group_id = %id, status, "bulk: could not delete the group of an unresolved cycle");
                 Outcome::failed(e, Some(format!("{}/Groups/{id}", self.base)))

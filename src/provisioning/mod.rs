@@ -11,34 +11,7 @@ pub mod users;
 use crate::scim::error::ScimError;
 use crate::store::StoreError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Scim(#[from] ScimError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<crate::deprovision::service::DeprovError> for ServiceError {
-    fn from(e: crate::deprovision::service::DeprovError) -> Self {
-        use crate::deprovision::service::DeprovError;
-        match e {
-            DeprovError::NotFound(id) => {
-                ServiceError::Scim(ScimError::not_found(format!("no user with id {id}")))
-            }
-            DeprovError::PlanChanged(h) => {
-                ServiceError::Scim(ScimError::precondition_failed(format!(
-                    "the disposal plan has changed since it was previewed; the current plan hash is {h}"
-                )))
-            }
-            DeprovError::Conflict(d) => ServiceError::Scim(ScimError::new(409, None, d)),
-            DeprovError::NoDisposal(id) => {
-                ServiceError::Scim(ScimError::not_found(format!("no disposal with id {id}")))
-            }
-            DeprovError::Store(s) => ServiceError::Store(s),
-        }
-    }
-}
+pub use crate::service_error::ServiceError;
 
 /// What the provisioning service works with: the database, deprovisioning and
 /// the limits every stored document is normalised under.

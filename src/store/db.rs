@@ -22,10 +22,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use super::page::{Count, Order, Page, Positioned, Window, page_query, paged};
+pub use super::page::{Count, Order, Page, Positioned, Window};
+pub(in crate::store) use super::page::{page_query, paged};
 pub use super::pool::{AnyConnection, Backend, DbUrl, Manager, backend_of};
-pub use super::sql::{Bind, Sql, execute_sql, load_sql};
-pub use super::tx::lock_row;
+pub use super::sql::{Bind, Sql};
+pub(in crate::store) use super::sql::{execute_sql, load_sql};
+pub(in crate::store) use super::tx::lock_row;
 
 /// A pooled PostgreSQL connection idle at least this long is checked before
 /// use (`Db::checkout`).

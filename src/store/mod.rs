@@ -16,9 +16,11 @@ pub mod outbox;
 pub mod page;
 pub mod pool;
 pub mod reads;
-pub mod schema;
+/// The tables: named only here (`.ci/check-layers`; the compiler enforces it).
+pub(in crate::store) mod schema;
 pub mod seed;
-pub mod sql;
+/// Hand-built SQL and its executors; `Sql` and `Bind` leave only as values.
+pub(in crate::store) mod sql;
 pub mod time;
 pub mod tokens;
 pub mod tombstones;

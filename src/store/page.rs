@@ -47,7 +47,7 @@ pub struct Page<R> {
 /// One page of `from` (a table and its alias) matching `wh`, in `order`.
 /// Rows carry their sort value as `sort_key`. Ties in the sort value fall back
 /// to creation order and id, so the order is total and stable between pages.
-pub fn paged<R>(
+pub(in crate::store) fn paged<R>(
     conn: &mut AnyConnection,
     from: &str,
     alias: &str,
@@ -95,8 +95,8 @@ where
     Ok(Page { rows, total, more })
 }
 
-/// The `SELECT` of one page (see `paged`); public so tests can EXPLAIN it.
-pub fn page_query(
+/// The `SELECT` of one page (see `paged`); tests EXPLAIN it through `users::list_sql`.
+pub(in crate::store) fn page_query(
     from: &str,
     alias: &str,
     wh: Sql,

@@ -42,27 +42,37 @@ pub enum Bind {
 /// PostgreSQL in their place).
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
+    pub(in crate::store) text: String,
+    pub(in crate::store) binds: Vec<Bind>,
 }
 
 impl Sql {
-    pub fn push(&mut self, s: &str) -> &mut Self {
+    /// The text, `?` for each value (for EXPLAIN in tests and benchmarks).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The values, in placeholder order.
+    pub fn binds(&self) -> &[Bind] {
+        &self.binds
+    }
+
+    pub(in crate::store) fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self
     }
-    pub fn bind(&mut self, b: Bind) -> &mut Self {
+    pub(in crate::store) fn bind(&mut self, b: Bind) -> &mut Self {
         self.text.push('?');
         self.binds.push(b);
         self
     }
-    pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
+    pub(in crate::store) fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
         self.bind(Bind::Text(s.into()))
     }
     /// `(?, ?, …)` holding `values`, padded with the last value to the next
     /// power of two: `IN` lists of any length then make a handful of cached
     /// shapes instead of one per length. `values` must not be empty.
-    pub fn bind_list<S: AsRef<str>>(&mut self, values: &[S]) -> &mut Self {
+    pub(in crate::store) fn bind_list<S: AsRef<str>>(&mut self, values: &[S]) -> &mut Self {
         let n = values.len().max(1).next_power_of_two();
         self.push("(");
         for i in 0..n {
@@ -74,7 +84,7 @@ impl Sql {
         }
         self.push(")")
     }
-    pub fn append(&mut self, other: Sql) -> &mut Self {
+    pub(in crate::store) fn append(&mut self, other: Sql) -> &mut Self {
         self.text.push_str(&other.text);
         self.binds.extend(other.binds);
         self
@@ -224,7 +234,10 @@ impl<L, GB> diesel::expression::ValidGrouping<GB> for Condition<L> {
 }
 
 /// Loads rows of a hand-built query on either backend.
-pub fn load_sql<R>(conn: &mut AnyConnection, sql: &Sql) -> Result<Vec<R>, StoreError>
+pub(in crate::store) fn load_sql<R>(
+    conn: &mut AnyConnection,
+    sql: &Sql,
+) -> Result<Vec<R>, StoreError>
 where
     R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
@@ -236,7 +249,10 @@ where
 }
 
 /// Executes a hand-built statement on either backend; returns affected rows.
-pub fn execute_sql(conn: &mut AnyConnection, sql: &Sql) -> Result<usize, StoreError> {
+pub(in crate::store) fn execute_sql(
+    conn: &mut AnyConnection,
+    sql: &Sql,
+) -> Result<usize, StoreError> {
     let q = Statement::new(sql)?;
     Ok(match conn {
         AnyConnection::Sqlite(c) => q.execute(c)?,

@@ -147,7 +147,7 @@ pub(super) fn at_top_level(conn: &mut AnyConnection) -> bool {
 /// PostgreSQL: locks the row for the rest of the transaction, so concurrent
 /// read-modify-writes (PUT, PATCH, If-Match) serialise instead of losing updates.
 /// SQLite's single writer already serialises them.
-pub fn lock_row(
+pub(in crate::store) fn lock_row(
     conn: &mut AnyConnection,
     table: &str,
     tenant: &str,

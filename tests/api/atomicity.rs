@@ -1,12 +1,11 @@
 //! Disposal is all or nothing, and the preview is exactly what executes.
 
+use crate::common::schema::*;
 use crate::common::{Backend, TestApp, spawn_app};
 use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
 use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
-use custodian::domain::Actor;
-use custodian::domain::Cause;
+use custodian::domain::{Actor, Cause};
 use custodian::provisioning::Services;
-use custodian::store::schema::*;
 use custodian::store::{StoreError, ledger};
 use diesel::prelude::*;
 use proptest::prelude::*;

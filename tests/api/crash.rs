@@ -1,9 +1,9 @@
 //! Kill the server (SIGKILL) while a large disposal runs: afterwards the disposal
 //! is either fully applied or not at all, and a retry completes it.
 
+use crate::common::sql::{Sql, execute_sql};
 use custodian::auth::{Scope, create_token};
 use custodian::store::Db;
-use custodian::store::db::{Sql, execute_sql};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -1109,7 +1109,7 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
     );
     app.db
         .write(|c| {
-            use custodian::store::schema::webhook_cursors as wc;
+            use crate::common::schema::webhook_cursors as wc;
             use diesel::prelude::*;
             diesel::update(wc::table)
                 .set(wc::paused.eq(true))
@@ -1498,7 +1498,7 @@ crate::both_backends!(
 /// An unreadable stored user document is never replaced by `{}` and written
 /// back: the disposal that would rewrite it fails (500) and changes nothing.
 async fn unreadable_documents_fail_the_disposal(b: Backend) {
-    use custodian::store::db::{Sql, execute_sql};
+    use crate::common::sql::{Sql, execute_sql};
     let app = policy_app(b, "[default]\n").await;
     let tenant = app.default_tenant_id();
     let corrupt = |id: &str| {

@@ -192,7 +192,7 @@ async fn slow_endpoint_delays_only_itself(b: crate::common::Backend) {
     let beta_id: String = app
         .db
         .read(|c| {
-            use custodian::store::schema::tenants;
+            use crate::common::schema::tenants;
             use diesel::prelude::*;
             tenants::table
                 .filter(tenants::name.eq("beta"))
@@ -320,7 +320,7 @@ fn emit_events(app: &crate::common::TestApp, n: usize) {
 
 /// The webhook cursor's (lease_owner, attempts, paused, next_attempt_at).
 fn cursor(app: &crate::common::TestApp) -> (Option<String>, i32, bool, String) {
-    use custodian::store::schema::webhook_cursors as wc;
+    use crate::common::schema::webhook_cursors as wc;
     use diesel::prelude::*;
     app.db
         .read(|c| {
@@ -356,9 +356,8 @@ fn count_cursor_writes(app: &crate::common::TestApp) -> impl Fn() -> i64 + '_ {
     app.db
         .write(|c| {
             for q in statements {
-                let mut sql = custodian::store::db::Sql::default();
-                sql.push(q);
-                custodian::store::db::execute_sql(c, &sql)?;
+                let sql = crate::common::sql::Sql::new(q);
+                crate::common::sql::execute_sql(c, &sql)?;
             }
             Ok::<_, StoreError>(())
         })
@@ -369,10 +368,9 @@ fn count_cursor_writes(app: &crate::common::TestApp) -> impl Fn() -> i64 + '_ {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let mut sql = custodian::store::db::Sql::default();
-        sql.push("SELECT COUNT(*) AS n FROM cursor_writes");
+        let sql = crate::common::sql::Sql::new("SELECT COUNT(*) AS n FROM cursor_writes");
         app.db
-            .read(|c| custodian::store::db::load_sql::<N>(c, &sql))
+            .read(|c| crate::common::sql::load_sql::<N>(c, &sql))
             .expect("count")
             .first()
             .map_or(0, |r| r.n)

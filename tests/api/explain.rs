@@ -3,9 +3,10 @@
 //! checks) use indexes on a 20,000-user tenant, and cursor pages walk the
 //! ordering index instead of sorting. Run with `--nocapture` to print the plans.
 
+use crate::common::sql::{Sql, execute_sql, load_sql};
 use crate::common::{Backend, pg_url, spawn_app};
 use custodian::scim::filter::parse;
-use custodian::store::db::{Order, Sql, Window, execute_sql, load_sql};
+use custodian::store::db::{Order, Window};
 use custodian::store::{StoreError, filter_sql, groups, users};
 use diesel::QueryableByName;
 
@@ -17,9 +18,7 @@ struct PlanLine {
 }
 
 fn raw(text: &str) -> Sql {
-    let mut s = Sql::default();
-    s.push(text);
-    s
+    Sql::new(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +99,7 @@ async fn idp_lookups_use_indexes_on_postgres() {
         ];
         for (f, index) in user_cases {
             let w = filter_sql::translate(&filter_sql::USERS, backend, &tenant, &parse(f).expect("parse")).expect("translate");
-            let plan = explain(users::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100));
+            let plan = explain(Sql::of(&users::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100)));
             eprintln!("-- GET /Users?filter={f}\n{plan}\n");
             assert!(plan.contains(index), "{f} should use {index}:\n{plan}");
             assert!(!plan.contains("Seq Scan on users"), "{f}:\n{plan}");
@@ -112,7 +111,7 @@ async fn idp_lookups_use_indexes_on_postgres() {
         ];
         for f in group_cases {
             let w = filter_sql::translate(&filter_sql::GROUPS, backend, &tenant, &parse(f).expect("parse")).expect("translate");
-            let plan = explain(groups::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100));
+            let plan = explain(Sql::of(&groups::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100)));
             eprintln!("-- GET /Groups?filter={f}\n{plan}\n");
             assert!(plan.contains("Index"), "{f}:\n{plan}");
             assert!(!plan.contains("Seq Scan on group_members"), "{f}:\n{plan}");
@@ -124,7 +123,7 @@ async fn idp_lookups_use_indexes_on_postgres() {
             id: "u14400".into(),
             total: 0,
         };
-        let plan = explain(users::list_sql(&tenant, None, &Order::default(), &Window::After(Some(at)), 100));
+        let plan = explain(Sql::of(&users::list_sql(&tenant, None, &Order::default(), &Window::After(Some(at)), 100)));
         eprintln!("-- GET /Users?cursor=<deep>&count=100\n{plan}\n");
         assert!(plan.contains("users_order"), "{plan}");
         assert!(!plan.contains("Sort"), "a cursor page must not sort the tenant:\n{plan}");
@@ -198,7 +197,7 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         ];
         for (f, index) in user_cases {
             let w = filter_sql::translate(&filter_sql::USERS, backend, &tenant, &parse(f).expect("parse")).expect("translate");
-            let plan = explain(users::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100));
+            let plan = explain(Sql::of(&users::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100)));
             eprintln!("-- GET /Users?filter={f}\n{plan}\n");
             assert!(plan.contains(index), "{f} should use {index}:\n{plan}");
             assert!(!plan.contains("users_order"), "{f} must not walk the tenant in order:\n{plan}");
@@ -206,7 +205,7 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         }
         let f = r#"members[value eq "u777"]"#;
         let w = filter_sql::translate(&filter_sql::GROUPS, backend, &tenant, &parse(f).expect("parse")).expect("translate");
-        let plan = explain(groups::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100));
+        let plan = explain(Sql::of(&groups::list_sql(&tenant, Some(w), &Order::default(), &Window::Offset(0), 100)));
         eprintln!("-- GET /Groups?filter={f}\n{plan}\n");
         assert!(plan.contains("group_members_member"), "{f}:\n{plan}");
 
@@ -215,7 +214,7 @@ async fn idp_lookups_use_indexes_on_sqlite() {
         // a disposal): since the plain twins of the partial unique indexes
         // were dropped (migration 000009), each must probe a partial index,
         // which SQLite uses only when the query repeats its predicate.
-        use custodian::store::schema::users as u;
+        use crate::common::schema::users as u;
         use diesel::prelude::*;
         let t = tenant.as_str();
         let sql_of = |q: String| q.split(" -- binds").next().unwrap_or_default().to_string();

@@ -20,6 +20,12 @@ use diesel::connection::SimpleConnection;
 use secrecy::SecretString;
 use std::net::TcpListener;
 
+/// The real diesel schema (private to the store in the crate), for tests that
+/// check rows directly.
+#[path = "../../src/store/schema.rs"]
+pub mod schema;
+pub mod sql;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

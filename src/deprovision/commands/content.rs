@@ -1,10 +1,11 @@
 //! The content ledger: items and user-data lines, one transaction each.
 
-use crate::deprovision::admin::{self, AdminError, ItemBody, ParentRef, UserDataLine};
+use crate::deprovision::admin::{self, ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
 use crate::domain::{Actor, EventType, UserState};
 use crate::scim::error::ScimError;
+use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemQuery};
 use crate::store::{Db, audit, users};
 use serde_json::{Value, json};
@@ -17,11 +18,11 @@ pub fn put(
     kind: &str,
     id: &str,
     body: &ItemBody,
-) -> Result<(bool, Value), AdminError> {
+) -> Result<(bool, Value), ServiceError> {
     db.write(|c| admin::put_item(dp, c, who, kind, id, body))
 }
 
-pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<Value, AdminError> {
+pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<Value, ServiceError> {
     db.read(|c| {
         let row = ledger::find_item(c, tenant, kind, id)?
             .ok_or_else(|| ScimError::not_found(format!("no {kind} item with id {id}")))?;
@@ -29,7 +30,7 @@ pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<Value, AdminEr
     })
 }
 
-pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminError> {
+pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, ServiceError> {
     db.read(|c| {
         let (total, rows) = ledger::list_items(c, tenant, q)?;
         let items = rows.iter().map(|r| admin::item_json(c, r)).collect::<Result<Vec<_>, _>>()?;
@@ -38,7 +39,7 @@ pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, AdminEr
 }
 
 /// Deletes an item (never the Archive folder) and audits it.
-pub fn delete(dp: &Deprov, db: &Db, who: &Actor, kind: &str, id: &str) -> Result<(), AdminError> {
+pub fn delete(dp: &Deprov, db: &Db, who: &Actor, kind: &str, id: &str) -> Result<(), ServiceError> {
     db.write(|c| {
         admin::check_deletable(kind, id)?;
         if !ledger::delete_item(c, &who.tenant_id, kind, id)? {
@@ -65,7 +66,7 @@ pub fn transfer(
     who: &Actor,
     from: &str,
     to: &str,
-) -> Result<Value, AdminError> {
+) -> Result<Value, ServiceError> {
     let now = dp.now();
     // Moves everything the person owns, like a disposal: a transaction of its own.
     db.write_long(|c| {
@@ -128,7 +129,7 @@ pub fn reassign(
     who: &Actor,
     selection: &Selection,
     to: &str,
-) -> Result<Value, AdminError> {
+) -> Result<Value, ServiceError> {
     let now = dp.now();
     let tenant = &who.tenant_id;
     db.write(|c| {
@@ -193,6 +194,6 @@ pub fn put_user_data(
     db: &Db,
     who: &Actor,
     line: &UserDataLine,
-) -> Result<bool, AdminError> {
+) -> Result<bool, ServiceError> {
     db.write(|c| admin::put_user_data_line(dp, c, who, line))
 }

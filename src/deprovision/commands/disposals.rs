@@ -1,7 +1,8 @@
 //! Disposing now, from the admin API.
 
-use crate::deprovision::service::{Deprov, DeprovError, Outcome};
+use crate::deprovision::service::{Deprov, Outcome};
 use crate::domain::{Actor, Cause};
+use crate::service_error::ServiceError;
 use crate::store::Db;
 
 /// Disposes `user_id` in one long write (`If-Match` gives `expected_hash`),
@@ -12,7 +13,7 @@ pub fn dispose(
     r: &Actor,
     user_id: &str,
     expected_hash: Option<&str>,
-) -> Result<Outcome, DeprovError> {
+) -> Result<Outcome, ServiceError> {
     let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, Cause::Admin, expected_hash))?;
     db.checkpoint_soon();
     Ok(outcome)

@@ -1,10 +1,10 @@
 //! The gate's answers: a plain check, or a check that registers the SSO
 //! subject it presented.
 
-use crate::deprovision::admin::AdminError;
 use crate::deprovision::gate::{self, GateAnswer, GateRequest};
 use crate::deprovision::service::Deprov;
 use crate::domain::{Actor, GateDecision};
+use crate::service_error::ServiceError;
 use crate::store::audit;
 use crate::store::{Db, StoreError, ledger, users};
 
@@ -28,7 +28,7 @@ pub fn answer(
     db: &Db,
     who: &Actor,
     req: &GateRequest,
-) -> Result<GateAnswer, AdminError> {
+) -> Result<GateAnswer, ServiceError> {
     if !req.register {
         return Ok(check(dp, db, who, req)?);
     }

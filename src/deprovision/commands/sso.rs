@@ -1,9 +1,9 @@
 //! A user's SSO subjects, registered and removed by an admin.
 
-use crate::deprovision::admin::AdminError;
 use crate::deprovision::service::Deprov;
 use crate::domain::Actor;
 use crate::scim::error::ScimError;
+use crate::service_error::ServiceError;
 use crate::store::audit;
 use crate::store::{Db, ledger, users};
 
@@ -19,7 +19,7 @@ pub fn register(
     user_id: &str,
     issuer: &str,
     subject: &str,
-) -> Result<(), AdminError> {
+) -> Result<(), ServiceError> {
     if issuer.trim().is_empty() || subject.trim().is_empty() {
         return Err(ScimError::invalid_value("'issuer' and 'subject' must be non-empty").into());
     }
@@ -62,7 +62,7 @@ pub fn remove(
     user_id: &str,
     issuer: &str,
     subject: &str,
-) -> Result<(), AdminError> {
+) -> Result<(), ServiceError> {
     db.write(|c| {
         if !ledger::remove_sso(c, &who.tenant_id, user_id, issuer_key(issuer), subject)? {
             return Err(ScimError::not_found("no such SSO subject for this user").into());

@@ -15,28 +15,11 @@ use super::AppState;
 use super::body::read_json;
 use super::error::ApiError;
 use super::ops::{method_not_allowed, not_found};
-use crate::deprovision::admin::AdminError;
-use crate::deprovision::service::DeprovError;
 use crate::scim::error::ScimError;
 use crate::store::reads::Page;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
-
-impl From<AdminError> for ApiError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::Scim(s) => ApiError::Scim(s),
-            AdminError::Store(s) => ApiError::Store(s),
-        }
-    }
-}
-
-impl From<DeprovError> for ApiError {
-    fn from(e: DeprovError) -> Self {
-        crate::provisioning::ServiceError::from(e).into()
-    }
-}
 
 /// A NUL (`%00`) in a path or query can never name anything, and PostgreSQL
 /// cannot even compare it: refused before any handler runs.

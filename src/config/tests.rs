@@ -1,0 +1,244 @@
+//! Unit tests of `config`.
+
+use super::*;
+use std::collections::HashMap;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
+
+#[test]
+fn defaults_need_no_file() {
+    let dir = tempfile::tempdir().ok();
+    let _ = dir;
+    let s = Settings::load(None, &env_of(&[])).ok();
+    assert!(s.is_some_and(
+        |s| s.bind == DEFAULT_BIND && s.database_url.expose_secret() == DEFAULT_DATABASE_URL
+    ));
+}
+
+#[test]
+fn file_then_documented_env_and_other_env_ignored() {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string());
+    let Ok(dir) = dir else { panic!("tempdir") };
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "bind = \"127.0.0.1:9000\"\npublic_url = \"https://scim.example.edu\"\n",
+    )
+    .ok();
+    let s = Settings::load(
+        Some(&p),
+        &env_of(&[
+            ("CUSTODIAN_BIND", "127.0.0.1:9100"),
+            ("CUSTODIAN_PORT", "tcp://10.0.0.1:80"),
+        ]),
+    );
+    assert!(s.is_ok_and(|s| s.bind == "127.0.0.1:9100"
+        && s.public_url.as_deref() == Some("https://scim.example.edu")));
+}
+
+#[test]
+fn bulk_limits_from_defaults_file_and_env() {
+    let s = Settings::default();
+    assert_eq!(
+        (s.bulk_max_operations, s.bulk_max_payload_bytes),
+        (1000, 1048576)
+    );
+    let Ok(dir) = tempfile::tempdir() else {
+        panic!("tempdir")
+    };
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "bulk_max_operations = 50\nbulk_max_payload_bytes = 65536\n",
+    )
+    .ok();
+    let s = Settings::load(Some(&p), &env_of(&[]));
+    assert!(s.is_ok_and(|s| s.bulk_limits()
+        == crate::scim::bulk::Limits {
+            max_operations: 50,
+            max_payload_size: 65536
+        }));
+    let s = Settings::load(Some(&p), &env_of(&[("CUSTODIAN_BULK_MAX_OPERATIONS", "7")]));
+    assert!(s.is_ok_and(|s| s.bulk_max_operations == 7 && s.bulk_max_payload_bytes == 65536));
+    let s = Settings::load(
+        None,
+        &env_of(&[("CUSTODIAN_BULK_MAX_PAYLOAD_BYTES", "2048")]),
+    );
+    assert!(s.is_ok_and(|s| s.bulk_max_payload_bytes == 2048));
+    for (k, v, needle) in [
+        (
+            "CUSTODIAN_BULK_MAX_OPERATIONS",
+            "many",
+            "CUSTODIAN_BULK_MAX_OPERATIONS",
+        ),
+        ("CUSTODIAN_BULK_MAX_OPERATIONS", "0", "bulk_max_operations"),
+        (
+            "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES",
+            "100",
+            "bulk_max_payload_bytes",
+        ),
+    ] {
+        let r = Settings::load(None, &env_of(&[(k, v)]));
+        assert!(r.is_err_and(|e| e.to_string().contains(needle)), "{k}={v}");
+    }
+}
+
+#[test]
+fn auth_and_webhook_limits_from_file_and_validated() {
+    let mut s = Settings::default();
+    assert!(
+        s.apply_file(
+            "auth_max_concurrent_verifications = 8\nauth_max_failures_per_token = 5\n\
+             auth_max_failures_per_address = 0\nauth_failure_window_seconds = 30\n\
+             webhook_timeout_seconds = 5\nwebhook_max_concurrent_deliveries = 4\n\
+             webhook_retry_base_seconds = 2\nwebhook_retry_max_seconds = 8\n\
+             webhook_pause_after_seconds = 60\n",
+            "c.toml"
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        (
+            s.auth_max_concurrent_verifications,
+            s.auth_max_failures_per_token,
+            s.auth_max_failures_per_address,
+            s.auth_failure_window_seconds,
+            s.webhook_timeout_seconds,
+            s.webhook_max_concurrent_deliveries
+        ),
+        (8, 5, 0, 30, 5, 4)
+    );
+    assert_eq!(
+        (
+            s.webhook_retry_base_seconds,
+            s.webhook_retry_max_seconds,
+            s.webhook_pause_after_seconds
+        ),
+        (2, 8, 60)
+    );
+    assert!(s.validate().is_ok());
+    for (bad, key) in [
+        (
+            Settings {
+                auth_max_failures_per_token: 0,
+                ..Settings::default()
+            },
+            "auth_max_failures_per_token",
+        ),
+        (
+            Settings {
+                auth_failure_window_seconds: 0,
+                ..Settings::default()
+            },
+            "auth_failure_window_seconds",
+        ),
+        (
+            Settings {
+                webhook_retry_max_seconds: 10,
+                ..Settings::default()
+            },
+            "webhook_retry_max_seconds",
+        ),
+        (
+            Settings {
+                webhook_retry_base_seconds: 0,
+                ..Settings::default()
+            },
+            "webhook_retry_base_seconds",
+        ),
+        (
+            Settings {
+                webhook_pause_after_seconds: 0,
+                ..Settings::default()
+            },
+            "webhook_pause_after_seconds",
+        ),
+        (
+            Settings {
+                webhook_timeout_seconds: 61,
+                ..Settings::default()
+            },
+            "webhook_timeout_seconds",
+        ),
+        (
+            Settings {
+                webhook_max_concurrent_deliveries: 0,
+                ..Settings::default()
+            },
+            "webhook_max_concurrent_deliveries",
+        ),
+    ] {
+        assert!(
+            bad.validate().is_err_and(|e| e.to_string().contains(key)),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn fairness_and_deadline_keys() {
+    let Ok(dir) = tempfile::tempdir() else {
+        panic!("tempdir")
+    };
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "pool_size = 12\ngate_connections = 3\ntenant_connection_share = 4\nrequest_deadline_ms = 2000\npg_statement_timeout_ms = 5000\npg_lock_timeout_ms = 700\nlong_write_timeout_ms = 0\n",
+    )
+    .ok();
+    let s = Settings::load(Some(&p), &env_of(&[]));
+    assert!(s.is_ok_and(
+        |s| (s.gate_connections, s.tenant_connection_share) == (3, 4)
+            && s.total_connections() == 15
+            && s.db_deadlines()
+                == crate::store::db::Deadlines {
+                    wait: std::time::Duration::from_secs(2),
+                    pg_statement_timeout_ms: 5000,
+                    pg_lock_timeout_ms: 700,
+                    long_write_timeout_ms: 0,
+                }
+    ));
+    for (text, key) in [
+        ("gate_connections = 0\n", "gate_connections"),
+        ("tenant_connection_share = 17\n", "tenant_connection_share"),
+        ("request_deadline_ms = 5\n", "request_deadline_ms"),
+        ("pg_lock_timeout_ms = 9999999999\n", "pg_lock_timeout_ms"),
+    ] {
+        std::fs::write(&p, text).ok();
+        let r = Settings::load(Some(&p), &env_of(&[]));
+        assert!(r.is_err_and(|e| e.to_string().contains(key)), "{text}");
+    }
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let mut s = Settings::default();
+    let err = s.apply_file("bind = \"127.0.0.1:1\"\nbnid = \"x\"\n", "c.toml");
+    match err {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(
+                message.contains("line 2") && message.contains("bnid"),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.is_ok()),
+    }
+}
+
+#[test]
+fn invalid_values_are_named_and_secrets_redacted() {
+    let r = Settings::load(None, &env_of(&[("CUSTODIAN_BIND", "nonsense")]));
+    assert!(r.is_err_and(|e| e.to_string().contains("bind")));
+    let s = Settings {
+        database_url: SecretString::from("postgres://app:hunter2@db/x"),
+        ..Settings::default()
+    };
+    let printed = format!("{s:?}");
+    assert!(!printed.contains("hunter2") && printed.contains("[redacted]"));
+}
