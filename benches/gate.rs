@@ -13,12 +13,14 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use custodian::clock::SystemClock;
 use custodian::deprovision::gate::{self, GateRequest};
 use custodian::deprovision::policy::PolicySet;
-use custodian::deprovision::service::{Deprov, SystemClock};
+use custodian::deprovision::service::Deprov;
 use custodian::deprovision::setup;
 use custodian::deprovision::tombstone::TombstoneKeys;
-use custodian::provisioning::{Caller, Services, users};
+use custodian::domain::Actor;
+use custodian::provisioning::{Services, users};
 use custodian::scim::patch;
 use custodian::store::{Db, StoreError};
 use serde_json::json;
@@ -31,7 +33,7 @@ const BASE: &str = "http://127.0.0.1:8080";
 /// Other people in the tenant, so lookups run against populated indexes.
 const POPULATION: usize = 500;
 
-fn create(svc: &Services, caller: &Caller, user_name: &str, external_id: &str) -> String {
+fn create(svc: &Services, caller: &Actor, user_name: &str, external_id: &str) -> String {
     let body = json!({
         "userName": user_name,
         "externalId": external_id,
@@ -71,11 +73,12 @@ fn benches(c: &mut Criterion) {
     let tenant = db
         .write(|c| custodian::store::tokens::ensure_tenant(c, "acme", &now))
         .expect("tenant");
-    let caller = Caller {
+    let caller = Actor {
         tenant_id: tenant.id.clone(),
         tenant_name: tenant.name.clone(),
         actor: "bench".into(),
         acts_as: None,
+        caller_user_id: None,
     };
 
     for i in 0..POPULATION {
@@ -122,7 +125,11 @@ fn benches(c: &mut Criterion) {
     .map(|(name, who, expected)| (name, request(who), expected));
     for (name, req, expected) in &cases {
         let a = check(req).expect("gate check");
-        assert_eq!((a.decision, a.reason), *expected, "gate/{name}");
+        assert_eq!(
+            (a.decision.as_str(), a.reason.as_str()),
+            *expected,
+            "gate/{name}"
+        );
     }
     assert_eq!(
         check(&cases[0].1).expect("gate check").user_id.as_deref(),

@@ -98,7 +98,7 @@ fn main() -> Result<(), String> {
                     person: &person,
                     caller: None,
                     actor: "bench",
-                    cause: "delete",
+                    cause: custodian::domain::Cause::Delete,
                     policy: &policy,
                     keys: &keys,
                     now: &now,

@@ -2,8 +2,9 @@
 
 use clap::Parser;
 use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand, TombstoneCommand};
+use custodian::clock::{Clock, SystemClock};
 use custodian::config::{LogFormat, Settings, redact_url};
-use custodian::deprovision::service::{Clock, Deprov, SystemClock};
+use custodian::deprovision::service::Deprov;
 use custodian::store::{self, Db};
 use secrecy::ExposeSecret;
 use std::process::ExitCode;

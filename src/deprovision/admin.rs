@@ -1,22 +1,13 @@
 //! Admin and ledger operations (the `/admin/v1` surface's domain side).
 
 use super::service::Deprov;
+use crate::domain::{Actor, UserState};
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemRow};
 use crate::store::{AnyConnection, StoreError, audit, disposals, users};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-// The admin handlers name these here; they run a transaction each, so they
-// live with the other commands.
-pub use super::commands::content::{list_items, transfer};
-
-pub struct Who<'a> {
-    pub tenant_id: &'a str,
-    pub tenant_name: &'a str,
-    pub actor: &'a str,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,22 +43,22 @@ pub struct ParentRef {
 pub(super) fn check_owner(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     owner: &str,
 ) -> Result<String, ServiceError> {
-    users::lock_shared(c, who.tenant_id, owner)?;
-    match users::state_of(c, who.tenant_id, owner)?.as_deref() {
-        Some("active") | Some("suspended") => Ok(owner.to_string()),
+    users::lock_shared(c, &who.tenant_id, owner)?;
+    match users::state_of(c, &who.tenant_id, owner)? {
+        Some(UserState::Active | UserState::Suspended) => Ok(owner.to_string()),
         // DELETE held by the brake or a legal hold: no forwarding while pending.
-        Some("deleted_pending") => Err(ScimError::new(
+        Some(UserState::DeletedPending) => Err(ScimError::new(
             409,
             None,
             format!("owner {owner} was deleted and their disposal is pending; new content cannot be given to them"),
         )
         .into()),
-        Some("disposed") => {
-            let recipient = disposals::recipient_of(c, who.tenant_id, owner)?;
-            match (&recipient, dp.policy(who.tenant_name).forward_new_content) {
+        Some(UserState::Disposed) => {
+            let recipient = disposals::recipient_of(c, &who.tenant_id, owner)?;
+            match (&recipient, dp.policy(&who.tenant_name).forward_new_content) {
                 (Some(r), true) => Ok(r.clone()),
                 (Some(r), false) => Err(ScimError::new(
                     409,
@@ -78,7 +69,7 @@ pub(super) fn check_owner(
                 (None, _) => Err(ScimError::new(409, None, format!("owner {owner} was deprovisioned and their content has no recipient")).into()),
             }
         }
-        _ => Err(
+        Some(UserState::Stub) | None => Err(
             ScimError::invalid_value(format!("owner {owner} is not a user of this tenant")).into(),
         ),
     }
@@ -96,8 +87,8 @@ pub(super) fn resolve_owner_name(
 
 pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreError> {
     let owner_state = match &row.owner_id {
-        None => "orphaned".to_string(),
-        Some(o) => users::state_of(c, &row.tenant_id, o)?.unwrap_or_else(|| "unknown".into()),
+        None => "orphaned",
+        Some(o) => users::state_of(c, &row.tenant_id, o)?.map_or("unknown", UserState::as_str),
     };
     let shared = ledger::shared_with(c, &row.tenant_id, &row.kind, &row.item_id)?;
     Ok(json!({
@@ -135,7 +126,7 @@ fn valid_key(what: &str, v: &str) -> Result<(), ScimError> {
 pub fn put_item(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     kind: &str,
     id: &str,
     body: &ItemBody,
@@ -165,14 +156,14 @@ pub fn put_item(
     let owner = match (&body.owner, &body.owner_user_name) {
         (Some(o), _) => Some(check_owner(dp, c, who, o)?),
         (None, Some(n)) => {
-            let o = resolve_owner_name(c, who.tenant_id, n)?;
+            let o = resolve_owner_name(c, &who.tenant_id, n)?;
             Some(check_owner(dp, c, who, &o)?)
         }
         (None, None) => None,
     };
     let now = dp.now();
     let row = ItemRow {
-        tenant_id: who.tenant_id.into(),
+        tenant_id: who.tenant_id.clone(),
         kind: kind.into(),
         item_id: id.into(),
         owner_id: owner,
@@ -186,9 +177,9 @@ pub fn put_item(
     let created = ledger::upsert_item(c, &row)?;
     audit::write(
         c,
-        who.tenant_id,
+        &who.tenant_id,
         &now,
-        who.actor,
+        &who.actor,
         if created {
             "content.created"
         } else {
@@ -198,7 +189,7 @@ pub fn put_item(
         id,
         None,
     )?;
-    let stored = ledger::find_item(c, who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
+    let stored = ledger::find_item(c, &who.tenant_id, kind, id)?.ok_or(StoreError::NotFound)?;
     Ok((created, item_json(c, &stored)?))
 }
 
@@ -210,7 +201,7 @@ pub fn check_deletable(kind: &str, id: &str) -> Result<(), ServiceError> {
 pub fn put_user_data(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     category: &str,
     record: &str,
     user: &str,
@@ -221,7 +212,7 @@ pub fn put_user_data(
     let now = dp.now();
     Ok(ledger::upsert_user_data(
         c,
-        who.tenant_id,
+        &who.tenant_id,
         category,
         record,
         &user,
@@ -245,12 +236,12 @@ pub struct UserDataLine {
 pub fn put_user_data_line(
     dp: &Deprov,
     c: &mut AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     line: &UserDataLine,
 ) -> Result<bool, ServiceError> {
     let user = match (&line.user, &line.user_name) {
         (Some(u), _) => u.clone(),
-        (None, Some(n)) => resolve_owner_name(c, who.tenant_id, n)?,
+        (None, Some(n)) => resolve_owner_name(c, &who.tenant_id, n)?,
         (None, None) => {
             return Err(
                 ScimError::invalid_value("each line needs \"user\" or \"userName\"").into(),

@@ -5,6 +5,7 @@
 use super::evidence::{self, Evidence};
 use super::policy::{GateUnknown, Policy};
 use super::tombstone::{IdType, TombstoneKeys};
+use crate::domain::{GateDecision, GateReason, UserState};
 use crate::scim::fold::fold;
 use crate::store::{AnyConnection, StoreError, identities};
 use serde::{Deserialize, Serialize};
@@ -72,10 +73,8 @@ impl GateRequest {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GateAnswer {
-    /// allow | allow_jit | deny
-    pub decision: &'static str,
-    /// active | unknown | suspended | deprovisioned | conflict
-    pub reason: &'static str,
+    pub decision: GateDecision,
+    pub reason: GateReason,
     #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Identifier types that matched; never values.
@@ -125,7 +124,7 @@ pub fn check(
     let ids = req.identifiers();
     let presented_external_id = req.external_id.as_deref().and_then(evidence::external_id);
     // user id → (state, matched types)
-    let mut users: BTreeMap<String, (String, Vec<&'static str>)> = BTreeMap::new();
+    let mut users: BTreeMap<String, (UserState, Vec<&'static str>)> = BTreeMap::new();
     // A matched user whose externalId differs from the one presented is
     // another person (identity evidence): the identifiers do not agree.
     let mut disagrees = false;
@@ -157,39 +156,72 @@ pub fn check(
         }
     }
     let deny = |reason, user_id: Option<String>, matched: Vec<&'static str>| GateAnswer {
-        decision: "deny",
+        decision: GateDecision::Deny,
         reason,
         user_id,
         matched,
     };
-    if let Some((id, _)) = users.iter().find(|(_, (state, _))| state == "suspended") {
-        return Ok(deny("suspended", Some(id.clone()), matched));
+    if let Some((id, _)) = users
+        .iter()
+        .find(|(_, (state, _))| *state == UserState::Suspended)
+    {
+        return Ok(deny(GateReason::Suspended, Some(id.clone()), matched));
     }
     if tombstoned {
-        return Ok(deny("deprovisioned", None, matched));
+        return Ok(deny(GateReason::Deprovisioned, None, matched));
     }
     if disagrees {
-        return Ok(deny("conflict", None, matched));
+        return Ok(deny(GateReason::Conflict, None, matched));
     }
     match users.len() {
         0 => Ok(match policy.gate_unknown {
             GateUnknown::AllowJit => GateAnswer {
-                decision: "allow_jit",
-                reason: "unknown",
+                decision: GateDecision::AllowJit,
+                reason: GateReason::Unknown,
                 user_id: None,
                 matched,
             },
-            GateUnknown::Deny => deny("unknown", None, matched),
+            GateUnknown::Deny => deny(GateReason::Unknown, None, matched),
         }),
         1 => {
             let id = users.keys().next().cloned();
             Ok(GateAnswer {
-                decision: "allow",
-                reason: "active",
+                decision: GateDecision::Allow,
+                reason: GateReason::Active,
                 user_id: id,
                 matched,
             })
         }
-        _ => Ok(deny("conflict", None, matched)),
+        _ => Ok(deny(GateReason::Conflict, None, matched)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer's JSON keeps the words it had as strings.
+    #[test]
+    fn answer_json_is_the_words() {
+        let a = GateAnswer {
+            decision: GateDecision::AllowJit,
+            reason: GateReason::Unknown,
+            user_id: None,
+            matched: vec!["email"],
+        };
+        assert_eq!(
+            serde_json::to_string(&a).expect("serialises"),
+            r#"{"decision":"allow_jit","reason":"unknown","matched":["email"]}"#
+        );
+        let d = GateAnswer {
+            decision: GateDecision::Deny,
+            reason: GateReason::Deprovisioned,
+            user_id: Some("u1".into()),
+            matched: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&d).expect("serialises"),
+            r#"{"decision":"deny","reason":"deprovisioned","userId":"u1","matched":[]}"#
+        );
     }
 }

@@ -5,11 +5,11 @@
 use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
+use crate::clock::Clock;
+use crate::domain::{Actor, Cause, DisposalState, EventType, UserState};
 use crate::service_error::ServiceError;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
-// The clock's home is `crate::clock`; re-exported for main.rs, setup.rs and the tests.
-pub use crate::clock::{Clock, ManualClock, SystemClock};
 use std::sync::{Arc, RwLock};
 
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
@@ -28,19 +28,6 @@ pub enum Outcome {
         disposal_id: String,
         reason: &'static str,
     },
-}
-
-/// Who asked: tenant (id and name, the policy is per name), actor, and the user
-/// the token acts as (the `caller` target).
-#[derive(Debug, Clone)]
-pub struct Requester<'a> {
-    pub tenant_id: &'a str,
-    pub tenant_name: &'a str,
-    pub actor: &'a str,
-    pub acts_as: Option<&'a str>,
-    /// The `caller` target stored with a schedule (grace expiry acts for the token
-    /// that suspended the person); overrides `acts_as`.
-    pub caller_user_id: Option<&'a str>,
 }
 
 impl Deprov {
@@ -96,26 +83,26 @@ impl Deprov {
         time::format(self.clock.now())
     }
 
-    fn caller_user(c: &mut AnyConnection, r: &Requester<'_>) -> Result<Option<String>, StoreError> {
-        if let Some(id) = r.caller_user_id {
-            return users::active_id(c, r.tenant_id, id);
+    fn caller_user(c: &mut AnyConnection, r: &Actor) -> Result<Option<String>, StoreError> {
+        if let Some(id) = &r.caller_user_id {
+            return users::active_id(c, &r.tenant_id, id);
         }
-        match r.acts_as {
-            Some(name) => users::active_id_by_name(c, r.tenant_id, &crate::scim::fold::fold(name)),
+        match &r.acts_as {
+            Some(name) => users::active_id_by_name(c, &r.tenant_id, &crate::scim::fold::fold(name)),
             None => Ok(None),
         }
     }
 
     /// The plan a disposal of `user_id` would apply now.
-    pub fn preview(&self, db: &Db, r: &Requester<'_>, user_id: &str) -> Result<Plan, ServiceError> {
-        let policy = self.policy(r.tenant_name);
+    pub fn preview(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
+        let policy = self.policy(&r.tenant_name);
         db.read(|c| {
-            let row = users::find(c, r.tenant_id, user_id)?
+            let row = users::find(c, &r.tenant_id, user_id)?
                 .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
             Ok(disposal::plan(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 user_id,
                 row.manager_id.as_deref(),
                 caller.as_deref(),
@@ -130,30 +117,30 @@ impl Deprov {
     pub fn dispose_in(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         expected_hash: Option<&str>,
     ) -> Result<Outcome, ServiceError> {
-        let policy = self.policy(r.tenant_name);
+        let policy = self.policy(&r.tenant_name);
         let now = self.now();
         // One lock order on every path: the person, then their disposal row, then
         // the tenant counter. Everything below is read under the person's lock, so
         // concurrent triggers (DELETE, dispose-now, grace expiry) serialise and
         // the second finds the person gone.
-        users::lock(c, r.tenant_id, user_id)?;
-        let row = users::find(c, r.tenant_id, user_id)?
+        users::lock(c, &r.tenant_id, user_id)?;
+        let row = users::find(c, &r.tenant_id, user_id)?
             .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
-        let open = disposals::open_for(c, r.tenant_id, user_id)?;
+        let open = disposals::open_for(c, &r.tenant_id, user_id)?;
         if let Some(id) = &open {
-            disposals::lock(c, r.tenant_id, id)?;
+            disposals::lock(c, &r.tenant_id, id)?;
         }
-        disposal::lock_reports(c, r.tenant_id, user_id)?;
+        disposal::lock_reports(c, &r.tenant_id, user_id)?;
         if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
             let p = disposal::plan_summary(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 user_id,
                 row.manager_id.as_deref(),
                 caller.as_deref(),
@@ -173,9 +160,9 @@ impl Deprov {
     fn execute_now(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         open: Option<String>,
         caller: Option<String>,
         policy: &Policy,
@@ -184,10 +171,10 @@ impl Deprov {
         let receipt = disposal::execute(
             c,
             &DisposeInput {
-                tenant_id: r.tenant_id,
+                tenant_id: &r.tenant_id,
                 person: user_id,
                 caller: caller.as_deref(),
-                actor: r.actor,
+                actor: &r.actor,
                 cause,
                 policy,
                 keys: &self.keys,
@@ -198,11 +185,11 @@ impl Deprov {
         )?;
         // Every completed disposal passes here; the brake relies on the count
         // (`hold_reason`). Callers hold the tenant's counter row.
-        disposals::count_done(c, r.tenant_id)?;
+        disposals::count_done(c, &r.tenant_id)?;
         crate::events::emit_at_commit(
             c,
-            r.tenant_id,
-            "user.disposed",
+            &r.tenant_id,
+            EventType::UserDisposed,
             Some(user_id),
             serde_json::json!({
                 "disposalId": receipt.disposal_id,
@@ -220,7 +207,7 @@ impl Deprov {
     fn hold_reason(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         legal_hold: bool,
         policy: &Policy,
         now: &str,
@@ -228,7 +215,7 @@ impl Deprov {
         if legal_hold {
             return Ok(Some("legal_hold"));
         }
-        let counter = crate::events::lock_tenant(c, r.tenant_id)?;
+        let counter = crate::events::lock_tenant(c, &r.tenant_id)?;
         if counter.brake_tripped_at.is_some() {
             return Ok(Some("brake"));
         }
@@ -239,26 +226,26 @@ impl Deprov {
             counter.disposals_done
         } else {
             let since = time::format(self.clock.now() - chrono::Duration::hours(1));
-            disposals::done_since(c, r.tenant_id, &since)?
+            disposals::done_since(c, &r.tenant_id, &since)?
         };
         if recent + 1 > max {
-            disposals::set_brake(c, r.tenant_id, Some(now))?;
+            disposals::set_brake(c, &r.tenant_id, Some(now))?;
             crate::events::emit_at_commit(
                 c,
-                r.tenant_id,
-                "brake.tripped",
+                &r.tenant_id,
+                EventType::BrakeTripped,
                 None,
                 serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
                 now,
             )?;
             audit::write(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 now,
-                r.actor,
+                &r.actor,
                 "brake.tripped",
                 "tenant",
-                r.tenant_id,
+                &r.tenant_id,
                 None,
             )?;
             return Ok(Some("brake"));
@@ -273,16 +260,16 @@ impl Deprov {
     fn hold(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
-        cause: &str,
+        cause: Cause,
         open: Option<String>,
         reason: &'static str,
         now: &str,
     ) -> Result<Outcome, ServiceError> {
         let id = match open {
             Some(id) => {
-                disposals::set_held(c, r.tenant_id, &id, cause)?;
+                disposals::set_held(c, &r.tenant_id, &id, cause)?;
                 id
             }
             None => {
@@ -291,12 +278,12 @@ impl Deprov {
                     c,
                     &NewDisposal {
                         id: &id,
-                        tenant_id: r.tenant_id,
+                        tenant_id: &r.tenant_id,
                         user_id,
-                        state: "held",
+                        state: DisposalState::Held,
                         cause,
                         due_at: now,
-                        actor: r.actor,
+                        actor: &r.actor,
                         caller_user_id: None,
                         created_at: now,
                     },
@@ -305,14 +292,14 @@ impl Deprov {
             }
         };
         match cause {
-            "delete" => {
-                disposal::tombstone_for(c, r.tenant_id, user_id, &id, &self.keys, now)?;
-                crate::store::groups::remove_from_all_groups(c, r.tenant_id, user_id)?;
-                users::set_deleted_pending(c, r.tenant_id, user_id, now)?;
+            Cause::Delete => {
+                disposal::tombstone_for(c, &r.tenant_id, user_id, &id, &self.keys, now)?;
+                crate::store::groups::remove_from_all_groups(c, &r.tenant_id, user_id)?;
+                users::set_deleted_pending(c, &r.tenant_id, user_id, now)?;
             }
-            "admin" => {
+            Cause::Admin => {
                 // Suspend: state, column and document together (the document is canonical).
-                if let Some((data, version)) = users::active_doc(c, r.tenant_id, user_id)? {
+                if let Some((data, version)) = users::active_doc(c, &r.tenant_id, user_id)? {
                     // An unreadable document is not replaced: the hold fails and says whose.
                     let mut doc: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
                         tracing::error!(user_id, error = %e, "a user's stored document is not valid JSON; the disposal is rolled back");
@@ -327,7 +314,7 @@ impl Deprov {
                         (doc.to_string(), crate::scim::search_doc::of_user_json(&doc));
                     users::set_suspended(
                         c,
-                        r.tenant_id,
+                        &r.tenant_id,
                         &users::DocUpdate {
                             id: user_id,
                             data: &data,
@@ -338,29 +325,29 @@ impl Deprov {
                     )?;
                     crate::events::emit_at_commit(
                         c,
-                        r.tenant_id,
-                        "user.suspended",
+                        &r.tenant_id,
+                        EventType::UserSuspended,
                         Some(user_id),
                         serde_json::json!({}),
                         now,
                     )?;
                 }
             }
-            _ => {}
+            Cause::Grace | Cause::Reuse => {}
         }
         crate::events::emit_at_commit(
             c,
-            r.tenant_id,
-            "disposal.held",
+            &r.tenant_id,
+            EventType::DisposalHeld,
             Some(user_id),
             serde_json::json!({"disposalId": id, "reason": reason}),
             now,
         )?;
         audit::write(
             c,
-            r.tenant_id,
+            &r.tenant_id,
             now,
-            r.actor,
+            &r.actor,
             "disposal.held",
             "user",
             user_id,
@@ -373,40 +360,35 @@ impl Deprov {
     }
 
     /// An admin releases a held disposal: it runs now, past the brake (not past a legal hold).
-    pub fn release(
-        &self,
-        db: &Db,
-        r: &Requester<'_>,
-        disposal_id: &str,
-    ) -> Result<Receipt, ServiceError> {
-        let policy = self.policy(r.tenant_name);
+    pub fn release(&self, db: &Db, r: &Actor, disposal_id: &str) -> Result<Receipt, ServiceError> {
+        let policy = self.policy(&r.tenant_name);
         let now = self.now();
         let out = db.write_long(|c| -> Result<Receipt, ServiceError> {
             let find = |c: &mut AnyConnection| -> Result<disposals::DisposalRef, ServiceError> {
-                disposals::find(c, r.tenant_id, disposal_id)?
+                disposals::find(c, &r.tenant_id, disposal_id)?
                     .ok_or_else(|| ServiceError::NoDisposal(disposal_id.into()))
             };
             let first = find(c)?;
             // Lock order: the person, then the disposal; then re-read both.
-            users::lock(c, r.tenant_id, &first.user_id)?;
-            disposals::lock(c, r.tenant_id, disposal_id)?;
+            users::lock(c, &r.tenant_id, &first.user_id)?;
+            disposals::lock(c, &r.tenant_id, disposal_id)?;
             let disposals::DisposalRef {
                 user_id,
                 state,
                 cause,
                 caller_user_id: stored_caller,
             } = find(c)?;
-            disposal::lock_reports(c, r.tenant_id, &user_id)?;
+            disposal::lock_reports(c, &r.tenant_id, &user_id)?;
             // Then the tenant's counter, before any content row moves (DESIGN-NOTES
             // "Locking"): events no longer take it until the commit.
-            crate::events::lock_tenant(c, r.tenant_id)?;
-            if state != "held" {
+            crate::events::lock_tenant(c, &r.tenant_id)?;
+            if state != DisposalState::Held {
                 return Err(ServiceError::Conflict(format!(
                     "disposal {disposal_id} is {state}, not held"
                 )));
             }
-            let (user_state, legal_hold) = users::state_and_hold(c, r.tenant_id, &user_id)?;
-            if user_state == "active" {
+            let (user_state, legal_hold) = users::state_and_hold(c, &r.tenant_id, &user_id)?;
+            if user_state == UserState::Active {
                 return Err(ServiceError::Conflict(
                     "the person is active again; a held disposal of an active person is not run"
                         .into(),
@@ -417,8 +399,8 @@ impl Deprov {
                     "the user is under legal hold; lift it before releasing".into(),
                 ));
             }
-            let r = Requester {
-                caller_user_id: stored_caller.as_deref().or(r.caller_user_id),
+            let r = Actor {
+                caller_user_id: stored_caller.or_else(|| r.caller_user_id.clone()),
                 ..r.clone()
             };
             let r = &r;
@@ -427,7 +409,7 @@ impl Deprov {
                 c,
                 r,
                 &user_id,
-                &cause,
+                cause,
                 Some(disposal_id.to_string()),
                 caller,
                 &policy,
@@ -444,19 +426,19 @@ impl Deprov {
     }
 
     /// Re-arms the breaker.
-    pub fn reset_brake(&self, db: &Db, r: &Requester<'_>) -> Result<(), StoreError> {
+    pub fn reset_brake(&self, db: &Db, r: &Actor) -> Result<(), StoreError> {
         let now = self.now();
         db.write(|c| {
-            crate::events::lock_tenant(c, r.tenant_id)?;
-            disposals::set_brake(c, r.tenant_id, None)?;
+            crate::events::lock_tenant(c, &r.tenant_id)?;
+            disposals::set_brake(c, &r.tenant_id, None)?;
             audit::write(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 &now,
-                r.actor,
+                &r.actor,
                 "brake.reset",
                 "tenant",
-                r.tenant_id,
+                &r.tenant_id,
                 None,
             )
         })
@@ -465,20 +447,20 @@ impl Deprov {
     pub fn set_legal_hold(
         &self,
         db: &Db,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
         on: bool,
     ) -> Result<(), ServiceError> {
         let now = self.now();
         db.write(|c| {
-            if !users::set_legal_hold(c, r.tenant_id, user_id, on)? {
+            if !users::set_legal_hold(c, &r.tenant_id, user_id, on)? {
                 return Err(ServiceError::NoUser(user_id.into()));
             }
             audit::write(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 &now,
-                r.actor,
+                &r.actor,
                 if on {
                     "legal_hold.set"
                 } else {
@@ -497,13 +479,13 @@ impl Deprov {
     pub fn schedule_in(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        if disposals::open_for(c, r.tenant_id, user_id)?.is_some() {
+        if disposals::open_for(c, &r.tenant_id, user_id)?.is_some() {
             return Ok(());
         }
-        let policy = self.policy(r.tenant_name);
+        let policy = self.policy(&r.tenant_name);
         let now = self.clock.now();
         let grace = chrono::Duration::seconds(
             i64::try_from(policy.grace_period_seconds).unwrap_or(i64::MAX / 2),
@@ -518,29 +500,29 @@ impl Deprov {
             c,
             &NewDisposal {
                 id: &id,
-                tenant_id: r.tenant_id,
+                tenant_id: &r.tenant_id,
                 user_id,
-                state: "scheduled",
-                cause: "grace",
+                state: DisposalState::Scheduled,
+                cause: Cause::Grace,
                 due_at: &due,
-                actor: r.actor,
+                actor: &r.actor,
                 caller_user_id: caller.as_deref(),
                 created_at: &created,
             },
         )?;
         crate::events::emit_at_commit(
             c,
-            r.tenant_id,
-            "disposal.scheduled",
+            &r.tenant_id,
+            EventType::DisposalScheduled,
             Some(user_id),
             serde_json::json!({"dueAt": time::format(now + grace)}),
             &time::format(now),
         )?;
         audit::write(
             c,
-            r.tenant_id,
+            &r.tenant_id,
             &time::format(now),
-            r.actor,
+            &r.actor,
             "disposal.scheduled",
             "user",
             user_id,
@@ -552,19 +534,19 @@ impl Deprov {
     pub fn cancel_in(
         &self,
         c: &mut AnyConnection,
-        r: &Requester<'_>,
+        r: &Actor,
         user_id: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
         // A held disposal of someone who is active again must not run later;
         // a held DELETE is different (the IdP deleted them).
-        let n = disposals::cancel_for_reactivation(c, r.tenant_id, user_id, &now)?;
+        let n = disposals::cancel_for_reactivation(c, &r.tenant_id, user_id, &now)?;
         if n > 0 {
             audit::write(
                 c,
-                r.tenant_id,
+                &r.tenant_id,
                 &now,
-                r.actor,
+                &r.actor,
                 "disposal.cancelled",
                 "user",
                 user_id,
@@ -589,26 +571,27 @@ impl Deprov {
             caller_user_id: caller,
         } in due
         {
+            let r = Actor {
+                tenant_id,
+                tenant_name,
+                actor: "scheduler".to_string(),
+                acts_as: None,
+                caller_user_id: caller,
+            };
+            let tenant_id = &r.tenant_id;
             let ran = db.write_long(|c| -> Result<bool, ServiceError> {
                 // Same lock order as every other path: the person, then the disposal.
-                users::lock(c, &tenant_id, &user_id)?;
-                let claimed = disposals::claim(c, &tenant_id, &id)?;
+                users::lock(c, tenant_id, &user_id)?;
+                let claimed = disposals::claim(c, tenant_id, &id)?;
                 if !claimed {
                     return Ok(false); // another replica took it, or it was cancelled
                 }
-                let r = Requester {
-                    tenant_id: &tenant_id,
-                    tenant_name: &tenant_name,
-                    actor: "scheduler",
-                    acts_as: None,
-                    caller_user_id: caller.as_deref(),
-                };
-                match self.dispose_in(c, &r, &user_id, "grace", None) {
+                match self.dispose_in(c, &r, &user_id, Cause::Grace, None) {
                     Ok(Outcome::Disposed(_)) => Ok(true),
                     Ok(Outcome::Held { .. }) => Ok(false),
                     Err(ServiceError::NoUser(_)) => {
                         // Already disposed or deleted meanwhile: close the schedule.
-                        disposals::set_cancelled(c, &tenant_id, &id)?;
+                        disposals::set_cancelled(c, tenant_id, &id)?;
                         Ok(false)
                     }
                     Err(e) => Err(e),

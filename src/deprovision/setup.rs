@@ -1,8 +1,9 @@
 //! Start-up: the policy, the tombstone keys and their check value.
 
 use super::policy::{self, PolicySet};
-use super::service::{Clock, Deprov};
+use super::service::Deprov;
 use super::tombstone::TombstoneKeys;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::deployment;
 use crate::store::{Backend, Db, StoreError};

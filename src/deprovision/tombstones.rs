@@ -1,6 +1,7 @@
 //! Tombstone lookups (SCIM POST, the gate) and lifting.
 
 use super::tombstone::{IdType, TombstoneKeys};
+use crate::domain::{Cause, EventType};
 use crate::store::audit;
 use crate::store::{self, AnyConnection, StoreError};
 
@@ -49,13 +50,10 @@ pub fn matching_hashes(
             id_type: r.id_type,
             hash: r.hash,
             had_external_id: r.had_external_id,
-            reuse: r.cause.as_deref() == Some(REUSE),
+            reuse: r.cause == Some(Cause::Reuse),
         })
         .collect())
 }
-
-/// The disposal cause of `identity.on_reuse = "dispose_previous"`.
-pub const REUSE: &str = "reuse";
 
 pub fn lift(
     c: &mut AnyConnection,
@@ -84,7 +82,7 @@ pub fn lift(
         crate::events::emit_at_commit(
             c,
             tenant,
-            "tombstone.lifted",
+            EventType::TombstoneLifted,
             None,
             serde_json::json!({"tombstoneId": id, "reason": why}),
             now,

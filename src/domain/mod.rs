@@ -74,6 +74,20 @@ macro_rules! vocabulary {
     };
 }
 
+/// Who acts: the tenant every query is scoped by, its name (policies are per
+/// name), the actor recorded in audit rows (a token's name, or `scheduler`),
+/// the user the token acts as, and the user a stored schedule names as the
+/// `caller` target (grace expiry acts for the token that suspended the
+/// person; it overrides `acts_as`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub actor: String,
+    pub acts_as: Option<String>,
+    pub caller_user_id: Option<String>,
+}
+
 vocabulary! {
     /// Where a user is in their life cycle (`users.state`).
     UserState ("user state") {

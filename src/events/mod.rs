@@ -6,6 +6,7 @@
 
 pub mod relay;
 
+use crate::domain::EventType;
 use crate::store::outbox::{self, EventRow, NewEvent};
 use crate::store::{AnyConnection, StoreError};
 use serde_json::{Value, json};
@@ -18,7 +19,7 @@ pub use crate::store::outbox::{TenantCounter, lock_tenant};
 pub fn emit_at_commit(
     c: &mut AnyConnection,
     tenant: &str,
-    event_type: &str,
+    event_type: EventType,
     subject_user: Option<&str>,
     data: Value,
     now: &str,
@@ -28,17 +29,13 @@ pub fn emit_at_commit(
         NewEvent {
             id: format!("evt_{}", crate::store::new_id().simple()),
             tenant_id: tenant.to_string(),
-            event_type: event_type.to_string(),
+            event_type: event_type.as_str().to_string(),
             subject_user_id: subject_user.map(str::to_string),
             data: data.to_string(),
             occurred_at: now.to_string(),
         },
     )
 }
-
-/// `emit_at_commit` under its former name, for the callers not yet renamed
-/// (deprovision's service, admin and tombstones; the API tests).
-pub use self::emit_at_commit as emit;
 
 /// Events after `after`, in `seq` order, as envelopes.
 pub fn feed(

@@ -561,7 +561,7 @@ impl Relay {
                 crate::events::emit_at_commit(
                     c,
                     tenant,
-                    "webhook.paused",
+                    crate::domain::EventType::WebhookPaused,
                     None,
                     serde_json::json!({"attempts": attempts}),
                     &time::format(now),

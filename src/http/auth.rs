@@ -9,7 +9,7 @@ use super::limiter::{Admission, Kind, Limiter, Permit};
 use super::{AppState, blocking};
 use crate::auth::header::presented_token;
 use crate::auth::{AuthError, Principal, Scope};
-use crate::provisioning::Caller;
+use crate::domain::Actor;
 use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// A caller holding a `scim`-scope token.
 pub struct ScimCaller {
     pub principal: Principal,
-    pub caller: Caller,
+    pub caller: Actor,
     _permit: Permit,
 }
 
@@ -242,12 +242,13 @@ impl FromRequest for ScimCaller {
     }
 }
 
-fn caller_of(p: &Principal) -> Caller {
-    Caller {
+fn caller_of(p: &Principal) -> Actor {
+    Actor {
         tenant_id: p.tenant_id.clone(),
         tenant_name: p.tenant_name.clone(),
         actor: p.token_name.clone(),
         acts_as: p.acts_as.clone(),
+        caller_user_id: None,
     }
 }
 
@@ -255,7 +256,7 @@ macro_rules! scoped_caller {
     ($(#[$doc:meta])* $name:ident, $upload:ident, $scopes:expr) => {
         $(#[$doc])*
         pub struct $name {
-            pub caller: Caller,
+            pub caller: Actor,
             _permit: Permit,
         }
 

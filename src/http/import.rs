@@ -5,8 +5,8 @@
 use super::auth::LedgerCaller;
 use super::error::ApiError;
 use super::{AppState, blocking};
-use crate::deprovision::admin::{self as dadmin, ItemBody, Who};
-use crate::provisioning::Caller;
+use crate::deprovision::admin::{self as dadmin, ItemBody};
+use crate::domain::Actor;
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::StoreError;
@@ -122,7 +122,7 @@ impl Progress {
     fn feed(
         &mut self,
         state: &AppState,
-        caller: &Caller,
+        caller: &Actor,
         target: Target,
         bytes: &[u8],
         end: bool,
@@ -175,23 +175,18 @@ impl Progress {
     }
 
     /// Applies the pending lines as one transaction of their own.
-    fn flush(&mut self, state: &AppState, caller: &Caller, target: Target) -> Result<(), ApiError> {
+    fn flush(&mut self, state: &AppState, caller: &Actor, target: Target) -> Result<(), ApiError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let lines = std::mem::take(&mut self.pending);
         let svc = &state.svc;
-        let who = Who {
-            tenant_id: &caller.tenant_id,
-            tenant_name: &caller.tenant_name,
-            actor: &caller.actor,
-        };
         let results = svc
             .db
             .write_long(|c| -> Result<Vec<LineResult>, ServiceError> {
                 let mut out = Vec::with_capacity(lines.len());
                 for (n, line) in &lines {
-                    let r = apply_line(&svc.deprov, c, &who, target, line)?;
+                    let r = apply_line(&svc.deprov, c, caller, target, line)?;
                     out.push((*n, r));
                 }
                 Ok(out)
@@ -239,7 +234,7 @@ fn push_line(pending: &mut Vec<(u64, String)>, tally: &mut Tally, n: u64, raw: &
 fn apply_line(
     dp: &crate::deprovision::service::Deprov,
     c: &mut crate::store::AnyConnection,
-    who: &Who<'_>,
+    who: &Actor,
     target: Target,
     line: &str,
 ) -> Result<Result<bool, String>, ServiceError> {

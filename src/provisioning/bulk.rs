@@ -3,7 +3,8 @@
 //! failed one leaves nothing behind and the others stay committed. The order,
 //! the references and the cycles are decided by `scim::bulk::plan`.
 
-use super::{Caller, PatchOutcome, Rendered, ServiceError, Services, groups, users};
+use super::{PatchOutcome, Rendered, ServiceError, Services, groups, users};
+use crate::domain::Actor;
 use crate::scim::bulk::{
     self, BulkOperation, BulkRequest, CycleMember, Endpoint, Method, OpResult, Plan, Step, Target,
     op_label,
@@ -61,7 +62,7 @@ impl Outcome {
 
 /// Runs the request; `None` marks an operation not processed because
 /// `failOnErrors` stopped the request first.
-pub fn run(svc: &Services, caller: &Caller, req: &BulkRequest, base: &str) -> Vec<Option<Outcome>> {
+pub fn run(svc: &Services, caller: &Actor, req: &BulkRequest, base: &str) -> Vec<Option<Outcome>> {
     let plan = bulk::plan(&req.operations);
     let mut run = Run {
         svc,
@@ -91,7 +92,7 @@ pub fn run(svc: &Services, caller: &Caller, req: &BulkRequest, base: &str) -> Ve
 
 struct Run<'a> {
     svc: &'a Services,
-    caller: &'a Caller,
+    caller: &'a Actor,
     req: &'a BulkRequest,
     plan: &'a Plan,
     base: &'a str,

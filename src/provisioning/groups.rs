@@ -2,9 +2,8 @@
 //! removes one member touches one row, and a read that excludes `members` never
 //! reads memberships.
 
-use super::{
-    Caller, PatchOutcome, Rendered, ServiceError, Services, check_if_match, corrupt, listing,
-};
+use super::{PatchOutcome, Rendered, ServiceError, Services, check_if_match, corrupt, listing};
+use crate::domain::Actor;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::ListParams;
@@ -44,7 +43,7 @@ pub fn not_found(id: &str) -> ScimError {
 /// The members rendering `row` needs: `None` unless the projection wants them.
 pub(crate) fn members_for(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     row: &GroupRow,
     projection: &Projection,
 ) -> Result<Option<Vec<store::groups::Member>>, ServiceError> {
@@ -83,7 +82,7 @@ pub(crate) fn render_row(
 
 fn rendered(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     row: &GroupRow,
     projection: &Projection,
     base: &str,
@@ -123,7 +122,7 @@ fn kept_member_keys(projection: &Projection) -> Option<Vec<String>> {
 /// keeps, written member by member; `None` when not wanted or empty.
 fn members_json(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     group_id: &str,
     projection: &Projection,
     base: &str,
@@ -194,7 +193,7 @@ fn take_members(doc: &mut Doc) -> Result<Vec<String>, ScimError> {
 
 fn check_unique(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     doc: &Doc,
     except: Option<&str>,
 ) -> Result<(), ServiceError> {
@@ -216,7 +215,7 @@ fn check_unique(
 /// ignored (IdPs send ids of users that were never provisioned here).
 fn add_known(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     group_id: &str,
     ids: &[String],
     now: &str,
@@ -262,7 +261,7 @@ fn runs_alone(doc_ops: &[Operation], member_ops: &[MemberOp]) -> bool {
 
 fn set_members(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     group_id: &str,
     desired: &[String],
     now: &str,
@@ -306,7 +305,7 @@ fn bump(
 
 pub fn create(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     body: &Value,
     projection: &Projection,
     base: &str,
@@ -342,7 +341,7 @@ pub fn create(
 
 pub fn get(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     projection: &Projection,
     base: &str,
@@ -365,7 +364,7 @@ pub fn get(
 /// `members` leaves the group empty). The member list is applied as a difference.
 pub fn replace(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     body: &Value,
     if_match: Option<&str>,
@@ -483,7 +482,7 @@ fn simple_value_eq(f: &Filter) -> Option<String> {
 
 pub fn patch(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     ops: &[Operation],
     if_match: Option<&str>,
@@ -555,7 +554,7 @@ pub fn patch(
 
 pub fn delete(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     if_match: Option<&str>,
     base: &str,
@@ -573,7 +572,7 @@ pub fn delete(
 
 pub fn list(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {

@@ -13,28 +13,6 @@ use crate::store::StoreError;
 
 pub use crate::service_error::ServiceError;
 
-/// Who is calling: the tenant every query is scoped by, its name (policies are
-/// per name), the actor (token name) and the user the token acts as.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub tenant_id: String,
-    pub tenant_name: String,
-    pub actor: String,
-    pub acts_as: Option<String>,
-}
-
-impl Caller {
-    pub fn requester(&self) -> crate::deprovision::service::Requester<'_> {
-        crate::deprovision::service::Requester {
-            tenant_id: &self.tenant_id,
-            tenant_name: &self.tenant_name,
-            actor: &self.actor,
-            acts_as: self.acts_as.as_deref(),
-            caller_user_id: None,
-        }
-    }
-}
-
 /// What the provisioning service works with: the database, deprovisioning and
 /// the limits every stored document is normalised under.
 #[derive(Clone)]

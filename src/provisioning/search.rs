@@ -4,7 +4,8 @@
 //! `sortBy` orders within each type. Cursor paging is offered per resource
 //! type (a cursor there is a position in one ordered table).
 
-use super::{Caller, ServiceError, Services, listing};
+use super::{ServiceError, Services, listing};
+use crate::domain::Actor;
 use crate::scim::error::ScimError;
 use crate::scim::list::{ListParams, Paging, list_response};
 use crate::store::db::Window;
@@ -12,7 +13,7 @@ use crate::store::{self, filter_sql};
 
 pub fn search_all(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     params: &ListParams,
     base: &str,
 ) -> Result<serde_json::Value, ServiceError> {

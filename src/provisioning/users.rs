@@ -1,7 +1,7 @@
 //! Users: create (or restore a suspended user in place), read, replace, patch,
 //! delete, list. `active=false` suspends; it never hides the user.
 
-use super::{Caller, Rendered, ServiceError, Services, check_if_match, corrupt, listing};
+use super::{Rendered, ServiceError, Services, check_if_match, corrupt, listing};
 use crate::deprovision::evidence::{self, Evidence};
 use crate::deprovision::policy::{OnReuse, OnScimCreate, Policy};
 use crate::deprovision::service::Outcome;
@@ -18,7 +18,7 @@ use crate::store::{self, AnyConnection, StoreError, filter_sql};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-use crate::domain::{Cause, EventType, UserState};
+use crate::domain::{Actor, Cause, EventType, UserState};
 
 fn meta(row: &UserRow, base: &str) -> Meta {
     Meta {
@@ -41,7 +41,7 @@ pub(crate) type Memberships = Vec<(String, String, String)>;
 /// wants the read-only `groups`.
 fn memberships_of(
     conn: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     rows: &[UserRow],
     projection: &Projection,
 ) -> Result<Memberships, ServiceError> {
@@ -102,7 +102,7 @@ fn rendered_with(
 /// Visible users other than `except` that hold this userName or externalId.
 fn conflicts(
     conn: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     k: &UserKeys,
     except: Option<&str>,
 ) -> Result<Vec<UserRow>, ServiceError> {
@@ -185,7 +185,7 @@ struct NewUser<'a> {
 
 pub fn create(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     body: &Value,
     projection: &Projection,
     base: &str,
@@ -257,7 +257,7 @@ pub fn create(
 fn create_in(
     svc: &Services,
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     policy: &Policy,
     new: &NewUser<'_>,
     projection: &Projection,
@@ -288,15 +288,15 @@ fn create_in(
                 now,
             )?;
             if row.state == UserState::Suspended {
-                crate::events::emit(
+                crate::events::emit_at_commit(
                     c,
                     &caller.tenant_id,
-                    EventType::UserSuspended.as_str(),
+                    EventType::UserSuspended,
                     Some(&row.id),
                     json!({}),
                     now,
                 )?;
-                svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+                svc.deprov.schedule_in(c, caller, &row.id)?;
             }
             tracing::info!(user_id = %row.id, actor = %caller.actor, "user created");
             Ok(Created::New)
@@ -358,10 +358,10 @@ fn create_in(
                 // Re-read under the lock, the holder now disagrees: the general rule.
                 Written::DisposeHolder(row) => return Ok(Created::DisposeFirst(row.id)),
             };
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserRestored.as_str(),
+                EventType::UserRestored,
                 Some(&row.id),
                 json!({}),
                 now,
@@ -389,7 +389,7 @@ fn reuse_refused(holder: &str) -> ScimError {
 /// A held disposal (brake, legal hold) is a 409: the holder keeps the name.
 fn dispose_previous(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     holder: &str,
     still: impl Fn(&UserRow) -> bool,
 ) -> Result<(), ServiceError> {
@@ -404,7 +404,7 @@ fn dispose_previous(
         }
         match svc
             .deprov
-            .dispose_in(c, &caller.requester(), holder, Cause::Reuse.as_str(), None)?
+            .dispose_in(c, caller, holder, Cause::Reuse, None)?
         {
             Outcome::Disposed(r) => {
                 audit_user(c, caller, "identity.reused", holder, None, &now)?;
@@ -424,7 +424,7 @@ fn dispose_previous(
 }
 
 /// The row for a new user (a fresh id).
-fn new_row(caller: &Caller, doc: &Doc, keys: &UserKeys, now: &str) -> UserRow {
+fn new_row(caller: &Actor, doc: &Doc, keys: &UserKeys, now: &str) -> UserRow {
     UserRow::new(
         crate::store::new_id().to_string(),
         caller.tenant_id.clone(),
@@ -449,7 +449,7 @@ fn changed_attributes(before: &Doc, after: &Doc) -> Vec<String> {
 
 fn audit_user(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     action: &str,
     id: &str,
     attrs: Option<&[String]>,
@@ -475,7 +475,7 @@ fn audit_user(
 fn write_doc(
     svc: &Services,
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     row: &mut UserRow,
     old_doc: &Doc,
     doc: Doc,
@@ -509,23 +509,23 @@ fn write_doc(
         (UserState::Active, UserState::Suspended) => {
             audit_user(c, caller, "user.suspended", &row.id, None, now)?;
             // Event first: the platform ends sessions at once.
-            crate::events::emit(
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserSuspended.as_str(),
+                EventType::UserSuspended,
                 Some(&row.id),
                 json!({}),
                 now,
             )?;
-            svc.deprov.schedule_in(c, &caller.requester(), &row.id)?;
+            svc.deprov.schedule_in(c, caller, &row.id)?;
         }
         (UserState::Suspended, UserState::Active) => {
             audit_user(c, caller, "user.reactivated", &row.id, None, now)?;
-            svc.deprov.cancel_in(c, &caller.requester(), &row.id)?;
-            crate::events::emit(
+            svc.deprov.cancel_in(c, caller, &row.id)?;
+            crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserReactivated.as_str(),
+                EventType::UserReactivated,
                 Some(&row.id),
                 json!({}),
                 now,
@@ -537,7 +537,7 @@ fn write_doc(
 }
 
 /// The tombstone hashes of a new user's identifiers (`tombstone_check`).
-fn tombstone_hashes(svc: &Services, caller: &Caller, k: &UserKeys) -> Vec<String> {
+fn tombstone_hashes(svc: &Services, caller: &Actor, k: &UserKeys) -> Vec<String> {
     let mut ids = vec![(IdType::UserName, k.user_name.clone())];
     if let Some(x) = &k.external_id {
         ids.push((IdType::ExternalId, x.clone()));
@@ -562,7 +562,7 @@ enum Join {
 /// that identifier for someone else.
 fn tombstone_check(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     policy: &Policy,
     hashes: &[String],
     has_external_id: bool,
@@ -624,7 +624,7 @@ fn tombstone_evidence(matches: &[&TombstoneMatch], has_external_id: bool, join: 
 #[allow(clippy::too_many_arguments)]
 fn apply_tombstones(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     policy: &Policy,
     user_id: &str,
     found: &[TombstoneMatch],
@@ -694,7 +694,7 @@ enum Checked {
 fn checked_identity(
     svc: &Services,
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     policy: &Policy,
     row: &UserRow,
     old_doc: &Doc,
@@ -734,7 +734,7 @@ fn checked_identity(
 /// took them.
 fn new_identifier_hashes(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     row: &UserRow,
     old_doc: &Doc,
     doc: &Doc,
@@ -770,7 +770,7 @@ fn new_identifier_hashes(
 
 pub fn get(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     projection: &Projection,
     base: &str,
@@ -790,7 +790,7 @@ pub fn not_found(id: &str) -> ScimError {
 
 pub fn replace(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     body: &Value,
     if_match: Option<&str>,
@@ -841,7 +841,7 @@ enum Written {
 fn write_checked(
     svc: &Services,
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     policy: &Policy,
     row: &mut UserRow,
     old_doc: &Doc,
@@ -874,7 +874,7 @@ fn write_checked(
 /// the write answers 404, so the IdP re-POSTs the new person.
 fn finish_write(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     written: Written,
     projection: &Projection,
@@ -898,7 +898,7 @@ fn finish_write(
 /// The user `id`, locked for this write, if `If-Match` (when given) matches.
 fn locked(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     if_match: Option<&str>,
     base: &str,
@@ -914,7 +914,7 @@ fn locked(
 /// already: the unique indexes keep the ones it holds to itself.
 fn refuse_conflicts(
     c: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     row: &UserRow,
     keys: &UserKeys,
 ) -> Result<(), ServiceError> {
@@ -931,7 +931,7 @@ fn refuse_conflicts(
 
 pub fn patch(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     ops: &[Operation],
     if_match: Option<&str>,
@@ -964,7 +964,7 @@ pub fn patch(
 
 pub fn delete(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     id: &str,
     if_match: Option<&str>,
     base: &str,
@@ -973,10 +973,7 @@ pub fn delete(
         locked(c, caller, id, if_match, base)?;
         // DELETE disposes synchronously, in this transaction: the policy runs,
         // the tombstone is written, the person becomes a stub (404 from now on).
-        match svc
-            .deprov
-            .dispose_in(c, &caller.requester(), id, Cause::Delete.as_str(), None)?
-        {
+        match svc.deprov.dispose_in(c, caller, id, Cause::Delete, None)? {
             Outcome::Disposed(r) => {
                 tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")
             }
@@ -1011,7 +1008,7 @@ const SMALL_DISPOSAL: usize = 256;
 
 pub fn list(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     params: &ListParams,
     base: &str,
 ) -> Result<Value, ServiceError> {
@@ -1031,7 +1028,7 @@ pub struct UserPage {
 /// The list plan for `params` (all errors are the client's).
 pub fn list_plan(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     params: &ListParams,
 ) -> Result<listing::Plan, ServiceError> {
     Ok(listing::plan(
@@ -1046,7 +1043,7 @@ pub fn list_plan(
 /// Reads the page `plan` selects and its memberships.
 pub fn fetch_list(
     svc: &Services,
-    caller: &Caller,
+    caller: &Actor,
     params: &ListParams,
     plan: listing::Plan,
 ) -> Result<UserPage, ServiceError> {
@@ -1073,7 +1070,7 @@ pub fn fetch_list(
 /// `memberships_of` for listed rows.
 pub(crate) fn page_memberships(
     conn: &mut AnyConnection,
-    caller: &Caller,
+    caller: &Actor,
     rows: &[store::users::ListedUser],
     projection: &Projection,
 ) -> Result<Memberships, ServiceError> {

@@ -3,7 +3,8 @@
 use super::db::{AnyConnection, Backend, Sql, backend_of, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{disposal_items, disposals, tenant_counters, tenants, users};
-use super::sql::{Condition, LiteralCondition};
+use super::vocab::open_disposals;
+use crate::domain::{Cause, DisposalState, ItemAction};
 use diesel::prelude::*;
 
 /// Hands the items of a receipt back to `new_owner` where their recipients
@@ -32,20 +33,6 @@ pub fn relink_items(
     execute_sql(c, &s)
 }
 
-/// `disposals.state IN ('scheduled', 'held')` as literal SQL, so the partial
-/// unique index `disposals_open` serves it (a bound list cannot) and diesel
-/// caches the statement.
-const fn open() -> Condition<OpenStates> {
-    Condition::new()
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct OpenStates;
-
-impl LiteralCondition for OpenStates {
-    const SQL: &'static str = "disposals.state IN ('scheduled', 'held')";
-}
-
 /// The person's open (scheduled or held) disposal, if any.
 pub fn open_for(
     c: &mut AnyConnection,
@@ -55,7 +42,7 @@ pub fn open_for(
     Ok(crate::per_backend!(c, c => disposals::table
         .filter(disposals::tenant_id.eq(tenant))
         .filter(disposals::user_id.eq(user))
-        .filter(open())
+        .filter(open_disposals())
         .select(disposals::id)
         .first(c)
         .optional())?)
@@ -72,8 +59,8 @@ pub struct NewDisposal<'a> {
     pub id: &'a str,
     pub tenant_id: &'a str,
     pub user_id: &'a str,
-    pub state: &'a str,
-    pub cause: &'a str,
+    pub state: DisposalState,
+    pub cause: Cause,
     pub due_at: &'a str,
     pub actor: &'a str,
     pub caller_user_id: Option<&'a str>,
@@ -111,7 +98,7 @@ pub fn set_running(
     c: &mut AnyConnection,
     tenant: &str,
     id: &str,
-    cause: &str,
+    cause: Cause,
     actor: &str,
 ) -> Result<(), StoreError> {
     diesel::update(
@@ -120,7 +107,7 @@ pub fn set_running(
             .filter(disposals::id.eq(id)),
     )
     .set((
-        disposals::state.eq("running"),
+        disposals::state.eq(DisposalState::Running),
         disposals::cause.eq(cause),
         disposals::actor.eq(actor),
     ))
@@ -133,14 +120,17 @@ pub fn set_held(
     c: &mut AnyConnection,
     tenant: &str,
     id: &str,
-    cause: &str,
+    cause: Cause,
 ) -> Result<(), StoreError> {
     diesel::update(
         disposals::table
             .filter(disposals::tenant_id.eq(tenant))
             .filter(disposals::id.eq(id)),
     )
-    .set((disposals::state.eq("held"), disposals::cause.eq(cause)))
+    .set((
+        disposals::state.eq(DisposalState::Held),
+        disposals::cause.eq(cause),
+    ))
     .execute(c)?;
     Ok(())
 }
@@ -185,7 +175,7 @@ pub fn insert_lines_for_kind(
     person: &str,
     disposal_id: &str,
     kind: &str,
-    action: &str,
+    action: ItemAction,
     to: Recipient<'_>,
     skip_roots: bool,
 ) -> Result<(), StoreError> {
@@ -193,7 +183,7 @@ pub fn insert_lines_for_kind(
     s.push("INSERT INTO disposal_items (disposal_id, kind, item_id, action, from_owner, to_owner, target_link) SELECT ")
         .bind_text(disposal_id)
         .push(", kind, item_id, ")
-        .bind_text(action)
+        .bind_text(action.as_str())
         .push(", owner_id, ");
     match to.to_owner {
         Some(o) => s.bind_text(o),
@@ -260,7 +250,7 @@ pub fn scheduled(c: &mut AnyConnection) -> Result<Vec<Schedule>, StoreError> {
     Ok(disposals::table
         .inner_join(tenants::table)
         .inner_join(users::table.on(users::id.eq(disposals::user_id)))
-        .filter(disposals::state.eq("scheduled"))
+        .filter(disposals::state.eq(DisposalState::Scheduled))
         .select((
             disposals::id,
             disposals::tenant_id,
@@ -301,7 +291,7 @@ pub struct Due {
 pub fn due(c: &mut AnyConnection, now: &str, limit: i64) -> Result<Vec<Due>, StoreError> {
     Ok(disposals::table
         .inner_join(tenants::table)
-        .filter(disposals::state.eq("scheduled"))
+        .filter(disposals::state.eq(DisposalState::Scheduled))
         .filter(disposals::due_at.le(now))
         .select((
             disposals::id,
@@ -342,7 +332,7 @@ pub fn set_cancelled(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<()
             .filter(disposals::tenant_id.eq(tenant))
             .filter(disposals::id.eq(id)),
     )
-    .set(disposals::state.eq("cancelled"))
+    .set(disposals::state.eq(DisposalState::Cancelled))
     .execute(c)?;
     Ok(())
 }
@@ -360,13 +350,15 @@ pub fn cancel_for_reactivation(
             .filter(disposals::tenant_id.eq(tenant))
             .filter(disposals::user_id.eq(user))
             .filter(
-                disposals::state.eq("scheduled").or(disposals::state
-                    .eq("held")
-                    .and(disposals::cause.ne("delete"))),
+                disposals::state
+                    .eq(DisposalState::Scheduled)
+                    .or(disposals::state
+                        .eq(DisposalState::Held)
+                        .and(disposals::cause.ne(Cause::Delete))),
             ),
     )
     .set((
-        disposals::state.eq("cancelled"),
+        disposals::state.eq(DisposalState::Cancelled),
         disposals::completed_at.eq(now),
     ))
     .execute(c)?)
@@ -376,8 +368,8 @@ pub fn cancel_for_reactivation(
 #[derive(Debug, Clone, Queryable)]
 pub struct DisposalRef {
     pub user_id: String,
-    pub state: String,
-    pub cause: String,
+    pub state: DisposalState,
+    pub cause: Cause,
     pub caller_user_id: Option<String>,
 }
 
@@ -434,7 +426,7 @@ pub fn count_done(c: &mut AnyConnection, tenant: &str) -> Result<(), StoreError>
 pub fn done_since(c: &mut AnyConnection, tenant: &str, since: &str) -> Result<i64, StoreError> {
     Ok(disposals::table
         .filter(disposals::tenant_id.eq(tenant))
-        .filter(disposals::state.eq("done"))
+        .filter(disposals::state.eq(DisposalState::Done))
         .filter(disposals::completed_at.ge(since))
         .count()
         .get_result(c)?)

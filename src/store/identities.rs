@@ -26,7 +26,7 @@ pub struct Hit {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub user_id: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub state: Option<String>,
+    pub state: Option<crate::domain::UserState>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub external_id: Option<String>,
 }

@@ -19,7 +19,7 @@ pub struct LiveHash {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub had_external_id: bool,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub cause: Option<String>,
+    pub cause: Option<crate::domain::Cause>,
 }
 
 /// Live tombstone hashes among `hashes`.

@@ -4,7 +4,8 @@ use crate::common::schema::*;
 use crate::common::{Backend, TestApp, spawn_app};
 use custodian::deprovision::disposal::{self, DisposeInput, NO_HOOK, STEPS};
 use custodian::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
-use custodian::provisioning::{Caller, Services};
+use custodian::domain::{Actor, Cause};
+use custodian::provisioning::Services;
 use custodian::store::{StoreError, ledger};
 use diesel::prelude::*;
 use proptest::prelude::*;
@@ -18,21 +19,22 @@ fn services(app: &TestApp) -> Services {
     }
 }
 
-fn tenant(app: &TestApp, name: &str) -> Caller {
+fn tenant(app: &TestApp, name: &str) -> Actor {
     let now = custodian::store::time::now();
     let t = app
         .db
         .write(|c| custodian::store::tokens::ensure_tenant(c, name, &now))
         .expect("tenant");
-    Caller {
+    Actor {
         tenant_id: t.id,
         tenant_name: name.into(),
         actor: "test".into(),
         acts_as: None,
+        caller_user_id: None,
     }
 }
 
-fn user(svc: &Services, caller: &Caller, name: &str, manager: Option<&str>) -> String {
+fn user(svc: &Services, caller: &Actor, name: &str, manager: Option<&str>) -> String {
     let mut body = json!({"userName": name, "emails": [{"value": name, "type": "work"}]});
     if let Some(m) = manager {
         body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
@@ -46,7 +48,7 @@ fn user(svc: &Services, caller: &Caller, name: &str, manager: Option<&str>) -> S
 
 fn item(
     app: &TestApp,
-    caller: &Caller,
+    caller: &Actor,
     kind: &str,
     id: &str,
     owner: &str,
@@ -121,7 +123,7 @@ fn snapshot(app: &TestApp, tenant: &str) -> String {
 
 fn run(
     app: &TestApp,
-    caller: &Caller,
+    caller: &Actor,
     person: &str,
     policy: &Policy,
     hook: &dyn Fn(&str) -> Result<(), StoreError>,
@@ -135,7 +137,7 @@ fn run(
                 person,
                 caller: None,
                 actor: "test",
-                cause: "delete",
+                cause: Cause::Delete,
                 policy,
                 keys: &app.deprov.keys,
                 now: &now,
@@ -352,7 +354,7 @@ async fn preview_is_receipt(b: Backend) {
                         (
                             i.kind.clone(),
                             i.id.clone(),
-                            i.action.clone(),
+                            i.action.to_string(),
                             i.to_owner.clone(),
                         )
                     })

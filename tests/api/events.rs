@@ -1,6 +1,7 @@
 //! The event outbox under concurrent writers.
 
 use crate::common;
+use custodian::domain::EventType;
 use custodian::store::StoreError;
 use serde_json::json;
 use std::time::Duration;
@@ -22,7 +23,14 @@ async fn postgres_seq_is_commit_order() {
         let (db, t) = (app.db.clone(), tenant.clone());
         std::thread::spawn(move || {
             db.write(|c| {
-                custodian::events::emit(c, &t, "test.emitted_first", None, json!({}), now)?;
+                custodian::events::emit_at_commit(
+                    c,
+                    &t,
+                    EventType::UserSuspended,
+                    None,
+                    json!({}),
+                    now,
+                )?;
                 began.send(()).ok();
                 // Open until the second write has committed (bounded: with
                 // the counter locked at `emit`, it never could).
@@ -43,7 +51,14 @@ async fn postgres_seq_is_commit_order() {
         let (db, t) = (app.db.clone(), tenant.clone());
         std::thread::spawn(move || {
             db.write(|c| {
-                custodian::events::emit(c, &t, "test.emitted_second", None, json!({}), now)
+                custodian::events::emit_at_commit(
+                    c,
+                    &t,
+                    EventType::UserReactivated,
+                    None,
+                    json!({}),
+                    now,
+                )
             })
         })
     };
@@ -61,7 +76,7 @@ async fn postgres_seq_is_commit_order() {
         .collect();
     assert_eq!(
         order,
-        vec![(1, "test.emitted_second"), (2, "test.emitted_first")],
+        vec![(1, "user.reactivated"), (2, "user.suspended")],
         "seq follows commit order, gap-free"
     );
 }
@@ -290,10 +305,10 @@ fn emit_events(app: &crate::common::TestApp, n: usize) {
     for i in 0..n {
         app.db
             .write(|c| {
-                custodian::events::emit(
+                custodian::events::emit_at_commit(
                     c,
                     &tenant,
-                    "test.event",
+                    EventType::UserSuspended,
                     None,
                     json!({"i": i}),
                     "2026-11-24T00:00:00Z",

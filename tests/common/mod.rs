@@ -3,8 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use custodian::auth::{Scope, create_token};
+use custodian::clock::ManualClock;
 use custodian::deprovision::policy::{self, PolicySet};
-use custodian::deprovision::service::{Deprov, ManualClock};
+use custodian::deprovision::service::Deprov;
 use custodian::deprovision::setup;
 use custodian::deprovision::tombstone::TombstoneKeys;
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! The content ledger: items and user-data lines, one transaction each.
 
-use crate::deprovision::admin::{self, ItemBody, ParentRef, UserDataLine, Who};
+use crate::deprovision::admin::{self, ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
+use crate::domain::{Actor, EventType, UserState};
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemQuery};
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 pub fn put(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     kind: &str,
     id: &str,
     body: &ItemBody,
@@ -38,24 +39,18 @@ pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, Service
 }
 
 /// Deletes an item (never the Archive folder) and audits it.
-pub fn delete(
-    dp: &Deprov,
-    db: &Db,
-    who: &Who<'_>,
-    kind: &str,
-    id: &str,
-) -> Result<(), ServiceError> {
+pub fn delete(dp: &Deprov, db: &Db, who: &Actor, kind: &str, id: &str) -> Result<(), ServiceError> {
     db.write(|c| {
         admin::check_deletable(kind, id)?;
-        if !ledger::delete_item(c, who.tenant_id, kind, id)? {
+        if !ledger::delete_item(c, &who.tenant_id, kind, id)? {
             return Err(ScimError::not_found(format!("no {kind} item with id {id}")).into());
         }
         let now = dp.now();
         Ok(audit::write(
             c,
-            who.tenant_id,
+            &who.tenant_id,
             &now,
-            who.actor,
+            &who.actor,
             "content.deleted",
             kind,
             id,
@@ -68,14 +63,16 @@ pub fn delete(
 pub fn transfer(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     from: &str,
     to: &str,
 ) -> Result<Value, ServiceError> {
     let now = dp.now();
     // Moves everything the person owns, like a disposal: a transaction of its own.
     db.write_long(|c| {
-        if users::state_of(c, who.tenant_id, from)?.is_none_or(|s| s == "disposed" || s == "stub") {
+        if users::state_of(c, &who.tenant_id, from)?
+            .is_none_or(|s| matches!(s, UserState::Disposed | UserState::Stub))
+        {
             return Err(ScimError::not_found(format!("no user with id {from}")).into());
         }
         if from == to {
@@ -83,14 +80,14 @@ pub fn transfer(
         }
         let to = admin::check_owner(dp, c, who, to)?;
         // Disposals lock the tenant counter before moving content rows: same order here.
-        crate::events::lock_tenant(c, who.tenant_id)?;
-        let items = ledger::move_all_items(c, who.tenant_id, from, &to, &now)?;
-        let data = ledger::move_all_user_data(c, who.tenant_id, from, &to, &now)?;
+        crate::events::lock_tenant(c, &who.tenant_id)?;
+        let items = ledger::move_all_items(c, &who.tenant_id, from, &to, &now)?;
+        let data = ledger::move_all_user_data(c, &who.tenant_id, from, &to, &now)?;
         audit::write(
             c,
-            who.tenant_id,
+            &who.tenant_id,
             &now,
-            who.actor,
+            &who.actor,
             "content.reassigned",
             "user",
             from,
@@ -100,8 +97,8 @@ pub fn transfer(
         )?;
         crate::events::emit_at_commit(
             c,
-            who.tenant_id,
-            "content.reassigned",
+            &who.tenant_id,
+            EventType::ContentReassigned,
             Some(from),
             json!({"to": to, "items": items, "userData": data}),
             &now,
@@ -129,12 +126,12 @@ pub enum Selection {
 pub fn reassign(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     selection: &Selection,
     to: &str,
 ) -> Result<Value, ServiceError> {
     let now = dp.now();
-    let tenant = who.tenant_id;
+    let tenant = &who.tenant_id;
     db.write(|c| {
         let to = admin::check_owner(dp, c, who, to)?;
         // Disposals lock the tenant counter before moving content rows: same order here.
@@ -173,7 +170,7 @@ pub fn reassign(
             c,
             tenant,
             &now,
-            who.actor,
+            &who.actor,
             "content.reassigned",
             "user",
             &to,
@@ -182,7 +179,7 @@ pub fn reassign(
         crate::events::emit_at_commit(
             c,
             tenant,
-            "content.reassigned",
+            EventType::ContentReassigned,
             None,
             json!({"to": to, "items": moved}),
             &now,
@@ -195,7 +192,7 @@ pub fn reassign(
 pub fn put_user_data(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     line: &UserDataLine,
 ) -> Result<bool, ServiceError> {
     db.write(|c| admin::put_user_data_line(dp, c, who, line))

@@ -1,6 +1,7 @@
 //! Disposing now, from the admin API.
 
-use crate::deprovision::service::{Deprov, Outcome, Requester};
+use crate::deprovision::service::{Deprov, Outcome};
+use crate::domain::{Actor, Cause};
 use crate::service_error::ServiceError;
 use crate::store::Db;
 
@@ -9,11 +10,11 @@ use crate::store::Db;
 pub fn dispose(
     dp: &Deprov,
     db: &Db,
-    r: &Requester<'_>,
+    r: &Actor,
     user_id: &str,
     expected_hash: Option<&str>,
 ) -> Result<Outcome, ServiceError> {
-    let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, "admin", expected_hash))?;
+    let outcome = db.write_long(|c| dp.dispose_in(c, r, user_id, Cause::Admin, expected_hash))?;
     db.checkpoint_soon();
     Ok(outcome)
 }

@@ -1,7 +1,7 @@
 //! A user's SSO subjects, registered and removed by an admin.
 
-use crate::deprovision::admin::Who;
 use crate::deprovision::service::Deprov;
+use crate::domain::Actor;
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::audit;
@@ -15,7 +15,7 @@ fn issuer_key(issuer: &str) -> &str {
 pub fn register(
     dp: &Deprov,
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     user_id: &str,
     issuer: &str,
     subject: &str,
@@ -26,21 +26,28 @@ pub fn register(
     db.write(|c| {
         // Under the user's lock: a disposal cannot commit in between and leave
         // a subject in the clear on a stub.
-        users::lock(c, who.tenant_id, user_id)?;
-        if users::find(c, who.tenant_id, user_id)?.is_none() {
+        users::lock(c, &who.tenant_id, user_id)?;
+        if users::find(c, &who.tenant_id, user_id)?.is_none() {
             return Err(ScimError::not_found(format!("no user with id {user_id}")).into());
         }
         let now = dp.now();
-        if !ledger::add_sso(c, who.tenant_id, user_id, issuer_key(issuer), subject, &now)? {
+        if !ledger::add_sso(
+            c,
+            &who.tenant_id,
+            user_id,
+            issuer_key(issuer),
+            subject,
+            &now,
+        )? {
             return Err(
                 ScimError::uniqueness("this SSO subject is registered to another user").into(),
             );
         }
         Ok(audit::write(
             c,
-            who.tenant_id,
+            &who.tenant_id,
             &now,
-            who.actor,
+            &who.actor,
             "sso.registered",
             "user",
             user_id,
@@ -51,13 +58,13 @@ pub fn register(
 
 pub fn remove(
     db: &Db,
-    who: &Who<'_>,
+    who: &Actor,
     user_id: &str,
     issuer: &str,
     subject: &str,
 ) -> Result<(), ServiceError> {
     db.write(|c| {
-        if !ledger::remove_sso(c, who.tenant_id, user_id, issuer_key(issuer), subject)? {
+        if !ledger::remove_sso(c, &who.tenant_id, user_id, issuer_key(issuer), subject)? {
             return Err(ScimError::not_found("no such SSO subject for this user").into());
         }
         Ok(())

@@ -5,7 +5,7 @@ use super::plan::{item_action, plan_summary};
 use super::tombstone::{self, Tombstone};
 use super::{ARCHIVE_ID, ARCHIVE_KIND, DisposeInput, Plan, Receipt, reports};
 use crate::deprovision::policy::FolderAction;
-use crate::domain::UserState;
+use crate::domain::{DisposalState, ItemAction, UserState};
 use crate::scim::fold::fold;
 use crate::store::disposals::{self, NewDisposal, Recipient};
 use crate::store::users::UserRow;
@@ -73,7 +73,10 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         .unwrap_or_else(|| crate::store::new_id().to_string());
     let kinds = plan.summary.keys().cloned().collect();
     let archive = inp.policy.personal_folder.action == FolderAction::Archive
-        && plan.summary.values().any(|a| a.contains_key("archive"));
+        && plan
+            .summary
+            .values()
+            .any(|a| a.contains_key(&ItemAction::Archive));
     let mut run = Run {
         inp,
         person,
@@ -123,7 +126,7 @@ fn start(c: &mut AnyConnection, run: &mut Run<'_>) -> Result<(), StoreError> {
                 id: &run.disposal_id,
                 tenant_id: t,
                 user_id: inp.person,
-                state: "running",
+                state: DisposalState::Running,
                 cause: inp.cause,
                 due_at: inp.now,
                 actor: inp.actor,
@@ -221,11 +224,12 @@ fn items(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
     for kind in &run.kinds {
         let (action, to_owner) = item_action(run.inp.policy, kind, false, run.to());
         match action {
-            "transfer" | "orphan" => {
+            ItemAction::Transfer | ItemAction::Orphan => {
                 ledger::set_owner_of_kind(c, t, p, kind, to_owner.as_deref(), now)?;
             }
-            "delete" => ledger::delete_of_kind(c, t, p, kind)?,
-            _ => {} // keep: stays on the person's stub
+            ItemAction::Delete => ledger::delete_of_kind(c, t, p, kind)?,
+            // keep: stays on the person's stub; personal roots (archive) have their own step
+            ItemAction::Keep | ItemAction::Archive | ItemAction::Anonymize => {}
         }
     }
     Ok(())
@@ -237,9 +241,9 @@ fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
     let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
     let mut anon_stub: Option<String> = None;
     for (category, (action, _)) in &run.plan.user_data {
-        match action.as_str() {
-            "delete" => ledger::delete_user_data(c, t, p, category)?,
-            "anonymize" => {
+        match action {
+            ItemAction::Delete => ledger::delete_user_data(c, t, p, category)?,
+            ItemAction::Anonymize => {
                 let stub = match &anon_stub {
                     Some(s) => s.clone(),
                     None => {
@@ -325,7 +329,7 @@ fn counts(plan: &Plan) -> BTreeMap<String, u64> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for per_kind in plan.summary.values() {
         for (action, n) in per_kind {
-            *counts.entry(action_count_name(action).into()).or_default() += n;
+            *counts.entry(action_count_name(*action).into()).or_default() += n;
         }
     }
     for (action, n) in plan.user_data.values() {
@@ -334,13 +338,13 @@ fn counts(plan: &Plan) -> BTreeMap<String, u64> {
     counts
 }
 
-fn action_count_name(action: &str) -> &'static str {
+fn action_count_name(action: ItemAction) -> &'static str {
     match action {
-        "transfer" => "transferred",
-        "orphan" => "orphaned",
-        "delete" => "deleted",
-        "archive" => "archived",
-        _ => "kept",
+        ItemAction::Transfer => "transferred",
+        ItemAction::Orphan => "orphaned",
+        ItemAction::Delete => "deleted",
+        ItemAction::Archive => "archived",
+        ItemAction::Keep | ItemAction::Anonymize => "kept",
     }
 }
 

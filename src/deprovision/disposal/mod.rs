@@ -18,6 +18,7 @@ pub use tombstone::tombstone_for;
 
 use super::policy::Policy;
 use super::tombstone::TombstoneKeys;
+use crate::domain::{Cause, ItemAction};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,8 +30,7 @@ pub const ARCHIVE_ID: &str = "custodian-archive";
 pub struct PlanItem {
     pub kind: String,
     pub id: String,
-    /// transfer | orphan | delete | keep | archive
-    pub action: String,
+    pub action: ItemAction,
     #[serde(rename = "toOwner", skip_serializing_if = "Option::is_none")]
     pub to_owner: Option<String>,
 }
@@ -48,11 +48,12 @@ pub struct Plan {
     #[serde(rename = "userId")]
     pub user_id: String,
     pub target: Option<ResolvedTarget>,
-    /// (kind, action) → count
-    pub summary: BTreeMap<String, BTreeMap<String, u64>>,
+    /// (kind, action) → count; actions are listed in the order of their text.
+    #[serde(serialize_with = "actions_by_text")]
+    pub summary: BTreeMap<String, BTreeMap<ItemAction, u64>>,
     /// category → (action, count)
     #[serde(rename = "userData", serialize_with = "data_as_objects")]
-    pub user_data: BTreeMap<String, (String, u64)>,
+    pub user_data: BTreeMap<String, (ItemAction, u64)>,
     #[serde(rename = "policyDigest")]
     pub policy_digest: String,
     pub hash: String,
@@ -60,8 +61,22 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
 }
 
+fn actions_by_text<S: serde::Serializer>(
+    m: &BTreeMap<String, BTreeMap<ItemAction, u64>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (kind, per_action) in m {
+        let by_text: BTreeMap<&str, u64> =
+            per_action.iter().map(|(a, n)| (a.as_str(), *n)).collect();
+        out.serialize_entry(kind, &by_text)?;
+    }
+    out.end()
+}
+
 fn data_as_objects<S: serde::Serializer>(
-    m: &BTreeMap<String, (String, u64)>,
+    m: &BTreeMap<String, (ItemAction, u64)>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
@@ -78,7 +93,7 @@ pub struct DisposeInput<'a> {
     pub person: &'a str,
     pub caller: Option<&'a str>,
     pub actor: &'a str,
-    pub cause: &'a str,
+    pub cause: Cause,
     pub policy: &'a Policy,
     pub keys: &'a TombstoneKeys,
     pub now: &'a str,
@@ -111,4 +126,35 @@ pub struct Receipt {
     pub plan_hash: String,
     pub counts: BTreeMap<String, u64>,
     pub target: Option<ResolvedTarget>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan's JSON lists each kind's actions in the order of their text
+    /// (as when they were strings), not in the enum's declaration order.
+    #[test]
+    fn plan_json_lists_actions_by_text_and_data_as_objects() {
+        let per_kind = BTreeMap::from([
+            (ItemAction::Transfer, 3),
+            (ItemAction::Orphan, 2),
+            (ItemAction::Delete, 1),
+            (ItemAction::Archive, 1),
+        ]);
+        let plan = Plan {
+            user_id: "u".into(),
+            target: None,
+            summary: BTreeMap::from([("folder".to_string(), per_kind)]),
+            user_data: BTreeMap::from([("like".to_string(), (ItemAction::Anonymize, 4))]),
+            policy_digest: "p".into(),
+            hash: "h".into(),
+            items: vec![],
+        };
+        let text = serde_json::to_string(&plan).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"userId":"u","target":null,"summary":{"folder":{"archive":1,"delete":1,"orphan":2,"transfer":3}},"userData":{"like":{"action":"anonymize","count":4}},"policyDigest":"p","hash":"h"}"#
+        );
+    }
 }

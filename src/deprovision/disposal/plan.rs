@@ -2,7 +2,8 @@
 //! each category of user data, and the plan's hash.
 
 use super::{Plan, PlanItem, ResolvedTarget};
-use crate::deprovision::policy::{DataAction, FolderAction, KindAction, Policy, Target};
+use crate::deprovision::policy::{FolderAction, Policy, Target};
+use crate::domain::ItemAction;
 use crate::scim::fold::fold;
 use crate::store::users::Key;
 use crate::store::{AnyConnection, StoreError, ledger, users};
@@ -91,26 +92,23 @@ fn plan_with(
     let target = resolve_target(c, tenant, person, manager, caller, policy)?;
     let to = target.as_ref().map(|t| t.user_id.clone());
     let mut items = Vec::new();
-    let mut summary: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut summary: BTreeMap<String, BTreeMap<ItemAction, u64>> = BTreeMap::new();
     let mut hasher = PlanHasher::default();
     ledger::for_each_owned(c, tenant, person, |o| {
         let (action, to_owner) = item_action(policy, &o.kind, o.personal_root, to.as_deref());
-        hasher.item(&o.kind, &o.item_id, action, to_owner.as_deref());
+        hasher.item(&o.kind, &o.item_id, action.as_str(), to_owner.as_deref());
         // Kinds are few: look up before allocating a key per item.
         match summary.get_mut(&o.kind) {
-            Some(per_kind) => *per_kind.entry(action.to_string()).or_default() += 1,
+            Some(per_kind) => *per_kind.entry(action).or_default() += 1,
             None => {
-                summary
-                    .entry(o.kind.clone())
-                    .or_default()
-                    .insert(action.to_string(), 1);
+                summary.entry(o.kind.clone()).or_default().insert(action, 1);
             }
         }
         if keep_items {
             items.push(PlanItem {
                 kind: o.kind,
                 id: o.item_id,
-                action: action.to_string(),
+                action,
                 to_owner,
             });
         }
@@ -118,15 +116,8 @@ fn plan_with(
     let user_data = ledger::user_data_counts(c, tenant, person)?
         .into_iter()
         .map(|(category, n)| {
-            let action = match policy.data_action(&category) {
-                DataAction::Delete => "delete",
-                DataAction::Anonymize => "anonymize",
-                DataAction::Keep => "keep",
-            };
-            (
-                category,
-                (action.to_string(), u64::try_from(n).unwrap_or(0)),
-            )
+            let action = ItemAction::from(policy.data_action(&category));
+            (category, (action, u64::try_from(n).unwrap_or(0)))
         })
         .collect::<BTreeMap<_, _>>();
     let policy_digest = policy.digest();
@@ -148,19 +139,15 @@ pub(super) fn item_action(
     kind: &str,
     personal_root: bool,
     to: Option<&str>,
-) -> (&'static str, Option<String>) {
+) -> (ItemAction, Option<String>) {
     if personal_root && policy.personal_folder.action == FolderAction::Archive {
-        return ("archive", to.map(str::to_string));
+        return (ItemAction::Archive, to.map(str::to_string));
     }
-    match policy.kind_action(kind) {
-        KindAction::Transfer => match to {
-            Some(t) => ("transfer", Some(t.to_string())),
-            // Never delete for lack of an owner: orphan and report.
-            None => ("orphan", None),
-        },
-        KindAction::Orphan => ("orphan", None),
-        KindAction::Delete => ("delete", None),
-        KindAction::Keep => ("keep", None),
+    match (ItemAction::from(policy.kind_action(kind)), to) {
+        (ItemAction::Transfer, Some(t)) => (ItemAction::Transfer, Some(t.to_string())),
+        // Never delete for lack of an owner: orphan and report.
+        (ItemAction::Transfer, None) => (ItemAction::Orphan, None),
+        (action, _) => (action, None),
     }
 }
 
@@ -168,14 +155,14 @@ pub(super) fn item_action(
 /// policy digest: no timestamps, no row order, so both backends hash alike.
 pub fn plan_hash(
     items: &[PlanItem],
-    data: &BTreeMap<String, (String, u64)>,
+    data: &BTreeMap<String, (ItemAction, u64)>,
     policy_digest: &str,
 ) -> String {
     let mut sorted: Vec<&PlanItem> = items.iter().collect();
     sorted.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
     let mut h = PlanHasher::default();
     for i in sorted {
-        h.item(&i.kind, &i.id, &i.action, i.to_owner.as_deref());
+        h.item(&i.kind, &i.id, i.action.as_str(), i.to_owner.as_deref());
     }
     h.finish(data, policy_digest)
 }
@@ -200,7 +187,7 @@ impl PlanHasher {
         }
     }
 
-    fn finish(mut self, data: &BTreeMap<String, (String, u64)>, policy_digest: &str) -> String {
+    fn finish(mut self, data: &BTreeMap<String, (ItemAction, u64)>, policy_digest: &str) -> String {
         for (cat, (action, n)) in data {
             self.0
                 .update(format!("data\0{cat}\0{action}\0{n}\n").as_bytes());
@@ -213,12 +200,13 @@ impl PlanHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deprovision::policy::KindAction;
 
-    fn item(kind: &str, id: &str, action: &str, to: Option<&str>) -> PlanItem {
+    fn item(kind: &str, id: &str, action: ItemAction, to: Option<&str>) -> PlanItem {
         PlanItem {
             kind: kind.into(),
             id: id.into(),
-            action: action.into(),
+            action,
             to_owner: to.map(str::to_string),
         }
     }
@@ -226,14 +214,17 @@ mod tests {
     #[test]
     fn hash_ignores_order_and_changes_with_content() {
         let a = vec![
-            item("recording", "1", "transfer", Some("u")),
-            item("draft", "2", "delete", None),
+            item("recording", "1", ItemAction::Transfer, Some("u")),
+            item("draft", "2", ItemAction::Delete, None),
         ];
         let b = vec![a[1].clone(), a[0].clone()];
         let d = BTreeMap::new();
         assert_eq!(plan_hash(&a, &d, "p"), plan_hash(&b, &d, "p"));
         assert_ne!(plan_hash(&a, &d, "p"), plan_hash(&a, &d, "q"));
-        let c = vec![item("recording", "1", "orphan", None), a[1].clone()];
+        let c = vec![
+            item("recording", "1", ItemAction::Orphan, None),
+            a[1].clone(),
+        ];
         assert_ne!(plan_hash(&a, &d, "p"), plan_hash(&c, &d, "p"));
     }
 
@@ -244,17 +235,23 @@ mod tests {
         p.kinds.insert("schedule".into(), KindAction::Orphan);
         assert_eq!(
             item_action(&p, "recording", false, Some("t")),
-            ("transfer", Some("t".into()))
+            (ItemAction::Transfer, Some("t".into()))
         );
-        assert_eq!(item_action(&p, "recording", false, None), ("orphan", None));
-        assert_eq!(item_action(&p, "draft", false, Some("t")), ("delete", None));
+        assert_eq!(
+            item_action(&p, "recording", false, None),
+            (ItemAction::Orphan, None)
+        );
+        assert_eq!(
+            item_action(&p, "draft", false, Some("t")),
+            (ItemAction::Delete, None)
+        );
         assert_eq!(
             item_action(&p, "schedule", false, Some("t")),
-            ("orphan", None)
+            (ItemAction::Orphan, None)
         );
         assert_eq!(
             item_action(&p, "folder", true, Some("t")),
-            ("archive", Some("t".into()))
+            (ItemAction::Archive, Some("t".into()))
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `/content…`, `/user-data/…`, `/users/{id}/transfer`: the content ledger.
 
-use super::{body, created_or_ok, ok, query, who};
-use crate::deprovision::admin::{self as dadmin, ItemBody, ParentRef, UserDataLine};
+use super::{body, created_or_ok, ok, query};
+use crate::deprovision::admin::{ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::commands::content::{self as cmd, Selection};
 use crate::http::auth::{AdminCaller, AdminUpload, LedgerCaller, LedgerUpload};
 use crate::http::error::ApiError;
@@ -29,7 +29,7 @@ pub(super) async fn put(
         Ok(cmd::put(
             &svc.deprov,
             &svc.db,
-            &who(&w.caller),
+            &w.caller,
             &kind,
             &id,
             &item,
@@ -59,13 +59,7 @@ pub(super) async fn delete(
     let st = state.clone();
     blocking(move || {
         let svc = &st.svc;
-        Ok(cmd::delete(
-            &svc.deprov,
-            &svc.db,
-            &who(&w.caller),
-            &kind,
-            &id,
-        )?)
+        Ok(cmd::delete(&svc.deprov, &svc.db, &w.caller, &kind, &id)?)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -88,7 +82,7 @@ pub(super) async fn list(
         limit: page.limit,
     };
     let st = state.clone();
-    let v = blocking(move || Ok(dadmin::list_items(&st.svc.db, &w.caller.tenant_id, &q)?)).await?;
+    let v = blocking(move || Ok(cmd::list_items(&st.svc.db, &w.caller.tenant_id, &q)?)).await?;
     Ok(ok(StatusCode::OK, v))
 }
 
@@ -140,7 +134,7 @@ pub(super) async fn reassign(
         Ok(cmd::reassign(
             &svc.deprov,
             &svc.db,
-            &who(&w.caller),
+            &w.caller,
             &selection,
             &to,
         )?)
@@ -177,12 +171,7 @@ pub(super) async fn put_user_data(
     let st = state.clone();
     let created = blocking(move || {
         let svc = &st.svc;
-        Ok(cmd::put_user_data(
-            &svc.deprov,
-            &svc.db,
-            &who(&w.caller),
-            &line,
-        )?)
+        Ok(cmd::put_user_data(&svc.deprov, &svc.db, &w.caller, &line)?)
     })
     .await?;
     Ok(ok(created_or_ok(created), json!({"user": "recorded"})))
@@ -207,13 +196,7 @@ pub(super) async fn transfer(
     let id = id.into_inner();
     let v = blocking(move || {
         let svc = &st.svc;
-        Ok(dadmin::transfer(
-            &svc.deprov,
-            &svc.db,
-            &who(&w.caller),
-            &id,
-            &b.to,
-        )?)
+        Ok(cmd::transfer(&svc.deprov, &svc.db, &w.caller, &id, &b.to)?)
     })
     .await?;
     Ok(ok(StatusCode::OK, v))

@@ -26,13 +26,7 @@ pub(super) async fn plan(
     let (start, count) = (q.start, q.count);
     let st = state.clone();
     let id = id.into_inner();
-    let plan = blocking(move || {
-        Ok(st
-            .svc
-            .deprov
-            .preview(&st.svc.db, &w.caller.requester(), &id)?)
-    })
-    .await?;
+    let plan = blocking(move || Ok(st.svc.deprov.preview(&st.svc.db, &w.caller, &id)?)).await?;
     let mut v = serde_json::to_value(&plan).unwrap_or_default();
     let skip = usize::try_from(start - 1).unwrap_or(0);
     let take = usize::try_from(count).unwrap_or(0);
@@ -70,7 +64,7 @@ pub(super) async fn dispose(
         Ok(cmd::dispose(
             &svc.deprov,
             &svc.db,
-            &w.caller.requester(),
+            &w.caller,
             &id,
             expected.as_deref(),
         )?)
@@ -95,13 +89,7 @@ pub(super) async fn release(
 ) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let id = id.into_inner();
-    let r = blocking(move || {
-        Ok(st
-            .svc
-            .deprov
-            .release(&st.svc.db, &w.caller.requester(), &id)?)
-    })
-    .await?;
+    let r = blocking(move || Ok(st.svc.deprov.release(&st.svc.db, &w.caller, &id)?)).await?;
     Ok(ok(
         StatusCode::OK,
         serde_json::to_value(&r).unwrap_or_default(),
@@ -113,13 +101,7 @@ pub(super) async fn reset_brake(
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
-    blocking(move || {
-        Ok(st
-            .svc
-            .deprov
-            .reset_brake(&st.svc.db, &w.caller.requester())?)
-    })
-    .await?;
+    blocking(move || Ok(st.svc.deprov.reset_brake(&st.svc.db, &w.caller)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -137,7 +119,7 @@ pub(super) async fn legal_hold(
         Ok(st
             .svc
             .deprov
-            .set_legal_hold(&st.svc.db, &w.caller.requester(), &id, on)?)
+            .set_legal_hold(&st.svc.db, &w.caller, &id, on)?)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,6 +1,6 @@
 //! `POST /gate/v1/check`: may these identifiers sign in?
 
-use super::{body, ok, who};
+use super::{body, ok};
 use crate::deprovision::commands::gate as cmd;
 use crate::deprovision::gate::GateRequest;
 use crate::http::auth::GateUpload;
@@ -46,7 +46,7 @@ pub(super) async fn check(
     if !b.register
         && let Some(db) = state.svc.db.idle_sqlite()
     {
-        match cmd::check(&state.svc.deprov, &db, &who(&w.caller), &b) {
+        match cmd::check(&state.svc.deprov, &db, &w.caller, &b) {
             Err(StoreError::WouldWait) => {}
             answer => {
                 return Ok(ok(
@@ -59,7 +59,7 @@ pub(super) async fn check(
     let st = state.clone();
     let answer = blocking(move || {
         let svc = &st.svc;
-        Ok(cmd::answer(&svc.deprov, &svc.db, &who(&w.caller), &b)?)
+        Ok(cmd::answer(&svc.deprov, &svc.db, &w.caller, &b)?)
     })
     .await?;
     Ok(ok(

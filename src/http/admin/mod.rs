@@ -15,8 +15,6 @@ use super::AppState;
 use super::body::read_json;
 use super::error::ApiError;
 use super::ops::{method_not_allowed, not_found};
-use crate::deprovision::admin::Who;
-use crate::provisioning::Caller;
 use crate::scim::error::ScimError;
 use crate::store::reads::Page;
 use actix_web::http::StatusCode;
@@ -116,14 +114,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .default_service(web::to(not_found)),
     );
-}
-
-fn who(c: &Caller) -> Who<'_> {
-    Who {
-        tenant_id: &c.tenant_id,
-        tenant_name: &c.tenant_name,
-        actor: &c.actor,
-    }
 }
 
 fn ok(status: StatusCode, v: Value) -> HttpResponse {

@@ -1,6 +1,6 @@
 //! `/users/{id}/sso-subjects`: register (PUT) or remove (DELETE) one subject.
 
-use super::{body, who};
+use super::body;
 use crate::deprovision::commands::sso as cmd;
 use crate::http::auth::AdminUpload;
 use crate::http::error::ApiError;
@@ -30,7 +30,7 @@ pub(super) async fn put(
         Ok(cmd::register(
             &svc.deprov,
             &svc.db,
-            &who(&w.caller),
+            &w.caller,
             &id,
             &b.issuer,
             &b.subject,
@@ -53,11 +53,7 @@ pub(super) async fn delete(
     let id = id.into_inner();
     blocking(move || {
         Ok(cmd::remove(
-            &st.svc.db,
-            &who(&w.caller),
-            &id,
-            &b.issuer,
-            &b.subject,
+            &st.svc.db, &w.caller, &id, &b.issuer, &b.subject,
         )?)
     })
     .await?;

@@ -1,6 +1,6 @@
 //! `/webhooks`, `/webhooks:resume`, `/events`: delivery state and the event feed.
 
-use super::{ok, query, who};
+use super::{ok, query};
 use crate::deprovision::commands::webhooks as cmd;
 use crate::http::auth::AdminCaller;
 use crate::http::error::ApiError;
@@ -72,7 +72,7 @@ pub(super) async fn resume(
     let st = state.clone();
     let n = blocking(move || {
         let svc = &st.svc;
-        Ok(cmd::resume(&svc.deprov, &svc.db, &who(&w.caller))?)
+        Ok(cmd::resume(&svc.deprov, &svc.db, &w.caller)?)
     })
     .await?;
     Ok(ok(StatusCode::OK, json!({"resumed": n})))

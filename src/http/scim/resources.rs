@@ -2,13 +2,14 @@
 //! provisioning service on a blocking thread, answer in SCIM JSON.
 
 use crate::config::Settings;
+use crate::domain::Actor;
 use crate::http::auth::{ScimCaller, ScimUpload};
 use crate::http::body::read_json;
 use crate::http::error::{ApiError, SCIM_JSON};
 use crate::http::limiter::Kind;
 use crate::http::ops::method_not_allowed;
 use crate::http::{AppState, blocking};
-use crate::provisioning::{self, Caller, PatchOutcome, Rendered, ServiceError, Services};
+use crate::provisioning::{self, PatchOutcome, Rendered, ServiceError, Services};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::{self, ListParams};
 use crate::scim::patch::{self, Operation};
@@ -23,21 +24,21 @@ use serde_json::Value;
 pub trait Resource: 'static {
     fn create(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         body: &Value,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError>;
     fn get(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         p: &Projection,
         base: &str,
     ) -> Result<Rendered, ServiceError>;
     fn replace(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         body: &Value,
         if_match: Option<&str>,
@@ -46,7 +47,7 @@ pub trait Resource: 'static {
     ) -> Result<Rendered, ServiceError>;
     fn patch(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         ops: &[Operation],
         if_match: Option<&str>,
@@ -55,14 +56,14 @@ pub trait Resource: 'static {
     ) -> Result<PatchOutcome, ServiceError>;
     fn delete(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         if_match: Option<&str>,
         base: &str,
     ) -> Result<(), ServiceError>;
     fn list(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         params: &ListParams,
         base: &str,
     ) -> Result<Value, ServiceError>;
@@ -74,7 +75,7 @@ pub trait Resource: 'static {
     /// offers none (a group carries its members: no bound).
     fn lookup(
         _svc: &Services,
-        _c: &Caller,
+        _c: &Actor,
         _params: &ListParams,
     ) -> Option<Result<provisioning::users::UserPage, ServiceError>> {
         None
@@ -87,7 +88,7 @@ pub struct Groups;
 impl Resource for Users {
     fn lookup(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         params: &ListParams,
     ) -> Option<Result<provisioning::users::UserPage, ServiceError>> {
         Some(
@@ -98,7 +99,7 @@ impl Resource for Users {
 
     fn create(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         body: &Value,
         p: &Projection,
         base: &str,
@@ -107,7 +108,7 @@ impl Resource for Users {
     }
     fn get(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         p: &Projection,
         base: &str,
@@ -116,7 +117,7 @@ impl Resource for Users {
     }
     fn replace(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         body: &Value,
         m: Option<&str>,
@@ -127,7 +128,7 @@ impl Resource for Users {
     }
     fn patch(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         ops: &[Operation],
         m: Option<&str>,
@@ -138,7 +139,7 @@ impl Resource for Users {
     }
     fn delete(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         m: Option<&str>,
         base: &str,
@@ -147,7 +148,7 @@ impl Resource for Users {
     }
     fn list(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         params: &ListParams,
         base: &str,
     ) -> Result<Value, ServiceError> {
@@ -158,7 +159,7 @@ impl Resource for Users {
 impl Resource for Groups {
     fn create(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         body: &Value,
         p: &Projection,
         base: &str,
@@ -167,7 +168,7 @@ impl Resource for Groups {
     }
     fn get(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         p: &Projection,
         base: &str,
@@ -176,7 +177,7 @@ impl Resource for Groups {
     }
     fn replace(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         body: &Value,
         m: Option<&str>,
@@ -187,7 +188,7 @@ impl Resource for Groups {
     }
     fn patch(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         ops: &[Operation],
         m: Option<&str>,
@@ -198,7 +199,7 @@ impl Resource for Groups {
     }
     fn delete(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         id: &str,
         m: Option<&str>,
         base: &str,
@@ -207,7 +208,7 @@ impl Resource for Groups {
     }
     fn list(
         svc: &Services,
-        c: &Caller,
+        c: &Actor,
         params: &ListParams,
         base: &str,
     ) -> Result<Value, ServiceError> {
@@ -477,7 +478,7 @@ enum Listed {
 /// so one tenant's big answers cannot take every core from the others.
 async fn render_big(
     state: &AppState,
-    caller: &Caller,
+    caller: &Actor,
     page: provisioning::users::UserPage,
     params: ListParams,
     base: String,

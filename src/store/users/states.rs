@@ -42,7 +42,7 @@ pub fn state_of(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<UserState>, StoreError> {
     Ok(users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
@@ -56,7 +56,7 @@ pub fn state_and_hold(
     conn: &mut AnyConnection,
     tenant: &str,
     id: &str,
-) -> Result<(String, bool), StoreError> {
+) -> Result<(UserState, bool), StoreError> {
     Ok(users::table
         .filter(users::tenant_id.eq(tenant))
         .filter(users::id.eq(id))
