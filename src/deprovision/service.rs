@@ -299,9 +299,14 @@ impl Deprov {
             }
             Cause::Admin => {
                 // Suspend: state, column and document together (the document is canonical).
-                if let Some((data, version)) = users::active_doc(c, &r.tenant_id, user_id)? {
+                let mut row = match users::get_any(c, &r.tenant_id, user_id) {
+                    Err(StoreError::NotFound) => None,
+                    found => Some(found?),
+                };
+                // The same transition as a SCIM `active=false` (`UserRow::apply_active`).
+                if let Some(row) = row.as_mut().filter(|u| u.state == UserState::Active) {
                     // An unreadable document is not replaced: the hold fails and says whose.
-                    let mut doc: serde_json::Value = serde_json::from_str(&data).map_err(|e| {
+                    let mut doc: serde_json::Value = serde_json::from_str(&row.data).map_err(|e| {
                         tracing::error!(user_id, error = %e, "a user's stored document is not valid JSON; the disposal is rolled back");
                         StoreError::Corrupt(format!(
                             "user {user_id}: stored document is not valid JSON: {e}"
@@ -312,14 +317,15 @@ impl Deprov {
                     }
                     let (data, search) =
                         (doc.to_string(), crate::scim::search_doc::of_user_json(&doc));
-                    users::set_suspended(
+                    row.apply_active(false, now);
+                    users::write_state(
                         c,
-                        &r.tenant_id,
+                        row,
                         &users::DocUpdate {
                             id: user_id,
                             data: &data,
                             search: search.as_deref(),
-                            version,
+                            version: row.version,
                         },
                         now,
                     )?;

@@ -119,6 +119,26 @@ impl UserState {
             UserState::Suspended
         }
     }
+
+    /// The one transition `active` makes, for the SCIM path and the disposal
+    /// service alike: an active user is suspended (the grace clock starts), a
+    /// suspended one reactivated (it stops); anything else keeps its state and
+    /// clock (a repeated `active=false` keeps the first suspension's time).
+    pub const fn on_active(self, active: bool) -> ActiveChange {
+        match (self, active) {
+            (UserState::Active, false) => ActiveChange::Suspend,
+            (UserState::Suspended, true) => ActiveChange::Reactivate,
+            _ => ActiveChange::Unchanged,
+        }
+    }
+}
+
+/// What `UserState::on_active` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveChange {
+    Suspend,
+    Reactivate,
+    Unchanged,
 }
 
 vocabulary! {
@@ -265,5 +285,18 @@ mod tests {
     fn unknown_text_names_its_vocabulary() {
         let e = "gone".parse::<UserState>().expect_err("unknown");
         assert_eq!(e.to_string(), "unknown user state 'gone'");
+    }
+
+    #[test]
+    fn active_moves_only_active_and_suspended_users() {
+        use super::ActiveChange::*;
+        for s in UserState::ALL {
+            let (off, on) = (s.on_active(false), s.on_active(true));
+            match s {
+                UserState::Active => assert_eq!((off, on), (Suspend, Unchanged)),
+                UserState::Suspended => assert_eq!((off, on), (Unchanged, Reactivate)),
+                _ => assert_eq!((off, on), (Unchanged, Unchanged), "{s}"),
+            }
+        }
     }
 }

@@ -152,22 +152,6 @@ fn conflict_error(found: &[UserRow], k: &UserKeys) -> ScimError {
     }
 }
 
-/// Applies the state transition implied by the document's `active`.
-fn apply_state(row: &mut UserRow, active: bool, now: &str) {
-    match (row.state, active) {
-        (UserState::Active, false) => {
-            row.state = UserState::Suspended;
-            row.suspended_at = Some(now.to_string());
-        }
-        (UserState::Suspended, true) => {
-            row.state = UserState::Active;
-            row.suspended_at = None;
-        }
-        // A repeated active=false is a no-op and keeps the original clock.
-        _ => {}
-    }
-}
-
 /// What a create's write did; a new user is rendered after the commit.
 enum Created {
     New,
@@ -498,7 +482,7 @@ fn write_doc(
     let changed = changed_attributes(old_doc, &doc);
     let emails_changed = old_doc.get("emails") != doc.get("emails");
     row.set_keys(&keys);
-    apply_state(row, keys.active, now);
+    row.apply_active(keys.active, now);
     row.data = Value::Object(doc).to_string();
     row.updated_at = now.to_string();
     row.version += 1;

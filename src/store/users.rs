@@ -4,7 +4,7 @@ use super::db::{AnyConnection, Sql, execute_sql, load_sql};
 use super::error::StoreError;
 use super::schema::{user_emails, users};
 use super::sql::{Condition, LiteralCondition};
-use crate::domain::UserState;
+use crate::domain::{ActiveChange, UserState};
 use crate::scim::resource::UserKeys;
 use diesel::prelude::*;
 
@@ -16,8 +16,8 @@ pub use lookup::{
     email_held_by_other_active, emails_of, report_ids, reports, visible_id_by_name,
 };
 pub use states::{
-    DocUpdate, active_doc, get_any, insert_stub, lock, lock_shared, scrub_to_stub,
-    set_deleted_pending, set_legal_hold, set_manager, set_suspended, state_and_hold, state_of,
+    DocUpdate, get_any, insert_stub, lock, lock_shared, scrub_to_stub, set_deleted_pending,
+    set_legal_hold, set_manager, state_and_hold, state_of, write_state,
 };
 
 /// `state IN (…the visible states…)`, for SQL built as text (`Sql::push`).
@@ -65,6 +65,24 @@ pub struct UserRow {
 }
 
 impl UserRow {
+    /// Applies `UserState::on_active` to the state and the grace clock
+    /// (`suspended_at`); the caller writes the row.
+    pub fn apply_active(&mut self, active: bool, now: &str) -> ActiveChange {
+        let change = self.state.on_active(active);
+        match change {
+            ActiveChange::Suspend => {
+                self.state = UserState::Suspended;
+                self.suspended_at = Some(now.to_string());
+            }
+            ActiveChange::Reactivate => {
+                self.state = UserState::Active;
+                self.suspended_at = None;
+            }
+            ActiveChange::Unchanged => {}
+        }
+        change
+    }
+
     /// A new user's row: version 1, created now, state from `active`.
     pub fn new(id: String, tenant_id: String, data: String, k: &UserKeys, now: &str) -> UserRow {
         let mut row = UserRow {

@@ -100,37 +100,23 @@ pub fn set_manager(
     Ok(())
 }
 
-/// The document and version of the user, when active.
-pub fn active_doc(
+/// Writes a state change `UserRow::apply_active` made, with the document
+/// that says the same (`active`): state, column, clock and document together.
+pub fn write_state(
     conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<(String, i64)>, StoreError> {
-    Ok(users::table
-        .filter(users::tenant_id.eq(tenant))
-        .filter(users::id.eq(id))
-        .filter(users::state.eq(UserState::Active.as_str()))
-        .select((users::data, users::version))
-        .first(conn)
-        .optional()?)
-}
-
-/// Suspends the user: state, `active` column and document together.
-pub fn set_suspended(
-    conn: &mut AnyConnection,
-    tenant: &str,
+    row: &UserRow,
     u: &DocUpdate<'_>,
     now: &str,
 ) -> Result<(), StoreError> {
     diesel::update(
         users::table
-            .filter(users::tenant_id.eq(tenant))
+            .filter(users::tenant_id.eq(&row.tenant_id))
             .filter(users::id.eq(u.id)),
     )
     .set((
-        users::state.eq(UserState::Suspended.as_str()),
-        users::active.eq(false),
-        users::suspended_at.eq(now),
+        users::state.eq(row.state.as_str()),
+        users::active.eq(row.state == UserState::Active),
+        users::suspended_at.eq(row.suspended_at.as_deref()),
         users::search.eq(u.search),
         users::data.eq(u.data),
         users::version.eq(u.version + 1),

@@ -825,6 +825,15 @@ async fn legal_hold_pauses_disposal(b: Backend) {
     )
     .await;
     assert_eq!(u["active"], false);
+    // The same transition as a SCIM active=false: state, column and clock.
+    let tenant = app.default_tenant_id();
+    let row = app
+        .db
+        .read(|c| custodian::store::users::get_any(c, &tenant, &person))
+        .expect("row");
+    assert_eq!(row.state, custodian::domain::UserState::Suspended);
+    assert!(!row.active, "the active column follows the state");
+    assert!(row.suspended_at.is_some(), "the grace clock started");
     assert_eq!(a.item("recording", "lh1").await["owner"], person.as_str());
     let (s, _) = a
         .call(Method::POST, &format!("/disposals/{d}/release"), None)
