@@ -40,8 +40,8 @@ pub use pool::{AnyConnection, Backend};
 ///
 /// RFC 9562 §6.2, method 3: the 12 bits after the millisecond hold its
 /// fraction (244 ns steps), so ids stay in creation order within a
-/// millisecond too (random bits there split pages mid-way: creates 3,400 vs
-/// 3,900 req/s), and the other 62 bits are random. Not uuid's default v7
+/// millisecond too (random bits there split index pages mid-way, which
+/// slows creates), and the other 62 bits are random. Not uuid's default v7
 /// context: that orders ids with one process-wide counter, whose steps
 /// would tell one tenant how many ids were minted for others in between.
 pub fn new_id() -> uuid::Uuid {
