@@ -115,6 +115,7 @@ impl std::fmt::Debug for Settings {
             .field("tenant_connection_share", &self.tenant_connection_share)
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
             .field("request_deadline_ms", &self.request_deadline_ms)
+            .field("overload_delay_ms", &self.overload_delay_ms)
             .field("pg_statement_timeout_ms", &self.pg_statement_timeout_ms)
             .field("pg_lock_timeout_ms", &self.pg_lock_timeout_ms)
             .field("long_write_timeout_ms", &self.long_write_timeout_ms)
@@ -464,6 +465,9 @@ impl Settings {
                 "tenant_connection_share",
                 "must be at most pool_size (0: half of each budget)".into(),
             );
+        }
+        if self.overload_delay_ms > 10_000 {
+            return invalid("overload_delay_ms", "must be at most 10000".into());
         }
         if self.request_deadline_ms < 100 {
             return invalid("request_deadline_ms", "must be at least 100".into());

@@ -209,6 +209,7 @@ fn fairness_and_deadline_keys() {
         ("tenant_connection_share = 17\n", "tenant_connection_share"),
         ("request_deadline_ms = 5\n", "request_deadline_ms"),
         ("pg_lock_timeout_ms = 9999999999\n", "pg_lock_timeout_ms"),
+        ("overload_delay_ms = 10001\n", "overload_delay_ms"),
     ] {
         std::fs::write(&p, text).ok();
         let r = Settings::load(Some(&p), &env_of(&[]));

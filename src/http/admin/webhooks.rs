@@ -34,7 +34,7 @@ pub(super) async fn state(
     state: web::Data<AppState>,
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    let configured: Vec<String> = state
+    let configured: std::collections::BTreeSet<String> = state
         .svc
         .deprov
         .policy(&w.caller.tenant_name)

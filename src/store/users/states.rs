@@ -111,7 +111,7 @@ pub fn write_state(
     diesel::update(
         users::table
             .filter(users::tenant_id.eq(&row.tenant_id))
-            .filter(users::id.eq(u.id)),
+            .filter(users::id.eq(&row.id)),
     )
     .set((
         users::state.eq(row.state.as_str()),
