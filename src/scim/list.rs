@@ -255,10 +255,26 @@ pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
             ))),
         }
     };
+    // A projection list as an array: joined only up to one string past the
+    // cap (each non-blank string names at least one entry, so the cap's
+    // refusal is the same), not a megabyte of names on the HTTP worker.
+    let projection = |name: &str| -> Result<Option<String>, ScimError> {
+        match get(name) {
+            Some(Value::Array(a)) => Ok(Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| s.split(',').any(|p| !p.trim().is_empty()))
+                    .take(super::resource::MAX_PROJECTION_ENTRIES + 1)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            _ => string(name),
+        }
+    };
     let (filter, attributes, excluded) = (
         string("filter")?,
-        string("attributes")?,
-        string("excludedAttributes")?,
+        projection("attributes")?,
+        projection("excludedAttributes")?,
     );
     let (sort_by, sort_order, cursor) =
         (string("sortBy")?, string("sortOrder")?, string("cursor")?);
@@ -301,6 +317,23 @@ pub fn cursor_response(total: i64, resources: Vec<Value>, next: Option<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_projection_arrays_are_capped_like_lists() {
+        let names = |n: usize| (0..n).map(|i| json!(format!("x{i}"))).collect::<Vec<_>>();
+        let over = from_search_body(&json!({"attributes": names(90_000)}));
+        assert!(
+            over.is_err_and(|e| e.detail.contains("more than 256 entries")),
+            "an array over the cap is refused"
+        );
+        // Blank strings name nothing: 256 names among them are within the cap.
+        let mut mixed = names(256);
+        mixed.extend((0..100).map(|_| json!(" , ")));
+        let ok = from_search_body(&json!({"excludedAttributes": mixed}));
+        assert_eq!(ok.map(|p| p.projection.entries()).ok(), Some((0, 256)));
+        let ok = from_search_body(&json!({"attributes": names(256)}));
+        assert_eq!(ok.map(|p| p.projection.entries()).ok(), Some((256, 0)));
+    }
 
     #[test]
     fn okta_plus_and_pct20_encodings_and_defaults() {
