@@ -656,3 +656,145 @@ fn within(part: &Value, whole: &Value) -> bool {
         (p, w) => p == w,
     }
 }
+
+/// Fuzz entry: bytes → `search_request::from_bytes` (the SearchRequest body,
+/// parsed as it is read), against a reference that parses the whole body to a
+/// `Value` first and reads the members from it. Checks: they accept and refuse
+/// the same bodies, with a 400 of the same `scimType`, and what they accept
+/// means the same (filter, sort, paging, count, projection sizes).
+pub fn search_request(data: &[u8]) {
+    let fast = crate::scim::search_request::from_bytes(data);
+    if let Err(e) = &fast {
+        assert_eq!(e.status, 400, "{e:?}");
+    }
+    // A name given twice means whichever JSON reader one asks: the streaming
+    // read takes the first refusal or the last value, a `Value` the last.
+    if has_duplicate_names(data) {
+        return;
+    }
+    let slow = search_request_reference(data);
+    match (&fast, &slow) {
+        (Ok(f), Ok(s)) => {
+            let meaning = |p: &crate::scim::list::ListParams| {
+                format!(
+                    "{:?} {:?} {:?} {} {:?}",
+                    p.filter,
+                    p.sort,
+                    p.paging,
+                    p.count,
+                    p.projection.entries()
+                )
+            };
+            assert_eq!(
+                meaning(f),
+                meaning(s),
+                "{:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        (Err(f), Err(s)) => {
+            assert_eq!(f.status, 400, "{f:?}");
+            assert_eq!(
+                (f.status, f.scim_type),
+                (s.status, s.scim_type),
+                "{f:?} / {s:?}"
+            );
+        }
+        _ => panic!(
+            "{:?}: streaming {fast:?}, reference {slow:?}",
+            String::from_utf8_lossy(data)
+        ),
+    }
+}
+
+/// Whether the top-level object names a member twice (case-insensitively).
+fn has_duplicate_names(data: &[u8]) -> bool {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Names;
+    impl<'de> Visitor<'de> for Names {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut twice = false;
+            while let Some(k) = map.next_key::<String>()? {
+                twice |= !seen.insert(k.to_ascii_lowercase());
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(twice)
+        }
+    }
+    serde_json::Deserializer::from_slice(data)
+        .deserialize_map(Names)
+        .unwrap_or(false)
+}
+
+/// The members of a SearchRequest read from a whole `Value`: names match
+/// case-insensitively (the last match wins, as a streaming read overwrites),
+/// lists of strings are joined by commas, `null` is absent.
+fn search_request_reference(data: &[u8]) -> Result<crate::scim::list::ListParams, ScimError> {
+    use crate::scim::list::{Raw, build, parse_int};
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax("empty"));
+    }
+    let v: Value =
+        serde_json::from_slice(data).map_err(|e| ScimError::invalid_syntax(e.to_string()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("not an object"))?;
+    let get = |name: &str| {
+        obj.iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let nul = || ScimError::invalid_value("NUL");
+    let text = |name: &str| -> Result<Option<String>, ScimError> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(nul()),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Array(a)) => {
+                let strings: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                if strings.iter().any(|s| s.contains('\0')) {
+                    return Err(nul());
+                }
+                Ok(Some(strings.join(",")))
+            }
+            Some(_) => Err(ScimError::invalid_value("wrong type")),
+        }
+    };
+    let int = |name: &str| -> Result<Option<i64>, ScimError> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ScimError::invalid_value("not an integer")),
+            Some(Value::String(s)) => parse_int(name, s).map(Some),
+            Some(_) => Err(ScimError::invalid_value("wrong type")),
+        }
+    };
+    // Members are read in the body's order (a refusal names the first bad
+    // one); the order only decides which error, and both are 400 invalidValue.
+    let (filter, sort_by, sort_order, cursor) = (
+        text("filter")?,
+        text("sortBy")?,
+        text("sortOrder")?,
+        text("cursor")?,
+    );
+    let (start, count) = (int("startIndex")?, int("count")?);
+    let (attributes, excluded) = (text("attributes")?, text("excludedAttributes")?);
+    build(Raw {
+        filter: filter.as_deref(),
+        start,
+        cursor: cursor.as_deref(),
+        count,
+        sort_by: sort_by.as_deref(),
+        sort_order: sort_order.as_deref(),
+        attributes: attributes.as_deref(),
+        excluded: excluded.as_deref(),
+    })
+}

@@ -64,6 +64,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("patch_apply", custodian::fuzzing::patch_apply),
     ("pathless_keys", custodian::fuzzing::pathless_keys),
     ("projection_parse", custodian::fuzzing::projection_parse),
+    ("search_request", custodian::fuzzing::search_request),
 ];
 
 #[test]
@@ -89,6 +90,11 @@ fn pathless_keys_corpus() {
 #[test]
 fn projection_parse_corpus() {
     replay("projection_parse", custodian::fuzzing::projection_parse);
+}
+
+#[test]
+fn search_request_corpus() {
+    replay("search_request", custodian::fuzzing::search_request);
 }
 
 /// Every fuzz target in `fuzz/Cargo.toml` has a corpus directory replayed here,

@@ -37,6 +37,10 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    fn tenant(&self) -> &str {
+        &self.principal.tenant_id
+    }
+
     /// The tenant's slot (waited for here, on the worker, without blocking
     /// it), then the revocation read if still due.
     async fn ready(self) -> Result<(Principal, Permit), ApiError> {
@@ -205,6 +209,11 @@ fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::
 pub struct ScimUpload(Admitted);
 
 impl ScimUpload {
+    /// The caller's tenant, known before its body is read.
+    pub fn tenant(&self) -> &str {
+        self.0.tenant()
+    }
+
     pub async fn ready(self) -> Result<ScimCaller, ApiError> {
         let (principal, permit) = self.0.ready().await?;
         Ok(ScimCaller {
@@ -265,6 +274,11 @@ macro_rules! scoped_caller {
         pub struct $upload(Admitted);
 
         impl $upload {
+            /// The caller's tenant, known before its body is read.
+            pub fn tenant(&self) -> &str {
+                self.0.tenant()
+            }
+
             pub async fn ready(self) -> Result<$name, ApiError> {
                 let (principal, permit) = self.0.ready().await?;
                 Ok($name { caller: caller_of(&principal), _permit: permit })

@@ -1,6 +1,7 @@
 //! Request bodies: JSON media types only, a byte limit per route (413 beyond it),
 //! and precise errors for malformed JSON.
 
+use super::AppState;
 use super::error::ApiError;
 use crate::scim::error::ScimError;
 use actix_web::HttpRequest;
@@ -37,11 +38,13 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-pub async fn read_json(
+/// The body's bytes: a JSON media type (415 otherwise) and at most `limit`
+/// bytes (413 beyond, refused from `Content-Length` before reading).
+pub async fn read_bytes(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Value, ApiError> {
+) -> Result<web::BytesMut, ApiError> {
     check_media_type(req)?;
     if let Some(len) = req
         .headers()
@@ -64,16 +67,43 @@ pub async fn read_json(
         }
         buf.extend_from_slice(&chunk);
     }
+    Ok(buf)
+}
+
+/// The body as JSON, read and parsed for `tenant` (see `parse_with`).
+pub async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    tenant: &str,
+) -> Result<Value, ApiError> {
+    let buf = read_bytes(req, payload, limit).await?;
+    parse_with(req, tenant, buf, parse).await
+}
+
+/// Runs `parse` over a body. A small one is parsed here, on the HTTP worker
+/// (microseconds); a larger one on the blocking pool — it takes milliseconds,
+/// and the worker serves every other request on its connections meanwhile —
+/// in one of the tenant's CPU slots (`AppState::cpu`), so one tenant sending
+/// megabyte bodies on many connections cannot take every core from the
+/// others' answers.
+pub async fn parse_with<T: Send + 'static>(
+    req: &HttpRequest,
+    tenant: &str,
+    buf: web::BytesMut,
+    parse: fn(&[u8]) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     if buf.len() <= INLINE_PARSE_BYTES {
         return parse(&buf);
     }
-    // Parsing a large body takes milliseconds: not on the HTTP worker, which
-    // serves every other request on its connections meanwhile.
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Blocking)?;
+    let _slot = super::cpu_slot(state, tenant).await?;
     super::blocking(move || parse(&buf)).await
 }
 
-/// Bodies up to this size are parsed on the HTTP worker (microseconds);
-/// larger ones on the blocking pool.
+/// Bodies up to this size are parsed on the HTTP worker.
 const INLINE_PARSE_BYTES: usize = 16 * 1024;
 
 fn parse(buf: &[u8]) -> Result<Value, ApiError> {

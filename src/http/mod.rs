@@ -33,9 +33,10 @@ pub struct AppState {
     pub limiter: Arc<limiter::Limiter>,
     /// The gate's own budget, so logins keep working during an IdP import.
     pub gate_limiter: Arc<limiter::Limiter>,
-    /// Renders of large list pages: one slot per core, half of them per
-    /// tenant (its requests are already counted by `limiter`).
-    pub renders: Arc<limiter::Limiter>,
+    /// CPU-heavy work outside the database — renders of large list pages,
+    /// parses of large bodies: one slot per core, half of them per tenant
+    /// (its requests are already counted by `limiter`).
+    pub cpu: Arc<limiter::Limiter>,
     pub settings: Arc<Settings>,
     /// Base of every emitted URL, without the `/scim/v2` suffix.
     pub public_base: String,
@@ -73,7 +74,7 @@ impl AppState {
             )),
             limiter: limiter::Limiter::new(scim, share, queue),
             gate_limiter: limiter::Limiter::new(gate, share, queue),
-            renders: limiter::Limiter::new(
+            cpu: limiter::Limiter::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
                 0,
                 usize::MAX,
@@ -118,6 +119,23 @@ where
 {
     let span = tracing::Span::current();
     web::block(move || span.in_scope(f)).await?
+}
+
+/// One of `tenant`'s CPU slots (`AppState::cpu`), waited for without
+/// blocking the worker: 503 past `request_deadline_ms`.
+pub async fn cpu_slot(state: &AppState, tenant: &str) -> Result<limiter::Permit, error::ApiError> {
+    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
+    let acquire = state.cpu.acquire(tenant, limiter::Kind::Read);
+    match actix_web::rt::time::timeout(deadline, acquire).await {
+        Ok(Ok(slot)) => Ok(slot),
+        Ok(Err(_full)) => Err(error::ApiError::Overloaded {
+            retry_after: state.settings.retry_after_seconds,
+        }),
+        Err(_elapsed) => Err(crate::store::StoreError::Deadline(
+            "waited for this tenant's turn at the CPU past request_deadline_ms",
+        )
+        .into()),
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -94,18 +94,18 @@ impl ListParams {
     }
 }
 
-struct Raw<'a> {
-    filter: Option<&'a str>,
-    start: Option<i64>,
-    cursor: Option<&'a str>,
-    count: Option<i64>,
-    sort_by: Option<&'a str>,
-    sort_order: Option<&'a str>,
-    attributes: Option<&'a str>,
-    excluded: Option<&'a str>,
+pub(crate) struct Raw<'a> {
+    pub filter: Option<&'a str>,
+    pub start: Option<i64>,
+    pub cursor: Option<&'a str>,
+    pub count: Option<i64>,
+    pub sort_by: Option<&'a str>,
+    pub sort_order: Option<&'a str>,
+    pub attributes: Option<&'a str>,
+    pub excluded: Option<&'a str>,
 }
 
-fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
+pub(crate) fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
     let t = raw.trim();
     t.parse::<i64>().or_else(|_| {
         // A huge number is clamped like any other large value, not refused.
@@ -124,7 +124,7 @@ fn parse_int(name: &str, raw: &str) -> Result<i64, ScimError> {
     })
 }
 
-fn build(raw: Raw<'_>) -> Result<ListParams, ScimError> {
+pub(crate) fn build(raw: Raw<'_>) -> Result<ListParams, ScimError> {
     let filter = match raw.filter.map(str::trim) {
         Some(f) if !f.is_empty() => Some(filter::parse(f)?),
         _ => None,
@@ -221,75 +221,6 @@ pub fn projection_from_query(query: &str) -> Result<Projection, ScimError> {
     Projection::parse(get("attributes"), get("excludedAttributes"))
 }
 
-/// Reads a `SearchRequest` body (`POST …/.search`).
-pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-    let get = |name: &str| super::resource::get_ci(obj, name);
-    let string = |name: &str| -> Result<Option<String>, ScimError> {
-        match get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Array(a)) => Ok(Some(
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )),
-            Some(other) => Err(ScimError::invalid_value(format!(
-                "'{name}' must be a string or a list, got {other}"
-            ))),
-        }
-    };
-    let int = |name: &str| -> Result<Option<i64>, ScimError> {
-        match get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer"))),
-            Some(Value::String(s)) => parse_int(name, s).map(Some),
-            Some(other) => Err(ScimError::invalid_value(format!(
-                "'{name}' must be an integer, got {other}"
-            ))),
-        }
-    };
-    // A projection list as an array: joined only up to one string past the
-    // cap (each non-blank string names at least one entry, so the cap's
-    // refusal is the same), not a megabyte of names on the HTTP worker.
-    let projection = |name: &str| -> Result<Option<String>, ScimError> {
-        match get(name) {
-            Some(Value::Array(a)) => Ok(Some(
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .filter(|s| s.split(',').any(|p| !p.trim().is_empty()))
-                    .take(super::resource::MAX_PROJECTION_ENTRIES + 1)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )),
-            _ => string(name),
-        }
-    };
-    let (filter, attributes, excluded) = (
-        string("filter")?,
-        projection("attributes")?,
-        projection("excludedAttributes")?,
-    );
-    let (sort_by, sort_order, cursor) =
-        (string("sortBy")?, string("sortOrder")?, string("cursor")?);
-    build(Raw {
-        filter: filter.as_deref(),
-        start: int("startIndex")?,
-        cursor: cursor.as_deref(),
-        count: int("count")?,
-        sort_by: sort_by.as_deref(),
-        sort_order: sort_order.as_deref(),
-        attributes: attributes.as_deref(),
-        excluded: excluded.as_deref(),
-    })
-}
-
 pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Value {
     json!({
         "schemas": [LIST_URN],
@@ -317,23 +248,6 @@ pub fn cursor_response(total: i64, resources: Vec<Value>, next: Option<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn search_projection_arrays_are_capped_like_lists() {
-        let names = |n: usize| (0..n).map(|i| json!(format!("x{i}"))).collect::<Vec<_>>();
-        let over = from_search_body(&json!({"attributes": names(90_000)}));
-        assert!(
-            over.is_err_and(|e| e.detail.contains("more than 256 entries")),
-            "an array over the cap is refused"
-        );
-        // Blank strings name nothing: 256 names among them are within the cap.
-        let mut mixed = names(256);
-        mixed.extend((0..100).map(|_| json!(" , ")));
-        let ok = from_search_body(&json!({"excludedAttributes": mixed}));
-        assert_eq!(ok.map(|p| p.projection.entries()).ok(), Some((0, 256)));
-        let ok = from_search_body(&json!({"attributes": names(256)}));
-        assert_eq!(ok.map(|p| p.projection.entries()).ok(), Some((256, 0)));
-    }
 
     #[test]
     fn okta_plus_and_pct20_encodings_and_defaults() {
@@ -394,17 +308,6 @@ mod tests {
         ] {
             assert!(!point(q), "{q}");
         }
-    }
-
-    #[test]
-    fn search_body() {
-        let p = from_search_body(
-            &json!({"schemas": [SEARCH_URN], "filter": "userName sw \"a\"", "startIndex": 2, "count": 10, "attributes": ["userName", "emails"]}),
-        );
-        assert!(p.is_ok_and(|p| p.paging == Paging::Index(2)
-            && p.count == 10
-            && p.projection.entries().0 == 2));
-        assert!(from_search_body(&json!({"count": true})).is_err());
     }
 
     #[test]

@@ -13,3 +13,4 @@ pub mod resolve;
 pub mod resource;
 pub mod schema;
 pub mod search_doc;
+pub mod search_request;

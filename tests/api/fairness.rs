@@ -25,6 +25,10 @@ crate::both_backends!(a_slow_upload_holds_no_slot, super::slow_upload);
 crate::both_backends!(reads_are_answered_while_writes_stall, super::stalled_writes);
 crate::both_backends!(large_lists_are_paged_by_bytes, super::paged_by_bytes);
 crate::both_backends!(
+    large_bodies_are_parsed_in_the_tenants_cpu_share,
+    super::large_parses
+);
+crate::both_backends!(
     an_uncached_token_is_verified_in_a_share,
     super::uncached_in_share
 );
@@ -882,4 +886,76 @@ async fn held_refusals(backend: Backend) {
     assert_eq!(app.limiter.held_refusals(), 1);
     refused.abort();
     drop(full);
+}
+
+/// A body past the inline size is parsed off the HTTP worker in one of its
+/// tenant's CPU slots: with all of tenant A's slots taken, A's large
+/// SearchRequest waits in A's queue while A's small one and tenant B's large
+/// one are answered; once A's slots are free, A's is answered too.
+async fn large_parses(backend: Backend) {
+    let app = common::spawn_app_with(
+        backend,
+        Options {
+            tune: |s| s.request_deadline_ms = 600_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = app.token_for("tenant-a", Scope::Scim);
+    let b = app.token_for("tenant-b", Scope::Scim);
+    let a_id = tenant_id(&app, "tenant-a");
+    for (token, name) in [(&a, "a.seed@example.edu"), (&b, "b.seed@example.edu")] {
+        let r = app
+            .client
+            .post(app.url("/Users"))
+            .bearer_auth(token)
+            .json(&user_body(name))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    // ~40 KB: past the 16 KiB parsed inline, within the 256-entry cap.
+    let padding: Vec<String> = (0..200).map(|i| format!("{i:0>190}")).collect();
+    let large = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName sw \"a.seed\" or userName sw \"b.seed\"",
+        "attributes": ["userName"], "excludedAttributes": padding});
+    let small = json!({"filter": "userName sw \"a.seed\"", "attributes": ["userName"]});
+    let search = |token: &str, body: &Value| {
+        app.client
+            .post(app.url("/Users/.search"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+    };
+
+    let mut held = Vec::new();
+    for _ in 0..app.cpu.share() {
+        held.push(
+            app.cpu
+                .acquire(&a_id, Kind::Read)
+                .await
+                .expect("A's CPU slot"),
+        );
+    }
+    let waiting = {
+        let (client, url) = (app.client.clone(), app.url("/Users/.search"));
+        let (token, body) = (a.clone(), large.clone());
+        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await })
+    };
+    until_counts(&app.cpu, &a_id, Kind::Read, (held.len(), 1)).await;
+
+    for (token, body) in [(&a, &small), (&b, &large)] {
+        let r = search(token, body).await.expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["totalResults"], 1, "each tenant sees its own user: {v}");
+    }
+    assert!(!waiting.is_finished(), "A's large body waits for A's slot");
+
+    drop(held);
+    let r = waiting.await.expect("join").expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["Resources"][0]["userName"], "a.seed@example.edu", "{v}");
 }

@@ -66,6 +66,8 @@ pub struct TestApp {
     /// The server's SCIM/admin and gate budgets (to see who runs and waits).
     pub limiter: Arc<custodian::http::limiter::Limiter>,
     pub gate_limiter: Arc<custodian::http::limiter::Limiter>,
+    /// CPU slots for large renders and parses (`AppState::cpu`).
+    pub cpu: Arc<custodian::http::limiter::Limiter>,
     handle: actix_web::dev::ServerHandle,
     _guard: DbGuard,
 }
@@ -164,7 +166,11 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         settings,
         opts.public_url.unwrap_or_else(|| addr.clone()),
     );
-    let (limiter, gate_limiter) = (state.limiter.clone(), state.gate_limiter.clone());
+    let (limiter, gate_limiter, cpu) = (
+        state.limiter.clone(),
+        state.gate_limiter.clone(),
+        state.cpu.clone(),
+    );
     // Its own thread and actix System, as `custodian serve` runs it: the server
     // never competes with the test's runtime for scheduling.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -190,6 +196,7 @@ pub async fn spawn_app_with(backend: Backend, opts: Options) -> TestApp {
         clock,
         limiter,
         gate_limiter,
+        cpu,
         handle,
         _guard: guard,
     }

@@ -20,7 +20,7 @@ pub(super) async fn put(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let item: ItemBody = body(&req, &state, payload).await?;
+    let item: ItemBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let (kind, id) = path.into_inner();
     let st = state.clone();
@@ -124,7 +124,7 @@ pub(super) async fn reassign(
     w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: ReassignBody = body(&req, &state, payload).await?;
+    let b: ReassignBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let to = b.to.clone();
     let selection = b.selection()?;
@@ -159,7 +159,7 @@ pub(super) async fn put_user_data(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: UserDataBody = body(&req, &state, payload).await?;
+    let b: UserDataBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let (category, id) = path.into_inner();
     let line = UserDataLine {
@@ -190,7 +190,7 @@ pub(super) async fn transfer(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: TransferBody = body(&req, &state, payload).await?;
+    let b: TransferBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();

@@ -37,7 +37,7 @@ pub(super) async fn check(
     w: GateUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: GateRequest = body(&req, &state, payload).await?;
+    let b: GateRequest = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     validate(&b)?;
     // A plain check on SQLite is one indexed statement on a local file: answered

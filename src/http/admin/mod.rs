@@ -181,8 +181,9 @@ async fn body<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     state: &AppState,
     payload: web::Payload,
+    tenant: &str,
 ) -> Result<T, ApiError> {
-    let v = read_json(req, payload, state.settings.max_body_bytes).await?;
+    let v = read_json(req, payload, state.settings.max_body_bytes, tenant).await?;
     serde_json::from_value(v)
         .map_err(|e| ScimError::invalid_value(format!("invalid request body: {e}")).into())
 }

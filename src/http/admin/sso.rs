@@ -21,7 +21,7 @@ pub(super) async fn put(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: SsoBody = body(&req, &state, payload).await?;
+    let b: SsoBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();
@@ -47,7 +47,7 @@ pub(super) async fn delete(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: SsoBody = body(&req, &state, payload).await?;
+    let b: SsoBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let st = state.clone();
     let id = id.into_inner();

@@ -65,7 +65,7 @@ async fn apply(
     payload: web::Payload,
     action: Action,
 ) -> Result<usize, ApiError> {
-    let b: GateRequest = body(&req, &state, payload).await?;
+    let b: GateRequest = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let ids = b.identifiers();
     if ids.is_empty() {

@@ -18,7 +18,7 @@ pub async fn bulk(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limits = state.settings.bulk_limits();
-    let body = read_json(&req, payload, limits.max_payload_size)
+    let body = read_json(&req, payload, limits.max_payload_size, upload.tenant())
         .await
         .map_err(|e| match e {
             ApiError::Scim(e) if e.status == 413 => ApiError::Scim(ScimError::new(

@@ -4,9 +4,8 @@
 use crate::config::Settings;
 use crate::domain::Actor;
 use crate::http::auth::{ScimCaller, ScimUpload};
-use crate::http::body::read_json;
+use crate::http::body::{parse_with, read_bytes, read_json};
 use crate::http::error::{ApiError, SCIM_JSON};
-use crate::http::limiter::Kind;
 use crate::http::ops::method_not_allowed;
 use crate::http::{AppState, blocking};
 use crate::provisioning::{self, PatchOutcome, Rendered, ServiceError, Services};
@@ -270,7 +269,13 @@ async fn create<R: Resource>(
     upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_json(
+        &req,
+        payload,
+        state.settings.max_body_bytes,
+        upload.tenant(),
+    )
+    .await?;
     let who = upload.ready().await?;
     let projection = list::projection_from_query(req.query_string())?;
     let st = state.clone();
@@ -309,7 +314,13 @@ async fn replace<R: Resource>(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
+    let body = read_json(
+        &req,
+        payload,
+        R::put_limit(&state.settings),
+        upload.tenant(),
+    )
+    .await?;
     let who = upload.ready().await?;
     let projection = list::projection_from_query(req.query_string())?;
     let if_match = header(&req, IF_MATCH);
@@ -339,7 +350,13 @@ async fn patch<R: Resource>(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, R::put_limit(&state.settings)).await?;
+    let body = read_json(
+        &req,
+        payload,
+        R::put_limit(&state.settings),
+        upload.tenant(),
+    )
+    .await?;
     let who = upload.ready().await?;
     let ops = patch::parse_request(&body)?;
     let projection = list::projection_from_query(req.query_string())?;
@@ -405,9 +422,9 @@ async fn search<R: Resource>(
     upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_bytes(&req, payload, state.settings.max_body_bytes).await?;
+    let params = parse_with(&req, upload.tenant(), body, search_request).await?;
     let who = upload.ready().await?;
-    let params = list::from_search_body(&body)?;
     run_list::<R>(&req, state, who, params).await
 }
 
@@ -474,7 +491,7 @@ enum Listed {
 }
 
 /// Renders a page of large documents on the blocking pool in one of the
-/// tenant's render slots (`AppState::renders`: half the cores per tenant),
+/// tenant's CPU slots (`AppState::cpu`: half the cores per tenant),
 /// so one tenant's big answers cannot take every core from the others.
 async fn render_big(
     state: &AppState,
@@ -483,22 +500,7 @@ async fn render_big(
     params: ListParams,
     base: String,
 ) -> Result<HttpResponse, ApiError> {
-    let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
-    let acquire = state.renders.acquire(&caller.tenant_id, Kind::Read);
-    let _slot = match actix_web::rt::time::timeout(deadline, acquire).await {
-        Ok(Ok(slot)) => slot,
-        Ok(Err(_full)) => {
-            return Err(ApiError::Overloaded {
-                retry_after: state.settings.retry_after_seconds,
-            });
-        }
-        Err(_elapsed) => {
-            return Err(StoreError::Deadline(
-                "waited for this tenant's turn to render past request_deadline_ms",
-            )
-            .into());
-        }
-    };
+    let _slot = crate::http::cpu_slot(state, &caller.tenant_id).await?;
     let v = blocking(move || Ok(page.render(&params, &base)?)).await?;
     Ok(json(v))
 }
@@ -512,6 +514,11 @@ const INLINE_RENDER_BYTES: usize = 16 * 1024;
 
 /// The filter names one user: `userName`, `externalId` or `id` eq, each unique
 /// within a tenant (`ListParams::is_point_lookup` checked the rest).
+/// A SearchRequest body, parsed and capped as it is read.
+fn search_request(body: &[u8]) -> Result<ListParams, ApiError> {
+    Ok(crate::scim::search_request::from_bytes(body)?)
+}
+
 fn names_one_user(params: &ListParams) -> bool {
     matches!(&params.filter, Some(Filter::Compare(p, CompareOp::Eq, _))
         if p.sub.is_none()
@@ -525,9 +532,9 @@ pub async fn search_all(
     upload: ScimUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_bytes(&req, payload, state.settings.max_body_bytes).await?;
+    let params = parse_with(&req, upload.tenant(), body, search_request).await?;
     let who = upload.ready().await?;
-    let params = list::from_search_body(&body)?;
     let st = state.clone();
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
