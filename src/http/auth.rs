@@ -142,7 +142,10 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
         .unwrap_or_default();
     let key = format!("token:{id}");
     let deadline = std::time::Duration::from_millis(state.settings.request_deadline_ms);
-    let verifying = slot(&state, limiter.acquire(&key, Kind::Read), deadline).await?;
+    // A full queue for this token id is refused like a tenant's: held first,
+    // so random secrets sent at once on many connections cannot spin.
+    let admission = admit(&state, limiter, &key).await?;
+    let verifying = slot(&state, admission.acquire(Kind::Read), deadline).await?;
     let st = state.clone();
     let principal = blocking(move || {
         st.verifier

@@ -886,6 +886,36 @@ async fn held_refusals(backend: Backend) {
     assert_eq!(app.limiter.held_refusals(), 1);
     refused.abort();
     drop(full);
+
+    // A token not yet verified is refused the same way when its token id's
+    // verifications fill their queue (random secrets on many connections).
+    let fresh = app.token_for("tenant-c", Scope::Scim);
+    let id = custodian::auth::token::split(&fresh).expect("shape").0;
+    let verifying: Vec<_> = (0..2)
+        .map(|_| app.limiter.admit(&format!("token:{id}")).expect("admitted"))
+        .collect();
+    let held_before = app.limiter.held_refusals();
+    let (client, url) = (app.client.clone(), app.url("/Users"));
+    let guessed = format!("cust_{id}_{}", "0".repeat(43));
+    let refused = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(&guessed)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.limiter.held_refusals() == held_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the uncached token's refusal was never held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!refused.is_finished());
+    refused.abort();
+    drop(verifying);
 }
 
 /// A body past the inline size is parsed off the HTTP worker in one of its
