@@ -11,6 +11,7 @@ mod atomicity;
 mod auth;
 mod bulk;
 mod caps;
+mod cli;
 mod crash;
 mod deploy;
 mod deprovision;
@@ -23,6 +24,7 @@ mod groups;
 mod identity;
 mod pool;
 mod robustness;
+mod scopes;
 mod users;
 mod wal;
 
