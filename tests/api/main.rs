@@ -20,6 +20,7 @@ mod events;
 mod explain;
 mod fairness;
 mod filters;
+mod gate_clients;
 mod groups;
 mod identity;
 mod pool;
