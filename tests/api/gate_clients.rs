@@ -114,7 +114,7 @@ fn decide(client: Client, url: &str, token: &str, case: &Case<'_>) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    // Exit status: 0 to let the person in, 1 not.
+    // Exit status: 0 for login or create_account, 1 otherwise.
     let admitted = matches!(v["action"].as_str(), Some("login" | "create_account"));
     assert_eq!(out.status.success(), admitted, "{client:?}: {v}");
     v
