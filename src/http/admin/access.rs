@@ -118,4 +118,26 @@ mod tests {
         );
         assert_eq!(of(&Method::GET, "/admin/v1/tombstones:lift"), None);
     }
+
+    /// Fail closed: a route nobody classified answers 403 before any token is
+    /// looked at (no database, no state needed to refuse).
+    #[actix_web::test]
+    async fn a_route_missing_from_the_table_refuses_every_caller() {
+        use crate::http::auth::AdminCaller;
+        use actix_web::{App, test, web};
+        let app = test::init_service(App::new().service(web::scope("/admin/v1").route(
+            "/unlisted",
+            web::get().to(|_: AdminCaller| async { "reached" }),
+        )))
+        .await;
+        let req = test::TestRequest::get()
+            .uri("/admin/v1/unlisted")
+            .insert_header(("Authorization", "Bearer cust_0123456789abcdef_x"))
+            .to_request();
+        let r = test::call_service(&app, req).await;
+        assert_eq!(r.status(), 403);
+        let body = test::read_body(r).await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("missing from the access table"), "{text}");
+    }
 }
