@@ -12,7 +12,7 @@ CUSTODIAN_BIND="127.0.0.1:$PORT" "$BINDIR/custodian" serve > "$D/server.log" 2>&
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-tok() { "$BINDIR/custodian" token create --tenant bench --scope "$1" --name "load-$1" | tail -n 1; }
+tok() { "$BINDIR/custodian" token create --tenant bench --create-tenant --scope "$1" --name "load-$1" | tail -n 1; }
 LOAD_SCIM_TOKEN=$(tok scim) LOAD_GATE_TOKEN=$(tok gate) "$BINDIR/custodian-load" crud \
   --url "http://127.0.0.1:$PORT" --label "$LABEL" --server-pid "$PID" --users 2000 \
   --requests 20000 --workloads patch,delete,gate --markdown "$D/report.md" > /dev/null

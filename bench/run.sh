@@ -109,7 +109,7 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # token URL SCOPE → prints a new token for tenant "bench"
 token() {
     CUSTODIAN_DATABASE_URL="$1" CUSTODIAN_TOMBSTONE_KEY="$TOMBSTONE_KEY" \
-        "$BIN" token create --tenant "${TENANT:-bench}" --scope "$2" --name "load-$2" | tail -n 1
+        "$BIN" token create --tenant "${TENANT:-bench}" --create-tenant --scope "$2" --name "load-$2" | tail -n 1
 }
 
 TOMBSTONE_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"

@@ -201,7 +201,7 @@ else
     fi
     say "server is up"
 
-    if ! TOKEN_OUT="$("$BIN" token create --tenant conformance --scope scim --name scim2-tester </dev/null)"; then
+    if ! TOKEN_OUT="$("$BIN" token create --tenant conformance --create-tenant --scope scim --name scim2-tester </dev/null)"; then
         die "custodian token create failed"
     fi
     TOKEN="$(printf '%s\n' "$TOKEN_OUT" | awk 'NF { last = $0 } END { print last }' | tr -d '[:space:]')"

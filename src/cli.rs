@@ -3,11 +3,19 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Exit codes of every command (README "Command line"); `--help` lists them.
+pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime error (database, I/O, a refused \
+operation); 2 usage or configuration error (bad arguments, an invalid config file or \
+variable); 3 `policy check`: the policy file is invalid or unreadable; 4 a named tenant, \
+token or tombstone does not exist (`token create` for an unknown tenant without \
+--create-tenant, `token revoke`, `tombstone list|lift`).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "custodian",
     version,
-    about = "SCIM 2.0 provisioning endpoint with safe, policy-driven deprovisioning"
+    about = "SCIM 2.0 provisioning endpoint with safe, policy-driven deprovisioning",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Config file (TOML). Default: $CUSTODIAN_CONFIG, else ./custodian.toml when present, else built-in defaults.
@@ -42,6 +50,56 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Probe a running server's /healthz (for a container HEALTHCHECK: no
+    /// curl needed). Exits 0 when it answers 200 within the timeout, else 1.
+    Healthcheck {
+        /// The URL to probe. Default: /healthz on the configured `bind`
+        /// address (a wildcard address probes loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// How a command failed, and so its exit code (`EXIT_CODES`).
+#[derive(Debug)]
+pub enum Failure {
+    /// The database, I/O, or a refused operation: 1.
+    Runtime(String),
+    /// Configuration that cannot be used: 2, like clap's usage errors.
+    Usage(String),
+    /// `policy check` found the policy invalid or unreadable: 3.
+    PolicyInvalid(String),
+    /// A named tenant, token or tombstone does not exist: 4.
+    NotFound(String),
+}
+
+impl Failure {
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Runtime(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::PolicyInvalid(_) => 3,
+            Failure::NotFound(_) => 4,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Runtime(m)
+            | Failure::Usage(m)
+            | Failure::PolicyInvalid(m)
+            | Failure::NotFound(m) => m,
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Runtime(m)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,20 +111,31 @@ pub enum PolicyCommand {
     Check {
         /// Policy file (TOML).
         file: Option<PathBuf>,
+        /// One JSON document on stdout, valid or not: `valid`, `source`,
+        /// `default`, `tenants` (each with its `digest`) and `warnings`; or
+        /// `valid: false` with `error: {file, line, message}` (exit code 3).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token and print it once, alone, as the last line of stdout.
-    /// Creates the tenant if missing. Only an argon2id hash is stored.
+    /// Only an argon2id hash is stored. An unknown tenant is an error (exit
+    /// code 4) unless --create-tenant is given.
     Create {
-        /// Tenant name (created if it does not exist).
+        /// Tenant name.
         #[arg(long)]
         tenant: String,
+        /// Create the tenant if it does not exist (an existing one is used as it
+        /// is), so a mistyped name never makes a new tenant by accident.
+        #[arg(long)]
+        create_tenant: bool,
         /// What the token may call: scim (identity providers), gate (SSO login checks),
-        /// ledger (content-ledger writes), admin (the admin API).
-        #[arg(long, value_parser = ["scim", "gate", "ledger", "admin"])]
+        /// ledger (content-ledger writes, receipts, the events feed), admin (the admin
+        /// API), auditor (the admin API's reads; changes nothing).
+        #[arg(long, value_parser = ["scim", "gate", "ledger", "admin", "auditor"])]
         scope: String,
         /// A name for the token; recorded as the actor in logs and audit rows.
         #[arg(long)]
@@ -80,6 +149,10 @@ pub enum TokenCommand {
         /// Only this tenant's tokens.
         #[arg(long)]
         tenant: Option<String>,
+        /// A JSON array on stdout, newest first: `id`, `tenant`, `scope`, `name`,
+        /// `actsAs`, `createdAt`, `revokedAt` (null when live).
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a token by id; takes effect on the next request, on every replica.
     Revoke {
@@ -95,6 +168,10 @@ pub enum TombstoneCommand {
         /// Tenant name.
         #[arg(long)]
         tenant: String,
+        /// A JSON array on stdout: `id`, `disposalId`, `createdAt`, `liftedAt`
+        /// (null while live), `identifierTypes`.
+        #[arg(long)]
+        json: bool,
     },
     /// Lift the live tombstones matching an identifier (audited): the person may be
     /// provisioned again and the gate stops denying them.

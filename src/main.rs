@@ -1,7 +1,7 @@
 //! `custodian`: CLI entry only.
 
 use clap::Parser;
-use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand, TombstoneCommand};
+use custodian::cli::{Cli, Command, Failure, PolicyCommand, TokenCommand, TombstoneCommand};
 use custodian::clock::{Clock, SystemClock};
 use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::deprovision::service::Deprov;
@@ -33,8 +33,8 @@ fn main() -> ExitCode {
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", e.message());
+            ExitCode::from(e.code())
         }
     }
 }
@@ -94,13 +94,13 @@ fn open(settings: &Settings, create: bool) -> Result<Db, String> {
         .map_err(|e| e.to_string())
 }
 
-fn run(command: Command, mut settings: Settings) -> Result<(), String> {
+fn run(command: Command, mut settings: Settings) -> Result<(), Failure> {
     match command {
         Command::Serve { bind } => {
             if let Some(b) = bind {
                 settings.bind = b;
             }
-            serve(settings)
+            Ok(serve(settings)?)
         }
         Command::Migrate => {
             open(&settings, true)?;
@@ -110,21 +110,75 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Token { command } => token(command, &settings),
         Command::Tombstone { command } => tombstone(command, &settings),
         Command::Policy {
-            command: PolicyCommand::Check { file },
-        } => policy_check(file.or(settings.policy_file)),
+            command: PolicyCommand::Check { file, json },
+        } => policy_check(file.or(settings.policy_file), json),
+        Command::Healthcheck { url, timeout } => healthcheck(url, timeout, &settings),
     }
 }
 
-fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
+/// `custodian healthcheck`: GET /healthz of the running server, bounded.
+fn healthcheck(url: Option<String>, timeout: u64, settings: &Settings) -> Result<(), Failure> {
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let addr: std::net::SocketAddr = settings.bind.parse().map_err(|_| {
+                Failure::Usage(format!(
+                    "bind '{}' is not an address: pass --url",
+                    settings.bind
+                ))
+            })?;
+            // A wildcard bind listens on loopback too.
+            let ip = match addr.ip() {
+                std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                }
+                std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                }
+                ip => ip,
+            };
+            format!(
+                "http://{}/healthz",
+                std::net::SocketAddr::new(ip, addr.port())
+            )
+        }
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(timeout.max(1)))
+        .build();
+    match agent.get(&url).call() {
+        Ok(r) if r.status() == 200 => Ok(()),
+        Ok(r) => Err(Failure::Runtime(format!("{url} answered {}", r.status()))),
+        Err(e) => Err(Failure::Runtime(format!("{url}: {e}"))),
+    }
+}
+
+fn policy_check(file: Option<std::path::PathBuf>, json: bool) -> Result<(), Failure> {
     use custodian::deprovision::policy;
-    let (set, source) = match &file {
-        Some(f) => (
-            policy::load(f).map_err(|e| e.to_string())?,
-            f.display().to_string(),
-        ),
-        None => (policy::PolicySet::default(), "built-in policy".to_string()),
+    let source = file.as_ref().map_or_else(
+        || "built-in policy".to_string(),
+        |f| f.display().to_string(),
+    );
+    let set = match &file {
+        Some(f) => match policy::load(f) {
+            Ok(set) => set,
+            Err(e) => {
+                if json {
+                    let v = serde_json::json!({
+                        "valid": false, "source": source,
+                        "error": {"file": e.file, "line": e.line, "message": e.message},
+                    });
+                    println!("{v}");
+                }
+                return Err(Failure::PolicyInvalid(e.to_string()));
+            }
+        },
+        None => policy::PolicySet::default(),
     };
     let mut out = serde_json::Map::new();
+    if json {
+        out.insert("valid".into(), serde_json::Value::Bool(true));
+    }
     out.insert("source".into(), serde_json::Value::String(source));
     let entry = |p: &policy::Policy| {
         let mut v = serde_json::to_value(p).unwrap_or_default();
@@ -140,6 +194,11 @@ fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
         .map(|(n, p)| (n.clone(), entry(p)))
         .collect();
     out.insert("tenants".into(), serde_json::Value::Object(tenants));
+    if json {
+        out.insert("warnings".into(), serde_json::json!(set.warnings));
+        println!("{}", serde_json::Value::Object(out));
+        return Ok(());
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::Value::Object(out)).map_err(|e| e.to_string())?
@@ -283,18 +342,41 @@ fn reload_on_sighup(deprov: Arc<Deprov>, db: Db, file: Option<std::path::PathBuf
     });
 }
 
-fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
+fn token(command: TokenCommand, settings: &Settings) -> Result<(), Failure> {
+    use custodian::auth::MissingTenant;
     let db = open(settings, false)?;
     match command {
         TokenCommand::Create {
             tenant,
+            create_tenant,
             scope,
             name,
             acts_as,
         } => {
-            let scope = scope.parse()?;
-            let t = custodian::auth::create_token(&db, &tenant, scope, &name, acts_as.as_deref())
-                .map_err(|e| e.to_string())?;
+            let scope = scope.parse().map_err(Failure::Usage)?;
+            let missing = if create_tenant {
+                MissingTenant::Create
+            } else {
+                MissingTenant::Refuse
+            };
+            let t = custodian::auth::issue_token(
+                &db,
+                &tenant,
+                scope,
+                &name,
+                acts_as.as_deref(),
+                missing,
+            )
+            .map_err(|e| match e {
+                store::StoreError::NotFound => Failure::NotFound(format!(
+                    "no tenant named '{tenant}' (`token list` shows the tenants that have tokens); \
+                     pass --create-tenant to create it"
+                )),
+                e => Failure::Runtime(e.to_string()),
+            })?;
+            if t.tenant_created {
+                eprintln!("created tenant '{}'", t.tenant);
+            }
             eprintln!(
                 "created {scope} token {} for tenant '{}'; it is shown once:",
                 t.id, t.tenant
@@ -302,17 +384,30 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
             println!("{}", t.plaintext);
             Ok(())
         }
-        TokenCommand::List { tenant } => {
+        TokenCommand::List { tenant, json } => {
             let rows = db
                 .read(|c| store::tokens::list(c, tenant.as_deref()))
                 .map_err(|e| e.to_string())?;
+            if json {
+                let rows: Vec<serde_json::Value> = rows
+                    .into_iter()
+                    .map(|(t, tenant)| {
+                        serde_json::json!({
+                            "id": t.id, "tenant": tenant, "scope": t.scope, "name": t.name,
+                            "actsAs": t.acts_as, "createdAt": t.created_at, "revokedAt": t.revoked_at,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
             println!(
-                "{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  revoked",
+                "{:<16}  {:<16}  {:<7}  {:<20}  {:<27}  revoked",
                 "id", "tenant", "scope", "name", "created"
             );
             for (t, tenant) in rows {
                 println!(
-                    "{:<16}  {:<16}  {:<6}  {:<20}  {:<27}  {}",
+                    "{:<16}  {:<16}  {:<7}  {:<20}  {:<27}  {}",
                     t.id,
                     tenant,
                     t.scope,
@@ -332,27 +427,40 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
                 eprintln!("token {id} revoked");
                 Ok(())
             } else {
-                Err(format!("no active token with id {id}"))
+                Err(Failure::NotFound(format!("no active token with id {id}")))
             }
         }
     }
 }
 
-fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), String> {
+fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Failure> {
     use custodian::deprovision::tombstone::{IdType, sso_value};
     let db = open(settings, false)?;
-    let tenant_id = |name: &str| -> Result<String, String> {
+    let tenant_id = |name: &str| -> Result<String, Failure> {
         db.read(|c| store::tokens::find_tenant(c, name))
             .map_err(|e| e.to_string())?
             .map(|t| t.id)
-            .ok_or_else(|| format!("no tenant named '{name}'"))
+            .ok_or_else(|| Failure::NotFound(format!("no tenant named '{name}'")))
     };
     match command {
-        TombstoneCommand::List { tenant } => {
+        TombstoneCommand::List { tenant, json } => {
             let t = tenant_id(&tenant)?;
             let rows = db
                 .read(|c| store::reads::tombstones::all(c, &t))
                 .map_err(|e| e.to_string())?;
+            if json {
+                let rows: Vec<serde_json::Value> = rows
+                    .into_iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id, "disposalId": r.disposal_id, "createdAt": r.created_at,
+                            "liftedAt": r.lifted_at, "identifierTypes": r.identifier_types,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
             println!("{:<36}  {:<27}  {:<27}  types", "id", "created", "lifted");
             for r in rows {
                 println!(
@@ -388,7 +496,9 @@ fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Strin
                 ids.push((IdType::Sso, sso_value(&i, &s)));
             }
             if ids.is_empty() {
-                return Err("name an identifier: --user-name, --email, --external-id or --issuer with --subject".into());
+                return Err(Failure::Usage(
+                    "name an identifier: --user-name, --email, --external-id or --issuer with --subject".into(),
+                ));
             }
             let keys = custodian::deprovision::setup::load_keys(settings, &db)?;
             custodian::deprovision::setup::check_key(&db, &keys)?;
@@ -404,7 +514,9 @@ fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Strin
             )
             .map_err(|e| e.to_string())?;
             if n == 0 {
-                return Err("no live tombstone matches that identifier".into());
+                return Err(Failure::NotFound(
+                    "no live tombstone matches that identifier".into(),
+                ));
             }
             eprintln!("lifted {n} tombstone(s)");
             Ok(())

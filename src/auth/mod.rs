@@ -5,5 +5,5 @@ pub mod limits;
 pub mod token;
 pub mod verifier;
 
-pub use token::{Scope, create_token};
+pub use token::{MissingTenant, Scope, create_token, issue_token};
 pub use verifier::{AuthError, AuthLimits, Principal, Verifier};

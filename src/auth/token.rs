@@ -22,6 +22,9 @@ pub enum Scope {
     Ledger,
     /// The admin API (`/admin/v1`).
     Admin,
+    /// The admin API's reads only: audit, receipts, disposals, policy,
+    /// tombstones; every route that changes data refuses it.
+    Auditor,
 }
 
 impl Scope {
@@ -31,6 +34,7 @@ impl Scope {
             Scope::Gate => "gate",
             Scope::Ledger => "ledger",
             Scope::Admin => "admin",
+            Scope::Auditor => "auditor",
         }
     }
 }
@@ -49,8 +53,9 @@ impl FromStr for Scope {
             "gate" => Ok(Scope::Gate),
             "ledger" => Ok(Scope::Ledger),
             "admin" => Ok(Scope::Admin),
+            "auditor" => Ok(Scope::Auditor),
             other => Err(format!(
-                "unknown scope '{other}' (expected scim, gate, ledger or admin)"
+                "unknown scope '{other}' (expected scim, gate, ledger, admin or auditor)"
             )),
         }
     }
@@ -80,6 +85,17 @@ pub struct NewToken {
     pub id: String,
     pub tenant: String,
     pub plaintext: String,
+    /// Whether this call created the tenant.
+    pub tenant_created: bool,
+}
+
+/// What `issue_token` does when the named tenant does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingTenant {
+    /// Create it (idempotent: an existing tenant is used as it is).
+    Create,
+    /// Refuse with `StoreError::NotFound`, so a mistyped name makes no tenant.
+    Refuse,
 }
 
 /// Creates a token (and its tenant when missing); returns the plaintext once.
@@ -89,6 +105,19 @@ pub fn create_token(
     scope: Scope,
     name: &str,
     acts_as: Option<&str>,
+) -> Result<NewToken, StoreError> {
+    issue_token(db, tenant, scope, name, acts_as, MissingTenant::Create)
+}
+
+/// Creates a token for `tenant`, which must exist unless `missing` says to
+/// create it; returns the plaintext once.
+pub fn issue_token(
+    db: &Db,
+    tenant: &str,
+    scope: Scope,
+    name: &str,
+    acts_as: Option<&str>,
+    missing: MissingTenant,
 ) -> Result<NewToken, StoreError> {
     if tenant.trim().is_empty() || name.trim().is_empty() {
         return Err(StoreError::Config(
@@ -103,8 +132,14 @@ pub fn create_token(
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
     let secret_hash = hash_secret(&secret)?;
     let now = store::time::now();
-    db.write(|c| {
-        let t = store::tokens::ensure_tenant(c, tenant, &now)?;
+    let tenant_created = db.write(|c| {
+        let (t, created) = match store::tokens::find_tenant(c, tenant)? {
+            Some(t) => (t, false),
+            None if missing == MissingTenant::Create => {
+                (store::tokens::ensure_tenant(c, tenant, &now)?, true)
+            }
+            None => return Err(StoreError::NotFound),
+        };
         store::tokens::insert(
             c,
             &store::tokens::TokenRow {
@@ -117,12 +152,14 @@ pub fn create_token(
                 created_at: now.clone(),
                 revoked_at: None,
             },
-        )
+        )?;
+        Ok(created)
     })?;
     Ok(NewToken {
         plaintext: format!("{PREFIX}{id}_{secret}"),
         id,
         tenant: tenant.to_string(),
+        tenant_created,
     })
 }
 

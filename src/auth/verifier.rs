@@ -113,8 +113,8 @@ pub enum AuthError {
     Missing,
     #[error("invalid or revoked token")]
     Invalid,
-    #[error("this token's scope is '{have}'; this endpoint needs '{need}'")]
-    WrongScope { have: Scope, need: Scope },
+    #[error("{}", wrong_scope(*have, allowed))]
+    WrongScope { have: Scope, allowed: Vec<Scope> },
     #[error("too many token verifications in progress")]
     Busy,
     /// Too many failed verifications for this token id or client address in
@@ -585,11 +585,28 @@ fn principal_of(row: &store::tokens::TokenRow, tenant_name: &str) -> Option<Prin
     })
 }
 
+/// The 403's detail: the token's scope and the scopes the endpoint takes; an
+/// auditor token refused by an admin route is told it is read-only (every
+/// admin route it may not call changes data).
+fn wrong_scope(have: Scope, allowed: &[Scope]) -> String {
+    let names: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
+    let need = match names.split_last() {
+        None => "no token scope".to_string(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    };
+    if have == Scope::Auditor && allowed.contains(&Scope::Admin) {
+        format!("auditor tokens are read-only: this request changes data and needs {need}")
+    } else {
+        format!("this token's scope is '{have}'; this endpoint needs {need}")
+    }
+}
+
 fn admit(p: Principal, allowed: &[Scope]) -> Result<Principal, AuthError> {
     if !allowed.contains(&p.scope) {
         return Err(AuthError::WrongScope {
             have: p.scope,
-            need: allowed.first().copied().unwrap_or(Scope::Admin),
+            allowed: allowed.to_vec(),
         });
     }
     Ok(p)

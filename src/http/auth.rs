@@ -1,6 +1,7 @@
-//! The authenticated-caller extractors: one per scope, so a handler's signature
-//! says which token it accepts. Each admits the request to its tenant's share
-//! of the database (`limiter`): the plain extractors take their slot at once;
+//! The authenticated-caller extractors: SCIM (`scim` scope), the gate (`gate`)
+//! and the admin API, whose routes admit the scopes `admin::access` lists.
+//! Each admits the request to its tenant's share of the database
+//! (`limiter`): the plain extractors take their slot at once;
 //! the `…Upload` ones (handlers with a body) only once `ready` is called,
 //! after the body is read, so a slow upload holds no slot.
 
@@ -10,6 +11,7 @@ use super::{AppState, blocking};
 use crate::auth::header::presented_token;
 use crate::auth::{AuthError, Principal, Scope};
 use crate::domain::Actor;
+use crate::scim::error::ScimError;
 use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
@@ -265,7 +267,7 @@ fn caller_of(p: &Principal) -> Actor {
 }
 
 macro_rules! scoped_caller {
-    ($(#[$doc:meta])* $name:ident, $upload:ident, $scopes:expr) => {
+    ($(#[$doc:meta])* $name:ident, $upload:ident, $scopes:path) => {
         $(#[$doc])*
         pub struct $name {
             pub caller: Actor,
@@ -294,7 +296,10 @@ macro_rules! scoped_caller {
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
                 let req = req.clone();
-                Box::pin(async move { Ok($upload(authenticate(req, $scopes).await?)) })
+                Box::pin(async move {
+                    let scopes = $scopes(&req)?;
+                    Ok($upload(authenticate(req, scopes).await?))
+                })
             }
         }
 
@@ -305,7 +310,8 @@ macro_rules! scoped_caller {
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
                 let req = req.clone();
                 Box::pin(async move {
-                    let (principal, permit) = authenticate(req, $scopes).await?.ready().await?;
+                    let scopes = $scopes(&req)?;
+                    let (principal, permit) = authenticate(req, scopes).await?.ready().await?;
                     Ok($name { caller: caller_of(&principal), _permit: permit })
                 })
             }
@@ -313,21 +319,41 @@ macro_rules! scoped_caller {
     };
 }
 
+/// The scopes the matched `/admin/v1` route admits (`admin::access`). A route
+/// missing from that table refuses every token: fail closed, and loudly.
+fn route_scopes(req: &HttpRequest) -> Result<&'static [Scope], ApiError> {
+    let pattern = req.match_pattern();
+    match pattern
+        .as_deref()
+        .and_then(|p| super::admin::access::of(req.method(), p))
+    {
+        Some(access) => Ok(access.scopes()),
+        None => {
+            tracing::error!(route = ?pattern, method = %req.method(), "admin route missing from admin::access: refused");
+            Err(ScimError::new(
+                403,
+                None,
+                "no token scope may call this route: it is missing from the access table",
+            )
+            .into())
+        }
+    }
+}
+
+fn gate_scopes(_: &HttpRequest) -> Result<&'static [Scope], ApiError> {
+    Ok(&[Scope::Gate])
+}
+
 scoped_caller!(
-    /// A caller holding an `admin`-scope token.
+    /// A caller of the admin API, admitted by its route's class in
+    /// `admin::access` (admin, ledger or auditor scope, as the route allows).
     AdminCaller,
     AdminUpload,
-    &[Scope::Admin]
-);
-scoped_caller!(
-    /// A caller allowed to write the content ledger: `ledger` or `admin` scope.
-    LedgerCaller,
-    LedgerUpload,
-    &[Scope::Ledger, Scope::Admin]
+    route_scopes
 );
 scoped_caller!(
     /// A caller holding a `gate`-scope token.
     GateCaller,
     GateUpload,
-    &[Scope::Gate]
+    gate_scopes
 );

@@ -292,10 +292,22 @@ mod tests {
             d.contains("was disposed") && !d.contains("nothing was written"),
             "{d}"
         );
-        let (s, _, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
+        let (s, b, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
             have: crate::auth::Scope::Gate,
-            need: crate::auth::Scope::Scim,
+            allowed: vec![crate::auth::Scope::Scim],
         }));
         assert_eq!(s, 403);
+        assert_eq!(
+            b["detail"],
+            "this token's scope is 'gate'; this endpoint needs 'scim'"
+        );
+        let (_, b, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
+            have: crate::auth::Scope::Auditor,
+            allowed: vec![crate::auth::Scope::Ledger, crate::auth::Scope::Admin],
+        }));
+        assert_eq!(
+            b["detail"],
+            "auditor tokens are read-only: this request changes data and needs 'ledger' or 'admin'"
+        );
     }
 }

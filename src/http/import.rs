@@ -2,7 +2,7 @@
 //! are applied in batches, each batch one transaction, so a million items never
 //! sit in memory; the answer counts created, replaced and rejected lines.
 
-use super::auth::LedgerCaller;
+use super::auth::AdminCaller;
 use super::error::ApiError;
 use super::{AppState, blocking};
 use crate::deprovision::admin::{self as dadmin, ItemBody};
@@ -38,7 +38,7 @@ enum Target {
 
 pub async fn import_content(
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: AdminCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     import(state, w, payload, Target::Content).await
@@ -47,7 +47,7 @@ pub async fn import_content(
 /// `POST /admin/v1/user-data:import`: `{"category", "id", "user" | "userName"}` per line.
 pub async fn import_user_data(
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: AdminCaller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     import(state, w, payload, Target::UserData).await
@@ -58,7 +58,7 @@ const HAND_OFF_BYTES: usize = 64 * 1024;
 
 async fn import(
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: AdminCaller,
     mut payload: web::Payload,
     target: Target,
 ) -> Result<HttpResponse, ApiError> {

@@ -223,7 +223,15 @@ fn sighup_reloads_policy_and_keeps_the_old_one_when_invalid() {
     let out = cli(
         dir.path(),
         &[
-            "token", "create", "--tenant", "t", "--scope", "admin", "--name", "a",
+            "token",
+            "create",
+            "--tenant",
+            "t",
+            "--create-tenant",
+            "--scope",
+            "admin",
+            "--name",
+            "a",
         ],
     );
     let admin = String::from_utf8_lossy(&out.stdout)
@@ -288,7 +296,15 @@ fn tombstone_cli_lists_and_lifts() {
         let out = cli(
             dir.path(),
             &[
-                "token", "create", "--tenant", "t", "--scope", scope, "--name", scope,
+                "token",
+                "create",
+                "--tenant",
+                "t",
+                "--create-tenant",
+                "--scope",
+                scope,
+                "--name",
+                scope,
             ],
         );
         String::from_utf8_lossy(&out.stdout)

@@ -29,7 +29,15 @@ fn cli_token_lifecycle_and_no_accidental_database() {
     let out = custodian(
         dir.path(),
         &[
-            "token", "create", "--tenant", "acme", "--scope", "scim", "--name", "okta",
+            "token",
+            "create",
+            "--tenant",
+            "acme",
+            "--create-tenant",
+            "--scope",
+            "scim",
+            "--name",
+            "okta",
         ],
     );
     assert!(

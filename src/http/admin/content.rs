@@ -3,7 +3,7 @@
 use super::{body, created_or_ok, ok, query};
 use crate::deprovision::admin::{ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::commands::content::{self as cmd, Selection};
-use crate::http::auth::{AdminCaller, AdminUpload, LedgerCaller, LedgerUpload};
+use crate::http::auth::{AdminCaller, AdminUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use crate::scim::error::ScimError;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 pub(super) async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerUpload,
+    w: AdminUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -41,7 +41,7 @@ pub(super) async fn put(
 
 pub(super) async fn get(
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: AdminCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
@@ -52,7 +52,7 @@ pub(super) async fn get(
 
 pub(super) async fn delete(
     state: web::Data<AppState>,
-    w: LedgerCaller,
+    w: AdminCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
@@ -155,7 +155,7 @@ struct UserDataBody {
 pub(super) async fn put_user_data(
     req: HttpRequest,
     state: web::Data<AppState>,
-    w: LedgerUpload,
+    w: AdminUpload,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {

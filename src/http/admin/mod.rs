@@ -1,8 +1,9 @@
-//! `/admin/v1` (admin scope; content and user-data writes also take the `ledger`
-//! scope) and `/gate/v1` (gate scope), one module per resource. Handlers parse,
+//! `/admin/v1` (who may call each route: `access`) and `/gate/v1` (gate
+//! scope), one module per resource. Handlers parse,
 //! make one domain or store call on a blocking thread, and answer JSON; errors
 //! use the SCIM error schema.
 
+pub mod access;
 mod audit;
 mod content;
 mod disposals;
