@@ -121,7 +121,10 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
         &state.limiter
     };
     if let Some(cached) = state.verifier.cached(&token, allowed, client) {
-        let principal = cached?;
+        let principal = match cached {
+            Ok(p) => p,
+            Err(e) => return Err(refusal(&state, limiter, e).await),
+        };
         let admission = admit(&state, limiter, &principal.tenant_id).await?;
         let check_live = match state.verifier.still_live_now(&state.db, &principal) {
             Some(live) => {
@@ -149,13 +152,13 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
     let admission = admit(&state, limiter, &key).await?;
     let verifying = slot(&state, admission.acquire(Kind::Read), deadline).await?;
     let st = state.clone();
-    let principal = blocking(move || {
-        st.verifier
-            .verify_from(&st.db, &token, allowed, client)
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let verified =
+        blocking(move || Ok(st.verifier.verify_from(&st.db, &token, allowed, client))).await?;
     drop(verifying);
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => return Err(refusal(&state, limiter, e).await),
+    };
     let admission = admit(&state, limiter, &principal.tenant_id).await?;
     Ok(Admitted {
         principal,
@@ -166,9 +169,7 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
     })
 }
 
-/// The tenant's admission, or its 429 after `overload_delay_ms`: the refusal
-/// is held (an async timer, no thread, no slot) so a tenant retrying at once
-/// on many connections cannot spend the CPU other tenants' answers need.
+/// The tenant's admission, or its 429 after `overload_delay_ms`.
 async fn admit(
     state: &AppState,
     limiter: &Arc<Limiter>,
@@ -177,16 +178,33 @@ async fn admit(
     match limiter.admit(tenant) {
         Ok(admission) => Ok(admission),
         Err(_full) => {
-            let delay = std::time::Duration::from_millis(state.settings.overload_delay_ms);
-            if !delay.is_zero()
-                && let Some(_held) = limiter.hold_refusal()
-            {
-                actix_web::rt::time::sleep(delay).await;
-            }
+            hold(state, limiter).await;
             Err(ApiError::Overloaded {
                 retry_after: state.settings.retry_after_seconds,
             })
         }
+    }
+}
+
+/// A verifier's refusal; the 429s (failures over their limit, argon2's queue
+/// full) held first, like a tenant's.
+async fn refusal(state: &AppState, limiter: &Arc<Limiter>, e: AuthError) -> ApiError {
+    if matches!(e, AuthError::TooManyFailures { .. } | AuthError::Busy) {
+        hold(state, limiter).await;
+    }
+    e.into()
+}
+
+/// Holds a refusal for `overload_delay_ms` (an async timer, no thread, no
+/// slot) so a client retrying at once on many connections cannot spend the
+/// CPU other tenants' answers need; at once when `MAX_HELD_REFUSALS` are
+/// held already.
+async fn hold(state: &AppState, limiter: &Arc<Limiter>) {
+    let delay = std::time::Duration::from_millis(state.settings.overload_delay_ms);
+    if !delay.is_zero()
+        && let Some(_held) = limiter.hold_refusal()
+    {
+        actix_web::rt::time::sleep(delay).await;
     }
 }
 

@@ -916,6 +916,46 @@ async fn held_refusals(backend: Backend) {
     assert!(!refused.is_finished());
     refused.abort();
     drop(verifying);
+
+    // A token id locked by failed guesses: its further guesses' 429s are
+    // held too, not answered at once.
+    let target = app.token_for("tenant-d", Scope::Scim);
+    let id = custodian::auth::token::split(&target).expect("shape").0;
+    let guess = |n: usize| format!("cust_{id}_{n:0>43}");
+    let mut n = 0;
+    loop {
+        let held_before = app.limiter.held_refusals();
+        let (client, url, token) = (app.client.clone(), app.url("/Users"), guess(n));
+        let attempt = tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if attempt.is_finished() || app.limiter.held_refusals() > held_before {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "guess {n} hung");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if app.limiter.held_refusals() > held_before {
+            assert!(!attempt.is_finished(), "the locked guess's 429 is held");
+            attempt.abort();
+            break;
+        }
+        let status = attempt.await.expect("join").expect("send");
+        assert_eq!(status, 401, "guess {n} before the lock");
+        n += 1;
+        assert!(
+            n <= 10,
+            "locked after auth_max_failures_per_token (10) guesses"
+        );
+    }
+    assert_eq!(n, 10, "the guess after the tenth failure is the held one");
 }
 
 /// A body past the inline size is parsed off the HTTP worker in one of its
