@@ -205,8 +205,8 @@ async fn slow_endpoint_delays_only_itself(b: crate::common::Backend) {
     assert!(beta_last >= 5, "beta has events queued: {beta_last}");
     let relay = std::sync::Arc::new(custodian::events::relay::Relay::with_options(
         Box::new(|name: &str| match name {
-            "HOOK_A" => Some("a-secret".into()),
-            "HOOK_B" => Some("b-secret".into()),
+            "HOOK_A" => Some("whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1hLXNlY3JldC0zMmI=".into()),
+            "HOOK_B" => Some("whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1iLXNlY3JldC0zMmI=".into()),
             _ => None,
         }),
         custodian::events::relay::RelayOptions {
@@ -294,7 +294,10 @@ fn relay_with(
     opts: custodian::events::relay::RelayOptions,
 ) -> std::sync::Arc<custodian::events::relay::Relay> {
     std::sync::Arc::new(custodian::events::relay::Relay::with_options(
-        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        Box::new(|name: &str| {
+            (name == "HOOK")
+                .then(|| "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1zZWNyZXQtMzJieXQ=".to_string())
+        }),
         opts,
     ))
 }

@@ -25,6 +25,7 @@ mod pool;
 mod robustness;
 mod users;
 mod wal;
+mod webhooks;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};

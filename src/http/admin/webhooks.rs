@@ -1,8 +1,9 @@
-//! `/webhooks`, `/webhooks:resume`, `/events`: delivery state and the event feed.
+//! `/webhooks`, `/webhooks:resume`, `/webhooks:skip`, `/events`: delivery
+//! state, its controls, and the event feed.
 
-use super::{ok, query};
+use super::{body, ok, query};
 use crate::deprovision::commands::webhooks as cmd;
-use crate::http::auth::AdminCaller;
+use crate::http::auth::{AdminCaller, AdminUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use crate::scim::error::ScimError;
@@ -76,6 +77,45 @@ pub(super) async fn resume(
     })
     .await?;
     Ok(ok(StatusCode::OK, json!({"resumed": n})))
+}
+
+/// `POST /webhooks:skip` body: the endpoint (its URL, as `GET /webhooks`
+/// lists it) and the id of the event at the head of its queue.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct SkipBody {
+    endpoint: String,
+    event_id: String,
+}
+
+/// Skips the poison event at the head of one endpoint's queue; the events
+/// behind it follow at once.
+pub(super) async fn skip(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    w: AdminUpload,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let b: SkipBody = body(&req, &state, payload).await?;
+    let w = w.ready().await?;
+    let st = state.clone();
+    let (endpoint, event_id) = (b.endpoint, b.event_id);
+    let skipped = event_id.clone();
+    let seq = blocking(move || {
+        let svc = &st.svc;
+        Ok(cmd::skip(
+            &svc.deprov,
+            &svc.db,
+            &w.caller,
+            &endpoint,
+            &event_id,
+        )?)
+    })
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"skipped": skipped, "lastDeliveredSeq": seq}),
+    ))
 }
 
 /// The tenant's events after `?after=` (a seq), at most `count`.
