@@ -21,6 +21,7 @@ mod fairness;
 mod filters;
 mod groups;
 mod identity;
+mod platform;
 mod pool;
 mod robustness;
 mod users;
