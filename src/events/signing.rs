@@ -8,10 +8,19 @@
 //! The older `Custodian-Signature` scheme stays as an opt-in per endpoint.
 
 use base64::Engine;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+/// Secrets are read with or without base64 padding (generators differ; the
+/// reference libraries accept both).
+const B64_SECRET: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The spec's key size bounds (bytes, after base64 decoding).
 const KEY_MIN: usize = 24;
@@ -62,7 +71,7 @@ pub fn standard_key(secret: &str) -> Result<Vec<u8>, SecretError> {
         .trim()
         .strip_prefix("whsec_")
         .ok_or(SecretError::NotWhsec)?;
-    let key = B64.decode(b64).map_err(|_| SecretError::NotWhsec)?;
+    let key = B64_SECRET.decode(b64).map_err(|_| SecretError::NotWhsec)?;
     if !(KEY_MIN..=KEY_MAX).contains(&key.len()) {
         return Err(SecretError::KeySize(key.len()));
     }
@@ -198,8 +207,9 @@ mod tests {
             Signer::new(Scheme::Custodian, "", &[]).err(),
             Some(SecretError::Empty)
         );
-        let ok = format!("whsec_{}", B64.encode([0u8; 24]));
+        let ok = format!("whsec_{}", B64.encode([0u8; 25]));
         assert!(e(&ok).is_none());
+        assert!(e(ok.trim_end_matches('=')).is_none(), "unpadded");
         let dbg = format!(
             "{:?}",
             Signer::new(Scheme::Custodian, "hunter2", &[]).expect("k")
