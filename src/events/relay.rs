@@ -289,7 +289,8 @@ impl Relay {
                 } else {
                     ""
                 };
-                tracing::error!(tenant, secret_env = %hook.secret_env, error = %e, "webhook secret unusable; endpoint skipped{hint}");
+                let previous = hook.previous_secret_env.as_deref().unwrap_or("-");
+                tracing::error!(tenant, secret_env = %hook.secret_env, previous_secret_env = %previous, error = %e, "webhook secret unusable; endpoint skipped{hint}");
                 None
             }
         }

@@ -75,7 +75,8 @@ async fn pass(app: &TestApp, relay: &Arc<Relay>) -> usize {
 /// The reference `standardwebhooks` library (Python) verifies every delivery
 /// of an endpoint mid-rotation with the new secret alone and with the old one
 /// alone, and refuses a tampered body; `webhook-id` is the event id. An
-/// endpoint with `signature = "custodian"` gets the older header instead.
+/// endpoint with `signature = "custodian"` gets the older header instead; a
+/// standard endpoint whose secret is not a `whsec_` secret is sent nothing.
 async fn deliveries_verify_with_the_reference_library(b: Backend) {
     let py = tokio::task::spawn_blocking(python).await.expect("python");
     let receiver = Proc::spawn(
@@ -93,13 +94,20 @@ async fn deliveries_verify_with_the_reference_library(b: Backend) {
         b,
         format!(
             "[default]\nwebhooks = [\n  {{ url = \"{base}/rotating\", secret_env = \"HOOK_NEW\", previous_secret_env = \"HOOK_OLD\" }},\n  \
-             {{ url = \"{base}/custodian\", secret_env = \"HOOK_PLAIN\", signature = \"custodian\" }},\n]\n"
+             {{ url = \"{base}/custodian\", secret_env = \"HOOK_PLAIN\", signature = \"custodian\" }},\n  \
+             {{ url = \"{base}/unsigned\", secret_env = \"HOOK_PLAIN\" }},\n]\n"
         ),
     )
     .await;
     let ids = emit_events(&app, 3);
     let relay = Arc::new(Relay::new(Box::new(secrets)));
-    assert_eq!(pass(&app, &relay).await, 6, "three events to each endpoint");
+    // A standard endpoint whose secret is not `whsec_…` gets nothing (and
+    // the others are not held up by it).
+    assert_eq!(
+        pass(&app, &relay).await,
+        6,
+        "three events to each of the two usable endpoints"
+    );
     let reports: Vec<Value> = tokio::task::spawn_blocking(move || {
         (0..6)
             .map(|_| serde_json::from_str(&receiver.line(Duration::from_secs(30))).expect("json"))

@@ -10,11 +10,13 @@ test to check the opt-in `Custodian-Signature` scheme.
 
 import json
 import os
-import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+# Requests are handled on threads: one line at a time on stdout.
+PRINT = threading.Lock()
 NEW = Webhook(os.environ["WEBHOOK_SECRET_NEW"])
 OLD = Webhook(os.environ["WEBHOOK_SECRET_OLD"])
 
@@ -42,7 +44,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             report["headers"] = {k.lower(): v for k, v in headers.items()}
             report["body"] = body.decode()
-        print(json.dumps(report), flush=True)
+        with PRINT:
+            print(json.dumps(report), flush=True)
         self.send_response(204)
         self.end_headers()
 
