@@ -459,8 +459,9 @@ impl Relay {
                 Ok(r) if (200..300).contains(&r.status()) => {
                     last = seq;
                     delivered += 1;
-                    // Advance only while still holding the lease (and extend it), so a
-                    // replica that lost the lease can never move the cursor back.
+                    // Advance only while still holding the lease (and extend it), and
+                    // only forwards: a replica that lost the lease, or a batch an
+                    // admin skipped past, can never move the cursor back.
                     let renewed_at = ctx.clock().now();
                     let until = time::format(renewed_at + self.lease);
                     let held = db.write(|c| {
@@ -469,9 +470,11 @@ impl Relay {
                     if !held {
                         tracing::warn!(
                             tenant,
-                            "webhook lease lost mid-batch; another relay continues"
+                            "webhook lease lost or cursor moved (a skip) mid-batch; the next pass continues"
                         );
-                        return Ok(delivered);
+                        // Released below if still ours (after a skip), so the
+                        // next pass need not wait for the lease to expire.
+                        break;
                     }
                     lease_until = renewed_at + self.lease;
                 }

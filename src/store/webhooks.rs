@@ -93,3 +93,78 @@ pub fn skip_head(
         Skip::NotHead { head: None }
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::{Db, webhook_cursors};
+
+    const NOW: &str = "2026-11-24T00:00:00Z";
+    const LATER: &str = "2026-11-24T01:00:00Z";
+
+    /// Skips only the head; a relay mid-batch when the skip lands cannot move
+    /// the cursor back over the skipped event (it would be sent again).
+    #[test]
+    fn skip_moves_the_cursor_past_the_head_only_and_forwards() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(
+            &format!("sqlite://{}", dir.path().join("w.db").display()),
+            4,
+            true,
+        )
+        .expect("open");
+        let t = db
+            .write(|c| crate::store::tokens::ensure_tenant(c, "t", NOW))
+            .expect("tenant")
+            .id;
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                let id = format!("evt_{i}");
+                db.write(|c| {
+                    crate::store::outbox::emit_at_commit(
+                        c,
+                        crate::store::outbox::NewEvent {
+                            id: id.clone(),
+                            tenant_id: t.clone(),
+                            event_type: "user.suspended".into(),
+                            subject_user_id: None,
+                            data: "{}".into(),
+                            occurred_at: NOW.into(),
+                        },
+                    )
+                })
+                .expect("emit");
+                id
+            })
+            .collect();
+        let url = "https://r.example/h";
+        // A relay claims the endpoint at seq 0 and is sending event 1.
+        let claimed = db
+            .write(|c| webhook_cursors::claim(c, &t, url, "relay", NOW, LATER))
+            .expect("claim");
+        assert_eq!(claimed, Some(0));
+        let skip = |id: &str| db.write(|c| skip_head(c, &t, url, id, NOW)).expect("skip");
+        assert_eq!(
+            skip(&ids[1]),
+            Skip::NotHead {
+                head: Some(ids[0].clone())
+            }
+        );
+        assert_eq!(skip(&ids[0]), Skip::Skipped { seq: 1 });
+        assert_eq!(skip(&ids[1]), Skip::Skipped { seq: 2 });
+        // The relay's send of event 1 succeeds now: the cursor stays at 2.
+        let moved = db
+            .write(|c| webhook_cursors::advance(c, &t, url, "relay", 1, LATER))
+            .expect("advance");
+        assert!(!moved, "the cursor went back over a skipped event");
+        let last = db
+            .read(|c| webhook_cursors::find(c, &t, url))
+            .expect("find")
+            .expect("cursor")
+            .last_seq;
+        assert_eq!(last, 2);
+        assert_eq!(skip(&ids[2]), Skip::Skipped { seq: 3 });
+        assert_eq!(skip(&ids[2]), Skip::NotHead { head: None });
+    }
+}
