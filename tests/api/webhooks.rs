@@ -249,10 +249,17 @@ async fn a_poison_event_is_skipped_without_losing_the_rest(b: Backend) {
             &h["endpoint"],
             &h["paused"],
             &h["failedAttempts"],
-            &h["lastDeliveredSeq"]
+            &h["lastDeliveredSeq"],
+            &h["nextEventId"]
         ),
-        (&json!(url), &json!(true), &json!(4), &json!(0)),
-        "{hooks}"
+        (
+            &json!(url),
+            &json!(true),
+            &json!(4),
+            &json!(0),
+            &json!(ids[0])
+        ),
+        "the paused endpoint and the event it waits on: {hooks}"
     );
     // Not the head: refused, naming the head.
     let skip = |event: &str, endpoint: &str| json!({"endpoint": endpoint, "eventId": event});
@@ -309,8 +316,13 @@ async fn a_poison_event_is_skipped_without_losing_the_rest(b: Backend) {
     let (_, hooks) = admin(&app, Method::GET, "/webhooks", None).await;
     let h = &hooks["Resources"][0];
     assert_eq!(
-        (&h["paused"], &h["failedAttempts"], &h["lastDeliveredSeq"]),
-        (&json!(false), &json!(0), &json!(1)),
+        (
+            &h["paused"],
+            &h["failedAttempts"],
+            &h["lastDeliveredSeq"],
+            &h["nextEventId"]
+        ),
+        (&json!(false), &json!(0), &json!(1), &json!(ids[1])),
         "{hooks}"
     );
     let (s, v) = admin(
@@ -331,6 +343,12 @@ async fn a_poison_event_is_skipped_without_losing_the_rest(b: Backend) {
     .await
     .expect("join");
     assert_eq!(got, vec![2, 3, 4]);
+    let (_, hooks) = admin(&app, Method::GET, "/webhooks", None).await;
+    assert_eq!(
+        hooks["Resources"][0]["nextEventId"],
+        Value::Null,
+        "caught up"
+    );
     let (_, audit) = admin(&app, Method::GET, "/audit?count=100", None).await;
     let skipped: Vec<&Value> = audit["Resources"]
         .as_array()

@@ -12,19 +12,20 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-fn endpoint_json(e: EndpointState, configured: bool) -> Value {
+fn endpoint_json(e: EndpointState, configured: bool, next: Option<String>) -> Value {
     json!({
         "endpoint": e.endpoint, "configured": configured, "lastDeliveredSeq": e.last_delivered_seq,
         "failedAttempts": e.failed_attempts, "nextAttemptAt": e.next_attempt_at, "paused": e.paused,
+        "nextEventId": next,
     })
 }
 
 /// An endpoint the relay has not written a cursor for yet (it claims one at
 /// the first due event): nothing delivered, nothing failed.
-fn not_started(endpoint: &str) -> Value {
+fn not_started(endpoint: &str, next: Option<String>) -> Value {
     json!({
         "endpoint": endpoint, "configured": true, "lastDeliveredSeq": 0,
-        "failedAttempts": 0, "nextAttemptAt": null, "paused": false,
+        "failedAttempts": 0, "nextAttemptAt": null, "paused": false, "nextEventId": next,
     })
 }
 
@@ -44,21 +45,27 @@ pub(super) async fn state(
         .map(|h| h.url)
         .collect();
     let st = state.clone();
-    let rows = blocking(move || {
-        Ok(st
-            .svc
-            .db
-            .read(|c| reads::endpoints(c, &w.caller.tenant_id))?)
+    // Each endpoint with the event it waits on (the head of its queue: the one
+    // `/webhooks:skip` may skip); one lookup per endpoint, the policy's few.
+    let (rows, first) = blocking(move || {
+        let tenant = &w.caller.tenant_id;
+        Ok(st.svc.db.read(|c| {
+            let rows = reads::endpoints(c, tenant)?
+                .into_iter()
+                .map(|r| Ok((reads::next_event(c, tenant, r.last_delivered_seq)?, r)))
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
+            Ok::<_, crate::store::StoreError>((rows, reads::next_event(c, tenant, 0)?))
+        })?)
     })
     .await?;
     let mut out: Vec<(String, Value)> = configured
         .iter()
-        .filter(|url| !rows.iter().any(|r| &r.endpoint == *url))
-        .map(|url| (url.clone(), not_started(url)))
+        .filter(|url| !rows.iter().any(|(_, r)| &r.endpoint == *url))
+        .map(|url| (url.clone(), not_started(url, first.clone())))
         .collect();
-    for r in rows {
+    for (next, r) in rows {
         let known = configured.contains(&r.endpoint);
-        out.push((r.endpoint.clone(), endpoint_json(r, known)));
+        out.push((r.endpoint.clone(), endpoint_json(r, known, next)));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     let rows: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
