@@ -239,7 +239,7 @@ fi
 # webhooks for A and B to the receivers the driver runs (the webhook attack).
 HOOK_A_PORT=$((BASE_PORT + 50))
 HOOK_B_PORT=$((BASE_PORT + 51))
-export HOSTILE_HOOK_SECRET="bench-hook-secret"
+export HOSTILE_HOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" # a Standard Webhooks secret (base64 key)
 hostile() {
     local label="$1" url="$2"
     "$LOAD" seed --database-url "$url" --tenant bench --users "${HOSTILE_SEED_USERS:-10000}" \

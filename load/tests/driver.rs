@@ -428,7 +428,9 @@ async fn hostile_webhook_attack(backend: Backend) {
         let (db, deprov, stop) = (app.db.clone(), app.deprov.clone(), stop.clone());
         std::thread::spawn(move || {
             let relay = std::sync::Arc::new(custodian::events::relay::Relay::new(Box::new(
-                |name: &str| (name == "HOOK").then(|| "s".to_string()),
+                |name: &str| {
+                    (name == "HOOK").then(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string())
+                },
             )));
             for _ in 0..6_000 {
                 if stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -129,10 +129,16 @@ pub struct PersonalFolder {
     pub label: String,
 }
 
+/// A webhook endpoint: its URL, the variable holding its `whsec_` secret, the
+/// previous secret's variable while receivers rotate (both sign), and the
+/// signature scheme (Standard Webhooks unless `signature = "custodian"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Webhook {
     pub url: String,
     pub secret_env: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_env: Option<String>,
+    pub signature: crate::events::signing::Scheme,
 }
 
 /// The effective policy of one tenant.
@@ -274,6 +280,9 @@ struct RawGate {
 struct RawWebhook {
     url: Spanned<String>,
     secret_env: String,
+    previous_secret_env: Option<String>,
+    #[serde(default)]
+    signature: crate::events::signing::Scheme,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -378,6 +387,8 @@ fn apply(
                     Ok(Webhook {
                         url: url.clone(),
                         secret_env: w.secret_env.clone(),
+                        previous_secret_env: w.previous_secret_env.clone(),
+                        signature: w.signature,
                     })
                 } else {
                     Err(err(
@@ -526,6 +537,34 @@ kinds = { draft = "keep" }
         assert_eq!(m.webhooks.len(), 1);
         assert_eq!(set.for_tenant("other"), d);
         assert_ne!(d.digest(), m.digest());
+    }
+
+    /// Standard Webhooks unless an endpoint opts into the older header; a
+    /// rotation names the previous secret's variable; an unknown scheme is refused.
+    #[test]
+    fn webhook_signature_scheme_and_rotation() {
+        use crate::events::signing::Scheme;
+        let set = parse(
+            "[default]\nwebhooks = [\n  { url = \"https://a.example/h\", secret_env = \"A\" },\n  \
+             { url = \"https://b.example/h\", secret_env = \"B2\", previous_secret_env = \"B1\", signature = \"custodian\" },\n]\n",
+            "p.toml",
+        )
+        .expect("parses");
+        let w = &set.default.webhooks;
+        assert_eq!(
+            (w[0].signature, w[0].previous_secret_env.as_deref()),
+            (Scheme::Standard, None)
+        );
+        assert_eq!(
+            (w[1].signature, w[1].previous_secret_env.as_deref()),
+            (Scheme::Custodian, Some("B1"))
+        );
+        let e = parse(
+            "[default]\nwebhooks = [{ url = \"https://a.example/h\", secret_env = \"A\", signature = \"hmac\" }]\n",
+            "p.toml",
+        )
+        .expect_err("unknown scheme");
+        assert!(e.message.contains("hmac"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ impl Context for Deprov {
             .map(|w| Webhook {
                 url: w.url.clone(),
                 secret_env: w.secret_env.clone(),
+                previous_secret_env: w.previous_secret_env.clone(),
+                signature: w.signature,
             })
             .collect()
     }
@@ -36,6 +38,8 @@ mod tests {
         Webhook {
             url: url.into(),
             secret_env: secret_env.into(),
+            previous_secret_env: None,
+            signature: Default::default(),
         }
     }
 

@@ -2,9 +2,11 @@
 //! transaction, as its last statement before the commit (`emit_at_commit`);
 //! `seq` comes from the tenant's counter row, locked until commit, so `seq`
 //! order is commit order and the `after=SEQ` feed never skips a late commit
-//! (`store::outbox`). Webhook delivery (`relay`) only reads the outbox.
+//! (`store::outbox`). Webhook delivery (`relay`) only reads the outbox; `signing`
+//! makes each request's signature headers.
 
 pub mod relay;
+pub mod signing;
 
 use crate::domain::EventType;
 use crate::store::outbox::{self, EventRow, NewEvent};

@@ -16,10 +16,9 @@
 //! bounded by a timeout, with a cap on workers at once: a slow or dead endpoint
 //! delays only its own events (issue 14), never another endpoint's or tenant's.
 
+use super::signing::{Scheme, Signer};
 use crate::clock::Clock;
 use crate::store::{Db, StoreError, outbox, time, tokens, webhook_cursors};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,12 +30,14 @@ const LEASE_MIN: Duration = Duration::from_secs(60);
 /// Room beyond a send's timeout for recording its outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
-/// One endpoint a tenant's policy names, and the environment variable holding
-/// its signing secret.
+/// One endpoint a tenant's policy names, the environment variables holding
+/// its signing secret (and, mid-rotation, the previous one), and its scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub url: String,
     pub secret_env: String,
+    pub previous_secret_env: Option<String>,
+    pub signature: Scheme,
 }
 
 /// What delivery reads from the service around it: each tenant's endpoints,
@@ -189,12 +190,12 @@ pub struct Relay {
     rotation: AtomicUsize,
 }
 
-/// One endpoint of one tenant, with its secret.
+/// One endpoint of one tenant, with its signing keys.
 struct Endpoint {
     tenant_id: String,
     tenant_name: String,
     url: String,
-    secret: String,
+    signer: Signer,
 }
 
 /// Marks an endpoint in flight; unmarks it when its worker ends, however it ends.
@@ -213,15 +214,8 @@ impl Drop for InFlight {
     }
 }
 
-/// `t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`.
-pub fn signature(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
+/// `t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>` (the `custodian` scheme).
+pub use super::signing::custodian_signature as signature;
 
 impl Relay {
     pub fn new(secret: SecretLookup) -> Relay {
@@ -248,7 +242,7 @@ impl Relay {
         }
     }
 
-    /// Every tenant's endpoints whose secret is set.
+    /// Every tenant's endpoints whose secrets are set and usable.
     fn endpoints<C: Context + ?Sized>(
         &self,
         db: &Db,
@@ -258,19 +252,48 @@ impl Relay {
         let mut out = Vec::new();
         for (tenant_id, name) in all {
             for hook in ctx.webhooks(&name) {
-                let Some(secret) = (self.secret)(&hook.secret_env) else {
-                    tracing::error!(tenant = %name, secret_env = %hook.secret_env, "webhook secret variable is not set; endpoint skipped");
+                let Some(signer) = self.signer(&name, &hook) else {
                     continue;
                 };
                 out.push(Endpoint {
                     tenant_id: tenant_id.clone(),
                     tenant_name: name.clone(),
                     url: hook.url,
-                    secret,
+                    signer,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// The endpoint's signer from its secret variables; `None` (and an error
+    /// naming the variable, never its value) when one is unset or unusable.
+    fn signer(&self, tenant: &str, hook: &Webhook) -> Option<Signer> {
+        let read = |var: &str| {
+            let v = (self.secret)(var);
+            if v.is_none() {
+                tracing::error!(tenant, secret_env = %var, "webhook secret variable is not set; endpoint skipped");
+            }
+            v
+        };
+        let current = read(&hook.secret_env)?;
+        let previous = match &hook.previous_secret_env {
+            Some(var) => vec![read(var)?],
+            None => vec![],
+        };
+        match Signer::new(hook.signature, &current, &previous) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let hint = if hook.signature == Scheme::Standard {
+                    " (or set signature = \"custodian\" on the endpoint for the older header)"
+                } else {
+                    ""
+                };
+                let previous = hook.previous_secret_env.as_deref().unwrap_or("-");
+                tracing::error!(tenant, secret_env = %hook.secret_env, previous_secret_env = %previous, error = %e, "webhook secret unusable; endpoint skipped{hint}");
+                None
+            }
+        }
     }
 
     /// One pass over every tenant's endpoints, in parallel (at most
@@ -295,7 +318,7 @@ impl Relay {
                                 &e.tenant_id,
                                 &e.tenant_name,
                                 &e.url,
-                                &e.secret,
+                                &e.signer,
                             )?;
                         }
                         Ok(delivered)
@@ -371,7 +394,7 @@ impl Relay {
                             &e.tenant_id,
                             &e.tenant_name,
                             &e.url,
-                            &e.secret,
+                            &e.signer,
                         ) {
                             // A full batch: more may be waiting.
                             Ok(n) if i64::try_from(n).is_ok_and(|n| n == BATCH) => continue,
@@ -402,7 +425,7 @@ impl Relay {
         tenant: &str,
         tenant_name: &str,
         url: &str,
-        secret: &str,
+        signer: &Signer,
     ) -> Result<usize, StoreError> {
         let now = ctx.clock().now();
         if !self.due(db, tenant, url, &time::format(now))? {
@@ -425,20 +448,20 @@ impl Relay {
                 tracing::warn!(tenant, "webhook lease lost; another relay continues");
                 return Ok(delivered);
             }
-            let sig = signature(secret, now.timestamp(), &body);
-            let sent = self
-                .agent
-                .post(url)
-                .set("Content-Type", "application/json")
-                .set("Custodian-Event-Id", &id)
-                .set("Custodian-Signature", &sig)
-                .send_string(&body);
+            // The receiver checks the timestamp against its own clock (Standard
+            // Webhooks libraries allow five minutes): wall time, not the service clock.
+            let mut req = self.agent.post(url).set("Content-Type", "application/json");
+            for (name, value) in signer.headers(&id, chrono::Utc::now().timestamp(), &body) {
+                req = req.set(name, &value);
+            }
+            let sent = req.send_string(&body);
             match sent {
                 Ok(r) if (200..300).contains(&r.status()) => {
                     last = seq;
                     delivered += 1;
-                    // Advance only while still holding the lease (and extend it), so a
-                    // replica that lost the lease can never move the cursor back.
+                    // Advance only while still holding the lease (and extend it), and
+                    // only forwards: a replica that lost the lease, or a batch an
+                    // admin skipped past, can never move the cursor back.
                     let renewed_at = ctx.clock().now();
                     let until = time::format(renewed_at + self.lease);
                     let held = db.write(|c| {
@@ -447,9 +470,11 @@ impl Relay {
                     if !held {
                         tracing::warn!(
                             tenant,
-                            "webhook lease lost mid-batch; another relay continues"
+                            "webhook lease lost or cursor moved (a skip) mid-batch; the next pass continues"
                         );
-                        return Ok(delivered);
+                        // Released below if still ours (after a skip), so the
+                        // next pass need not wait for the lease to expire.
+                        break;
                     }
                     lease_until = renewed_at + self.lease;
                 }

@@ -108,8 +108,9 @@ pub fn renew(
 
 /// A delivery up to `last_seq` succeeded: moves the cursor there, clears the
 /// failures and extends the lease to `until`, only while `owner` holds the
-/// lease (so a replica that lost it never moves the cursor back); whether it
-/// still held it.
+/// lease (so a replica that lost it never moves the cursor back) and the
+/// cursor is still behind `last_seq` (an admin's skip may have moved it on
+/// mid-batch); whether it did.
 pub fn advance(
     c: &mut AnyConnection,
     tenant: &str,
@@ -122,7 +123,8 @@ pub fn advance(
         wc::table
             .filter(wc::tenant_id.eq(tenant))
             .filter(wc::endpoint.eq(url))
-            .filter(wc::lease_owner.eq(owner)),
+            .filter(wc::lease_owner.eq(owner))
+            .filter(wc::last_seq.lt(last_seq)),
     )
     .set((
         wc::last_seq.eq(last_seq),

@@ -23,11 +23,13 @@ mod filters;
 mod gate_clients;
 mod groups;
 mod identity;
+mod platform;
 mod pool;
 mod robustness;
 mod scopes;
 mod users;
 mod wal;
+mod webhooks;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};

@@ -20,6 +20,7 @@ use diesel::connection::SimpleConnection;
 use secrecy::SecretString;
 use std::net::TcpListener;
 
+pub mod python;
 /// The real diesel schema (private to the store in the crate), for tests that
 /// check rows directly.
 #[path = "../../src/store/schema.rs"]

@@ -97,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/webhooks", web::get().to(webhooks::state))
             .route("/webhooks:resume", web::post().to(webhooks::resume))
+            .route("/webhooks:skip", web::post().to(webhooks::skip))
             .route("/events", web::get().to(webhooks::events))
             .route("/disposals/{id}", web::get().to(disposals::get))
             .route("/tombstones", web::get().to(tombstones::list))

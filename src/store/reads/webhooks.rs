@@ -28,3 +28,20 @@ pub fn endpoints(c: &mut AnyConnection, tenant: &str) -> Result<Vec<EndpointStat
         .order(wc::endpoint)
         .load(c)?)
 }
+
+/// The id of the tenant's first event after `after`: the one an endpoint
+/// whose cursor stands at `after` is waiting on (`None`: caught up).
+pub fn next_event(
+    c: &mut AnyConnection,
+    tenant: &str,
+    after: i64,
+) -> Result<Option<String>, StoreError> {
+    use crate::store::schema::outbox;
+    Ok(outbox::table
+        .filter(outbox::tenant_id.eq(tenant))
+        .filter(outbox::seq.gt(after))
+        .order(outbox::seq)
+        .select(outbox::id)
+        .first(c)
+        .optional()?)
+}

@@ -48,6 +48,9 @@ fn receiver(fail_first: usize, max: usize) -> (String, Received) {
     (url, got)
 }
 
+/// A Standard Webhooks secret (`whsec_` and a base64 key of 24 bytes).
+const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
     let (url, got) = receiver(3, 200);
     let policy = format!(
@@ -78,7 +81,7 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
         "suspended, scheduled, disposed: last={last} feed={feed}"
     );
     let relay = custodian::events::relay::Relay::new(Box::new(|name: &str| {
-        (name == "TEST_HOOK_SECRET").then(|| "s3cret".to_string())
+        (name == "TEST_HOOK_SECRET").then(|| HOOK_SECRET.to_string())
     }));
     let (db, deprov, clock) = (app.db.clone(), app.deprov.clone(), app.clock.clone());
     tokio::task::spawn_blocking(move || {
@@ -101,32 +104,41 @@ async fn webhooks_survive_failures_in_order_and_signed(b: Backend) {
         (1..=last).collect::<Vec<_>>(),
         "every event, once each after the failures, in seq order"
     );
+    // Standard Webhooks headers (the default): the event id, the time, and
+    // `v1,<base64 HMAC>` over id.timestamp.body with the whsec_ key.
+    let signer = custodian::events::signing::Signer::new(
+        custodian::events::signing::Scheme::Standard,
+        HOOK_SECRET,
+        &[],
+    )
+    .expect("secret");
     for (head, body) in &got {
-        let sig = head
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("custodian-signature: ")
-                    .or_else(|| l.strip_prefix("Custodian-Signature: "))
-            })
-            .expect("signature header")
-            .trim();
-        let t: i64 = sig
-            .split(',')
-            .next()
-            .and_then(|p| p.strip_prefix("t="))
-            .and_then(|v| v.parse().ok())
-            .expect("t");
-        assert_eq!(
-            sig,
-            custodian::events::relay::signature("s3cret", t, body),
-            "valid HMAC over t.body"
-        );
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("{name} header in {head}"))
+        };
         let v: Value = serde_json::from_str(body).expect("json");
         assert_eq!(v["tenant"], "default");
-        assert!(head.to_ascii_lowercase().contains(&format!(
-            "custodian-event-id: {}",
-            v["id"].as_str().unwrap_or("-")
-        )));
+        let id = header("webhook-id");
+        assert_eq!(
+            id,
+            v["id"].as_str().unwrap_or("-"),
+            "webhook-id is the event id"
+        );
+        let t: i64 = header("webhook-timestamp").parse().expect("unix seconds");
+        assert_eq!(
+            header("webhook-signature"),
+            signer.headers(&id, t, body)[2].1,
+            "valid HMAC over id.timestamp.body"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("custodian-signature"),
+            "{head}"
+        );
     }
     // Delivery state is visible; a paused endpoint can be resumed.
     let a = Admin::new(&app);
