@@ -182,6 +182,8 @@ fn serve(settings: Settings) -> Result<(), String> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
+    // Before anything records: the background tasks' first passes included.
+    custodian::metrics::install();
     custodian::metrics::set_tenant_labels(settings.metrics_tenant_labels);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deprov = Arc::new(custodian::deprovision::setup::open(&settings, &db, clock)?);

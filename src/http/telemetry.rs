@@ -9,7 +9,7 @@
 //! is returned on every response, errors included (`finish`).
 
 use actix_web::HttpMessage;
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpRequest};
@@ -90,7 +90,7 @@ impl RootSpanBuilder for RootSpan {
             Err(e) => (
                 e.as_response_error().status_code().as_u16(),
                 Some(format!("{e:?}")),
-                None,
+                e.as_error::<WithRequestId>().map(|w| w.started.elapsed()),
             ),
         };
         span.record("status", status);
@@ -109,42 +109,84 @@ impl RootSpanBuilder for RootSpan {
     }
 }
 
-/// The innermost middleware: turns an error into its response (so the access
-/// log and the caller see the same status), adds `X-Request-Id` to every
-/// response, and counts the request in `custodian_http_requests_total` and
+/// The innermost middleware: adds `X-Request-Id` to every response (to an
+/// error's too, which becomes its response later, outside this middleware),
+/// and counts the request in `custodian_http_requests_total` and
 /// `custodian_http_request_duration_seconds` under its route template.
 pub fn finish<S, B>(
     req: ServiceRequest,
     srv: &S,
-) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>> + use<S, B>
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     S::Future: 'static,
     B: MessageBody + 'static,
 {
-    let http = req.request().clone();
-    let rid = request_id_of(&http);
+    let rid = request_id_of(req.request());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| crate::metrics::UNMATCHED_ROUTE.to_string());
     let method = req.method().to_string();
     let call = srv.call(req);
     async move {
-        let mut res = match call.await {
-            Ok(res) => res.map_into_left_body(),
-            Err(e) => ServiceResponse::from_err(e, http).map_into_right_body(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&rid.id) {
-            res.headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+        let out = call.await;
+        let header = HeaderValue::from_str(&rid.id).ok();
+        let seconds = rid.started.elapsed().as_secs_f64();
+        match out {
+            Ok(mut res) => {
+                if let Some(v) = header {
+                    res.headers_mut()
+                        .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                }
+                crate::metrics::http_request(&route, &method, res.status().as_u16(), seconds);
+                Ok(res)
+            }
+            Err(e) => {
+                let status = e.as_response_error().status_code().as_u16();
+                crate::metrics::http_request(&route, &method, status, seconds);
+                Err(WithRequestId {
+                    inner: e,
+                    id: header,
+                    started: rid.started,
+                }
+                .into())
+            }
         }
-        crate::metrics::http_request(
-            &route,
-            &method,
-            res.status().as_u16(),
-            rid.started.elapsed().as_secs_f64(),
-        );
-        Ok(res)
+    }
+}
+
+/// An error on its way out, answered as before plus `X-Request-Id`; logs as
+/// the error it wraps.
+struct WithRequestId {
+    inner: Error,
+    id: Option<HeaderValue>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for WithRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl std::fmt::Display for WithRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl actix_web::ResponseError for WithRequestId {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.inner.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut r = self.inner.error_response();
+        if let Some(v) = &self.id {
+            r.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), v.clone());
+        }
+        r
     }
 }
 
