@@ -149,7 +149,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
     let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
         let app = App::new()
             .app_data(data.clone())
-            .wrap_fn(|req, srv| telemetry::finish(req, srv))
+            .wrap_fn(telemetry::finish)
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::RootSpan>::new())
             .configure(configure)
