@@ -257,8 +257,18 @@ fn stop_on_signal(handles: Vec<actix_web::dev::ServerHandle>) {
             signal = name,
             "shutting down: no new connections, finishing requests in flight"
         );
+        for h in handles.clone() {
+            actix_web::rt::spawn(async move { h.stop(true).await });
+        }
+        // A second signal (an impatient operator's Ctrl-C) drops the requests
+        // still running; the background tasks still stop cleanly.
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: dropping the requests still in flight");
         for h in handles {
-            h.stop(true).await;
+            h.stop(false).await;
         }
     });
 }
