@@ -86,7 +86,8 @@ pub fn tenant_labels() -> bool {
 }
 
 /// A webhook endpoint's label: a short hash of the tenant id and the URL, so
-/// neither appears in a scrape; the admin API shows the same id beside the URL.
+/// neither appears in a scrape (README "Metrics" gives the derivation, so an
+/// operator can map an alert back to the endpoint).
 pub fn endpoint_id(tenant_id: &str, url: &str) -> String {
     let mut h = Sha256::new();
     h.update(tenant_id.as_bytes());
