@@ -388,3 +388,154 @@ fn metrics_bind_serves_without_a_token_with_tenant_labels_and_sigint_stops() {
         "{text}"
     );
 }
+
+/// A receiver that holds each request until released: (url, a channel that
+/// says a request arrived, the release channel, requests seen).
+fn gated_receiver() -> (
+    String,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+    Arc<AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (arrived_tx, arrived) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(100) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).ok();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = arrived_tx.send(());
+            // Bounded: a test that never releases fails on its own.
+            if released.recv_timeout(Duration::from_secs(60)).is_err() {
+                return;
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, arrived, release, seen)
+}
+
+/// Shutdown's relay side: once stopped, a worker finishes the send in
+/// progress, records it, sends nothing more and gives its lease up; a new
+/// pass starts no worker.
+async fn relay_stop_ends_delivery_between_sends(b: crate::common::Backend) {
+    let (url, arrived, release, seen) = gated_receiver();
+    let app = crate::common::spawn_app_with(
+        b,
+        crate::common::Options {
+            policy: Some(format!(
+                "[default]\nwebhooks = [{{ url = \"{url}\", secret_env = \"HOOK\" }}]\n"
+            )),
+            ..Default::default()
+        },
+    )
+    .await;
+    let tenant = app.default_tenant_id();
+    for i in 0..5 {
+        app.db
+            .write(|c| {
+                custodian::events::emit_at_commit(
+                    c,
+                    &tenant,
+                    custodian::domain::EventType::UserSuspended,
+                    None,
+                    serde_json::json!({"i": i}),
+                    "2026-11-24T00:00:00Z",
+                )
+            })
+            .expect("emit");
+    }
+    let relay = Arc::new(custodian::events::relay::Relay::with_options(
+        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        custodian::events::relay::RelayOptions::default(),
+    ));
+    assert_eq!(relay.spawn_pass(&app.db, &app.deprov).expect("pass"), 1);
+    let arrived = tokio::task::spawn_blocking(move || {
+        arrived
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first event is being sent");
+        arrived
+    })
+    .await
+    .expect("join");
+    relay.stop();
+    release.send(()).expect("release");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !relay.idle() {
+        assert!(Instant::now() < deadline, "the worker did not end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "nothing sent after stop");
+    let cursor = app
+        .db
+        .read(|c| custodian::store::webhook_cursors::find(c, &tenant, &url))
+        .expect("read")
+        .expect("cursor");
+    let first = custodian::events::relay::last_seq(&app.db, &tenant).expect("seq") - 4;
+    assert_eq!(cursor.last_seq, first, "the send in progress was recorded");
+    assert_eq!(cursor.lease_owner, None, "the lease was given up");
+    assert_eq!(relay.spawn_pass(&app.db, &app.deprov).expect("pass"), 0);
+    assert_eq!(
+        relay.release_all(&app.db).expect("release"),
+        0,
+        "nothing left held"
+    );
+
+    // A worker still in its send at the shutdown timeout: its lease is
+    // released for it, and the send it then finishes is not recorded (the
+    // event goes again, from whichever replica takes over: at least once).
+    let second = Arc::new(custodian::events::relay::Relay::with_options(
+        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        custodian::events::relay::RelayOptions::default(),
+    ));
+    assert_eq!(second.spawn_pass(&app.db, &app.deprov).expect("pass"), 1);
+    tokio::task::spawn_blocking(move || {
+        arrived
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the second event is being sent");
+    })
+    .await
+    .expect("join");
+    second.stop();
+    assert_eq!(second.release_all(&app.db).expect("release"), 1);
+    let cursor = |app: &crate::common::TestApp| {
+        app.db
+            .read(|c| custodian::store::webhook_cursors::find(c, &tenant, &url))
+            .expect("read")
+            .expect("cursor")
+    };
+    assert_eq!(cursor(&app).lease_owner, None);
+    release.send(()).expect("release");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !second.idle() {
+        assert!(Instant::now() < deadline, "the worker did not end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        cursor(&app).last_seq,
+        first,
+        "not recorded without the lease"
+    );
+}
+crate::both_backends!(relay_stop, super::relay_stop_ends_delivery_between_sends);
