@@ -272,6 +272,7 @@ impl std::fmt::Debug for Settings {
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
             .field("request_deadline_ms", &self.request_deadline_ms)
             .field("overload_delay_ms", &self.overload_delay_ms)
+            .field("retry_after_seconds", &self.retry_after_seconds)
             .field("pg_statement_timeout_ms", &self.pg_statement_timeout_ms)
             .field("pg_lock_timeout_ms", &self.pg_lock_timeout_ms)
             .field("long_write_timeout_ms", &self.long_write_timeout_ms)

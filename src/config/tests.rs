@@ -339,4 +339,8 @@ fn debug_shows_the_effective_configuration_without_secrets() {
         d.contains("shutdown_timeout: 30") && d.contains("metrics_bind: None"),
         "{d}"
     );
+    // The startup line shows every key's effective value.
+    for (k, _, _) in KEYS {
+        assert!(d.contains(&format!("{k}: ")), "{k} missing from {d}");
+    }
 }
