@@ -28,6 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP service (default: SQLite file ./data/custodian.db, 127.0.0.1:8080). Applies migrations first.
+    /// SIGTERM or SIGINT stops it gracefully (within `shutdown_timeout`); SIGHUP reloads the policy file.
     Serve {
         /// Address to listen on (overrides `bind` and $CUSTODIAN_BIND).
         #[arg(long, value_name = "ADDR")]

@@ -1,7 +1,9 @@
 //! Configuration: built-in defaults → optional TOML file → the documented
 //! `CUSTODIAN_*` variables, validated once at start. Unknown keys in the file are
-//! errors naming the key and line; every other environment variable is ignored
-//! (Kubernetes injects `CUSTODIAN_PORT=tcp://…` for a Service named custodian).
+//! errors naming the key and line. Every key has exactly one variable, listed in
+//! `KEYS` (containers mount no file); every other environment variable is
+//! ignored (Kubernetes injects `CUSTODIAN_PORT=tcp://…` for a Service named
+//! custodian).
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -11,16 +13,160 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/custodian.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
 
-/// The environment variables Custodian reads, and only these.
+/// The config file's location; every other variable Custodian reads is a key's
+/// (`KEYS`).
 pub const ENV_CONFIG: &str = "CUSTODIAN_CONFIG";
-pub const ENV_DATABASE_URL: &str = "CUSTODIAN_DATABASE_URL";
-pub const ENV_BIND: &str = "CUSTODIAN_BIND";
-pub const ENV_PUBLIC_URL: &str = "CUSTODIAN_PUBLIC_URL";
-pub const ENV_POLICY_FILE: &str = "CUSTODIAN_POLICY_FILE";
-pub const ENV_TOMBSTONE_KEY: &str = "CUSTODIAN_TOMBSTONE_KEY";
-pub const ENV_LOG: &str = "CUSTODIAN_LOG";
-pub const ENV_BULK_MAX_OPERATIONS: &str = "CUSTODIAN_BULK_MAX_OPERATIONS";
-pub const ENV_BULK_MAX_PAYLOAD_BYTES: &str = "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES";
+
+/// How a variable's text becomes the key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Number,
+    Bool,
+}
+
+/// Every key of the config file with its one environment variable, and only
+/// these variables are read. The README's configuration table names the same
+/// (a test checks the file's keys, this list and the README agree).
+pub const KEYS: &[(&str, &str, Kind)] = &[
+    ("database_url", "CUSTODIAN_DATABASE_URL", Kind::Text),
+    ("bind", "CUSTODIAN_BIND", Kind::Text),
+    ("public_url", "CUSTODIAN_PUBLIC_URL", Kind::Text),
+    ("policy_file", "CUSTODIAN_POLICY_FILE", Kind::Text),
+    ("tombstone_key", "CUSTODIAN_TOMBSTONE_KEY", Kind::Text),
+    ("log", "CUSTODIAN_LOG", Kind::Text),
+    ("log_format", "CUSTODIAN_LOG_FORMAT", Kind::Text),
+    (
+        "trust_forwarded_headers",
+        "CUSTODIAN_TRUST_FORWARDED_HEADERS",
+        Kind::Bool,
+    ),
+    ("pool_size", "CUSTODIAN_POOL_SIZE", Kind::Number),
+    (
+        "gate_connections",
+        "CUSTODIAN_GATE_CONNECTIONS",
+        Kind::Number,
+    ),
+    (
+        "tenant_connection_share",
+        "CUSTODIAN_TENANT_CONNECTION_SHARE",
+        Kind::Number,
+    ),
+    (
+        "max_in_flight_per_tenant",
+        "CUSTODIAN_MAX_IN_FLIGHT_PER_TENANT",
+        Kind::Number,
+    ),
+    (
+        "retry_after_seconds",
+        "CUSTODIAN_RETRY_AFTER_SECONDS",
+        Kind::Number,
+    ),
+    (
+        "overload_delay_ms",
+        "CUSTODIAN_OVERLOAD_DELAY_MS",
+        Kind::Number,
+    ),
+    (
+        "request_deadline_ms",
+        "CUSTODIAN_REQUEST_DEADLINE_MS",
+        Kind::Number,
+    ),
+    (
+        "pg_statement_timeout_ms",
+        "CUSTODIAN_PG_STATEMENT_TIMEOUT_MS",
+        Kind::Number,
+    ),
+    (
+        "pg_lock_timeout_ms",
+        "CUSTODIAN_PG_LOCK_TIMEOUT_MS",
+        Kind::Number,
+    ),
+    (
+        "long_write_timeout_ms",
+        "CUSTODIAN_LONG_WRITE_TIMEOUT_MS",
+        Kind::Number,
+    ),
+    ("max_body_bytes", "CUSTODIAN_MAX_BODY_BYTES", Kind::Number),
+    (
+        "max_group_body_bytes",
+        "CUSTODIAN_MAX_GROUP_BODY_BYTES",
+        Kind::Number,
+    ),
+    (
+        "bulk_max_operations",
+        "CUSTODIAN_BULK_MAX_OPERATIONS",
+        Kind::Number,
+    ),
+    (
+        "bulk_max_payload_bytes",
+        "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES",
+        Kind::Number,
+    ),
+    (
+        "max_resource_bytes",
+        "CUSTODIAN_MAX_RESOURCE_BYTES",
+        Kind::Number,
+    ),
+    ("max_list_bytes", "CUSTODIAN_MAX_LIST_BYTES", Kind::Number),
+    ("workers", "CUSTODIAN_WORKERS", Kind::Number),
+    (
+        "auth_max_concurrent_verifications",
+        "CUSTODIAN_AUTH_MAX_CONCURRENT_VERIFICATIONS",
+        Kind::Number,
+    ),
+    (
+        "auth_max_failures_per_token",
+        "CUSTODIAN_AUTH_MAX_FAILURES_PER_TOKEN",
+        Kind::Number,
+    ),
+    (
+        "auth_max_failures_per_address",
+        "CUSTODIAN_AUTH_MAX_FAILURES_PER_ADDRESS",
+        Kind::Number,
+    ),
+    (
+        "auth_failure_window_seconds",
+        "CUSTODIAN_AUTH_FAILURE_WINDOW_SECONDS",
+        Kind::Number,
+    ),
+    (
+        "webhook_timeout_seconds",
+        "CUSTODIAN_WEBHOOK_TIMEOUT_SECONDS",
+        Kind::Number,
+    ),
+    (
+        "webhook_max_concurrent_deliveries",
+        "CUSTODIAN_WEBHOOK_MAX_CONCURRENT_DELIVERIES",
+        Kind::Number,
+    ),
+    (
+        "webhook_retry_base_seconds",
+        "CUSTODIAN_WEBHOOK_RETRY_BASE_SECONDS",
+        Kind::Number,
+    ),
+    (
+        "webhook_retry_max_seconds",
+        "CUSTODIAN_WEBHOOK_RETRY_MAX_SECONDS",
+        Kind::Number,
+    ),
+    (
+        "webhook_pause_after_seconds",
+        "CUSTODIAN_WEBHOOK_PAUSE_AFTER_SECONDS",
+        Kind::Number,
+    ),
+    ("metrics_bind", "CUSTODIAN_METRICS_BIND", Kind::Text),
+    (
+        "metrics_tenant_labels",
+        "CUSTODIAN_METRICS_TENANT_LABELS",
+        Kind::Bool,
+    ),
+    (
+        "shutdown_timeout",
+        "CUSTODIAN_SHUTDOWN_TIMEOUT",
+        Kind::Number,
+    ),
+];
 
 #[derive(Clone)]
 pub struct Settings {
@@ -85,6 +231,14 @@ pub struct Settings {
     pub webhook_retry_max_seconds: u64,
     /// A failing endpoint is paused once its retries span this long.
     pub webhook_pause_after_seconds: u64,
+    /// A second listener serving `/metrics` without a token (management
+    /// network only); none by default.
+    pub metrics_bind: Option<String>,
+    /// Adds a `tenant` label (the tenant's name) to per-tenant metrics.
+    pub metrics_tenant_labels: bool,
+    /// Seconds to finish in-flight requests and background passes after
+    /// SIGTERM or SIGINT.
+    pub shutdown_timeout: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -110,12 +264,15 @@ impl std::fmt::Debug for Settings {
                 &self.tombstone_key.as_ref().map(|_| "[redacted]"),
             )
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("workers", &self.workers)
             .field("pool_size", &self.pool_size)
             .field("gate_connections", &self.gate_connections)
             .field("tenant_connection_share", &self.tenant_connection_share)
             .field("max_in_flight_per_tenant", &self.max_in_flight_per_tenant)
             .field("request_deadline_ms", &self.request_deadline_ms)
             .field("overload_delay_ms", &self.overload_delay_ms)
+            .field("retry_after_seconds", &self.retry_after_seconds)
             .field("pg_statement_timeout_ms", &self.pg_statement_timeout_ms)
             .field("pg_lock_timeout_ms", &self.pg_lock_timeout_ms)
             .field("long_write_timeout_ms", &self.long_write_timeout_ms)
@@ -155,6 +312,9 @@ impl std::fmt::Debug for Settings {
             )
             .field("max_resource_bytes", &self.max_resource_bytes)
             .field("max_list_bytes", &self.max_list_bytes)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("metrics_tenant_labels", &self.metrics_tenant_labels)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
     }
 }
@@ -209,6 +369,9 @@ impl Default for Settings {
             webhook_retry_base_seconds: 30,
             webhook_retry_max_seconds: 3_600,
             webhook_pause_after_seconds: 86_400,
+            metrics_bind: None,
+            metrics_tenant_labels: false,
+            shutdown_timeout: 30,
         }
     }
 }
@@ -251,6 +414,9 @@ struct FileConfig {
     webhook_retry_base_seconds: Option<u64>,
     webhook_retry_max_seconds: Option<u64>,
     webhook_pause_after_seconds: Option<u64>,
+    metrics_bind: Option<String>,
+    metrics_tenant_labels: Option<bool>,
+    shutdown_timeout: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,29 +455,10 @@ impl Settings {
             })?;
             s.apply_file(&text, &path.display().to_string())?;
         }
-        if let Some(v) = env(ENV_DATABASE_URL) {
-            s.database_url = SecretString::from(v);
-        }
-        if let Some(v) = env(ENV_BIND) {
-            s.bind = v;
-        }
-        if let Some(v) = env(ENV_PUBLIC_URL) {
-            s.public_url = Some(v);
-        }
-        if let Some(v) = env(ENV_POLICY_FILE) {
-            s.policy_file = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env(ENV_TOMBSTONE_KEY) {
-            s.tombstone_key = Some(SecretString::from(v));
-        }
-        if let Some(v) = env(ENV_LOG) {
-            s.log = v;
-        }
-        if let Some(v) = env(ENV_BULK_MAX_OPERATIONS) {
-            s.bulk_max_operations = env_number(ENV_BULK_MAX_OPERATIONS, &v)?;
-        }
-        if let Some(v) = env(ENV_BULK_MAX_PAYLOAD_BYTES) {
-            s.bulk_max_payload_bytes = env_number(ENV_BULK_MAX_PAYLOAD_BYTES, &v)?;
+        for (key, var, kind) in KEYS {
+            if let Some(v) = env(var) {
+                s.apply(env_value(key, var, *kind, &v)?);
+            }
         }
         s.validate()?;
         Ok(s)
@@ -322,6 +469,12 @@ impl Settings {
             path: path.to_string(),
             message: describe_toml_error(text, &e),
         })?;
+        self.apply(f);
+        Ok(())
+    }
+
+    /// Sets the keys `f` names, leaving the others.
+    fn apply(&mut self, f: FileConfig) {
         if let Some(v) = f.database_url {
             self.database_url = SecretString::from(v);
         }
@@ -418,7 +571,13 @@ impl Settings {
         if let Some(v) = f.webhook_pause_after_seconds {
             self.webhook_pause_after_seconds = v;
         }
-        Ok(())
+        self.metrics_bind = f.metrics_bind.or(self.metrics_bind.take());
+        if let Some(v) = f.metrics_tenant_labels {
+            self.metrics_tenant_labels = v;
+        }
+        if let Some(v) = f.shutdown_timeout {
+            self.shutdown_timeout = v;
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -546,6 +705,17 @@ impl Settings {
         if self.max_list_bytes < 1024 {
             return invalid("max_list_bytes", "must be ≥ 1024".into());
         }
+        if let Some(b) = &self.metrics_bind
+            && b.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "metrics_bind",
+                format!("'{b}' is not an address like 127.0.0.1:9090"),
+            );
+        }
+        if !(1..=3_600).contains(&self.shutdown_timeout) {
+            return invalid("shutdown_timeout", "must be between 1 and 3600".into());
+        }
         Ok(())
     }
 
@@ -586,12 +756,36 @@ impl Settings {
     }
 }
 
-/// A numeric environment variable; the error names the variable.
-fn env_number(name: &str, v: &str) -> Result<usize, ConfigError> {
-    v.trim().parse().map_err(|_| ConfigError::Invalid {
-        key: name.into(),
-        message: format!("'{v}' is not a non-negative integer"),
-    })
+/// One key set by its environment variable, as if the file had said it;
+/// errors name the variable.
+fn env_value(key: &str, var: &str, kind: Kind, v: &str) -> Result<FileConfig, ConfigError> {
+    let bad = |what: &str| ConfigError::Invalid {
+        key: var.into(),
+        message: format!("'{v}' is not {what}"),
+    };
+    let value = match kind {
+        Kind::Text => toml::Value::String(v.to_string()),
+        Kind::Number => toml::Value::Integer(
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| bad("a non-negative integer"))?,
+        ),
+        Kind::Bool => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => toml::Value::Boolean(true),
+            "false" | "0" | "no" => toml::Value::Boolean(false),
+            _ => return Err(bad("true or false")),
+        },
+    };
+    let mut t = toml::Table::new();
+    t.insert(key.to_string(), value);
+    toml::Value::Table(t)
+        .try_into::<FileConfig>()
+        .map_err(|e| ConfigError::Invalid {
+            key: var.into(),
+            message: e.to_string(),
+        })
 }
 
 /// toml's message plus the line, and the key for unknown-field errors.

@@ -9,6 +9,7 @@ use custodian::store::{self, Db};
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -30,8 +31,14 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::error!(location = %at, "internal panic (message withheld: it may contain request data)");
     }));
+    let serving = matches!(cli.command, Command::Serve { .. });
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
+        // `serve` logs (JSON when configured); the CLI commands tell the user.
+        Err(e) if serving => {
+            tracing::error!(error = %e.message(), "custodian cannot serve");
+            ExitCode::from(e.code())
+        }
         Err(e) => {
             eprintln!("error: {}", e.message());
             ExitCode::from(e.code())
@@ -88,6 +95,12 @@ fn init_tracing(s: &Settings) -> tracing_appender::non_blocking::WorkerGuard {
 fn open(settings: &Settings, create: bool) -> Result<Db, String> {
     let url = settings.database_url.expose_secret();
     eprintln!("database: {}", redact_url(url));
+    open_quiet(settings, create)
+}
+
+/// `open` without the user-facing line (`serve` logs its configuration).
+fn open_quiet(settings: &Settings, create: bool) -> Result<Db, String> {
+    let url = settings.database_url.expose_secret();
     // The gate's connections come on top of SCIM's (`AppState::new`).
     Db::open(url, settings.total_connections(), create)
         .map(|db| db.with_deadlines(settings.db_deadlines()))
@@ -210,15 +223,27 @@ fn policy_check(file: Option<std::path::PathBuf>, json: bool) -> Result<(), Fail
 }
 
 fn serve(settings: Settings) -> Result<(), String> {
-    let db = open(&settings, true)?;
+    // One line with the version and the effective configuration (`Settings`'
+    // Debug redacts the database password and the tombstone key).
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?settings, "custodian starting");
+    let db = open_quiet(&settings, true)?;
     let listener = std::net::TcpListener::bind(&settings.bind)
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+    let metrics_listener = match &settings.metrics_bind {
+        Some(b) => Some(
+            std::net::TcpListener::bind(b)
+                .map_err(|e| format!("cannot bind metrics_bind {b}: {e}"))?,
+        ),
+        None => None,
+    };
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let base = settings
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
+    // Before anything records: the background tasks' first passes included.
+    custodian::metrics::install();
+    custodian::metrics::set_tenant_labels(settings.metrics_tenant_labels);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deprov = Arc::new(custodian::deprovision::setup::open(&settings, &db, clock)?);
     // The policy file may have changed while the server was down.
@@ -230,79 +255,79 @@ fn serve(settings: Settings) -> Result<(), String> {
         ),
         Err(e) => tracing::error!(error = %e, "pending schedules were not recomputed"),
     }
-    start_scheduler(db.clone(), Arc::clone(&deprov));
-    start_checkpointer(db.clone());
-    start_relay(
-        db.clone(),
-        Arc::clone(&deprov),
+    let background = custodian::background::tasks::start(
+        &db,
+        &deprov,
         custodian::events::relay::RelayOptions::from_settings(&settings),
-    );
+    )?;
+    let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout);
     let policy_file = settings.policy_file.clone();
     let reload_db = db.clone();
-    let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base);
+    let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base.clone())
+        .with_background(Arc::clone(&background.supervisor));
     let rt = actix_web::rt::System::new();
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         reload_on_sighup(deprov, reload_db, policy_file);
-        let server = custodian::http::server(state, listener).map_err(|e| e.to_string())?;
-        server.await.map_err(|e| e.to_string())
-    })
-}
-
-/// Grace expiry needs no external cron: a thread runs what is due every 30 s.
-/// Several replicas may run it at once; each disposal is claimed in the database.
-/// The same thread keeps planner statistics fresh (every 5 s on PostgreSQL, a
-/// catalog query when nothing changed; every 10 minutes on SQLite).
-fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
-    std::thread::spawn(move || {
-        let mut passes: u64 = 0;
-        loop {
-            db.refresh_statistics();
-            if passes.is_multiple_of(120) {
-                db.optimize();
-            }
-            if passes.is_multiple_of(6) {
-                match deprov.run_due(&db) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(disposals = n, "scheduled disposals ran"),
-                    Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
-                }
-            }
-            passes += 1;
-            std::thread::sleep(std::time::Duration::from_secs(5));
+        let server =
+            custodian::http::server(state.clone(), listener).map_err(|e| e.to_string())?;
+        let mut handles = vec![server.handle()];
+        if let Some(l) = metrics_listener {
+            let addr = l.local_addr().map_err(|e| e.to_string())?;
+            let m = custodian::http::management_server(state, l).map_err(|e| e.to_string())?;
+            handles.push(m.handle());
+            tracing::info!(metrics_bind = %addr, "metrics listening (no token) on {addr}/metrics");
+            actix_web::rt::spawn(m);
         }
+        stop_on_signal(handles.clone());
+        tracing::info!(bind = %local, public_url = %base, "custodian listening; SCIM base {base}/scim/v2");
+        let served = server.await.map_err(|e| e.to_string());
+        for h in handles.iter().skip(1) {
+            h.stop(true).await;
+        }
+        served
     });
-}
-
-/// SQLite: WAL checkpoints run here, five times a second, rather than inside
-/// the commit of whichever request crosses the WAL size limit.
-fn start_checkpointer(db: Db) {
-    if db.backend() != custodian::store::Backend::Sqlite {
-        return;
+    tracing::info!("HTTP server stopped; stopping background tasks");
+    background.shutdown(shutdown_timeout);
+    match &served {
+        Ok(()) => tracing::info!("custodian shut down"),
+        Err(e) => tracing::error!(error = %e, "custodian shut down after a server error"),
     }
-    std::thread::spawn(move || {
-        loop {
-            db.checkpoint_passive();
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    });
+    served
 }
 
-/// Webhook delivery: a pass every 2 s starts a worker thread for each endpoint
-/// not already being delivered to (each endpoint is leased in the database, so
-/// replicas share the work without double delivery); a slow endpoint holds
-/// only its own worker.
-fn start_relay(db: Db, deprov: Arc<Deprov>, opts: custodian::events::relay::RelayOptions) {
-    std::thread::spawn(move || {
-        // Webhook secrets are named by `secret_env` in the policy: any variable name.
-        let relay = Arc::new(custodian::events::relay::Relay::with_options(
-            Box::new(|name: &str| std::env::var(name).ok()),
-            opts,
-        ));
-        loop {
-            if let Err(e) = relay.spawn_pass(&db, &deprov) {
-                tracing::error!(error = %e, "webhook relay pass failed");
-            }
-            std::thread::sleep(std::time::Duration::from_secs(2));
+/// SIGTERM or SIGINT: stop accepting, let in-flight requests finish (bounded
+/// by `shutdown_timeout`, then `serve` stops the background tasks).
+fn stop_on_signal(handles: Vec<actix_web::dev::ServerHandle>) {
+    #[cfg(unix)]
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT; stop the process with SIGKILL");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = name,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        for h in handles.clone() {
+            actix_web::rt::spawn(async move { h.stop(true).await });
+        }
+        // A second signal (an impatient operator's Ctrl-C) drops the requests
+        // still running; the background tasks still stop cleanly.
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: dropping the requests still in flight");
+        for h in handles {
+            h.stop(false).await;
         }
     });
 }

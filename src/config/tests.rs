@@ -243,3 +243,104 @@ fn invalid_values_are_named_and_secrets_redacted() {
     let printed = format!("{s:?}");
     assert!(!printed.contains("hunter2") && printed.contains("[redacted]"));
 }
+
+/// The keys the file accepts, from the parser's own list of expected fields.
+fn file_keys() -> Vec<String> {
+    let e = toml::from_str::<FileConfig>("no_such_key_at_all = 1").err();
+    let msg = e.map(|e| e.message().to_string()).unwrap_or_default();
+    let expected = msg.split_once("expected").map(|(_, r)| r).unwrap_or("");
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_key_has_exactly_one_listed_variable_named_in_the_readme() {
+    let keys = file_keys();
+    assert!(keys.len() >= 30, "parsed the file's keys: {keys:?}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap_or_default();
+    for k in &keys {
+        let listed: Vec<_> = KEYS.iter().filter(|(key, _, _)| key == k).collect();
+        assert_eq!(listed.len(), 1, "key {k} must have exactly one variable");
+        let var = listed[0].1;
+        assert_eq!(var, format!("CUSTODIAN_{}", k.to_ascii_uppercase()));
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{k}` | `{var}`"))),
+            "README's configuration table names {k} with {var}"
+        );
+    }
+    assert_eq!(KEYS.len(), keys.len(), "no variable without a key");
+    let vars: std::collections::HashSet<_> = KEYS.iter().map(|(_, v, _)| v).collect();
+    assert_eq!(vars.len(), KEYS.len(), "no variable listed twice");
+}
+
+#[test]
+fn every_listed_variable_sets_its_key_and_others_are_ignored() {
+    let s = Settings::load(
+        None,
+        &env_of(&[
+            ("CUSTODIAN_POOL_SIZE", "5"),
+            ("CUSTODIAN_LOG_FORMAT", "json"),
+            ("CUSTODIAN_TRUST_FORWARDED_HEADERS", "true"),
+            ("CUSTODIAN_WORKERS", "3"),
+            ("CUSTODIAN_METRICS_BIND", "127.0.0.1:9464"),
+            ("CUSTODIAN_METRICS_TENANT_LABELS", "1"),
+            ("CUSTODIAN_SHUTDOWN_TIMEOUT", "7"),
+            ("CUSTODIAN_WEBHOOK_RETRY_BASE_SECONDS", "2"),
+            // Kubernetes service links: not ours, ignored.
+            ("CUSTODIAN_PORT", "tcp://10.0.0.1:80"),
+            ("CUSTODIAN_SERVICE_HOST", "10.0.0.1"),
+        ]),
+    );
+    let Ok(s) = s else {
+        panic!("loads: {:?}", s.err())
+    };
+    assert_eq!(s.pool_size, 5);
+    assert_eq!(s.log_format, LogFormat::Json);
+    assert!(s.trust_forwarded_headers && s.metrics_tenant_labels);
+    assert_eq!(s.workers, Some(3));
+    assert_eq!(s.metrics_bind.as_deref(), Some("127.0.0.1:9464"));
+    assert_eq!((s.shutdown_timeout, s.webhook_retry_base_seconds), (7, 2));
+    for (var, v, needle) in [
+        ("CUSTODIAN_POOL_SIZE", "-1", "CUSTODIAN_POOL_SIZE"),
+        (
+            "CUSTODIAN_TRUST_FORWARDED_HEADERS",
+            "maybe",
+            "CUSTODIAN_TRUST_FORWARDED_HEADERS",
+        ),
+        ("CUSTODIAN_LOG_FORMAT", "xml", "CUSTODIAN_LOG_FORMAT"),
+        ("CUSTODIAN_METRICS_BIND", "everywhere", "metrics_bind"),
+        ("CUSTODIAN_SHUTDOWN_TIMEOUT", "0", "shutdown_timeout"),
+    ] {
+        let r = Settings::load(None, &env_of(&[(var, v)]));
+        assert!(
+            r.is_err_and(|e| e.to_string().contains(needle)),
+            "{var}={v}"
+        );
+    }
+}
+
+#[test]
+fn debug_shows_the_effective_configuration_without_secrets() {
+    let s = Settings {
+        database_url: SecretString::from("postgres://u:hunter2@db/custodian"),
+        tombstone_key: Some(SecretString::from("00ff")),
+        ..Settings::default()
+    };
+    let d = format!("{s:?}");
+    assert!(!d.contains("hunter2") && !d.contains("00ff"), "{d}");
+    assert!(
+        d.contains("shutdown_timeout: 30") && d.contains("metrics_bind: None"),
+        "{d}"
+    );
+    // The startup line shows every key's effective value.
+    for (k, _, _) in KEYS {
+        assert!(d.contains(&format!("{k}: ")), "{k} missing from {d}");
+    }
+}

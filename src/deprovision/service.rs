@@ -114,7 +114,32 @@ impl Deprov {
     /// Disposes inside the caller's transaction (SCIM DELETE, dispose-now, grace
     /// expiry), unless a legal hold or the tenant's brake holds it.
     /// `expected_hash`: dispose only if the plan still has this hash.
+    /// Counted in `custodian_disposals_total{cause,outcome}` (`disposed`,
+    /// `held`, `refused` (the plan changed), `failed`; a person already gone
+    /// is not a disposal).
     pub fn dispose_in(
+        &self,
+        c: &mut AnyConnection,
+        r: &Actor,
+        user_id: &str,
+        cause: Cause,
+        expected_hash: Option<&str>,
+    ) -> Result<Outcome, ServiceError> {
+        let out = self.dispose_uncounted(c, r, user_id, cause, expected_hash);
+        let outcome = match &out {
+            Ok(Outcome::Disposed(_)) => Some("disposed"),
+            Ok(Outcome::Held { .. }) => Some("held"),
+            Err(ServiceError::NoUser(_)) => None,
+            Err(ServiceError::PlanChanged(_)) => Some("refused"),
+            Err(_) => Some("failed"),
+        };
+        if let Some(o) = outcome {
+            crate::metrics::disposal(cause.as_str(), o, &r.tenant_name);
+        }
+        out
+    }
+
+    fn dispose_uncounted(
         &self,
         c: &mut AnyConnection,
         r: &Actor,

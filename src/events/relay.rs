@@ -20,7 +20,7 @@ use super::signing::{Scheme, Signer};
 use crate::clock::Clock;
 use crate::store::{Db, StoreError, outbox, time, tokens, webhook_cursors};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -188,6 +188,9 @@ pub struct Relay {
     /// Where the next pass starts, so a full set of workers does not always
     /// leave the same endpoints for later.
     rotation: AtomicUsize,
+    /// Shutdown: no new pass, and each worker stops before its next send and
+    /// releases its lease (`stop`).
+    stopping: AtomicBool,
 }
 
 /// One endpoint of one tenant, with its signing keys.
@@ -239,7 +242,33 @@ impl Relay {
             retry: opts.retry,
             in_flight: Mutex::new(HashSet::new()),
             rotation: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Shutdown: passes start no worker, and running workers stop before
+    /// their next send, releasing their leases, so another replica takes
+    /// the endpoints over at once rather than after the lease runs out.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// No worker of this relay is delivering.
+    pub fn idle(&self) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Gives up every lease this relay still holds (after `stop`, for the
+    /// workers that did not end in time: the process is exiting).
+    pub fn release_all(&self, db: &Db) -> Result<usize, StoreError> {
+        db.write(|c| webhook_cursors::release_owner(c, &self.owner))
     }
 
     /// Every tenant's endpoints whose secrets are set and usable.
@@ -352,6 +381,9 @@ impl Relay {
         db: &Db,
         ctx: &Arc<C>,
     ) -> Result<usize, StoreError> {
+        if self.stopping() {
+            return Ok(0);
+        }
         let mut endpoints = self.endpoints(db, &**ctx)?;
         if !endpoints.is_empty() {
             let start = self.rotation.fetch_add(1, Ordering::Relaxed) % endpoints.len();
@@ -397,7 +429,12 @@ impl Relay {
                             &e.signer,
                         ) {
                             // A full batch: more may be waiting.
-                            Ok(n) if i64::try_from(n).is_ok_and(|n| n == BATCH) => continue,
+                            Ok(n)
+                                if i64::try_from(n).is_ok_and(|n| n == BATCH)
+                                    && !relay.stopping() =>
+                            {
+                                continue;
+                            }
                             Ok(_) => break,
                             Err(err) => {
                                 tracing::error!(tenant = %e.tenant_name, error = %err, "webhook delivery failed");
@@ -437,7 +474,11 @@ impl Relay {
         let mut lease_until = now + self.lease;
         let events = db.read(|c| crate::events::feed(c, tenant, tenant_name, last, BATCH))?;
         let mut delivered = 0;
+        let endpoint_id = crate::metrics::endpoint_id(tenant, url);
         for e in events {
+            if self.stopping() {
+                break;
+            }
             let body = e.to_string();
             let seq = e["seq"].as_i64().unwrap_or(last);
             let id = e["id"].as_str().unwrap_or_default().to_string();
@@ -457,6 +498,7 @@ impl Relay {
             let sent = req.send_string(&body);
             match sent {
                 Ok(r) if (200..300).contains(&r.status()) => {
+                    crate::metrics::webhook_delivery(&endpoint_id, "delivered", tenant_name);
                     last = seq;
                     delivered += 1;
                     // Advance only while still holding the lease (and extend it), and
@@ -479,6 +521,7 @@ impl Relay {
                     lease_until = renewed_at + self.lease;
                 }
                 failed => {
+                    crate::metrics::webhook_delivery(&endpoint_id, "failed", tenant_name);
                     let why = match failed {
                         Ok(r) => format!("HTTP {}", r.status()),
                         Err(ureq::Error::Status(code, _)) => format!("HTTP {code}"),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod lenient_io;
 pub mod limiter;
+pub mod metrics;
 pub mod ops;
 pub mod scim;
 pub mod telemetry;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Base of every emitted URL, without the `/scim/v2` suffix.
     pub public_base: String,
+    /// The background tasks, for `/readyz` and the metrics (none until
+    /// `with_background`: tests that run no tasks).
+    pub background: Arc<crate::background::Supervisor>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ impl AppState {
         let scim = pool.saturating_sub(gate).max(1);
         let share = usize::try_from(settings.tenant_connection_share).unwrap_or(0);
         let queue = settings.max_in_flight_per_tenant;
+        crate::metrics::install();
         AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
@@ -81,7 +86,13 @@ impl AppState {
             ),
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
+            background: crate::background::Supervisor::new(),
         }
+    }
+
+    /// This state reporting `background`'s tasks.
+    pub fn with_background(self, background: Arc<crate::background::Supervisor>) -> AppState {
+        AppState { background, ..self }
     }
 
     pub fn scim_base(&self) -> String {
@@ -146,14 +157,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Builds the server on an already-bound listener (tests bind port 0). HTTP/1.1
 /// only (TLS and HTTP/2 end at the reverse proxy); every connection's request
-/// lines pass through `lenient_io` first.
+/// lines pass through `lenient_io` first. Signals are the caller's (`serve`
+/// stops it gracefully on SIGTERM and SIGINT, within `shutdown_timeout`).
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
+    let shutdown_timeout = state.settings.shutdown_timeout;
     let pool_size = state.db.pool_size();
     let data = web::Data::new(state);
     let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
         let app = App::new()
             .app_data(data.clone())
+            .wrap_fn(telemetry::finish)
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::RootSpan>::new())
             .configure(configure)
@@ -173,5 +187,33 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
     // each holding its own stack and malloc arena (resident memory). The
     // default is 512 per worker.
     let blocking = usize::try_from(pool_size).unwrap_or(8).max(2);
-    Ok(builder.worker_max_blocking_threads(blocking).run())
+    Ok(builder
+        .worker_max_blocking_threads(blocking)
+        .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
+        .run())
+}
+
+/// The management listener (`metrics_bind`): `/metrics` without a token, and
+/// nothing else; one worker.
+pub fn management_server(
+    state: AppState,
+    listener: TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let shutdown_timeout = state.settings.shutdown_timeout;
+    let data = web::Data::new(state);
+    Ok(actix_server::Server::build()
+        .listen("custodian-metrics", listener, move || {
+            let app = App::new()
+                .app_data(data.clone())
+                .route("/metrics", web::get().to(metrics::scrape_open))
+                .default_service(web::to(ops::not_found));
+            HttpService::build()
+                .h1(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .workers(1)
+        .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
+        .run())
 }

@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(super::metrics::scrape_admin));
 }
 
 /// Alive: the process answers.
@@ -15,11 +16,26 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready: the database answers.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Ready: the database answers. 503 only then: a stale background task is
+/// reported in the body (and the metrics), never as a 503, which would pull
+/// every replica, and the gate, out of the load balancer at once.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let st = state.clone();
-    blocking(move || st.db.ping().map_err(ApiError::from)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    let db = blocking(move || st.db.ping().map_err(ApiError::from)).await;
+    if let Err(e) = &db {
+        tracing::warn!(error = ?e, "readyz: the database does not answer");
+    }
+    let ok = db.is_ok();
+    let body = serde_json::json!({
+        "status": if ok { "ready" } else { "unavailable" },
+        "database": if ok { "ok" } else { "unreachable" },
+        "tasks": state.background.status(),
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

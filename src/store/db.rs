@@ -174,6 +174,12 @@ impl Db {
         self.pool.max_size()
     }
 
+    /// The pool's connections now: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
     /// Runs `f` on a pooled connection, outside any explicit transaction.
     pub fn read<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where

@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod disposals;
 pub mod error;
 pub mod filter_sql;
+pub mod gauges;
 pub mod groups;
 pub mod identities;
 pub mod ledger;

@@ -156,6 +156,17 @@ pub fn release(
     Ok(())
 }
 
+/// Gives up every lease `owner` (one relay, one process) holds, across
+/// tenants: at shutdown, so other replicas take the endpoints over at once.
+pub fn release_owner(c: &mut AnyConnection, owner: &str) -> Result<usize, StoreError> {
+    Ok(diesel::update(wc::table.filter(wc::lease_owner.eq(owner)))
+        .set((
+            wc::lease_owner.eq(None::<String>),
+            wc::lease_until.eq(None::<String>),
+        ))
+        .execute(c)?)
+}
+
 /// The failures in a row so far, if `owner` holds the lease.
 pub fn attempts_if_held(
     c: &mut AnyConnection,

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1zZWNyZXQtMzJieXQ=";
-/// The receiver's token. `admin` reads receipts and the feed today; the
-/// `ledger` scope is being extended to them (then a platform needs no admin token).
-const PLATFORM_SCOPE: Scope = Scope::Admin;
+/// The receiver's token: `ledger` reads receipts and the events feed, so a
+/// platform needs no admin token.
+const PLATFORM_SCOPE: Scope = Scope::Ledger;
 
 /// The platform receiver, its database and how to reach Custodian.
 struct Platform {

@@ -47,6 +47,7 @@ const EXPECTED: &[(&str, &str, &[Scope])] = &[
     ("DELETE", "/admin/v1/users/{id}/legal-hold", ADMIN),
     ("GET", "/admin/v1/webhooks", READ),
     ("POST", "/admin/v1/webhooks:resume", ADMIN),
+    ("POST", "/admin/v1/webhooks:skip", ADMIN),
     ("GET", "/admin/v1/events", LEDGER_READ),
     ("GET", "/admin/v1/tombstones", READ),
     ("POST", "/admin/v1/tombstones:lift", ADMIN),

@@ -75,6 +75,7 @@ pub const ROUTES: &[Route] = &[
     r("DELETE", "/admin/v1/users/{id}/legal-hold", Admin),
     r("GET", "/admin/v1/webhooks", Read),
     r("POST", "/admin/v1/webhooks:resume", Admin),
+    r("POST", "/admin/v1/webhooks:skip", Admin),
     r("GET", "/admin/v1/events", LedgerRead),
     r("GET", "/admin/v1/tombstones", Read),
     r("POST", "/admin/v1/tombstones:lift", Admin),

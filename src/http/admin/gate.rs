@@ -49,21 +49,30 @@ pub(super) async fn check(
         match cmd::check(&state.svc.deprov, &db, &w.caller, &b) {
             Err(StoreError::WouldWait) => {}
             answer => {
+                let answer = answer?;
+                counted(&answer, &w.caller.tenant_name);
                 return Ok(ok(
                     StatusCode::OK,
-                    serde_json::to_value(&answer?).unwrap_or_default(),
+                    serde_json::to_value(&answer).unwrap_or_default(),
                 ));
             }
         }
     }
     let st = state.clone();
+    let tenant = w.caller.tenant_name.clone();
     let answer = blocking(move || {
         let svc = &st.svc;
         Ok(cmd::answer(&svc.deprov, &svc.db, &w.caller, &b)?)
     })
     .await?;
+    counted(&answer, &tenant);
     Ok(ok(
         StatusCode::OK,
         serde_json::to_value(&answer).unwrap_or_default(),
     ))
+}
+
+/// `custodian_gate_decisions_total{decision,reason}`.
+fn counted(a: &crate::deprovision::gate::GateAnswer, tenant: &str) {
+    crate::metrics::gate_decision(a.decision.as_str(), a.reason.as_str(), tenant);
 }

@@ -103,7 +103,7 @@ pub(super) async fn skip(
     w: AdminUpload,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let b: SkipBody = body(&req, &state, payload).await?;
+    let b: SkipBody = body(&req, &state, payload, w.tenant()).await?;
     let w = w.ready().await?;
     let st = state.clone();
     let (endpoint, event_id) = (b.endpoint, b.event_id);
