@@ -42,6 +42,33 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// SQLite: write a consistent, verified copy of the database while it serves
+    /// (never overwrites FILE), and say which key file to keep with it.
+    /// PostgreSQL: prints the pg_dump command to use and exits non-zero.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+    /// SQLite: replace the database with a verified backup. Refuses while a server
+    /// uses the database. Then run `custodian disposals reapply` if it says so.
+    Restore {
+        /// A file written by `custodian backup`.
+        file: PathBuf,
+    },
+    /// The disposal journal kept outside the database.
+    Disposals {
+        #[command(subcommand)]
+        command: DisposalsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DisposalsCommand {
+    /// Write back every journaled disposal, tombstone, lift and release the
+    /// database lacks (after restoring a backup): people it still holds are
+    /// disposed again, tombstones come back from their hashes. Idempotent.
+    /// Run with the servers stopped; prints what it did as JSON.
+    Reapply,
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/custodian.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
+/// `event_retention`'s default: 30 days.
+pub const DEFAULT_EVENT_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);
 
 /// The environment variables Custodian reads, and only these.
 pub const ENV_CONFIG: &str = "CUSTODIAN_CONFIG";
@@ -21,6 +24,8 @@ pub const ENV_TOMBSTONE_KEY: &str = "CUSTODIAN_TOMBSTONE_KEY";
 pub const ENV_LOG: &str = "CUSTODIAN_LOG";
 pub const ENV_BULK_MAX_OPERATIONS: &str = "CUSTODIAN_BULK_MAX_OPERATIONS";
 pub const ENV_BULK_MAX_PAYLOAD_BYTES: &str = "CUSTODIAN_BULK_MAX_PAYLOAD_BYTES";
+pub const ENV_JOURNAL_PATH: &str = "CUSTODIAN_JOURNAL_PATH";
+pub const ENV_EVENT_RETENTION: &str = "CUSTODIAN_EVENT_RETENTION";
 
 #[derive(Clone)]
 pub struct Settings {
@@ -85,6 +90,11 @@ pub struct Settings {
     pub webhook_retry_max_seconds: u64,
     /// A failing endpoint is paused once its retries span this long.
     pub webhook_pause_after_seconds: u64,
+    /// The disposal journal (`crate::journal`). SQLite default: beside the
+    /// database; PostgreSQL: none unless set.
+    pub journal_path: Option<PathBuf>,
+    /// Events older than this are deleted from the outbox.
+    pub event_retention: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -155,6 +165,11 @@ impl std::fmt::Debug for Settings {
             )
             .field("max_resource_bytes", &self.max_resource_bytes)
             .field("max_list_bytes", &self.max_list_bytes)
+            .field("journal_path", &self.journal_path)
+            .field(
+                "event_retention",
+                &humantime::format_duration(self.event_retention).to_string(),
+            )
             .finish()
     }
 }
@@ -209,6 +224,8 @@ impl Default for Settings {
             webhook_retry_base_seconds: 30,
             webhook_retry_max_seconds: 3_600,
             webhook_pause_after_seconds: 86_400,
+            journal_path: None,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 }
@@ -251,6 +268,9 @@ struct FileConfig {
     webhook_retry_base_seconds: Option<u64>,
     webhook_retry_max_seconds: Option<u64>,
     webhook_pause_after_seconds: Option<u64>,
+    journal_path: Option<PathBuf>,
+    /// A duration such as "30d" or "12h" (humantime).
+    event_retention: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +332,12 @@ impl Settings {
         }
         if let Some(v) = env(ENV_BULK_MAX_PAYLOAD_BYTES) {
             s.bulk_max_payload_bytes = env_number(ENV_BULK_MAX_PAYLOAD_BYTES, &v)?;
+        }
+        if let Some(v) = env(ENV_JOURNAL_PATH).filter(|v| !v.is_empty()) {
+            s.journal_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env(ENV_EVENT_RETENTION) {
+            s.event_retention = parse_duration(ENV_EVENT_RETENTION, &v)?;
         }
         s.validate()?;
         Ok(s)
@@ -417,6 +443,10 @@ impl Settings {
         }
         if let Some(v) = f.webhook_pause_after_seconds {
             self.webhook_pause_after_seconds = v;
+        }
+        self.journal_path = f.journal_path.or(self.journal_path.take());
+        if let Some(v) = f.event_retention {
+            self.event_retention = parse_duration("event_retention", &v)?;
         }
         Ok(())
     }
@@ -546,6 +576,11 @@ impl Settings {
         if self.max_list_bytes < 1024 {
             return invalid("max_list_bytes", "must be ≥ 1024".into());
         }
+        // Shorter than a day would expire a receiver's cursor during an outage
+        // the relay still retries through (webhook_pause_after_seconds).
+        if self.event_retention < std::time::Duration::from_secs(3600) {
+            return invalid("event_retention", "must be at least 1h".into());
+        }
         Ok(())
     }
 
@@ -580,10 +615,41 @@ impl Settings {
         }
     }
 
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match crate::store::db::DbUrl::parse(self.database_url.expose_secret()) {
+            crate::store::db::DbUrl::Sqlite(p) => Some(PathBuf::from(p)),
+            crate::store::db::DbUrl::Postgres(_) => None,
+        }
+    }
+
+    /// The disposal journal: `journal_path`, else on SQLite
+    /// `<db dir>/<db name>.disposal-journal.jsonl`; on PostgreSQL none unless
+    /// set (README "Backup and restore").
+    pub fn journal_file(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.journal_path {
+            return Some(p.clone());
+        }
+        let db = self.sqlite_path()?;
+        let stem = db.file_stem().map_or_else(
+            || "custodian".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        Some(db.with_file_name(format!("{stem}.disposal-journal.jsonl")))
+    }
+
     /// The base URL for emitted links when no `public_url` is set.
     pub fn default_base_url(&self) -> String {
         format!("http://{}", self.bind)
     }
+}
+
+/// A duration such as "30d", "12h" or "90days"; the error names the key.
+fn parse_duration(key: &str, v: &str) -> Result<std::time::Duration, ConfigError> {
+    humantime::parse_duration(v.trim()).map_err(|e| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("'{v}' is not a duration such as 30d or 12h: {e}"),
+    })
 }
 
 /// A numeric environment variable; the error names the variable.

@@ -1,6 +1,7 @@
 //! Custodian: a SCIM 2.0 service provider with safe, policy-driven deprovisioning.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod domain;
 pub mod events;
 pub mod fuzzing;
 pub mod http;
+pub mod journal;
 pub mod provisioning;
 pub mod scim;
 pub mod service_error;

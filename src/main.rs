@@ -1,7 +1,9 @@
 //! `custodian`: CLI entry only.
 
 use clap::Parser;
-use custodian::cli::{Cli, Command, PolicyCommand, TokenCommand, TombstoneCommand};
+use custodian::cli::{
+    Cli, Command, DisposalsCommand, PolicyCommand, TokenCommand, TombstoneCommand,
+};
 use custodian::clock::{Clock, SystemClock};
 use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::deprovision::service::Deprov;
@@ -112,7 +114,89 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(file.or(settings.policy_file)),
+        Command::Backup { file } => backup(&settings, &file),
+        Command::Restore { file } => restore(&settings, &file),
+        Command::Disposals {
+            command: DisposalsCommand::Reapply,
+        } => reapply(&settings),
     }
+}
+
+/// `db`, journaling its disposals, lifts and releases to the disposal journal
+/// (when there is one: always on SQLite, on PostgreSQL when `journal_path` is set).
+fn journaled(db: Db, settings: &Settings) -> Result<Db, String> {
+    match settings.journal_file() {
+        Some(path) => Ok(db.with_journal(Arc::new(custodian::journal::Journal::open(&path)?))),
+        None => Ok(db),
+    }
+}
+
+fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
+    if settings.sqlite_path().is_none() {
+        return Err(custodian::backup::postgres_advice(file));
+    }
+    let db = open(settings, false)?;
+    println!("{}", custodian::backup::backup(settings, &db, file)?);
+    Ok(())
+}
+
+fn restore(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
+    let (path, _lock) = custodian::backup::restore(settings, file)?;
+    println!("restored {} from {}", path.display(), file.display());
+    let db = open(settings, false)?;
+    if let Some(journal) = settings.journal_file()
+        && let Some(contents) = custodian::journal::read(&journal)?
+    {
+        use custodian::deprovision::journal::unapplied;
+        let n = unapplied(&db, &contents.id, &contents.entries)
+            .map_err(|e| e.to_string())?
+            .len();
+        if n > 0 {
+            println!(
+                "the disposal journal {} holds {n} change(s) this backup lacks: run `custodian disposals reapply` before `custodian serve`",
+                journal.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `custodian disposals reapply`: what the database lacks of the journal, written back.
+fn reapply(settings: &Settings) -> Result<(), String> {
+    use custodian::deprovision::journal::{mark_checked, reapply, unapplied};
+    let path = settings.journal_file().ok_or(
+        "no disposal journal: on PostgreSQL set journal_path (CUSTODIAN_JOURNAL_PATH) to the journal your servers wrote",
+    )?;
+    // No server may write meanwhile (SQLite: the lock `serve` holds shared).
+    let _lock = match settings.sqlite_path() {
+        Some(db) => Some(custodian::backup::lock_exclusive(&db)?),
+        None => None,
+    };
+    // Not journaled: what it writes back is in the journal already.
+    let db = open(settings, false)?;
+    let Some(contents) = custodian::journal::read(&path)? else {
+        println!(
+            "{}",
+            serde_json::json!({"journal": path, "entries": 0, "lacking": 0})
+        );
+        return Ok(());
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let deprov = custodian::deprovision::setup::open(settings, &db, Arc::clone(&clock))?;
+    let pending = unapplied(&db, &contents.id, &contents.entries).map_err(|e| e.to_string())?;
+    let done = reapply(&deprov, &db, &pending).map_err(|e| e.to_string())?;
+    mark_checked(&db, &contents.id, contents.last_seq(), &deprov.now())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "journal": path,
+            "entries": contents.entries.len(),
+            "lacking": pending.len(),
+            "reapplied": done,
+        })
+    );
+    Ok(())
 }
 
 fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
@@ -151,7 +235,28 @@ fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
 }
 
 fn serve(settings: Settings) -> Result<(), String> {
+    // SQLite: held while serving, so `custodian restore` cannot replace the file.
+    let _serving = match settings.sqlite_path() {
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            Some(custodian::backup::lock_for_serving(&p)?)
+        }
+        None => None,
+    };
     let db = open(&settings, true)?;
+    // A restored backup must not bring disposed people back.
+    match settings.journal_file() {
+        Some(j) => {
+            custodian::deprovision::journal::check_before_serving(&db, &j, &store::time::now())?
+        }
+        None => tracing::warn!(
+            "no disposal journal (PostgreSQL without journal_path): restoring a backup can bring disposed people back; see README \"Backup and restore\""
+        ),
+    }
+    let db = journaled(db, &settings)?;
     let listener = std::net::TcpListener::bind(&settings.bind)
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -171,7 +276,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         ),
         Err(e) => tracing::error!(error = %e, "pending schedules were not recomputed"),
     }
-    start_scheduler(db.clone(), Arc::clone(&deprov));
+    start_scheduler(db.clone(), Arc::clone(&deprov), settings.event_retention);
     start_checkpointer(db.clone());
     start_relay(
         db.clone(),
@@ -193,13 +298,24 @@ fn serve(settings: Settings) -> Result<(), String> {
 /// Several replicas may run it at once; each disposal is claimed in the database.
 /// The same thread keeps planner statistics fresh (every 5 s on PostgreSQL, a
 /// catalog query when nothing changed; every 10 minutes on SQLite).
-fn start_scheduler(db: Db, deprov: Arc<Deprov>) {
+fn start_scheduler(db: Db, deprov: Arc<Deprov>, retention: std::time::Duration) {
     std::thread::spawn(move || {
         let mut passes: u64 = 0;
         loop {
             db.refresh_statistics();
             if passes.is_multiple_of(120) {
                 db.optimize();
+                // Every 10 minutes: events past `event_retention`, in batches.
+                let now = deprov.clock.now();
+                match custodian::events::retention::purge_past(&db, retention, now) {
+                    Ok(p) if p.events > 0 => tracing::info!(
+                        events = p.events,
+                        endpoints_skipped = p.endpoints_skipped,
+                        "events past event_retention deleted"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "event retention pass failed"),
+                }
             }
             if passes.is_multiple_of(6) {
                 match deprov.run_due(&db) {
@@ -340,7 +456,7 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), String> {
 
 fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), String> {
     use custodian::deprovision::tombstone::{IdType, sso_value};
-    let db = open(settings, false)?;
+    let db = journaled(open(settings, false)?, settings)?;
     let tenant_id = |name: &str| -> Result<String, String> {
         db.read(|c| store::tokens::find_tenant(c, name))
             .map_err(|e| e.to_string())?

@@ -5,6 +5,7 @@
 //! (`store::outbox`). Webhook delivery (`relay`) only reads the outbox.
 
 pub mod relay;
+pub mod retention;
 
 use crate::domain::EventType;
 use crate::store::outbox::{self, EventRow, NewEvent};
@@ -49,6 +50,24 @@ pub fn feed(
         .into_iter()
         .map(|r| envelope(tenant_name, r))
         .collect())
+}
+
+/// The feed from a reader's cursor (`None`: from the oldest retained
+/// event); `Err(p)` when the cursor is below the events retention deleted
+/// (every event up to `p` is gone), so the reader has missed some.
+pub fn feed_from(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tenant_name: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Result<Vec<Value>, i64>, StoreError> {
+    if let Some(a) = after
+        && let Some(gone) = retention::expired(c, tenant, a)?
+    {
+        return Ok(Err(gone));
+    }
+    Ok(Ok(feed(c, tenant, tenant_name, after.unwrap_or(0), limit)?))
 }
 
 fn envelope(tenant_name: &str, r: EventRow) -> Value {
