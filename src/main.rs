@@ -163,7 +163,7 @@ fn restore(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
 
 /// `custodian disposals reapply`: what the database lacks of the journal, written back.
 fn reapply(settings: &Settings) -> Result<(), String> {
-    use custodian::deprovision::journal::{mark_checked, reapply, unapplied};
+    use custodian::deprovision::journal::{mark_checked, reapply, unchecked};
     let path = settings.journal_file().ok_or(
         "no disposal journal: on PostgreSQL set journal_path (CUSTODIAN_JOURNAL_PATH) to the journal your servers wrote",
     )?;
@@ -183,7 +183,7 @@ fn reapply(settings: &Settings) -> Result<(), String> {
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deprov = custodian::deprovision::setup::open(settings, &db, Arc::clone(&clock))?;
-    let pending = unapplied(&db, &contents.id, &contents.entries).map_err(|e| e.to_string())?;
+    let pending = unchecked(&db, &contents.id, &contents.entries).map_err(|e| e.to_string())?;
     let done = reapply(&deprov, &db, &pending).map_err(|e| e.to_string())?;
     mark_checked(&db, &contents.id, contents.last_seq(), &deprov.now())
         .map_err(|e| e.to_string())?;
@@ -192,7 +192,7 @@ fn reapply(settings: &Settings) -> Result<(), String> {
         serde_json::json!({
             "journal": path,
             "entries": contents.entries.len(),
-            "lacking": pending.len(),
+            "lacking": done.entries,
             "reapplied": done,
         })
     );

@@ -139,25 +139,34 @@ pub fn lacking(c: &mut AnyConnection, record: &JournalRecord) -> Result<bool, St
     }
 }
 
-/// The entries past the last check whose changes the database lacks, and the
-/// marker to store once none is lacking (`mark_checked`).
-pub fn unapplied<'a>(
+/// The entries past the last check (`mark_checked`): entries up to the
+/// marker were in this database when it was checked, so a backup taken
+/// since holds them too.
+pub fn unchecked<'a>(
     db: &Db,
     journal_id: &str,
     entries: &'a [JournalEntry],
 ) -> Result<Vec<&'a JournalEntry>, StoreError> {
     let checked = db.read(|c| deployment::check_value(c, CHECKED))?;
-    // Entries up to the marker were in this database when it was checked,
-    // so a backup taken since holds them.
     let from = checked
         .as_deref()
         .and_then(|v| v.split_once(':'))
         .filter(|(id, _)| *id == journal_id)
         .and_then(|(_, seq)| seq.parse::<u64>().ok())
         .unwrap_or(0);
+    Ok(entries.iter().filter(|e| e.seq > from).collect())
+}
+
+/// The entries past the last check whose changes the database lacks.
+pub fn unapplied<'a>(
+    db: &Db,
+    journal_id: &str,
+    entries: &'a [JournalEntry],
+) -> Result<Vec<&'a JournalEntry>, StoreError> {
+    let candidates = unchecked(db, journal_id, entries)?;
     db.read(|c| {
         let mut out = Vec::new();
-        for e in entries.iter().filter(|e| e.seq > from) {
+        for e in candidates {
             if lacking(c, &e.record)? {
                 out.push(e);
             }
@@ -166,14 +175,21 @@ pub fn unapplied<'a>(
     })
 }
 
-/// Records that the database holds every journal entry up to `seq`.
+/// Records that the database holds every journal entry up to `seq`
+/// (unchanged: nothing written).
 pub fn mark_checked(db: &Db, journal_id: &str, seq: u64, now: &str) -> Result<(), StoreError> {
-    db.write(|c| deployment::set_value(c, CHECKED, &format!("{journal_id}:{seq}"), now))
+    let value = format!("{journal_id}:{seq}");
+    if db.read(|c| deployment::check_value(c, CHECKED))?.as_deref() == Some(value.as_str()) {
+        return Ok(());
+    }
+    db.write(|c| deployment::set_value(c, CHECKED, &value, now))
 }
 
 /// What `reapply` wrote back.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Reapplied {
+    /// Journal entries the database lacked, written back.
+    pub entries: usize,
     /// People the restored database still held, disposed again.
     pub people_disposed: usize,
     /// Tombstones written back (people the backup never had included).
@@ -185,12 +201,14 @@ pub struct Reapplied {
 
 impl Reapplied {
     pub fn is_empty(&self) -> bool {
-        *self == Reapplied::default()
+        self.entries == 0
     }
 }
 
 /// Writes back every journaled change the database lacks, in journal order,
-/// each entry in its own transaction. Running it again changes nothing.
+/// each entry in its own transaction (`entries` from `unchecked`: an entry
+/// can lack something only once an earlier one wrote it back, as a lift
+/// needs its tombstone). Running it again changes nothing.
 pub fn reapply(
     deprov: &Deprov,
     db: &Db,
@@ -201,10 +219,11 @@ pub fn reapply(
         let now = deprov.now();
         let step = db.write_long(|c| -> Result<Reapplied, ServiceError> {
             let mut step = Reapplied::default();
-            // Re-checked in the transaction: an earlier entry may have written it.
+            // Checked in the transaction, after the entries before it.
             if !lacking(c, &e.record)? {
                 return Ok(step);
             }
+            step.entries = 1;
             apply(deprov, c, &e.record, &mut step)?;
             audit::write(
                 c,
@@ -218,6 +237,7 @@ pub fn reapply(
             )?;
             Ok(step)
         })?;
+        done.entries += step.entries;
         done.people_disposed += step.people_disposed;
         done.tombstones_restored += step.tombstones_restored;
         done.lifts += step.lifts;
@@ -225,7 +245,9 @@ pub fn reapply(
         done.tenants_restored += step.tenants_restored;
     }
     if done.people_disposed > 0 {
-        db.checkpoint_soon();
+        // A command, not a request: fold the scrubbed pages into the file now,
+        // before the process exits.
+        db.checkpoint();
     }
     Ok(done)
 }

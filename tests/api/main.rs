@@ -9,6 +9,7 @@ mod common;
 mod admin;
 mod atomicity;
 mod auth;
+mod backup;
 mod bulk;
 mod caps;
 mod crash;
