@@ -5,7 +5,8 @@
 //! tenant's `seq`s, recorded as `events_purged_through`: a feed cursor below
 //! it has missed events, and the feed answers 410 (`expired`). A webhook
 //! endpoint whose cursor pointed into the deleted range skips to the oldest
-//! retained event; the gap is logged and audited (`webhook.events_expired`).
+//! retained event before anything is deleted (so no relay reads into the
+//! range meanwhile); the gap is logged and audited (`webhook.events_expired`).
 
 use crate::store::{Db, StoreError, audit, retention, time, tokens};
 
@@ -43,39 +44,49 @@ pub fn purge(db: &Db, cutoff: &str, now: &str) -> Result<Purged, StoreError> {
     let mut out = Purged::default();
     let tenants = db.read(tokens::all_tenants)?;
     for (tenant, _) in tenants {
-        for _ in 0..MAX_BATCHES {
-            let (events, full) = purge_batch(db, &tenant, cutoff, now, &mut out)?;
-            out.events += events;
-            if !full {
-                break;
-            }
-        }
+        purge_tenant(db, &tenant, cutoff, now, &mut out)?;
     }
     Ok(out)
 }
 
-/// One batch for one tenant: (rows deleted, whether the batch was full).
-fn purge_batch(
+/// The seqs of the tenant's expired prefix (at most `MAX_BATCHES` batches):
+/// events in `seq` order up to the first one retention keeps. A prefix, so
+/// "every event up to X is gone" stays exact even where a replica's clock
+/// put a later seq at an earlier time.
+fn expired_prefix(db: &Db, tenant: &str, cutoff: &str) -> Result<Vec<i64>, StoreError> {
+    let mut after = db.read(|c| retention::purged_through(c, tenant))?;
+    let mut seqs = Vec::new();
+    for _ in 0..MAX_BATCHES {
+        let rows = db.read(|c| retention::oldest(c, tenant, after, BATCH))?;
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == BATCH;
+        let before = seqs.len();
+        seqs.extend(
+            rows.iter()
+                .take_while(|(_, at)| at.as_str() < cutoff)
+                .map(|(seq, _)| *seq),
+        );
+        let taken = seqs.len() - before;
+        match seqs.last() {
+            Some(&last) if taken == rows.len() && full => after = last,
+            _ => break,
+        }
+    }
+    Ok(seqs)
+}
+
+fn purge_tenant(
     db: &Db,
     tenant: &str,
     cutoff: &str,
     now: &str,
     out: &mut Purged,
-) -> Result<(usize, bool), StoreError> {
+) -> Result<(), StoreError> {
+    let seqs = expired_prefix(db, tenant, cutoff)?;
+    let Some(&through) = seqs.last() else {
+        return Ok(());
+    };
+    // Endpoints first, so no relay reads into the range while it goes.
     db.write(|c| {
-        let from = retention::purged_through(c, tenant)?;
-        let oldest = retention::oldest(c, tenant, from, BATCH)?;
-        // A prefix by seq, so "every event up to X is gone" stays exact even
-        // where a replica's clock put a later seq at an earlier time.
-        let expired: Vec<i64> = oldest
-            .iter()
-            .take_while(|(_, at)| at.as_str() < cutoff)
-            .map(|(seq, _)| *seq)
-            .collect();
-        let Some(&through) = expired.last() else {
-            return Ok((0, false));
-        };
-        let n = retention::delete_through(c, tenant, through)?;
         for (endpoint, was) in retention::skip_cursors_to(c, tenant, through)? {
             tracing::warn!(
                 tenant_id = %tenant,
@@ -95,8 +106,15 @@ fn purge_batch(
             )?;
             out.endpoints_skipped += 1;
         }
-        Ok((n, expired.len() == oldest.len() && oldest.len() as i64 == BATCH))
-    })
+        Ok::<_, StoreError>(())
+    })?;
+    let batch = usize::try_from(BATCH).unwrap_or(1000);
+    for chunk in seqs.chunks(batch) {
+        if let Some(&upto) = chunk.last() {
+            out.events += db.write(|c| retention::delete_through(c, tenant, upto))?;
+        }
+    }
+    Ok(())
 }
 
 /// `Some(p)` when a feed cursor `after` is below the tenant's deleted events
