@@ -27,6 +27,7 @@ async fn journal_appends_and_reapplies(b: Backend) {
     let tenant = app.default_tenant_id();
     let dana = create_user(&app, "dana.journal@example.edu").await;
     let erin = create_user(&app, "erin.journal@example.edu").await;
+    let frank = create_user(&app, "frank.held@example.edu").await;
     let actor = custodian::domain::Actor {
         tenant_id: tenant.clone(),
         tenant_name: "default".into(),
@@ -54,11 +55,27 @@ async fn journal_appends_and_reapplies(b: Backend) {
     )
     .expect("lift");
     assert_eq!(lifted, 1);
+    // A DELETE held by a legal hold: tombstoned now, disposed later.
+    app.deprov
+        .set_legal_hold(&db, &actor, &frank, true)
+        .expect("hold");
+    let held = db
+        .write_long(|c| {
+            app.deprov
+                .dispose_in(c, &actor, &frank, custodian::domain::Cause::Delete, None)
+        })
+        .expect("held delete");
+    assert!(matches!(
+        held,
+        custodian::deprovision::service::Outcome::Held { .. }
+    ));
 
     let journal = read(&path).expect("read").expect("written");
     let text = std::fs::read_to_string(&path).expect("text");
     assert!(
-        !text.contains("dana.journal") && !text.contains("erin.journal"),
+        !text.contains("dana.journal")
+            && !text.contains("erin.journal")
+            && !text.contains("frank.held"),
         "no identifiers in the journal: {text}"
     );
     let kinds: Vec<(u64, &str)> = journal
@@ -76,7 +93,15 @@ async fn journal_appends_and_reapplies(b: Backend) {
             )
         })
         .collect();
-    assert_eq!(kinds, vec![(1, "disposed"), (2, "disposed"), (3, "lifted")]);
+    assert_eq!(
+        kinds,
+        vec![
+            (1, "disposed"),
+            (2, "disposed"),
+            (3, "lifted"),
+            (4, "tombstoned")
+        ]
+    );
     let JournalRecord::Disposed {
         user_id,
         tombstones,
@@ -102,15 +127,24 @@ async fn journal_appends_and_reapplies(b: Backend) {
             .is_empty()
     );
 
-    // As a restore would: dana's tombstone gone, erin's lift undone.
+    let JournalRecord::Tombstoned {
+        tombstones: held_tombs,
+        ..
+    } = &journal.entries[3].record
+    else {
+        panic!("the held DELETE last");
+    };
+    // As a restore would: dana's and frank's tombstones gone, erin's lift undone.
     app.db
         .write(|c| {
-            let mut del = Sql::new("DELETE FROM tombstone_hashes WHERE tombstone_id = ");
-            del.bind_text(tombstones[0].id.clone());
-            execute_sql(c, &del)?;
-            let mut del = Sql::new("DELETE FROM tombstones WHERE id = ");
-            del.bind_text(tombstones[0].id.clone());
-            execute_sql(c, &del)?;
+            for id in [&tombstones[0].id, &held_tombs[0].id] {
+                let mut del = Sql::new("DELETE FROM tombstone_hashes WHERE tombstone_id = ");
+                del.bind_text(id.clone());
+                execute_sql(c, &del)?;
+                let mut del = Sql::new("DELETE FROM tombstones WHERE id = ");
+                del.bind_text(id.clone());
+                execute_sql(c, &del)?;
+            }
             execute_sql(c, &Sql::new("UPDATE tombstones SET lifted_at = NULL"))
         })
         .expect("undo");
@@ -140,7 +174,7 @@ async fn journal_appends_and_reapplies(b: Backend) {
     let lacking = unapplied(&db, &journal.id, &journal.entries).expect("check");
     assert_eq!(
         lacking.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        vec![1, 3]
+        vec![1, 3, 4]
     );
     let all = unchecked(&db, &journal.id, &journal.entries).expect("unchecked");
     let done = reapply(&app.deprov, &db, &all).expect("reapply");
@@ -151,14 +185,15 @@ async fn journal_appends_and_reapplies(b: Backend) {
             done.lifts,
             done.people_disposed
         ),
-        (2, 1, 1, 0)
+        (3, 2, 1, 0)
     );
     assert_eq!(check("dana.journal@example.edu").await, "deprovisioned");
+    assert_eq!(check("frank.held@example.edu").await, "deprovisioned");
     assert_eq!(check("erin.journal@example.edu").await, "unknown");
     let again = reapply(&app.deprov, &db, &all).expect("again");
     assert!(again.is_empty(), "{again:?}");
     // Writing back journals nothing again.
-    assert_eq!(read(&path).expect("read").expect("some").last_seq(), 3);
+    assert_eq!(read(&path).expect("read").expect("some").last_seq(), 4);
 }
 crate::both_backends!(
     journal_append_and_reapply,
