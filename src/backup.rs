@@ -153,6 +153,11 @@ pub fn restore(settings: &Settings, from: &Path) -> Result<(PathBuf, File), Stri
     };
     crate::store::snapshot::verify_file(from)
         .map_err(|e| format!("{} cannot be restored: {e}", from.display()))?;
+    // A fresh machine has no data directory yet.
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let lock = lock_exclusive(&db)?;
     let staged = sidecar(&db, ".restoring");
     let _ = std::fs::remove_file(&staged);

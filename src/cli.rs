@@ -20,6 +20,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP service (default: SQLite file ./data/custodian.db, 127.0.0.1:8080). Applies migrations first.
+    /// Refuses to start while the disposal journal holds changes the database lacks
+    /// (a restored backup): run `custodian disposals reapply` first.
     Serve {
         /// Address to listen on (overrides `bind` and $CUSTODIAN_BIND).
         #[arg(long, value_name = "ADDR")]
