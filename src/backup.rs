@@ -1,5 +1,6 @@
-//! `custodian backup` and `custodian restore` (SQLite), and the lock a
-//! serving process holds so a restore cannot replace its database.
+//! `custodian backup`, `custodian restore` (SQLite) and `custodian
+//! disposals reapply`, and the lock a serving process holds so a restore
+//! cannot replace its database.
 //!
 //! The lock is `flock` on `<db>.lock` beside the database: `serve` holds it
 //! shared for its whole life (several servers may share a file), `restore`
@@ -179,4 +180,69 @@ pub fn restore(settings: &Settings, from: &Path) -> Result<(PathBuf, File), Stri
         .unwrap_or(Path::new("."));
     crate::journal::sync_dir(dir).map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
     Ok((db, lock))
+}
+
+/// Opens the database (the CLI's `open`: migrations, deadlines).
+pub type Open<'a> = &'a dyn Fn() -> Result<Db, String>;
+
+/// `custodian backup FILE`: what to print, or why not.
+pub fn backup_command(settings: &Settings, open: Open<'_>, file: &Path) -> Result<String, String> {
+    if settings.sqlite_path().is_none() {
+        return Err(postgres_advice(file));
+    }
+    backup(settings, &open()?, file)
+}
+
+/// `custodian restore FILE`, then whether the journal holds changes the
+/// restored database lacks.
+pub fn restore_command(settings: &Settings, open: Open<'_>, file: &Path) -> Result<String, String> {
+    let (path, _lock) = restore(settings, file)?;
+    let mut out = format!("restored {} from {}", path.display(), file.display());
+    let db = open()?;
+    if let Some(journal) = settings.journal_file()
+        && let Some(contents) = crate::journal::read(&journal)?
+    {
+        let n = crate::deprovision::journal::unapplied(&db, &contents.id, &contents.entries)
+            .map_err(|e| e.to_string())?
+            .len();
+        if n > 0 {
+            out.push_str(&format!(
+                "\nthe disposal journal {} holds {n} change(s) this backup lacks: run `custodian disposals reapply` before `custodian serve`",
+                journal.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `custodian disposals reapply`: what the database lacks of the journal,
+/// written back; a JSON summary. `open` must give a handle without a journal.
+pub fn reapply_command(settings: &Settings, open: Open<'_>) -> Result<String, String> {
+    use crate::deprovision::journal::{mark_checked, reapply, unchecked};
+    let path = settings.journal_file().ok_or(
+        "no disposal journal: on PostgreSQL set journal_path (CUSTODIAN_JOURNAL_PATH) to the journal your servers wrote",
+    )?;
+    // No server may write meanwhile (SQLite: the lock `serve` holds shared).
+    let _lock = match settings.sqlite_path() {
+        Some(db) => Some(lock_exclusive(&db)?),
+        None => None,
+    };
+    let db = open()?;
+    let Some(contents) = crate::journal::read(&path)? else {
+        return Ok(serde_json::json!({"journal": path, "entries": 0, "lacking": 0}).to_string());
+    };
+    let clock: std::sync::Arc<dyn crate::clock::Clock> =
+        std::sync::Arc::new(crate::clock::SystemClock);
+    let deprov = crate::deprovision::setup::open(settings, &db, clock)?;
+    let pending = unchecked(&db, &contents.id, &contents.entries).map_err(|e| e.to_string())?;
+    let done = reapply(&deprov, &db, &pending).map_err(|e| e.to_string())?;
+    mark_checked(&db, &contents.id, contents.last_seq(), &deprov.now())
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "journal": path,
+        "entries": contents.entries.len(),
+        "lacking": done.entries,
+        "reapplied": done,
+    })
+    .to_string())
 }

@@ -114,11 +114,26 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(file.or(settings.policy_file)),
-        Command::Backup { file } => backup(&settings, &file),
-        Command::Restore { file } => restore(&settings, &file),
+        Command::Backup { file } => {
+            let out =
+                custodian::backup::backup_command(&settings, &|| open(&settings, false), &file)?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let out =
+                custodian::backup::restore_command(&settings, &|| open(&settings, false), &file)?;
+            println!("{out}");
+            Ok(())
+        }
         Command::Disposals {
             command: DisposalsCommand::Reapply,
-        } => reapply(&settings),
+        } => {
+            // Not journaled: what it writes back is in the journal already.
+            let out = custodian::backup::reapply_command(&settings, &|| open(&settings, false))?;
+            println!("{out}");
+            Ok(())
+        }
     }
 }
 
@@ -129,74 +144,6 @@ fn journaled(db: Db, settings: &Settings) -> Result<Db, String> {
         Some(path) => Ok(db.with_journal(Arc::new(custodian::journal::Journal::open(&path)?))),
         None => Ok(db),
     }
-}
-
-fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
-    if settings.sqlite_path().is_none() {
-        return Err(custodian::backup::postgres_advice(file));
-    }
-    let db = open(settings, false)?;
-    println!("{}", custodian::backup::backup(settings, &db, file)?);
-    Ok(())
-}
-
-fn restore(settings: &Settings, file: &std::path::Path) -> Result<(), String> {
-    let (path, _lock) = custodian::backup::restore(settings, file)?;
-    println!("restored {} from {}", path.display(), file.display());
-    let db = open(settings, false)?;
-    if let Some(journal) = settings.journal_file()
-        && let Some(contents) = custodian::journal::read(&journal)?
-    {
-        use custodian::deprovision::journal::unapplied;
-        let n = unapplied(&db, &contents.id, &contents.entries)
-            .map_err(|e| e.to_string())?
-            .len();
-        if n > 0 {
-            println!(
-                "the disposal journal {} holds {n} change(s) this backup lacks: run `custodian disposals reapply` before `custodian serve`",
-                journal.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `custodian disposals reapply`: what the database lacks of the journal, written back.
-fn reapply(settings: &Settings) -> Result<(), String> {
-    use custodian::deprovision::journal::{mark_checked, reapply, unchecked};
-    let path = settings.journal_file().ok_or(
-        "no disposal journal: on PostgreSQL set journal_path (CUSTODIAN_JOURNAL_PATH) to the journal your servers wrote",
-    )?;
-    // No server may write meanwhile (SQLite: the lock `serve` holds shared).
-    let _lock = match settings.sqlite_path() {
-        Some(db) => Some(custodian::backup::lock_exclusive(&db)?),
-        None => None,
-    };
-    // Not journaled: what it writes back is in the journal already.
-    let db = open(settings, false)?;
-    let Some(contents) = custodian::journal::read(&path)? else {
-        println!(
-            "{}",
-            serde_json::json!({"journal": path, "entries": 0, "lacking": 0})
-        );
-        return Ok(());
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let deprov = custodian::deprovision::setup::open(settings, &db, Arc::clone(&clock))?;
-    let pending = unchecked(&db, &contents.id, &contents.entries).map_err(|e| e.to_string())?;
-    let done = reapply(&deprov, &db, &pending).map_err(|e| e.to_string())?;
-    mark_checked(&db, &contents.id, contents.last_seq(), &deprov.now())
-        .map_err(|e| e.to_string())?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "journal": path,
-            "entries": contents.entries.len(),
-            "lacking": done.entries,
-            "reapplied": done,
-        })
-    );
-    Ok(())
 }
 
 fn policy_check(file: Option<std::path::PathBuf>) -> Result<(), String> {
