@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (default: SQLite file ./data/custodian.db, 127.0.0.1:8080). Applies migrations first.
     /// SIGTERM or SIGINT stops it gracefully (within `shutdown_timeout`); SIGHUP reloads the policy file.
+    /// Refuses to start while the disposal journal holds changes the database lacks
+    /// (a restored backup): run `custodian disposals reapply` first.
     Serve {
         /// Address to listen on (overrides `bind` and $CUSTODIAN_BIND).
         #[arg(long, value_name = "ADDR")]
@@ -61,6 +63,24 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3, value_name = "SECONDS")]
         timeout: u64,
+    },
+    /// SQLite: write a consistent, verified copy of the database while it serves
+    /// (never overwrites FILE), and say which key file to keep with it.
+    /// PostgreSQL: prints the pg_dump command to use and exits non-zero.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+    /// SQLite: replace the database with a verified backup. Refuses while a server
+    /// uses the database. Then run `custodian disposals reapply` if it says so.
+    Restore {
+        /// A file written by `custodian backup`.
+        file: PathBuf,
+    },
+    /// The disposal journal kept outside the database.
+    Disposals {
+        #[command(subcommand)]
+        command: DisposalsCommand,
     },
 }
 
@@ -101,6 +121,15 @@ impl From<String> for Failure {
     fn from(m: String) -> Self {
         Failure::Runtime(m)
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DisposalsCommand {
+    /// Write back every journaled disposal, tombstone, lift and release the
+    /// database lacks (after restoring a backup): people it still holds are
+    /// disposed again, tombstones come back from their hashes. Idempotent.
+    /// Run with the servers stopped; prints what it did as JSON.
+    Reapply,
 }
 
 #[derive(Subcommand, Debug)]

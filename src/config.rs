@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/custodian.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
+/// `event_retention`'s default: 30 days.
+pub const DEFAULT_EVENT_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);
 
 /// The config file's location; every other variable Custodian reads is a key's
 /// (`KEYS`).
@@ -166,6 +169,8 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
         "CUSTODIAN_SHUTDOWN_TIMEOUT",
         Kind::Number,
     ),
+    ("journal_path", "CUSTODIAN_JOURNAL_PATH", Kind::Text),
+    ("event_retention", "CUSTODIAN_EVENT_RETENTION", Kind::Text),
 ];
 
 #[derive(Clone)]
@@ -239,6 +244,11 @@ pub struct Settings {
     /// Seconds to finish in-flight requests and background passes after
     /// SIGTERM or SIGINT.
     pub shutdown_timeout: u64,
+    /// The disposal journal (`crate::journal`). SQLite default: beside the
+    /// database; PostgreSQL: none unless set.
+    pub journal_path: Option<PathBuf>,
+    /// Events older than this are deleted from the outbox.
+    pub event_retention: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -315,6 +325,11 @@ impl std::fmt::Debug for Settings {
             .field("metrics_bind", &self.metrics_bind)
             .field("metrics_tenant_labels", &self.metrics_tenant_labels)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("journal_path", &self.journal_path)
+            .field(
+                "event_retention",
+                &humantime::format_duration(self.event_retention).to_string(),
+            )
             .finish()
     }
 }
@@ -372,6 +387,8 @@ impl Default for Settings {
             metrics_bind: None,
             metrics_tenant_labels: false,
             shutdown_timeout: 30,
+            journal_path: None,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 }
@@ -417,6 +434,9 @@ struct FileConfig {
     metrics_bind: Option<String>,
     metrics_tenant_labels: Option<bool>,
     shutdown_timeout: Option<u64>,
+    journal_path: Option<PathBuf>,
+    /// A duration such as "30d" or "12h" (humantime).
+    event_retention: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -457,7 +477,7 @@ impl Settings {
         }
         for (key, var, kind) in KEYS {
             if let Some(v) = env(var) {
-                s.apply(env_value(key, var, *kind, &v)?);
+                s.apply(env_value(key, var, *kind, &v)?)?;
             }
         }
         s.validate()?;
@@ -469,12 +489,11 @@ impl Settings {
             path: path.to_string(),
             message: describe_toml_error(text, &e),
         })?;
-        self.apply(f);
-        Ok(())
+        self.apply(f)
     }
 
     /// Sets the keys `f` names, leaving the others.
-    fn apply(&mut self, f: FileConfig) {
+    fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
         if let Some(v) = f.database_url {
             self.database_url = SecretString::from(v);
         }
@@ -578,6 +597,11 @@ impl Settings {
         if let Some(v) = f.shutdown_timeout {
             self.shutdown_timeout = v;
         }
+        self.journal_path = f.journal_path.or(self.journal_path.take());
+        if let Some(v) = f.event_retention {
+            self.event_retention = parse_duration("event_retention", &v)?;
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -716,6 +740,12 @@ impl Settings {
         if !(1..=3_600).contains(&self.shutdown_timeout) {
             return invalid("shutdown_timeout", "must be between 1 and 3600".into());
         }
+        // Events must outlive the relay's first retries; a retention shorter
+        // than webhook_pause_after_seconds skips a failing endpoint past the
+        // events it has not received (audited as webhook.events_expired).
+        if self.event_retention < std::time::Duration::from_secs(3600) {
+            return invalid("event_retention", "must be at least 1h".into());
+        }
         Ok(())
     }
 
@@ -748,6 +778,29 @@ impl Settings {
             pg_lock_timeout_ms: self.pg_lock_timeout_ms,
             long_write_timeout_ms: self.long_write_timeout_ms,
         }
+    }
+
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match crate::store::db::DbUrl::parse(self.database_url.expose_secret()) {
+            crate::store::db::DbUrl::Sqlite(p) => Some(PathBuf::from(p)),
+            crate::store::db::DbUrl::Postgres(_) => None,
+        }
+    }
+
+    /// The disposal journal: `journal_path`, else on SQLite
+    /// `<db dir>/<db name>.disposal-journal.jsonl`; on PostgreSQL none unless
+    /// set (README "Backup and restore").
+    pub fn journal_file(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.journal_path {
+            return Some(p.clone());
+        }
+        let db = self.sqlite_path()?;
+        let stem = db.file_stem().map_or_else(
+            || "custodian".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        Some(db.with_file_name(format!("{stem}.disposal-journal.jsonl")))
     }
 
     /// The base URL for emitted links when no `public_url` is set.
@@ -786,6 +839,14 @@ fn env_value(key: &str, var: &str, kind: Kind, v: &str) -> Result<FileConfig, Co
             key: var.into(),
             message: e.to_string(),
         })
+}
+
+/// A duration such as "30d", "12h" or "90days"; the error names the key.
+fn parse_duration(key: &str, v: &str) -> Result<std::time::Duration, ConfigError> {
+    humantime::parse_duration(v.trim()).map_err(|e| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("'{v}' is not a duration such as 30d or 12h: {e}"),
+    })
 }
 
 /// toml's message plus the line, and the key for unknown-field errors.

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod domain;
 pub mod events;
 pub mod fuzzing;
 pub mod http;
+pub mod journal;
 pub mod metrics;
 pub mod provisioning;
 pub mod scim;

@@ -1,7 +1,9 @@
 //! `custodian`: CLI entry only.
 
 use clap::Parser;
-use custodian::cli::{Cli, Command, Failure, PolicyCommand, TokenCommand, TombstoneCommand};
+use custodian::cli::{
+    Cli, Command, DisposalsCommand, Failure, PolicyCommand, TokenCommand, TombstoneCommand,
+};
 use custodian::clock::{Clock, SystemClock};
 use custodian::config::{LogFormat, Settings, redact_url};
 use custodian::deprovision::service::Deprov;
@@ -126,6 +128,35 @@ fn run(command: Command, mut settings: Settings) -> Result<(), Failure> {
             command: PolicyCommand::Check { file, json },
         } => policy_check(file.or(settings.policy_file), json),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout, &settings),
+        Command::Backup { file } => {
+            let out =
+                custodian::backup::backup_command(&settings, &|| open(&settings, false), &file)?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let out =
+                custodian::backup::restore_command(&settings, &|| open(&settings, false), &file)?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Disposals {
+            command: DisposalsCommand::Reapply,
+        } => {
+            // Not journaled: what it writes back is in the journal already.
+            let out = custodian::backup::reapply_command(&settings, &|| open(&settings, false))?;
+            println!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// `db`, journaling its disposals, lifts and releases to the disposal journal
+/// (when there is one: always on SQLite, on PostgreSQL when `journal_path` is set).
+fn journaled(db: Db, settings: &Settings) -> Result<Db, String> {
+    match settings.journal_file() {
+        Some(path) => Ok(db.with_journal(Arc::new(custodian::journal::Journal::open(&path)?))),
+        None => Ok(db),
     }
 }
 
@@ -226,7 +257,28 @@ fn serve(settings: Settings) -> Result<(), String> {
     // One line with the version and the effective configuration (`Settings`'
     // Debug redacts the database password and the tombstone key).
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?settings, "custodian starting");
+    // SQLite: held while serving, so `custodian restore` cannot replace the file.
+    let _serving = match settings.sqlite_path() {
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            Some(custodian::backup::lock_for_serving(&p)?)
+        }
+        None => None,
+    };
     let db = open_quiet(&settings, true)?;
+    // A restored backup must not bring disposed people back.
+    match settings.journal_file() {
+        Some(j) => {
+            custodian::deprovision::journal::check_before_serving(&db, &j, &store::time::now())?
+        }
+        None => tracing::warn!(
+            "no disposal journal (PostgreSQL without journal_path): restoring a backup can bring disposed people back; see README \"Backup and restore\""
+        ),
+    }
+    let db = journaled(db, &settings)?;
     let listener = std::net::TcpListener::bind(&settings.bind)
         .map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
     let metrics_listener = match &settings.metrics_bind {
@@ -258,6 +310,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     let background = custodian::background::tasks::start(
         &db,
         &deprov,
+        settings.event_retention,
         custodian::events::relay::RelayOptions::from_settings(&settings),
     )?;
     let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout);
@@ -460,7 +513,7 @@ fn token(command: TokenCommand, settings: &Settings) -> Result<(), Failure> {
 
 fn tombstone(command: TombstoneCommand, settings: &Settings) -> Result<(), Failure> {
     use custodian::deprovision::tombstone::{IdType, sso_value};
-    let db = open(settings, false)?;
+    let db = journaled(open(settings, false)?, settings)?;
     let tenant_id = |name: &str| -> Result<String, Failure> {
         db.read(|c| store::tokens::find_tenant(c, name))
             .map_err(|e| e.to_string())?

@@ -35,6 +35,7 @@ pub struct Background {
 pub fn start(
     db: &Db,
     deprov: &Arc<Deprov>,
+    event_retention: Duration,
     relay_options: RelayOptions,
 ) -> Result<Background, String> {
     let supervisor = Supervisor::new();
@@ -50,6 +51,16 @@ pub fn start(
             d.refresh_statistics();
             if n.is_multiple_of(120) {
                 d.optimize();
+                // Every 10 minutes: events past `event_retention`, in batches.
+                match crate::events::retention::purge_past(&d, event_retention, dp.clock.now()) {
+                    Ok(p) if p.events > 0 => tracing::info!(
+                        events = p.events,
+                        endpoints_skipped = p.endpoints_skipped,
+                        "events past event_retention deleted"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "event retention pass failed"),
+                }
             }
             if n.is_multiple_of(6) {
                 match dp.run_due(&d) {

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod disposal;
 pub mod evidence;
 pub mod gate;
+pub mod journal;
 pub mod policy;
 pub mod service;
 pub mod setup;

@@ -211,6 +211,8 @@ impl Deprov {
         // Every completed disposal passes here; the brake relies on the count
         // (`hold_reason`). Callers hold the tenant's counter row.
         disposals::count_done(c, &r.tenant_id)?;
+        // So is every disposal journaled (outside the database, after the commit).
+        super::journal::record_disposed(c, r, user_id, cause, &receipt, now)?;
         crate::events::emit_at_commit(
             c,
             &r.tenant_id,
@@ -319,6 +321,7 @@ impl Deprov {
         match cause {
             Cause::Delete => {
                 disposal::tombstone_for(c, &r.tenant_id, user_id, &id, &self.keys, now)?;
+                super::journal::record_tombstoned(c, r, user_id, &id, now)?;
                 crate::store::groups::remove_from_all_groups(c, &r.tenant_id, user_id)?;
                 users::set_deleted_pending(c, &r.tenant_id, user_id, now)?;
             }
@@ -454,6 +457,34 @@ impl Deprov {
         })?;
         db.checkpoint_soon();
         Ok(out)
+    }
+
+    /// Disposes `user_id` again under the journaled `disposal_id`, whose row
+    /// exists (`custodian disposals reapply`): past the brake and any legal
+    /// hold the restored database shows, since the disposal already ran once.
+    pub fn redo_disposal(
+        &self,
+        c: &mut AnyConnection,
+        r: &Actor,
+        user_id: &str,
+        disposal_id: &str,
+        cause: Cause,
+    ) -> Result<Receipt, ServiceError> {
+        let policy = self.policy(&r.tenant_name);
+        let now = self.now();
+        // The lock order of every disposal: the person, the disposal, the
+        // reports, the tenant's counter.
+        users::lock(c, &r.tenant_id, user_id)?;
+        disposals::lock(c, &r.tenant_id, disposal_id)?;
+        disposal::lock_reports(c, &r.tenant_id, user_id)?;
+        crate::events::lock_tenant(c, &r.tenant_id)?;
+        let open = Some(disposal_id.to_string());
+        match self.execute_now(c, r, user_id, cause, open, None, &policy, &now)? {
+            Outcome::Disposed(receipt) => Ok(receipt),
+            Outcome::Held { .. } => {
+                Err(ServiceError::Conflict("the disposal is still held".into()))
+            }
+        }
     }
 
     /// Re-arms the breaker.

@@ -68,6 +68,7 @@ pub fn lift(
         // Already lifted (a concurrent request): nothing to audit or announce.
         return Ok(0);
     }
+    super::journal::record_lifted(tenant, tombstone_ids, now);
     for id in tombstone_ids {
         audit::write(
             c,
@@ -114,7 +115,11 @@ pub fn release_hashes(
 ) -> Result<usize, StoreError> {
     let mut n = 0;
     for m in matches {
-        n += store::tombstones::delete_hash(c, tenant, &m.tombstone_id, &m.hash)?;
+        let released = store::tombstones::delete_hash(c, tenant, &m.tombstone_id, &m.hash)?;
+        if released > 0 {
+            super::journal::record_released(tenant, &m.tombstone_id, &m.hash, now);
+        }
+        n += released;
         audit::write(
             c,
             tenant,

@@ -4,6 +4,8 @@
 //! The bottom layer: it imports nothing from the rest of the crate and knows
 //! no database (the store maps these to its TEXT columns).
 
+pub mod journal;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -6,6 +6,7 @@
 //! makes each request's signature headers.
 
 pub mod relay;
+pub mod retention;
 pub mod signing;
 
 use crate::domain::EventType;
@@ -51,6 +52,24 @@ pub fn feed(
         .into_iter()
         .map(|r| envelope(tenant_name, r))
         .collect())
+}
+
+/// The feed from a reader's cursor (`None`: from the oldest retained
+/// event); `Err(p)` when the cursor is below the events retention deleted
+/// (every event up to `p` is gone), so the reader has missed some.
+pub fn feed_from(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tenant_name: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Result<Vec<Value>, i64>, StoreError> {
+    if let Some(a) = after
+        && let Some(gone) = retention::expired(c, tenant, a)?
+    {
+        return Ok(Err(gone));
+    }
+    Ok(Ok(feed(c, tenant, tenant_name, after.unwrap_or(0), limit)?))
 }
 
 fn envelope(tenant_name: &str, r: EventRow) -> Value {

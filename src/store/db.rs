@@ -11,6 +11,7 @@
 //! re-exported here under the paths the crate has long used.
 
 use super::error::StoreError;
+use super::journal_queue::{JournalSink, journaled};
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
 use super::pool::mark_broken;
@@ -101,6 +102,9 @@ pub struct Db {
     /// PostgreSQL: a connection idle this long is checked before use.
     idle_check: Duration,
     deadlines: Deadlines,
+    /// Where committed disposals, lifts and releases are journaled
+    /// (`journal_queue`); `None`: not journaled.
+    journal: Option<Arc<dyn JournalSink>>,
 }
 
 impl Db {
@@ -151,6 +155,7 @@ impl Db {
             no_wait: false,
             idle_check: IDLE_CHECK,
             deadlines: Deadlines::default(),
+            journal: None,
         })
     }
 
@@ -163,6 +168,15 @@ impl Db {
     /// This handle with other deadlines (`Deadlines`; the defaults until set).
     pub fn with_deadlines(self, deadlines: Deadlines) -> Db {
         Db { deadlines, ..self }
+    }
+
+    /// This handle, journaling the disposals, lifts and releases its writes
+    /// commit to `sink` (`journal_queue`).
+    pub fn with_journal(self, sink: Arc<dyn JournalSink>) -> Db {
+        Db {
+            journal: Some(sink),
+            ..self
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -276,22 +290,24 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        let asked = Instant::now();
-        if let Some(writer) = &self.writer {
-            let wait = Some(self.deadlines.wait);
-            return writer.write(&self.pool, move |c| {
-                within::<E>(
-                    asked,
-                    wait,
-                    "waited for the SQLite writer past request_deadline_ms",
-                )?;
-                f(c)
-            });
-        }
-        let d = &self.deadlines;
-        let mut conn = self.checkout()?;
-        let begin = pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms);
-        atomic_with(&mut conn, Some(&begin), f).0
+        journaled(self.journal.as_deref(), || {
+            let asked = Instant::now();
+            if let Some(writer) = &self.writer {
+                let wait = Some(self.deadlines.wait);
+                return writer.write(&self.pool, move |c| {
+                    within::<E>(
+                        asked,
+                        wait,
+                        "waited for the SQLite writer past request_deadline_ms",
+                    )?;
+                    f(c)
+                });
+            }
+            let d = &self.deadlines;
+            let mut conn = self.checkout()?;
+            let begin = pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms);
+            atomic_with(&mut conn, Some(&begin), f).0
+        })
     }
 
     #[cfg(test)]
@@ -348,15 +364,17 @@ impl Db {
     where
         E: From<StoreError>,
     {
-        if let Some(writer) = &self.writer {
-            let asked = Instant::now();
-            return writer.write_alone(&self.pool, move |c| {
-                within::<E>(asked, wait, waited)?;
-                f(c)
-            });
-        }
-        let mut conn = self.checkout()?;
-        atomic_with(&mut conn, Some(&pg_begin(statement_ms, lock_ms)), f).0
+        journaled(self.journal.as_deref(), || {
+            if let Some(writer) = &self.writer {
+                let asked = Instant::now();
+                return writer.write_alone(&self.pool, move |c| {
+                    within::<E>(asked, wait, waited)?;
+                    f(c)
+                });
+            }
+            let mut conn = self.checkout()?;
+            atomic_with(&mut conn, Some(&pg_begin(statement_ms, lock_ms)), f).0
+        })
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {

@@ -1,4 +1,5 @@
-//! Deployment-wide rows: the check values of the keys a database was written with.
+//! Deployment-wide rows: the check values of the keys a database was written
+//! with, and the disposal journal's last checked entry (`journal_checked`).
 
 use super::db::AnyConnection;
 use super::error::StoreError;
@@ -28,4 +29,15 @@ pub fn insert_check_value(
         ))
         .execute(c)?;
     Ok(())
+}
+
+/// Sets the value stored under `name` (replacing any).
+pub fn set_value(
+    c: &mut AnyConnection,
+    name: &str,
+    value: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    diesel::delete(deployment_keys::table.filter(deployment_keys::name.eq(name))).execute(c)?;
+    insert_check_value(c, name, value, now)
 }

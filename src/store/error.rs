@@ -37,6 +37,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    /// The write committed, but the disposal journal (a file outside the
+    /// database) could not be appended to.
+    #[error("committed, but the disposal journal could not be written: {0}")]
+    Journal(String),
 }
 
 impl From<DieselError> for StoreError {

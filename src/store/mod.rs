@@ -10,6 +10,7 @@ pub mod filter_sql;
 pub mod gauges;
 pub mod groups;
 pub mod identities;
+pub mod journal_queue;
 pub mod ledger;
 pub mod maintain;
 pub mod migrate;
@@ -17,9 +18,11 @@ pub mod outbox;
 pub mod page;
 pub mod pool;
 pub mod reads;
+pub mod retention;
 /// The tables: named only here (`.ci/check-layers`; the compiler enforces it).
 pub(in crate::store) mod schema;
 pub mod seed;
+pub mod snapshot;
 /// Hand-built SQL and its executors; `Sql` and `Bind` leave only as values.
 pub(in crate::store) mod sql;
 pub mod time;

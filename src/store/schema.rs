@@ -210,6 +210,7 @@ diesel::table! {
         brake_tripped_at -> Nullable<Text>,
         next_seq -> BigInt,
         disposals_done -> BigInt,
+        events_purged_through -> BigInt,
     }
 }
 

@@ -34,6 +34,23 @@ pub fn find_tenant(conn: &mut AnyConnection, name: &str) -> Result<Option<Tenant
         .optional()?)
 }
 
+/// The tenant with this id, if any.
+pub fn tenant_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRow>, StoreError> {
+    Ok(tenants::table
+        .filter(tenants::id.eq(id))
+        .select(TenantRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Writes a tenant back under its own id (a restored database that predates it).
+pub fn insert_tenant(conn: &mut AnyConnection, row: &TenantRow) -> Result<(), StoreError> {
+    diesel::insert_into(tenants::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Every tenant's (id, name).
 pub fn all_tenants(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
     Ok(tenants::table

@@ -3,6 +3,7 @@
 use super::db::{AnyConnection, Sql, load_sql};
 use super::error::StoreError;
 use super::schema::{tombstone_hashes, tombstones};
+use crate::domain::journal::{JournaledHash, JournaledTombstone};
 use diesel::prelude::*;
 
 /// A live (unlifted) tombstone hash, with the cause of the disposal that wrote it.
@@ -131,5 +132,101 @@ pub fn insert_hash(
             tombstone_hashes::norm_version.eq(norm_version),
         ))
         .execute(c)?;
+    Ok(())
+}
+
+/// The tombstones written for a disposal, with their hashes, as the disposal
+/// journal records them.
+pub fn of_disposal(
+    c: &mut AnyConnection,
+    tenant: &str,
+    disposal_id: &str,
+) -> Result<Vec<JournaledTombstone>, StoreError> {
+    let rows: Vec<(String, String, bool)> = tombstones::table
+        .filter(tombstones::tenant_id.eq(tenant))
+        .filter(tombstones::disposal_id.eq(disposal_id))
+        .order(tombstones::id)
+        .select((
+            tombstones::id,
+            tombstones::created_at,
+            tombstones::had_external_id,
+        ))
+        .load(c)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, created_at, had_external_id) in rows {
+        let hashes = tombstone_hashes::table
+            .filter(tombstone_hashes::tenant_id.eq(tenant))
+            .filter(tombstone_hashes::tombstone_id.eq(&id))
+            .order(tombstone_hashes::hash)
+            .select((
+                tombstone_hashes::id_type,
+                tombstone_hashes::hash,
+                tombstone_hashes::norm_version,
+            ))
+            .load::<(String, String, i32)>(c)?
+            .into_iter()
+            .map(|(id_type, hash, norm_version)| JournaledHash {
+                id_type,
+                hash,
+                norm_version,
+            })
+            .collect();
+        out.push(JournaledTombstone {
+            id,
+            had_external_id,
+            created_at,
+            hashes,
+        });
+    }
+    Ok(out)
+}
+
+/// `None`: no such tombstone; else whether it is lifted.
+pub fn lifted(c: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<bool>, StoreError> {
+    let row: Option<Option<String>> = tombstones::table
+        .filter(tombstones::tenant_id.eq(tenant))
+        .filter(tombstones::id.eq(id))
+        .select(tombstones::lifted_at)
+        .first(c)
+        .optional()?;
+    Ok(row.map(|l| l.is_some()))
+}
+
+/// Whether the tombstone holds this hash.
+pub fn has_hash(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tombstone_id: &str,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = tombstone_hashes::table
+        .filter(tombstone_hashes::tenant_id.eq(tenant))
+        .filter(tombstone_hashes::tombstone_id.eq(tombstone_id))
+        .filter(tombstone_hashes::hash.eq(hash))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// Writes a journaled tombstone back with its id and hashes (`disposal_id`
+/// only when that disposal's row exists here).
+pub fn restore(
+    c: &mut AnyConnection,
+    tenant: &str,
+    t: &JournaledTombstone,
+    disposal_id: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(tombstones::table)
+        .values((
+            tombstones::id.eq(&t.id),
+            tombstones::tenant_id.eq(tenant),
+            tombstones::disposal_id.eq(disposal_id),
+            tombstones::created_at.eq(&t.created_at),
+            tombstones::had_external_id.eq(t.had_external_id),
+        ))
+        .execute(c)?;
+    for h in &t.hashes {
+        insert_hash(c, tenant, &t.id, &h.hash, &h.id_type, h.norm_version)?;
+    }
     Ok(())
 }

@@ -73,6 +73,8 @@ where
     // before this level commits: their tenant's counter row stays locked only
     // that long.
     let events = super::outbox::EventsAtCommit::open(conn);
+    // Journal records this level queues are dropped if it rolls back.
+    let journal_mark = super::journal_queue::mark();
     // A panic inside `f` must not leave the transaction open on a pooled
     // connection (every later write would fail): roll back, then report it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -93,16 +95,19 @@ where
                 }
                 Err(e) => {
                     rollback(conn);
+                    super::journal_queue::truncate(journal_mark);
                     (Err(StoreError::from(e).into()), false)
                 }
             }
         }
         Ok(Err(e)) => {
             let sound = rollback(conn);
+            super::journal_queue::truncate(journal_mark);
             (Err(e), sound)
         }
         Err(_) => {
             let sound = rollback(conn);
+            super::journal_queue::truncate(journal_mark);
             (
                 Err(
                     StoreError::Corrupt("a write transaction panicked and was rolled back".into())

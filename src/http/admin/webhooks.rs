@@ -125,28 +125,44 @@ pub(super) async fn skip(
     ))
 }
 
-/// The tenant's events after `?after=` (a seq), at most `count`.
+/// The tenant's events after `?after=` (a seq), at most `count`. Without
+/// `after`, from the oldest retained event; an `after` older than
+/// `event_retention` kept is 410.
 pub(super) async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
     let q = query(&req)?;
-    let after = match q.param("after") {
-        Some(a) => a
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| ScimError::invalid_value("'after' must be an event seq (an integer)"))?,
-        None => 0,
-    };
+    let asked =
+        match q.param("after") {
+            Some(a) => Some(a.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value("'after' must be an event seq (an integer)")
+            })?),
+            None => None,
+        };
+    let after = asked.unwrap_or(0);
     let count = q.count.max(1);
     let st = state.clone();
     let v = blocking(move || {
-        Ok(st.svc.db.read(|c| {
-            crate::events::feed(c, &w.caller.tenant_id, &w.caller.tenant_name, after, count)
-        })?)
+        let (tenant, name) = (&w.caller.tenant_id, &w.caller.tenant_name);
+        Ok(st
+            .svc
+            .db
+            .read(|c| crate::events::feed_from(c, tenant, name, asked, count))?)
     })
-    .await?;
+    .await?
+    .map_err(|gone| {
+        ScimError::new(
+            410,
+            None,
+            format!(
+                "events after seq {after} up to {gone} are older than event_retention and were deleted; \
+                 this cursor cannot resume. Resynchronise from the current state (GET /admin/v1/disposals \
+                 and each receipt, GET /admin/v1/tombstones), then continue the feed with after={gone}"
+            ),
+        )
+    })?;
     let next = v.last().and_then(|e| e["seq"].as_i64()).unwrap_or(after);
     Ok(ok(StatusCode::OK, json!({"events": v, "next": next})))
 }

@@ -1,0 +1,1 @@
+ALTER TABLE tenant_counters DROP COLUMN events_purged_through;
