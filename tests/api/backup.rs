@@ -34,7 +34,15 @@ fn token(dir: &Path, scope: &str) -> String {
     let out = custodian(
         dir,
         &[
-            "token", "create", "--tenant", "acme", "--scope", scope, "--name", scope,
+            "token",
+            "create",
+            "--tenant",
+            "acme",
+            "--create-tenant",
+            "--scope",
+            scope,
+            "--name",
+            scope,
         ],
     );
     ok(&out).lines().last().expect("token").to_string()

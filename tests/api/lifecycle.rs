@@ -466,7 +466,10 @@ async fn relay_stop_ends_delivery_between_sends(b: crate::common::Backend) {
             .expect("emit");
     }
     let relay = Arc::new(custodian::events::relay::Relay::with_options(
-        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        Box::new(|name: &str| {
+            (name == "HOOK")
+                .then(|| "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1zZWNyZXQtMzJieXQ=".to_string())
+        }),
         custodian::events::relay::RelayOptions::default(),
     ));
     assert_eq!(relay.spawn_pass(&app.db, &app.deprov).expect("pass"), 1);
@@ -505,7 +508,10 @@ async fn relay_stop_ends_delivery_between_sends(b: crate::common::Backend) {
     // released for it, and the send it then finishes is not recorded (the
     // event goes again, from whichever replica takes over: at least once).
     let second = Arc::new(custodian::events::relay::Relay::with_options(
-        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        Box::new(|name: &str| {
+            (name == "HOOK")
+                .then(|| "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1zZWNyZXQtMzJieXQ=".to_string())
+        }),
         custodian::events::relay::RelayOptions::default(),
     ));
     assert_eq!(second.spawn_pass(&app.db, &app.deprov).expect("pass"), 1);

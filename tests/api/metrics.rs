@@ -202,7 +202,10 @@ async fn webhook_endpoint_gauges(b: Backend) {
         .expect("send");
     assert_eq!(r.status(), 200);
     let relay = std::sync::Arc::new(custodian::events::relay::Relay::with_options(
-        Box::new(|name: &str| (name == "HOOK").then(|| "hook-secret".to_string())),
+        Box::new(|name: &str| {
+            (name == "HOOK")
+                .then(|| "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1zZWNyZXQtMzJieXQ=".to_string())
+        }),
         custodian::events::relay::RelayOptions {
             timeout: Duration::from_secs(2),
             max_concurrent: 1,

@@ -54,6 +54,7 @@ const EXPECTED: &[(&str, &str, &[Scope])] = &[
     ("POST", "/admin/v1/tombstones:release", ADMIN),
     ("GET", "/admin/v1/policy", READ),
     ("GET", "/admin/v1/audit", READ),
+    ("GET", "/metrics", ADMIN),
 ];
 
 #[test]
@@ -146,11 +147,12 @@ async fn every_route_admits_exactly_its_scopes(b: Backend) {
             }
         }
     }
-    // Every write refuses the auditor: a read-only scope.
+    // Every write refuses the auditor, a read-only scope, and every admin
+    // read admits it (`/metrics` is the operator's: admin only).
     for (method, template, allowed) in EXPECTED {
         assert_eq!(
             allowed.contains(&Scope::Auditor),
-            *method == "GET",
+            *method == "GET" && *template != "/metrics",
             "{method} {template}"
         );
     }

@@ -51,7 +51,7 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
 
 use Access::{Admin, LedgerRead, LedgerWrite, Read};
 
-/// Every `/admin/v1` route (README "Scopes" says the same in prose).
+/// Every `/admin/v1` route, and `/metrics` on the main port (README "Scopes" says the same in prose).
 pub const ROUTES: &[Route] = &[
     r("GET", "/admin/v1/content", Read),
     r("POST", "/admin/v1/content:reassign", Admin),
@@ -82,6 +82,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/admin/v1/tombstones:release", Admin),
     r("GET", "/admin/v1/policy", Read),
     r("GET", "/admin/v1/audit", Read),
+    // Prometheus on the main port (`metrics_bind` serves it without a token).
+    r("GET", "/metrics", Admin),
 ];
 
 /// The class of the route a request matched (`HttpRequest::match_pattern`).
