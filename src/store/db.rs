@@ -14,12 +14,13 @@ use super::error::StoreError;
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
 use super::pool::mark_broken;
-use super::tx::{atomic_with, pg_begin};
+use super::tx::{begin, pg_begin, run_begun};
 use super::writer::Writer;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use super::page::{Count, Order, Page, Positioned, Window};
@@ -33,8 +34,9 @@ pub(in crate::store) use super::tx::lock_row;
 /// use (`Db::checkout`).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
-/// When a pooled connection was last checked out (its r2d2 extension).
-struct LastUsed(Instant);
+/// When a pooled connection was last checked out, and the fault generation
+/// (`Db::faults`) it was last known alive in (its r2d2 extension).
+struct LastUsed(Instant, u64);
 
 /// The session `statement_timeout` and `lock_timeout` (ms) a pooled
 /// PostgreSQL connection was given (its r2d2 extension).
@@ -100,6 +102,11 @@ pub struct Db {
     no_wait: bool,
     /// PostgreSQL: a connection idle this long is checked before use.
     idle_check: Duration,
+    /// PostgreSQL: bumped whenever a connection is found dead (a restart, a
+    /// terminated backend, a failover). A pooled connection last known alive
+    /// in an older generation is checked before use, so after one request
+    /// meets a dead connection the others are not handed out unchecked.
+    faults: Arc<AtomicU64>,
     deadlines: Deadlines,
 }
 
@@ -150,6 +157,7 @@ impl Db {
             truncation: Arc::default(),
             no_wait: false,
             idle_check: IDLE_CHECK,
+            faults: Arc::default(),
             deadlines: Deadlines::default(),
         })
     }
@@ -175,7 +183,10 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection, outside any explicit transaction.
-    pub fn read<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    /// On PostgreSQL, a read that fails because its connection is gone (a
+    /// restart, a terminated backend) runs once more on another, checked
+    /// connection: it wrote nothing, so running it again is safe.
+    pub fn read<T, E>(&self, mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -184,7 +195,36 @@ impl Db {
         } else {
             self.checkout()?
         };
-        f(&mut conn)
+        match f(&mut conn) {
+            Err(_) if self.lost(&mut conn) => {
+                drop(conn);
+                let mut conn = self.checkout()?;
+                let again = f(&mut conn);
+                if again.is_err() {
+                    self.lost(&mut conn);
+                }
+                again
+            }
+            done => done,
+        }
+    }
+
+    /// After an error on `conn`: whether the connection itself is gone. On
+    /// PostgreSQL this asks libpq to read what the server sent
+    /// (`PQconsumeInput`, no round trip), which fails on a closed
+    /// connection; a dead one is marked for the pool to discard and starts
+    /// a new fault generation.
+    fn lost(&self, conn: &mut AnyConnection) -> bool {
+        let dead = match conn {
+            AnyConnection::Postgresql(c) => matches!(c.notifications_iter().next(), Some(Err(_))),
+            AnyConnection::Sqlite(_) => false,
+        };
+        if dead {
+            tracing::warn!("a PostgreSQL connection was lost; pooled connections are checked");
+            mark_broken(conn);
+            self.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        dead
     }
 
     /// A pooled connection. A PostgreSQL connection that sat idle for
@@ -202,7 +242,15 @@ impl Db {
         let get = || {
             self.pool.get_timeout(self.deadlines.wait).map_err(|e| {
                 tracing::warn!(error = %e, "no pooled database connection within request_deadline_ms");
-                StoreError::Deadline("no database connection became free within request_deadline_ms")
+                // r2d2 names the last failed connection attempt, if any: then
+                // the database is down or refusing, not merely busy.
+                if e.to_string().contains("connection") && e.to_string().contains(": ") {
+                    StoreError::Unavailable("the database is not accepting connections")
+                } else {
+                    StoreError::Deadline(
+                        "no database connection became free within request_deadline_ms",
+                    )
+                }
             })
         };
         if self.backend != Backend::Postgres {
@@ -212,6 +260,7 @@ impl Db {
             self.deadlines.pg_statement_timeout_ms,
             self.deadlines.pg_lock_timeout_ms,
         );
+        let generation = self.faults.load(Ordering::Relaxed);
         // Bounded: after a restart every idle connection may be dead.
         for _ in 0..=self.pool.max_size() {
             let mut conn = get()?;
@@ -226,7 +275,7 @@ impl Db {
                 if conn.batch_execute(&sql).is_ok() {
                     let ext = PooledConnection::extensions_mut(&mut conn);
                     ext.insert(SessionTimeouts(want.0, want.1));
-                    ext.insert(LastUsed(Instant::now()));
+                    ext.insert(LastUsed(Instant::now(), generation));
                     return Ok(conn);
                 }
                 mark_broken(&mut conn);
@@ -234,14 +283,19 @@ impl Db {
             }
             let now = Instant::now();
             // Updated in place: an insert allocates, on every request.
-            let idle = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>() {
-                Some(at) => Some(now.saturating_duration_since(std::mem::replace(&mut at.0, now))),
+            let unchecked = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>()
+            {
+                Some(at) => {
+                    let idle = now.saturating_duration_since(std::mem::replace(&mut at.0, now));
+                    let older = std::mem::replace(&mut at.1, generation) < generation;
+                    idle < self.idle_check && !older
+                }
                 None => {
-                    PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now));
-                    None
+                    PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now, generation));
+                    true
                 }
             };
-            if idle.is_none_or(|d| d < self.idle_check) || conn.batch_execute("SELECT 1").is_ok() {
+            if unchecked || conn.batch_execute("SELECT 1").is_ok() {
                 return Ok(conn);
             }
             // Dead: the pool drops it on return and connects afresh.
@@ -283,9 +337,45 @@ impl Db {
             });
         }
         let d = &self.deadlines;
+        self.pg_write(
+            &pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms),
+            f,
+        )
+    }
+
+    /// A PostgreSQL write transaction. Only its `BEGIN` is ever retried (once,
+    /// on another connection, when the first one turns out dead): nothing of
+    /// `f` has run then, so the retry cannot apply anything twice. A
+    /// connection lost later fails the write (503); one lost in the commit
+    /// says the outcome is unknown (`CommitUnknown`).
+    fn pg_write<T, E>(
+        &self,
+        begin_sql: &str,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let mut conn = self.checkout()?;
-        let begin = pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms);
-        atomic_with(&mut conn, Some(&begin), f).0
+        if let Err(e) = begin(&mut conn, Some(begin_sql)) {
+            // Half a `BEGIN; SET LOCAL …` batch may have run: never reuse it.
+            mark_broken(&mut conn);
+            if !self.lost(&mut conn) {
+                return Err(e.into());
+            }
+            drop(conn);
+            conn = self.checkout()?;
+            if let Err(e) = begin(&mut conn, Some(begin_sql)) {
+                mark_broken(&mut conn);
+                self.lost(&mut conn);
+                return Err(e.into());
+            }
+        }
+        let (done, sound) = run_begun(&mut conn, f);
+        if !sound {
+            self.lost(&mut conn);
+        }
+        done
     }
 
     #[cfg(test)]
@@ -349,8 +439,7 @@ impl Db {
                 f(c)
             });
         }
-        let mut conn = self.checkout()?;
-        atomic_with(&mut conn, Some(&pg_begin(statement_ms, lock_ms)), f).0
+        self.pg_write(&pg_begin(statement_ms, lock_ms), f)
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {

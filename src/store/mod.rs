@@ -12,6 +12,7 @@ pub mod identities;
 pub mod ledger;
 pub mod maintain;
 pub mod migrate;
+pub mod notify;
 pub mod outbox;
 pub mod page;
 pub mod pool;

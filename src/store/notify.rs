@@ -1,0 +1,45 @@
+//! PostgreSQL `LISTEN`/`NOTIFY` for token revocations: the revoking
+//! transaction notifies (`tokens::revoke`), and each replica holds one
+//! dedicated connection listening (`RevocationListener`), so a replica may
+//! cache a token's liveness (`auth::revocation`).
+
+use super::error::StoreError;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+/// The channel a revocation is announced on; the payload is the token id.
+pub(super) const REVOKED_CHANNEL: &str = "custodian_token_revoked";
+
+/// A connection listening on `REVOKED_CHANNEL`.
+pub struct RevocationListener(PgConnection);
+
+impl RevocationListener {
+    /// Connects to `url` (a PostgreSQL URL) and starts listening: every
+    /// revocation committed after this returns is delivered to `poll`.
+    pub fn connect(url: &str) -> Result<RevocationListener, StoreError> {
+        let mut c = PgConnection::establish(url).map_err(|e| StoreError::Pool(e.to_string()))?;
+        c.batch_execute(&format!("LISTEN {REVOKED_CHANNEL}"))?;
+        Ok(RevocationListener(c))
+    }
+
+    /// The token ids revoked since the last call, without waiting (libpq
+    /// reads what has arrived); an error when the connection is gone.
+    pub fn poll(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        // Bounded: libpq holds only what has arrived.
+        for n in self.0.notifications_iter() {
+            let n = n?;
+            if n.channel == REVOKED_CHANNEL {
+                ids.push(n.payload);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// One round trip, proving the connection (and so the subscription)
+    /// alive: notifications committed before it are delivered before its
+    /// answer.
+    pub fn heartbeat(&mut self) -> Result<(), StoreError> {
+        Ok(self.0.batch_execute("SELECT 1")?)
+    }
+}
