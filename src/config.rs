@@ -85,6 +85,13 @@ pub struct Settings {
     pub webhook_retry_max_seconds: u64,
     /// A failing endpoint is paused once its retries span this long.
     pub webhook_pause_after_seconds: u64,
+    /// PostgreSQL: where each replica listens for token revocations (a
+    /// direct connection, not a transaction-mode pooler); `None`: the
+    /// database URL. May hold a password: never printed.
+    pub listen_url: Option<SecretString>,
+    /// PostgreSQL: how long a token read live is trusted while the listener
+    /// is not connected (0..=1000).
+    pub revocation_ttl_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -155,6 +162,14 @@ impl std::fmt::Debug for Settings {
             )
             .field("max_resource_bytes", &self.max_resource_bytes)
             .field("max_list_bytes", &self.max_list_bytes)
+            .field(
+                "listen_url",
+                &self
+                    .listen_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+            )
+            .field("revocation_ttl_ms", &self.revocation_ttl_ms)
             .finish()
     }
 }
@@ -209,6 +224,8 @@ impl Default for Settings {
             webhook_retry_base_seconds: 30,
             webhook_retry_max_seconds: 3_600,
             webhook_pause_after_seconds: 86_400,
+            listen_url: None,
+            revocation_ttl_ms: 1000,
         }
     }
 }
@@ -251,6 +268,8 @@ struct FileConfig {
     webhook_retry_base_seconds: Option<u64>,
     webhook_retry_max_seconds: Option<u64>,
     webhook_pause_after_seconds: Option<u64>,
+    listen_url: Option<String>,
+    revocation_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -418,6 +437,12 @@ impl Settings {
         if let Some(v) = f.webhook_pause_after_seconds {
             self.webhook_pause_after_seconds = v;
         }
+        if let Some(v) = f.listen_url {
+            self.listen_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = f.revocation_ttl_ms {
+            self.revocation_ttl_ms = v;
+        }
         Ok(())
     }
 
@@ -542,6 +567,21 @@ impl Settings {
         }
         if self.max_resource_bytes < 1024 {
             return invalid("max_resource_bytes", "must be ≥ 1024".into());
+        }
+        if self.revocation_ttl_ms > 1000 {
+            return invalid(
+                "revocation_ttl_ms",
+                "must be at most 1000 (a revocation takes effect within one second)".into(),
+            );
+        }
+        if let Some(u) = &self.listen_url
+            && !u.expose_secret().starts_with("postgres://")
+            && !u.expose_secret().starts_with("postgresql://")
+        {
+            return invalid(
+                "listen_url",
+                "must be a postgres:// or postgresql:// URL".into(),
+            );
         }
         if self.max_list_bytes < 1024 {
             return invalid("max_list_bytes", "must be ≥ 1024".into());
