@@ -10,7 +10,7 @@
 //! The connection (`pool`), transaction (`tx`) and paging (`page`) items are
 //! re-exported here under the paths the crate has long used.
 
-use super::error::StoreError;
+use super::error::{HoldsStoreError, StoreError};
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
 use super::pool::mark_broken;
@@ -322,7 +322,7 @@ impl Db {
     /// the transaction runs under `statement_timeout` and `lock_timeout`.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let asked = Instant::now();
         if let Some(writer) = &self.writer {
@@ -354,7 +354,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let mut conn = self.checkout()?;
         if let Err(e) = begin(&mut conn, Some(begin_sql)) {
@@ -375,6 +375,15 @@ impl Db {
         if !sound {
             self.lost(&mut conn);
         }
+        // A read-only session (a standby behind the same address after a
+        // failover, `default_transaction_read_only` set while it was open)
+        // stays read-only: the pool must not hand it out again, or writes
+        // would keep failing after the database is writable again.
+        if let Err(e) = &done
+            && matches!(e.store_error(), Some(StoreError::ReadOnly))
+        {
+            mark_broken(&mut conn);
+        }
         done
     }
 
@@ -392,7 +401,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let d = &self.deadlines;
         self.alone(
@@ -411,7 +420,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let limit = self.deadlines.long_write_timeout_ms;
         self.alone(
@@ -430,7 +439,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         if let Some(writer) = &self.writer {
             let asked = Instant::now();

@@ -52,6 +52,19 @@ pub enum StoreError {
     ReadOnly,
 }
 
+/// The store's error inside a layer's own error, if it holds one: lets
+/// `Db`'s write paths see a fault (a read-only refusal) through the
+/// caller's error type.
+pub trait HoldsStoreError {
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl HoldsStoreError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
 /// The message of a connection that is gone (libpq's and the server's words
 /// for SQLSTATE 57P01/57P02/57P03 and class 08), for errors diesel reports
 /// without `ClosedConnection`.
