@@ -18,7 +18,10 @@ impl RevocationListener {
     /// revocation committed after this returns is delivered to `poll`.
     pub fn connect(url: &str) -> Result<RevocationListener, StoreError> {
         let mut c = PgConnection::establish(url).map_err(|e| StoreError::Pool(e.to_string()))?;
-        c.batch_execute(&format!("LISTEN {REVOKED_CHANNEL}"))?;
+        // Named, so operators (and the fault tests) can tell it apart.
+        c.batch_execute(&format!(
+            "SET application_name = 'custodian revocations'; LISTEN {REVOKED_CHANNEL}"
+        ))?;
         Ok(RevocationListener(c))
     }
 
