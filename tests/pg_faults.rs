@@ -446,7 +446,7 @@ struct Outcome {
 }
 
 #[test]
-fn postgres_fault_restart_under_load_loses_no_acknowledged_write() {
+fn postgres_cluster_restart_under_load_loses_no_acknowledged_write() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -715,7 +715,7 @@ fn assert_not_applied_then_retry_completes(replica: &Replica, c: &mut PgConnecti
 }
 
 #[test]
-fn postgres_fault_backend_terminated_mid_disposal_rolls_back_whole() {
+fn postgres_cluster_backend_terminated_mid_disposal_rolls_back_whole() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -744,7 +744,7 @@ fn postgres_fault_backend_terminated_mid_disposal_rolls_back_whole() {
 }
 
 #[test]
-fn postgres_fault_replica_killed_mid_disposal_and_mid_bulk_applies_nothing_twice_or_half() {
+fn postgres_cluster_replica_killed_mid_disposal_and_mid_bulk_applies_nothing_twice_or_half() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -864,7 +864,7 @@ fn postgres_fault_replica_killed_mid_disposal_and_mid_bulk_applies_nothing_twice
 // Read-only
 
 #[test]
-fn postgres_fault_read_only_database_refuses_writes_with_503_and_recovers() {
+fn postgres_cluster_read_only_database_refuses_writes_with_503_and_recovers() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -950,7 +950,7 @@ fn refused_after(replica: &Replica, token: &str, since: Instant) -> Duration {
 }
 
 #[test]
-fn postgres_revocation_reaches_the_other_replica_within_a_second() {
+fn postgres_cluster_revocation_reaches_the_other_replica_within_a_second() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
@@ -1036,7 +1036,7 @@ fn token_id(token: &str) -> String {
 /// elsewhere empties it within a second, through the listener or, without
 /// one, through the TTL.
 #[test]
-fn postgres_revocation_cache_answers_without_a_round_trip_until_revoked() {
+fn postgres_cluster_revocation_cache_answers_without_a_round_trip_until_revoked() {
     use custodian::auth::revocation::spawn_listener;
     use custodian::auth::{AuthLimits, Scope, Verifier, create_token};
     use custodian::store::Db;
