@@ -242,9 +242,10 @@ impl Db {
         let get = || {
             self.pool.get_timeout(self.deadlines.wait).map_err(|e| {
                 tracing::warn!(error = %e, "no pooled database connection within request_deadline_ms");
-                // r2d2 names the last failed connection attempt, if any: then
-                // the database is down or refusing, not merely busy.
-                if e.to_string().contains("connection") && e.to_string().contains(": ") {
+                // r2d2 appends the last failed connection attempt, if any
+                // ("timed out waiting for connection: …"): then the database
+                // is down or refusing, not merely busy.
+                if e.to_string().starts_with("timed out waiting for connection: ") {
                     StoreError::Unavailable("the database is not accepting connections")
                 } else {
                     StoreError::Deadline(
