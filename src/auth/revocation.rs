@@ -7,7 +7,9 @@
 //! - while this replica's listener (`store::notify`) is connected and was
 //!   already listening when the read began: a revocation committed after the
 //!   read is announced, and the announcement drops the entry. The listener
-//!   proves itself with a heartbeat; when none succeeded for `STALE`, it
+//!   proves itself by hearing its own ping (a `NOTIFY` every `PING`): heard,
+//!   it has heard every revocation committed before; when no ping came back
+//!   for `STALE` (a silent connection, a pooler that lost the `LISTEN`), it
 //!   counts as down;
 //! - otherwise for `ttl` (`revocation_ttl_ms`, at most one second) after the
 //!   read began.
@@ -27,9 +29,9 @@ use std::time::{Duration, Instant};
 const CACHE_MAX: usize = 10_000;
 /// The listener is down when no heartbeat succeeded for this long.
 const STALE: Duration = Duration::from_secs(1);
-/// How often the listener reads what arrived, and proves itself alive.
+/// How often the listener reads what arrived, and pings itself.
 const POLL: Duration = Duration::from_millis(20);
-const HEARTBEAT: Duration = Duration::from_millis(250);
+const PING: Duration = Duration::from_millis(250);
 /// The longest a listener-backed entry is trusted (a safety net only).
 const MAX_AGE: Duration = Duration::from_secs(300);
 
@@ -46,7 +48,9 @@ struct State {
     /// Changes whenever the listener connects or drops.
     epoch: u64,
     listening: bool,
-    heard_at: Instant,
+    /// When the listener last heard its own ping (`None`: not since it
+    /// connected).
+    heard_at: Option<Instant>,
     /// Counts announcements, so a read overtaken by one is not cached.
     announced: u64,
 }
@@ -76,7 +80,7 @@ impl Revocations {
                 live: LruCache::new(NonZeroUsize::new(CACHE_MAX).unwrap_or(NonZeroUsize::MIN)),
                 epoch: 0,
                 listening: false,
-                heard_at: Instant::now(),
+                heard_at: None,
                 announced: 0,
             }),
         }
@@ -86,7 +90,7 @@ impl Revocations {
     pub fn fresh(&self, token: &str) -> bool {
         let now = Instant::now();
         let mut s = lock(&self.state);
-        let backed = s.listening && now.saturating_duration_since(s.heard_at) < STALE;
+        let backed = s.backed(now);
         let epoch = s.epoch;
         let Some(seen) = s.live.get(token).copied() else {
             return false;
@@ -97,9 +101,10 @@ impl Revocations {
 
     pub fn before_read(&self) -> Ticket {
         let s = lock(&self.state);
-        let backed = s.listening && s.heard_at.elapsed() < STALE;
+        let now = Instant::now();
+        let backed = s.backed(now);
         Ticket {
-            at: Instant::now(),
+            at: now,
             epoch: backed.then_some(s.epoch),
             announced: s.announced,
         }
@@ -131,17 +136,25 @@ impl Revocations {
         let mut s = lock(&self.state);
         s.epoch = s.epoch.wrapping_add(1);
         s.listening = on;
-        s.heard_at = Instant::now();
+        s.heard_at = None;
     }
 
     fn heard(&self) {
-        lock(&self.state).heard_at = Instant::now();
+        lock(&self.state).heard_at = Some(Instant::now());
     }
 
-    /// Whether the listener is connected and proved alive within `STALE`.
+    /// Whether the listener is connected and heard its ping within `STALE`.
     pub fn listener_up(&self) -> bool {
-        let s = lock(&self.state);
-        s.listening && s.heard_at.elapsed() < STALE
+        lock(&self.state).backed(Instant::now())
+    }
+}
+
+impl State {
+    fn backed(&self, now: Instant) -> bool {
+        self.listening
+            && self
+                .heard_at
+                .is_some_and(|h| now.saturating_duration_since(h) < STALE)
     }
 }
 
@@ -173,19 +186,28 @@ fn listen(weak: &Weak<Revocations>, url: &str) {
         backoff = Duration::from_millis(100);
         r.listening(true);
         drop(r);
-        let mut beat = Instant::now();
+        // Token ids are hex: a ping's payload cannot be taken for one.
+        let ping = format!("ping:{}", uuid::Uuid::new_v4().simple());
+        let mut pinged: Option<Instant> = None;
         let failed = loop {
             let Some(r) = weak.upgrade() else { return };
             match conn.poll() {
-                Ok(ids) => ids.iter().for_each(|id| r.revoked(id)),
+                Ok(payloads) => {
+                    for p in payloads {
+                        if p == ping {
+                            r.heard();
+                        } else if !p.starts_with("ping:") {
+                            r.revoked(&p);
+                        }
+                    }
+                }
                 Err(e) => break e,
             }
-            if beat.elapsed() >= HEARTBEAT {
-                if let Err(e) = conn.heartbeat() {
+            if pinged.is_none_or(|at| at.elapsed() >= PING) {
+                if let Err(e) = conn.ping(&ping) {
                     break e;
                 }
-                r.heard();
-                beat = Instant::now();
+                pinged = Some(Instant::now());
             }
             drop(r);
             std::thread::sleep(POLL);
@@ -219,6 +241,11 @@ mod tests {
     fn a_listener_backed_entry_lasts_until_announced() {
         let r = Revocations::new(Duration::ZERO);
         r.listening(true);
+        // Connected but not yet heard: nothing is listener-backed.
+        let ticket = r.before_read();
+        r.read_live("t1", ticket);
+        assert!(!r.fresh("t1"));
+        r.heard();
         let ticket = r.before_read();
         r.read_live("t1", ticket);
         assert!(r.fresh("t1"));
@@ -234,6 +261,7 @@ mod tests {
         r.read_live("t1", ticket);
         r.listening(false);
         r.listening(true);
+        r.heard();
         assert!(!r.fresh("t1"));
     }
 

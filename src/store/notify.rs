@@ -25,8 +25,9 @@ impl RevocationListener {
         Ok(RevocationListener(c))
     }
 
-    /// The token ids revoked since the last call, without waiting (libpq
-    /// reads what has arrived); an error when the connection is gone.
+    /// The payloads announced since the last call (revoked token ids and
+    /// pings), without waiting (libpq reads what has arrived); an error when
+    /// the connection is gone.
     pub fn poll(&mut self) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         // Bounded: libpq holds only what has arrived.
@@ -39,10 +40,16 @@ impl RevocationListener {
         Ok(ids)
     }
 
-    /// One round trip, proving the connection (and so the subscription)
-    /// alive: notifications committed before it are delivered before its
-    /// answer.
-    pub fn heartbeat(&mut self) -> Result<(), StoreError> {
-        Ok(self.0.batch_execute("SELECT 1")?)
+    /// Announces `payload` on the channel, this listener included: a
+    /// listener that hears its own ping has proved its subscription end to
+    /// end (not only its connection: behind a transaction-mode pooler a
+    /// `LISTEN` may land on a server connection that is not this one's),
+    /// and has heard every revocation committed before the ping.
+    pub fn ping(&mut self, payload: &str) -> Result<(), StoreError> {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(REVOKED_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(payload)
+            .execute(&mut self.0)?;
+        Ok(())
     }
 }
