@@ -381,9 +381,11 @@ impl Verifier {
     /// success is cached and the database is SQLite with an idle pooled
     /// connection, the revocation check is one cached primary-key read of a
     /// local file (microseconds), done here instead of on a blocking thread,
-    /// which would cost two thread hand-offs. `None` means "take the blocking
-    /// path" (`verify_from`): not cached, PostgreSQL (a network round trip),
-    /// or no idle connection (waiting for one must not stall the worker).
+    /// which would cost two thread hand-offs; on PostgreSQL it is answered
+    /// from the liveness cache (`revocation`) when fresh. `None` means "take
+    /// the blocking path" (`verify_from`): not cached, PostgreSQL without a
+    /// fresh liveness (a network round trip), or no idle connection (waiting
+    /// for one must not stall the worker).
     pub fn verify_cached(
         &self,
         db: &Db,
