@@ -184,7 +184,8 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by id; takes effect on the next request, on every replica.
+    /// Revoke a token by id; takes effect on the next request (SQLite), within
+    /// one second on every replica (PostgreSQL).
     Revoke {
         /// The token id (the 16 hex characters after `cust_`, as `token list` shows).
         id: String,

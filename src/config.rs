@@ -171,6 +171,12 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ),
     ("journal_path", "CUSTODIAN_JOURNAL_PATH", Kind::Text),
     ("event_retention", "CUSTODIAN_EVENT_RETENTION", Kind::Text),
+    ("listen_url", "CUSTODIAN_LISTEN_URL", Kind::Text),
+    (
+        "revocation_ttl_ms",
+        "CUSTODIAN_REVOCATION_TTL_MS",
+        Kind::Number,
+    ),
 ];
 
 #[derive(Clone)]
@@ -249,6 +255,13 @@ pub struct Settings {
     pub journal_path: Option<PathBuf>,
     /// Events older than this are deleted from the outbox.
     pub event_retention: std::time::Duration,
+    /// PostgreSQL: where each replica listens for token revocations (a
+    /// direct connection, not a transaction-mode pooler); `None`: the
+    /// database URL. May hold a password: never printed.
+    pub listen_url: Option<SecretString>,
+    /// PostgreSQL: how long a token read live is trusted while the listener
+    /// is not connected (0..=1000).
+    pub revocation_ttl_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -330,6 +343,14 @@ impl std::fmt::Debug for Settings {
                 "event_retention",
                 &humantime::format_duration(self.event_retention).to_string(),
             )
+            .field(
+                "listen_url",
+                &self
+                    .listen_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+            )
+            .field("revocation_ttl_ms", &self.revocation_ttl_ms)
             .finish()
     }
 }
@@ -389,6 +410,8 @@ impl Default for Settings {
             shutdown_timeout: 30,
             journal_path: None,
             event_retention: DEFAULT_EVENT_RETENTION,
+            listen_url: None,
+            revocation_ttl_ms: 1000,
         }
     }
 }
@@ -437,6 +460,8 @@ struct FileConfig {
     journal_path: Option<PathBuf>,
     /// A duration such as "30d" or "12h" (humantime).
     event_retention: Option<String>,
+    listen_url: Option<String>,
+    revocation_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -601,6 +626,12 @@ impl Settings {
         if let Some(v) = f.event_retention {
             self.event_retention = parse_duration("event_retention", &v)?;
         }
+        if let Some(v) = f.listen_url {
+            self.listen_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = f.revocation_ttl_ms {
+            self.revocation_ttl_ms = v;
+        }
         Ok(())
     }
 
@@ -725,6 +756,21 @@ impl Settings {
         }
         if self.max_resource_bytes < 1024 {
             return invalid("max_resource_bytes", "must be ≥ 1024".into());
+        }
+        if self.revocation_ttl_ms > 1000 {
+            return invalid(
+                "revocation_ttl_ms",
+                "must be at most 1000 (a revocation takes effect within one second)".into(),
+            );
+        }
+        if let Some(u) = &self.listen_url
+            && !u.expose_secret().starts_with("postgres://")
+            && !u.expose_secret().starts_with("postgresql://")
+        {
+            return invalid(
+                "listen_url",
+                "must be a postgres:// or postgresql:// URL".into(),
+            );
         }
         if self.max_list_bytes < 1024 {
             return invalid("max_list_bytes", "must be ≥ 1024".into());

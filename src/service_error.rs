@@ -23,3 +23,12 @@ pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+impl crate::store::error::HoldsStoreError for ServiceError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ServiceError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod header;
 pub mod limits;
+pub mod revocation;
 pub mod token;
 pub mod verifier;
 

@@ -2,9 +2,11 @@
 //! by (token id, SHA-256 of the presented secret): successes with what they
 //! admit (tenant, scope, name: a token row never changes except to be revoked),
 //! failures in a separate cache so a flood of wrong secrets cannot evict the
-//! successes. Both are LRUs with a TTL. Revocation is still read by primary
-//! key on every request, so a revocation by the CLI or another replica takes
-//! effect at once.
+//! successes. Both are LRUs with a TTL. On SQLite revocation is still read by
+//! primary key on every request, so a revocation by the CLI takes effect at
+//! once; on PostgreSQL a token's liveness is cached until a replica's
+//! listener hears of its revocation, or for at most a second without one
+//! (`revocation`).
 //!
 //! Fairness (issue 14): argon2 only runs for a key that is in neither cache,
 //! for a token id and a client address that have not failed too often in the
@@ -23,9 +25,10 @@
 //! unless already cached (429 with Retry-After).
 
 use super::limits::{FailureWindows, TtlLru, address_group};
+use super::revocation::Revocations;
 use super::token::{Scope, split};
 use crate::clock::{Clock, SystemClock};
-use crate::store::{self, Db, StoreError};
+use crate::store::{self, Backend, Db, StoreError};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
@@ -60,6 +63,9 @@ pub struct AuthLimits {
     /// client address per window before it is locked; 0 turns this off.
     pub max_failures_per_address: u32,
     pub window: chrono::Duration,
+    /// PostgreSQL: how long a token read live is trusted while no
+    /// revocation listener is connected (at most one second).
+    pub revocation_ttl: Duration,
 }
 
 impl Default for AuthLimits {
@@ -69,6 +75,7 @@ impl Default for AuthLimits {
             max_failures_per_token: 10,
             max_failures_per_address: 100,
             window: chrono::Duration::seconds(60),
+            revocation_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -82,6 +89,7 @@ impl AuthLimits {
             window: chrono::Duration::seconds(
                 i64::try_from(s.auth_failure_window_seconds).unwrap_or(i64::MAX / 1000),
             ),
+            revocation_ttl: Duration::from_millis(s.revocation_ttl_ms),
         }
     }
 
@@ -161,6 +169,8 @@ pub struct Verifier {
     slots: Mutex<Slots>,
     /// Signalled when a slot is given back.
     slot_freed: Condvar,
+    /// PostgreSQL: tokens known live, and the listener keeping that true.
+    pub revocations: Arc<Revocations>,
 }
 
 impl Default for Verifier {
@@ -263,6 +273,7 @@ impl Verifier {
             in_progress: Mutex::new(HashMap::new()),
             slots: Mutex::new(Slots::default()),
             slot_freed: Condvar::new(),
+            revocations: Arc::new(Revocations::new(limits.revocation_ttl)),
             limits,
             clock,
         }
@@ -299,6 +310,7 @@ impl Verifier {
         if cached.is_none() {
             self.refuse_early(&key, client)?;
         }
+        let ticket = self.revocations.before_read();
         let Some((row, tenant_name)) = db.read(|c| store::tokens::find_with_tenant(c, id))? else {
             self.refuse_locked_address(client)?;
             self.record_address_failure(client);
@@ -307,6 +319,9 @@ impl Verifier {
         if row.revoked_at.is_some() {
             self.record_address_failure(client);
             return Err(AuthError::Invalid);
+        }
+        if db.backend() == Backend::Postgres {
+            self.revocations.read_live(id, ticket);
         }
         if let Some(p) = cached {
             return admit(p, allowed);
@@ -366,9 +381,11 @@ impl Verifier {
     /// success is cached and the database is SQLite with an idle pooled
     /// connection, the revocation check is one cached primary-key read of a
     /// local file (microseconds), done here instead of on a blocking thread,
-    /// which would cost two thread hand-offs. `None` means "take the blocking
-    /// path" (`verify_from`): not cached, PostgreSQL (a network round trip),
-    /// or no idle connection (waiting for one must not stall the worker).
+    /// which would cost two thread hand-offs; on PostgreSQL it is answered
+    /// from the liveness cache (`revocation`) when fresh. `None` means "take
+    /// the blocking path" (`verify_from`): not cached, PostgreSQL without a
+    /// fresh liveness (a network round trip), or no idle connection (waiting
+    /// for one must not stall the worker).
     pub fn verify_cached(
         &self,
         db: &Db,
@@ -415,10 +432,14 @@ impl Verifier {
         Some(admit(principal, allowed))
     }
 
-    /// The revocation check of a cached principal on an idle SQLite
-    /// connection (see `verify_cached`); `None` when it would wait or the
-    /// database is PostgreSQL: then `still_live` on a blocking thread.
+    /// The revocation check of a cached principal without blocking: on
+    /// PostgreSQL from the liveness cache (`revocation`), on SQLite on an idle
+    /// connection (see `verify_cached`); `None` when it would wait or
+    /// PostgreSQL must be asked: then `still_live` on a blocking thread.
     pub fn still_live_now(&self, db: &Db, p: &Principal) -> Option<Result<(), AuthError>> {
+        if db.backend() == Backend::Postgres {
+            return self.revocations.fresh(&p.token_id).then_some(Ok(()));
+        }
         let idle = db.idle_sqlite()?;
         match idle.read(|c| store::tokens::is_live(c, &p.token_id)) {
             Err(StoreError::WouldWait) => None,
@@ -430,11 +451,18 @@ impl Verifier {
 
     /// Blocking: the revocation check of a cached principal.
     pub fn still_live(&self, db: &Db, p: &Principal) -> Result<(), AuthError> {
-        if db.read(|c| store::tokens::is_live(c, &p.token_id))? {
-            Ok(())
-        } else {
-            Err(AuthError::Invalid)
+        let pg = db.backend() == Backend::Postgres;
+        if pg && self.revocations.fresh(&p.token_id) {
+            return Ok(());
         }
+        let ticket = self.revocations.before_read();
+        if !db.read(|c| store::tokens::is_live(c, &p.token_id))? {
+            return Err(AuthError::Invalid);
+        }
+        if pg {
+            self.revocations.read_live(&p.token_id, ticket);
+        }
+        Ok(())
     }
 
     fn accepted(&self, key: &Key) -> Option<Principal> {

@@ -344,3 +344,45 @@ fn debug_shows_the_effective_configuration_without_secrets() {
         assert!(d.contains(&format!("{k}: ")), "{k} missing from {d}");
     }
 }
+
+#[test]
+fn revocation_listener_settings_from_file_and_validated() {
+    let mut s = Settings::default();
+    assert_eq!((s.revocation_ttl_ms, s.listen_url.is_none()), (1000, true));
+    assert!(
+        s.apply_file(
+            "listen_url = \"postgres://app:pw@db-primary:5432/custodian\"\nrevocation_ttl_ms = 250\n",
+            "c.toml"
+        )
+        .is_ok()
+    );
+    assert_eq!(s.revocation_ttl_ms, 250);
+    assert!(s.validate().is_ok());
+    // The password never reaches the startup line.
+    let shown = format!("{s:?}");
+    assert!(
+        shown.contains("db-primary") && !shown.contains("pw@"),
+        "{shown}"
+    );
+    for (bad, key) in [
+        (
+            Settings {
+                revocation_ttl_ms: 1001,
+                ..Settings::default()
+            },
+            "revocation_ttl_ms",
+        ),
+        (
+            Settings {
+                listen_url: Some(SecretString::from("sqlite://x.db")),
+                ..Settings::default()
+            },
+            "listen_url",
+        ),
+    ] {
+        assert!(
+            bad.validate().is_err_and(|e| e.to_string().contains(key)),
+            "{key}"
+        );
+    }
+}

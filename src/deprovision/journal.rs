@@ -166,7 +166,7 @@ pub fn unapplied<'a>(
     let candidates = unchecked(db, journal_id, entries)?;
     db.read(|c| {
         let mut out = Vec::new();
-        for e in candidates {
+        for e in candidates.iter().copied() {
             if lacking(c, &e.record)? {
                 out.push(e);
             }

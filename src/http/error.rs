@@ -137,6 +137,32 @@ impl ApiError {
                     ),
                     Some(2),
                 ),
+                StoreError::Unavailable(what) => (
+                    ScimError::new(
+                        503,
+                        None,
+                        format!(
+                            "the database is unavailable ({what}); nothing was written; retry shortly"
+                        ),
+                    ),
+                    Some(2),
+                ),
+                StoreError::CommitUnknown => (
+                    ScimError::new(
+                        503,
+                        None,
+                        "the connection to the database was lost while this write was committing: it may or may not have been stored; read the resource before retrying",
+                    ),
+                    Some(2),
+                ),
+                StoreError::ReadOnly => (
+                    ScimError::new(
+                        503,
+                        None,
+                        "the database is read-only (a failover or maintenance is in progress): writes are refused and nothing was written; reads still work; retry later",
+                    ),
+                    Some(5),
+                ),
                 StoreError::Deadline(what) => (
                     ScimError::new(
                         503,
@@ -292,6 +318,21 @@ mod tests {
             d.contains("was disposed") && !d.contains("nothing was written"),
             "{d}"
         );
+        // Database faults are 503 with Retry-After, never a 500.
+        for (e, words) in [
+            (
+                StoreError::Unavailable("the connection to the database was lost"),
+                "nothing was written",
+            ),
+            (StoreError::CommitUnknown, "may or may not have been stored"),
+            (StoreError::ReadOnly, "read-only"),
+        ] {
+            let (s, b, retry, _) = body_of(ApiError::Store(e));
+            assert_eq!(s, 503);
+            assert!(retry.is_some_and(|r| r.parse::<u32>().is_ok_and(|n| n > 0)));
+            let d = b["detail"].as_str().unwrap_or_default();
+            assert!(d.contains(words), "{d}");
+        }
         let (s, b, _, _) = body_of(ApiError::Auth(AuthError::WrongScope {
             have: crate::auth::Scope::Gate,
             allowed: vec![crate::auth::Scope::Scim],

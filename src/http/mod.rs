@@ -66,6 +66,25 @@ impl AppState {
         let share = usize::try_from(settings.tenant_connection_share).unwrap_or(0);
         let queue = settings.max_in_flight_per_tenant;
         crate::metrics::install();
+        let verifier = Arc::new(Verifier::new(
+            crate::auth::AuthLimits::from_settings(&settings),
+            Arc::clone(&deprov.clock),
+        ));
+        if db.backend() == crate::store::Backend::Postgres {
+            use secrecy::ExposeSecret;
+            let url = settings
+                .listen_url
+                .as_ref()
+                .unwrap_or(&settings.database_url);
+            // The thread ends with the verifier; without it tokens are
+            // trusted for revocation_ttl_ms only.
+            if let Err(e) = crate::auth::revocation::spawn_listener(
+                &verifier.revocations,
+                url.expose_secret().to_string(),
+            ) {
+                tracing::warn!(error = %e, "cannot start the revocation listener");
+            }
+        }
         AppState {
             svc: crate::provisioning::Services {
                 db: db.clone(),
@@ -73,10 +92,7 @@ impl AppState {
                 limits: settings.resource_limits(),
             },
             db,
-            verifier: Arc::new(Verifier::new(
-                crate::auth::AuthLimits::from_settings(&settings),
-                Arc::clone(&deprov.clock),
-            )),
+            verifier,
             limiter: limiter::Limiter::new(scim, share, queue),
             gate_limiter: limiter::Limiter::new(gate, share, queue),
             cpu: limiter::Limiter::new(

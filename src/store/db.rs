@@ -10,17 +10,18 @@
 //! The connection (`pool`), transaction (`tx`) and paging (`page`) items are
 //! re-exported here under the paths the crate has long used.
 
-use super::error::StoreError;
+use super::error::{HoldsStoreError, StoreError};
 use super::journal_queue::{JournalSink, journaled};
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
 use super::pool::mark_broken;
-use super::tx::{atomic_with, pg_begin};
+use super::tx::{begin, pg_begin, run_begun};
 use super::writer::Writer;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use super::page::{Count, Order, Page, Positioned, Window};
@@ -34,8 +35,9 @@ pub(in crate::store) use super::tx::lock_row;
 /// use (`Db::checkout`).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
-/// When a pooled connection was last checked out (its r2d2 extension).
-struct LastUsed(Instant);
+/// When a pooled connection was last checked out, and the fault generation
+/// (`Db::faults`) it was last known alive in (its r2d2 extension).
+struct LastUsed(Instant, u64);
 
 /// The session `statement_timeout` and `lock_timeout` (ms) a pooled
 /// PostgreSQL connection was given (its r2d2 extension).
@@ -101,6 +103,11 @@ pub struct Db {
     no_wait: bool,
     /// PostgreSQL: a connection idle this long is checked before use.
     idle_check: Duration,
+    /// PostgreSQL: bumped whenever a connection is found dead (a restart, a
+    /// terminated backend, a failover). A pooled connection last known alive
+    /// in an older generation is checked before use, so after one request
+    /// meets a dead connection the others are not handed out unchecked.
+    faults: Arc<AtomicU64>,
     deadlines: Deadlines,
     /// Where committed disposals, lifts and releases are journaled
     /// (`journal_queue`); `None`: not journaled.
@@ -154,6 +161,7 @@ impl Db {
             truncation: Arc::default(),
             no_wait: false,
             idle_check: IDLE_CHECK,
+            faults: Arc::default(),
             deadlines: Deadlines::default(),
             journal: None,
         })
@@ -195,7 +203,10 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection, outside any explicit transaction.
-    pub fn read<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    /// On PostgreSQL, a read that fails because its connection is gone (a
+    /// restart, a terminated backend) runs once more on another, checked
+    /// connection: it wrote nothing, so running it again is safe.
+    pub fn read<T, E>(&self, mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -204,7 +215,36 @@ impl Db {
         } else {
             self.checkout()?
         };
-        f(&mut conn)
+        match f(&mut conn) {
+            Err(_) if self.lost(&mut conn) => {
+                drop(conn);
+                let mut conn = self.checkout()?;
+                let again = f(&mut conn);
+                if again.is_err() {
+                    self.lost(&mut conn);
+                }
+                again
+            }
+            done => done,
+        }
+    }
+
+    /// After an error on `conn`: whether the connection itself is gone. On
+    /// PostgreSQL this asks libpq to read what the server sent
+    /// (`PQconsumeInput`, no round trip), which fails on a closed
+    /// connection; a dead one is marked for the pool to discard and starts
+    /// a new fault generation.
+    fn lost(&self, conn: &mut AnyConnection) -> bool {
+        let dead = match conn {
+            AnyConnection::Postgresql(c) => matches!(c.notifications_iter().next(), Some(Err(_))),
+            AnyConnection::Sqlite(_) => false,
+        };
+        if dead {
+            tracing::warn!("a PostgreSQL connection was lost; pooled connections are checked");
+            mark_broken(conn);
+            self.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        dead
     }
 
     /// A pooled connection. A PostgreSQL connection that sat idle for
@@ -222,7 +262,16 @@ impl Db {
         let get = || {
             self.pool.get_timeout(self.deadlines.wait).map_err(|e| {
                 tracing::warn!(error = %e, "no pooled database connection within request_deadline_ms");
-                StoreError::Deadline("no database connection became free within request_deadline_ms")
+                // r2d2 appends the last failed connection attempt, if any
+                // ("timed out waiting for connection: …"): then the database
+                // is down or refusing, not merely busy.
+                if e.to_string().starts_with("timed out waiting for connection: ") {
+                    StoreError::Unavailable("the database is not accepting connections")
+                } else {
+                    StoreError::Deadline(
+                        "no database connection became free within request_deadline_ms",
+                    )
+                }
             })
         };
         if self.backend != Backend::Postgres {
@@ -232,6 +281,7 @@ impl Db {
             self.deadlines.pg_statement_timeout_ms,
             self.deadlines.pg_lock_timeout_ms,
         );
+        let generation = self.faults.load(Ordering::Relaxed);
         // Bounded: after a restart every idle connection may be dead.
         for _ in 0..=self.pool.max_size() {
             let mut conn = get()?;
@@ -246,7 +296,7 @@ impl Db {
                 if conn.batch_execute(&sql).is_ok() {
                     let ext = PooledConnection::extensions_mut(&mut conn);
                     ext.insert(SessionTimeouts(want.0, want.1));
-                    ext.insert(LastUsed(Instant::now()));
+                    ext.insert(LastUsed(Instant::now(), generation));
                     return Ok(conn);
                 }
                 mark_broken(&mut conn);
@@ -254,14 +304,19 @@ impl Db {
             }
             let now = Instant::now();
             // Updated in place: an insert allocates, on every request.
-            let idle = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>() {
-                Some(at) => Some(now.saturating_duration_since(std::mem::replace(&mut at.0, now))),
+            let unchecked = match PooledConnection::extensions_mut(&mut conn).get_mut::<LastUsed>()
+            {
+                Some(at) => {
+                    let idle = now.saturating_duration_since(std::mem::replace(&mut at.0, now));
+                    let older = std::mem::replace(&mut at.1, generation) < generation;
+                    idle < self.idle_check && !older
+                }
                 None => {
-                    PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now));
-                    None
+                    PooledConnection::extensions_mut(&mut conn).insert(LastUsed(now, generation));
+                    true
                 }
             };
-            if idle.is_none_or(|d| d < self.idle_check) || conn.batch_execute("SELECT 1").is_ok() {
+            if unchecked || conn.batch_execute("SELECT 1").is_ok() {
                 return Ok(conn);
             }
             // Dead: the pool drops it on return and connects afresh.
@@ -288,7 +343,7 @@ impl Db {
     /// the transaction runs under `statement_timeout` and `lock_timeout`.
     pub fn write<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         journaled(self.journal.as_deref(), || {
             let asked = Instant::now();
@@ -304,10 +359,55 @@ impl Db {
                 });
             }
             let d = &self.deadlines;
-            let mut conn = self.checkout()?;
-            let begin = pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms);
-            atomic_with(&mut conn, Some(&begin), f).0
+            self.pg_write(
+                &pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms),
+                f,
+            )
         })
+    }
+
+    /// A PostgreSQL write transaction. Only its `BEGIN` is ever retried (once,
+    /// on another connection, when the first one turns out dead): nothing of
+    /// `f` has run then, so the retry cannot apply anything twice. A
+    /// connection lost later fails the write (503); one lost in the commit
+    /// says the outcome is unknown (`CommitUnknown`).
+    fn pg_write<T, E>(
+        &self,
+        begin_sql: &str,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError> + HoldsStoreError,
+    {
+        let mut conn = self.checkout()?;
+        if let Err(e) = begin(&mut conn, Some(begin_sql)) {
+            // Half a `BEGIN; SET LOCAL …` batch may have run: never reuse it.
+            mark_broken(&mut conn);
+            if !self.lost(&mut conn) {
+                return Err(e.into());
+            }
+            drop(conn);
+            conn = self.checkout()?;
+            if let Err(e) = begin(&mut conn, Some(begin_sql)) {
+                mark_broken(&mut conn);
+                self.lost(&mut conn);
+                return Err(e.into());
+            }
+        }
+        let (done, sound) = run_begun(&mut conn, f);
+        if !sound {
+            self.lost(&mut conn);
+        }
+        // A read-only session (a standby behind the same address after a
+        // failover, `default_transaction_read_only` set while it was open)
+        // stays read-only: the pool must not hand it out again, or writes
+        // would keep failing after the database is writable again.
+        if let Err(e) = &done
+            && matches!(e.store_error(), Some(StoreError::ReadOnly))
+        {
+            mark_broken(&mut conn);
+        }
+        done
     }
 
     #[cfg(test)]
@@ -324,7 +424,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let d = &self.deadlines;
         self.alone(
@@ -343,7 +443,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         let limit = self.deadlines.long_write_timeout_ms;
         self.alone(
@@ -362,7 +462,7 @@ impl Db {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<StoreError>,
+        E: From<StoreError> + HoldsStoreError,
     {
         journaled(self.journal.as_deref(), || {
             if let Some(writer) = &self.writer {
@@ -372,8 +472,7 @@ impl Db {
                     f(c)
                 });
             }
-            let mut conn = self.checkout()?;
-            atomic_with(&mut conn, Some(&pg_begin(statement_ms, lock_ms)), f).0
+            self.pg_write(&pg_begin(statement_ms, lock_ms), f)
         })
     }
 

@@ -41,6 +41,49 @@ pub enum StoreError {
     /// database) could not be appended to.
     #[error("committed, but the disposal journal could not be written: {0}")]
     Journal(String),
+    /// The database could not serve the request (connection lost, server
+    /// restarting, out of disk): transient, answered 503 with `Retry-After`.
+    /// Nothing was written unless the loss hit a commit (`CommitUnknown`).
+    #[error("database unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The connection was lost while the commit was on its way: the write
+    /// may or may not be stored.
+    #[error("connection lost during commit")]
+    CommitUnknown,
+    /// The database refuses writes (SQLSTATE 25006: a standby after a
+    /// failover, `default_transaction_read_only`); reads still work.
+    #[error("the database is read-only")]
+    ReadOnly,
+}
+
+/// The store's error inside a layer's own error, if it holds one: lets
+/// `Db`'s write paths see a fault (a read-only refusal) through the
+/// caller's error type.
+pub trait HoldsStoreError {
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl HoldsStoreError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+/// The message of a connection that is gone (libpq's and the server's words
+/// for SQLSTATE 57P01/57P02/57P03 and class 08), for errors diesel reports
+/// without `ClosedConnection`.
+fn lost_connection(message: &str) -> bool {
+    const WORDS: [&str; 8] = [
+        "server closed the connection unexpectedly",
+        "terminating connection due to",
+        "no connection to the server",
+        "connection not open",
+        "could not receive data from server",
+        "could not send data to server",
+        "the database system is",
+        "SSL SYSCALL error",
+    ];
+    WORDS.iter().any(|w| message.contains(w))
 }
 
 impl From<DieselError> for StoreError {
@@ -64,6 +107,26 @@ impl From<DieselError> for StoreError {
             {
                 StoreError::Deadline("a row stayed locked past pg_lock_timeout_ms")
             }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => StoreError::Unavailable("the connection to the database was lost"),
+            DieselError::DatabaseError(_, ref info) if lost_connection(info.message()) => {
+                StoreError::Unavailable("the connection to the database was lost")
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                StoreError::ReadOnly
+            }
+            // SQLSTATE 53100 disk_full (and the same words from a WAL write).
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("No space left on device") =>
+            {
+                StoreError::Unavailable("the database server is out of disk space")
+            }
+            // A transaction whose connection failed under it.
+            DieselError::BrokenTransactionManager => {
+                StoreError::Unavailable("the connection to the database was lost")
+            }
             DieselError::DatabaseError(_, ref info)
                 if info.message().contains("database is locked")
                     || info.message().contains("database is busy") =>
@@ -78,5 +141,46 @@ impl From<DieselError> for StoreError {
 impl From<diesel::r2d2::PoolError> for StoreError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         StoreError::Pool(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_faults_are_recognised_by_kind_and_words() {
+        let lost = |kind, msg: &str| {
+            StoreError::from(DieselError::DatabaseError(kind, Box::new(msg.to_string())))
+        };
+        assert!(matches!(
+            lost(DatabaseErrorKind::ClosedConnection, "x"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            lost(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command"
+            ),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            lost(
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction"
+            ),
+            StoreError::ReadOnly
+        ));
+        assert!(matches!(
+            lost(
+                DatabaseErrorKind::Unknown,
+                "could not extend file \"base/1/2\": No space left on device"
+            ),
+            StoreError::Unavailable(d) if d.contains("disk")
+        ));
+        assert!(matches!(
+            lost(DatabaseErrorKind::Unknown, "syntax error"),
+            StoreError::Db(_)
+        ));
     }
 }

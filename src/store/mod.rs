@@ -14,6 +14,7 @@ pub mod journal_queue;
 pub mod ledger;
 pub mod maintain;
 pub mod migrate;
+pub mod notify;
 pub mod outbox;
 pub mod page;
 pub mod pool;

@@ -128,6 +128,8 @@ pub fn is_live(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
 }
 
 /// Marks a token revoked; returns false when no such (unrevoked) token exists.
+/// On PostgreSQL the revocation is announced to every replica's listener
+/// (`notify::RevocationListener`) when this transaction commits.
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, StoreError> {
     let n = diesel::update(
         api_tokens::table
@@ -136,5 +138,13 @@ pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, Sto
     )
     .set(api_tokens::revoked_at.eq(Some(now)))
     .execute(conn)?;
+    if n > 0
+        && let AnyConnection::Postgresql(c) = conn
+    {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(super::notify::REVOKED_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(c)?;
+    }
     Ok(n > 0)
 }

@@ -51,6 +51,15 @@ pub(super) fn atomic_with<T, E>(
 where
     E: From<StoreError>,
 {
+    if let Err(e) = begin(conn, pg_begin) {
+        return (Err(e.into()), false);
+    }
+    run_begun(conn, f)
+}
+
+/// Opens a transaction level (see `atomic_with`). Nothing of the caller's
+/// has run when this fails, so a caller may retry it on another connection.
+pub(super) fn begin(conn: &mut AnyConnection, pg_begin: Option<&str>) -> Result<(), StoreError> {
     let begun = match conn {
         AnyConnection::Sqlite(c) => {
             if in_transaction(c) {
@@ -66,9 +75,17 @@ where
             _ => AnsiTransactionManager::begin_transaction(c),
         },
     };
-    if let Err(e) = begun {
-        return (Err(StoreError::from(e).into()), false);
-    }
+    begun.map_err(StoreError::from)
+}
+
+/// Runs `f` in the level `begin` opened, then commits it (or rolls back).
+pub(super) fn run_begun<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> (Result<T, E>, bool)
+where
+    E: From<StoreError>,
+{
     // Events `f` emits (`outbox::emit_at_commit`) are written last, just
     // before this level commits: their tenant's counter row stays locked only
     // that long.
@@ -96,7 +113,14 @@ where
                 Err(e) => {
                     rollback(conn);
                     super::journal_queue::truncate(journal_mark);
-                    (Err(StoreError::from(e).into()), false)
+                    // The COMMIT may have reached the server before the
+                    // connection went: the outcome is unknown, and saying
+                    // "nothing was written" could be false.
+                    let e = match StoreError::from(e) {
+                        StoreError::Unavailable(_) => StoreError::CommitUnknown,
+                        other => other,
+                    };
+                    (Err(e.into()), false)
                 }
             }
         }

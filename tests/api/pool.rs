@@ -31,8 +31,9 @@ fn terminate(pid: i32) {
 }
 
 /// A connection that sat idle is checked before use, so a closed one costs
-/// no request; one in steady use is not checked, so its death fails one
-/// request, and the pool never hands it out again.
+/// no request; one in steady use is not checked, so a read that meets its
+/// death runs again on a new connection (as does a write whose BEGIN meets
+/// it), and the pool never hands it out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dead_connections_are_replaced() {
     let Some(app) = common::postgres_app().await else {
@@ -54,16 +55,26 @@ async fn postgres_dead_connections_are_replaced() {
         let second = backend_pid(&checked).expect("the dead connection was replaced at checkout");
         assert_ne!(first, second);
 
-        // Not checked (in steady use): one failed read, then a new connection.
+        // Not checked (in steady use): the read meets the dead connection,
+        // which is discarded, and runs once more on a new one.
         let unchecked = db.with_idle_check(Duration::from_secs(3600));
         assert_eq!(backend_pid(&unchecked).expect("read"), second);
         terminate(second);
-        assert!(
-            backend_pid(&unchecked).is_err(),
-            "a query on a closed connection fails"
-        );
-        let third = backend_pid(&unchecked).expect("the failed connection was discarded");
+        let third = backend_pid(&unchecked).expect("the read is retried on a new connection");
         assert!(third != second && third != first);
+        // A write whose BEGIN meets a dead connection is retried too: none
+        // of it had run.
+        terminate(third);
+        let fourth = unchecked
+            .write(|c| {
+                Ok::<_, StoreError>(
+                    diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                        .get_result::<Pid>(c)?
+                        .pid,
+                )
+            })
+            .expect("the write's BEGIN is retried on a new connection");
+        assert!(fourth != third && fourth != second);
     })
     .await
     .expect("blocking");
