@@ -3,7 +3,8 @@
 use crate::deprovision::admin::{self, ItemBody, ParentRef, UserDataLine};
 use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
-use crate::domain::{Actor, EventType, UserState};
+use crate::domain::{Actor, UserState};
+use crate::events::payload::ContentReassigned;
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemQuery};
@@ -98,9 +99,12 @@ pub fn transfer(
         crate::events::emit_at_commit(
             c,
             &who.tenant_id,
-            EventType::ContentReassigned,
             Some(from),
-            json!({"to": to, "items": items, "userData": data}),
+            &ContentReassigned {
+                to: to.clone(),
+                items: items as u64,
+                user_data: Some(data as u64),
+            },
             &now,
         )?;
         Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
@@ -179,9 +183,12 @@ pub fn reassign(
         crate::events::emit_at_commit(
             c,
             tenant,
-            EventType::ContentReassigned,
             None,
-            json!({"to": to, "items": moved}),
+            &ContentReassigned {
+                to: to.clone(),
+                items: moved as u64,
+                user_data: None,
+            },
             &now,
         )?;
         Ok(json!({"to": to, "items": moved}))
