@@ -42,6 +42,9 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Print the OpenAPI 3.1 document of the admin, ledger, events and gate APIs
+    /// (as served at /admin/v1/openapi.json); `custodian openapi > docs/openapi.json`.
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]

@@ -112,6 +112,10 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(file.or(settings.policy_file)),
+        Command::Openapi => {
+            print!("{}", custodian::http::admin::openapi::document());
+            Ok(())
+        }
     }
 }
 

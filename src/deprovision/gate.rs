@@ -11,12 +11,16 @@ use crate::store::{AnyConnection, StoreError, identities};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The identifiers of one sign-in (at least one); `register: true` also
+/// records the SSO subject of an allowed user.
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     #[serde(rename = "userName")]
     pub user_name: Option<String>,
+    /// One address or a list (at most 20).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(value_type = Option<Vec<String>>, max_items = 20)]
     pub email: Vec<String>,
     #[serde(rename = "externalId")]
     pub external_id: Option<String>,
@@ -25,7 +29,7 @@ pub struct GateRequest {
     pub register: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SsoSubject {
     pub issuer: String,
@@ -71,7 +75,7 @@ impl GateRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GateAnswer {
     pub decision: GateDecision,
     pub reason: GateReason,
