@@ -20,6 +20,7 @@ mod explain;
 mod fairness;
 mod filters;
 mod groups;
+mod openapi;
 mod identity;
 mod pool;
 mod robustness;
