@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// What happens to content items of one kind when their owner is disposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KindAction {
     Transfer,

@@ -19,7 +19,11 @@ fn canonical(v: &Value) -> String {
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),
@@ -95,7 +99,10 @@ async fn every_registered_route_is_documented_and_nothing_else() {
             missing.push(format!("{method} {path}"));
         }
     }
-    assert!(missing.is_empty(), "registered but not documented: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "registered but not documented: {missing:?}"
+    );
     let mut ghosts = vec![];
     for (path, item) in paths {
         for m in item.as_object().expect("path item").keys() {
@@ -107,7 +114,10 @@ async fn every_registered_route_is_documented_and_nothing_else() {
             }
         }
     }
-    assert!(ghosts.is_empty(), "documented but not registered: {ghosts:?}");
+    assert!(
+        ghosts.is_empty(),
+        "documented but not registered: {ghosts:?}"
+    );
 }
 
 /// Every documented route answers on the real server: no 404 "no such
@@ -120,9 +130,13 @@ async fn every_documented_operation_is_served() {
         serde_json::from_str(custodian::http::admin::openapi::document()).expect("JSON");
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        let concrete = path.replace("{kind}", "doc").replace("{id}", "x1").replace("{category}", "c");
+        let concrete = path
+            .replace("{kind}", "doc")
+            .replace("{id}", "x1")
+            .replace("{category}", "c");
         for m in item.as_object().expect("path item").keys() {
-            let method = reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).expect("method");
+            let method =
+                reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).expect("method");
             let r = app
                 .client
                 .request(method, format!("{}{concrete}", app.addr))

@@ -36,7 +36,9 @@ impl From<AuditRow> for Audit {
             action: r.action,
             subject_type: r.subject_type,
             subject_id: r.subject_id,
-            detail: r.detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+            detail: r
+                .detail
+                .and_then(|d| serde_json::from_str::<Value>(&d).ok()),
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{body, created_or_ok, ok, query};
 use crate::deprovision::admin::{ItemBody, ItemView, ParentRef, UserDataLine};
-use crate::deprovision::commands::content::{self as cmd, ItemList, Reassigned, Selection, Transferred};
+use crate::deprovision::commands::content::{
+    self as cmd, ItemList, Reassigned, Selection, Transferred,
+};
 use crate::http::auth::{AdminCaller, AdminUpload, LedgerCaller, LedgerUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};

@@ -273,7 +273,9 @@ fn disposal(r: DisposalRow) -> Disposal {
         cause: r.cause,
         due_at: r.due_at,
         plan_hash: r.plan_hash,
-        counts: r.counts.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+        counts: r
+            .counts
+            .and_then(|c| serde_json::from_str::<Value>(&c).ok()),
         created_at: r.created_at,
         completed_at: r.completed_at,
     }

@@ -41,7 +41,11 @@ fn admin_table<R: Routes>(r: &mut R) {
     r.at(M::GET, "/content", content::list);
     r.at(M::POST, "/content:reassign", content::reassign);
     r.at(M::POST, "/content:import", super::import::import_content);
-    r.at(M::POST, "/user-data:import", super::import::import_user_data);
+    r.at(
+        M::POST,
+        "/user-data:import",
+        super::import::import_user_data,
+    );
     r.at(M::PUT, "/content/{kind}/{id}", content::put);
     r.at(M::GET, "/content/{kind}/{id}", content::get);
     r.at(M::DELETE, "/content/{kind}/{id}", content::delete);
@@ -56,7 +60,11 @@ fn admin_table<R: Routes>(r: &mut R) {
     r.at(M::POST, "/disposals/{id}/release", disposals::release);
     r.at(M::POST, "/brake/reset", disposals::reset_brake);
     r.at(M::PUT, "/users/{id}/legal-hold", disposals::set_legal_hold);
-    r.at(M::DELETE, "/users/{id}/legal-hold", disposals::lift_legal_hold);
+    r.at(
+        M::DELETE,
+        "/users/{id}/legal-hold",
+        disposals::lift_legal_hold,
+    );
     r.at(M::GET, "/webhooks", webhooks::state);
     r.at(M::POST, "/webhooks:resume", webhooks::resume);
     r.at(M::GET, "/events", webhooks::events);

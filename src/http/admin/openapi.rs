@@ -27,10 +27,7 @@ const SCOPES: &[(&str, &str)] = &[
         "ledger",
         "A token of scope `ledger`: what a content platform needs — writing the content ledger and user-data lines.",
     ),
-    (
-        "gate",
-        "A token of scope `gate`: the sign-in check only.",
-    ),
+    ("gate", "A token of scope `gate`: the sign-in check only."),
     (
         "scim",
         "A token of scope `scim`: the SCIM 2.0 API under `/scim/v2` (described by its own discovery endpoints, not here).",
@@ -171,14 +168,40 @@ impl Modify for Errors {
         };
         let components = doc.components.get_or_insert_with(Default::default);
         for (name, what, retry) in [
-            ("BadRequest", "The request is malformed (`scimType` says how)", false),
-            ("Unauthorized", "No token, or an invalid or revoked one", false),
-            ("Forbidden", "The token's scope does not allow this operation", false),
-            ("TooManyRequests", "Too many requests in flight for this tenant, or too many failed authentications", true),
-            ("Unavailable", "The database is busy or the request ran out of time; retry after the delay", true),
-            ("Error", "A SCIM error: not found, conflict, precondition failed, payload too large, …", false),
+            (
+                "BadRequest",
+                "The request is malformed (`scimType` says how)",
+                false,
+            ),
+            (
+                "Unauthorized",
+                "No token, or an invalid or revoked one",
+                false,
+            ),
+            (
+                "Forbidden",
+                "The token's scope does not allow this operation",
+                false,
+            ),
+            (
+                "TooManyRequests",
+                "Too many requests in flight for this tenant, or too many failed authentications",
+                true,
+            ),
+            (
+                "Unavailable",
+                "The database is busy or the request ran out of time; retry after the delay",
+                true,
+            ),
+            (
+                "Error",
+                "A SCIM error: not found, conflict, precondition failed, payload too large, …",
+                false,
+            ),
         ] {
-            components.responses.insert(name.into(), RefOr::T(error(what, retry)));
+            components
+                .responses
+                .insert(name.into(), RefOr::T(error(what, retry)));
         }
         for item in doc.paths.paths.values_mut() {
             for op in [
@@ -207,7 +230,9 @@ impl Modify for Errors {
                     op.responses
                         .responses
                         .entry(status.into())
-                        .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
+                        .or_insert_with(|| {
+                            RefOr::Ref(Ref::new(format!("#/components/responses/{name}")))
+                        });
                 }
             }
         }
@@ -236,9 +261,21 @@ fn webhooks_doc() -> Map<String, Value> {
         })
     };
     let headers = json!([
-        header("webhook-id", "The event's id (the envelope's `id`): the same on every retry; de-duplicate on it.", "evt_0190f1c2a0b47d7e8f9a0b1c2d3e4f50"),
-        header("webhook-timestamp", "Unix seconds when this attempt was signed; reject one too far from now.", "1767225600"),
-        header("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` signatures of `{webhook-id}.{webhook-timestamp}.{body}` under the endpoint's `whsec_…` secret (several during a secret rotation). Verify with any Standard Webhooks library.", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+        header(
+            "webhook-id",
+            "The event's id (the envelope's `id`): the same on every retry; de-duplicate on it.",
+            "evt_0190f1c2a0b47d7e8f9a0b1c2d3e4f50"
+        ),
+        header(
+            "webhook-timestamp",
+            "Unix seconds when this attempt was signed; reject one too far from now.",
+            "1767225600"
+        ),
+        header(
+            "webhook-signature",
+            "Space-separated `v1,<base64 HMAC-SHA256>` signatures of `{webhook-id}.{webhook-timestamp}.{body}` under the endpoint's `whsec_…` secret (several during a secret rotation). Verify with any Standard Webhooks library.",
+            "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
+        ),
     ]);
     payload::schemas()
         .into_iter()

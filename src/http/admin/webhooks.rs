@@ -2,6 +2,7 @@
 
 use super::{ok, query};
 use crate::deprovision::commands::webhooks as cmd;
+use crate::events::payload::Envelope;
 use crate::http::auth::AdminCaller;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -9,7 +10,6 @@ use crate::scim::error::ScimError;
 use crate::store::reads::webhooks::{self as reads, EndpointState};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use crate::events::payload::Envelope;
 use serde_json::Value;
 
 /// One webhook endpoint's delivery state.
