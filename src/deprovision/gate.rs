@@ -20,7 +20,7 @@ pub struct GateRequest {
     pub user_name: Option<String>,
     /// One address or a list (at most 20).
     #[serde(default, deserialize_with = "one_or_many")]
-    #[schema(value_type = Option<Vec<String>>, max_items = 20)]
+    #[schema(schema_with = one_or_many_schema)]
     pub email: Vec<String>,
     #[serde(rename = "externalId")]
     pub external_id: Option<String>,
@@ -48,6 +48,23 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         Some(OneOrMany::One(s)) => vec![s],
         Some(OneOrMany::Many(v)) => v,
     })
+}
+
+/// `one_or_many`'s OpenAPI schema: a string, a list of at most 20, or null.
+fn one_or_many_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .max_items(Some(20)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some("One address or a list (at most 20)."))
+            .build(),
+    )
 }
 
 impl GateRequest {
