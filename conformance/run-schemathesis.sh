@@ -14,7 +14,7 @@
 #
 # Environment (all optional):
 #   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation and phase (default 30)
-#   SCHEMATHESIS_MAX_TIME       seconds for the whole fuzzing run (default 300)
+#   SCHEMATHESIS_MAX_TIME       seconds for the whole fuzzing run (default 180)
 #   SCHEMATHESIS_SEED           a seed to reproduce a run (default: random, printed)
 #   SCHEMATHESIS_VENV           virtualenv (default: $REPO/target/openapi-venv)
 #   SCHEMATHESIS_KEEP_WORKDIR=1 keep the temporary directory (server DB, logs)
@@ -186,12 +186,12 @@ CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,resp
 say "schemathesis run $BASE/admin/v1/openapi.json (seed $SEED, checks $CHECKS)"
 set +e
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$REPO/conformance" \
-    timeout --kill-after=30 "$(( ${SCHEMATHESIS_MAX_TIME:-300} + 120 ))" \
+    timeout --kill-after=30 "$(( ${SCHEMATHESIS_MAX_TIME:-180} + 120 ))" \
     "$VENV/bin/schemathesis" --no-color --config-file "$WORKDIR/schemathesis.toml" run "$BASE/admin/v1/openapi.json" \
     --header "Authorization: Bearer $ADMIN" \
     --checks "$CHECKS" \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-30}" \
-    --max-time "${SCHEMATHESIS_MAX_TIME:-300}" \
+    --max-time "${SCHEMATHESIS_MAX_TIME:-180}" \
     --seed "$SEED" \
     --workers 2 \
     --report junit --report-dir "$WORKDIR/report" 2>&1 | tee "$WORKDIR/schemathesis.log"
