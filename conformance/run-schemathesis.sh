@@ -8,7 +8,9 @@
 #      and fuzzes every operation from it, bounded (examples per operation,
 #      a time budget): positive and negative data, coverage, fuzzing and
 #      stateful phases. It fails on any 5xx, any undocumented status code,
-#      content type or header, and any response body its schema rejects.
+#      content type or header, any response body its schema rejects, an
+#      operation that answers without its token, and an undocumented method
+#      not refused with 405 and `Allow`.
 #
 # Usage: conformance/run-schemathesis.sh
 #
@@ -51,8 +53,10 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     mkdir -p "$ARTIFACTS" 2>/dev/null || true
-    for f in server.log schemathesis.log schemathesis.toml; do
-        [[ -f "$WORKDIR/$f" ]] && cp "$WORKDIR/$f" "$ARTIFACTS/$f" 2>/dev/null || true
+    for f in server.log schemathesis.log schemathesis.toml report/junit-*.xml; do
+        for g in "$WORKDIR"/$f; do
+            [[ -f "$g" ]] && cp "$g" "$ARTIFACTS/" 2>/dev/null || true
+        done
     done
     if [[ "${SCHEMATHESIS_KEEP_WORKDIR:-0}" == 1 ]]; then
         echo "[schemathesis] kept $WORKDIR" >&2
@@ -182,7 +186,7 @@ TOML
 # 4. The fuzzer, from the served document.
 # ---------------------------------------------------------------------------
 SEED="${SCHEMATHESIS_SEED:-$(python3 -c 'import random; print(random.randrange(1 << 31))')}"
-CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance"
+CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,ignored_auth,missing_required_header"
 say "schemathesis run $BASE/admin/v1/openapi.json (seed $SEED, checks $CHECKS)"
 set +e
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$REPO/conformance" \

@@ -184,3 +184,67 @@ fn webhooks_describe_every_event_type_with_the_standard_webhook_headers() {
     }
     assert_eq!(hooks.len(), custodian::domain::EventType::ALL.len());
 }
+
+/// Found by schemathesis: a 405 must name the allowed methods (`Allow`, RFC
+/// 9110); they are exactly the documented ones.
+#[tokio::test]
+async fn a_wrong_method_is_405_naming_the_documented_methods() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc: Value =
+        serde_json::from_str(custodian::http::admin::openapi::document()).expect("JSON");
+    for (path, concrete) in [
+        ("/admin/v1/content/{kind}/{id}", "/admin/v1/content/doc/x1"),
+        (
+            "/admin/v1/users/{id}/legal-hold",
+            "/admin/v1/users/x1/legal-hold",
+        ),
+        ("/admin/v1/audit", "/admin/v1/audit"),
+        ("/gate/v1/check", "/gate/v1/check"),
+    ] {
+        let r = app
+            .client
+            .request(reqwest::Method::TRACE, format!("{}{concrete}", app.addr))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 405, "{path}");
+        let mut allow: Vec<String> = r.headers()["allow"]
+            .to_str()
+            .expect("ascii")
+            .split(", ")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        allow.sort();
+        let mut documented: Vec<String> = doc["paths"][path]
+            .as_object()
+            .expect("documented")
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        assert_eq!(allow, documented, "{path}");
+        let body: Value = r.json().await.expect("SCIM error body");
+        assert_eq!(body["status"], "405");
+    }
+    app.stop().await;
+}
+
+/// Found by schemathesis: `orphaned` is a boolean; anything else was read as
+/// false and listed every item.
+#[tokio::test]
+async fn orphaned_must_be_a_boolean() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.token_for("default", custodian::auth::Scope::Admin);
+    for (q, want) in [("true", 200), ("FALSE", 200), ("yes", 400), ("", 400)] {
+        let r = app
+            .client
+            .get(format!("{}/admin/v1/content?orphaned={q}", app.addr))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), want, "orphaned={q}");
+    }
+    app.stop().await;
+}

@@ -110,12 +110,18 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let qp = query(&req)?;
     let page = qp.page();
+    let orphaned = match qp.param("orphaned") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(ScimError::invalid_value("'orphaned' must be true or false").into());
+        }
+    };
     let q = ItemQuery {
         owner: qp.param("owner").map(str::to_string),
         kind: qp.param("kind").map(str::to_string),
-        orphaned: qp
-            .param("orphaned")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        orphaned,
         offset: page.offset,
         limit: page.limit,
     };
@@ -128,6 +134,8 @@ pub(super) async fn list(
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReassignBody {
+    /// The receiving user's id.
+    #[schema(min_length = 1)]
     to: String,
     /// Named items…
     #[serde(default)]
@@ -246,6 +254,7 @@ pub(super) async fn put_user_data(
 #[serde(deny_unknown_fields)]
 pub(super) struct TransferBody {
     /// The receiving user's id.
+    #[schema(min_length = 1)]
     to: String,
 }
 

@@ -91,10 +91,10 @@ trait Routes {
 }
 
 /// Into actix: one resource per path, its methods' routes, and a SCIM 405
-/// for any other method.
+/// naming them (`Allow`, RFC 9110 §15.5.6) for any other method.
 #[derive(Default)]
 struct Actix {
-    resources: Vec<(&'static str, Option<Resource>)>,
+    resources: Vec<(&'static str, Vec<Method>, Option<Resource>)>,
 }
 
 impl Routes for Actix {
@@ -104,12 +104,16 @@ impl Routes for Actix {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        let route = web::method(method).to(handler);
-        match self.resources.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, slot)) => *slot = slot.take().map(|r| r.route(route)),
-            None => self
-                .resources
-                .push((path, Some(web::resource(path).route(route)))),
+        let route = web::method(method.clone()).to(handler);
+        match self.resources.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, slot)) => {
+                methods.push(method);
+                *slot = slot.take().map(|r| r.route(route));
+            }
+            None => {
+                self.resources
+                    .push((path, vec![method], Some(web::resource(path).route(route))))
+            }
         }
     }
 }
@@ -118,12 +122,29 @@ impl Actix {
     fn into_scope(self, scope: Scope) -> Scope {
         self.resources
             .into_iter()
-            .filter_map(|(_, r)| r)
-            .fold(scope, |scope, r| {
-                scope.service(r.default_service(web::to(method_not_allowed)))
+            .filter_map(|(_, methods, r)| Some((methods, r?)))
+            .fold(scope, |scope, (methods, r)| {
+                let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                let allow = allow.join(", ");
+                scope.service(r.default_service(web::to(move |req: HttpRequest| {
+                    refuse_method(req, allow.clone())
+                })))
             })
             .default_service(web::to(not_found))
     }
+}
+
+/// 405 with the resource's methods in `Allow`.
+async fn refuse_method(req: HttpRequest, allow: String) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut resp = match method_not_allowed(req).await {
+        Ok(r) => r,
+        Err(e) => e.error_response(),
+    };
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
 }
 
 /// Into a list of (method, full path template).

@@ -11,7 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SsoBody {
+    #[schema(min_length = 1)]
     issuer: String,
+    #[schema(min_length = 1)]
     subject: String,
 }
 
