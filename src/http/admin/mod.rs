@@ -34,7 +34,9 @@ fn refuse_nul(req: &actix_web::dev::ServiceRequest) -> Option<ApiError> {
 
 /// Every route of `/admin/v1` (relative), in registration order. The one
 /// table: it builds the actix scope (`configure`) and the route list that the
-/// OpenAPI test holds the document to (`routes`).
+/// OpenAPI test holds the document to (`routes`). A new route is a line here,
+/// `#[utoipa::path]` on its handler and its name in `openapi.rs`'s `paths(...)`;
+/// `tests/api/openapi.rs` fails until the three agree.
 fn admin_table<R: Routes>(r: &mut R) {
     use actix_web::http::Method as M;
     r.at(M::GET, "/openapi.json", openapi::serve);
