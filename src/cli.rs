@@ -82,6 +82,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DisposalsCommand,
     },
+    /// Print the OpenAPI 3.1 document of the admin, ledger, events and gate APIs
+    /// (as served at /admin/v1/openapi.json); `custodian openapi > docs/openapi.json`.
+    Openapi,
 }
 
 /// How a command failed, and so its exit code (`EXIT_CODES`).

@@ -148,6 +148,10 @@ fn run(command: Command, mut settings: Settings) -> Result<(), Failure> {
             println!("{out}");
             Ok(())
         }
+        Command::Openapi => {
+            print!("{}", custodian::http::admin::openapi::document());
+            Ok(())
+        }
     }
 }
 

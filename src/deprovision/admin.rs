@@ -7,9 +7,9 @@ use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemRow};
 use crate::store::{AnyConnection, StoreError, audit, disposals, users};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemBody {
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct ItemBody {
     pub id: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParentRef {
     pub kind: String,
@@ -85,19 +85,65 @@ pub(super) fn resolve_owner_name(
     })
 }
 
+/// An item of the content ledger as the admin API shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ItemView {
+    pub kind: String,
+    pub id: String,
+    /// The owner's user id; null for an orphan.
+    pub owner: Option<String>,
+    /// The owner's state (`active`, `suspended`, …), `orphaned`, or `unknown`.
+    #[serde(rename = "ownerState")]
+    pub owner_state: String,
+    pub title: Option<String>,
+    pub parent: Option<ParentView>,
+    #[serde(rename = "personalRoot")]
+    pub personal_root: bool,
+    /// User ids the item is shared with.
+    #[serde(rename = "sharedWith")]
+    pub shared_with: Vec<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+}
+
+/// An item's parent folder.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ParentView {
+    pub kind: String,
+    pub id: String,
+}
+
 pub fn item_json(c: &mut AnyConnection, row: &ItemRow) -> Result<Value, StoreError> {
+    Ok(serde_json::to_value(item_view(c, row)?).unwrap_or(Value::Null))
+}
+
+pub fn item_view(c: &mut AnyConnection, row: &ItemRow) -> Result<ItemView, StoreError> {
     let owner_state = match &row.owner_id {
         None => "orphaned",
         Some(o) => users::state_of(c, &row.tenant_id, o)?.map_or("unknown", UserState::as_str),
     };
     let shared = ledger::shared_with(c, &row.tenant_id, &row.kind, &row.item_id)?;
-    Ok(json!({
-        "kind": row.kind, "id": row.item_id, "owner": row.owner_id, "ownerState": owner_state,
-        "title": row.title,
-        "parent": row.parent_kind.as_ref().zip(row.parent_id.as_ref()).map(|(k, i)| json!({"kind": k, "id": i})),
-        "personalRoot": row.personal_root, "sharedWith": shared,
-        "createdAt": row.created_at, "updatedAt": row.updated_at,
-    }))
+    Ok(ItemView {
+        kind: row.kind.clone(),
+        id: row.item_id.clone(),
+        owner: row.owner_id.clone(),
+        owner_state: owner_state.to_string(),
+        title: row.title.clone(),
+        parent: row
+            .parent_kind
+            .as_ref()
+            .zip(row.parent_id.as_ref())
+            .map(|(k, i)| ParentView {
+                kind: k.clone(),
+                id: i.clone(),
+            }),
+        personal_root: row.personal_root,
+        shared_with: shared,
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    })
 }
 
 /// The tenant's Archive folder is Custodian's own: the ledger cannot write,
@@ -222,7 +268,7 @@ pub fn put_user_data(
 
 /// One user-data import line: a record of a category, owned by a user named by
 /// id or userName.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserDataLine {
     pub category: String,

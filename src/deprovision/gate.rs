@@ -11,12 +11,16 @@ use crate::store::{AnyConnection, StoreError, identities};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The identifiers of one sign-in (at least one); `register: true` also
+/// records the SSO subject of an allowed user.
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     #[serde(rename = "userName")]
     pub user_name: Option<String>,
+    /// One address or a list (at most 20).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(schema_with = one_or_many_schema)]
     pub email: Vec<String>,
     #[serde(rename = "externalId")]
     pub external_id: Option<String>,
@@ -25,7 +29,7 @@ pub struct GateRequest {
     pub register: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SsoSubject {
     pub issuer: String,
@@ -44,6 +48,23 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         Some(OneOrMany::One(s)) => vec![s],
         Some(OneOrMany::Many(v)) => v,
     })
+}
+
+/// `one_or_many`'s OpenAPI schema: a string, a list of at most 20, or null.
+fn one_or_many_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .max_items(Some(20)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some("One address or a list (at most 20)."))
+            .build(),
+    )
 }
 
 impl GateRequest {
@@ -71,7 +92,7 @@ impl GateRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GateAnswer {
     pub decision: GateDecision,
     pub reason: GateReason,

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// What happens to content items of one kind when their owner is disposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KindAction {
     Transfer,
@@ -20,7 +22,7 @@ pub enum KindAction {
 }
 
 /// What happens to a category of user data (favorites, analytics, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DataAction {
     Delete,
@@ -28,7 +30,7 @@ pub enum DataAction {
     Keep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FolderAction {
     /// Move the personal root, with its subtree, under the tenant's Archive folder.
@@ -60,7 +62,7 @@ impl From<DataAction> for crate::domain::ItemAction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnScimCreate {
     New,
@@ -70,7 +72,7 @@ pub enum OnScimCreate {
 
 /// What a POST does when its userName is held by a suspended account that the
 /// identity evidence says is a *different* person (a recycled name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnReuse {
     /// 409 `uniqueness` until the previous holder is disposed.
@@ -79,7 +81,7 @@ pub enum OnReuse {
     DisposePrevious,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GateUnknown {
     AllowJit,
@@ -123,7 +125,7 @@ impl Target {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PersonalFolder {
     pub action: FolderAction,
     pub label: String,
@@ -132,7 +134,7 @@ pub struct PersonalFolder {
 /// A webhook endpoint: its URL, the variable holding its `whsec_` secret, the
 /// previous secret's variable while receivers rotate (both sign), and the
 /// signature scheme (Standard Webhooks unless `signature = "custodian"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub url: String,
     pub secret_env: String,
@@ -142,9 +144,11 @@ pub struct Webhook {
 }
 
 /// The effective policy of one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Policy {
     pub grace_period_seconds: u64,
+    /// The target chain: `manager`, `custodian`, `caller` or `user:<userName>`.
+    #[schema(value_type = Vec<String>)]
     pub targets: Vec<Target>,
     pub custodian: Option<String>,
     pub personal_folder: PersonalFolder,

@@ -6,7 +6,8 @@ use super::disposal::{self, DisposeInput, Plan, Receipt};
 use super::policy::{Policy, PolicySet};
 use super::tombstone::TombstoneKeys;
 use crate::clock::Clock;
-use crate::domain::{Actor, Cause, DisposalState, EventType, UserState};
+use crate::domain::{Actor, Cause, DisposalState, UserState};
+use crate::events::payload;
 use crate::service_error::ServiceError;
 use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
@@ -216,13 +217,12 @@ impl Deprov {
         crate::events::emit_at_commit(
             c,
             &r.tenant_id,
-            EventType::UserDisposed,
             Some(user_id),
-            serde_json::json!({
-                "disposalId": receipt.disposal_id,
-                "counts": receipt.counts,
-                "receipt": format!("/admin/v1/disposals/{}", receipt.disposal_id),
-            }),
+            &payload::UserDisposed {
+                disposal_id: receipt.disposal_id.clone(),
+                counts: receipt.counts.clone(),
+                receipt: format!("/admin/v1/disposals/{}", receipt.disposal_id),
+            },
             now,
         )?;
         Ok(Outcome::Disposed(receipt))
@@ -260,9 +260,10 @@ impl Deprov {
             crate::events::emit_at_commit(
                 c,
                 &r.tenant_id,
-                EventType::BrakeTripped,
                 None,
-                serde_json::json!({"maxDisposalsPerHour": policy.max_disposals_per_hour}),
+                &payload::BrakeTripped {
+                    max_disposals_per_hour: policy.max_disposals_per_hour,
+                },
                 now,
             )?;
             audit::write(
@@ -360,9 +361,8 @@ impl Deprov {
                     crate::events::emit_at_commit(
                         c,
                         &r.tenant_id,
-                        EventType::UserSuspended,
                         Some(user_id),
-                        serde_json::json!({}),
+                        &payload::UserSuspended {},
                         now,
                     )?;
                 }
@@ -372,9 +372,11 @@ impl Deprov {
         crate::events::emit_at_commit(
             c,
             &r.tenant_id,
-            EventType::DisposalHeld,
             Some(user_id),
-            serde_json::json!({"disposalId": id, "reason": reason}),
+            &payload::DisposalHeld {
+                disposal_id: id.to_string(),
+                reason: reason.to_string(),
+            },
             now,
         )?;
         audit::write(
@@ -575,9 +577,10 @@ impl Deprov {
         crate::events::emit_at_commit(
             c,
             &r.tenant_id,
-            EventType::DisposalScheduled,
             Some(user_id),
-            serde_json::json!({"dueAt": time::format(now + grace)}),
+            &payload::DisposalScheduled {
+                due_at: time::format(now + grace),
+            },
             &time::format(now),
         )?;
         audit::write(

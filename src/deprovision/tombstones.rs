@@ -1,7 +1,8 @@
 //! Tombstone lookups (SCIM POST, the gate) and lifting.
 
 use super::tombstone::{IdType, TombstoneKeys};
-use crate::domain::{Cause, EventType};
+use crate::domain::Cause;
+use crate::events::payload::TombstoneLifted;
 use crate::store::audit;
 use crate::store::{self, AnyConnection, StoreError};
 
@@ -83,9 +84,11 @@ pub fn lift(
         crate::events::emit_at_commit(
             c,
             tenant,
-            EventType::TombstoneLifted,
             None,
-            serde_json::json!({"tombstoneId": id, "reason": why}),
+            &TombstoneLifted {
+                tombstone_id: id.to_string(),
+                reason: why.to_string(),
+            },
             now,
         )?;
     }

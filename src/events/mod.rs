@@ -5,36 +5,39 @@
 //! (`store::outbox`). Webhook delivery (`relay`) only reads the outbox; `signing`
 //! makes each request's signature headers.
 
+pub mod payload;
 pub mod relay;
 pub mod retention;
 pub mod signing;
 
-use crate::domain::EventType;
 use crate::store::outbox::{self, EventRow, NewEvent};
 use crate::store::{AnyConnection, StoreError};
-use serde_json::{Value, json};
+use payload::{Envelope, Payload, Subject};
+use serde_json::Value;
 
 pub use crate::store::outbox::{TenantCounter, lock_tenant};
 
 /// Emits one event in the caller's transaction: its row (and `seq`) is
 /// written when that transaction commits, and not at all if it rolls back.
 /// Outside a transaction it is written at once.
-pub fn emit_at_commit(
+/// The event type is the payload's (`payload::Payload`).
+pub fn emit_at_commit<P: Payload>(
     c: &mut AnyConnection,
     tenant: &str,
-    event_type: EventType,
     subject_user: Option<&str>,
-    data: Value,
+    data: &P,
     now: &str,
 ) -> Result<(), StoreError> {
+    // A payload is plain fields: serialising it cannot fail.
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
     outbox::emit_at_commit(
         c,
         NewEvent {
             id: format!("evt_{}", crate::store::new_id().simple()),
             tenant_id: tenant.to_string(),
-            event_type: event_type.as_str().to_string(),
+            event_type: P::TYPE.as_str().to_string(),
             subject_user_id: subject_user.map(str::to_string),
-            data: data.to_string(),
+            data,
             occurred_at: now.to_string(),
         },
     )
@@ -73,9 +76,16 @@ pub fn feed_from(
 }
 
 fn envelope(tenant_name: &str, r: EventRow) -> Value {
-    json!({
-        "id": r.id, "seq": r.seq, "tenant": tenant_name, "type": r.event_type, "occurredAt": r.occurred_at,
-        "subject": r.subject_user_id.map(|u| json!({"userId": u})).unwrap_or(json!({})),
-        "data": serde_json::from_str::<Value>(&r.data).unwrap_or(Value::Null),
-    })
+    let e = Envelope {
+        id: r.id,
+        seq: r.seq,
+        tenant: tenant_name.to_string(),
+        event_type: r.event_type,
+        occurred_at: r.occurred_at,
+        subject: Subject {
+            user_id: r.subject_user_id,
+        },
+        data: serde_json::from_str::<Value>(&r.data).unwrap_or(Value::Null),
+    };
+    serde_json::to_value(e).unwrap_or(Value::Null)
 }

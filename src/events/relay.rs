@@ -629,9 +629,10 @@ impl Relay {
                 crate::events::emit_at_commit(
                     c,
                     tenant,
-                    crate::domain::EventType::WebhookPaused,
                     None,
-                    serde_json::json!({"attempts": attempts}),
+                    &crate::events::payload::WebhookPaused {
+                        attempts: i64::from(attempts),
+                    },
                     &time::format(now),
                 )?;
             } else {

@@ -27,7 +27,7 @@ const KEY_MIN: usize = 24;
 const KEY_MAX: usize = 64;
 
 /// An endpoint's signature scheme (policy key `signature`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).

@@ -12,7 +12,6 @@ use crate::service_error::ServiceError;
 use crate::store::StoreError;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
-use serde_json::json;
 
 const BATCH: usize = 1000;
 /// Rejected lines reported back (the count is always exact).
@@ -26,7 +25,26 @@ struct Tally {
     created: u64,
     replaced: u64,
     rejected: u64,
-    errors: Vec<serde_json::Value>,
+    errors: Vec<RejectedLine>,
+}
+
+/// What an import did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    /// Lines read.
+    lines: u64,
+    created: u64,
+    replaced: u64,
+    rejected: u64,
+    /// The first rejected lines (at most 100; `rejected` is always exact).
+    errors: Vec<RejectedLine>,
+}
+
+/// A line the import rejected, and why.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RejectedLine {
+    line: u64,
+    detail: String,
 }
 
 /// What an import writes.
@@ -36,6 +54,14 @@ enum Target {
     UserData,
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/content:import", operation_id = "importItems", tag = "ledger",
+    summary = "Import ledger items, NDJSON",
+    description = "One `ContentImportLine` (an `ItemBody` with `kind` and `id`) per line; applied in batches of 1000, each a transaction; a line over 64 KiB ends the import with 413.",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, description = "What was imported", body = Imported)),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub async fn import_content(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -45,6 +71,14 @@ pub async fn import_content(
 }
 
 /// `POST /admin/v1/user-data:import`: `{"category", "id", "user" | "userName"}` per line.
+#[utoipa::path(
+    post, path = "/admin/v1/user-data:import", operation_id = "importUserData", tag = "ledger",
+    summary = "Import user-data lines, NDJSON",
+    description = "One `UserDataLine` per line; applied in batches of 1000, each a transaction.",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, description = "What was imported", body = Imported)),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub async fn import_user_data(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -101,9 +135,16 @@ async fn import(
         }
     }
     let Progress { tally, line_no, .. } = progress;
-    Ok(HttpResponse::Ok().content_type("application/json").body(
-        json!({"lines": line_no, "created": tally.created, "replaced": tally.replaced, "rejected": tally.rejected, "errors": tally.errors}).to_string(),
-    ))
+    let done = Imported {
+        lines: line_no,
+        created: tally.created,
+        replaced: tally.replaced,
+        rejected: tally.rejected,
+        errors: tally.errors,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(serde_json::to_string(&done).unwrap_or_default()))
 }
 
 /// An import's state between hand-offs.
@@ -217,7 +258,7 @@ impl Progress {
 fn reject(tally: &mut Tally, line: u64, detail: String) {
     tally.rejected += 1;
     if tally.errors.len() < MAX_REPORTED_ERRORS {
-        tally.errors.push(json!({"line": line, "detail": detail}));
+        tally.errors.push(RejectedLine { line, detail });
     }
 }
 

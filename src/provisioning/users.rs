@@ -18,7 +18,8 @@ use crate::store::{self, AnyConnection, StoreError, filter_sql};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-use crate::domain::{Actor, Cause, EventType, UserState};
+use crate::domain::{Actor, Cause, UserState};
+use crate::events::payload;
 
 mod identity;
 mod lists;
@@ -281,9 +282,8 @@ fn create_in(
                 crate::events::emit_at_commit(
                     c,
                     &caller.tenant_id,
-                    EventType::UserSuspended,
                     Some(&row.id),
-                    json!({}),
+                    &payload::UserSuspended {},
                     now,
                 )?;
                 svc.deprov.schedule_in(c, caller, &row.id)?;
@@ -351,9 +351,8 @@ fn create_in(
             crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserRestored,
                 Some(&row.id),
-                json!({}),
+                &payload::UserRestored {},
                 now,
             )?;
             audit_user(c, caller, "user.restored", &row.id, None, now)?;
@@ -502,9 +501,8 @@ fn write_doc(
             crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserSuspended,
                 Some(&row.id),
-                json!({}),
+                &payload::UserSuspended {},
                 now,
             )?;
             svc.deprov.schedule_in(c, caller, &row.id)?;
@@ -515,9 +513,8 @@ fn write_doc(
             crate::events::emit_at_commit(
                 c,
                 &caller.tenant_id,
-                EventType::UserReactivated,
                 Some(&row.id),
-                json!({}),
+                &payload::UserReactivated {},
                 now,
             )?;
         }

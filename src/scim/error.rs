@@ -1,7 +1,7 @@
 //! The protocol layer's error: everything a SCIM request can get wrong, with the
 //! RFC 7644 §3.12 status and `scimType`. Mapped to HTTP once, in `http::error`.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -93,16 +93,34 @@ impl ScimError {
     /// The RFC 7644 §3.12 error body; `status` is a string, as the RFC's examples
     /// and Okta's spec test expect.
     pub fn to_json(&self) -> Value {
-        let mut body = json!({
-            "schemas": [ERROR_URN],
-            "status": self.status.to_string(),
-            "detail": self.detail,
-        });
-        if let (Some(t), Some(obj)) = (self.scim_type, body.as_object_mut()) {
-            obj.insert("scimType".into(), Value::String(t.as_str().into()));
-        }
-        body
+        serde_json::to_value(self.body()).unwrap_or(Value::Null)
     }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            schemas: [ERROR_URN],
+            status: self.status.to_string(),
+            detail: self.detail.clone(),
+            scim_type: self.scim_type.map(ScimType::as_str),
+        }
+    }
+}
+
+/// Every error answer of every API (RFC 7644 §3.12).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ScimError)]
+pub struct ErrorBody {
+    #[schema(value_type = Vec<String>, example = json!(["urn:ietf:params:scim:api:messages:2.0:Error"]))]
+    pub schemas: [&'static str; 1],
+    /// The HTTP status, as a string.
+    #[schema(example = "404")]
+    pub status: String,
+    /// What was wrong, for a person.
+    pub detail: String,
+    /// RFC 7644 §3.12 `scimType` (400 and 409 errors), e.g. `invalidValue`.
+    #[serde(rename = "scimType", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub scim_type: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The event outbox under concurrent writers.
 
 use crate::common;
-use custodian::domain::EventType;
 use custodian::store::StoreError;
 use serde_json::json;
 use std::time::Duration;
@@ -26,9 +25,8 @@ async fn postgres_seq_is_commit_order() {
                 custodian::events::emit_at_commit(
                     c,
                     &t,
-                    EventType::UserSuspended,
                     None,
-                    json!({}),
+                    &custodian::events::payload::UserSuspended {},
                     now,
                 )?;
                 began.send(()).ok();
@@ -54,9 +52,8 @@ async fn postgres_seq_is_commit_order() {
                 custodian::events::emit_at_commit(
                     c,
                     &t,
-                    EventType::UserReactivated,
                     None,
-                    json!({}),
+                    &custodian::events::payload::UserReactivated {},
                     now,
                 )
             })
@@ -305,15 +302,14 @@ fn relay_with(
 /// `n` events for the default tenant, written straight to the outbox.
 fn emit_events(app: &crate::common::TestApp, n: usize) {
     let tenant = app.default_tenant_id();
-    for i in 0..n {
+    for _ in 0..n {
         app.db
             .write(|c| {
                 custodian::events::emit_at_commit(
                     c,
                     &tenant,
-                    EventType::UserSuspended,
                     None,
-                    json!({"i": i}),
+                    &custodian::events::payload::UserSuspended {},
                     "2026-11-24T00:00:00Z",
                 )
             })

@@ -451,15 +451,14 @@ async fn relay_stop_ends_delivery_between_sends(b: crate::common::Backend) {
     )
     .await;
     let tenant = app.default_tenant_id();
-    for i in 0..5 {
+    for _ in 0..5 {
         app.db
             .write(|c| {
                 custodian::events::emit_at_commit(
                     c,
                     &tenant,
-                    custodian::domain::EventType::UserSuspended,
                     None,
-                    serde_json::json!({"i": i}),
+                    &custodian::events::payload::UserSuspended {},
                     "2026-11-24T00:00:00Z",
                 )
             })

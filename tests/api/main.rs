@@ -28,6 +28,7 @@ mod identity;
 mod journal;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod platform;
 mod pool;
 mod retention;

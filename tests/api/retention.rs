@@ -6,10 +6,8 @@ use crate::body;
 use crate::common::{Backend, spawn_app};
 use custodian::auth::Scope;
 use custodian::clock::Clock;
-use custodian::domain::EventType;
 use custodian::events::retention::{BATCH, purge_past};
 use custodian::store::{StoreError, retention, webhook_cursors};
-use serde_json::json;
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -23,13 +21,12 @@ async fn old_events_expire(b: Backend) {
     let n_old = usize::try_from(2 * BATCH + 17).expect("count");
     app.db
         .write(|c| -> Result<(), StoreError> {
-            for i in 0..n_old {
+            for _ in 0..n_old {
                 custodian::events::emit_at_commit(
                     c,
                     &tenant,
-                    EventType::UserSuspended,
                     None,
-                    json!({"i": i}),
+                    &custodian::events::payload::UserSuspended {},
                     &old,
                 )?;
             }
@@ -50,9 +47,8 @@ async fn old_events_expire(b: Backend) {
             custodian::events::emit_at_commit(
                 c,
                 &tenant,
-                EventType::UserReactivated,
                 None,
-                json!({}),
+                &custodian::events::payload::UserReactivated {},
                 &custodian::store::time::format(later),
             )
         })

@@ -6,7 +6,6 @@ use crate::body;
 use crate::common::python::{Proc, python, repo_path};
 use crate::common::{self, Backend, TestApp};
 use custodian::auth::Scope;
-use custodian::domain::EventType;
 use custodian::events::relay::{Relay, RelayOptions, RetrySchedule};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -42,15 +41,14 @@ async fn app_with_policy(b: Backend, policy: String) -> TestApp {
 /// `n` events for the default tenant, straight to the outbox; their ids.
 fn emit_events(app: &TestApp, n: usize) -> Vec<String> {
     let tenant = app.default_tenant_id();
-    for i in 0..n {
+    for _ in 0..n {
         app.db
             .write(|c| {
                 custodian::events::emit_at_commit(
                     c,
                     &tenant,
-                    EventType::UserSuspended,
                     None,
-                    json!({"i": i}),
+                    &custodian::events::payload::UserSuspended {},
                     "2026-11-24T00:00:00Z",
                 )
             })

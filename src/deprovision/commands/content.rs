@@ -1,14 +1,17 @@
 //! The content ledger: items and user-data lines, one transaction each.
 
-use crate::deprovision::admin::{self, ItemBody, ParentRef, UserDataLine};
+use crate::deprovision::admin::{self, ItemBody, ItemView, ParentRef, UserDataLine};
 use crate::deprovision::disposal::{ARCHIVE_ID, ARCHIVE_KIND};
 use crate::deprovision::service::Deprov;
-use crate::domain::{Actor, EventType, UserState};
+use crate::domain::{Actor, UserState};
+use crate::events::payload::ContentReassigned;
 use crate::scim::error::ScimError;
 use crate::service_error::ServiceError;
 use crate::store::ledger::{self, ItemQuery};
 use crate::store::{Db, audit, users};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Creates or replaces an item; true when created, with the item as stored.
 pub fn put(
@@ -22,20 +25,61 @@ pub fn put(
     db.write(|c| admin::put_item(dp, c, who, kind, id, body))
 }
 
-pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<Value, ServiceError> {
+pub fn get(db: &Db, tenant: &str, kind: &str, id: &str) -> Result<ItemView, ServiceError> {
     db.read(|c| {
         let row = ledger::find_item(c, tenant, kind, id)?
             .ok_or_else(|| ScimError::not_found(format!("no {kind} item with id {id}")))?;
-        Ok(admin::item_json(c, &row)?)
+        Ok(admin::item_view(c, &row)?)
     })
 }
 
-pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<Value, ServiceError> {
+/// A page of the ledger's items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemList {
+    #[serde(rename = "totalResults")]
+    pub total_results: i64,
+    #[serde(rename = "startIndex")]
+    pub start_index: i64,
+    #[serde(rename = "itemsPerPage")]
+    pub items_per_page: usize,
+    #[serde(rename = "Resources")]
+    pub resources: Vec<ItemView>,
+}
+
+pub fn list_items(db: &Db, tenant: &str, q: &ItemQuery) -> Result<ItemList, ServiceError> {
     db.read(|c| {
         let (total, rows) = ledger::list_items(c, tenant, q)?;
-        let items = rows.iter().map(|r| admin::item_json(c, r)).collect::<Result<Vec<_>, _>>()?;
-        Ok(json!({"totalResults": total, "startIndex": q.offset + 1, "itemsPerPage": items.len(), "Resources": items}))
+        let items = rows
+            .iter()
+            .map(|r| admin::item_view(c, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ItemList {
+            total_results: total,
+            start_index: q.offset + 1,
+            items_per_page: items.len(),
+            resources: items,
+        })
     })
+}
+
+/// What a whole-user transfer moved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Transferred {
+    pub from: String,
+    pub to: String,
+    /// Items moved.
+    pub items: usize,
+    /// User-data lines moved.
+    #[serde(rename = "userData")]
+    pub user_data: usize,
+}
+
+/// What a reassignment moved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reassigned {
+    pub to: String,
+    /// Items moved.
+    pub items: usize,
 }
 
 /// Deletes an item (never the Archive folder) and audits it.
@@ -66,7 +110,7 @@ pub fn transfer(
     who: &Actor,
     from: &str,
     to: &str,
-) -> Result<Value, ServiceError> {
+) -> Result<Transferred, ServiceError> {
     let now = dp.now();
     // Moves everything the person owns, like a disposal: a transaction of its own.
     db.write_long(|c| {
@@ -98,12 +142,20 @@ pub fn transfer(
         crate::events::emit_at_commit(
             c,
             &who.tenant_id,
-            EventType::ContentReassigned,
             Some(from),
-            json!({"to": to, "items": items, "userData": data}),
+            &ContentReassigned {
+                to: to.clone(),
+                items: items as u64,
+                user_data: Some(data as u64),
+            },
             &now,
         )?;
-        Ok(json!({"from": from, "to": to, "items": items, "userData": data}))
+        Ok(Transferred {
+            from: from.to_string(),
+            to,
+            items,
+            user_data: data,
+        })
     })
 }
 
@@ -129,7 +181,7 @@ pub fn reassign(
     who: &Actor,
     selection: &Selection,
     to: &str,
-) -> Result<Value, ServiceError> {
+) -> Result<Reassigned, ServiceError> {
     let now = dp.now();
     let tenant = &who.tenant_id;
     db.write(|c| {
@@ -179,12 +231,15 @@ pub fn reassign(
         crate::events::emit_at_commit(
             c,
             tenant,
-            EventType::ContentReassigned,
             None,
-            json!({"to": to, "items": moved}),
+            &ContentReassigned {
+                to: to.clone(),
+                items: moved as u64,
+                user_data: None,
+            },
             &now,
         )?;
-        Ok(json!({"to": to, "items": moved}))
+        Ok(Reassigned { to, items: moved })
     })
 }
 

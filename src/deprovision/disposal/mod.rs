@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub const ARCHIVE_KIND: &str = "folder";
 pub const ARCHIVE_ID: &str = "custodian-archive";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlanItem {
     pub kind: String,
     pub id: String,
@@ -35,7 +35,7 @@ pub struct PlanItem {
     pub to_owner: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ResolvedTarget {
     #[serde(rename = "userId")]
     pub user_id: String,
@@ -43,21 +43,24 @@ pub struct ResolvedTarget {
     pub link: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     #[serde(rename = "userId")]
     pub user_id: String,
     pub target: Option<ResolvedTarget>,
     /// (kind, action) → count; actions are listed in the order of their text.
     #[serde(serialize_with = "actions_by_text")]
+    #[schema(value_type = HashMap<String, HashMap<String, u64>>)]
     pub summary: BTreeMap<String, BTreeMap<ItemAction, u64>>,
     /// category → (action, count)
     #[serde(rename = "userData", serialize_with = "data_as_objects")]
+    #[schema(value_type = HashMap<String, DataCount>)]
     pub user_data: BTreeMap<String, (ItemAction, u64)>,
     #[serde(rename = "policyDigest")]
     pub policy_digest: String,
     pub hash: String,
     #[serde(skip)]
+    #[schema(ignore)]
     pub items: Vec<PlanItem>,
 }
 
@@ -75,6 +78,13 @@ fn actions_by_text<S: serde::Serializer>(
     out.end()
 }
 
+/// A user-data category's action in a plan, with how many lines it covers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DataCount {
+    pub action: ItemAction,
+    pub count: u64,
+}
+
 fn data_as_objects<S: serde::Serializer>(
     m: &BTreeMap<String, (ItemAction, u64)>,
     s: S,
@@ -82,7 +92,11 @@ fn data_as_objects<S: serde::Serializer>(
     use serde::ser::SerializeMap;
     let mut out = s.serialize_map(Some(m.len()))?;
     for (cat, (action, count)) in m {
-        out.serialize_entry(cat, &serde_json::json!({"action": action, "count": count}))?;
+        let entry = DataCount {
+            action: *action,
+            count: *count,
+        };
+        out.serialize_entry(cat, &entry)?;
     }
     out.end()
 }
@@ -118,7 +132,7 @@ pub const STEPS: [&str; 8] = [
 
 pub const NO_HOOK: &dyn Fn(&str) -> Result<(), StoreError> = &|_| Ok(());
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     #[serde(rename = "disposalId")]
     pub disposal_id: String,

@@ -1,8 +1,10 @@
 //! `/content…`, `/user-data/…`, `/users/{id}/transfer`: the content ledger.
 
 use super::{body, created_or_ok, ok, query};
-use crate::deprovision::admin::{ItemBody, ParentRef, UserDataLine};
-use crate::deprovision::commands::content::{self as cmd, Selection};
+use crate::deprovision::admin::{ItemBody, ItemView, ParentRef, UserDataLine};
+use crate::deprovision::commands::content::{
+    self as cmd, ItemList, Reassigned, Selection, Transferred,
+};
 use crate::http::auth::{AdminCaller, AdminUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -11,8 +13,18 @@ use crate::store::ledger::ItemQuery;
 use crate::store::reads::history::{self, Entry};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
 
+#[utoipa::path(
+    put, path = "/admin/v1/content/{kind}/{id}", operation_id = "putItem", tag = "ledger",
+    summary = "Create or replace a ledger item",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    request_body = ItemBody,
+    responses(
+        (status = 200, description = "Replaced", body = ItemView),
+        (status = 201, description = "Created", body = ItemView),
+    ),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub(super) async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -39,6 +51,13 @@ pub(super) async fn put(
     Ok(ok(created_or_ok(created), v))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/content/{kind}/{id}", operation_id = "getItem", tag = "ledger",
+    summary = "Read a ledger item",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "The item", body = ItemView)),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub(super) async fn get(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -50,6 +69,13 @@ pub(super) async fn get(
     Ok(ok(StatusCode::OK, v))
 }
 
+#[utoipa::path(
+    delete, path = "/admin/v1/content/{kind}/{id}", operation_id = "deleteItem", tag = "ledger",
+    summary = "Delete a ledger item",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted")),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub(super) async fn delete(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -65,6 +91,18 @@ pub(super) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/content", operation_id = "listItems", tag = "ledger",
+    summary = "List ledger items",
+    params(
+        ("owner" = Option<String>, Query, description = "Only items of this user id"),
+        ("kind" = Option<String>, Query, description = "Only items of this kind"),
+        ("orphaned" = Option<bool>, Query, description = "Only items without an owner"),
+        super::Paging,
+    ),
+    responses((status = 200, description = "A page of items", body = ItemList)),
+    security(("admin" = [])),
+)]
 pub(super) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -72,12 +110,18 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let qp = query(&req)?;
     let page = qp.page();
+    let orphaned = match qp.param("orphaned") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(ScimError::invalid_value("'orphaned' must be true or false").into());
+        }
+    };
     let q = ItemQuery {
         owner: qp.param("owner").map(str::to_string),
         kind: qp.param("kind").map(str::to_string),
-        orphaned: qp
-            .param("orphaned")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        orphaned,
         offset: page.offset,
         limit: page.limit,
     };
@@ -86,9 +130,12 @@ pub(super) async fn list(
     Ok(ok(StatusCode::OK, v))
 }
 
-#[derive(serde::Deserialize)]
+/// Names either `items`, or `owner` or `orphaned: true` (optionally with `kind`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReassignBody {
+pub(super) struct ReassignBody {
+    /// The receiving user's id.
+    #[schema(min_length = 1)]
     to: String,
     /// Named items…
     #[serde(default)]
@@ -118,6 +165,13 @@ impl ReassignBody {
     }
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/content:reassign", operation_id = "reassignItems", tag = "ledger",
+    summary = "Give items (typically orphans) to a user",
+    request_body = ReassignBody,
+    responses((status = 200, description = "What moved", body = Reassigned)),
+    security(("admin" = [])),
+)]
 pub(super) async fn reassign(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -143,15 +197,34 @@ pub(super) async fn reassign(
     Ok(ok(StatusCode::OK, v))
 }
 
-#[derive(serde::Deserialize)]
+/// Whose the user-data line is: a user id, or a userName.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserDataBody {
+pub(super) struct UserDataBody {
     #[serde(alias = "owner", alias = "userId")]
     user: Option<String>,
     #[serde(rename = "userName", alias = "ownerUserName")]
     user_name: Option<String>,
 }
 
+/// `{"user": "recorded"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Recorded {
+    #[schema(value_type = String, example = "recorded")]
+    user: &'static str,
+}
+
+#[utoipa::path(
+    put, path = "/admin/v1/user-data/{category}/{id}", operation_id = "putUserData", tag = "ledger",
+    summary = "Record whose a user-data line is",
+    params(("category" = String, Path), ("id" = String, Path)),
+    request_body = UserDataBody,
+    responses(
+        (status = 200, description = "Replaced", body = Recorded),
+        (status = 201, description = "Created", body = Recorded),
+    ),
+    security(("ledger" = []), ("admin" = [])),
+)]
 pub(super) async fn put_user_data(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -174,15 +247,25 @@ pub(super) async fn put_user_data(
         Ok(cmd::put_user_data(&svc.deprov, &svc.db, &w.caller, &line)?)
     })
     .await?;
-    Ok(ok(created_or_ok(created), json!({"user": "recorded"})))
+    Ok(ok(created_or_ok(created), Recorded { user: "recorded" }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TransferBody {
+pub(super) struct TransferBody {
+    /// The receiving user's id.
+    #[schema(min_length = 1)]
     to: String,
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/users/{id}/transfer", operation_id = "transferUser", tag = "ledger",
+    summary = "Move everything a user owns to another user",
+    params(("id" = String, Path, description = "The user whose content moves")),
+    request_body = TransferBody,
+    responses((status = 200, description = "What moved", body = Transferred)),
+    security(("admin" = [])),
+)]
 pub(super) async fn transfer(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -202,7 +285,39 @@ pub(super) async fn transfer(
     Ok(ok(StatusCode::OK, v))
 }
 
+/// An item's history, oldest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct History {
+    kind: String,
+    id: String,
+    history: Vec<HistoryEntry>,
+}
+
+/// An audit row about the item, or a disposal that moved it
+/// (`actor: "disposal"`, `action: "disposal.<action>"`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct HistoryEntry {
+    at: String,
+    actor: String,
+    action: String,
+    #[serde(rename = "disposalId", skip_serializing_if = "Option::is_none")]
+    disposal_id: Option<String>,
+    /// Only for a disposal (null when it had no owner).
+    #[serde(rename = "fromOwner", skip_serializing_if = "Option::is_none")]
+    from_owner: Option<Option<String>>,
+    /// Only for a disposal (null when it has no owner now).
+    #[serde(rename = "toOwner", skip_serializing_if = "Option::is_none")]
+    to_owner: Option<Option<String>>,
+}
+
 /// An item's history: its audit rows and the disposals that moved it, oldest first.
+#[utoipa::path(
+    get, path = "/admin/v1/content/{kind}/{id}/history", operation_id = "getItemHistory", tag = "ledger",
+    summary = "An item's history",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "Its audit rows and disposals, oldest first", body = History)),
+    security(("admin" = [])),
+)]
 pub(super) async fn history(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -219,25 +334,33 @@ pub(super) async fn history(
     })
     .await?
     .ok_or_else(|| ScimError::not_found(format!("no history for {kind} {id}")))?;
-    let history: Vec<Value> = entries.into_iter().map(entry_json).collect();
-    Ok(ok(
-        StatusCode::OK,
-        json!({"kind": kind, "id": id, "history": history}),
-    ))
+    let history = entries.into_iter().map(entry).collect();
+    Ok(ok(StatusCode::OK, History { kind, id, history }))
 }
 
-fn entry_json(e: Entry) -> Value {
+fn entry(e: Entry) -> HistoryEntry {
     match e {
-        Entry::Audit { at, actor, action } => json!({"at": at, "actor": actor, "action": action}),
+        Entry::Audit { at, actor, action } => HistoryEntry {
+            at,
+            actor,
+            action,
+            disposal_id: None,
+            from_owner: None,
+            to_owner: None,
+        },
         Entry::Moved {
             at,
             disposal_id,
             action,
             from_owner,
             to_owner,
-        } => json!({
-            "at": at, "actor": "disposal", "action": format!("disposal.{action}"),
-            "disposalId": disposal_id, "fromOwner": from_owner, "toOwner": to_owner,
-        }),
+        } => HistoryEntry {
+            at,
+            actor: "disposal".into(),
+            action: format!("disposal.{action}"),
+            disposal_id: Some(disposal_id),
+            from_owner: Some(from_owner),
+            to_owner: Some(to_owner),
+        },
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{body, ok};
 use crate::deprovision::commands::gate as cmd;
-use crate::deprovision::gate::GateRequest;
+use crate::deprovision::gate::{GateAnswer, GateRequest};
 use crate::http::auth::GateUpload;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -31,6 +31,14 @@ fn validate(b: &GateRequest) -> Result<(), ScimError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post, path = "/gate/v1/check", operation_id = "checkGate", tag = "gate",
+    summary = "May this identity sign in?",
+    description = "Call it from the login callback; fail closed when it does not answer.",
+    request_body = GateRequest,
+    responses((status = 200, description = "The decision", body = GateAnswer)),
+    security(("gate" = [])),
+)]
 pub(super) async fn check(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -51,10 +59,7 @@ pub(super) async fn check(
             answer => {
                 let answer = answer?;
                 counted(&answer, &w.caller.tenant_name);
-                return Ok(ok(
-                    StatusCode::OK,
-                    serde_json::to_value(&answer).unwrap_or_default(),
-                ));
+                return Ok(ok(StatusCode::OK, answer));
             }
         }
     }
@@ -66,10 +71,7 @@ pub(super) async fn check(
     })
     .await?;
     counted(&answer, &tenant);
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::to_value(&answer).unwrap_or_default(),
-    ))
+    Ok(ok(StatusCode::OK, answer))
 }
 
 /// `custodian_gate_decisions_total{decision,reason}`.

@@ -7,13 +7,24 @@ use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-#[derive(serde::Deserialize)]
+/// An SSO subject: the IdP's issuer and the user's subject there.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SsoBody {
+pub(super) struct SsoBody {
+    #[schema(min_length = 1)]
     issuer: String,
+    #[schema(min_length = 1)]
     subject: String,
 }
 
+#[utoipa::path(
+    put, path = "/admin/v1/users/{id}/sso-subjects", operation_id = "putSsoSubject", tag = "gate",
+    summary = "Register an SSO subject for a user",
+    params(("id" = String, Path, description = "User id")),
+    request_body = SsoBody,
+    responses((status = 204, description = "Registered")),
+    security(("admin" = [])),
+)]
 pub(super) async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -40,6 +51,14 @@ pub(super) async fn put(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    delete, path = "/admin/v1/users/{id}/sso-subjects", operation_id = "deleteSsoSubject", tag = "gate",
+    summary = "Remove an SSO subject of a user",
+    params(("id" = String, Path, description = "User id")),
+    request_body = SsoBody,
+    responses((status = 204, description = "Removed")),
+    security(("admin" = [])),
+)]
 pub(super) async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -10,16 +10,60 @@ use crate::scim::error::ScimError;
 use crate::store::reads::tombstones::{self as reads, TombstoneRow};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
 
-fn tombstone_json(t: TombstoneRow) -> Value {
-    // Identifier types only: hashes are never shown.
-    json!({
-        "id": t.id, "disposalId": t.disposal_id, "createdAt": t.created_at,
-        "liftedAt": t.lifted_at, "identifierTypes": t.identifier_types,
-    })
+/// A tombstone: identifier types only, hashes are never shown.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Tombstone {
+    id: String,
+    #[serde(rename = "disposalId")]
+    disposal_id: Option<String>,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+    #[serde(rename = "liftedAt")]
+    lifted_at: Option<String>,
+    /// `userName`, `email`, `externalId`, `sso`: sorted, without repeats.
+    #[serde(rename = "identifierTypes")]
+    identifier_types: Vec<String>,
 }
 
+impl From<TombstoneRow> for Tombstone {
+    fn from(t: TombstoneRow) -> Self {
+        Tombstone {
+            id: t.id,
+            disposal_id: t.disposal_id,
+            created_at: t.created_at,
+            lifted_at: t.lifted_at,
+            identifier_types: t.identifier_types,
+        }
+    }
+}
+
+/// A page of tombstones.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Tombstones {
+    #[serde(rename = "Resources")]
+    resources: Vec<Tombstone>,
+}
+
+/// How many tombstones were lifted.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Lifted {
+    lifted: usize,
+}
+
+/// How many identifiers were released from tombstones.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Released {
+    released: usize,
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/tombstones", operation_id = "listTombstones", tag = "tombstones",
+    summary = "List the tenant's tombstones",
+    params(super::Paging),
+    responses((status = 200, description = "A page of tombstones", body = Tombstones)),
+    security(("admin" = [])),
+)]
 pub(super) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -34,10 +78,19 @@ pub(super) async fn list(
             .read(|c| reads::page(c, &w.caller.tenant_id, page))?)
     })
     .await?;
-    let rows: Vec<Value> = rows.into_iter().map(tombstone_json).collect();
-    Ok(ok(StatusCode::OK, json!({"Resources": rows})))
+    let resources = rows.into_iter().map(Tombstone::from).collect();
+    Ok(ok(StatusCode::OK, Tombstones { resources }))
 }
 
+/// Lifts every live tombstone holding one of the identifiers: the person may
+/// be provisioned again.
+#[utoipa::path(
+    post, path = "/admin/v1/tombstones:lift", operation_id = "liftTombstones", tag = "tombstones",
+    summary = "Lift the tombstones holding these identifiers",
+    request_body = GateRequest,
+    responses((status = 200, description = "Lifted", body = Lifted)),
+    security(("admin" = [])),
+)]
 pub(super) async fn lift(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -45,9 +98,17 @@ pub(super) async fn lift(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = apply(req, state, w, payload, Action::Lift).await?;
-    Ok(ok(StatusCode::OK, json!({"lifted": n})))
+    Ok(ok(StatusCode::OK, Lifted { lifted: n }))
 }
 
+/// Releases only these identifiers from the tombstones that hold them.
+#[utoipa::path(
+    post, path = "/admin/v1/tombstones:release", operation_id = "releaseTombstoneIdentifiers", tag = "tombstones",
+    summary = "Release these identifiers from tombstones",
+    request_body = GateRequest,
+    responses((status = 200, description = "Released", body = Released)),
+    security(("admin" = [])),
+)]
 pub(super) async fn release(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -55,7 +116,7 @@ pub(super) async fn release(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let n = apply(req, state, w, payload, Action::Release).await?;
-    Ok(ok(StatusCode::OK, json!({"released": n})))
+    Ok(ok(StatusCode::OK, Released { released: n }))
 }
 
 async fn apply(

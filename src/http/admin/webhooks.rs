@@ -3,6 +3,7 @@
 
 use super::{body, ok, query};
 use crate::deprovision::commands::webhooks as cmd;
+use crate::events::payload::Envelope;
 use crate::http::auth::{AdminCaller, AdminUpload};
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -10,28 +11,96 @@ use crate::scim::error::ScimError;
 use crate::store::reads::webhooks::{self as reads, EndpointState};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-fn endpoint_json(e: EndpointState, configured: bool, next: Option<String>) -> Value {
-    json!({
-        "endpoint": e.endpoint, "configured": configured, "lastDeliveredSeq": e.last_delivered_seq,
-        "failedAttempts": e.failed_attempts, "nextAttemptAt": e.next_attempt_at, "paused": e.paused,
-        "nextEventId": next,
-    })
+/// One webhook endpoint's delivery state.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Endpoint {
+    endpoint: String,
+    /// False for an endpoint no longer in the policy that still holds a cursor.
+    configured: bool,
+    #[serde(rename = "lastDeliveredSeq")]
+    last_delivered_seq: i64,
+    #[serde(rename = "failedAttempts")]
+    failed_attempts: i32,
+    /// Null before the first delivery attempt.
+    #[serde(rename = "nextAttemptAt")]
+    next_attempt_at: Option<String>,
+    paused: bool,
+    /// The id of the event it waits on (the head of its queue, which
+    /// `/webhooks:skip` may skip); null when it has received every event.
+    #[serde(rename = "nextEventId")]
+    next_event_id: Option<String>,
+}
+
+fn endpoint(e: EndpointState, configured: bool, next: Option<String>) -> Endpoint {
+    Endpoint {
+        endpoint: e.endpoint,
+        configured,
+        last_delivered_seq: e.last_delivered_seq,
+        failed_attempts: e.failed_attempts,
+        next_attempt_at: Some(e.next_attempt_at),
+        paused: e.paused,
+        next_event_id: next,
+    }
 }
 
 /// An endpoint the relay has not written a cursor for yet (it claims one at
 /// the first due event): nothing delivered, nothing failed.
-fn not_started(endpoint: &str, next: Option<String>) -> Value {
-    json!({
-        "endpoint": endpoint, "configured": true, "lastDeliveredSeq": 0,
-        "failedAttempts": 0, "nextAttemptAt": null, "paused": false, "nextEventId": next,
-    })
+fn not_started(url: &str, next: Option<String>) -> Endpoint {
+    Endpoint {
+        endpoint: url.to_string(),
+        configured: true,
+        last_delivered_seq: 0,
+        failed_attempts: 0,
+        next_attempt_at: None,
+        paused: false,
+        next_event_id: next,
+    }
+}
+
+/// Every endpoint's delivery state, by URL.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Endpoints {
+    #[serde(rename = "Resources")]
+    resources: Vec<Endpoint>,
+}
+
+/// How many paused endpoints were resumed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Resumed {
+    resumed: usize,
+}
+
+/// A page of the events feed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Events {
+    /// Oldest first; each as a webhook receives it.
+    #[schema(value_type = Vec<Envelope>)]
+    events: Vec<Value>,
+    /// The `after` of the next page: the last event's seq (or `after` when empty).
+    next: i64,
+}
+
+/// What `/webhooks:skip` did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Skipped {
+    /// The event skipped.
+    skipped: String,
+    /// The endpoint's cursor now: the skipped event's seq.
+    #[serde(rename = "lastDeliveredSeq")]
+    last_delivered_seq: i64,
 }
 
 /// Delivery state per webhook endpoint of the tenant: every configured
 /// endpoint (an operator checks a new one here before its first event), and
 /// any no longer configured that still holds a cursor (`configured: false`).
+#[utoipa::path(
+    get, path = "/admin/v1/webhooks", operation_id = "listWebhookEndpoints", tag = "events",
+    summary = "Delivery state of each webhook endpoint",
+    responses((status = 200, description = "Every configured endpoint, and any unconfigured one that still holds a cursor", body = Endpoints)),
+    security(("admin" = [])),
+)]
 pub(super) async fn state(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -58,21 +127,27 @@ pub(super) async fn state(
         })?)
     })
     .await?;
-    let mut out: Vec<(String, Value)> = configured
+    let mut out: Vec<(String, Endpoint)> = configured
         .iter()
         .filter(|url| !rows.iter().any(|(_, r)| &r.endpoint == *url))
         .map(|url| (url.clone(), not_started(url, first.clone())))
         .collect();
     for (next, r) in rows {
         let known = configured.contains(&r.endpoint);
-        out.push((r.endpoint.clone(), endpoint_json(r, known, next)));
+        out.push((r.endpoint.clone(), endpoint(r, known, next)));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    let rows: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
-    Ok(ok(StatusCode::OK, json!({"Resources": rows})))
+    let resources = out.into_iter().map(|(_, v)| v).collect();
+    Ok(ok(StatusCode::OK, Endpoints { resources }))
 }
 
 /// Un-pauses every paused endpoint of the tenant; delivery resumes where it stopped.
+#[utoipa::path(
+    post, path = "/admin/v1/webhooks:resume", operation_id = "resumeWebhooks", tag = "events",
+    summary = "Resume every paused webhook endpoint",
+    responses((status = 200, description = "How many were resumed", body = Resumed)),
+    security(("admin" = [])),
+)]
 pub(super) async fn resume(
     state: web::Data<AppState>,
     w: AdminCaller,
@@ -83,12 +158,12 @@ pub(super) async fn resume(
         Ok(cmd::resume(&svc.deprov, &svc.db, &w.caller)?)
     })
     .await?;
-    Ok(ok(StatusCode::OK, json!({"resumed": n})))
+    Ok(ok(StatusCode::OK, Resumed { resumed: n }))
 }
 
 /// `POST /webhooks:skip` body: the endpoint (its URL, as `GET /webhooks`
 /// lists it) and the id of the event at the head of its queue.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct SkipBody {
     endpoint: String,
@@ -97,6 +172,18 @@ pub(super) struct SkipBody {
 
 /// Skips the poison event at the head of one endpoint's queue; the events
 /// behind it follow at once.
+#[utoipa::path(
+    post, path = "/admin/v1/webhooks:skip", operation_id = "skipWebhookEvent", tag = "events",
+    summary = "Skip the event at the head of one endpoint's queue",
+    description = "Audited (`webhooks.event_skipped`); clears the endpoint's failures and un-pauses it. Only the head event may be skipped: another id is 409 naming the head.",
+    request_body = SkipBody,
+    responses(
+        (status = 200, description = "Skipped", body = Skipped),
+        (status = 404, description = "No such endpoint for the tenant", body = crate::scim::error::ErrorBody),
+        (status = 409, description = "The event is not at the head of the endpoint's queue", body = crate::scim::error::ErrorBody),
+    ),
+    security(("admin" = [])),
+)]
 pub(super) async fn skip(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -121,13 +208,30 @@ pub(super) async fn skip(
     .await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"skipped": skipped, "lastDeliveredSeq": seq}),
+        Skipped {
+            skipped,
+            last_delivered_seq: seq,
+        },
     ))
 }
 
 /// The tenant's events after `?after=` (a seq), at most `count`. Without
 /// `after`, from the oldest retained event; an `after` older than
 /// `event_retention` kept is 410.
+#[utoipa::path(
+    get, path = "/admin/v1/events", operation_id = "listEvents", tag = "events",
+    summary = "The events feed",
+    description = "The source of truth behind webhooks: page with `after` = the previous page's `next`.",
+    params(
+        ("after" = Option<i64>, Query, description = "Events after this seq (default 0)"),
+        ("count" = Option<i64>, Query, description = "Events per page (default 100; clamped to 1..=1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = Events),
+        (status = 410, description = "`after` is older than event_retention kept: resynchronise", body = crate::scim::error::ErrorBody),
+    ),
+    security(("admin" = [])),
+)]
 pub(super) async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -164,5 +268,5 @@ pub(super) async fn events(
         )
     })?;
     let next = v.last().and_then(|e| e["seq"].as_i64()).unwrap_or(after);
-    Ok(ok(StatusCode::OK, json!({"events": v, "next": next})))
+    Ok(ok(StatusCode::OK, Events { events: v, next }))
 }
