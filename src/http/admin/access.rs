@@ -122,6 +122,31 @@ mod tests {
         assert_eq!(of(&Method::GET, "/admin/v1/tombstones:lift"), None);
     }
 
+    /// Every route the server registers under `/admin/v1` has its row (the
+    /// document, open to all, excepted): a route added to the route table
+    /// without one would refuse every token.
+    #[test]
+    fn every_registered_admin_route_is_classified() {
+        for (method, path) in crate::http::admin::routes() {
+            if path.starts_with("/admin/v1") && path != "/admin/v1/openapi.json" {
+                assert!(
+                    of(&method, &path).is_some(),
+                    "{method} {path} has no access row"
+                );
+            }
+        }
+        for r in ROUTES.iter().filter(|r| r.path.starts_with("/admin/v1")) {
+            assert!(
+                crate::http::admin::routes()
+                    .iter()
+                    .any(|(m, p)| m.as_str() == r.method && p == r.path),
+                "{} {} is classified but not registered",
+                r.method,
+                r.path
+            );
+        }
+    }
+
     /// Fail closed: a route nobody classified answers 403 before any token is
     /// looked at (no database, no state needed to refuse).
     #[actix_web::test]
