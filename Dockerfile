@@ -29,8 +29,11 @@ RUN apt-get update \
     && install -d -o 10001 -g 10001 -m 0700 /var/lib/custodian /var/lib/custodian/data
 COPY --from=build /usr/local/bin/custodian /usr/local/bin/custodian
 WORKDIR /var/lib/custodian
+# JSON log lines for the container runtime's log collector; the journal
+# (disposals, outside the database) beside the database in the volume.
 ENV CUSTODIAN_DATABASE_URL=sqlite:///var/lib/custodian/data/custodian.db \
-    CUSTODIAN_BIND=0.0.0.0:8080
+    CUSTODIAN_BIND=0.0.0.0:8080 \
+    CUSTODIAN_LOG_FORMAT=json
 VOLUME ["/var/lib/custodian/data"]
 USER 10001:10001
 EXPOSE 8080
