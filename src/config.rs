@@ -177,6 +177,11 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
         "CUSTODIAN_REVOCATION_TTL_MS",
         Kind::Number,
     ),
+    (
+        "blocking_thread_nice",
+        "CUSTODIAN_BLOCKING_THREAD_NICE",
+        Kind::Number,
+    ),
 ];
 
 #[derive(Clone)]
@@ -262,6 +267,9 @@ pub struct Settings {
     /// PostgreSQL: how long a token read live is trusted while the listener
     /// is not connected (0..=1000).
     pub revocation_ttl_ms: u64,
+    /// The CPU priority (nice, 0–19) of blocking-pool threads, below the
+    /// HTTP workers' (`http::blocking`).
+    pub blocking_thread_nice: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -351,6 +359,7 @@ impl std::fmt::Debug for Settings {
                     .map(|u| redact_url(u.expose_secret())),
             )
             .field("revocation_ttl_ms", &self.revocation_ttl_ms)
+            .field("blocking_thread_nice", &self.blocking_thread_nice)
             .finish()
     }
 }
@@ -412,6 +421,7 @@ impl Default for Settings {
             event_retention: DEFAULT_EVENT_RETENTION,
             listen_url: None,
             revocation_ttl_ms: 1000,
+            blocking_thread_nice: 10,
         }
     }
 }
@@ -462,6 +472,7 @@ struct FileConfig {
     event_retention: Option<String>,
     listen_url: Option<String>,
     revocation_ttl_ms: Option<u64>,
+    blocking_thread_nice: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -632,6 +643,9 @@ impl Settings {
         if let Some(v) = f.revocation_ttl_ms {
             self.revocation_ttl_ms = v;
         }
+        if let Some(v) = f.blocking_thread_nice {
+            self.blocking_thread_nice = v;
+        }
         Ok(())
     }
 
@@ -785,6 +799,9 @@ impl Settings {
         }
         if !(1..=3_600).contains(&self.shutdown_timeout) {
             return invalid("shutdown_timeout", "must be between 1 and 3600".into());
+        }
+        if self.blocking_thread_nice > 19 {
+            return invalid("blocking_thread_nice", "must be between 0 and 19".into());
         }
         // Events must outlive the relay's first retries; a retention shorter
         // than webhook_pause_after_seconds skips a failing endpoint past the
