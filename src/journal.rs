@@ -7,6 +7,9 @@
 //! Appends are whole lines under an exclusive `flock` (a server and a CLI
 //! command, or replicas sharing the file, interleave lines, never bytes),
 //! followed by `fsync`: a committed change is on disk before its answer.
+//! The `fsync` is a group's: appends that arrive while one runs share the
+//! next, so concurrent DELETEs pay one per group, not one each (one each
+//! held SCIM DELETE at 454 req/s; BENCHMARKS.md).
 //! A line torn by a crash mid-write is cut off by the next append and
 //! ignored by readers.
 
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 const FORMAT: &str = "custodian disposal journal v1";
 
@@ -31,6 +34,22 @@ struct Header {
 pub struct Journal {
     path: PathBuf,
     state: Mutex<State>,
+    /// The same file, for `fsync` outside `state`'s lock.
+    sync_file: File,
+    synced: Mutex<Synced>,
+    sync_done: Condvar,
+}
+
+/// Group `fsync`: appends are numbered as written; one `fsync` covers every
+/// append written before it started.
+#[derive(Default)]
+struct Synced {
+    /// Appends written (numbered from 1).
+    written: u64,
+    /// Appends known on disk.
+    durable: u64,
+    /// An `fsync` is running.
+    running: bool,
 }
 
 struct State {
@@ -159,8 +178,12 @@ impl Journal {
         let unlocked = file.unlock();
         let (contents, len) = opened?;
         unlocked.map_err(|e| err(path, "cannot unlock", e))?;
+        let sync_file = file.try_clone().map_err(|e| err(path, "cannot open", e))?;
         Ok(Journal {
             path: path.to_path_buf(),
+            sync_file,
+            synced: Mutex::new(Synced::default()),
+            sync_done: Condvar::new(),
             state: Mutex::new(State {
                 file,
                 len,
@@ -214,7 +237,6 @@ impl Journal {
         }
         st.file
             .write_all(text.as_bytes())
-            .and_then(|()| st.file.sync_data())
             .map_err(|e| err(path, "cannot append", e))?;
         st.len += u64::try_from(text.len()).unwrap_or(u64::MAX);
         st.next_seq = seq;
@@ -222,16 +244,56 @@ impl Journal {
     }
 }
 
+impl Journal {
+    fn synced(&self) -> std::sync::MutexGuard<'_, Synced> {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once append number `ticket` is on disk: runs an `fsync` if
+    /// none is running, else waits for the running one and, if it started
+    /// before this append was written, for the next.
+    fn durable(&self, ticket: u64) -> Result<(), String> {
+        let mut s = self.synced();
+        loop {
+            if s.durable >= ticket {
+                return Ok(());
+            }
+            if s.running {
+                s = self.sync_done.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            s.running = true;
+            let covers = s.written;
+            drop(s);
+            let r = self.sync_file.sync_data();
+            s = self.synced();
+            s.running = false;
+            if r.is_ok() {
+                s.durable = s.durable.max(covers);
+            }
+            self.sync_done.notify_all();
+            r.map_err(|e| err(&self.path, "cannot sync", e))?;
+        }
+    }
+}
+
 impl JournalSink for Journal {
     fn append(&self, records: &[JournalRecord]) -> Result<(), String> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.file
-            .lock()
-            .map_err(|e| err(&self.path, "cannot lock", e))?;
-        let out = self.append_locked(&mut st, records);
-        let unlocked = st.file.unlock();
-        out?;
-        unlocked.map_err(|e| err(&self.path, "cannot unlock", e))
+        let ticket = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.file
+                .lock()
+                .map_err(|e| err(&self.path, "cannot lock", e))?;
+            let out = self.append_locked(&mut st, records);
+            let unlocked = st.file.unlock();
+            out?;
+            unlocked.map_err(|e| err(&self.path, "cannot unlock", e))?;
+            // Numbered while `state` is held, so numbers follow file order.
+            let mut s = self.synced();
+            s.written += 1;
+            s.written
+        };
+        self.durable(ticket)
     }
 }
 
@@ -246,6 +308,45 @@ mod tests {
             tombstone_ids: vec![format!("tomb-{n}")],
             at: "2026-12-05T00:00:00Z".into(),
         }
+    }
+
+    /// Appends from many threads at once (concurrent DELETEs sharing group
+    /// `fsync`s) each return once written and synced, every line whole and
+    /// numbered once, in file order.
+    #[test]
+    fn concurrent_appends_share_syncs_and_lose_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.jsonl");
+        let j = std::sync::Arc::new(Journal::open(&path).expect("open"));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let j = std::sync::Arc::clone(&j);
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        j.append(&[lifted(t * 100 + i)]).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let s = j.synced();
+        assert_eq!((s.written, s.durable, s.running), (200, 200, false));
+        drop(s);
+        let c = read(&path).expect("read").expect("some");
+        assert_eq!(
+            c.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=200).collect::<Vec<u64>>()
+        );
+        let mut ids: Vec<_> = c
+            .entries
+            .iter()
+            .map(|e| format!("{:?}", e.record))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200, "every append's record, once");
     }
 
     /// Two handles on one file (a server and a CLI command) number their

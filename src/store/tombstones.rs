@@ -154,18 +154,24 @@ pub fn of_disposal(
         .load(c)?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, created_at, had_external_id) in rows {
+        // By the primary key (tombstone_id, hash) alone: with `tenant_id` in
+        // the WHERE, SQLite took the (tenant_id, hash) index, which also
+        // yields hash order, and scanned every hash of the tenant — per
+        // DELETE (1,800 → 480 req/s at 20,000 users). The tenant is checked
+        // on the rows instead (the tombstone above was read by tenant).
         let hashes = tombstone_hashes::table
-            .filter(tombstone_hashes::tenant_id.eq(tenant))
             .filter(tombstone_hashes::tombstone_id.eq(&id))
             .order(tombstone_hashes::hash)
             .select((
+                tombstone_hashes::tenant_id,
                 tombstone_hashes::id_type,
                 tombstone_hashes::hash,
                 tombstone_hashes::norm_version,
             ))
-            .load::<(String, String, i32)>(c)?
+            .load::<(String, String, String, i32)>(c)?
             .into_iter()
-            .map(|(id_type, hash, norm_version)| JournaledHash {
+            .filter(|(t, ..)| t == tenant)
+            .map(|(_, id_type, hash, norm_version)| JournaledHash {
                 id_type,
                 hash,
                 norm_version,
