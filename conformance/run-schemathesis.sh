@@ -129,7 +129,7 @@ if [[ "$up" != 1 ]]; then
 fi
 
 token() { # scope -> the token (the last line create prints)
-    "$BIN" token create --tenant fuzz --scope "$1" --name "schemathesis-$1" </dev/null | awk 'NF { last = $0 } END { print last }' | tr -d '[:space:]'
+    "$BIN" token create --tenant fuzz --create-tenant --scope "$1" --name "schemathesis-$1" </dev/null | awk 'NF { last = $0 } END { print last }' | tr -d '[:space:]'
 }
 ADMIN="$(token admin)"
 GATE="$(token gate)"

@@ -325,7 +325,15 @@ impl Replica {
     /// `custodian token create`: the plaintext token.
     fn token(&self, tenant: &str, scope: &str) -> String {
         let out = self.cli(&[
-            "token", "create", "--tenant", tenant, "--scope", scope, "--name", scope,
+            "token",
+            "create",
+            "--tenant",
+            tenant,
+            "--create-tenant",
+            "--scope",
+            scope,
+            "--name",
+            scope,
         ]);
         assert!(out.status.success(), "token create: {out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
