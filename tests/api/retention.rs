@@ -120,6 +120,16 @@ async fn old_events_expire(b: Backend) {
         (200, Some(through + 1)),
         "{v}"
     );
+    // A cursor is a seq: a negative or non-numeric one is the client's error,
+    // not an expired cursor.
+    for bad in ["-1", "-9223372036854775808", "ten"] {
+        let (s, v) = feed(format!("?after={bad}")).await;
+        assert_eq!(
+            (s, v["scimType"].as_str()),
+            (400, Some("invalidValue")),
+            "{bad}: {v}"
+        );
+    }
     let (s, v) = body(
         app.client
             .get(format!("{}/admin/v1/audit", app.addr))

@@ -175,13 +175,9 @@ pub(super) struct SkipBody {
 #[utoipa::path(
     post, path = "/admin/v1/webhooks:skip", operation_id = "skipWebhookEvent", tag = "events",
     summary = "Skip the event at the head of one endpoint's queue",
-    description = "Audited (`webhooks.event_skipped`); clears the endpoint's failures and un-pauses it. Only the head event may be skipped: another id is 409 naming the head.",
+    description = "Audited (`webhooks.event_skipped`); clears the endpoint's failures and un-pauses it. Only the head event may be skipped: another id is 409 naming the head; an endpoint the tenant does not have is 404.",
     request_body = SkipBody,
-    responses(
-        (status = 200, description = "Skipped", body = Skipped),
-        (status = 404, description = "No such endpoint for the tenant", body = crate::scim::error::ErrorBody),
-        (status = 409, description = "The event is not at the head of the endpoint's queue", body = crate::scim::error::ErrorBody),
-    ),
+    responses((status = 200, description = "Skipped", body = Skipped)),
     security(("admin" = [])),
 )]
 pub(super) async fn skip(
@@ -221,15 +217,12 @@ pub(super) async fn skip(
 #[utoipa::path(
     get, path = "/admin/v1/events", operation_id = "listEvents", tag = "events",
     summary = "The events feed",
-    description = "The source of truth behind webhooks: page with `after` = the previous page's `next`.",
+    description = "The source of truth behind webhooks: page with `after` = the previous page's `next`. An `after` older than `event_retention` kept is 410 (the detail says how to resynchronise).",
     params(
-        ("after" = Option<i64>, Query, description = "Events after this seq (default 0)"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Events after this seq (default: from the oldest retained)"),
         ("count" = Option<i64>, Query, description = "Events per page (default 100; clamped to 1..=1000)"),
     ),
-    responses(
-        (status = 200, description = "A page of events", body = Events),
-        (status = 410, description = "`after` is older than event_retention kept: resynchronise", body = crate::scim::error::ErrorBody),
-    ),
+    responses((status = 200, description = "A page of events", body = Events)),
     security(("admin" = [])),
 )]
 pub(super) async fn events(
@@ -238,13 +231,18 @@ pub(super) async fn events(
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
     let q = query(&req)?;
-    let asked =
-        match q.param("after") {
-            Some(a) => Some(a.trim().parse::<i64>().map_err(|_| {
-                ScimError::invalid_value("'after' must be an event seq (an integer)")
-            })?),
-            None => None,
-        };
+    let asked = match q.param("after") {
+        Some(a) => Some(
+            a.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    ScimError::invalid_value("'after' must be an event seq (an integer, 0 or more)")
+                })?,
+        ),
+        None => None,
+    };
     let after = asked.unwrap_or(0);
     let count = q.count.max(1);
     let st = state.clone();
