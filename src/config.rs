@@ -211,7 +211,7 @@ pub struct Settings {
     /// PostgreSQL `statement_timeout` / `lock_timeout` (0: none).
     pub pg_statement_timeout_ms: u64,
     pub pg_lock_timeout_ms: u64,
-    /// Disposals, imports and scheduler passes (`Db::write_alone`); 0: none.
+    /// Disposals, imports and scheduler passes (`Db::write_long`); 0: none.
     pub long_write_timeout_ms: u64,
     pub retry_after_seconds: u32,
     /// A 429 for a tenant over `max_in_flight_per_tenant` is answered after
@@ -366,13 +366,34 @@ impl std::fmt::Debug for Settings {
 
 /// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((creds, host)) = rest.split_once('@')
-        && let Some((user, _)) = creds.split_once(':')
-    {
-        return format!("{scheme}://{user}:[redacted]@{host}");
+    // The credentials end at the last '@' of the authority (a password may
+    // hold a raw '@'); libpq also takes `?password=` in the query.
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((creds, host)) => match creds.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+                None => base.to_string(),
+            },
+            None => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[redacted]"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
-    url.to_string()
+    out
 }
 
 impl Default for Settings {

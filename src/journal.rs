@@ -50,6 +50,11 @@ struct Synced {
     durable: u64,
     /// An `fsync` is running.
     running: bool,
+    /// A failed `fsync`: permanent. Linux may drop the unwritten pages and
+    /// report the error once, so a later `fsync` that succeeds proves
+    /// nothing about the lines before it; every append fails from then on
+    /// (the server logs it; a restart reopens the file).
+    failed: Option<String>,
 }
 
 struct State {
@@ -255,6 +260,9 @@ impl Journal {
     fn durable(&self, ticket: u64) -> Result<(), String> {
         let mut s = self.synced();
         loop {
+            if let Some(e) = &s.failed {
+                return Err(e.clone());
+            }
             if s.durable >= ticket {
                 return Ok(());
             }
@@ -268,11 +276,11 @@ impl Journal {
             let r = self.sync_file.sync_data();
             s = self.synced();
             s.running = false;
-            if r.is_ok() {
-                s.durable = s.durable.max(covers);
+            match r {
+                Ok(()) => s.durable = s.durable.max(covers),
+                Err(e) => s.failed = Some(err(&self.path, "cannot sync", e)),
             }
             self.sync_done.notify_all();
-            r.map_err(|e| err(&self.path, "cannot sync", e))?;
         }
     }
 }

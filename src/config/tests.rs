@@ -386,3 +386,33 @@ fn revocation_listener_settings_from_file_and_validated() {
         );
     }
 }
+
+#[test]
+fn redact_url_hides_every_password() {
+    for (url, shown, hidden) in [
+        (
+            "postgres://app:s3cret@db:5432/custodian",
+            "postgres://app:[redacted]@db:5432/custodian",
+            "s3cret",
+        ),
+        // A raw '@' in the password: the last '@' ends the credentials.
+        (
+            "postgres://app:p@ss@db/custodian",
+            "postgres://app:[redacted]@db/custodian",
+            "p@ss",
+        ),
+        (
+            "postgres://db/custodian?user=app&password=hunter2&sslmode=require",
+            "postgres://db/custodian?user=app&password=[redacted]&sslmode=require",
+            "hunter2",
+        ),
+    ] {
+        let r = redact_url(url);
+        assert_eq!(r, shown);
+        assert!(!r.contains(hidden));
+    }
+    assert_eq!(
+        redact_url("sqlite://data/custodian.db"),
+        "sqlite://data/custodian.db"
+    );
+}

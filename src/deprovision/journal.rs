@@ -215,7 +215,22 @@ pub fn reapply(
     entries: &[&JournalEntry],
 ) -> Result<Reapplied, ServiceError> {
     let mut done = Reapplied::default();
-    for e in entries {
+    // Tombstones first, then lifts and releases: each append follows its
+    // own commit, so within a write group a lift may be journaled before
+    // the held DELETE's tombstone it lifts. A lift or release names its
+    // tombstone by id, so applying them after every creation is the
+    // journal's meaning whatever the line order.
+    let changes = |e: &&&JournalEntry| {
+        matches!(
+            e.record,
+            JournalRecord::Lifted { .. } | JournalRecord::Released { .. }
+        )
+    };
+    let ordered = entries
+        .iter()
+        .filter(|e| !changes(e))
+        .chain(entries.iter().filter(changes));
+    for e in ordered {
         let now = deprov.now();
         let step = db.write_long(|c| -> Result<Reapplied, ServiceError> {
             let mut step = Reapplied::default();

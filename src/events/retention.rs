@@ -101,7 +101,8 @@ fn purge_tenant(
                 "retention",
                 "webhook.events_expired",
                 "webhook",
-                &endpoint,
+                // The opaque id, not the URL (it may carry a credential).
+                &crate::metrics::endpoint_id(tenant, &endpoint),
                 Some(&serde_json::json!({"fromSeq": was, "toSeq": through}).to_string()),
             )?;
             out.endpoints_skipped += 1;

@@ -16,28 +16,43 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// ones it read (and a flood of scrapes queues on one thread's work).
 static SCRAPE: Mutex<()> = Mutex::new(());
 
-/// `/metrics` on the main port.
+/// `/metrics` on the main port. Any tenant's admin token may scrape it, so
+/// it never shows a series labelled with a tenant (`metrics_tenant_labels`):
+/// those are for the management address only.
 pub async fn scrape_admin(
     state: web::Data<AppState>,
     _w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    scrape(state).await
+    scrape(state, false).await
 }
 
 /// `/metrics` on `metrics_bind`.
 pub async fn scrape_open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    scrape(state).await
+    scrape(state, true).await
 }
 
-async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn scrape(state: web::Data<AppState>, tenants: bool) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let text = blocking(move || {
         let _one = SCRAPE.lock().unwrap_or_else(|p| p.into_inner());
         refresh(&st);
-        Ok(crate::metrics::render())
+        let all = crate::metrics::render();
+        Ok(if tenants { all } else { without_tenants(&all) })
     })
     .await?;
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
+}
+
+/// The exposition without the samples that carry a `tenant` label.
+fn without_tenants(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with('#') || !(line.contains("{tenant=\"") || line.contains(",tenant=\"")) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Sets the gauges that are read, not counted: the pool, the background
@@ -70,5 +85,20 @@ fn refresh(st: &AppState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: webhook backlogs not read"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_main_port_drops_tenant_labelled_samples() {
+        let text = "# TYPE custodian_gate_decisions_total counter\n\
+            custodian_gate_decisions_total{decision=\"allow\",reason=\"active\"} 3\n\
+            custodian_gate_decisions_total{decision=\"allow\",reason=\"active\",tenant=\"acme\"} 3\n\
+            custodian_disposals_total{tenant=\"acme\",cause=\"delete\"} 1\n";
+        let shown = super::without_tenants(text);
+        assert!(!shown.contains("acme"), "{shown}");
+        assert!(shown.contains("reason=\"active\"} 3"), "{shown}");
+        assert!(shown.starts_with("# TYPE"), "{shown}");
     }
 }

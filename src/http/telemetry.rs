@@ -126,7 +126,12 @@ where
     let route = req
         .match_pattern()
         .unwrap_or_else(|| crate::metrics::UNMATCHED_ROUTE.to_string());
-    let method = req.method().to_string();
+    // A label value per standard method; any other (a client may send any
+    // token as a method) is "other", so the series stay bounded.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let call = srv.call(req);
     async move {
         let out = call.await;

@@ -238,8 +238,12 @@ fn sigterm_under_load_answers_completely_loses_nothing_and_exits_zero() {
                             created.lock().unwrap().push((name, id));
                             count.fetch_add(1, Ordering::SeqCst);
                         }
-                        // 503 while shutting down is a complete answer too.
-                        Answer::Complete(..) => {}
+                        // 503 while shutting down is a complete answer too;
+                        // anything else (a 500) is a broken one.
+                        Answer::Complete(503, ..) => {}
+                        Answer::Complete(status, _, b) => {
+                            broken.lock().unwrap().push(format!("{status}: {b}"))
+                        }
                         Answer::Partial(p) => broken.lock().unwrap().push(p),
                         // Not answered: the server is draining; a new
                         // connection is refused once it stopped accepting.

@@ -133,7 +133,7 @@ async fn every_route_admits_exactly_its_scopes(b: Backend) {
             let (s, v) = call(&app, token, method, &path).await;
             if allowed.contains(scope) {
                 assert!(
-                    s != 401 && s != 403,
+                    s != 401 && s != 403 && s < 500,
                     "{scope} must be admitted to {method} {template}: {s} {v}"
                 );
             } else {

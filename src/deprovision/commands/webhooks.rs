@@ -66,7 +66,16 @@ pub fn skip(
                     "webhooks.event_skipped",
                     "event",
                     event_id,
-                    Some(&serde_json::json!({"endpoint": endpoint, "seq": seq}).to_string()),
+                    // The opaque id (as in the metrics), not the URL: a
+                    // receiver URL may carry a credential, and auditors
+                    // read the audit log.
+                    Some(
+                        &serde_json::json!({
+                            "endpoint": crate::metrics::endpoint_id(&who.tenant_id, endpoint),
+                            "seq": seq,
+                        })
+                        .to_string(),
+                    ),
                 )?;
                 Ok(seq)
             }
