@@ -139,8 +139,13 @@ impl Revocations {
         s.heard_at = None;
     }
 
-    fn heard(&self) {
-        lock(&self.state).heard_at = Some(Instant::now());
+    /// The listener heard its ping that was sent at `sent`: notifications
+    /// were flowing then. Measured from the send, not the arrival, so a
+    /// listener whose notifications arrive steadily late is stale, not
+    /// healthy.
+    fn heard(&self, sent: Instant) {
+        let mut s = lock(&self.state);
+        s.heard_at = Some(s.heard_at.map_or(sent, |h| h.max(sent)));
     }
 
     /// Whether the listener is connected and heard its ping within `STALE`.
@@ -186,16 +191,22 @@ fn listen(weak: &Weak<Revocations>, url: &str) {
         backoff = Duration::from_millis(100);
         r.listening(true);
         drop(r);
-        // Token ids are hex: a ping's payload cannot be taken for one.
-        let ping = format!("ping:{}", uuid::Uuid::new_v4().simple());
+        // Token ids are hex: a ping's payload cannot be taken for one. Each
+        // ping carries its number, so hearing it tells when it was sent.
+        let ping = format!("ping:{}:", uuid::Uuid::new_v4().simple());
+        let mut sent: std::collections::VecDeque<(u64, Instant)> =
+            std::collections::VecDeque::new();
+        let mut number: u64 = 0;
         let mut pinged: Option<Instant> = None;
         let failed = loop {
             let Some(r) = weak.upgrade() else { return };
             match conn.poll() {
                 Ok(payloads) => {
                     for p in payloads {
-                        if p == ping {
-                            r.heard();
+                        if let Some(k) = p.strip_prefix(&ping).and_then(|k| k.parse::<u64>().ok()) {
+                            if let Some(&(_, at)) = sent.iter().find(|(n, _)| *n == k) {
+                                r.heard(at);
+                            }
                         } else if !p.starts_with("ping:") {
                             r.revoked(&p);
                         }
@@ -204,10 +215,17 @@ fn listen(weak: &Weak<Revocations>, url: &str) {
                 Err(e) => break e,
             }
             if pinged.is_none_or(|at| at.elapsed() >= PING) {
-                if let Err(e) = conn.ping(&ping) {
+                number += 1;
+                let now = Instant::now();
+                if let Err(e) = conn.ping(&format!("{ping}{number}")) {
                     break e;
                 }
-                pinged = Some(Instant::now());
+                pinged = Some(now);
+                // A ping unheard after these many is stale anyway.
+                sent.push_back((number, now));
+                if sent.len() > 32 {
+                    sent.pop_front();
+                }
             }
             drop(r);
             std::thread::sleep(POLL);
@@ -245,7 +263,7 @@ mod tests {
         let ticket = r.before_read();
         r.read_live("t1", ticket);
         assert!(!r.fresh("t1"));
-        r.heard();
+        r.heard(Instant::now());
         let ticket = r.before_read();
         r.read_live("t1", ticket);
         assert!(r.fresh("t1"));
@@ -261,8 +279,27 @@ mod tests {
         r.read_live("t1", ticket);
         r.listening(false);
         r.listening(true);
-        r.heard();
+        r.heard(Instant::now());
         assert!(!r.fresh("t1"));
+    }
+
+    /// A ping heard late counts from when it was sent: a listener whose
+    /// notifications arrive seconds behind backs nothing.
+    #[test]
+    fn a_late_ping_does_not_back_the_cache() {
+        let r = Revocations::new(Duration::ZERO);
+        r.listening(true);
+        let long_ago = Instant::now()
+            .checked_sub(STALE + Duration::from_secs(5))
+            .unwrap_or_else(Instant::now);
+        r.heard(long_ago);
+        let ticket = r.before_read();
+        r.read_live("t1", ticket);
+        assert!(!r.fresh("t1"), "heard only a ping sent long ago");
+        r.heard(Instant::now());
+        let ticket = r.before_read();
+        r.read_live("t1", ticket);
+        assert!(r.fresh("t1"));
     }
 
     #[test]
