@@ -194,6 +194,36 @@ async fn journal_appends_and_reapplies(b: Backend) {
     assert!(again.is_empty(), "{again:?}");
     // Writing back journals nothing again.
     assert_eq!(read(&path).expect("read").expect("some").last_seq(), 4);
+
+    // Within a write group a lift can be journaled before the held DELETE's
+    // tombstone it lifts (each append follows its own commit): reapply still
+    // ends with the tombstone lifted.
+    app.db
+        .write(|c| {
+            let mut del = Sql::new("DELETE FROM tombstone_hashes WHERE tombstone_id = ");
+            del.bind_text(held_tombs[0].id.clone());
+            execute_sql(c, &del)?;
+            let mut del = Sql::new("DELETE FROM tombstones WHERE id = ");
+            del.bind_text(held_tombs[0].id.clone());
+            execute_sql(c, &del)
+        })
+        .expect("undo frank's tombstone");
+    let lift = custodian::domain::journal::JournalEntry {
+        seq: 5,
+        record: JournalRecord::Lifted {
+            tenant_id: tenant.clone(),
+            tombstone_ids: vec![held_tombs[0].id.clone()],
+            at: "2026-12-05T00:00:00Z".into(),
+        },
+    };
+    let tombstoned = custodian::domain::journal::JournalEntry {
+        seq: 6,
+        ..journal.entries[3].clone()
+    };
+    let out_of_order = [&lift, &tombstoned];
+    let done = reapply(&app.deprov, &db, &out_of_order).expect("reapply");
+    assert_eq!((done.tombstones_restored, done.lifts), (1, 1), "{done:?}");
+    assert_eq!(check("frank.held@example.edu").await, "unknown");
 }
 crate::both_backends!(
     journal_append_and_reapply,
