@@ -36,6 +36,26 @@ pub fn find(c: &mut AnyConnection, tenant: &str, url: &str) -> Result<Option<Cur
         .optional()?)
 }
 
+/// The endpoint's cursor, created at seq 0 if it has none yet (idempotent:
+/// two replicas may see a new endpoint at once).
+pub(in crate::store) fn ensure(
+    c: &mut AnyConnection,
+    tenant: &str,
+    url: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut ins = Sql::default();
+    ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
+        .bind_text(tenant)
+        .push(", ")
+        .bind_text(url)
+        .push(", 0, 0, ")
+        .bind_text(now)
+        .push(", FALSE) ON CONFLICT DO NOTHING");
+    execute_sql(c, &ins)?;
+    Ok(())
+}
+
 /// Takes the lease for `owner` until `until` (creating the cursor on first
 /// sight) unless the endpoint is paused, backing off past `now`, or leased to
 /// another owner until `now` or later. The cursor's `last_seq` when taken.
@@ -47,16 +67,7 @@ pub fn claim(
     now: &str,
     until: &str,
 ) -> Result<Option<i64>, StoreError> {
-    // Two replicas may see a new endpoint at once: the insert is idempotent.
-    let mut ins = Sql::default();
-    ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
-        .bind_text(tenant)
-        .push(", ")
-        .bind_text(url)
-        .push(", 0, 0, ")
-        .bind_text(now)
-        .push(", FALSE) ON CONFLICT DO NOTHING");
-    execute_sql(c, &ins)?;
+    ensure(c, tenant, url, now)?;
     let n = diesel::update(
         wc::table
             .filter(wc::tenant_id.eq(tenant))

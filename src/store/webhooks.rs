@@ -3,7 +3,6 @@
 use super::db::AnyConnection;
 use super::error::StoreError;
 use super::schema::webhook_cursors as wc;
-use super::sql::{Sql, execute_sql};
 use diesel::prelude::*;
 
 /// Un-pauses every paused endpoint of the tenant, due again at `now`, its
@@ -45,15 +44,7 @@ pub fn skip_head(
 ) -> Result<Skip, StoreError> {
     use super::schema::outbox;
     // An endpoint that never had a due event has no cursor yet: it starts at 0.
-    let mut ins = Sql::default();
-    ins.push("INSERT INTO webhook_cursors (tenant_id, endpoint, last_seq, attempts, next_attempt_at, paused) VALUES (")
-        .bind_text(tenant)
-        .push(", ")
-        .bind_text(url)
-        .push(", 0, 0, ")
-        .bind_text(now)
-        .push(", FALSE) ON CONFLICT DO NOTHING");
-    execute_sql(c, &ins)?;
+    super::webhook_cursors::ensure(c, tenant, url, now)?;
     let last: i64 = wc::table
         .filter(wc::tenant_id.eq(tenant))
         .filter(wc::endpoint.eq(url))
