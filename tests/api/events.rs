@@ -87,7 +87,7 @@ type Seen = std::sync::mpsc::Receiver<(i64, String)>;
 fn receiver(
     held: Option<std::sync::mpsc::Sender<()>>,
 ) -> (String, Seen, std::sync::mpsc::Sender<()>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let (seen_tx, seen) = std::sync::mpsc::channel();
@@ -96,19 +96,7 @@ fn receiver(
         let mut open = held.is_none();
         for stream in listener.incoming().take(500) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).ok();
+            let body = crate::common::request_body(&stream);
             if !open {
                 if let Some(h) = &held {
                     let _ = h.send(());
@@ -469,7 +457,7 @@ crate::both_backends!(
 
 /// A receiver that answers every request 500; counts the requests.
 fn failing_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -477,19 +465,7 @@ fn failing_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>
     std::thread::spawn(move || {
         for stream in listener.incoming().take(100) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).ok();
+            crate::common::request_body(&stream);
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = write!(
                 stream,

@@ -401,7 +401,6 @@ fn gated_receiver() -> (
     std::sync::mpsc::Sender<()>,
     Arc<AtomicUsize>,
 ) {
-    use std::io::{BufRead, BufReader};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let (arrived_tx, arrived) = std::sync::mpsc::channel();
@@ -411,19 +410,7 @@ fn gated_receiver() -> (
     std::thread::spawn(move || {
         for stream in listener.incoming().take(100) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).ok();
+            crate::common::request_body(&stream);
             counted.fetch_add(1, Ordering::SeqCst);
             let _ = arrived_tx.send(());
             // Bounded: a test that never releases fails on its own.

@@ -157,26 +157,14 @@ crate::both_backends!(
 /// A receiver on 127.0.0.1 that answers 500 to the event with seq `poison`
 /// and 200 to every other; reports each accepted seq.
 fn poisoned_receiver(poison: i64) -> (String, std::sync::mpsc::Receiver<i64>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(200) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).ok();
+            let body = crate::common::request_body(&stream);
             let seq = serde_json::from_slice::<Value>(&body).unwrap_or_default()["seq"]
                 .as_i64()
                 .unwrap_or(-1);

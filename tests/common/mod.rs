@@ -331,3 +331,23 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The body of the HTTP/1.1 request on `stream` (headers read up to the blank
+/// line, then `Content-Length` bytes), for the tests' one-shot receivers.
+pub fn request_body(stream: &std::net::TcpStream) -> Vec<u8> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok();
+    body
+}
