@@ -109,6 +109,66 @@ mod tests {
     use crate::store::{Db, StoreError};
     use diesel::connection::SimpleConnection;
 
+    /// 000013 counts every tenant's completed disposals into
+    /// `tenant_counters.disposals_done`, creating the counters row of a tenant
+    /// that had none; held and scheduled disposals are not counted.
+    #[test]
+    fn disposals_done_backfill_counts_each_tenants_completed_disposals() {
+        use diesel::prelude::*;
+        use diesel_migrations::MigrationHarness;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.db");
+        let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).expect("open");
+        // Migrate up to, not including, 000013.
+        loop {
+            let pending = c
+                .pending_migrations(super::SQLITE_MIGRATIONS)
+                .expect("pending");
+            let next = pending.first().expect("000013 is pending");
+            if next.name().to_string().contains("000013") {
+                break;
+            }
+            c.run_migration(next.as_ref()).expect("migrate");
+        }
+        c.batch_execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES
+                ('ta', 'a', '2026-01-01T00:00:00Z'), ('tb', 'b', '2026-01-01T00:00:00Z'),
+                ('tc', 'c', '2026-01-01T00:00:00Z');
+             INSERT INTO tenant_counters (tenant_id, brake_tripped_at, next_seq)
+                VALUES ('ta', NULL, 42);
+             INSERT INTO disposals (id, tenant_id, user_id, state, cause, due_at, actor, created_at)
+             VALUES ('d1', 'ta', 'u1', 'done', 'deleted', 'x', 'x', 'x'),
+                    ('d2', 'ta', 'u2', 'done', 'deleted', 'x', 'x', 'x'),
+                    ('d3', 'ta', 'u3', 'held', 'deleted', 'x', 'x', 'x'),
+                    ('d4', 'tb', 'u4', 'done', 'suspended', 'x', 'x', 'x'),
+                    ('d5', 'tc', 'u5', 'scheduled', 'suspended', 'x', 'x', 'x');",
+        )
+        .expect("seed");
+        c.run_pending_migrations(super::SQLITE_MIGRATIONS)
+            .expect("migrate the rest");
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            tenant_id: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            next_seq: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            disposals_done: i64,
+        }
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT tenant_id, next_seq, disposals_done FROM tenant_counters ORDER BY tenant_id",
+        )
+        .load(&mut c)
+        .expect("read");
+        let row = |t: &str, next_seq, disposals_done| Row {
+            tenant_id: t.into(),
+            next_seq,
+            disposals_done,
+        };
+        // ta keeps its sequence; tb gets a row; tc (nothing done) needs none.
+        assert_eq!(rows, vec![row("ta", 42, 2), row("tb", 1, 1)]);
+    }
+
     #[test]
     fn refuses_a_database_migrated_by_a_newer_binary() {
         let dir = tempfile::tempdir().expect("tempdir");
