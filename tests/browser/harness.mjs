@@ -281,7 +281,14 @@ function cleanEnv() {
 /** Chromium, headless, from $CHROMIUM or /usr/bin/chromium (no Playwright browser download). */
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium (or set CHROMIUM)`);
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 60000 });
+  // No network beyond localhost: background fetches, component updates and
+  // QUIC only make failing connections on a closed network.
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60000,
+    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }
 
 /**
