@@ -23,6 +23,9 @@ brake = { max_disposals_per_hour = 3 }
 const XSS_SCRIPT = '<script>alert(1)</script>';
 const XSS_IMG = '"><img src=x onerror=alert(1)>';
 
+/** The session cookie's name. */
+const SESSION = 'custodian_console';
+
 const truthy = (v) => ['t', 'true', '1'].includes(String(v).trim());
 
 /** Clicks `button` (a locator) and waits for the navigation it starts; returns the final response. */
@@ -102,7 +105,7 @@ for (const backend of backends()) {
         assert.ok([401, 403].includes(resp.status()), `${what}: ${resp.status()}`);
         await assert.doesNotReject(page.getByRole('alert').first().waitFor(), `${what}: an alert`);
         const cookies = await page.context().cookies();
-        assert.equal(cookies.length, 0, `${what}: no session cookie (${JSON.stringify(cookies)})`);
+        assert.ok(!cookies.some((c) => c.name === SESSION), `${what}: no session cookie (${JSON.stringify(cookies)})`);
         const again = await page.goto(`${app.url}/console/`);
         assert.equal(new URL(again.url()).pathname, '/console/signin', `${what}: still signed out`);
       }
@@ -113,7 +116,7 @@ for (const backend of backends()) {
       for (const link of ['Overview', 'People', 'Disposals', 'Orphans', 'Tombstones', 'Webhooks', 'Audit', 'Policy']) {
         await assert.doesNotReject(nav.getByRole('link', { name: link, exact: true }).waitFor(), link);
       }
-      const [cookie] = await page.context().cookies();
+      const cookie = (await page.context().cookies()).find((c) => c.name === SESSION);
       assert.ok(cookie, 'a session cookie');
       assert.equal(cookie.httpOnly, true);
       assert.equal(cookie.sameSite, 'Strict');
@@ -344,10 +347,10 @@ for (const backend of backends()) {
         assert.equal(await p.locator('img[src="x"]').count(), 0, `${path}: no injected <img>`);
         assert.equal(await p.locator('script:not([src])').count(), 0, `${path}: no inline <script>`);
       };
-      await visit(`/console/people?q=${encodeURIComponent('<')}`);
+      await visit(`/console/people?q=${encodeURIComponent(XSS_SCRIPT)}`);
       const main = await p.locator('main').innerText();
       assert.ok(main.includes(XSS_SCRIPT), 'the <script> userName shown as text');
-      await visit(`/console/people?q=${encodeURIComponent('onerror')}`);
+      await visit(`/console/people?q=${encodeURIComponent(XSS_IMG)}`);
       assert.ok((await p.locator('main').innerText()).includes(XSS_IMG), 'the <img> userName shown as text');
       await visit(`/console/people/${ids.xssScript}`);
       assert.equal((await p.locator('h1').innerText()).trim(), XSS_SCRIPT);
@@ -384,13 +387,20 @@ for (const backend of backends()) {
       r = await submit(p, button);
       assert.equal(r.status(), 403);
       assert.equal(hold(), false, 'no legal hold placed');
-      // Another origin's POST (the browser sends its Origin) is refused too.
-      const other = await p.request.post(`${app.url}/console/brake/reset`, {
+      // Another origin's POST is refused even with the right csrf value.
+      await p.goto(`${app.url}/console/disposals`);
+      const resetForm = p.locator('form', { has: p.getByRole('button', { name: 'Reset brake' }) });
+      const action = new URL(await resetForm.evaluate((f) => f.action)).pathname;
+      const fields = await resetForm.evaluate((f) => Object.fromEntries(new FormData(f, f.querySelector('button'))));
+      assert.ok(fields.csrf, 'the form carries its csrf token');
+      const resets = () => app.sql(`SELECT count(*) FROM audit_log WHERE action = 'brake.reset' AND tenant_id = '${tenantId('calm')}'`)[0][0];
+      const other = await p.request.post(`${app.url}${action}`, {
         headers: { origin: 'https://evil.example' },
-        form: { csrf: 'whatever' },
+        form: fields,
         maxRedirects: 0,
       });
-      assert.equal(other.status(), 403);
+      assert.equal(other.status(), 403, 'cross-origin POST refused');
+      assert.equal(resets(), '0', 'no brake reset');
       await p.context().close();
     });
 
@@ -414,11 +424,17 @@ for (const backend of backends()) {
         );
         assert.deepEqual(forms, [], `${path}: no action forms`);
       }
-      // Posting anyway (the csrf of its own session) is refused.
+      // Posting anyway (the csrf of its own session) is refused, and nothing changes.
       await p.goto(`${app.url}/console/tombstones`);
       const csrf = await p.locator('input[name="csrf"]').first().getAttribute('value');
-      const res = await p.request.post(`${app.url}/console/brake/reset`, { form: { csrf }, maxRedirects: 0 });
+      const resets = () => app.sql(`SELECT count(*) FROM audit_log WHERE action = 'brake.reset'`)[0][0];
+      const before = resets();
+      const res = await p.request.post(`${app.url}/console/disposals`, { form: { csrf, action: 'reset_brake' }, maxRedirects: 0 });
       assert.equal(res.status(), 403);
+      const hold = await p.request.post(`${app.url}/console/people/${ids.boss}/legal-hold`, { form: { csrf, reason: 'x' }, maxRedirects: 0 });
+      assert.equal(hold.status(), 403);
+      assert.equal(resets(), before, 'no brake reset');
+      assert.ok(!truthy(app.sql(`SELECT legal_hold FROM users WHERE id = '${ids.boss}'`)[0][0]), 'no legal hold');
       await p.context().close();
     });
 
