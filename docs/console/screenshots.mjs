@@ -61,7 +61,7 @@ try {
   await shot('disposals', '/console/disposals');
   // Tombstones: the answer for a disposed person's userName.
   await page.goto(`${app.url}/console/tombstones`);
-  await page.getByLabel('Identifier').fill(staff[0]);
+  await page.getByLabel('Identifier', { exact: true }).fill(staff[0]);
   await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: /check/i }).click()]);
   await page.screenshot({ path: join(out, 'tombstones.png'), fullPage: true });
   console.log('wrote docs/console/tombstones.png');
