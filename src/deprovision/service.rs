@@ -13,6 +13,16 @@ use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
 use std::sync::{Arc, RwLock};
 
+/// `disposal::plan` or `disposal::plan_summary`.
+type PlanFn = fn(
+    &mut AnyConnection,
+    &str,
+    &str,
+    Option<&str>,
+    Option<&str>,
+    &Policy,
+) -> Result<Plan, StoreError>;
+
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
 pub struct Deprov {
     policies: RwLock<Arc<PolicySet>>,
@@ -96,12 +106,29 @@ impl Deprov {
 
     /// The plan a disposal of `user_id` would apply now.
     pub fn preview(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
+        self.preview_with(db, r, user_id, disposal::plan)
+    }
+
+    /// The plan without its item list (`Plan::items` empty): summary, user
+    /// data, target and hash, in memory that does not grow with the items
+    /// (the console's pages).
+    pub fn preview_summary(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
+        self.preview_with(db, r, user_id, disposal::plan_summary)
+    }
+
+    fn preview_with(
+        &self,
+        db: &Db,
+        r: &Actor,
+        user_id: &str,
+        plan: PlanFn,
+    ) -> Result<Plan, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         db.read(|c| {
             let row = users::find(c, &r.tenant_id, user_id)?
                 .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
-            Ok(disposal::plan(
+            Ok(plan(
                 c,
                 &r.tenant_id,
                 user_id,
