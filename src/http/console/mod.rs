@@ -283,7 +283,11 @@ async fn session(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Conso
 }
 
 /// Whether the request's `Origin`, when it sends one, is this host: the
-/// public URL's origin or the `Host` it was sent to.
+/// public URL's origin or the `Host` it was sent to. `Origin: null` is what
+/// Chromium and Firefox send on a same-origin form POST from a page served
+/// with `Referrer-Policy: no-referrer` (every console page): then the Fetch
+/// Metadata header `Sec-Fetch-Site` decides (`same-origin` only), and without
+/// it (an older browser) the CSRF token alone.
 fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
@@ -292,6 +296,13 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
         return false;
     };
     let origin = origin.trim_end_matches('/');
+    if origin == "null" {
+        return match req.headers().get("sec-fetch-site").map(|v| v.to_str()) {
+            Some(Ok(site)) => site == "same-origin",
+            Some(Err(_)) => false,
+            None => true,
+        };
+    }
     if origin == origin_of(&state.public_base) {
         return true;
     }
