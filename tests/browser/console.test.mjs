@@ -400,6 +400,13 @@ for (const backend of backends()) {
         maxRedirects: 0,
       });
       assert.equal(other.status(), 403, 'cross-origin POST refused');
+      // A page elsewhere with no-referrer sends `Origin: null`; Fetch Metadata gives it away.
+      const hidden = await p.request.post(`${app.url}${action}`, {
+        headers: { origin: 'null', 'sec-fetch-site': 'cross-site' },
+        form: fields,
+        maxRedirects: 0,
+      });
+      assert.equal(hidden.status(), 403, 'null-origin cross-site POST refused');
       assert.equal(resets(), '0', 'no brake reset');
       await p.context().close();
     });
