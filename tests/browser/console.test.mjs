@@ -7,17 +7,23 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { AXE_SOURCE, backends, launchBrowser, newPage, signIn, startServer, until } from './harness.mjs';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { AXE_SOURCE, backends, freePort, launchBrowser, newPage, signIn, startServer, until } from './harness.mjs';
 
 // acme: the brake trips on the 4th disposal in an hour (the mass deletion);
 // calm: everything else, with the default brake. Items go to the manager; a
 // person without one leaves orphans; schedules are always orphaned, drafts deleted.
-const POLICY = `[default]
+// hooks: one webhook endpoint, down at first (nothing listens on its port).
+const policy = (hookPort) => `[default]
 targets = ["manager"]
 kinds = { schedule = "orphan", draft = "delete" }
 
 [tenants.acme]
 brake = { max_disposals_per_hour = 3 }
+
+[tenants.hooks]
+webhooks = [{ url = "http://127.0.0.1:${hookPort}/hook", secret_env = "BROWSER_TEST_HOOK_SECRET" }]
 `;
 
 const XSS_SCRIPT = '<script>alert(1)</script>';
@@ -50,9 +56,20 @@ for (const backend of backends()) {
     let page; // signed in as acme's admin or calm's admin, per test
     const ids = {};
     let tenantId;
+    let hookPort;
 
     before(async () => {
-      app = await startServer({ backend, policy: POLICY });
+      hookPort = await freePort();
+      app = await startServer({
+        backend,
+        policy: policy(hookPort),
+        // A failing endpoint retries after 1 s and is paused once its failures span 1 s.
+        env: {
+          BROWSER_TEST_HOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+          CUSTODIAN_WEBHOOK_RETRY_BASE_SECONDS: '1',
+          CUSTODIAN_WEBHOOK_PAUSE_AFTER_SECONDS: '1',
+        },
+      });
       browser = await launchBrowser();
       const acme = app.scim('acme');
       const calm = app.scim('calm');
@@ -82,6 +99,9 @@ for (const backend of backends()) {
       await calm.deactivate(ids.suspended);
       // Another tenant, for the 404s.
       ids.stranger = await app.scim('other').createUser('stranger@other.test');
+      // hooks: an event for its (failing) endpoint.
+      ids.hooked = await app.scim('hooks').createUser('hooked@hooks.test');
+      await app.scim('hooks').deactivate(ids.hooked);
       tenantId = (name) => app.sql(`SELECT id FROM tenants WHERE name = '${name}'`)[0][0];
     });
 
@@ -492,6 +512,51 @@ for (const backend of backends()) {
       await p.getByLabel('Identifier', { exact: true }).fill('someone@acme.test');
       await submit(p, p.getByRole('button', { name: /check/i }));
       await runAxe('tombstone result');
+      await p.context().close();
+    });
+
+    test('webhooks: a paused endpoint is shown and resumed; delivery goes on', async () => {
+      const endpoints = async () => (await app.admin('hooks').ok('GET', '/webhooks')).Resources ?? [];
+      await until('the failing endpoint to be paused', async () => (await endpoints())[0]?.paused === true, 60000, 250);
+      const p = await newPage(browser);
+      await signIn(p, app.url, app.token('hooks', 'admin', 'console-admin'));
+      await p.goto(`${app.url}/console/webhooks`);
+      const row = p.locator('tr', { hasText: `127.0.0.1:${hookPort}` });
+      assert.match(await row.innerText(), /paused/);
+      // The receiver comes back; the admin resumes it.
+      const got = [];
+      const receiver = createServer((req, res) => {
+        got.push(req.headers['webhook-id']);
+        req.resume();
+        req.on('end', () => res.writeHead(204).end());
+      });
+      await new Promise((ok) => receiver.listen(hookPort, '127.0.0.1', ok));
+      try {
+        await submit(p, row.getByRole('button', { name: 'Resume' }));
+        assert.ok((await flash(p)).length > 0);
+        await until('the event to be delivered', async () => {
+          const [e] = await endpoints();
+          return e && !e.paused && e.lastDeliveredSeq > 0 && e.failedAttempts === 0;
+        }, 30000, 250);
+        assert.ok(got.length >= 1 && got.every((id) => typeof id === 'string' && id.startsWith('evt_')), JSON.stringify(got));
+        await p.reload();
+        assert.match(await p.locator('tr', { hasText: `127.0.0.1:${hookPort}` }).innerText(), /delivering/);
+        const actors = app.sql(`SELECT actor FROM audit_log WHERE tenant_id = '${tenantId('hooks')}' AND action LIKE 'webhook%resume%'`);
+        assert.ok(actors.length === 1 && /console/.test(actors[0][0]), JSON.stringify(actors));
+      } finally {
+        await new Promise((ok) => receiver.close(ok));
+        await p.context().close();
+      }
+    });
+
+    test('revoking the token ends its console session', async () => {
+      const tok = app.token('calm', 'admin', 'revoked-soon');
+      const p = await newPage(browser);
+      await signIn(p, app.url, tok);
+      assert.equal(new URL(p.url()).pathname, '/console/');
+      app.cli(['token', 'revoke', tok.slice(5, 21)]);
+      const r = await p.goto(`${app.url}/console/disposals`);
+      assert.equal(new URL(r.url()).pathname, '/console/signin', 'sent back to sign in');
       await p.context().close();
     });
 

@@ -40,7 +40,8 @@ export async function until(what, fn, ms = 15000, every = 50) {
   }
 }
 
-function freePort() {
+/** A TCP port nothing listens on now. */
+export function freePort() {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once('error', fail);
