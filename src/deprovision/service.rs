@@ -116,6 +116,38 @@ impl Deprov {
         self.preview_with(db, r, user_id, disposal::plan_summary)
     }
 
+    /// The plan (summary, as [`Self::preview_summary`]) that releasing the held
+    /// disposal `disposal_id` would apply now. A held SCIM DELETE leaves its
+    /// person deleted-pending, which `preview` does not see: the person is
+    /// read in any state, with the caller the release would use (the
+    /// disposal's own, else this actor's).
+    pub fn preview_held_summary(
+        &self,
+        db: &Db,
+        r: &Actor,
+        disposal_id: &str,
+    ) -> Result<Plan, ServiceError> {
+        let policy = self.policy(&r.tenant_name);
+        db.read(|c| {
+            let d = disposals::find(c, &r.tenant_id, disposal_id)?
+                .ok_or_else(|| ServiceError::NoDisposal(disposal_id.into()))?;
+            let row = users::get_any(c, &r.tenant_id, &d.user_id)?;
+            let r = Actor {
+                caller_user_id: d.caller_user_id.or_else(|| r.caller_user_id.clone()),
+                ..r.clone()
+            };
+            let caller = Self::caller_user(c, &r)?;
+            Ok(disposal::plan_summary(
+                c,
+                &r.tenant_id,
+                &d.user_id,
+                row.manager_id.as_deref(),
+                caller.as_deref(),
+                &policy,
+            )?)
+        })
+    }
+
     fn preview_with(
         &self,
         db: &Db,

@@ -441,7 +441,7 @@ pub(super) async fn disposals(req: HttpRequest, state: web::Data<AppState>) -> H
             .map(|d| {
                 st.svc
                     .deprov
-                    .preview_summary(&st.svc.db, &actor, &d.user_id)
+                    .preview_held_summary(&st.svc.db, &actor, &d.id)
                     .map(|p| views::plan_summary(&p))
                     .unwrap_or_else(|_| "no plan (the person is no longer visible)".into())
             })
