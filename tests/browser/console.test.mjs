@@ -205,6 +205,10 @@ for (const backend of backends()) {
         const box = p.locator(`input[type="checkbox"][name="id"][value="${d.id}"]`);
         assert.equal(await box.count(), 1, `a checkbox for ${d.id}`);
         assert.ok(await box.getAttribute('aria-label'), 'the checkbox has an aria-label');
+        // Its plan, to review before releasing: what a release would do now.
+        const row = p.locator('tr', { has: box });
+        assert.match(await row.innerText(), /1 recording transfer/, `${d.id}: the plan summary`);
+        assert.match(await row.innerText(), /1 draft delete/, `${d.id}: the plan summary`);
       }
       // Release the first one.
       const [release, keep] = held;
