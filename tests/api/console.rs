@@ -944,3 +944,42 @@ async fn policy_and_webhooks_pages() {
     assert!(w.body.contains("https://hooks.example/in"), "{}", w.body);
     assert!(w.body.contains("not started"));
 }
+
+async fn people_search_pages_by_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    crate::seeded_user_ids(&app, 30).await;
+    let other = create_user(&app, "zed@example.com").await;
+    let mut b = Browser::signed_in(&app, &admin(&app)).await;
+    let first = b.get("/console/people?q=seed").await;
+    assert_eq!(
+        first.body.matches("<a href=\"/console/people/").count(),
+        25,
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains("zed@example.com"));
+    let at = first
+        .body
+        .find("<a href=\"/console/people?q=seed&amp;after=")
+        .expect("a next page link");
+    let href = &first.body[at + "<a href=\"".len()..];
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    assert!(first.body[at..].contains(">Next page</a>"));
+    let second = b.get(&href).await;
+    assert_eq!(
+        second.body.matches("<a href=\"/console/people/").count(),
+        5,
+        "{}",
+        second.body
+    );
+    assert!(!second.body.contains("Next page"));
+    // An exact email or id finds the person; any other tenant's does not.
+    let by_email = b.get("/console/people?q=ZED%40example.com").await;
+    assert!(by_email.body.contains(&format!("/console/people/{other}")));
+    let by_id = b.get(&format!("/console/people?q={other}")).await;
+    assert!(by_id.body.contains("zed@example.com"));
+}
+both_backends!(
+    people_search_pages_by_key,
+    super::people_search_pages_by_key
+);

@@ -203,35 +203,40 @@ pub(super) async fn people(req: HttpRequest, state: web::Data<AppState>) -> Http
     let found = blocking(move || {
         let folded = crate::scim::fold::fold(&q2);
         Ok(st.db.read(|cn| {
-            let mut rows =
+            let by_prefix =
                 reads::people_by_prefix(cn, &tenant, &folded, after2.as_deref(), PAGE + 1)?;
+            // Exact matches (email, externalId, id) lead the first page.
+            let mut exact = vec![];
             if after2.is_none() && !q2.is_empty() {
-                for p in reads::people_by_identifier(cn, &tenant, &q2, &folded, PAGE)? {
-                    if !rows.iter().any(|r| r.id == p.id) {
-                        rows.insert(0, p);
-                    }
+                if let Some(p) = reads::person(cn, &tenant, &q2)? {
+                    exact.push(p);
                 }
-                if let Some(p) = reads::person(cn, &tenant, &q2)?
-                    && !rows.iter().any(|r| r.id == p.id)
-                {
-                    rows.insert(0, p);
-                }
+                exact.extend(reads::people_by_identifier(
+                    cn, &tenant, &q2, &folded, PAGE,
+                )?);
             }
-            Ok::<_, crate::store::StoreError>(rows)
+            Ok::<_, crate::store::StoreError>((exact, by_prefix))
         })?)
     })
     .await;
-    let mut rows = match found {
+    let (exact, by_prefix) = match found {
         Ok(r) => r,
         Err(e) => return error_page(&e, Some(&c)),
     };
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize + 1);
-    let next = if more {
-        rows.get(PAGE as usize - 1).map(|r| r.user_name_key.clone())
-    } else {
-        None
-    };
+    // The next page follows the prefix range by key.
+    let next = (by_prefix.len() as i64 > PAGE)
+        .then(|| {
+            by_prefix
+                .get(PAGE as usize - 1)
+                .map(|r| r.user_name_key.clone())
+        })
+        .flatten();
+    let mut rows = exact;
+    for p in by_prefix.into_iter().take(PAGE as usize) {
+        if !rows.iter().any(|r| r.id == p.id) {
+            rows.push(p);
+        }
+    }
     let body = html! {
         form method="get" action="/console/people" role="search" {
             label for="q" { "Search people" }
@@ -243,7 +248,7 @@ pub(super) async fn people(req: HttpRequest, state: web::Data<AppState>) -> Http
             caption { "People" }
             thead { tr { th scope="col" { "userName" } th scope="col" { "State" } th scope="col" { "Legal hold" } } }
             tbody {
-                @for p in rows.iter().take(PAGE as usize) {
+                @for p in &rows {
                     tr {
                         th scope="row" { (person_link(&p.id, &p.user_name, p.state)) }
                         td { (p.state.as_str()) }
