@@ -179,9 +179,12 @@ for (const backend of backends()) {
         (focus.outlineStyle !== 'none' && focus.outlineWidth > 0) || (focus.boxShadow && focus.boxShadow !== 'none'),
         `a visible focus indicator: ${JSON.stringify(focus)}`,
       );
-      // Back to the field, type the token, Enter: signed in without the mouse.
+      // Back to the field, type the token, Tab to the button, Enter: signed in without the mouse.
       await p.keyboard.press('Shift+Tab');
+      assert.equal(await p.evaluate(() => document.activeElement.id), 'token');
       await p.keyboard.type(app.token('calm', 'admin', 'console-admin'));
+      await p.keyboard.press('Tab');
+      assert.equal(await p.evaluate(() => document.activeElement.textContent.trim()), 'Sign in');
       await Promise.all([p.waitForNavigation(), p.keyboard.press('Enter')]);
       assert.equal(new URL(p.url()).pathname, '/console/', 'signed in from the keyboard');
       await p.context().close();
