@@ -983,3 +983,77 @@ both_backends!(
     people_search_pages_by_key,
     super::people_search_pages_by_key
 );
+
+async fn brake_held_disposals_are_released_from_the_console(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            policy: Some("[default]\nbrake = { max_disposals_per_hour = 1 }\n".into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let first = create_user(&app, "first@example.com").await;
+    let second = create_user(&app, "second@example.com").await;
+    for id in [&first, &second] {
+        let r = app
+            .req(Method::DELETE, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    let mut b = Browser::signed_in(&app, &admin(&app)).await;
+    let d = b.get("/console/disposals").await;
+    assert_eq!(
+        d.text_after("data-testid=\"brake\">"),
+        "tripped",
+        "{}",
+        d.body
+    );
+    let at = d
+        .body
+        .find("name=\"id\" value=\"")
+        .expect("a held disposal")
+        + "name=\"id\" value=\"".len();
+    let disposal = d.body[at..at + d.body[at..].find('"').unwrap()].to_string();
+    assert!(
+        d.body
+            .contains("aria-label=\"Select the disposal of second@example.com\"")
+    );
+    let csrf = d.csrf();
+    let r = b
+        .post(
+            "/console/disposals",
+            &[("csrf", &csrf), ("action", "release"), ("id", &disposal)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let d = b.get("/console/disposals").await;
+    assert!(
+        d.body
+            .contains("<p role=\"status\">Released 1 held disposal(s).</p>"),
+        "{}",
+        d.body
+    );
+    assert!(d.body.contains("No disposal is held."));
+    let p = b.get(&format!("/console/people/{second}")).await;
+    assert!(p.body.contains("<h1>Deleted User</h1>"));
+    let r = b
+        .post(
+            "/console/disposals",
+            &[("csrf", &csrf), ("action", "reset_brake")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        b.get("/console/")
+            .await
+            .text_after("data-testid=\"brake\">"),
+        "ok"
+    );
+}
+both_backends!(
+    brake_held_disposals_are_released_from_the_console,
+    super::brake_held_disposals_are_released_from_the_console
+);

@@ -283,11 +283,12 @@ async fn session(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Conso
 }
 
 /// Whether the request's `Origin`, when it sends one, is this host: the
-/// public URL's origin or the `Host` it was sent to. `Origin: null` is what
-/// Chromium and Firefox send on a same-origin form POST from a page served
-/// with `Referrer-Policy: no-referrer` (every console page): then the Fetch
-/// Metadata header `Sec-Fetch-Site` decides (`same-origin` only), and without
-/// it (an older browser) the CSRF token alone.
+/// public URL's origin, the `Host` it was sent to, or (only with
+/// `trust_forwarded_headers`) the proxy's `X-Forwarded-Host`. `Origin: null`
+/// is what Chromium and Firefox send on a same-origin form POST from a page
+/// served with `Referrer-Policy: no-referrer` (every console page): then the
+/// Fetch Metadata header `Sec-Fetch-Site` decides (`same-origin` only), and
+/// without it (an older browser) the CSRF token alone.
 fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
@@ -306,12 +307,19 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     if origin == origin_of(&state.public_base) {
         return true;
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+    // The Host it was sent to; behind a trusted proxy, also the host the
+    // proxy says the browser used (a proxy may rewrite Host).
+    let mut hosts = vec![req.headers().get(header::HOST)];
+    if state.settings.trust_forwarded_headers {
+        hosts.push(req.headers().get("x-forwarded-host"));
+    }
+    hosts
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.to_str().ok())
+        .map(|h| h.split(',').next().unwrap_or_default().trim())
+        .filter(|h| !h.is_empty())
+        .any(|host| origin == format!("http://{host}") || origin == format!("https://{host}"))
 }
 
 /// `scheme://host[:port]` of a URL.
