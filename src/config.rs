@@ -16,6 +16,10 @@ pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
 pub const DEFAULT_EVENT_RETENTION: std::time::Duration =
     std::time::Duration::from_secs(30 * 86_400);
 
+/// `console_idle_timeout`'s default: 30 minutes.
+pub const DEFAULT_CONSOLE_IDLE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(30 * 60);
+
 /// The config file's location; every other variable Custodian reads is a key's
 /// (`KEYS`).
 pub const ENV_CONFIG: &str = "CUSTODIAN_CONFIG";
@@ -171,6 +175,12 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ),
     ("journal_path", "CUSTODIAN_JOURNAL_PATH", Kind::Text),
     ("event_retention", "CUSTODIAN_EVENT_RETENTION", Kind::Text),
+    ("console", "CUSTODIAN_CONSOLE", Kind::Bool),
+    (
+        "console_idle_timeout",
+        "CUSTODIAN_CONSOLE_IDLE_TIMEOUT",
+        Kind::Text,
+    ),
     ("listen_url", "CUSTODIAN_LISTEN_URL", Kind::Text),
     (
         "revocation_ttl_ms",
@@ -260,6 +270,10 @@ pub struct Settings {
     pub journal_path: Option<PathBuf>,
     /// Events older than this are deleted from the outbox.
     pub event_retention: std::time::Duration,
+    /// Serve the admin console at `/console/` (`http::console`).
+    pub console: bool,
+    /// A console session unused this long ends.
+    pub console_idle_timeout: std::time::Duration,
     /// PostgreSQL: where each replica listens for token revocations (a
     /// direct connection, not a transaction-mode pooler); `None`: the
     /// database URL. May hold a password: never printed.
@@ -351,6 +365,11 @@ impl std::fmt::Debug for Settings {
                 "event_retention",
                 &humantime::format_duration(self.event_retention).to_string(),
             )
+            .field("console", &self.console)
+            .field(
+                "console_idle_timeout",
+                &humantime::format_duration(self.console_idle_timeout).to_string(),
+            )
             .field(
                 "listen_url",
                 &self
@@ -440,6 +459,8 @@ impl Default for Settings {
             shutdown_timeout: 30,
             journal_path: None,
             event_retention: DEFAULT_EVENT_RETENTION,
+            console: true,
+            console_idle_timeout: DEFAULT_CONSOLE_IDLE_TIMEOUT,
             listen_url: None,
             revocation_ttl_ms: 1000,
             blocking_thread_nice: 10,
@@ -491,6 +512,9 @@ struct FileConfig {
     journal_path: Option<PathBuf>,
     /// A duration such as "30d" or "12h" (humantime).
     event_retention: Option<String>,
+    console: Option<bool>,
+    /// A duration such as "30m" (humantime).
+    console_idle_timeout: Option<String>,
     listen_url: Option<String>,
     revocation_ttl_ms: Option<u64>,
     blocking_thread_nice: Option<u8>,
@@ -657,6 +681,12 @@ impl Settings {
         self.journal_path = f.journal_path.or(self.journal_path.take());
         if let Some(v) = f.event_retention {
             self.event_retention = parse_duration("event_retention", &v)?;
+        }
+        if let Some(v) = f.console {
+            self.console = v;
+        }
+        if let Some(v) = f.console_idle_timeout {
+            self.console_idle_timeout = parse_duration("console_idle_timeout", &v)?;
         }
         if let Some(v) = f.listen_url {
             self.listen_url = Some(SecretString::from(v));
@@ -829,6 +859,11 @@ impl Settings {
         // events it has not received (audited as webhook.events_expired).
         if self.event_retention < std::time::Duration::from_secs(3600) {
             return invalid("event_retention", "must be at least 1h".into());
+        }
+        if !(std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(86_400))
+            .contains(&self.console_idle_timeout)
+        {
+            return invalid("console_idle_timeout", "must be between 10s and 24h".into());
         }
         Ok(())
     }

@@ -315,6 +315,7 @@ fn serve(settings: Settings) -> Result<(), String> {
         &db,
         &deprov,
         settings.event_retention,
+        settings.console_idle_timeout,
         custodian::events::relay::RelayOptions::from_settings(&settings),
     )?;
     let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout);

@@ -10,6 +10,7 @@
 //! - `relay`: webhook delivery; a pass every 2 s starts a worker thread for
 //!   each endpoint not already being delivered to (leased in the database, so
 //!   replicas share the work without double delivery).
+//!   Every minute it also deletes expired console sessions.
 //! - `metrics`: histogram upkeep, so memory stays flat between scrapes.
 
 use super::Supervisor;
@@ -36,6 +37,7 @@ pub fn start(
     db: &Db,
     deprov: &Arc<Deprov>,
     event_retention: Duration,
+    console_idle_timeout: Duration,
     relay_options: RelayOptions,
 ) -> Result<Background, String> {
     let supervisor = Supervisor::new();
@@ -60,6 +62,14 @@ pub fn start(
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "event retention pass failed"),
+                }
+            }
+            // Every minute: expired console sessions, in bounded batches.
+            if n.is_multiple_of(12) {
+                match sweep_console_sessions(&d, dp.clock.now(), console_idle_timeout) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "expired console sessions deleted"),
+                    Err(e) => tracing::error!(error = %e, "console session sweep failed"),
                 }
             }
             if n.is_multiple_of(6) {
@@ -104,6 +114,31 @@ pub fn start(
         relay,
         db: db.clone(),
     })
+}
+
+/// Deletes console sessions idle for `idle` or older than the absolute
+/// limit (`store::console::MAX_AGE_SECONDS`): batches of 500, at most 20
+/// per pass, each its own short write. Returns how many.
+pub fn sweep_console_sessions(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    idle: Duration,
+) -> Result<usize, crate::store::StoreError> {
+    let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::minutes(30));
+    let idle_before = crate::store::time::format(now - idle);
+    let created_before = crate::store::time::format(
+        now - chrono::Duration::seconds(crate::store::console::MAX_AGE_SECONDS),
+    );
+    let mut total = 0;
+    for _ in 0..20 {
+        let n =
+            db.write(|c| crate::store::console::sweep(c, &idle_before, &created_before, 500))?;
+        total += n;
+        if n < 500 {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 impl Background {

@@ -13,6 +13,16 @@ use crate::store::disposals::{self, NewDisposal};
 use crate::store::{AnyConnection, Db, StoreError, audit, time, users};
 use std::sync::{Arc, RwLock};
 
+/// `disposal::plan` or `disposal::plan_summary`.
+type PlanFn = fn(
+    &mut AnyConnection,
+    &str,
+    &str,
+    Option<&str>,
+    Option<&str>,
+    &Policy,
+) -> Result<Plan, StoreError>;
+
 /// Shared deprovisioning state: the policy (swappable on reload), the tombstone keys, the clock.
 pub struct Deprov {
     policies: RwLock<Arc<PolicySet>>,
@@ -96,12 +106,61 @@ impl Deprov {
 
     /// The plan a disposal of `user_id` would apply now.
     pub fn preview(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
+        self.preview_with(db, r, user_id, disposal::plan)
+    }
+
+    /// The plan without its item list (`Plan::items` empty): summary, user
+    /// data, target and hash, in memory that does not grow with the items
+    /// (the console's pages).
+    pub fn preview_summary(&self, db: &Db, r: &Actor, user_id: &str) -> Result<Plan, ServiceError> {
+        self.preview_with(db, r, user_id, disposal::plan_summary)
+    }
+
+    /// The plan (summary, as [`Self::preview_summary`]) that releasing the held
+    /// disposal `disposal_id` would apply now. A held SCIM DELETE leaves its
+    /// person deleted-pending, which `preview` does not see: the person is
+    /// read in any state, with the caller the release would use (the
+    /// disposal's own, else this actor's).
+    pub fn preview_held_summary(
+        &self,
+        db: &Db,
+        r: &Actor,
+        disposal_id: &str,
+    ) -> Result<Plan, ServiceError> {
+        let policy = self.policy(&r.tenant_name);
+        db.read(|c| {
+            let d = disposals::find(c, &r.tenant_id, disposal_id)?
+                .ok_or_else(|| ServiceError::NoDisposal(disposal_id.into()))?;
+            let row = users::get_any(c, &r.tenant_id, &d.user_id)?;
+            let r = Actor {
+                caller_user_id: d.caller_user_id.or_else(|| r.caller_user_id.clone()),
+                ..r.clone()
+            };
+            let caller = Self::caller_user(c, &r)?;
+            Ok(disposal::plan_summary(
+                c,
+                &r.tenant_id,
+                &d.user_id,
+                row.manager_id.as_deref(),
+                caller.as_deref(),
+                &policy,
+            )?)
+        })
+    }
+
+    fn preview_with(
+        &self,
+        db: &Db,
+        r: &Actor,
+        user_id: &str,
+        plan: PlanFn,
+    ) -> Result<Plan, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         db.read(|c| {
             let row = users::find(c, &r.tenant_id, user_id)?
                 .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
             let caller = Self::caller_user(c, r)?;
-            Ok(disposal::plan(
+            Ok(plan(
                 c,
                 &r.tenant_id,
                 user_id,

@@ -64,6 +64,25 @@ pub fn lift(
     now: &str,
     why: &str,
 ) -> Result<usize, StoreError> {
+    lift_noted(c, tenant, tombstone_ids, actor, now, why, None)
+}
+
+/// `lift`, with the admin's own words (the console's reason) in each audit
+/// row's detail as `note`; the event keeps `why` alone.
+pub fn lift_noted(
+    c: &mut AnyConnection,
+    tenant: &str,
+    tombstone_ids: &[String],
+    actor: &str,
+    now: &str,
+    why: &str,
+    note: Option<&str>,
+) -> Result<usize, StoreError> {
+    let detail = match note {
+        Some(n) => serde_json::json!({ "reason": why, "note": n }),
+        None => serde_json::json!({ "reason": why }),
+    }
+    .to_string();
     let n = store::tombstones::lift(c, tenant, tombstone_ids, now)?;
     if n == 0 {
         // Already lifted (a concurrent request): nothing to audit or announce.
@@ -79,7 +98,7 @@ pub fn lift(
             "tombstone.lifted",
             "tombstone",
             id,
-            Some(&format!("{{\"reason\":\"{why}\"}}")),
+            Some(&detail),
         )?;
         crate::events::emit_at_commit(
             c,

@@ -65,7 +65,7 @@ impl Admitted {
 }
 
 /// A slot within `deadline`: 429 when the tenant's queue is full, 503 past it.
-async fn slot(
+pub(super) async fn slot(
     state: &AppState,
     acquire: impl Future<Output = Result<Permit, super::limiter::QueueFull>>,
     deadline: std::time::Duration,
@@ -103,16 +103,36 @@ fn kind_of(req: &HttpRequest, allowed: &[Scope]) -> Kind {
 /// read and argon2) in a slot of the budget shared by that token id's
 /// verifications, so no tenant drives reads outside a share.
 async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Admitted, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or(ApiError::Blocking)?;
     let token = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(presented_token)
         .ok_or(AuthError::Missing)?;
+    authenticate_token(req, token, allowed).await
+}
+
+/// The console's sign-in: a token pasted into a form, verified and admitted
+/// exactly as one presented in `Authorization` (same verifier, caches,
+/// failure limits, held refusals and tenant shares); the slot is held
+/// until the returned permit drops.
+pub async fn sign_in(
+    req: HttpRequest,
+    token: String,
+    allowed: &'static [Scope],
+) -> Result<(Principal, Permit), ApiError> {
+    authenticate_token(req, token, allowed).await?.ready().await
+}
+
+async fn authenticate_token(
+    req: HttpRequest,
+    token: String,
+    allowed: &'static [Scope],
+) -> Result<Admitted, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or(ApiError::Blocking)?;
     let client = client_address(&req, state.settings.trust_forwarded_headers);
     let kind = kind_of(&req, allowed);
     let limiter: &Arc<Limiter> = if matches!(allowed, [Scope::Gate]) {
@@ -170,7 +190,7 @@ async fn authenticate(req: HttpRequest, allowed: &'static [Scope]) -> Result<Adm
 }
 
 /// The tenant's admission, or its 429 after `overload_delay_ms`.
-async fn admit(
+pub(super) async fn admit(
     state: &AppState,
     limiter: &Arc<Limiter>,
     tenant: &str,
@@ -211,7 +231,7 @@ async fn hold(state: &AppState, limiter: &Arc<Limiter>) {
 /// The caller's address for the verifier's per-address limits: the peer, or,
 /// only with `trust_forwarded_headers`, the last `X-Forwarded-For` entry (the
 /// one our own proxy appended; earlier entries are the client's to forge).
-fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::IpAddr> {
+pub(crate) fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<std::net::IpAddr> {
     if trust_forwarded
         && let Some(ip) = req
             .headers()

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod import;
 pub mod lenient_io;
@@ -220,6 +221,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
     let workers = state.settings.workers;
     let shutdown_timeout = state.settings.shutdown_timeout;
     let pool_size = state.db.pool_size();
+    let console = state.settings.console;
     let data = web::Data::new(state);
     let mut builder = actix_server::Server::build().listen("custodian", listener, move || {
         let app = App::new()
@@ -228,6 +230,11 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(tracing_actix_web::TracingLogger::<telemetry::RootSpan>::new())
             .configure(configure)
+            .configure(|cfg| {
+                if console {
+                    console::configure(cfg);
+                }
+            })
             .default_service(web::to(ops::not_found));
         fn_service(|io: actix_rt::net::TcpStream| async move {
             let peer = io.peer_addr().ok();

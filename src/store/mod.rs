@@ -2,6 +2,7 @@
 //! and scopes its queries by it.
 
 pub mod audit;
+pub mod console;
 pub mod db;
 pub mod deployment;
 pub mod disposals;

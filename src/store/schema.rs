@@ -83,6 +83,20 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> tenants (tenant_id));
+
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Text,
+        tenant_id -> Text,
+        token_id -> Text,
+        scope -> Text,
+        created_at -> Text,
+        last_seen -> Text,
+        csrf -> Text,
+    }
+}
+
+diesel::joinable!(console_sessions -> api_tokens (token_id));
 diesel::joinable!(user_emails -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 
@@ -263,4 +277,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_counters,
     outbox,
     webhook_cursors,
+    console_sessions,
 );

@@ -127,7 +127,7 @@ pub fn is_live(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     )
 }
 
-/// Marks a token revoked; returns false when no such (unrevoked) token exists.
+/// Marks a token revoked and deletes its console sessions; returns false when no such (unrevoked) token exists.
 /// On PostgreSQL the revocation is announced to every replica's listener
 /// (`notify::RevocationListener`) when this transaction commits.
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, StoreError> {
@@ -138,6 +138,10 @@ pub fn revoke(conn: &mut AnyConnection, id: &str, now: &str) -> Result<bool, Sto
     )
     .set(api_tokens::revoked_at.eq(Some(now)))
     .execute(conn)?;
+    if n > 0 {
+        // Its console sessions end in the same transaction.
+        super::console::delete_for_token(conn, id)?;
+    }
     if n > 0
         && let AnyConnection::Postgresql(c) = conn
     {

@@ -13,6 +13,7 @@ mod backup;
 mod bulk;
 mod caps;
 mod cli;
+mod console;
 mod crash;
 mod deploy;
 mod deprovision;

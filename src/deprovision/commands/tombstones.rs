@@ -40,3 +40,19 @@ pub fn apply(
         }
     })
 }
+
+/// Lifts these tombstones of the tenant, named by id (the console finds them
+/// by a check and never sends the identifier back), in one transaction; the
+/// admin's reason goes into each audit row. Returns how many were live.
+pub fn lift_by_id(
+    db: &Db,
+    tenant: &str,
+    tombstone_ids: &[String],
+    actor: &str,
+    now: &str,
+    reason: &str,
+) -> Result<usize, StoreError> {
+    db.write(|c| {
+        tombstones::lift_noted(c, tenant, tombstone_ids, actor, now, "admin", Some(reason))
+    })
+}

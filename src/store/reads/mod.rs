@@ -2,6 +2,7 @@
 //! query scoped by the tenant and bounded by a page.
 
 pub mod audit;
+pub mod console;
 pub mod disposals;
 pub mod history;
 pub mod receipt;
