@@ -849,7 +849,8 @@ fn postgres_pgbouncer_revocation_within_a_second_with_and_without_listen_url() {
 
 /// Runs `rounds` of three different statically typed selects (diesel caches
 /// each, as a named prepared statement, unless the cache is off) on
-/// `clients` connections through the pooler at once; the errors.
+/// `clients` connections through the pooler at once; the errors and wrong
+/// results.
 fn select_storm(url: &str, cache: CacheSize, clients: usize, rounds: i32) -> Vec<String> {
     let workers: Vec<_> = (0..clients)
         .map(|t| {
@@ -871,8 +872,13 @@ fn select_storm(url: &str, cache: CacheSize, clients: usize, rounds: i32) -> Vec
                     ))
                     .get_result::<(i32, bool)>(&mut c);
                     match (sum, text, both) {
+                        // A named statement run on a server connection where
+                        // another client's statement has that name answers
+                        // that statement: wrong rows, no error.
                         (Ok(s), Ok(x), Ok(b)) => {
-                            assert_eq!((s, x, b), (n + 1, format!("r{n}"), (n, true)));
+                            if (s, &x, b) != (n + 1, &format!("r{n}"), (n, true)) {
+                                errors.push(format!("wrong result: {:?} for {n}", (s, x, b)));
+                            }
                         }
                         (s, x, b) => errors.extend(
                             [s.err(), x.err(), b.err()]
@@ -883,6 +889,35 @@ fn select_storm(url: &str, cache: CacheSize, clients: usize, rounds: i32) -> Vec
                     }
                 }
                 errors
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("worker"))
+        .collect()
+}
+
+/// `clients` threads each running `rounds` of two store reads (diesel DSL,
+/// cached as named statements unless `prepared_statements = false`) on `db`
+/// at once; the errors.
+fn store_reads(db: &custodian::store::Db, clients: usize, rounds: usize) -> Vec<String> {
+    use custodian::store::{StoreError, tokens};
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                (0..rounds)
+                    .filter_map(|_| {
+                        db.read(|c| {
+                            let tenant = tokens::find_tenant(c, "listen")?;
+                            let live = tokens::is_live(c, "no-such-token")?;
+                            Ok::<_, StoreError>((tenant.is_some(), live))
+                        })
+                        .err()
+                        .map(|e| e.to_string())
+                    })
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
@@ -909,23 +944,6 @@ fn postgres_pgbouncer_named_statements_fail_unnamed_hold_timeouts_and_listen_per
         return;
     };
     let url = bouncer.url();
-    let named = select_storm(&url, CacheSize::Unbounded, 8, 50);
-    eprintln!(
-        "pgbouncer: named prepared statements: {} of 1200 statements failed, e.g. {:?}",
-        named.len(),
-        named.first()
-    );
-    assert!(
-        !named.is_empty(),
-        "named statements all worked through the pooler"
-    );
-    assert!(
-        named.iter().any(|e| e.contains("prepared statement")),
-        "{named:?}"
-    );
-    let unnamed = select_storm(&url, CacheSize::Disabled, 8, 50);
-    assert!(unnamed.is_empty(), "unnamed statements failed: {unnamed:?}");
-
     // Migrations and the store through the pooler; timeouts per transaction.
     let db = Db::open_with(&url, 6, false, false)
         .expect("migrate through the pooler")
@@ -934,6 +952,49 @@ fn postgres_pgbouncer_named_statements_fail_unnamed_hold_timeouts_and_listen_per
             ..Deadlines::default()
         });
     assert!(db.pooled());
+
+    // Custodian's own reads, 8 clients on 3 server connections: with
+    // prepared_statements = false none fails; with the default (true)
+    // through the same pooler, some do.
+    assert_eq!(store_reads(&db, 8, 30), Vec::<String>::new());
+    let named = match Db::open_with(&url, 8, false, true) {
+        Err(e) => vec![format!("at open: {e}")],
+        Ok(named_db) => store_reads(&named_db, 8, 30),
+    };
+    eprintln!(
+        "pgbouncer: Custodian with prepared_statements = true: {} failed (of 240 reads), e.g. {:?}",
+        named.len(),
+        named.first()
+    );
+    assert!(
+        !named.is_empty(),
+        "prepared_statements = true worked through a transaction-mode pooler"
+    );
+
+    // The same in diesel alone: named statements fail, unnamed ones hold.
+    let named = select_storm(&url, CacheSize::Unbounded, 8, 50);
+    eprintln!(
+        "pgbouncer: named prepared statements: {} of 1200 statements failed ({} of them answered with another statement's rows), e.g. {:?}",
+        named.len(),
+        named
+            .iter()
+            .filter(|e| e.starts_with("wrong result"))
+            .count(),
+        named.first()
+    );
+    assert!(
+        !named.is_empty(),
+        "named statements all worked through the pooler"
+    );
+    assert!(
+        named
+            .iter()
+            .any(|e| e.contains("prepared statement") || e.starts_with("wrong result")),
+        "{named:?}"
+    );
+    let unnamed = select_storm(&url, CacheSize::Disabled, 8, 50);
+    assert!(unnamed.is_empty(), "unnamed statements failed: {unnamed:?}");
+
     for what in ["read", "write"] {
         let sleep = |c: &mut custodian::store::AnyConnection| {
             c.batch_execute("SELECT pg_sleep(3)")
