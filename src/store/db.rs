@@ -362,6 +362,9 @@ impl Db {
         // Bounded: after a restart every idle connection may be dead.
         for _ in 0..=self.pool.max_size() {
             let mut conn = get()?;
+            if self.pooled {
+                drop_notifications(&mut conn);
+            }
             let set = session
                 && PooledConnection::extensions_mut(&mut conn)
                     .get::<SessionTimeouts>()
@@ -556,6 +559,21 @@ impl Db {
 
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
+    }
+}
+
+/// Behind a pooler a server connection may carry another session's
+/// `LISTEN` (a listener pointed at the pooler), whose notifications then
+/// queue in whichever client it was lent to, and would pile up in a pooled
+/// connection that never reads them: drop them (what has arrived; no round
+/// trip). A dead connection is found by the statement that follows.
+fn drop_notifications(conn: &mut AnyConnection) {
+    if let AnyConnection::Postgresql(c) = conn {
+        for n in c.notifications_iter() {
+            if n.is_err() {
+                break;
+            }
+        }
     }
 }
 
