@@ -104,9 +104,14 @@ fn open(settings: &Settings, create: bool) -> Result<Db, String> {
 fn open_quiet(settings: &Settings, create: bool) -> Result<Db, String> {
     let url = settings.database_url.expose_secret();
     // The gate's connections come on top of SCIM's (`AppState::new`).
-    Db::open(url, settings.total_connections(), create)
-        .map(|db| db.with_deadlines(settings.db_deadlines()))
-        .map_err(|e| e.to_string())
+    Db::open_with(
+        url,
+        settings.total_connections(),
+        create,
+        settings.prepared_statements,
+    )
+    .map(|db| db.with_deadlines(settings.db_deadlines()))
+    .map_err(|e| e.to_string())
 }
 
 fn run(command: Command, mut settings: Settings) -> Result<(), Failure> {

@@ -77,17 +77,29 @@ impl AppState {
         ));
         if db.backend() == crate::store::Backend::Postgres {
             use secrecy::ExposeSecret;
-            let url = settings
-                .listen_url
-                .as_ref()
-                .unwrap_or(&settings.database_url);
+            // Behind a transaction-mode pooler (`prepared_statements =
+            // false`) only `listen_url`, a direct connection, can listen: a
+            // `LISTEN` through the pooler stays on a server connection it
+            // lends to others.
+            let url = match (&settings.listen_url, settings.prepared_statements) {
+                (Some(u), _) => Some(u),
+                (None, true) => Some(&settings.database_url),
+                (None, false) => None,
+            };
             // The thread ends with the verifier; without it tokens are
             // trusted for revocation_ttl_ms only.
-            if let Err(e) = crate::auth::revocation::spawn_listener(
-                &verifier.revocations,
-                url.expose_secret().to_string(),
-            ) {
-                tracing::warn!(error = %e, "cannot start the revocation listener");
+            match url {
+                Some(url) => {
+                    if let Err(e) = crate::auth::revocation::spawn_listener(
+                        &verifier.revocations,
+                        url.expose_secret().to_string(),
+                    ) {
+                        tracing::warn!(error = %e, "cannot start the revocation listener");
+                    }
+                }
+                None => tracing::info!(
+                    "prepared_statements = false and no listen_url: no revocation listener; a token read live is trusted for revocation_ttl_ms"
+                ),
             }
         }
         AppState {

@@ -1,5 +1,6 @@
-//! Schema migrations, applied at start-up (under an advisory lock on
-//! PostgreSQL, so replicas starting together migrate once), and the planner
+//! Schema migrations, applied at start-up (on PostgreSQL in one transaction
+//! under a transaction-level advisory lock, so replicas starting together
+//! migrate once, also behind a transaction-mode pooler), and the planner
 //! statistics a new SQLite database starts with.
 
 use super::error::StoreError;
@@ -12,15 +13,22 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 pub(super) fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    let set = match conn {
-        AnyConnection::Postgresql(_) => PG_MIGRATIONS,
-        AnyConnection::Sqlite(_) => SQLITE_MIGRATIONS,
-    };
-    if let AnyConnection::Postgresql(c) = conn {
-        // Several replicas may start at once: migrate under an advisory lock.
-        c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
+    match conn {
+        // Several replicas may start at once: they migrate one after the
+        // other, each in one transaction holding a transaction-level advisory
+        // lock. Never a session lock: behind a transaction-mode pooler its
+        // unlock would run on another server connection than the lock, which
+        // would stay held, blocking every later start.
+        AnyConnection::Postgresql(_) => conn.transaction(|conn| {
+            conn.batch_execute("SELECT pg_advisory_xact_lock(7428310021)")?;
+            migrate(conn, PG_MIGRATIONS)
+        }),
+        AnyConnection::Sqlite(_) => migrate(conn, SQLITE_MIGRATIONS),
     }
-    let result = refuse_newer_schema(conn, &set)
+}
+
+fn migrate(conn: &mut AnyConnection, set: EmbeddedMigrations) -> Result<(), StoreError> {
+    refuse_newer_schema(conn, &set)
         .and_then(|_| {
             conn.run_pending_migrations(set)
                 .map(|_| ())
@@ -30,11 +38,7 @@ pub(super) fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError>
         .and_then(|_| match conn {
             AnyConnection::Sqlite(c) => sqlite_planner_stats(c),
             AnyConnection::Postgresql(_) => Ok(()),
-        });
-    if let AnyConnection::Postgresql(c) = conn {
-        c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
-    }
-    result
+        })
 }
 
 /// SQLite chooses plans from `sqlite_stat1`. A new database has no statistics,
