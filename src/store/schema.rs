@@ -192,6 +192,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    replicas (id) {
+        id -> Text,
+        label -> Text,
+        version -> Text,
+        schema_version -> Text,
+        policy_digest -> Text,
+        started_at -> Text,
+        last_seen -> Text,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Text,
         tenant_id -> Text,
@@ -263,4 +275,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenant_counters,
     outbox,
     webhook_cursors,
+    replicas,
 );
