@@ -22,6 +22,6 @@ OUT=target/bench; mkdir -p "$OUT"
 flags=(--locked --test replicas)
 [[ "$PROFILE" == release ]] && flags+=(--release)
 echo "soak: ${SECONDS_WANTED} s, ${PROFILE} build, database server ${CUSTODIAN_TEST_PG_URL%/*}" >&2
-CUSTODIAN_SOAK_SECONDS="$SECONDS_WANTED" cargo test "${flags[@]}" -- --nocapture --test-threads 1 2>&1 |
+CUSTODIAN_SOAK_SECONDS="$SECONDS_WANTED" cargo test "${flags[@]}" -- replicas_soak --nocapture --test-threads 1 2>&1 |
     tee "$OUT/soak.log" | grep -E "^replica soak|^  (driver|events|disposals):|panicked|test result" 
 grep -q "^test result: ok. 1 passed" "$OUT/soak.log"

@@ -608,7 +608,7 @@ async fn worker(
                         assert!(s == 200 || s == 204, "deactivate: {s}");
                         // One in three is reactivated (its schedule cancelled)
                         // before a scheduler pass can expire it.
-                        if k % 3 == 0 {
+                        if k.is_multiple_of(3) {
                             suspended.push(id);
                         }
                     }
@@ -1077,5 +1077,96 @@ async fn replicas_soak_two_serve_processes_one_database() {
         redelivered["b"],
         lag["b"],
         done.len(),
+    );
+}
+
+/// The rolling-upgrade rule (README "Upgrade") on the real binary: a replica
+/// keeps serving while a newer release applies an expand migration, starts
+/// again on the expanded schema (a restart or a rollback mid-rollout), and
+/// refuses to start once a migration it does not know contracted the schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_rolling_upgrade_expand_keeps_an_older_replica_contract_stops_it() {
+    let Some(base_url) = common::pg_url() else {
+        eprintln!("CUSTODIAN_TEST_PG_URL not set: PostgreSQL tier (rolling upgrade) not run");
+        return;
+    };
+    let db = FreshDb::create(&base_url);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = policy(free_port(), free_port(), false);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let ready = |serve: &Serve| {
+        let (h, u) = (http.clone(), serve.base());
+        async move {
+            until("ready", Duration::from_secs(60), || {
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    let r = h.get(format!("{u}/readyz")).send().await.ok()?;
+                    (r.status() == 200).then_some(())
+                }
+            })
+            .await
+        }
+    };
+    let mut n = Serve::start("n", dir.path(), &db.url, &text);
+    ready(&n).await;
+    let token = n.token("up", "scim");
+    let create = |base: String, name: &'static str| {
+        let (h, t) = (http.clone(), token.clone());
+        async move {
+            h.post(format!("{base}/scim/v2/Users"))
+                .bearer_auth(t)
+                .header("Content-Type", "application/scim+json")
+                .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}).to_string())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(create(n.base(), "before@up.example").await, 201);
+
+    // Release N+1 migrates (what its `serve` would do under the advisory
+    // lock): a new nullable column and a new table, recorded as applied.
+    let mut c = PgConnection::establish(&db.url).expect("connect");
+    c.batch_execute(
+        "ALTER TABLE users ADD COLUMN next_release_note TEXT;
+         CREATE TABLE next_release_things (id TEXT PRIMARY KEY NOT NULL);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000000');",
+    )
+    .expect("expand");
+    // N keeps serving, reads and writes.
+    assert_eq!(create(n.base(), "during@up.example").await, 201);
+    // And N starts again on the expanded schema (a restart mid-rollout, or
+    // a rollback to N), saying why it runs on a schema newer than it knows.
+    assert!(n.stop().is_some_and(|s| s.success()));
+    let n2 = Serve::start("n2", dir.path(), &db.url, &text);
+    ready(&n2).await;
+    assert_eq!(create(n2.base(), "after@up.example").await, 201);
+    assert!(
+        n2.log().contains("29990101000000") && n2.log().contains("rolling upgrade"),
+        "{}",
+        n2.log()
+    );
+    drop(n2);
+
+    // A later release contracts (drops what N uses): N must not start.
+    c.batch_execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990201000000');
+         INSERT INTO deployment_keys (name, check_value, created_at)
+             VALUES ('schema_contracted_by', '29990201000000', '2999-02-01T00:00:00.000000Z');",
+    )
+    .expect("contract");
+    let out = Serve::command(dir.path(), &db.url, &dir.path().join("policy-n.toml"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .expect("serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("29990201000000") && err.contains("contracts the schema"),
+        "{err}"
     );
 }
