@@ -23,5 +23,5 @@ flags=(--locked --test replicas)
 [[ "$PROFILE" == release ]] && flags+=(--release)
 echo "soak: ${SECONDS_WANTED} s, ${PROFILE} build, database server ${CUSTODIAN_TEST_PG_URL%/*}" >&2
 CUSTODIAN_SOAK_SECONDS="$SECONDS_WANTED" cargo test "${flags[@]}" -- replicas_soak --nocapture --test-threads 1 2>&1 |
-    tee "$OUT/soak.log" | grep -E "^replica soak|^  (driver|events|disposals):|panicked|test result" 
+    tee "$OUT/soak.log" | grep -E "replica soak:|^  (driver|events|disposals):|panicked|test result"
 grep -q "^test result: ok. 1 passed" "$OUT/soak.log"

@@ -599,9 +599,12 @@ async fn worker(
                 let elapsed = span.as_secs_f64() - left;
                 let share = (elapsed / (span.as_secs_f64() * 2.0 / 3.0)).clamp(0.0, 1.0);
                 let allowed = ((SMALL_DEACTIVATIONS as f64) * share).ceil() as usize;
-                if deactivations.load(Ordering::Relaxed) < allowed {
+                // Once the brake has tripped, every tenth operation: each is
+                // held when due (events and webhook traffic to the end).
+                let tripped = brake_tripped.load(Ordering::Relaxed);
+                if tripped || deactivations.load(Ordering::Relaxed) < allowed {
                     let k = deactivations.fetch_add(1, Ordering::Relaxed);
-                    if k < SMALL_DEACTIVATIONS {
+                    if k < SMALL_DEACTIVATIONS || tripped {
                         let id = mine.remove(0);
                         // On the other replica: its scheduler or this one's may expire it.
                         let s = api.set_active(&other, &id, false).await;

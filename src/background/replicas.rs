@@ -49,7 +49,7 @@ pub struct ReplicaInfo {
 /// What one replica knows of the registry.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
+pub struct ReplicaRegistry {
     /// This replica's id.
     pub replica_id: String,
     pub version: String,
@@ -152,13 +152,13 @@ impl Registry {
     }
 
     /// What the last heartbeat saw, with this replica's current digest.
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self) -> ReplicaRegistry {
         let rows = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         summarize(&self.me(), rows, &ago(LIVE_FOR))
     }
 
     /// The registry as the database holds it now (the admin view).
-    pub fn read(&self, db: &Db) -> Result<Summary, StoreError> {
+    pub fn read(&self, db: &Db) -> Result<ReplicaRegistry, StoreError> {
         let rows = db.read(|c| replicas::seen_since(c, &ago(SWEEP_AFTER)))?;
         Ok(summarize(&self.me(), rows, &ago(LIVE_FOR)))
     }
@@ -174,7 +174,7 @@ impl Registry {
 /// The summary of `rows` as `me` sees them: `me`'s own current values replace
 /// its stored row (a reload not yet written counts already); rows last seen
 /// before `live_since` are listed but not live.
-pub fn summarize(me: &ReplicaRow, rows: Vec<ReplicaRow>, live_since: &str) -> Summary {
+pub fn summarize(me: &ReplicaRow, rows: Vec<ReplicaRow>, live_since: &str) -> ReplicaRegistry {
     let mut list: Vec<ReplicaInfo> = rows
         .into_iter()
         .filter(|r| r.id != me.id)
@@ -243,7 +243,7 @@ pub fn summarize(me: &ReplicaRow, rows: Vec<ReplicaRow>, live_since: &str) -> Su
             versions.join(", ")
         ));
     }
-    Summary {
+    ReplicaRegistry {
         replica_id: me.id.clone(),
         version: me.version.clone(),
         schema_version: me.schema_version.clone(),

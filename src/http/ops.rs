@@ -43,7 +43,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// The registry as `/readyz` shows it: this replica, the two warnings and the
 /// live replicas' ids, versions and digests (the admin view has the rest).
-fn readyz_replica(s: crate::background::replicas::Summary) -> serde_json::Value {
+fn readyz_replica(s: crate::background::replicas::ReplicaRegistry) -> serde_json::Value {
     let live: Vec<serde_json::Value> = s
         .replicas
         .iter()

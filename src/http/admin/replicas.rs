@@ -4,7 +4,7 @@
 //! data (ids, `host:pid` labels, versions, policy digests).
 
 use super::ok;
-use crate::background::replicas::Summary;
+use crate::background::replicas::ReplicaRegistry;
 use crate::http::auth::AdminCaller;
 use crate::http::error::ApiError;
 use crate::http::{AppState, blocking};
@@ -19,7 +19,7 @@ use actix_web::{HttpResponse, web};
         replica enforces a policy file other than this one's (reload it everywhere with SIGHUP); \
         `versionMismatch`: live replicas run different versions or schemas (a rolling upgrade). \
         Read from the database at each call.",
-    responses((status = 200, description = "The registry as this replica sees it", body = Summary)),
+    responses((status = 200, description = "The registry as this replica sees it", body = ReplicaRegistry)),
     security(("admin" = [])),
 )]
 pub(super) async fn list(
