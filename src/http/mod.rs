@@ -45,6 +45,10 @@ pub struct AppState {
     /// The background tasks, for `/readyz` and the metrics (none until
     /// `with_background`: tests that run no tasks).
     pub background: Arc<crate::background::Supervisor>,
+    /// This replica in the replica registry (`/readyz`, `GET
+    /// /admin/v1/replicas`); `serve` passes the one its heartbeat task keeps
+    /// (`with_replica`), else a registry that never beats.
+    pub replica: Arc<crate::background::replicas::Registry>,
 }
 
 impl AppState {
@@ -120,7 +124,13 @@ impl AppState {
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
             background: crate::background::Supervisor::new(),
+            replica: crate::background::replicas::Registry::new(deprov.policies().digest()),
         }
+    }
+
+    /// This state reporting `replica` (the registry `serve`'s heartbeat keeps).
+    pub fn with_replica(self, replica: Arc<crate::background::replicas::Registry>) -> AppState {
+        AppState { replica, ..self }
     }
 
     /// This state reporting `background`'s tasks.
