@@ -10,6 +10,7 @@
 #   SECONDS_PER=10 USERS=5000 bash bench/pg-tails.sh
 #   BINDIR=/path/to/release bash bench/pg-tails.sh   # another build's binaries
 #   BACKENDS=postgres bash bench/pg-tails.sh    # one backend only
+#   OPEN_REQUESTS=20000 bash bench/pg-tails.sh  # requests of the open-loop gate (10,000/s offered)
 #
 # Reports (JSON, markdown, server logs) go to $OUT (default target/pg-tails).
 # PostgreSQL: a fresh database custodian_pgtails on 127.0.0.1:5432 (user
@@ -67,7 +68,7 @@ run_backend() { # NAME URL
     echo "== $name: $(uptime)" >&2
     LOAD_SCIM_TOKEN="$scim" LOAD_GATE_TOKEN="$gate" "$BINDIR/custodian-load" crud \
         --url "http://127.0.0.1:$PORT" --label "$name" --server-pid "$SERVER_PID" \
-        --concurrency "$CONC" --users "$USERS" --seconds "$SECONDS_PER" \
+        --concurrency "$CONC" --users "$USERS" --seconds "$SECONDS_PER" --requests "${OPEN_REQUESTS:-5000}" \
         --workloads lookup,patch,delete,gate \
         --json "$OUT/$name.json" --markdown "$OUT/$name.md" >/dev/null
     kill "$SERVER_PID" 2>/dev/null || true
