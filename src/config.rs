@@ -287,7 +287,7 @@ pub struct Settings {
     /// is not connected (0..=1000).
     pub revocation_ttl_ms: u64,
     /// The CPU priority (nice, 0–19) of blocking-pool threads, below the
-    /// HTTP workers' (`http::blocking`).
+    /// HTTP workers' (`http::blocking`); SQLite only (`http::blocking_nice`).
     pub blocking_thread_nice: u8,
     /// PostgreSQL: named prepared statements and session settings (true);
     /// false behind a transaction-mode pooler (`store::Db::open_with`).

@@ -15,6 +15,9 @@ use std::time::Instant;
 pub struct Crud {
     pub users: usize,
     pub requests: usize,
+    /// Run each read workload (the lookups, the closed-loop gate) this long
+    /// instead of `requests` requests.
+    pub seconds: Option<std::time::Duration>,
     pub page_walks: usize,
     pub cursor: bool,
     pub gate_rate: f64,
@@ -71,7 +74,7 @@ pub async fn run(ctx: &Ctx, cfg: &Crud) -> Result<(), String> {
     create(ctx, &people, "create", false).await?;
     verify_created(ctx, &people).await;
     if wants("lookup") {
-        lookups(ctx, &people, cfg.requests).await?;
+        lookups(ctx, &people, cfg).await?;
     }
     if wants("patch") {
         patch(ctx, &people, &warm).await?;
@@ -168,7 +171,7 @@ async fn verify_created(ctx: &Ctx, people: &People) {
     );
 }
 
-async fn lookups(ctx: &Ctx, people: &People, requests: usize) -> Result<(), String> {
+async fn lookups(ctx: &Ctx, people: &People, cfg: &Crud) -> Result<(), String> {
     let n = people.list.len();
     type Pick = fn(&Person) -> (&'static str, String);
     let kinds: [(&str, Pick); 3] = [
@@ -196,8 +199,15 @@ async fn lookups(ctx: &Ctx, people: &People, requests: usize) -> Result<(), Stri
         if failed > 0 {
             eprintln!("  {failed} warm-up lookups failed");
         }
-        ctx.measure(name, requests, ctx.concurrency, make, check)
-            .await?;
+        ctx.measure_for(
+            name,
+            cfg.requests,
+            cfg.seconds,
+            ctx.concurrency,
+            make,
+            check,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -362,6 +372,7 @@ async fn paging(ctx: &Ctx, people: &People, cfg: &Crud, cursor: bool) -> Result<
             walks * pages,
             ctx.concurrency,
             ctx.deadline,
+            None,
             |i| {
                 let page = i % pages;
                 ctx.scim_req(
@@ -550,9 +561,10 @@ async fn gate(ctx: &Ctx, people: &People, cfg: &Crud) -> Result<(), String> {
     if failed > 0 {
         eprintln!("  {failed} warm-up gate checks failed");
     }
-    ctx.measure(
+    ctx.measure_for(
         "gate check (closed loop)",
         cfg.requests,
+        cfg.seconds,
         ctx.concurrency,
         make,
         check,

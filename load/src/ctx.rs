@@ -118,6 +118,7 @@ impl Ctx {
             n,
             self.concurrency,
             self.deadline,
+            None,
             make,
             check,
         )
@@ -140,9 +141,39 @@ impl Ctx {
         M: Fn(usize) -> Req,
         C: Fn(usize, &Response) -> Verdict,
     {
+        self.measure_for(name, n, None, concurrency, make, check)
+            .await
+    }
+
+    /// `measure`; with `seconds`, for that long instead of `n` requests.
+    pub async fn measure_for<M, C>(
+        &self,
+        name: &str,
+        n: usize,
+        seconds: Option<std::time::Duration>,
+        concurrency: usize,
+        make: M,
+        check: C,
+    ) -> Result<Stats, String>
+    where
+        M: Fn(usize) -> Req,
+        C: Fn(usize, &Response) -> Verdict,
+    {
         let fresh = self.server.reset_peak();
-        let (rec, elapsed) =
-            run::closed_loop(&self.endpoint, n, concurrency, self.deadline, make, check).await?;
+        let (n, stop) = match seconds {
+            Some(d) => (usize::MAX, Some(Instant::now() + d)),
+            None => (n, None),
+        };
+        let (rec, elapsed) = run::closed_loop(
+            &self.endpoint,
+            n,
+            concurrency,
+            self.deadline,
+            stop,
+            make,
+            check,
+        )
+        .await?;
         let mut s = rec.stats(name, concurrency, elapsed);
         self.finish(&mut s, fresh);
         eprintln!("{}", crate::report::line(&s));

@@ -43,6 +43,11 @@ enum Cmd {
         /// Requests per read workload (each lookup kind, gate)
         #[arg(long, default_value_t = 20000)]
         requests: usize,
+        /// Run each lookup kind and the closed-loop gate for this many seconds
+        /// instead of --requests (0: by --requests). The open-loop gate still
+        /// sends --requests.
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
         /// Full paging walks per paging workload
         #[arg(long, default_value_t = 4)]
         page_walks: usize,
@@ -327,6 +332,7 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
         Cmd::Crud {
             users,
             requests,
+            seconds,
             page_walks,
             no_cursor,
             gate_rate,
@@ -338,6 +344,7 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
                 &crud::Crud {
                     users: *users,
                     requests: *requests,
+                    seconds: (*seconds > 0).then(|| Duration::from_secs(*seconds)),
                     page_walks: *page_walks,
                     cursor: !*no_cursor,
                     gate_rate: *gate_rate,
@@ -345,7 +352,7 @@ async fn drive(cli: &Cli) -> Result<bool, String> {
                 },
             )
             .await?;
-            serde_json::json!({"users": users, "requests": requests, "page_walks": page_walks,
+            serde_json::json!({"users": users, "requests": requests, "seconds": seconds, "page_walks": page_walks,
                 "cursor": !no_cursor, "gate_rate": gate_rate, "workloads": workloads})
         }
         Cmd::Scale {

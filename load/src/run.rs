@@ -50,11 +50,19 @@ pub struct Stats {
     pub extra: std::collections::BTreeMap<String, f64>,
 }
 
+/// Latency past which a request counts as slow (`extra.over_100ms`).
+const SLOW: Duration = Duration::from_millis(100);
+
 /// Collects latencies (µs) and errors of one measured phase.
 pub struct Recorder {
     hist: RefCell<Histogram<u64>>,
     errors: Cell<u64>,
     sample_errors: RefCell<Vec<String>>,
+    started: Instant,
+    /// Requests slower than `SLOW`, and when (seconds into the phase) the
+    /// slowest one began.
+    slow: Cell<u64>,
+    worst: Cell<(Duration, f64)>,
 }
 
 impl Recorder {
@@ -66,6 +74,9 @@ impl Recorder {
             ),
             errors: Cell::new(0),
             sample_errors: RefCell::new(Vec::new()),
+            started: Instant::now(),
+            slow: Cell::new(0),
+            worst: Cell::new((Duration::ZERO, 0.0)),
         })
     }
 
@@ -74,6 +85,13 @@ impl Recorder {
             .unwrap_or(u64::MAX)
             .max(1);
         self.hist.borrow_mut().saturating_record(us);
+        if latency > SLOW {
+            self.slow.set(self.slow.get() + 1);
+        }
+        if latency > self.worst.get().0 {
+            let began = self.started.elapsed().saturating_sub(latency);
+            self.worst.set((latency, began.as_secs_f64()));
+        }
         if let Err(e) = verdict {
             self.error(e);
         }
@@ -109,19 +127,26 @@ impl Recorder {
             server_peak_rss_mib: None,
             sample_errors: self.sample_errors.borrow().clone(),
             note: None,
-            extra: Default::default(),
+            extra: [
+                ("over_100ms".to_string(), self.slow.get() as f64),
+                ("max_at_s".to_string(), self.worst.get().1),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 }
 
 /// Sends `n` requests from `concurrency` workers, each waiting for its
-/// response before sending the next. `make(i)` builds request `i`;
+/// response before sending the next (or, with `stop`, as many as fit before
+/// that instant: no request starts after it). `make(i)` builds request `i`;
 /// `check(i, response)` verifies it.
 pub async fn closed_loop<M, C>(
     endpoint: &Endpoint,
     n: usize,
     concurrency: usize,
     deadline: Instant,
+    stop: Option<Instant>,
     make: M,
     check: C,
 ) -> Result<(Recorder, Duration), String>
@@ -138,7 +163,7 @@ where
             let mut conn = Conn::new(endpoint.clone());
             loop {
                 let i = next.get();
-                if i >= n {
+                if i >= n || stop.is_some_and(|s| Instant::now() >= s) {
                     break;
                 }
                 next.set(i + 1);

@@ -367,6 +367,7 @@ async fn dispose(ctx: &Ctx, k: usize) -> Result<(), String> {
         1,
         1,
         ctx.deadline,
+        None,
         |_| ctx.scim_req(Method::DELETE, format!("/Users/{id}"), None),
         |_, r| {
             if r.status == 204 {

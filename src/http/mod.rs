@@ -60,7 +60,7 @@ impl AppState {
     ) -> AppState {
         let db = db.with_deadlines(settings.db_deadlines());
         BLOCKING_NICE.store(
-            i32::from(settings.blocking_thread_nice),
+            blocking_nice(db.backend(), settings.blocking_thread_nice),
             std::sync::atomic::Ordering::Relaxed,
         );
         // Budgets out of the connections that exist (`serve` opens
@@ -182,6 +182,21 @@ where
 /// The nice value of blocking-pool threads (`blocking_thread_nice`), set
 /// once by `AppState::new`; process-wide, like the pool itself.
 static BLOCKING_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The nice value blocking-pool threads get: `blocking_thread_nice` on
+/// SQLite, where the HTTP workers answer the gate's checks and point lookups
+/// themselves and the blocking threads run the writes; none on PostgreSQL,
+/// where every request's database work (those answers included) runs on a
+/// blocking thread, so a nice value only puts requests that hold a pooled
+/// connection, and perhaps row locks, behind every other process on the host
+/// (PostgreSQL's own backends first): on a busy host they starved (issue 17:
+/// at a load average of 25, gate checks took 1.2 s and more at `10`).
+pub(crate) fn blocking_nice(backend: crate::store::Backend, configured: u8) -> i32 {
+    match backend {
+        crate::store::Backend::Sqlite => i32::from(configured),
+        crate::store::Backend::Postgres => 0,
+    }
+}
 
 /// Lowers the calling blocking-pool thread's CPU priority to
 /// `blocking_thread_nice`, once per thread. The HTTP workers answer the
@@ -308,6 +323,15 @@ pub fn management_server(
 mod tests {
     /// A blocking-pool thread runs at `blocking_thread_nice`, below the
     /// HTTP worker (the test's own thread) that handed it the work.
+    /// The nice value applies on SQLite only (`blocking_nice`).
+    #[test]
+    fn postgres_blocking_threads_keep_the_workers_priority() {
+        use crate::store::Backend;
+        assert_eq!(super::blocking_nice(Backend::Sqlite, 10), 10);
+        assert_eq!(super::blocking_nice(Backend::Postgres, 10), 0);
+        assert_eq!(super::blocking_nice(Backend::Sqlite, 0), 0);
+    }
+
     #[actix_web::test]
     async fn blocking_threads_run_below_the_workers() {
         fn nice_of_this_thread() -> i32 {

@@ -658,8 +658,7 @@ fn locked(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<UserRow, ServiceError> {
-    crate::store::users::lock(c, &caller.tenant_id, id)?;
-    let row = store::users::find(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
+    let row = store::users::find_locked(c, &caller.tenant_id, id)?.ok_or_else(|| not_found(id))?;
     check_if_match(if_match, &meta(&row, base).etag())?;
     Ok(row)
 }

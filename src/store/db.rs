@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use super::page::{Count, Order, Page, Positioned, Window};
-pub(in crate::store) use super::page::{page_query, paged};
+pub(in crate::store) use super::page::{page_query, paged, paged_with};
 pub use super::pool::{AnyConnection, Backend, DbUrl, Manager, backend_of};
 pub use super::sql::{Bind, Sql};
 pub(in crate::store) use super::sql::{execute_sql, load_sql};
@@ -170,6 +170,15 @@ impl Db {
             // file handle and cannot go stale; a PostgreSQL one is checked
             // only after it sat idle (`checkout`).
             .test_on_check_out(false)
+            // Every connection opened at start and kept (r2d2 recycles one
+            // after 10 minutes idle and every one at 30 minutes by default):
+            // a new PostgreSQL connection costs its first requests a round
+            // trip per statement shape to prepare it again, the session
+            // timeouts (`checkout`) and a cold backend (issue 17). A dead
+            // one is still replaced (`has_broken`, `Db::faults`).
+            .min_idle(None)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .connection_timeout(Duration::from_secs(10))
             .build(manager(parsed))
             .map_err(|e| StoreError::Pool(e.to_string()))?;

@@ -59,6 +59,26 @@ pub(in crate::store) fn paged<R>(
 where
     R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
+    paged_with(conn, from, alias, "", wh, order, window, limit)
+}
+
+/// `paged`, each row also carrying the columns `extra` selects (`", expr AS
+/// name"`, fixed SQL without values): what a page needs from other tables,
+/// read in the same statement.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::store) fn paged_with<R>(
+    conn: &mut AnyConnection,
+    from: &str,
+    alias: &str,
+    extra: &str,
+    wh: Sql,
+    order: &Order,
+    window: &Window,
+    limit: i64,
+) -> Result<Page<R>, StoreError>
+where
+    R: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
     let counted = !matches!(window, Window::After(Some(_)));
     let count = |conn: &mut AnyConnection| -> Result<i64, StoreError> {
         let mut count = Sql::default();
@@ -77,7 +97,7 @@ where
             more: false,
         });
     }
-    let page = page_query(from, alias, wh.clone(), order, window, limit);
+    let page = page_query_with(from, alias, extra, wh.clone(), order, window, limit);
     let mut rows = load_sql::<R>(conn, &page)?;
     let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let more = matches!(window, Window::After(_)) && fetched > limit;
@@ -104,6 +124,19 @@ pub(in crate::store) fn page_query(
     window: &Window,
     limit: i64,
 ) -> Sql {
+    page_query_with(from, alias, "", wh, order, window, limit)
+}
+
+/// `page_query` with `extra` columns (see `paged_with`).
+fn page_query_with(
+    from: &str,
+    alias: &str,
+    extra: &str,
+    wh: Sql,
+    order: &Order,
+    window: &Window,
+    limit: i64,
+) -> Sql {
     let (dir, cmp) = if order.descending {
         ("DESC", "<")
     } else {
@@ -113,7 +146,7 @@ pub(in crate::store) fn page_query(
     let key = order.sort.as_deref();
     let mut page = Sql::default();
     page.push(&format!(
-        "SELECT {alias}.*, {} AS sort_key FROM {from}",
+        "SELECT {alias}.*, {} AS sort_key{extra} FROM {from}",
         key.map(str::to_string)
             .unwrap_or_else(|| "CAST(NULL AS TEXT)".into())
     ))

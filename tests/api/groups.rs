@@ -223,6 +223,95 @@ async fn membership(b: Backend) {
 }
 crate::both_backends!(group_membership, super::membership);
 
+/// A list or lookup of users renders each one's groups, in the groups'
+/// creation order (on PostgreSQL read in the page's own statement).
+async fn listed_users_carry_their_groups(b: Backend) {
+    let app = spawn_app(b).await;
+    let u1 = create_user(&app, "lg1@example.edu").await;
+    let u2 = create_user(&app, "lg2@example.edu").await;
+    let u3 = create_user(&app, "lg3@example.edu").await;
+    let mut gids = Vec::new();
+    for (name, members) in [("Alpha", vec![&u1, &u2]), ("Beta", vec![&u2])] {
+        let members: Vec<Value> = members.iter().map(|u| json!({"value": u})).collect();
+        let (s, g) = body(
+            app.req(Method::POST, "/Groups")
+                .json(&json!({"displayName": name, "members": members}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(s, 201);
+        gids.push(g["id"].as_str().expect("id").to_string());
+    }
+    let groups_of = |u: &Value| -> Vec<(String, String)> {
+        u["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                (
+                    g["value"].as_str().unwrap_or_default().to_string(),
+                    g["display"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (alpha, beta) = (
+        (gids[0].clone(), "Alpha".to_string()),
+        (gids[1].clone(), "Beta".to_string()),
+    );
+    // An IdP's lookup.
+    let (s, l) = body(
+        app.req(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22LG2@example.edu%22",
+        )
+        .send()
+        .await
+        .expect("send"),
+    )
+    .await;
+    assert_eq!((s, l["totalResults"].as_i64()), (200, Some(1)));
+    assert_eq!(
+        groups_of(&l["Resources"][0]),
+        vec![alpha.clone(), beta.clone()]
+    );
+    // A page of several users: each has its own groups only.
+    let (_, l) = body(
+        app.req(Method::GET, "/Users?count=10")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let by_id = |id: &str| -> Value {
+        l["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(groups_of(&by_id(&u1)), vec![alpha.clone()]);
+    assert_eq!(groups_of(&by_id(&u2)), vec![alpha, beta]);
+    assert!(by_id(&u3).is_object() && by_id(&u3).get("groups").is_none());
+    // Not asked for: not read.
+    let (_, l) = body(
+        app.req(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22lg2@example.edu%22&excludedAttributes=groups",
+        )
+        .send()
+        .await
+        .expect("send"),
+    )
+    .await;
+    assert!(l["Resources"][0].get("groups").is_none());
+}
+crate::both_backends!(listed_groups, super::listed_users_carry_their_groups);
+
 async fn member_of_another_tenant_is_ignored(b: Backend) {
     let app = spawn_app(b).await;
     let other = app.new_tenant_token().await;

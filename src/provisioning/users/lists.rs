@@ -43,17 +43,35 @@ pub fn fetch_list(
     params: &ListParams,
     plan: listing::Plan,
 ) -> Result<UserPage, ServiceError> {
+    let groups = params.projection.wants(&USER_TYPE, "groups");
     let (page, memberships) = svc.db.read(|c| -> Result<_, ServiceError> {
-        let mut page = store::users::list(
-            c,
-            &caller.tenant_id,
-            plan.filter.clone(),
-            &plan.order,
-            &plan.window,
-            params.count,
-        )?;
+        let (mut page, mut memberships) = if groups {
+            // The page and its memberships: one statement on PostgreSQL.
+            store::users::list_with_groups(
+                c,
+                &caller.tenant_id,
+                plan.filter.clone(),
+                &plan.order,
+                &plan.window,
+                params.count,
+            )?
+        } else {
+            let page = store::users::list(
+                c,
+                &caller.tenant_id,
+                plan.filter.clone(),
+                &plan.order,
+                &plan.window,
+                params.count,
+            )?;
+            (page, vec![])
+        };
         listing::fit(&mut page, svc.limits.max_list_bytes, |r| r.item.data.len());
-        let memberships = page_memberships(c, caller, &page.rows, &params.projection)?;
+        if !memberships.is_empty() {
+            let kept: std::collections::HashSet<&str> =
+                page.rows.iter().map(|r| r.item.id.as_str()).collect();
+            memberships.retain(|(uid, _, _)| kept.contains(uid.as_str()));
+        }
         Ok((page, memberships))
     })?;
     Ok(UserPage {
