@@ -29,6 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (default: SQLite file ./data/custodian.db, 127.0.0.1:8080). Applies migrations first.
     /// SIGTERM or SIGINT stops it gracefully (within `shutdown_timeout`); SIGHUP reloads the policy file.
+    /// Serves the admin console at /console/ unless `console = false`.
     /// Refuses to start while the disposal journal holds changes the database lacks
     /// (a restored backup): run `custodian disposals reapply` first.
     Serve {
@@ -188,7 +189,7 @@ pub enum TokenCommand {
         json: bool,
     },
     /// Revoke a token by id; takes effect on the next request (SQLite), within
-    /// one second on every replica (PostgreSQL).
+    /// one second on every replica (PostgreSQL). Its console sessions end at once.
     Revoke {
         /// The token id (the 16 hex characters after `cust_`, as `token list` shows).
         id: String,
