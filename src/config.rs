@@ -192,6 +192,11 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
         "CUSTODIAN_BLOCKING_THREAD_NICE",
         Kind::Number,
     ),
+    (
+        "prepared_statements",
+        "CUSTODIAN_PREPARED_STATEMENTS",
+        Kind::Bool,
+    ),
 ];
 
 #[derive(Clone)]
@@ -284,6 +289,9 @@ pub struct Settings {
     /// The CPU priority (nice, 0–19) of blocking-pool threads, below the
     /// HTTP workers' (`http::blocking`).
     pub blocking_thread_nice: u8,
+    /// PostgreSQL: named prepared statements and session settings (true);
+    /// false behind a transaction-mode pooler (`store::Db::open_with`).
+    pub prepared_statements: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -379,6 +387,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("revocation_ttl_ms", &self.revocation_ttl_ms)
             .field("blocking_thread_nice", &self.blocking_thread_nice)
+            .field("prepared_statements", &self.prepared_statements)
             .finish()
     }
 }
@@ -464,6 +473,7 @@ impl Default for Settings {
             listen_url: None,
             revocation_ttl_ms: 1000,
             blocking_thread_nice: 10,
+            prepared_statements: true,
         }
     }
 }
@@ -518,6 +528,7 @@ struct FileConfig {
     listen_url: Option<String>,
     revocation_ttl_ms: Option<u64>,
     blocking_thread_nice: Option<u8>,
+    prepared_statements: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -697,6 +708,9 @@ impl Settings {
         if let Some(v) = f.blocking_thread_nice {
             self.blocking_thread_nice = v;
         }
+        if let Some(v) = f.prepared_statements {
+            self.prepared_statements = v;
+        }
         Ok(())
     }
 
@@ -835,6 +849,12 @@ impl Settings {
             return invalid(
                 "listen_url",
                 "must be a postgres:// or postgresql:// URL".into(),
+            );
+        }
+        if !self.prepared_statements && self.sqlite_path().is_some() {
+            return invalid(
+                "prepared_statements",
+                "false is for PostgreSQL behind a transaction-mode pooler (PgBouncer); database_url is SQLite, which always prepares its statements: remove the setting".into(),
             );
         }
         if self.max_list_bytes < 1024 {

@@ -104,9 +104,14 @@ fn open(settings: &Settings, create: bool) -> Result<Db, String> {
 fn open_quiet(settings: &Settings, create: bool) -> Result<Db, String> {
     let url = settings.database_url.expose_secret();
     // The gate's connections come on top of SCIM's (`AppState::new`).
-    Db::open(url, settings.total_connections(), create)
-        .map(|db| db.with_deadlines(settings.db_deadlines()))
-        .map_err(|e| e.to_string())
+    Db::open_with(
+        url,
+        settings.total_connections(),
+        create,
+        settings.prepared_statements,
+    )
+    .map(|db| db.with_deadlines(settings.db_deadlines()))
+    .map_err(|e| e.to_string())
 }
 
 fn run(command: Command, mut settings: Settings) -> Result<(), Failure> {
@@ -311,21 +316,34 @@ fn serve(settings: Settings) -> Result<(), String> {
         ),
         Err(e) => tracing::error!(error = %e, "pending schedules were not recomputed"),
     }
+    // This replica in the registry: its first row now, so the others see it
+    // before its first heartbeat; the heartbeat task keeps it fresh.
+    let registry = custodian::background::replicas::Registry::new(deprov.policies().digest());
+    if let Err(e) = registry.beat(&db) {
+        tracing::warn!(error = %e, "replica registry: first heartbeat failed");
+    }
+    tracing::info!(
+        replica_id = %registry.id(),
+        policy_digest = %deprov.policies().digest(),
+        "replica registered"
+    );
     let background = custodian::background::tasks::start(
         &db,
         &deprov,
         settings.event_retention,
         settings.console_idle_timeout,
         custodian::events::relay::RelayOptions::from_settings(&settings),
+        &registry,
     )?;
     let shutdown_timeout = Duration::from_secs(settings.shutdown_timeout);
     let policy_file = settings.policy_file.clone();
     let reload_db = db.clone();
     let state = custodian::http::AppState::new(db, Arc::clone(&deprov), settings, base.clone())
-        .with_background(Arc::clone(&background.supervisor));
+        .with_background(Arc::clone(&background.supervisor))
+        .with_replica(Arc::clone(&registry));
     let rt = actix_web::rt::System::new();
     let served = rt.block_on(async move {
-        reload_on_sighup(deprov, reload_db, policy_file);
+        reload_on_sighup(deprov, reload_db, policy_file, registry);
         let server =
             custodian::http::server(state.clone(), listener).map_err(|e| e.to_string())?;
         let mut handles = vec![server.handle()];
@@ -391,7 +409,14 @@ fn stop_on_signal(handles: Vec<actix_web::dev::ServerHandle>) {
 }
 
 /// SIGHUP re-reads the policy file; an invalid file keeps the old policy and says so.
-fn reload_on_sighup(deprov: Arc<Deprov>, db: Db, file: Option<std::path::PathBuf>) {
+/// A new policy's digest goes into the replica registry at once (this
+/// replica's `/readyz`, and the others' at their next heartbeat).
+fn reload_on_sighup(
+    deprov: Arc<Deprov>,
+    db: Db,
+    file: Option<std::path::PathBuf>,
+    registry: Arc<custodian::background::replicas::Registry>,
+) {
     #[cfg(unix)]
     actix_web::rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -409,11 +434,28 @@ fn reload_on_sighup(deprov: Arc<Deprov>, db: Db, file: Option<std::path::PathBuf
                     for w in &p.warnings {
                         tracing::warn!("policy: {w}");
                     }
+                    let digest = p.digest();
                     deprov.replace_policies(p);
-                    match deprov.recompute_schedules(&db) {
-                        Ok(n) => tracing::info!(schedules_moved = n, "SIGHUP: policy reloaded"),
+                    registry.set_policy_digest(digest.clone());
+                    let (dp, d, reg) = (Arc::clone(&deprov), db.clone(), Arc::clone(&registry));
+                    // Database writes: off the async runtime's thread.
+                    let done = actix_web::rt::task::spawn_blocking(move || {
+                        let beat = reg.beat(&d);
+                        (dp.recompute_schedules(&d), beat)
+                    })
+                    .await;
+                    match done {
+                        Ok((Ok(n), beat)) => {
+                            if let Err(e) = beat {
+                                tracing::warn!(error = %e, "SIGHUP: the replica registry was not updated; the next heartbeat does it");
+                            }
+                            tracing::info!(schedules_moved = n, policy_digest = %digest, "SIGHUP: policy reloaded")
+                        }
+                        Ok((Err(e), _)) => {
+                            tracing::error!(error = %e, policy_digest = %digest, "SIGHUP: policy reloaded, but pending schedules were not recomputed")
+                        }
                         Err(e) => {
-                            tracing::error!(error = %e, "SIGHUP: policy reloaded, but pending schedules were not recomputed")
+                            tracing::error!(error = %e, "SIGHUP: the reload's database work panicked")
                         }
                     }
                 }

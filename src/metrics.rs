@@ -26,6 +26,9 @@ pub const BACKGROUND_STALE: &str = "custodian_background_task_stale";
 pub const BACKGROUND_PANICS: &str = "custodian_background_panics_total";
 pub const DB_POOL: &str = "custodian_db_pool_connections";
 pub const BUILD_INFO: &str = "custodian_build_info";
+pub const POLICY_DIGEST_MISMATCH: &str = "custodian_policy_digest_mismatch";
+pub const REPLICA_VERSION_MISMATCH: &str = "custodian_replica_version_mismatch";
+pub const REPLICAS_LIVE: &str = "custodian_replicas_live";
 
 /// The route label of a request no route matched: never the raw path, which
 /// a scanner could make into unbounded series.
@@ -178,6 +181,15 @@ pub fn background_panic(task: &'static str) {
 /// Whether a background task has gone several periods without a pass.
 pub fn background_stale(task: &'static str, stale: bool) {
     metrics::gauge!(BACKGROUND_STALE, "task" => task).set(if stale { 1.0 } else { 0.0 });
+}
+
+/// What this replica last saw of the live replicas (its own row included):
+/// how many, whether one enforces another policy than this one, and whether
+/// they run different versions or schemas (a rolling upgrade).
+pub fn replicas(live: usize, digest_mismatch: bool, version_mismatch: bool) {
+    metrics::gauge!(REPLICAS_LIVE).set(live as f64);
+    metrics::gauge!(POLICY_DIGEST_MISMATCH).set(if digest_mismatch { 1.0 } else { 0.0 });
+    metrics::gauge!(REPLICA_VERSION_MISMATCH).set(if version_mismatch { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! - while this replica's listener (`store::notify`) is connected and was
 //!   already listening when the read began: a revocation committed after the
 //!   read is announced, and the announcement drops the entry. The listener
-//!   proves itself by hearing its own ping (a `NOTIFY` every `PING`): heard,
+//!   proves itself by hearing its ping (a `NOTIFY` every `PING`, sent from
+//!   a second connection as revocations come from other sessions): heard,
 //!   it has heard every revocation committed before; when no ping came back
 //!   for `STALE` (a silent connection, a pooler that lost the `LISTEN`), it
 //!   counts as down;

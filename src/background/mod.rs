@@ -6,8 +6,10 @@
 //! passes, and wakes a task sleeping between them at once (SIGTERM).
 //!
 //! This file knows nothing of what the tasks do (`tasks.rs` does), so the
-//! HTTP layer can read their status without importing the services.
+//! HTTP layer can read their status without importing the services;
+//! `replicas.rs` is the replica registry the `heartbeat` task keeps.
 
+pub mod replicas;
 pub mod tasks;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -12,8 +12,12 @@
 //!   replicas share the work without double delivery).
 //!   Every minute it also deletes expired console sessions.
 //! - `metrics`: histogram upkeep, so memory stays flat between scrapes.
+//! - `heartbeat`: this replica's row in the replica registry
+//!   (`replicas.rs`), every 5 s: a task of its own, so a long scheduler pass
+//!   (a large disposal) does not make the replica look gone.
 
 use super::Supervisor;
+use super::replicas::Registry;
 use crate::deprovision::service::Deprov;
 use crate::events::relay::{Relay, RelayOptions};
 use crate::store::{Backend, Db};
@@ -24,11 +28,13 @@ pub const SCHEDULER: &str = "scheduler";
 pub const CHECKPOINTER: &str = "checkpointer";
 pub const RELAY: &str = "relay";
 pub const METRICS: &str = "metrics";
+pub const HEARTBEAT: &str = "heartbeat";
 
 /// The running tasks, for shutdown.
 pub struct Background {
     pub supervisor: Arc<Supervisor>,
     relay: Arc<Relay>,
+    registry: Arc<Registry>,
     db: Db,
 }
 
@@ -39,6 +45,7 @@ pub fn start(
     event_retention: Duration,
     console_idle_timeout: Duration,
     relay_options: RelayOptions,
+    registry: &Arc<Registry>,
 ) -> Result<Background, String> {
     let supervisor = Supervisor::new();
     let spawn_err = |e: std::io::Error| format!("cannot start a background thread: {e}");
@@ -109,9 +116,19 @@ pub fn start(
         .spawn(METRICS, Duration::from_secs(5), crate::metrics::upkeep)
         .map_err(spawn_err)?;
 
+    let (d, reg) = (db.clone(), Arc::clone(registry));
+    supervisor
+        .spawn(HEARTBEAT, super::replicas::HEARTBEAT, move || {
+            if let Err(e) = reg.beat(&d) {
+                tracing::warn!(error = %e, "replica heartbeat failed");
+            }
+        })
+        .map_err(spawn_err)?;
+
     Ok(Background {
         supervisor,
         relay,
+        registry: Arc::clone(registry),
         db: db.clone(),
     })
 }
@@ -162,6 +179,10 @@ impl Background {
             Err(e) => {
                 tracing::warn!(error = %e, "webhook leases were not released; they expire on their own")
             }
+        }
+        // The other replicas stop counting this one at once.
+        if let Err(e) = self.registry.leave(&self.db) {
+            tracing::warn!(error = %e, "this replica's registry row was not removed; it is ignored after 20 s");
         }
         self.db.checkpoint();
     }

@@ -387,6 +387,35 @@ fn revocation_listener_settings_from_file_and_validated() {
     }
 }
 
+/// `prepared_statements = false` is for PostgreSQL behind a pooler; on
+/// SQLite it is refused, naming the key and why.
+#[test]
+fn prepared_statements_off_only_on_postgres() {
+    assert!(Settings::default().prepared_statements);
+    let mut s = Settings::default();
+    assert!(
+        s.apply(
+            env_value(
+                "prepared_statements",
+                "CUSTODIAN_PREPARED_STATEMENTS",
+                Kind::Bool,
+                "false"
+            )
+            .expect("a boolean")
+        )
+        .is_ok()
+    );
+    assert!(!s.prepared_statements);
+    let e = s.validate().expect_err("refused on SQLite").to_string();
+    assert!(
+        e.contains("prepared_statements") && e.contains("SQLite"),
+        "{e}"
+    );
+    s.database_url = SecretString::from("postgres://app@pgbouncer:6432/custodian");
+    assert!(s.validate().is_ok());
+    assert!(format!("{s:?}").contains("prepared_statements: false"));
+}
+
 #[test]
 fn redact_url_hides_every_password() {
     for (url, shown, hidden) in [

@@ -219,6 +219,23 @@ impl PolicySet {
     pub fn for_tenant(&self, tenant: &str) -> &Policy {
         self.tenants.get(tenant).unwrap_or(&self.default)
     }
+
+    /// SHA-256 over every effective policy (the default's digest and each
+    /// tenant's name and digest, in name order): two replicas enforce the same
+    /// policies exactly when their set digests are equal. Warnings are not
+    /// part of it.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"default ");
+        h.update(self.default.digest().as_bytes());
+        for (name, p) in &self.tenants {
+            h.update(b"\ntenant ");
+            h.update(name.as_bytes());
+            h.update(b" ");
+            h.update(p.digest().as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 // ---- the file's shape: every key optional, unknown keys rejected -------------
@@ -481,6 +498,22 @@ pub fn load(path: &std::path::Path) -> Result<PolicySet, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_set_digest_changes_with_any_tenants_policy_and_only_then() {
+        let a = "[default]\ngrace_period = \"1d\"\n[tenants.x]\ngrace_period = \"2d\"\n";
+        let same = "# a comment\n[default]\ngrace_period = \"24h\"\n\n[tenants.x]\ngrace_period = \"48h\"\n";
+        let other = "[default]\ngrace_period = \"1d\"\n[tenants.x]\ngrace_period = \"3d\"\n";
+        let d = |t: &str| parse(t, "p.toml").map(|s| s.digest()).unwrap_or_default();
+        assert_eq!(d(a).len(), 64);
+        assert_eq!(
+            d(a),
+            d(same),
+            "the same effective policies, written otherwise"
+        );
+        assert_ne!(d(a), d(other), "one tenant's policy changed");
+        assert_ne!(d(a), PolicySet::default().digest());
+    }
 
     #[test]
     fn policy_actions_map_to_the_item_action_of_the_same_word() {

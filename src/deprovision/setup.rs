@@ -41,13 +41,14 @@ pub fn load_keys(settings: &Settings, db: &Db) -> Result<TombstoneKeys, String> 
 pub fn check_key(db: &Db, keys: &TombstoneKeys) -> Result<(), String> {
     let now = crate::store::time::now();
     db.write(|c| -> Result<Result<(), String>, StoreError> {
+        // Replicas starting together may all find none: the first insert
+        // wins, and every replica compares its key with what was stored.
+        if deployment::check_value(c, "tombstone")?.is_none() {
+            deployment::insert_check_value(c, "tombstone", &keys.check_value(), &now)?;
+        }
         match deployment::check_value(c, "tombstone")? {
-            None => {
-                deployment::insert_check_value(c, "tombstone", &keys.check_value(), &now)?;
-                Ok(Ok(()))
-            }
             Some(v) if keys.check_values().contains(&v) => Ok(Ok(())),
-            Some(_) => Ok(Err(
+            _ => Ok(Err(
                 "the tombstone key does not match the key this database was written with; refusing to start (restore the key, or list it after the new one)".into(),
             )),
         }

@@ -45,6 +45,10 @@ pub struct AppState {
     /// The background tasks, for `/readyz` and the metrics (none until
     /// `with_background`: tests that run no tasks).
     pub background: Arc<crate::background::Supervisor>,
+    /// This replica in the replica registry (`/readyz`, `GET
+    /// /admin/v1/replicas`); `serve` passes the one its heartbeat task keeps
+    /// (`with_replica`), else a registry that never beats.
+    pub replica: Arc<crate::background::replicas::Registry>,
 }
 
 impl AppState {
@@ -77,17 +81,29 @@ impl AppState {
         ));
         if db.backend() == crate::store::Backend::Postgres {
             use secrecy::ExposeSecret;
-            let url = settings
-                .listen_url
-                .as_ref()
-                .unwrap_or(&settings.database_url);
+            // Behind a transaction-mode pooler (`prepared_statements =
+            // false`) only `listen_url`, a direct connection, can listen: a
+            // `LISTEN` through the pooler stays on a server connection it
+            // lends to others.
+            let url = match (&settings.listen_url, settings.prepared_statements) {
+                (Some(u), _) => Some(u),
+                (None, true) => Some(&settings.database_url),
+                (None, false) => None,
+            };
             // The thread ends with the verifier; without it tokens are
             // trusted for revocation_ttl_ms only.
-            if let Err(e) = crate::auth::revocation::spawn_listener(
-                &verifier.revocations,
-                url.expose_secret().to_string(),
-            ) {
-                tracing::warn!(error = %e, "cannot start the revocation listener");
+            match url {
+                Some(url) => {
+                    if let Err(e) = crate::auth::revocation::spawn_listener(
+                        &verifier.revocations,
+                        url.expose_secret().to_string(),
+                    ) {
+                        tracing::warn!(error = %e, "cannot start the revocation listener");
+                    }
+                }
+                None => tracing::info!(
+                    "prepared_statements = false and no listen_url: no revocation listener; a token read live is trusted for revocation_ttl_ms"
+                ),
             }
         }
         AppState {
@@ -108,7 +124,13 @@ impl AppState {
             settings: Arc::new(settings),
             public_base: public_base.trim_end_matches('/').to_string(),
             background: crate::background::Supervisor::new(),
+            replica: crate::background::replicas::Registry::new(deprov.policies().digest()),
         }
+    }
+
+    /// This state reporting `replica` (the registry `serve`'s heartbeat keeps).
+    pub fn with_replica(self, replica: Arc<crate::background::replicas::Registry>) -> AppState {
+        AppState { replica, ..self }
     }
 
     /// This state reporting `background`'s tasks.

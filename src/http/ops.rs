@@ -18,7 +18,9 @@ async fn healthz() -> HttpResponse {
 
 /// Ready: the database answers. 503 only then: a stale background task is
 /// reported in the body (and the metrics), never as a 503, which would pull
-/// every replica, and the gate, out of the load balancer at once.
+/// every replica, and the gate, out of the load balancer at once. So are the
+/// replica registry's warnings (another live replica on another policy file,
+/// or on another version), as of this replica's last heartbeat.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let st = state.clone();
     let db = blocking(move || st.db.ping().map_err(ApiError::from)).await;
@@ -30,12 +32,39 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "status": if ok { "ready" } else { "unavailable" },
         "database": if ok { "ok" } else { "unreachable" },
         "tasks": state.background.status(),
+        "replica": readyz_replica(state.replica.summary()),
     });
     if ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The registry as `/readyz` shows it: this replica, the two warnings and the
+/// live replicas' ids, versions and digests (the admin view has the rest).
+fn readyz_replica(s: crate::background::replicas::ReplicaRegistry) -> serde_json::Value {
+    let live: Vec<serde_json::Value> = s
+        .replicas
+        .iter()
+        .filter(|r| r.live)
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "version": r.version, "schemaVersion": r.schema_version,
+                "policyDigest": r.policy_digest, "this": r.this,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "id": s.replica_id,
+        "version": s.version,
+        "schemaVersion": s.schema_version,
+        "policyDigest": s.policy_digest,
+        "policyDigestMismatch": s.policy_digest_mismatch,
+        "versionMismatch": s.version_mismatch,
+        "warnings": s.warnings,
+        "live": live,
+    })
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

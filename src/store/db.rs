@@ -14,10 +14,10 @@ use super::error::{HoldsStoreError, StoreError};
 use super::journal_queue::{JournalSink, journaled};
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
-use super::pool::mark_broken;
+use super::pool::{in_transaction, mark_broken};
 use super::tx::{begin, pg_begin, run_begun};
 use super::writer::Writer;
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use std::path::Path;
 use std::sync::Arc;
@@ -101,6 +101,12 @@ pub struct Db {
     /// `read` takes only an idle connection, failing with `WouldWait` rather
     /// than waiting (handles from `idle_sqlite`).
     no_wait: bool,
+    /// PostgreSQL behind a transaction-mode pooler (`prepared_statements =
+    /// false`): a server connection is this client's only inside a
+    /// transaction, so nothing may rest on the session. No named statements
+    /// (`Manager`), no session `SET`: every read runs in a transaction of
+    /// its own, its timeouts `SET LOCAL` as a write's are.
+    pooled: bool,
     /// PostgreSQL: a connection idle this long is checked before use.
     idle_check: Duration,
     /// PostgreSQL: bumped whenever a connection is found dead (a restart, a
@@ -118,6 +124,18 @@ impl Db {
     /// Connects and applies pending migrations. `create_sqlite` decides whether a
     /// missing SQLite file may be created (only `serve` and `migrate` may).
     pub fn open(url: &str, pool_size: u32, create_sqlite: bool) -> Result<Db, StoreError> {
+        Db::open_with(url, pool_size, create_sqlite, true)
+    }
+
+    /// `open`; on PostgreSQL `prepared_statements = false` runs without named
+    /// prepared statements and without session state, for a transaction-mode
+    /// pooler (`Db::pooled`). Ignored on SQLite (the configuration refuses it).
+    pub fn open_with(
+        url: &str,
+        pool_size: u32,
+        create_sqlite: bool,
+        prepared_statements: bool,
+    ) -> Result<Db, StoreError> {
         let parsed = DbUrl::parse(url);
         if let DbUrl::Sqlite(path) = &parsed {
             let p = Path::new(path);
@@ -136,7 +154,12 @@ impl Db {
             }
         }
         let backend = parsed.backend();
-        let mut conn = Manager(parsed.clone())
+        let pooled = backend == Backend::Postgres && !prepared_statements;
+        let manager = |url: DbUrl| Manager {
+            url,
+            prepared_statements,
+        };
+        let mut conn = manager(parsed.clone())
             .connect()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         run_migrations(&mut conn)?;
@@ -148,7 +171,7 @@ impl Db {
             // only after it sat idle (`checkout`).
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
-            .build(Manager(parsed))
+            .build(manager(parsed))
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         Ok(Db {
             pool,
@@ -160,6 +183,7 @@ impl Db {
             checkpoints: Arc::default(),
             truncation: Arc::default(),
             no_wait: false,
+            pooled,
             idle_check: IDLE_CHECK,
             faults: Arc::default(),
             deadlines: Deadlines::default(),
@@ -191,6 +215,11 @@ impl Db {
         self.backend
     }
 
+    /// Whether this handle runs for a transaction-mode pooler (`pooled`).
+    pub fn pooled(&self) -> bool {
+        self.pooled
+    }
+
     /// The connections the pool holds at most.
     pub fn pool_size(&self) -> u32 {
         self.pool.max_size()
@@ -202,7 +231,8 @@ impl Db {
         (s.connections, s.idle_connections)
     }
 
-    /// Runs `f` on a pooled connection, outside any explicit transaction.
+    /// Runs `f` on a pooled connection, outside any explicit transaction
+    /// (behind a pooler, in a transaction of its own: `read_once`).
     /// On PostgreSQL, a read that fails because its connection is gone (a
     /// restart, a terminated backend) runs once more on another, checked
     /// connection: it wrote nothing, so running it again is safe.
@@ -215,17 +245,61 @@ impl Db {
         } else {
             self.checkout()?
         };
-        match f(&mut conn) {
+        match self.read_once(&mut conn, &mut f) {
             Err(_) if self.lost(&mut conn) => {
                 drop(conn);
                 let mut conn = self.checkout()?;
-                let again = f(&mut conn);
+                let again = self.read_once(&mut conn, &mut f);
                 if again.is_err() {
                     self.lost(&mut conn);
                 }
                 again
             }
             done => done,
+        }
+    }
+
+    /// Runs `f` once. Behind a transaction-mode pooler (`pooled`) it runs in
+    /// a transaction with the request timeouts `SET LOCAL` (sent with the
+    /// `BEGIN`, one round trip; the `COMMIT` is another): a session
+    /// `statement_timeout` would stay on whichever server connection the
+    /// pooler had lent, and not be on the next. All of the read's statements
+    /// then run on one server connection.
+    fn read_once<T, E>(
+        &self,
+        conn: &mut AnyConnection,
+        f: &mut impl FnMut(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        if !self.pooled || in_transaction_any(conn) {
+            return f(conn);
+        }
+        let d = &self.deadlines;
+        if let Err(e) = begin(
+            conn,
+            Some(&pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms)),
+        ) {
+            // Half a `BEGIN; SET LOCAL …` batch may have run: never reuse it.
+            mark_broken(conn);
+            return Err(e.into());
+        }
+        let out = f(conn);
+        let ended = match (&out, &mut *conn) {
+            (Ok(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
+            (Err(_), AnyConnection::Postgresql(c)) => {
+                AnsiTransactionManager::rollback_transaction(c)
+            }
+            (_, AnyConnection::Sqlite(_)) => Ok(()),
+        };
+        match ended {
+            Ok(()) => out,
+            Err(e) => {
+                mark_broken(conn);
+                // The read's own error says more than its rollback's.
+                out.and(Err(StoreError::from(e).into()))
+            }
         }
     }
 
@@ -277,6 +351,9 @@ impl Db {
         if self.backend != Backend::Postgres {
             return get();
         }
+        // Behind a pooler the timeouts go with each transaction (`read_once`,
+        // `pg_begin`), never on the session.
+        let session = !self.pooled;
         let want = (
             self.deadlines.pg_statement_timeout_ms,
             self.deadlines.pg_lock_timeout_ms,
@@ -285,9 +362,13 @@ impl Db {
         // Bounded: after a restart every idle connection may be dead.
         for _ in 0..=self.pool.max_size() {
             let mut conn = get()?;
-            let set = PooledConnection::extensions_mut(&mut conn)
-                .get::<SessionTimeouts>()
-                .is_none_or(|s| (s.0, s.1) != want);
+            if self.pooled {
+                drop_notifications(&mut conn);
+            }
+            let set = session
+                && PooledConnection::extensions_mut(&mut conn)
+                    .get::<SessionTimeouts>()
+                    .is_none_or(|s| (s.0, s.1) != want);
             if set {
                 let sql = format!(
                     "SET statement_timeout = {}; SET lock_timeout = {}",
@@ -478,6 +559,30 @@ impl Db {
 
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
+    }
+}
+
+/// Behind a pooler a server connection may carry another session's
+/// `LISTEN` (a listener pointed at the pooler), whose notifications then
+/// queue in whichever client it was lent to, and would pile up in a pooled
+/// connection that never reads them: drop them (what has arrived; no round
+/// trip). A dead connection is found by the statement that follows.
+fn drop_notifications(conn: &mut AnyConnection) {
+    if let AnyConnection::Postgresql(c) = conn {
+        for n in c.notifications_iter() {
+            if n.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Whether `conn` is inside a transaction (or broken: then not to be used
+/// for one).
+fn in_transaction_any(conn: &mut AnyConnection) -> bool {
+    match conn {
+        AnyConnection::Sqlite(c) => in_transaction(c),
+        AnyConnection::Postgresql(c) => in_transaction(c),
     }
 }
 

@@ -15,19 +15,25 @@ pub fn check_value(c: &mut AnyConnection, name: &str) -> Result<Option<String>, 
         .optional()?)
 }
 
+/// Stores `value` under `name` unless a value is stored there already (by a
+/// replica starting at the same time: its insert wins, and this one waits
+/// for it to commit and leaves it).
 pub fn insert_check_value(
     c: &mut AnyConnection,
     name: &str,
     value: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(deployment_keys::table)
-        .values((
-            deployment_keys::name.eq(name),
-            deployment_keys::check_value.eq(value),
-            deployment_keys::created_at.eq(now),
-        ))
-        .execute(c)?;
+    let row = (
+        deployment_keys::name.eq(name),
+        deployment_keys::check_value.eq(value),
+        deployment_keys::created_at.eq(now),
+    );
+    // `ON CONFLICT` has no form for the MultiConnection wrapper.
+    crate::per_backend!(c, c => diesel::insert_into(deployment_keys::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     Ok(())
 }
 

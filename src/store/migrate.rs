@@ -1,5 +1,6 @@
-//! Schema migrations, applied at start-up (under an advisory lock on
-//! PostgreSQL, so replicas starting together migrate once), and the planner
+//! Schema migrations, applied at start-up (on PostgreSQL in one transaction
+//! under a transaction-level advisory lock, so replicas starting together
+//! migrate once, also behind a transaction-mode pooler), and the planner
 //! statistics a new SQLite database starts with.
 
 use super::error::StoreError;
@@ -12,29 +13,36 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 pub(super) fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    let set = match conn {
-        AnyConnection::Postgresql(_) => PG_MIGRATIONS,
-        AnyConnection::Sqlite(_) => SQLITE_MIGRATIONS,
-    };
-    if let AnyConnection::Postgresql(c) = conn {
-        // Several replicas may start at once: migrate under an advisory lock.
-        c.batch_execute("SELECT pg_advisory_lock(7428310021)")?;
+    match conn {
+        // Several replicas may start at once: they migrate one after the
+        // other, each in one transaction holding a transaction-level advisory
+        // lock. Never a session lock: behind a transaction-mode pooler its
+        // unlock would run on another server connection than the lock, which
+        // would stay held, blocking every later start.
+        AnyConnection::Postgresql(_) => conn.transaction(|conn| {
+            conn.batch_execute("SELECT pg_advisory_xact_lock(7428310021)")?;
+            migrate(conn, PG_MIGRATIONS)
+        }),
+        AnyConnection::Sqlite(_) => migrate(conn, SQLITE_MIGRATIONS),
     }
-    let result = refuse_newer_schema(conn, &set)
+}
+
+fn migrate(conn: &mut AnyConnection, set: EmbeddedMigrations) -> Result<(), StoreError> {
+    refuse_newer_schema(conn, &set)
         .and_then(|_| {
             conn.run_pending_migrations(set)
                 .map(|_| ())
                 .map_err(|e| StoreError::Migration(e.to_string()))
         })
+        .and_then(|_| match conn {
+            AnyConnection::Postgresql(_) => record_contraction(conn, &PG_MIGRATIONS),
+            AnyConnection::Sqlite(_) => record_contraction(conn, &SQLITE_MIGRATIONS),
+        })
         .and_then(|_| super::users::backfill_search(conn))
         .and_then(|_| match conn {
             AnyConnection::Sqlite(c) => sqlite_planner_stats(c),
             AnyConnection::Postgresql(_) => Ok(()),
-        });
-    if let AnyConnection::Postgresql(c) = conn {
-        c.batch_execute("SELECT pg_advisory_unlock(7428310021)")?;
-    }
-    result
+        })
 }
 
 /// SQLite chooses plans from `sqlite_stat1`. A new database has no statistics,
@@ -77,31 +85,108 @@ fn sqlite_planner_stats(c: &mut diesel::SqliteConnection) -> Result<(), StoreErr
     Ok(())
 }
 
-/// A binary older than the database must not run against it: it would not
-/// know the columns and rules the newer schema relies on.
+/// A migration whose directory name ends in this *contracts* the schema: it
+/// drops, renames or narrows something an older release reads or writes
+/// (README "Upgrade": releases expand; a later release contracts).
+pub const CONTRACT_SUFFIX: &str = "_contract";
+
+/// `deployment_keys` row naming the newest contracting migration applied: a
+/// binary that does not know it must not run on this database.
+const CONTRACTED_BY: &str = "schema_contracted_by";
+
+fn known_migrations(set: &EmbeddedMigrations) -> Result<Vec<(String, bool)>, StoreError> {
+    use diesel::migration::MigrationSource;
+    Ok(MigrationSource::<diesel::sqlite::Sqlite>::migrations(set)
+        .map_err(|e| StoreError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| {
+            (
+                m.name().version().to_string(),
+                m.name().to_string().ends_with(CONTRACT_SUFFIX),
+            )
+        })
+        .collect())
+}
+
+/// The newest migration this binary knows: its schema version (both sets carry
+/// the same names).
+pub fn schema_version() -> String {
+    known_migrations(&SQLITE_MIGRATIONS)
+        .ok()
+        .and_then(|m| m.into_iter().map(|(v, _)| v).max())
+        .unwrap_or_default()
+}
+
+/// What a binary does on a database carrying migrations it does not know
+/// (`applied` minus `known`): run, when those only expanded the schema (a
+/// newer release's replica migrated it during a rolling upgrade; this one's
+/// code ignores what they added); refuse, when a contracting migration this
+/// binary does not know has been applied (`contracted_by`), since it may rely
+/// on what that removed. Returns the unknown versions.
+pub fn newer_schema_verdict(
+    known: &[String],
+    applied: &[String],
+    contracted_by: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let unknown: Vec<String> = applied
+        .iter()
+        .filter(|v| !known.contains(v))
+        .cloned()
+        .collect();
+    match contracted_by {
+        Some(c) if !known.iter().any(|k| k == c) => Err(format!(
+            "the database has migration {c}, which this binary does not know and which contracts the schema \
+             (it removes what older releases use): it was migrated by a newer Custodian; run that version (or newer)"
+        )),
+        _ => Ok(unknown),
+    }
+}
+
+/// A binary older than the database runs only while the newer migrations
+/// expanded the schema (see `newer_schema_verdict`).
 fn refuse_newer_schema(
     conn: &mut AnyConnection,
     set: &EmbeddedMigrations,
 ) -> Result<(), StoreError> {
-    use diesel::migration::MigrationSource;
-    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(set)
+    let known: Vec<String> = known_migrations(set)?.into_iter().map(|(v, _)| v).collect();
+    let applied: Vec<String> = conn
+        .applied_migrations()
         .map_err(|e| StoreError::Migration(e.to_string()))?
         .iter()
-        .map(|m| m.name().version().to_string())
-        .collect();
-    let applied = conn
-        .applied_migrations()
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
-    match applied
-        .iter()
         .map(|v| v.to_string())
-        .find(|v| !known.contains(v))
-    {
-        Some(unknown) => Err(StoreError::Migration(format!(
-            "the database has migration {unknown}, which this binary does not know: it was migrated by a newer Custodian; run that version (or newer)"
-        ))),
-        None => Ok(()),
+        .collect();
+    if applied.iter().all(|v| known.contains(v)) {
+        return Ok(());
     }
+    let contracted_by = super::deployment::check_value(conn, CONTRACTED_BY)?;
+    let unknown = newer_schema_verdict(&known, &applied, contracted_by.as_deref())
+        .map_err(StoreError::Migration)?;
+    tracing::warn!(
+        newer_migrations = ?unknown,
+        "the database carries expand migrations of a newer release (a rolling upgrade): this binary runs on it and ignores what they added"
+    );
+    Ok(())
+}
+
+/// After migrating: records the newest contracting migration this binary
+/// applied (or found applied), so older binaries refuse the database.
+fn record_contraction(
+    conn: &mut AnyConnection,
+    set: &EmbeddedMigrations,
+) -> Result<(), StoreError> {
+    let Some(newest) = known_migrations(set)?
+        .into_iter()
+        .filter(|(_, contract)| *contract)
+        .map(|(v, _)| v)
+        .max()
+    else {
+        return Ok(());
+    };
+    let current = super::deployment::check_value(conn, CONTRACTED_BY)?;
+    if current.as_deref().is_some_and(|c| c >= newest.as_str()) {
+        return Ok(());
+    }
+    super::deployment::set_value(conn, CONTRACTED_BY, &newest, &super::time::now())
 }
 
 #[cfg(test)]
@@ -109,26 +194,111 @@ mod tests {
     use crate::store::{Db, StoreError};
     use diesel::connection::SimpleConnection;
 
+    /// 000013 counts every tenant's completed disposals into
+    /// `tenant_counters.disposals_done`, creating the counters row of a tenant
+    /// that had none; held and scheduled disposals are not counted.
     #[test]
-    fn refuses_a_database_migrated_by_a_newer_binary() {
+    fn disposals_done_backfill_counts_each_tenants_completed_disposals() {
+        use diesel::prelude::*;
+        use diesel_migrations::MigrationHarness;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.db");
+        let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).expect("open");
+        // Migrate up to, not including, 000013.
+        loop {
+            let pending = c
+                .pending_migrations(super::SQLITE_MIGRATIONS)
+                .expect("pending");
+            let next = pending.first().expect("000013 is pending");
+            if next.name().to_string().contains("000013") {
+                break;
+            }
+            c.run_migration(next.as_ref()).expect("migrate");
+        }
+        c.batch_execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES
+                ('ta', 'a', '2026-01-01T00:00:00Z'), ('tb', 'b', '2026-01-01T00:00:00Z'),
+                ('tc', 'c', '2026-01-01T00:00:00Z');
+             INSERT INTO tenant_counters (tenant_id, brake_tripped_at, next_seq)
+                VALUES ('ta', NULL, 42);
+             INSERT INTO disposals (id, tenant_id, user_id, state, cause, due_at, actor, created_at)
+             VALUES ('d1', 'ta', 'u1', 'done', 'deleted', 'x', 'x', 'x'),
+                    ('d2', 'ta', 'u2', 'done', 'deleted', 'x', 'x', 'x'),
+                    ('d3', 'ta', 'u3', 'held', 'deleted', 'x', 'x', 'x'),
+                    ('d4', 'tb', 'u4', 'done', 'suspended', 'x', 'x', 'x'),
+                    ('d5', 'tc', 'u5', 'scheduled', 'suspended', 'x', 'x', 'x');",
+        )
+        .expect("seed");
+        c.run_pending_migrations(super::SQLITE_MIGRATIONS)
+            .expect("migrate the rest");
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            tenant_id: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            next_seq: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            disposals_done: i64,
+        }
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT tenant_id, next_seq, disposals_done FROM tenant_counters ORDER BY tenant_id",
+        )
+        .load(&mut c)
+        .expect("read");
+        let row = |t: &str, next_seq, disposals_done| Row {
+            tenant_id: t.into(),
+            next_seq,
+            disposals_done,
+        };
+        // ta keeps its sequence; tb gets a row; tc (nothing done) needs none.
+        assert_eq!(rows, vec![row("ta", 42, 2), row("tb", 1, 1)]);
+    }
+
+    #[test]
+    fn runs_on_a_newer_expand_migration_and_refuses_a_newer_contracting_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("x.db").display());
         let db = Db::open(&url, 1, true).expect("open");
+        // A newer release's expand migration: a table this binary never reads.
         db.write(|c| {
             c.batch_execute(
-                "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')",
+                "CREATE TABLE later_release (id TEXT PRIMARY KEY NOT NULL);
+                 INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')",
             )
             .map_err(StoreError::from)
         })
-        .expect("insert");
+        .expect("expand");
+        drop(db);
+        let db = Db::open(&url, 1, false)
+            .expect("an expand migration of a newer release is no reason to refuse");
+        // That release (or a later one) contracts: older binaries must stop.
+        db.write(|c| {
+            c.batch_execute(
+                "INSERT INTO deployment_keys (name, check_value, created_at)
+                 VALUES ('schema_contracted_by', '29991231000000', '2999-12-31T00:00:00.000000Z')",
+            )
+            .map_err(StoreError::from)
+        })
+        .expect("contract");
         drop(db);
         let err = Db::open(&url, 1, false)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            err.contains("29991231000000") && err.contains("newer"),
+            err.contains("29991231000000") && err.contains("contracts") && err.contains("newer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_verdict_names_unknown_migrations_and_refuses_only_an_unknown_contraction() {
+        use super::newer_schema_verdict as v;
+        let known = vec!["1".to_string(), "2".to_string()];
+        let applied = vec!["1".to_string(), "2".to_string(), "3".to_string()];
+        assert_eq!(v(&known, &applied, None), Ok(vec!["3".to_string()]));
+        assert_eq!(v(&known, &applied, Some("2")), Ok(vec!["3".to_string()]));
+        assert!(v(&known, &applied, Some("3")).is_err());
+        assert!(super::schema_version().as_str() >= "20261207010000");
     }
 }

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod page;
 pub mod pool;
 pub mod reads;
+pub mod replicas;
 pub mod retention;
 /// The tables: named only here (`.ci/check-layers`; the compiler enforces it).
 pub(in crate::store) mod schema;

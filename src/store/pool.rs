@@ -2,7 +2,7 @@
 //! how a connection is opened (SQLite's pragmas) and when the pool must
 //! discard one.
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, CacheSize, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 
@@ -60,17 +60,34 @@ impl DbUrl {
     }
 }
 
-pub struct Manager(pub DbUrl);
+/// Opens the pool's connections.
+pub struct Manager {
+    pub url: DbUrl,
+    /// PostgreSQL: whether diesel prepares named statements and keeps them
+    /// per connection (`prepared_statements`, default true). `false` for a
+    /// transaction-mode pooler (PgBouncer 1.18), which hands each
+    /// transaction whichever server connection is free, so a statement
+    /// prepared on one is missing on the next (or its name is already
+    /// taken there by another client's). Without the cache every statement
+    /// goes out unnamed as one Parse/Bind/Execute/Sync (`PQsendQueryParams`),
+    /// which a pooler keeps on one server connection.
+    pub prepared_statements: bool,
+}
 
 impl ManageConnection for Manager {
     type Connection = AnyConnection;
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
-        match &self.0 {
-            DbUrl::Postgres(u) => diesel::PgConnection::establish(u)
-                .map(AnyConnection::Postgresql)
-                .map_err(r2d2::Error::ConnectionError),
+        match &self.url {
+            DbUrl::Postgres(u) => {
+                let mut c =
+                    diesel::PgConnection::establish(u).map_err(r2d2::Error::ConnectionError)?;
+                if !self.prepared_statements {
+                    c.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+                Ok(AnyConnection::Postgresql(c))
+            }
             DbUrl::Sqlite(p) => {
                 let mut c =
                     diesel::SqliteConnection::establish(p).map_err(r2d2::Error::ConnectionError)?;

@@ -206,6 +206,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    replicas (id) {
+        id -> Text,
+        label -> Text,
+        version -> Text,
+        schema_version -> Text,
+        policy_digest -> Text,
+        started_at -> Text,
+        last_seen -> Text,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Text,
         tenant_id -> Text,
@@ -278,4 +290,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     webhook_cursors,
     console_sessions,
+    replicas,
 );

@@ -218,7 +218,7 @@ async fn console_pages_for_admin(backend: Backend) {
         let csp = p.headers.get("content-security-policy").expect("csp");
         assert_eq!(
             csp,
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
         assert_eq!(p.headers.get("x-content-type-options").unwrap(), "nosniff");
         assert_eq!(p.headers.get("referrer-policy").unwrap(), "no-referrer");
@@ -868,6 +868,11 @@ async fn orphans_are_filtered_and_reassigned(backend: Backend) {
     );
     assert!(p.body.contains("aria-label=\"New owner for doc d1\""));
     assert!(
+        p.body.contains(r#"list="people-suggest" data-suggest"#)
+            && p.body.contains(r#"<datalist id="people-suggest">"#),
+        "owner fields wired to the type-ahead"
+    );
+    assert!(
         !p.body.contains("New owner for sheet s1"),
         "filtered by kind"
     );
@@ -1056,4 +1061,70 @@ async fn brake_held_disposals_are_released_from_the_console(backend: Backend) {
 both_backends!(
     brake_held_disposals_are_released_from_the_console,
     super::brake_held_disposals_are_released_from_the_console
+);
+
+/// The owner fields' type-ahead: `/console/people/suggest` names at most ten
+/// of the session's tenant's people by userName prefix, never another
+/// tenant's, and only to a session; the orphans page wires its fields to it.
+async fn type_ahead_suggests_people_by_prefix(backend: Backend) {
+    let app = spawn_app(backend).await;
+    crate::seeded_user_ids(&app, 12).await;
+    let zed = create_user(&app, "Zed.Prefix@example.com").await;
+    let other = app.token_for("other", Scope::Scim);
+    let r = app
+        .client
+        .post(app.url("/Users"))
+        .bearer_auth(&other)
+        .json(&crate::user_body("zed.theirs@example.com"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+
+    let mut anon = Browser::new(&app);
+    let r = anon.get("/console/people/suggest?q=zed").await;
+    assert_eq!(r.status, 303, "no session, no names: {}", r.body);
+    assert!(!r.body.contains("zed"));
+
+    let mut b = Browser::signed_in(&app, &admin(&app)).await;
+    let seeds = b.get("/console/people/suggest?q=SEED").await;
+    assert_eq!(seeds.status, 200, "{}", seeds.body);
+    let v: serde_json::Value = serde_json::from_str(&seeds.body).expect("json");
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|p| p["userName"].as_str().expect("userName"))
+        .collect();
+    assert_eq!(names.len(), 10, "at most ten: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("seed")), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "by userName");
+
+    let z = b.get("/console/people/suggest?q=zed.").await;
+    let v: serde_json::Value = serde_json::from_str(&z.body).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!([{"id": zed, "userName": "Zed.Prefix@example.com"}]),
+        "this tenant's only: {}",
+        z.body
+    );
+    let none = b.get("/console/people/suggest?q=").await;
+    assert_eq!(none.body, "[]");
+
+    let script = b.get("/console/static/typeahead.js").await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.body.contains("/console/people/suggest"));
+    assert!(!script.body.contains("innerHTML"));
+}
+both_backends!(
+    type_ahead_suggests_people_by_prefix,
+    super::type_ahead_suggests_people_by_prefix
 );

@@ -105,3 +105,85 @@ async fn readyz_is_503_only_while_postgres_is_unreachable() {
     handle.stop(false).await;
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+/// The replica registry's admin view, from the rows in the database: another
+/// live replica on another policy or version is reported (200, a warning),
+/// one gone quiet is listed but not counted; `/readyz` names this replica's
+/// policy digest.
+async fn the_registry_reports_other_replicas(backend: common::Backend) {
+    use crate::common::sql::{Sql, execute_sql};
+    use custodian::auth::Scope;
+    let app = common::spawn_app(backend).await;
+    let admin = app.token_for("default", Scope::Admin);
+    let digest = app.deprov.policies().digest();
+    let (s, r) = status_of(&app.client, &format!("{}/readyz", app.addr)).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["replica"]["policyDigest"], digest.as_str(), "{r}");
+    assert_eq!(r["replica"]["policyDigestMismatch"], false, "{r}");
+    let view = |app: &common::TestApp| {
+        app.client
+            .get(format!("{}/admin/v1/replicas", app.addr))
+            .bearer_auth(&admin)
+            .send()
+    };
+    let v: serde_json::Value = view(&app).await.expect("send").json().await.expect("json");
+    assert_eq!(
+        (v["live"].as_u64(), v["policyDigestMismatch"].as_bool()),
+        (Some(1), Some(false)),
+        "{v}"
+    );
+    let now = custodian::store::time::now();
+    let old = custodian::store::time::format(chrono::Utc::now() - chrono::Duration::seconds(60));
+    let insert = |id: &str, version: &str, digest: &str, seen: &str| {
+        let mut q = Sql::new(
+            "INSERT INTO replicas (id, label, version, schema_version, policy_digest, started_at, last_seen) VALUES (",
+        );
+        q.bind_text(id).push(", 'peer:1', ").bind_text(version);
+        q.push(", ")
+            .bind_text(custodian::store::migrate::schema_version());
+        q.push(", ")
+            .bind_text(digest)
+            .push(", ")
+            .bind_text(seen.to_string());
+        q.push(", ").bind_text(seen.to_string()).push(")");
+        q
+    };
+    // A replica gone quiet a minute ago, on another policy: listed, not live, no warning.
+    let q = insert("gone", env!("CARGO_PKG_VERSION"), "0000", &old);
+    app.db.write(|c| execute_sql(c, &q)).expect("insert");
+    let v: serde_json::Value = view(&app).await.expect("send").json().await.expect("json");
+    assert_eq!(
+        (v["live"].as_u64(), v["policyDigestMismatch"].as_bool()),
+        (Some(1), Some(false)),
+        "{v}"
+    );
+    assert!(
+        v["replicas"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["id"] == "gone" && r["live"] == false)),
+        "{v}"
+    );
+    // A live one on another policy and another version.
+    let q = insert("peer", "9.9.9", "1111", &now);
+    app.db.write(|c| execute_sql(c, &q)).expect("insert");
+    let r = view(&app).await.expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["live"], 2, "{v}");
+    assert_eq!(v["policyDigestMismatch"], true, "{v}");
+    assert_eq!(v["versionMismatch"], true, "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("policy digest mismatch") && warnings.contains("peer (peer:1"),
+        "{v}"
+    );
+    assert!(
+        warnings.contains("9.9.9") && warnings.contains("rolling upgrade"),
+        "{v}"
+    );
+}
+
+crate::both_backends!(
+    registry_reports_other_replicas,
+    super::the_registry_reports_other_replicas
+);

@@ -54,6 +54,7 @@ const EXPECTED: &[(&str, &str, &[Scope])] = &[
     ("POST", "/admin/v1/tombstones:release", ADMIN),
     ("GET", "/admin/v1/policy", READ),
     ("GET", "/admin/v1/audit", READ),
+    ("GET", "/admin/v1/replicas", READ),
     ("GET", "/metrics", ADMIN),
 ];
 

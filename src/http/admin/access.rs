@@ -82,6 +82,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/admin/v1/tombstones:release", Admin),
     r("GET", "/admin/v1/policy", Read),
     r("GET", "/admin/v1/audit", Read),
+    // The replica registry: deployment-wide, no tenant data (README "Running replicas").
+    r("GET", "/admin/v1/replicas", Read),
     // Prometheus on the main port (`metrics_bind` serves it without a token).
     r("GET", "/metrics", Admin),
 ];

@@ -9,6 +9,7 @@ mod content;
 mod disposals;
 mod gate;
 pub mod openapi;
+mod replicas;
 mod sso;
 mod tombstones;
 mod webhooks;
@@ -78,6 +79,7 @@ fn admin_table<R: Routes>(r: &mut R) {
     r.at(M::POST, "/tombstones:release", tombstones::release);
     r.at(M::GET, "/policy", disposals::policy);
     r.at(M::GET, "/audit", audit::list);
+    r.at(M::GET, "/replicas", replicas::list);
 }
 
 /// Every route of `/gate/v1` (relative).

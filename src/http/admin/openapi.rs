@@ -5,7 +5,7 @@
 //! `docs/openapi.json` (`custodian openapi > docs/openapi.json`); a test holds
 //! the two equal and every registered route to appear here.
 
-use super::{audit, content, disposals, gate, sso, tombstones, webhooks};
+use super::{audit, content, disposals, gate, replicas, sso, tombstones, webhooks};
 use crate::events::payload::{self, Envelope, Subject};
 use crate::http::import;
 use actix_web::HttpResponse;
@@ -77,6 +77,7 @@ const SCOPES: &[(&str, &str)] = &[
         tombstones::release,
         disposals::policy,
         audit::list,
+        replicas::list,
         gate::check,
     ),
     components(schemas(
@@ -94,6 +95,7 @@ const SCOPES: &[(&str, &str)] = &[
         (name = "audit", description = "The audit log"),
         (name = "gate", description = "The sign-in gate and SSO subjects"),
         (name = "meta", description = "This document"),
+        (name = "replicas", description = "The replicas serving this database (the replica registry)"),
     ),
 )]
 struct ApiDoc;

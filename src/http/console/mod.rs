@@ -1,6 +1,7 @@
 //! The admin console at `/console/` (config key `console`): server-rendered
-//! HTML (maud: compile-time templates, every value escaped), no JavaScript,
-//! one stylesheet from the binary. It acts through the same domain services
+//! HTML (maud: compile-time templates, every value escaped), one stylesheet
+//! and one small script (the owner fields' type-ahead; every page works
+//! without it), both from the binary. It acts through the same domain services
 //! and audit trail as the admin API; its audit rows name the token with
 //! " (console)".
 //!
@@ -44,8 +45,10 @@ const ABSOLUTE_SECONDS: i64 = crate::store::console::MAX_AGE_SECONDS;
 /// Rows on a list page.
 pub(crate) const PAGE: i64 = 25;
 
+// `connect-src 'self'`: the type-ahead script asks /console/people/suggest.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use actix_web::dev::Service;
@@ -78,7 +81,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/signin", web::post().to(actions::signin))
             .route("/signout", web::post().to(actions::signout))
             .route("/static/console.css", web::get().to(pages::stylesheet))
+            .route(
+                "/static/typeahead.js",
+                web::get().to(pages::typeahead_script),
+            )
             .route("/people", web::get().to(pages::people))
+            // Before `/people/{id}`, which would take "suggest" as an id.
+            .route("/people/suggest", web::get().to(pages::suggest))
             .route("/people/{id}", web::get().to(pages::person))
             .route(
                 "/people/{id}/legal-hold",

@@ -62,6 +62,53 @@ pub(super) async fn stylesheet() -> HttpResponse {
         .body(views::STYLESHEET)
 }
 
+pub(super) async fn typeahead_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(views::TYPEAHEAD_JS)
+}
+
+/// How many people a type-ahead answer names at most.
+const SUGGESTIONS: i64 = 10;
+
+/// `GET /console/people/suggest?q=`: the visible people of the session's
+/// tenant whose userName starts with `q`, as JSON `[{"id", "userName"}]`, at
+/// most [`SUGGESTIONS`], by userName (a range on the userName index).
+pub(super) async fn suggest(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Suggestion {
+        id: String,
+        user_name: String,
+    }
+    let c = signed_in!(req, state);
+    let q = param(&req, "q").unwrap_or_default();
+    let q = q.trim();
+    if q.is_empty() {
+        return HttpResponse::Ok().json(Vec::<Suggestion>::new());
+    }
+    let folded = crate::scim::fold::fold(q);
+    let st = state.clone();
+    let tenant = c.caller.tenant_id.clone();
+    let found = blocking(move || {
+        Ok(st
+            .db
+            .read(|cn| reads::people_by_prefix(cn, &tenant, &folded, None, SUGGESTIONS))?)
+    })
+    .await;
+    match found {
+        Ok(rows) => HttpResponse::Ok().json(
+            rows.into_iter()
+                .map(|p| Suggestion {
+                    id: p.id,
+                    user_name: p.user_name,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Err(e) => error_page(&e, Some(&c)),
+    }
+}
+
 pub(super) async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let _ = state;
     let e: ApiError = ScimError::not_found(format!("no console page at {}", req.path())).into();
@@ -567,7 +614,7 @@ pub(super) async fn orphans(req: HttpRequest, state: web::Data<AppState>) -> Htt
                                     input type="hidden" name="kind" value=(it.kind);
                                     input type="hidden" name="id" value=(it.id);
                                     @if let Some(k) = &kind { input type="hidden" name="filter" value=(k); }
-                                    input name="owner" aria-label={ "New owner for " (it.kind) " " (it.id) } placeholder="userName or id" required;
+                                    input name="owner" aria-label={ "New owner for " (it.kind) " " (it.id) } placeholder="userName or id" list="people-suggest" data-suggest autocomplete="off" required;
                                     " " button type="submit" { "Reassign" }
                                 }
                             }
@@ -577,6 +624,7 @@ pub(super) async fn orphans(req: HttpRequest, state: web::Data<AppState>) -> Htt
                 @if list.resources.is_empty() { tr { td colspan="4" { "No orphaned items." } } }
             }
         }
+        @if c.admin { datalist id="people-suggest" {} }
         @if start + PAGE < list.total_results {
             p.more { a href={ "/console/orphans?start=" (start + PAGE) @if let Some(k) = &kind { "&kind=" (urlencode(k)) } } { "Next page" } }
         }

@@ -6,6 +6,9 @@ use crate::deprovision::disposal::Plan;
 use crate::domain::UserState;
 use maud::{DOCTYPE, Markup, html};
 
+/// The type-ahead script (`static/typeahead.js`).
+pub const TYPEAHEAD_JS: &str = include_str!("static/typeahead.js");
+
 /// The navigation: (text, path).
 const NAV: &[(&str, &str)] = &[
     ("Overview", "/console"),
@@ -35,6 +38,7 @@ pub fn page(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — Custodian console" }
                 link rel="stylesheet" href="/console/static/console.css";
+                script src="/console/static/typeahead.js" defer {}
             }
             body {
                 header {
