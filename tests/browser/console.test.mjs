@@ -283,7 +283,16 @@ for (const backend of backends()) {
       const text = await p.locator('main').innerText();
       assert.match(text, /sched-1/);
       assert.doesNotMatch(text, /leaver-rec/, 'filtered by kind');
-      const owner = p.getByRole('textbox', { name: /New owner for .*sched-1/ });
+      const owner = p.getByLabel(/New owner for .*sched-1/);
+      // The type-ahead (the console's own script, under its CSP) offers people by
+      // userName prefix, as data: a hostile userName is an option's value, never markup.
+      const offered = (v) => p.locator('datalist#people-suggest option').evaluateAll((os, v) => os.some((o) => o.value === v), v);
+      await owner.pressSequentially('<scr');
+      await until('the hostile userName offered as text', () => offered(XSS_SCRIPT), 10000, 100);
+      await owner.fill('');
+      await owner.pressSequentially('keep');
+      await until('keeper offered', () => offered('keeper@calm.test'), 10000, 100);
+      assert.deepEqual(p.dialogs, [], 'no dialog fired');
       await owner.fill('keeper@calm.test');
       const row = p.locator('tr', { has: owner });
       await submit(p, row.getByRole('button', { name: 'Reassign' }));
