@@ -933,7 +933,8 @@ async fn policy_and_webhooks_pages() {
         Options {
             policy: Some(
                 "[default]\ngrace_period = \"10m\"\n\
-                 webhooks = [{ url = \"https://hooks.example/in\", secret_env = \"HOOK\" }]\n"
+                 webhooks = [{ url = \"https://hooks.example/in\", secret_env = \"HOOK\" },\n\
+                 { url = \"https://svc:hunter2@hooks.example/b?key=k3y\", secret_env = \"HOOK\" }]\n"
                     .into(),
             ),
             ..Options::default()
@@ -948,6 +949,15 @@ async fn policy_and_webhooks_pages() {
     let w = b.get("/console/webhooks").await;
     assert!(w.body.contains("https://hooks.example/in"), "{}", w.body);
     assert!(w.body.contains("not started"));
+    // A receiver's credential in its URL is shown redacted, on both pages.
+    assert!(
+        w.body.contains("https://redacted@hooks.example/b?redacted"),
+        "{}",
+        w.body
+    );
+    for page in [&p.body, &w.body] {
+        assert!(!page.contains("hunter2") && !page.contains("k3y"), "{page}");
+    }
 }
 
 async fn people_search_pages_by_key(backend: Backend) {

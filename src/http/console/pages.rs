@@ -216,7 +216,7 @@ pub(super) async fn overview(req: HttpRequest, state: web::Data<AppState>) -> Ht
         section aria-labelledby="webhooks" {
             h2 id="webhooks" { "Paused webhook endpoints" }
             @if paused.is_empty() { p { "None paused." } } @else {
-                ul { @for e in &paused { li { (e) } } }
+                ul { @for e in &paused { li { (views::shown_url(e)) } } }
             }
             p { a href="/console/webhooks" { "Webhooks" } }
         }
@@ -750,11 +750,11 @@ pub(super) async fn webhooks(req: HttpRequest, state: web::Data<AppState>) -> Ht
             } }
             tbody {
                 @for url in configured.iter().filter(|u| !rows.iter().any(|r| &r.endpoint == *u)) {
-                    tr { th scope="row" { (url) } td { "not started" } td { "none" } td { "none" } td { "" } @if c.admin { td {} } }
+                    tr { th scope="row" { (views::shown_url(url)) } td { "not started" } td { "none" } td { "none" } td { "" } @if c.admin { td {} } }
                 }
                 @for r in &rows {
                     tr {
-                        th scope="row" { (r.endpoint) @if !configured.contains(&r.endpoint) { " (no longer configured)" } }
+                        th scope="row" { (views::shown_url(&r.endpoint)) @if !configured.contains(&r.endpoint) { " (no longer configured)" } }
                         td { @if r.paused { "paused" } @else if r.failed_attempts > 0 { "retrying" } @else { "delivering" } }
                         td { (r.last_delivered_seq) }
                         td { @if r.failed_attempts > 0 { (r.failed_attempts) " failed attempt(s) in a row" } @else { "none" } }
@@ -894,7 +894,10 @@ pub(super) async fn policy(req: HttpRequest, state: web::Data<AppState>) -> Http
         .iter()
         .filter(|w| w.starts_with(&prefix))
         .collect();
-    let json = serde_json::to_string_pretty(p).unwrap_or_default();
+    // Webhook URLs may carry a receiver's credential: shown redacted.
+    let mut shown = serde_json::to_value(p).unwrap_or_default();
+    views::redact_urls(&mut shown);
+    let json = serde_json::to_string_pretty(&shown).unwrap_or_default();
     let body = html! {
         p { "Digest: " code data-testid="policy-digest" { (p.digest()) } }
         p { @if own { "This tenant has its own policy." } @else { "This tenant uses the default policy." } }

@@ -9,6 +9,35 @@ use maud::{DOCTYPE, Markup, html};
 /// The type-ahead script (`static/typeahead.js`).
 pub const TYPEAHEAD_JS: &str = include_str!("static/typeahead.js");
 
+/// A webhook URL as the console shows it: a password, user name or query
+/// string in it (a receiver's credential, often) is replaced by `redacted`,
+/// so an auditor's screen or a screenshot does not carry it.
+pub fn shown_url(raw: &str) -> String {
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return raw.to_string();
+    };
+    let had_user = !u.username().is_empty() || u.password().is_some();
+    let _ = u.set_password(None);
+    let _ = u.set_username(if had_user { "redacted" } else { "" });
+    if u.query().is_some() {
+        u.set_query(Some("redacted"));
+    }
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// Every http(s) URL string in `v` through [`shown_url`].
+pub fn redact_urls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            *s = shown_url(s);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_urls),
+        serde_json::Value::Object(o) => o.values_mut().for_each(redact_urls),
+        _ => {}
+    }
+}
+
 /// The navigation: (text, path).
 const NAV: &[(&str, &str)] = &[
     ("Overview", "/console"),
@@ -210,3 +239,28 @@ pre { background: #f6f8fa; padding: .5rem; overflow: auto; }
 .small { font-size: .85rem; color: var(--muted); }
 .more { font-weight: 600; }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_hide_credentials_and_queries() {
+        assert_eq!(
+            shown_url("https://user:secret@hooks.example:8443/in?token=abc#x"),
+            "https://redacted@hooks.example:8443/in?redacted"
+        );
+        assert_eq!(
+            shown_url("https://hooks.example/in"),
+            "https://hooks.example/in"
+        );
+        assert_eq!(shown_url("not a url"), "not a url");
+        let mut v =
+            serde_json::json!({"webhooks": [{"url": "http://a:b@h/p?k=v", "secret_env": "HOOK"}]});
+        redact_urls(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"webhooks": [{"url": "http://redacted@h/p?redacted", "secret_env": "HOOK"}]})
+        );
+    }
+}
