@@ -273,13 +273,16 @@ fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
     ledger::remove_shares_to(c, t, p)
 }
 
+/// The person's emails: (value, folded value).
+type Emails = Vec<(String, String)>;
+
 /// `tombstone`: keyed hashes of every identifier, skipping any that another
 /// active user holds now. Returns the person's emails (value, folded value)
 /// and the tombstone written (`None`: a held DELETE wrote it before).
 fn write_tombstone(
     c: &mut AnyConnection,
     run: &Run<'_>,
-) -> Result<(Vec<(String, String)>, Option<JournaledTombstone>), StoreError> {
+) -> Result<(Emails, Option<JournaledTombstone>), StoreError> {
     let emails = users::emails_of(c, run.tenant(), run.person_id())?;
     let t = Tombstone {
         disposal_id: &run.disposal_id,
