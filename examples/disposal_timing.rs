@@ -103,6 +103,7 @@ fn main() -> Result<(), String> {
                     keys: &keys,
                     now: &now,
                     disposal_id: None,
+                    person_row: None,
                     hook: &hook,
                 },
             )

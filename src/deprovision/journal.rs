@@ -30,7 +30,12 @@ pub(super) fn record_disposed(
     receipt: &Receipt,
     now: &str,
 ) -> Result<(), StoreError> {
-    let tombstones = tombstones::of_disposal(c, &r.tenant_id, &receipt.disposal_id)?;
+    // The tombstone as this run wrote it; read back only when a held DELETE
+    // wrote it before.
+    let tombstones = match &receipt.tombstone {
+        Some(t) => vec![t.clone()],
+        None => tombstones::of_disposal(c, &r.tenant_id, &receipt.disposal_id)?,
+    };
     record_at_commit(JournalRecord::Disposed {
         tenant_id: r.tenant_id.clone(),
         tenant_name: r.tenant_name.clone(),

@@ -238,7 +238,17 @@ impl Deprov {
         if let Some(reason) = self.hold_reason(c, r, row.legal_hold, &policy, &now)? {
             return self.hold(c, r, user_id, cause, open, reason, &now);
         }
-        self.execute_now(c, r, user_id, cause, open, caller, &policy, &now)
+        self.execute_now(
+            c,
+            r,
+            user_id,
+            cause,
+            open,
+            caller,
+            &policy,
+            &now,
+            Some(&row),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -252,6 +262,7 @@ impl Deprov {
         caller: Option<String>,
         policy: &Policy,
         now: &str,
+        person: Option<&users::UserRow>,
     ) -> Result<Outcome, ServiceError> {
         let receipt = disposal::execute(
             c,
@@ -265,6 +276,7 @@ impl Deprov {
                 keys: &self.keys,
                 now,
                 disposal_id: open,
+                person_row: person,
                 hook: disposal::NO_HOOK,
             },
         )?;
@@ -509,6 +521,7 @@ impl Deprov {
                 caller,
                 &policy,
                 &now,
+                None,
             )? {
                 Outcome::Disposed(receipt) => Ok(receipt),
                 Outcome::Held { .. } => {
@@ -540,7 +553,7 @@ impl Deprov {
         disposal::lock_reports(c, &r.tenant_id, user_id)?;
         crate::events::lock_tenant(c, &r.tenant_id)?;
         let open = Some(disposal_id.to_string());
-        match self.execute_now(c, r, user_id, cause, open, None, &policy, &now)? {
+        match self.execute_now(c, r, user_id, cause, open, None, &policy, &now, None)? {
             Outcome::Disposed(receipt) => Ok(receipt),
             Outcome::Held { .. } => {
                 Err(ServiceError::Conflict("the disposal is still held".into()))

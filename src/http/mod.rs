@@ -63,6 +63,8 @@ impl AppState {
             blocking_nice(db.backend(), settings.blocking_thread_nice),
             std::sync::atomic::Ordering::Relaxed,
         );
+        // The write queue's thread runs tenants' writes too (SCIM DELETEs).
+        crate::store::set_write_queue_nice(i32::from(settings.blocking_thread_nice));
         // Budgets out of the connections that exist (`serve` opens
         // `pool_size + gate_connections`): `gate_connections` for the gate
         // (at most half of a smaller pool), the rest for SCIM and admin. A

@@ -716,6 +716,10 @@ pub fn patch(
     finish_write(svc, caller, id, written, projection, base)
 }
 
+/// A DELETE: the person's disposal, in one transaction. On SQLite a small
+/// one (`is_small`, checked under the writer) shares a write group; a larger
+/// one runs alone (`write_long`). Async callers on SQLite try
+/// `delete_queued` first.
 pub fn delete(
     svc: &Services,
     caller: &Actor,
@@ -723,25 +727,7 @@ pub fn delete(
     if_match: Option<&str>,
     base: &str,
 ) -> Result<(), ServiceError> {
-    let dispose = |c: &mut AnyConnection| {
-        locked(c, caller, id, if_match, base)?;
-        // DELETE disposes synchronously, in this transaction: the policy runs,
-        // the tombstone is written, the person becomes a stub (404 from now on).
-        match svc.deprov.dispose_in(c, caller, id, Cause::Delete, None)? {
-            Outcome::Disposed(r) => {
-                tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")
-            }
-            Outcome::Held {
-                disposal_id,
-                reason,
-            } => {
-                tracing::info!(user_id = %id, %disposal_id, reason, actor = %caller.actor, "user deleted; disposal held")
-            }
-        }
-        Ok::<(), ServiceError>(())
-    };
-    // SQLite: a disposal of bounded size (checked under the writer) shares a
-    // write group like any request; a larger one runs alone (`write_alone`).
+    let dispose = |c: &mut AnyConnection| dispose(&svc.deprov, c, caller, id, if_match, base);
     let grouped = svc.db.backend() == store::Backend::Sqlite
         && svc.db.write(|c| {
             if !crate::deprovision::disposal::is_small(c, &caller.tenant_id, id, SMALL_DISPOSAL)? {
@@ -754,6 +740,65 @@ pub fn delete(
     }
     // Folds the disposal out of the WAL soon, off this request (the commit is done).
     svc.db.checkpoint_soon();
+    Ok(())
+}
+
+/// SQLite: `delete` of a small disposal run on the write queue's thread
+/// (`Db::write_queued`), for an async caller: no blocking-pool thread, and
+/// the batch's writes share one `COMMIT` and one journal `fsync`. Resolves
+/// to `false`, having written nothing, when the disposal is too large to
+/// share a write group: the caller then runs `delete`. `None` on PostgreSQL.
+pub fn delete_queued(
+    svc: &Services,
+    caller: &Actor,
+    id: &str,
+    if_match: Option<&str>,
+    base: &str,
+) -> Option<impl std::future::Future<Output = Result<bool, ServiceError>> + use<>> {
+    let (deprov, caller, id) = (svc.deprov.clone(), caller.clone(), id.to_string());
+    let (if_match, base) = (if_match.map(str::to_string), base.to_string());
+    let written = svc.db.write_queued(move |c| {
+        if !crate::deprovision::disposal::is_small(c, &caller.tenant_id, &id, SMALL_DISPOSAL)? {
+            return Ok::<_, ServiceError>(false);
+        }
+        dispose(&deprov, c, &caller, &id, if_match.as_deref(), &base).map(|()| true)
+    })?;
+    let db = svc.db.clone();
+    Some(async move {
+        let done = written.await?;
+        if done {
+            db.checkpoint_soon();
+        }
+        Ok(done)
+    })
+}
+
+/// DELETE disposes synchronously, in the caller's transaction: the policy
+/// runs, the tombstone is written, the person becomes a stub (404 from now on).
+fn dispose(
+    deprov: &crate::deprovision::service::Deprov,
+    c: &mut AnyConnection,
+    caller: &Actor,
+    id: &str,
+    if_match: Option<&str>,
+    base: &str,
+) -> Result<(), ServiceError> {
+    if if_match.is_some() {
+        locked(c, caller, id, if_match, base)?;
+    }
+    // Without If-Match, `dispose_in` takes the same lock and reads the same
+    // row first (a missing user is the same 404).
+    match deprov.dispose_in(c, caller, id, Cause::Delete, None)? {
+        Outcome::Disposed(r) => {
+            tracing::info!(user_id = %id, disposal_id = %r.disposal_id, actor = %caller.actor, "user disposed")
+        }
+        Outcome::Held {
+            disposal_id,
+            reason,
+        } => {
+            tracing::info!(user_id = %id, %disposal_id, reason, actor = %caller.actor, "user deleted; disposal held")
+        }
+    }
     Ok(())
 }
 

@@ -11,11 +11,12 @@
 //! re-exported here under the paths the crate has long used.
 
 use super::error::{HoldsStoreError, StoreError};
-use super::journal_queue::{JournalSink, journaled};
+use super::journal_queue::{self, JournalSink, journaled};
 use super::maintain::Truncation;
 use super::migrate::run_migrations;
 use super::pool::{in_transaction, mark_broken};
-use super::tx::{begin, pg_begin, run_begun};
+use super::queue::{Job, Ran, WriteQueue};
+use super::tx::{atomic, begin, pg_begin, run_begun};
 use super::writer::Writer;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
@@ -92,6 +93,9 @@ pub struct Db {
     pub(super) backend: Backend,
     /// SQLite's one writer (`None` on PostgreSQL, whose writers run in parallel).
     pub(super) writer: Option<Arc<Writer>>,
+    /// SQLite: writes queued from async callers, run on a thread of their
+    /// own (`write_queued`); `None` on PostgreSQL.
+    pub(super) queue: Option<Arc<WriteQueue>>,
     /// Serialises checkpoints: a TRUNCATE checkpoint that meets a running
     /// PASSIVE one fails with "busy" at once (no busy handler), which would
     /// leave a disposal's pages in the WAL.
@@ -117,7 +121,7 @@ pub struct Db {
     deadlines: Deadlines,
     /// Where committed disposals, lifts and releases are journaled
     /// (`journal_queue`); `None`: not journaled.
-    journal: Option<Arc<dyn JournalSink>>,
+    pub(super) journal: Option<Arc<dyn JournalSink>>,
 }
 
 impl Db {
@@ -189,6 +193,10 @@ impl Db {
                 Backend::Sqlite => Some(Arc::default()),
                 Backend::Postgres => None,
             },
+            queue: match backend {
+                Backend::Sqlite => Some(Arc::default()),
+                Backend::Postgres => None,
+            },
             checkpoints: Arc::default(),
             truncation: Arc::default(),
             no_wait: false,
@@ -216,6 +224,8 @@ impl Db {
     pub fn with_journal(self, sink: Arc<dyn JournalSink>) -> Db {
         Db {
             journal: Some(sink),
+            // A queue of its own: its thread journals with this sink.
+            queue: self.queue.as_ref().map(|_| Arc::default()),
             ..self
         }
     }
@@ -453,6 +463,74 @@ impl Db {
                 &pg_begin(d.pg_statement_timeout_ms, d.pg_lock_timeout_ms),
                 f,
             )
+        })
+    }
+
+    /// SQLite: runs `f` as `write` does, on the write queue's thread
+    /// (`store::queue`) rather than the caller's: for an async caller (an HTTP
+    /// worker), which then needs no blocking-pool thread. The future resolves
+    /// once the write is committed (and journaled, if it queued records).
+    /// `None` on PostgreSQL, whose writes run on the caller's thread (the
+    /// caller uses `write`).
+    pub fn write_queued<T, E, F>(
+        &self,
+        f: F,
+    ) -> Option<impl std::future::Future<Output = Result<T, E>> + use<T, E, F>>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + HoldsStoreError + Send + 'static,
+    {
+        let queue = self.queue.as_deref()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let asked = Instant::now();
+        let wait = self.deadlines.wait;
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |conn| {
+            let _entered = span.enter();
+            let (out, sound, records) = match conn {
+                Ok(c) => {
+                    let at = journal_queue::mark();
+                    let (out, sound) = atomic(c, move |c| {
+                        within::<E>(
+                            asked,
+                            Some(wait),
+                            "waited for the SQLite writer past request_deadline_ms",
+                        )?;
+                        f(c)
+                    });
+                    (out, sound, journal_queue::take_from(at))
+                }
+                Err(e) => (Err(e.into()), true, Vec::new()),
+            };
+            Ran {
+                ok: out.is_ok(),
+                sound,
+                records,
+                deliver: Box::new(move |group: Result<(), StoreError>| {
+                    let answer = match (out, group) {
+                        (Ok(v), Ok(())) => Ok(v),
+                        (Ok(_), Err(e)) => Err(e.into()),
+                        (Err(e), _) => Err(e),
+                    };
+                    // The caller may be gone (its connection closed): the
+                    // write stands either way.
+                    let _ = tx.send(answer);
+                }),
+            }
+        });
+        let pushed = queue.push(self, job);
+        Some(async move {
+            if let Err(job) = pushed {
+                // No thread: fail it, as a full pool would.
+                let ran = job(Err(StoreError::Pool(
+                    "the write queue's thread could not be started".into(),
+                )));
+                (ran.deliver)(Ok(()));
+            }
+            rx.await.unwrap_or_else(|_| {
+                Err(StoreError::Corrupt("the write queue dropped a write".into()).into())
+            })
         })
     }
 

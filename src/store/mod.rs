@@ -19,6 +19,7 @@ pub mod notify;
 pub mod outbox;
 pub mod page;
 pub mod pool;
+pub mod queue;
 pub mod reads;
 pub mod replicas;
 pub mod retention;
@@ -41,6 +42,7 @@ pub mod writer;
 pub use db::Db;
 pub use error::StoreError;
 pub use pool::{AnyConnection, Backend};
+pub use queue::set_write_queue_nice;
 
 /// A new row id: a UUIDv7, so new keys land at the end of their primary-key
 /// index (a random key dirtied a random page per index per write).

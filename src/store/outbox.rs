@@ -262,7 +262,10 @@ pub struct TenantCounter {
 /// Locks the tenant's counter row (creating it if need be) for the rest of
 /// the transaction: taken first by a transaction that moves content rows.
 pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
-    create_counter(c, tenant)?;
+    let pg = backend_of(c) == Backend::Postgres;
+    if pg {
+        create_counter(c, tenant)?;
+    }
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -277,10 +280,19 @@ pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter,
         "SELECT brake_tripped_at, next_seq, disposals_done FROM tenant_counters WHERE tenant_id = ",
     )
     .bind_text(tenant);
-    if backend_of(c) == Backend::Postgres {
+    if pg {
         q.push(" FOR UPDATE");
     }
-    let row = load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?;
+    let row = match load_sql::<Row>(c, &q)?.pop() {
+        Some(row) => row,
+        // SQLite (one writer): the row is created only when missing, so the
+        // usual call is one statement (every DELETE takes this lock).
+        None if !pg => {
+            create_counter(c, tenant)?;
+            load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?
+        }
+        None => return Err(StoreError::NotFound),
+    };
     Ok(TenantCounter {
         brake_tripped_at: row.brake_tripped_at,
         next_seq: row.next_seq,

@@ -15,6 +15,7 @@
 
 use super::error::StoreError;
 use super::pool::{AnyConnection, Manager};
+use super::queue::{Job, Ran};
 use super::tx::{at_top_level, atomic, rollback, transaction};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::{Pool, PooledConnection};
@@ -103,16 +104,7 @@ impl Writer {
         E: From<StoreError>,
     {
         let mut st = self.turn();
-        if st.open.is_none() {
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            if let AnyConnection::Sqlite(c) = &mut *conn {
-                begin_group(c).map_err(StoreError::from)?;
-            }
-            st.open = Some(conn);
-            st.group += 1;
-            st.members = 0;
-            st.opened_at = Some(Instant::now());
-        }
+        self.open_group(&mut st, pool)?;
         let group = st.group;
         let (outcome, sound) = match st.open.as_mut() {
             // Nested inside the group's transaction: a savepoint.
@@ -169,6 +161,98 @@ impl Writer {
             return Err(StoreError::Commit(why).into());
         }
         Ok(v)
+    }
+
+    /// Opens a group on a pooled connection when none is open.
+    fn open_group(&self, st: &mut State, pool: &Pool<Manager>) -> Result<(), StoreError> {
+        if st.open.is_some() {
+            return Ok(());
+        }
+        let mut conn = pool.get().map_err(StoreError::from)?;
+        if let AnyConnection::Sqlite(c) = &mut *conn {
+            begin_group(c).map_err(StoreError::from)?;
+        }
+        st.open = Some(conn);
+        st.group += 1;
+        st.members = 0;
+        st.opened_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The write queue's batch (`store::queue`): each job in its own
+    /// savepoint of the open group (opening one if needed), then the group
+    /// committed — never left open for another writer to close, so the queue's
+    /// thread never waits for one. Returns each job with its group's outcome
+    /// (`Err`: why it was not stored); the caller answers them.
+    pub(super) fn batch(
+        &self,
+        pool: &Pool<Manager>,
+        jobs: Vec<Job>,
+    ) -> Vec<(Ran, Result<(), String>)> {
+        let mut done = Vec::with_capacity(jobs.len());
+        // This batch's jobs in the open group.
+        let mut mine: Vec<Ran> = Vec::new();
+        let mut st = self.turn();
+        for job in jobs {
+            let full =
+                st.members >= MAX_GROUP || st.opened_at.is_some_and(|at| at.elapsed() >= MAX_OPEN);
+            if full && !mine.is_empty() {
+                // As any group closes: commit, and let other writers have a
+                // turn before the rest of the batch.
+                self.commit_mine(&mut st, &mut mine, &mut done);
+                drop(st);
+                st = self.turn();
+            }
+            if let Err(e) = self.open_group(&mut st, pool) {
+                done.push((job(Err(e)), Ok(())));
+                continue;
+            }
+            let (ran, sound) = match st.open.as_mut() {
+                Some(conn) => {
+                    let ran = job(Ok(&mut **conn));
+                    let sound = ran.sound && at_top_level(conn);
+                    (ran, sound)
+                }
+                None => (
+                    job(Err(StoreError::Corrupt(
+                        "the write group has no connection".into(),
+                    ))),
+                    true,
+                ),
+            };
+            if ran.ok {
+                st.members += 1;
+            }
+            mine.push(ran);
+            if !sound {
+                // As in `write`: nothing in the group can be trusted.
+                let own = mine.iter().filter(|r| r.ok).count();
+                let _ = self.end(&mut st, own, false);
+                let why = "the write group's transaction was lost; nothing in it was stored";
+                done.extend(mine.drain(..).map(|r| (r, Err(why.to_string()))));
+            }
+        }
+        self.commit_mine(&mut st, &mut mine, &mut done);
+        done
+    }
+
+    /// Commits the open group holding `mine` (the batch's jobs in it) and
+    /// moves them to `done` with the outcome.
+    fn commit_mine(
+        &self,
+        st: &mut State,
+        mine: &mut Vec<Ran>,
+        done: &mut Vec<(Ran, Result<(), String>)>,
+    ) {
+        if mine.is_empty() {
+            return;
+        }
+        let own = mine.iter().filter(|r| r.ok).count();
+        let committed = self.end(st, own, true).map_err(|e| match e {
+            StoreError::Commit(why) => why,
+            other => other.to_string(),
+        });
+        done.extend(mine.drain(..).map(|r| (r, committed.clone())));
     }
 
     /// Runs `f` as a transaction of its own, outside any group: for writes

@@ -142,6 +142,7 @@ fn run(
                 keys: &app.deprov.keys,
                 now: &now,
                 disposal_id: None,
+                person_row: None,
                 hook,
             },
         )

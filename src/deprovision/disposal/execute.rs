@@ -5,6 +5,8 @@ use super::plan::{item_action, plan_summary};
 use super::tombstone::{self, Tombstone};
 use super::{ARCHIVE_ID, ARCHIVE_KIND, DisposeInput, Plan, Receipt, reports};
 use crate::deprovision::policy::FolderAction;
+use crate::deprovision::tombstone::IdType;
+use crate::domain::journal::JournaledTombstone;
 use crate::domain::{DisposalState, ItemAction, UserState};
 use crate::scim::fold::fold;
 use crate::store::disposals::{self, NewDisposal, Recipient};
@@ -50,7 +52,10 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         // Ledger writes take FOR SHARE on the owner row; this waits for them.
         users::lock(c, t, p)?;
     }
-    let person = users::get_any(c, t, p)?;
+    let person = match inp.person_row {
+        Some(row) if row.id == p => row.clone(),
+        _ => users::get_any(c, t, p)?,
+    };
     // Disposing twice, or disposing a stub, is never right (callers hold the
     // person's lock and have checked; this is the last line of defence).
     if !matches!(
@@ -97,9 +102,15 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     (inp.hook)("user_data")?;
     user_data(c, &run)?;
     (inp.hook)("tombstone")?;
-    let emails = write_tombstone(c, &run)?;
+    let (emails, tombstone) = write_tombstone(c, &run)?;
     (inp.hook)("scrub")?;
-    scrub(c, &run, emails)?;
+    // SQLite (one writer): the subjects the tombstone just read are all there
+    // are; none, and there is nothing to delete.
+    let sso = tombstone
+        .as_ref()
+        .is_none_or(|t| t.hashes.iter().any(|h| h.id_type == IdType::Sso.as_str()))
+        || crate::store::db::backend_of(c) == Backend::Postgres;
+    scrub(c, &run, emails, sso)?;
     let counts = counts(&run.plan);
     (inp.hook)("finish")?;
     finish(c, &run, &counts)?;
@@ -108,6 +119,7 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
         plan_hash: run.plan.hash,
         counts,
         target: run.plan.target,
+        tombstone,
     })
 }
 
@@ -261,20 +273,24 @@ fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
     ledger::remove_shares_to(c, t, p)
 }
 
+/// The person's emails: (value, folded value).
+type Emails = Vec<(String, String)>;
+
 /// `tombstone`: keyed hashes of every identifier, skipping any that another
-/// active user holds now. Returns the person's emails (value, folded value).
+/// active user holds now. Returns the person's emails (value, folded value)
+/// and the tombstone written (`None`: a held DELETE wrote it before).
 fn write_tombstone(
     c: &mut AnyConnection,
     run: &Run<'_>,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<(Emails, Option<JournaledTombstone>), StoreError> {
     let emails = users::emails_of(c, run.tenant(), run.person_id())?;
     let t = Tombstone {
         disposal_id: &run.disposal_id,
         maybe_written: run.existing,
         emails: emails.iter().map(|(v, _)| v.clone()).collect(),
     };
-    tombstone::write(c, run.tenant(), &run.person, &t, run.inp.keys, run.inp.now)?;
-    Ok(emails)
+    let written = tombstone::write(c, run.tenant(), &run.person, &t, run.inp.keys, run.inp.now)?;
+    Ok((emails, written))
 }
 
 /// `scrub`: reports are repointed at the stub, then the person becomes a
@@ -283,6 +299,7 @@ fn scrub(
     c: &mut AnyConnection,
     run: &Run<'_>,
     emails: Vec<(String, String)>,
+    sso: bool,
 ) -> Result<(), StoreError> {
     let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
     // The aliases `users::alias_keys` reads, from the rows already in hand.
@@ -290,7 +307,9 @@ fn scrub(
     aliases.extend(run.person.external_id.as_deref().map(fold));
     aliases.extend(emails.into_iter().map(|(_, k)| k));
     reports::repoint(c, t, p, &aliases, now)?;
-    ledger::remove_all_sso(c, t, p)?;
+    if sso {
+        ledger::remove_all_sso(c, t, p)?;
+    }
     groups::remove_from_all_groups(c, t, p)?;
     users::scrub_to_stub(c, t, p, run.person.version, now)
 }

@@ -113,6 +113,9 @@ pub struct DisposeInput<'a> {
     pub now: &'a str,
     /// The scheduled disposal being completed, if any.
     pub disposal_id: Option<String>,
+    /// The person's row, when the caller read it in this transaction under
+    /// the person's lock (else `execute` reads it).
+    pub person_row: Option<&'a crate::store::users::UserRow>,
     /// Called before each step (by name); tests make it fail to prove that a
     /// disposal interrupted anywhere leaves nothing behind. Production: `NO_HOOK`.
     pub hook: &'a dyn Fn(&str) -> Result<(), StoreError>,
@@ -140,6 +143,11 @@ pub struct Receipt {
     pub plan_hash: String,
     pub counts: BTreeMap<String, u64>,
     pub target: Option<ResolvedTarget>,
+    /// The tombstone this run wrote, for the journal (`None`: written
+    /// before, by a held DELETE; the journal reads it back).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub tombstone: Option<crate::domain::journal::JournaledTombstone>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use crate::deprovision::evidence;
 use crate::deprovision::tombstone::{IdType, NORM_VERSION, TombstoneKeys, sso_value};
+use crate::domain::journal::{JournaledHash, JournaledTombstone};
 use crate::scim::fold::fold;
 use crate::store::users::{Key, UserRow};
 use crate::store::{AnyConnection, StoreError, ledger, tombstones, users};
@@ -26,7 +27,7 @@ pub fn tombstone_for(
         maybe_written: true,
         emails,
     };
-    write(c, tenant, &row, &tombstone, keys, now)
+    write(c, tenant, &row, &tombstone, keys, now).map(|_| ())
 }
 
 /// A tombstone to write: for which disposal, and the person's emails.
@@ -38,6 +39,8 @@ pub(super) struct Tombstone<'a> {
     pub emails: Vec<String>,
 }
 
+/// Writes the tombstone and returns it as the journal records it (`None`:
+/// a held DELETE had already written it, not this call).
 pub(super) fn write(
     c: &mut AnyConnection,
     t: &str,
@@ -45,11 +48,11 @@ pub(super) fn write(
     tombstone: &Tombstone<'_>,
     keys: &TombstoneKeys,
     now: &str,
-) -> Result<(), StoreError> {
+) -> Result<Option<JournaledTombstone>, StoreError> {
     let disposal_id = tombstone.disposal_id;
     // A held DELETE already tombstoned this person for this disposal.
     if tombstone.maybe_written && tombstones::exists_for(c, t, disposal_id)? {
-        return Ok(());
+        return Ok(None);
     }
     let p = person.id.as_str();
     let mut ids: Vec<(IdType, String)> = vec![(IdType::UserName, person.user_name.clone())];
@@ -69,18 +72,46 @@ pub(super) fn write(
         .and_then(evidence::external_id)
         .is_some();
     tombstones::insert(c, t, &tomb_id, disposal_id, had_external_id, now)?;
-    let mut seen = std::collections::HashSet::new();
+    let mut hashes: Vec<JournaledHash> = Vec::with_capacity(ids.len());
     for (ty, value) in ids {
-        if held_by_other_active(c, t, p, ty, &value)? {
+        if !theirs_alone(person, ty, &value) && held_by_other_active(c, t, p, ty, &value)? {
             continue;
         }
         let hash = keys.hash(t, ty, &value);
-        if !seen.insert(hash.clone()) {
+        if hashes.iter().any(|h| h.hash == hash) {
             continue;
         }
         tombstones::insert_hash(c, t, &tomb_id, &hash, ty.as_str(), NORM_VERSION)?;
+        hashes.push(JournaledHash {
+            id_type: ty.as_str().to_string(),
+            hash,
+            norm_version: NORM_VERSION,
+        });
     }
-    Ok(())
+    // As `tombstones::of_disposal` reads them back: hashes in byte order.
+    hashes.sort_by(|a, b| a.hash.cmp(&b.hash));
+    Ok(Some(JournaledTombstone {
+        id: tomb_id,
+        had_external_id,
+        created_at: now.to_string(),
+        hashes,
+    }))
+}
+
+/// Whether no other visible user can hold this identifier of a visible
+/// person: the partial unique indexes keep a userName key and an externalId
+/// to one visible user of the tenant, so the lookup would find nobody (when
+/// the value looked up is the one stored; a legacy untrimmed externalId is
+/// looked up trimmed).
+fn theirs_alone(person: &UserRow, ty: IdType, value: &str) -> bool {
+    person.state.is_visible()
+        && match ty {
+            IdType::UserName => fold(value) == person.user_name_key,
+            IdType::ExternalId => {
+                value.trim() == value && person.external_id.as_deref() == Some(value)
+            }
+            IdType::Email | IdType::Sso => false,
+        }
 }
 
 /// An identifier another active user holds is not tombstoned (it is theirs now).

@@ -60,6 +60,18 @@ pub trait Resource: 'static {
         if_match: Option<&str>,
         base: &str,
     ) -> Result<(), ServiceError>;
+    /// `delete` without a blocking-pool thread, where the type offers it
+    /// (a user's small disposal on SQLite): `Some(false)` when it cannot
+    /// (nothing written; `delete` follows).
+    fn delete_queued(
+        _svc: &Services,
+        _c: &Actor,
+        _id: &str,
+        _if_match: Option<&str>,
+        _base: &str,
+    ) -> Option<QueuedDelete> {
+        None
+    }
     fn list(
         svc: &Services,
         c: &Actor,
@@ -80,6 +92,10 @@ pub trait Resource: 'static {
         None
     }
 }
+
+/// A DELETE on its way through the write queue: `true` once done.
+pub type QueuedDelete =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, ServiceError>>>>;
 
 pub struct Users;
 pub struct Groups;
@@ -144,6 +160,15 @@ impl Resource for Users {
         base: &str,
     ) -> Result<(), ServiceError> {
         provisioning::users::delete(svc, c, id, m, base)
+    }
+    fn delete_queued(
+        svc: &Services,
+        c: &Actor,
+        id: &str,
+        m: Option<&str>,
+        base: &str,
+    ) -> Option<QueuedDelete> {
+        provisioning::users::delete_queued(svc, c, id, m, base).map(|f| Box::pin(f) as QueuedDelete)
     }
     fn list(
         svc: &Services,
@@ -394,6 +419,11 @@ async fn delete<R: Resource>(
     let base = state.scim_base_for(&req);
     let caller = who.caller.clone();
     let id = checked_id(id.into_inner())?;
+    if let Some(queued) = R::delete_queued(&st.svc, &caller, &id, if_match.as_deref(), &base)
+        && queued.await?
+    {
+        return Ok(HttpResponse::NoContent().finish());
+    }
     blocking(move || {
         Ok(R::delete(
             &st.svc,
