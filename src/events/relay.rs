@@ -615,9 +615,13 @@ impl Relay {
                 tenant,
                 url,
                 &self.owner,
-                attempts,
-                &next_attempt_at,
-                paused,
+                &webhook_cursors::Failure {
+                    attempts,
+                    next_attempt_at: &next_attempt_at,
+                    paused,
+                    error: why,
+                    at: &time::format(now),
+                },
             )?;
             if paused {
                 tracing::error!(

@@ -262,6 +262,8 @@ diesel::table! {
         paused -> Bool,
         lease_owner -> Nullable<Text>,
         lease_until -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Text>,
     }
 }
 

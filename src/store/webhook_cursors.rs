@@ -194,17 +194,30 @@ pub fn attempts_if_held(
         .optional()?)
 }
 
+/// What a failed delivery records.
+pub struct Failure<'a> {
+    pub attempts: i32,
+    pub next_attempt_at: &'a str,
+    pub paused: bool,
+    /// Why ("HTTP 503", "transport: …"): kept, cut to [`MAX_ERROR_CHARS`].
+    pub error: &'a str,
+    pub at: &'a str,
+}
+
+/// The longest failure reason kept.
+pub const MAX_ERROR_CHARS: usize = 200;
+
 /// Records a failed delivery while `owner` holds the lease: the failures in
-/// a row, when to retry, and whether the endpoint is now paused.
+/// a row, when to retry, whether the endpoint is now paused, and the reason
+/// (kept after a later success: the console shows the last error and when).
 pub fn record_failure(
     c: &mut AnyConnection,
     tenant: &str,
     url: &str,
     owner: &str,
-    attempts: i32,
-    next_attempt_at: &str,
-    paused: bool,
+    f: &Failure<'_>,
 ) -> Result<(), StoreError> {
+    let error: String = f.error.chars().take(MAX_ERROR_CHARS).collect();
     diesel::update(
         wc::table
             .filter(wc::tenant_id.eq(tenant))
@@ -212,9 +225,11 @@ pub fn record_failure(
             .filter(wc::lease_owner.eq(owner)),
     )
     .set((
-        wc::attempts.eq(attempts),
-        wc::next_attempt_at.eq(next_attempt_at),
-        wc::paused.eq(paused),
+        wc::attempts.eq(f.attempts),
+        wc::next_attempt_at.eq(f.next_attempt_at),
+        wc::paused.eq(f.paused),
+        wc::last_error.eq(error),
+        wc::last_error_at.eq(f.at),
     ))
     .execute(c)?;
     Ok(())

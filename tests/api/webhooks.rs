@@ -247,6 +247,8 @@ async fn a_poison_event_is_skipped_without_losing_the_rest(b: Backend) {
         ),
         "the paused endpoint and the event it waits on: {hooks}"
     );
+    assert_eq!(h["lastError"], "HTTP 500", "why it failed: {hooks}");
+    assert!(h["lastErrorAt"].is_string(), "{hooks}");
     // Not the head: refused, naming the head.
     let skip = |event: &str, endpoint: &str| json!({"endpoint": endpoint, "eventId": event});
     let (s, v) = admin(

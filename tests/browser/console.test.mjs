@@ -540,6 +540,8 @@ for (const backend of backends()) {
       await p.goto(`${app.url}/console/webhooks`);
       const row = p.locator('tr', { hasText: `127.0.0.1:${hookPort}` });
       assert.match(await row.innerText(), /paused/);
+      // Nothing listens: the last error is the transport's, with its time.
+      assert.match(await row.innerText(), /transport: [^\n]+ at \d{4}-/);
       // The receiver comes back; the admin resumes it.
       const got = [];
       const receiver = createServer((req, res) => {

@@ -27,6 +27,13 @@ pub(super) struct Endpoint {
     #[serde(rename = "nextAttemptAt")]
     next_attempt_at: Option<String>,
     paused: bool,
+    /// The last failed delivery's reason ("HTTP 503", "transport: …"; never
+    /// the receiver's body) and when; null before any failure. Kept after a
+    /// later success.
+    #[serde(rename = "lastError")]
+    last_error: Option<String>,
+    #[serde(rename = "lastErrorAt")]
+    last_error_at: Option<String>,
     /// The id of the event it waits on (the head of its queue, which
     /// `/webhooks:skip` may skip); null when it has received every event.
     #[serde(rename = "nextEventId")]
@@ -41,6 +48,8 @@ fn endpoint(e: EndpointState, configured: bool, next: Option<String>) -> Endpoin
         failed_attempts: e.failed_attempts,
         next_attempt_at: Some(e.next_attempt_at),
         paused: e.paused,
+        last_error: e.last_error,
+        last_error_at: e.last_error_at,
         next_event_id: next,
     }
 }
@@ -55,6 +64,8 @@ fn not_started(url: &str, next: Option<String>) -> Endpoint {
         failed_attempts: 0,
         next_attempt_at: None,
         paused: false,
+        last_error: None,
+        last_error_at: None,
         next_event_id: next,
     }
 }

@@ -757,7 +757,10 @@ pub(super) async fn webhooks(req: HttpRequest, state: web::Data<AppState>) -> Ht
                         th scope="row" { (views::shown_url(&r.endpoint)) @if !configured.contains(&r.endpoint) { " (no longer configured)" } }
                         td { @if r.paused { "paused" } @else if r.failed_attempts > 0 { "retrying" } @else { "delivering" } }
                         td { (r.last_delivered_seq) }
-                        td { @if r.failed_attempts > 0 { (r.failed_attempts) " failed attempt(s) in a row" } @else { "none" } }
+                        td {
+                            @if let (Some(e), Some(at)) = (&r.last_error, &r.last_error_at) { (e) " at " (at) } @else { "none" }
+                            @if r.failed_attempts > 0 { br; (r.failed_attempts) " failed attempt(s) in a row" }
+                        }
                         td { (r.next_attempt_at) }
                         @if c.admin {
                             td { @if r.paused {

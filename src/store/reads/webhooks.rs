@@ -12,6 +12,9 @@ pub struct EndpointState {
     pub failed_attempts: i32,
     pub next_attempt_at: String,
     pub paused: bool,
+    /// The last failed delivery's reason and when (none yet: `None`).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
 }
 
 /// One row per endpoint, by endpoint URL (bounded by the configured endpoints).
@@ -24,6 +27,8 @@ pub fn endpoints(c: &mut AnyConnection, tenant: &str) -> Result<Vec<EndpointStat
             wc::attempts,
             wc::next_attempt_at,
             wc::paused,
+            wc::last_error,
+            wc::last_error_at,
         ))
         .order(wc::endpoint)
         .load(c)?)
