@@ -83,13 +83,15 @@ pub fn lift_noted(
         None => serde_json::json!({ "reason": why }),
     }
     .to_string();
-    let n = store::tombstones::lift(c, tenant, tombstone_ids, now)?;
-    if n == 0 {
-        // Already lifted (a concurrent request): nothing to audit or announce.
+    // Only what this write lifted is audited, journaled and announced: an id
+    // already lifted (a concurrent request, a stale form), another tenant's,
+    // or repeated, is not.
+    let lifted = store::tombstones::lift_live(c, tenant, tombstone_ids, now)?;
+    if lifted.is_empty() {
         return Ok(0);
     }
-    super::journal::record_lifted(tenant, tombstone_ids, now);
-    for id in tombstone_ids {
+    super::journal::record_lifted(tenant, &lifted, now);
+    for id in &lifted {
         audit::write(
             c,
             tenant,
@@ -111,7 +113,7 @@ pub fn lift_noted(
             now,
         )?;
     }
-    Ok(n)
+    Ok(lifted.len())
 }
 
 /// `relink`: hands the items of an old receipt back to the re-created person,

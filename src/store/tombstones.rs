@@ -54,14 +54,37 @@ pub fn lift(
     ids: &[String],
     now: &str,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
+    Ok(lift_live(c, tenant, ids, now)?.len())
+}
+
+/// Lifts those of `ids` that are this tenant's live tombstones; returns
+/// exactly those (deduplicated, in id order): what a caller audits and
+/// announces. Inside the caller's write, so the read and the update agree.
+pub fn lift_live(
+    c: &mut AnyConnection,
+    tenant: &str,
+    ids: &[String],
+    now: &str,
+) -> Result<Vec<String>, StoreError> {
+    let live: Vec<String> = tombstones::table
+        .filter(tombstones::tenant_id.eq(tenant))
+        .filter(tombstones::id.eq_any(ids))
+        .filter(tombstones::lifted_at.is_null())
+        .select(tombstones::id)
+        .order(tombstones::id)
+        .load(c)?;
+    if live.is_empty() {
+        return Ok(live);
+    }
+    diesel::update(
         tombstones::table
             .filter(tombstones::tenant_id.eq(tenant))
-            .filter(tombstones::id.eq_any(ids))
+            .filter(tombstones::id.eq_any(&live))
             .filter(tombstones::lifted_at.is_null()),
     )
     .set(tombstones::lifted_at.eq(now))
-    .execute(c)?)
+    .execute(c)?;
+    Ok(live)
 }
 
 /// Deletes one hash of a tombstone; returns how many rows went (0 or 1).

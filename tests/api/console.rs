@@ -738,6 +738,39 @@ async fn tombstone_check_keeps_the_identifier_out_of_urls(backend: Backend) {
         .await;
     assert_eq!(lift.status, 303, "{}", lift.body);
     assert!(!lift.location().unwrap().contains("4711"));
+    // The stale form again, the id repeated, plus ids that are no tombstone
+    // of this tenant: nothing more is lifted, audited or announced.
+    let again = b
+        .post(
+            "/console/tombstones/lift",
+            &[
+                ("csrf", &csrf),
+                ("tombstone", &tid),
+                ("tombstone", &tid),
+                ("tombstone", "00000000-0000-0000-0000-000000000000"),
+                ("reason", "again"),
+            ],
+        )
+        .await;
+    assert!(again.status < 500, "{}", again.body);
+    let audit: serde_json::Value = app
+        .client
+        .get(format!("{}/admin/v1/audit?count=1000", app.addr))
+        .bearer_auth(admin(&app))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let lifted: Vec<&serde_json::Value> = audit["Resources"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["action"] == "tombstone.lifted")
+        .collect();
+    assert_eq!(lifted.len(), 1, "one lift, audited once: {audit}");
+    assert_eq!(lifted[0]["subjectId"], tid.as_str());
     let r = b
         .post(
             "/console/tombstones/check",
