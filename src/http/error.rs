@@ -80,6 +80,11 @@ impl ApiError {
         self.scim().0
     }
 
+    /// The seconds a client should wait before retrying, when the error says.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.scim().1
+    }
+
     /// The SCIM error this maps to, plus an optional Retry-After.
     fn scim(&self) -> (ScimError, Option<u32>) {
         match self {

@@ -293,6 +293,7 @@ pub(super) async fn disposals(
             let r = blocking(move || {
                 let mut released = 0u64;
                 let mut failed = 0u64;
+                let asked = ids.len().min(super::PAGE as usize) as u64;
                 for id in ids.iter().take(super::PAGE as usize) {
                     match st.svc.deprov.release(&st.svc.db, &who, id) {
                         Ok(_) => released += 1,
@@ -301,7 +302,14 @@ pub(super) async fn disposals(
                         {
                             return Err(ServiceError::NoDisposal(d).into());
                         }
-                        Err(ServiceError::Store(e)) => return Err(e.into()),
+                        // Nothing released yet: the error page says so truly.
+                        Err(ServiceError::Store(e)) if released == 0 => return Err(e.into()),
+                        // Some are released (each its own transaction): say
+                        // how many were not, rather than "nothing was written".
+                        Err(ServiceError::Store(_)) => {
+                            failed = asked - released;
+                            break;
+                        }
                         Err(_) => failed += 1,
                     }
                 }

@@ -190,7 +190,14 @@ fn error_page(e: &ApiError, signed_in: Option<&Console>) -> HttpResponse {
         503 => "Unavailable",
         _ => "Error",
     };
-    html(status, views::error(title, &s.detail, signed_in))
+    let mut r = html(status, views::error(title, &s.detail, signed_in));
+    // As the API's answers: a refusal under load says when to come back.
+    if let Some(secs) = e.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn html(status: StatusCode, body: maud::Markup) -> HttpResponse {
