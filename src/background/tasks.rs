@@ -180,6 +180,13 @@ impl Background {
                 tracing::warn!(error = %e, "webhook leases were not released; they expire on their own")
             }
         }
+        // A queued DELETE's batch commits, then journals: never exit between.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !self.db.drain_write_queue(left.max(Duration::from_secs(5))) {
+            tracing::error!(
+                "the write queue was still running at shutdown: its last batch may be committed but not journaled"
+            );
+        }
         // The other replicas stop counting this one at once.
         if let Err(e) = self.registry.leave(&self.db) {
             tracing::warn!(error = %e, "this replica's registry row was not removed; it is ignored after 20 s");

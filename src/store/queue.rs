@@ -25,7 +25,7 @@ use crate::domain::journal::JournalRecord;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Writes taken per batch at most (one write group: `writer::MAX_GROUP`).
 const BATCH: usize = 32;
@@ -55,12 +55,16 @@ pub(super) struct Ran {
 pub(super) struct WriteQueue {
     state: Mutex<QueueState>,
     wake: Condvar,
+    /// Signalled when a batch has been committed, journaled and answered.
+    settled: Condvar,
 }
 
 #[derive(Default)]
 struct QueueState {
     jobs: VecDeque<Job>,
     running: bool,
+    /// A batch taken off `jobs` is still being run, journaled or answered.
+    in_batch: bool,
 }
 
 /// Marks the thread gone if it panics (a normal end is marked by
@@ -74,6 +78,8 @@ impl Drop for Running<'_> {
         }
         let mut st = self.0.lock();
         st.running = false;
+        st.in_batch = false;
+        self.0.settled.notify_all();
         // Whatever is left (only after a panic) is failed, not lost.
         let left: Vec<Job> = st.jobs.drain(..).collect();
         drop(st);
@@ -115,6 +121,9 @@ impl WriteQueue {
     /// one; `None` when none came (the thread ends).
     fn next_batch(&self) -> Option<Vec<Job>> {
         let mut st = self.lock();
+        // The previous batch (if any) is answered: a drain may end.
+        st.in_batch = false;
+        self.settled.notify_all();
         while st.jobs.is_empty() {
             let (next, waited) = self
                 .wake
@@ -127,11 +136,38 @@ impl WriteQueue {
             }
         }
         let n = st.jobs.len().min(BATCH);
+        st.in_batch = true;
         Some(st.jobs.drain(..n).collect())
+    }
+
+    /// Waits, up to `timeout`, until no write is queued or in a batch: at
+    /// shutdown, so the process never exits between a batch's commit and its
+    /// journal append. Whether it drained.
+    pub(super) fn drain(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        while !st.jobs.is_empty() || st.in_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .settled
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
     }
 }
 
 impl Db {
+    /// Waits, up to `timeout`, for the write queue to run, journal and answer
+    /// every write given to it (nothing on PostgreSQL); whether it did.
+    pub fn drain_write_queue(&self, timeout: Duration) -> bool {
+        self.queue.as_deref().is_none_or(|q| q.drain(timeout))
+    }
+
     /// The queue thread's body: batches run in the writers' turn, their
     /// journal records appended once per batch, then every write answered.
     fn run_queue(&self) {
@@ -353,5 +389,45 @@ mod tests {
             .expect("queue");
         assert!(rt.block_on(plain).is_ok());
         assert_eq!(stored(&db), [1, 2]);
+    }
+
+    /// Shutdown waits for the queue: while a queued write waits behind a held
+    /// writer, `drain` times out; once it ran, committed and journaled,
+    /// `drain` returns at once — and the write's answer is already sent.
+    #[test]
+    fn drain_waits_until_every_queued_write_is_journaled() {
+        let sink = Arc::new(Appends::default());
+        let (_dir, db) = scratch(sink.clone());
+        assert!(db.drain_write_queue(std::time::Duration::ZERO), "idle");
+        let ((held_tx, held_rx), (go_tx, go_rx)) = (channel(), channel::<()>());
+        let holder = db.clone();
+        let held = std::thread::spawn(move || {
+            holder.write(|_| {
+                let _ = held_tx.send(());
+                let _ = go_rx.recv();
+                Ok::<_, StoreError>(())
+            })
+        });
+        held_rx.recv().expect("the writer's turn is held");
+        let answer = db
+            .write_queued(|c| {
+                c.batch_execute("INSERT INTO scratch VALUES (7)")
+                    .map_err(StoreError::from)?;
+                record_at_commit(lifted(7));
+                Ok::<_, StoreError>(7_i64)
+            })
+            .expect("SQLite has a write queue");
+        assert!(
+            !db.drain_write_queue(std::time::Duration::from_millis(50)),
+            "a write is still queued"
+        );
+        go_tx.send(()).expect("go");
+        held.join().expect("holder").expect("held write");
+        assert!(db.drain_write_queue(std::time::Duration::from_secs(10)));
+        assert_eq!(*sink.sizes.lock().expect("lock"), vec![1], "journaled");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(rt.block_on(answer).expect("answered"), 7);
     }
 }
