@@ -17,13 +17,16 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+#[path = "support/raw.rs"]
+mod raw;
+use raw::{Reply, free_port, http, poll};
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const DB: &str = "custodian";
@@ -46,14 +49,6 @@ fn pg_bin() -> Option<PathBuf> {
             .unwrap_or(0)
     });
     versions.pop()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 struct Cluster {
@@ -236,18 +231,6 @@ fn terminate(c: &mut PgConnection, filter: &str) -> usize {
     pids.len()
 }
 
-/// Polls `f` until it returns `Some` (bounded by `limit`).
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The real server and CLI
 
@@ -360,67 +343,6 @@ impl Drop for Replica {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Reply {
-    /// 0: the connection was dropped without an answer.
-    status: u16,
-    retry_after: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_default()
-    }
-
-    /// A 503 in the SCIM error schema with an integer `Retry-After`.
-    fn is_retryable_503(&self) -> bool {
-        self.status == 503
-            && self
-                .retry_after
-                .as_deref()
-                .is_some_and(|r| r.parse::<u32>().is_ok_and(|n| n > 0))
-            && self.json()["status"] == "503"
-    }
-}
-
-fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {
-    let dropped = Reply {
-        status: 0,
-        retry_after: None,
-        body: String::new(),
-    };
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return dropped;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return dropped;
-    }
-    let mut out = Vec::new();
-    if s.read_to_end(&mut out).is_err() || out.is_empty() {
-        return dropped;
-    }
-    let out = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let retry_after = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("retry-after")
-            .then(|| v.trim().to_string())
-    });
-    Reply {
-        status,
-        retry_after,
-        body: body.to_string(),
     }
 }
 

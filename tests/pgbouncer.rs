@@ -23,6 +23,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+#[path = "support/raw.rs"]
+mod raw;
+use raw::{Reply, free_port, http, poll};
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const HOOK_SECRET: &str = "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1hLXNlY3JldC0zMmI=";
@@ -86,26 +89,6 @@ impl Server {
 
     fn url(&self, db: &str) -> String {
         format!("{}{db}{}", self.prefix, self.query)
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Polls `f` until it returns `Some` (bounded by `limit`).
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -375,48 +358,6 @@ fn command(dir: &std::path::Path, env: &[(String, String)]) -> Command {
         c.env(k, v);
     }
     c
-}
-
-#[derive(Debug, Clone)]
-struct Reply {
-    /// 0: the connection was dropped without an answer.
-    status: u16,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_default()
-    }
-}
-
-fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {
-    let dropped = Reply {
-        status: 0,
-        body: String::new(),
-    };
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return dropped;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return dropped;
-    }
-    let mut out = Vec::new();
-    if s.read_to_end(&mut out).is_err() || out.is_empty() {
-        return dropped;
-    }
-    let out = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    Reply {
-        status: head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0),
-        body: body.to_string(),
-    }
 }
 
 fn user_body(name: &str) -> String {

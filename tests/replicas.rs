@@ -33,6 +33,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+#[path = "support/raw.rs"]
+mod raw;
+use raw::free_port;
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 /// The brake's hourly limit; the run asks for more disposals than this.
@@ -192,14 +195,6 @@ impl Drop for Receiver {
 
 // ---------------------------------------------------------------------------
 // The real server
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn policy(hook_a: u16, hook_b: u16, edited: bool) -> String {
     // The edit changes one user-data action: harmless to what runs, but
