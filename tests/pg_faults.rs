@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 #[path = "support/raw.rs"]
 mod raw;
-use raw::{Reply, free_port, http, poll};
+use raw::{Reply, create_token, free_port, http, poll};
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const DB: &str = "custodian";
@@ -307,25 +307,7 @@ impl Replica {
 
     /// `custodian token create`: the plaintext token.
     fn token(&self, tenant: &str, scope: &str) -> String {
-        let out = self.cli(&[
-            "token",
-            "create",
-            "--tenant",
-            tenant,
-            "--create-tenant",
-            "--scope",
-            scope,
-            "--name",
-            scope,
-        ]);
-        assert!(out.status.success(), "token create: {out:?}");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        stdout
-            .lines()
-            .last()
-            .expect("token line")
-            .trim()
-            .to_string()
+        create_token(self.command(), tenant, scope)
     }
 
     fn cli(&self, args: &[&str]) -> Output {

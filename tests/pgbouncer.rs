@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 #[path = "support/raw.rs"]
 mod raw;
-use raw::{Reply, free_port, http, poll};
+use raw::{Reply, create_token, free_port, http, poll};
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const HOOK_SECRET: &str = "whsec_Y3VzdG9kaWFuLXRlc3QtaG9vay1hLXNlY3JldC0zMmI=";
@@ -316,24 +316,7 @@ impl Replica {
 
     /// `custodian token create` (through PgBouncer too): the plaintext token.
     fn token(&self, tenant: &str, scope: &str) -> String {
-        let out = self.cli(&[
-            "token",
-            "create",
-            "--tenant",
-            tenant,
-            "--create-tenant",
-            "--scope",
-            scope,
-            "--name",
-            scope,
-        ]);
-        assert!(out.status.success(), "token create: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .expect("token line")
-            .trim()
-            .to_string()
+        create_token(command(&self.dir, &self.env), tenant, scope)
     }
 
     fn http(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {

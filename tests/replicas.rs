@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 #[path = "support/raw.rs"]
 mod raw;
-use raw::free_port;
+use raw::{create_token, free_port};
 
 const TOMBSTONE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 /// The brake's hourly limit; the run asks for more disposals than this.
@@ -285,27 +285,11 @@ impl Serve {
     }
 
     fn token(&self, tenant: &str, scope: &str) -> String {
-        let out = Serve::command(&self.dir, &self.db_url, &self.policy)
-            .args([
-                "token",
-                "create",
-                "--tenant",
-                tenant,
-                "--create-tenant",
-                "--scope",
-                scope,
-                "--name",
-                scope,
-            ])
-            .output()
-            .expect("token create");
-        assert!(out.status.success(), "token create: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .expect("token")
-            .trim()
-            .to_string()
+        create_token(
+            Serve::command(&self.dir, &self.db_url, &self.policy),
+            tenant,
+            scope,
+        )
     }
 
     /// SIGTERM, then waits (bounded) for a clean exit.

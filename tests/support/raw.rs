@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A port free on 127.0.0.1 now.
@@ -89,4 +90,30 @@ pub fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>
         retry_after,
         body: body.to_string(),
     }
+}
+
+/// `custodian token create --create-tenant` run by `cmd` (the binary with a
+/// test's environment): the plaintext token, the last line of its output.
+pub fn create_token(mut cmd: Command, tenant: &str, scope: &str) -> String {
+    let out = cmd
+        .args([
+            "token",
+            "create",
+            "--tenant",
+            tenant,
+            "--create-tenant",
+            "--scope",
+            scope,
+            "--name",
+            scope,
+        ])
+        .output()
+        .expect("run custodian token create");
+    assert!(out.status.success(), "token create: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_string()
 }
