@@ -186,6 +186,11 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The URLs of the tenant's configured webhook endpoints.
+    pub fn webhook_urls(&self) -> std::collections::BTreeSet<String> {
+        self.webhooks.iter().map(|h| h.url.clone()).collect()
+    }
+
     /// A kind the policy does not list is transferred, never deleted.
     pub fn kind_action(&self, kind: &str) -> KindAction {
         self.kinds

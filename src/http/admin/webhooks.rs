@@ -116,14 +116,11 @@ pub(super) async fn state(
     state: web::Data<AppState>,
     w: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    let configured: std::collections::BTreeSet<String> = state
+    let configured = state
         .svc
         .deprov
         .policy(&w.caller.tenant_name)
-        .webhooks
-        .into_iter()
-        .map(|h| h.url)
-        .collect();
+        .webhook_urls();
     let st = state.clone();
     // Each endpoint with the event it waits on (the head of its queue: the one
     // `/webhooks:skip` may skip); one lookup per endpoint, the policy's few.

@@ -719,14 +719,11 @@ pub(super) async fn tombstones_body(
 
 pub(super) async fn webhooks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let c = signed_in!(req, state);
-    let configured: std::collections::BTreeSet<String> = state
+    let configured = state
         .svc
         .deprov
         .policy(&c.caller.tenant_name)
-        .webhooks
-        .into_iter()
-        .map(|h| h.url)
-        .collect();
+        .webhook_urls();
     let st = state.clone();
     let tenant = c.caller.tenant_id.clone();
     let rows = match blocking(move || {
