@@ -87,6 +87,16 @@ impl Recorder {
         self.hist.borrow_mut().saturating_record(us);
         if latency > SLOW {
             self.slow.set(self.slow.get() + 1);
+            // For lining slow requests up with a server's or database's log.
+            if std::env::var_os("LOAD_SLOW_LOG").is_some() {
+                let began = std::time::SystemTime::now() - latency;
+                let at = chrono::DateTime::<chrono::Utc>::from(began);
+                eprintln!(
+                    "slow: {} ms, began {}",
+                    latency.as_millis(),
+                    at.format("%H:%M:%S%.3f")
+                );
+            }
         }
         if latency > self.worst.get().0 {
             let began = self.started.elapsed().saturating_sub(latency);

@@ -127,6 +127,39 @@ async fn idp_lookups_use_indexes_on_postgres() {
         eprintln!("-- GET /Users?cursor=<deep>&count=100\n{plan}\n");
         assert!(plan.contains("users_order"), "{plan}");
         assert!(!plan.contains("Sort"), "a cursor page must not sort the tenant:\n{plan}");
+
+        // A lookup is planned once per connection, not at every request:
+        // after PostgreSQL's five custom plans its plan cache must settle on
+        // the generic plan (with `OFFSET $n` in the first page it never did,
+        // and planning cost six times the execution).
+        #[derive(QueryableByName)]
+        struct Plans {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            generic_plans: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            custom_plans: i64,
+        }
+        let plans = db
+            .read(|c| {
+                for n in 0..10 {
+                    let f = parse(&format!(r#"userName eq "User{}@example.com""#, 700 + n)).expect("parse");
+                    let w = filter_sql::translate(&filter_sql::USERS, backend, &tenant, &f).expect("translate");
+                    let (page, _) = users::list_with_groups(c, &tenant, Some(w), &Order::default(), &Window::Offset(0), 100)?;
+                    assert_eq!(page.rows.len(), 1, "user{} found", 700 + n);
+                }
+                load_sql::<Plans>(
+                    c,
+                    &raw("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%user_name_key = $%'"),
+                )
+            })
+            .expect("prepared statements");
+        assert_eq!(plans.len(), 1, "one prepared userName lookup on the connection");
+        assert!(
+            plans[0].generic_plans >= 5 && plans[0].custom_plans <= 5,
+            "the userName lookup is planned anew at every request: {} generic, {} custom plans",
+            plans[0].generic_plans,
+            plans[0].custom_plans
+        );
     })
     .await
     .expect("explain");
