@@ -212,7 +212,8 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub pool_size: u32,
-    /// Connections for `/gate/v1/check`, in addition to `pool_size` (SCIM and admin).
+    /// Connections for `/gate/v1/check`, in addition to `pool_size` (SCIM and
+    /// admin); 0: the backend's default (`gate_connections()`).
     pub gate_connections: u32,
     /// Connections one tenant's requests may hold at once in each budget;
     /// 0: half the budget's connections (at least one).
@@ -424,6 +425,14 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The gate's connections by default. A gate check is one short read; on
+/// PostgreSQL each is a network round trip, so more of them must be in
+/// flight to keep the cores busy: at 4 (2 per tenant) the gate ran 7,800
+/// checks/s on PostgreSQL here, at 8 10,150 (BENCHMARKS.md "PostgreSQL
+/// tails and per-replica speed").
+pub const GATE_CONNECTIONS_SQLITE: u32 = 4;
+pub const GATE_CONNECTIONS_POSTGRES: u32 = 8;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -438,7 +447,7 @@ impl Default for Settings {
             // Two shares of 8: one tenant alone keeps the write-group depth it had
             // with the whole pool of 8 (create throughput fell ~25% at 4).
             pool_size: 16,
-            gate_connections: 4,
+            gate_connections: 0,
             tenant_connection_share: 0,
             max_in_flight_per_tenant: 64,
             request_deadline_ms: 10_000,
@@ -572,6 +581,7 @@ impl Settings {
                 s.apply(env_value(key, var, *kind, &v)?)?;
             }
         }
+        s.gate_connections = s.gate_connections();
         s.validate()?;
         Ok(s)
     }
@@ -613,6 +623,13 @@ impl Settings {
             self.max_in_flight_per_tenant = v;
         }
         if let Some(v) = f.gate_connections {
+            // 0 is the unset default; a file or variable must name a count.
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "gate_connections".into(),
+                    message: "must be between 1 and 1024".into(),
+                });
+            }
             self.gate_connections = v;
         }
         if let Some(v) = f.tenant_connection_share {
@@ -750,7 +767,7 @@ impl Settings {
         if self.max_in_flight_per_tenant == 0 {
             return invalid("max_in_flight_per_tenant", "must be at least 1".into());
         }
-        if self.gate_connections == 0 || self.gate_connections > 1024 {
+        if self.gate_connections() > 1024 {
             return invalid("gate_connections", "must be between 1 and 1024".into());
         }
         if self.tenant_connection_share > self.pool_size {
@@ -906,7 +923,16 @@ impl Settings {
 
     /// The connections `serve` opens: SCIM's and the gate's.
     pub fn total_connections(&self) -> u32 {
-        self.pool_size.saturating_add(self.gate_connections)
+        self.pool_size.saturating_add(self.gate_connections())
+    }
+
+    /// `gate_connections`, or when 0 the backend's default.
+    pub fn gate_connections(&self) -> u32 {
+        match (self.gate_connections, self.sqlite_path()) {
+            (0, Some(_)) => GATE_CONNECTIONS_SQLITE,
+            (0, None) => GATE_CONNECTIONS_POSTGRES,
+            (n, _) => n,
+        }
     }
 
     /// The database's wait and run limits (`store::db::Deadlines`).

@@ -445,3 +445,27 @@ fn redact_url_hides_every_password() {
         "sqlite://data/custodian.db"
     );
 }
+
+#[test]
+fn gate_connections_default_by_backend_unless_set() {
+    let pg = [("CUSTODIAN_DATABASE_URL", "postgres://db/custodian")];
+    let gate = |pairs: &[(&str, &str)]| {
+        Settings::load(None, &env_of(pairs))
+            .map(|s| (s.gate_connections, s.total_connections()))
+            .ok()
+    };
+    assert_eq!(
+        gate(&[]),
+        Some((GATE_CONNECTIONS_SQLITE, 16 + GATE_CONNECTIONS_SQLITE))
+    );
+    assert_eq!(
+        gate(&pg),
+        Some((GATE_CONNECTIONS_POSTGRES, 16 + GATE_CONNECTIONS_POSTGRES))
+    );
+    assert_eq!(
+        gate(&[pg[0], ("CUSTODIAN_GATE_CONNECTIONS", "3")]),
+        Some((3, 19)),
+        "an explicit value wins on PostgreSQL"
+    );
+    assert_eq!(gate(&[("CUSTODIAN_GATE_CONNECTIONS", "6")]), Some((6, 22)));
+}

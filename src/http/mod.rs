@@ -70,7 +70,7 @@ impl AppState {
         // (at most half of a smaller pool), the rest for SCIM and admin. A
         // pool of one shares its connection.
         let pool = usize::try_from(db.pool_size()).unwrap_or(1).max(1);
-        let gate = usize::try_from(settings.gate_connections)
+        let gate = usize::try_from(settings.gate_connections())
             .unwrap_or(1)
             .clamp(1, (pool / 2).max(1));
         let scim = pool.saturating_sub(gate).max(1);
