@@ -39,9 +39,12 @@ impl LiteralCondition for VisibleStates {
     const SQL: &'static str = super::vocab::VISIBLE_USERS;
 }
 
+// `None` is NULL both in an update and in an insert: an insert with a
+// possible `DEFAULT` is a new statement shape that diesel never caches (each
+// create was parsed and planned anew on PostgreSQL).
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
 #[diesel(table_name = users)]
-#[diesel(treat_none_as_null = true)]
+#[diesel(treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct UserRow {
     pub id: String,
     pub tenant_id: String,
@@ -128,7 +131,7 @@ impl UserRow {
 // NULL, not DEFAULT, for a missing `kind`: one statement shape, cached.
 #[derive(Insertable)]
 #[diesel(table_name = user_emails)]
-#[diesel(treat_none_as_null = true)]
+#[diesel(treat_none_as_default_value = false)]
 struct EmailRow<'a> {
     user_id: &'a str,
     position: i32,
@@ -315,11 +318,25 @@ fn write_emails(
     if rows.is_empty() {
         return Ok(());
     }
-    if let AnyConnection::Postgresql(c) = conn {
-        // One multi-row statement: one round trip however many emails.
-        diesel::insert_into(user_emails::table)
-            .values(&rows)
-            .execute(c)?;
+    if super::db::backend_of(conn) == super::db::Backend::Postgres {
+        // One multi-row statement: one round trip however many emails. Built
+        // by hand so each row count is one cached statement (diesel never
+        // caches a batch insert).
+        use super::db::Bind;
+        let mut s = Sql::default();
+        s.push("INSERT INTO user_emails (user_id, position, tenant_id, value, value_key, kind, is_primary) VALUES ");
+        for (i, r) in rows.iter().enumerate() {
+            s.push(if i == 0 { "(" } else { ", (" })
+                .bind_text(r.user_id);
+            s.push(", CAST(").bind(Bind::BigInt(i64::from(r.position)));
+            s.push(" AS INTEGER), ").bind_text(r.tenant_id);
+            s.push(", ").bind_text(r.value);
+            s.push(", ").bind_text(r.value_key);
+            s.push(", ").bind(Bind::OptText(r.kind.map(str::to_string)));
+            s.push(", ").bind(Bind::Bool(r.is_primary));
+            s.push(")");
+        }
+        execute_sql(conn, &s)?;
         return Ok(());
     }
     {
