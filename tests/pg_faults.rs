@@ -1128,6 +1128,16 @@ fn postgres_cluster_disk_full_refuses_writes_with_503_keeps_reads_and_recovers()
         0,
         "a refused disposal wrote a disposal row"
     );
+    let still = replica.http(
+        "GET",
+        &format!("/scim/v2/Users/{}", d.person),
+        &d.scim,
+        None,
+    );
+    assert_eq!(
+        still.status, 200,
+        "the refused DELETE removed the user: {still:?}"
+    );
 
     // A Bulk: each operation its own transaction, each refused one a 503.
     let bulk_names: Vec<String> = (1..=12)
