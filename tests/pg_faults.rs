@@ -3,15 +3,14 @@
 //! user when run as root; never the shared 5432 cluster), against the real
 //! `custodian serve` binary: a restart under load, a backend terminated
 //! mid-disposal, the database made read-only, a replica SIGKILLed
-//! mid-disposal and mid-Bulk, and a revocation seen across replicas.
+//! mid-disposal and mid-Bulk, a revocation seen across replicas, and the
+//! disk full (Custodian's tables in a tablespace on a tmpfs of a few MiB the
+//! test mounts inside its temp dir, and unmounts when done).
 //! Part of the PostgreSQL tier: not run without `CUSTODIAN_TEST_PG_URL` (as
 //! the rest of that tier); then skipped, with a note, only when the
-//! PostgreSQL server binaries are missing.
-//!
-//! Disk full (a tablespace on a tiny filesystem) is not simulated: it needs a
-//! root-only mount (tmpfs or a loop device), which a test must not do to
-//! the machine it runs on. The mapping of SQLSTATE 53100's "No space left
-//! on device" to 503 is unit-tested in `store::error`.
+//! PostgreSQL server binaries are missing, or, for the disk-full test, when
+//! not root or `mount` is refused; under CI (`CI=true`) those two fail
+//! instead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -57,6 +56,9 @@ struct Cluster {
     port: u16,
     /// Run the server tools as `postgres` (PostgreSQL refuses root).
     as_postgres: bool,
+    /// Filesystems mounted inside `dir` (`mount_tmpfs`), unmounted after the
+    /// server stops.
+    mounts: Vec<PathBuf>,
 }
 
 impl Cluster {
@@ -99,6 +101,7 @@ impl Cluster {
             dir,
             bin,
             as_postgres,
+            mounts: Vec::new(),
         };
         let data = c.data();
         let out = c.tool(
@@ -182,6 +185,49 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Mounts a tmpfs of `size` (`mount -o size=`) at `<dir>/<name>`, owned
+    /// by the server's user; unmounted in `Drop`. `None`, with a note, when
+    /// not root or `mount` is refused, except under CI, where the test must
+    /// not silently not run.
+    fn mount_tmpfs(&mut self, name: &str, size: &str) -> Option<PathBuf> {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let at = self.dir.path().join(name);
+        std::fs::create_dir(&at).expect("mount point");
+        let refused = if self.as_postgres {
+            let out = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(&at)
+                .stdin(Stdio::null())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => None,
+                Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+                Err(e) => Some(e.to_string()),
+            }
+        } else {
+            Some("not root".to_string())
+        };
+        if let Some(why) = refused {
+            assert!(!ci, "the disk-full test needs a tmpfs mount (root): {why}");
+            eprintln!("cannot mount a tmpfs ({why}): disk-full test not run");
+            return None;
+        }
+        self.mounts.push(at.clone());
+        let out = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&at)
+            .output()
+            .expect("chown");
+        assert!(out.status.success(), "chown: {out:?}");
+        Some(at)
+    }
+
     /// A superuser connection to the `postgres` database (unaffected by
     /// what the tests do to `custodian`).
     fn admin(&self) -> PgConnection {
@@ -195,6 +241,17 @@ impl Drop for Cluster {
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
         );
+        // Before `dir` is removed (its fields drop after this). Lazily if
+        // still busy, so a failing test never leaves a mount behind.
+        for m in self.mounts.drain(..) {
+            let unmounted = Command::new("umount")
+                .arg(&m)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !unmounted {
+                let _ = Command::new("umount").arg("-l").arg(&m).status();
+            }
+        }
     }
 }
 
@@ -303,6 +360,13 @@ impl Replica {
             c.kill().expect("SIGKILL");
             c.wait().expect("reap");
         }
+    }
+
+    /// The `serve` process has not exited (was not restarted by a crash).
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_none()))
     }
 
     /// `custodian token create`: the plaintext token.
@@ -508,11 +572,9 @@ struct Disposal {
     tenant: String,
 }
 
-/// A person owning `ITEMS` content items whose manager (the heir) receives
-/// them on disposal; the last item is locked by `blocker`'s open
-/// transaction, so the disposal's transfer stops there, half done in its
-/// own transaction.
-fn seed_disposal(replica: &Replica, c: &mut PgConnection, tenant: &str) -> Disposal {
+/// A person owning `items` content items whose manager (the heir) receives
+/// them on disposal.
+fn seed_disposal(replica: &Replica, c: &mut PgConnection, tenant: &str, items: i64) -> Disposal {
     let scim = replica.token(tenant, "scim");
     let admin = replica.token(tenant, "admin");
     let heir = create_user(replica, &scim, "heir@example.edu", None);
@@ -531,7 +593,7 @@ fn seed_disposal(replica: &Replica, c: &mut PgConnection, tenant: &str) -> Dispo
     c.batch_execute(&format!(
         "INSERT INTO content_items (tenant_id, kind, item_id, owner_id, parent_kind, parent_id, title, personal_root, created_at, updated_at) \
          SELECT '{tenant_id}', 'recording', 'c' || lpad(g::text, 6, '0'), '{person}', NULL, NULL, NULL, FALSE, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' \
-         FROM generate_series(1, {ITEMS}) g"
+         FROM generate_series(1, {items}) g"
     ))
     .expect("seed content");
     Disposal {
@@ -563,7 +625,9 @@ fn disposals_done(c: &mut PgConnection, d: &Disposal) -> i64 {
     )
 }
 
-/// Holds the row lock on the person's last item in an open transaction.
+/// Holds the row lock on the person's last item (of `ITEMS`) in an open
+/// transaction, so the disposal's transfer stops there, half done in its own
+/// transaction.
 fn block_last_item(cluster: &Cluster, d: &Disposal) -> PgConnection {
     let mut blocker = PgConnection::establish(&cluster.url(DB)).expect("blocker");
     blocker
@@ -641,7 +705,7 @@ fn postgres_cluster_backend_terminated_mid_disposal_rolls_back_whole() {
     };
     let replica = Arc::new(Replica::start(&cluster, None));
     let mut c = PgConnection::establish(&cluster.url(DB)).expect("connect");
-    let d = seed_disposal(&replica, &mut c, "terminated");
+    let d = seed_disposal(&replica, &mut c, "terminated", ITEMS);
     let mut blocker = block_last_item(&cluster, &d);
     let delete = {
         let (replica, path, token) = (
@@ -672,7 +736,7 @@ fn postgres_cluster_replica_killed_mid_disposal_and_mid_bulk_applies_nothing_twi
     let mut c = PgConnection::establish(&cluster.url(DB)).expect("connect");
 
     // Mid-disposal.
-    let d = seed_disposal(&replica, &mut c, "killed");
+    let d = seed_disposal(&replica, &mut c, "killed", ITEMS);
     let mut blocker = block_last_item(&cluster, &d);
     let mut s = TcpStream::connect(("127.0.0.1", replica.port)).expect("connect");
     write!(
@@ -850,6 +914,398 @@ fn postgres_cluster_read_only_database_refuses_writes_with_503_and_recovers() {
     eprintln!(
         "read-only undone: writes work again after {} ms",
         undone.elapsed().as_millis()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Disk full
+
+/// A refusal for want of disk space: 503, `Retry-After`, the reason named.
+fn out_of_space(r: &Reply) -> bool {
+    r.is_retryable_503()
+        && r.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("out of disk space"))
+}
+
+/// Rows of `users` in `tenant` with this userName.
+fn users_named(c: &mut PgConnection, tenant: &str, name: &str) -> i64 {
+    count(
+        c,
+        &format!(
+            "SELECT count(*) AS n FROM users WHERE tenant_id = '{tenant}' AND user_name = '{name}'"
+        ),
+    )
+}
+
+/// A user whose userName is also its email (what the gate matches).
+fn mailed(name: &str) -> String {
+    let mut u: serde_json::Value = serde_json::from_str(&user_body(name, None)).expect("json");
+    u["emails"] = serde_json::json!([{"value": name, "type": "work", "primary": true}]);
+    u.to_string()
+}
+
+/// `len` hex digits that pglz cannot shrink much: a value that needs new
+/// pages (TOAST) wherever it is stored.
+fn incompressible(len: usize) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
+#[test]
+fn postgres_cluster_disk_full_refuses_writes_with_503_keeps_reads_and_recovers() {
+    const TINY: &str = "8m";
+    const OWNED: i64 = 2_000;
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
+    let Some(tiny) = cluster.mount_tmpfs("tiny", TINY) else {
+        return;
+    };
+    let mut admin = cluster.admin();
+    // Autovacuum would truncate the filler's dead tail, freeing space
+    // mid-test.
+    for sql in [
+        "ALTER SYSTEM SET autovacuum = off",
+        "SELECT pg_reload_conf()",
+        &format!("CREATE TABLESPACE tiny LOCATION '{}'", tiny.display()),
+    ] {
+        admin.batch_execute(sql).expect(sql);
+    }
+    let mut replica = Replica::start(&cluster, None);
+    let mut c = PgConnection::establish(&cluster.url(DB)).expect("connect");
+    // Custodian's tables and indexes (and their TOAST) on the tmpfs; the
+    // catalogs and the WAL stay on the cluster's disk, so the server itself
+    // keeps running (a WAL write failing would PANIC it).
+    c.batch_execute(
+        "ALTER TABLE ALL IN TABLESPACE pg_default SET TABLESPACE tiny; \
+         ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE tiny",
+    )
+    .expect("move to the tablespace");
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM pg_class r JOIN pg_namespace s ON s.oid = r.relnamespace \
+             WHERE s.nspname = 'public' AND r.relkind IN ('r', 'i') \
+             AND r.reltablespace <> (SELECT oid FROM pg_tablespace WHERE spcname = 'tiny')"
+        ),
+        0,
+        "every Custodian relation is on the tmpfs"
+    );
+    let d = seed_disposal(&replica, &mut c, "diskfull", OWNED);
+    let gate = replica.token("diskfull", "gate");
+    // Acknowledged before the disk fills, read while it is full.
+    let mut acked: Vec<(String, String)> = Vec::new();
+    let r = replica.http(
+        "POST",
+        "/scim/v2/Users",
+        &d.scim,
+        Some(&mailed("before@example.edu")),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    acked.push((
+        r.json()["id"].as_str().expect("id").to_string(),
+        "before@example.edu".to_string(),
+    ));
+    let custodian_bytes = count(
+        &mut c,
+        "SELECT sum(pg_total_relation_size(r.oid))::bigint AS n FROM pg_class r \
+         JOIN pg_namespace s ON s.oid = r.relnamespace WHERE s.nspname = 'public' AND r.relkind = 'r'",
+    );
+
+    // Fill the rest: one insert until the tmpfs refuses it (its pages stay
+    // allocated, dead, until the table is dropped).
+    c.batch_execute("CREATE TABLE filler (x TEXT) WITH (autovacuum_enabled = off) TABLESPACE tiny")
+        .expect("filler");
+    let full = c
+        .batch_execute(
+            "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 100000)",
+        )
+        .expect_err("the tmpfs fills up");
+    eprintln!("disk full: the filler stopped at: {full}");
+    let filler_bytes = count(&mut c, "SELECT pg_relation_size('filler')::bigint AS n");
+    // Half a page left: the next 8 KiB extension writes 4 KiB and fails
+    // short, in words without the errno's ("wrote only 4096 of 8192 bytes").
+    let statfs = Command::new("stat")
+        .args(["-f", "-c", "%S %b %f"])
+        .arg(&tiny)
+        .output()
+        .expect("stat -f");
+    let f: Vec<u64> = String::from_utf8_lossy(&statfs.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().expect("stat -f figure"))
+        .collect();
+    let used = f[0] * (f[1] - f[2]);
+    let out = Command::new("mount")
+        .args(["-o", &format!("remount,size={}", used + 4096)])
+        .arg(&tiny)
+        .output()
+        .expect("remount");
+    assert!(out.status.success(), "remount: {out:?}");
+
+    // Provision until the first refusal (pages Custodian's relations had
+    // free take what fits).
+    let mut n = 0;
+    let (refused_name, refusal) = loop {
+        n += 1;
+        assert!(n <= 2_000, "no create was refused on a full disk");
+        let name = format!("full{n}@example.edu");
+        let r = replica.http("POST", "/scim/v2/Users", &d.scim, Some(&mailed(&name)));
+        if r.status == 201 {
+            acked.push((r.json()["id"].as_str().expect("id").to_string(), name));
+            continue;
+        }
+        assert!(out_of_space(&r), "a create refused otherwise: {r:?}");
+        break (name, r);
+    };
+    let before_refusal = acked.len() - 1;
+    let log = std::fs::read_to_string(cluster.dir.path().join("server.log")).expect("server log");
+    assert!(
+        log.contains("wrote only 4096 of 8192 bytes"),
+        "the refusal was not the short write: {refusal:?}"
+    );
+    assert_eq!(
+        users_named(&mut c, &d.tenant, &refused_name),
+        0,
+        "a refused create left a row"
+    );
+
+    // PATCH: a value that needs new pages.
+    let patch = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": incompressible(16_000)}],
+    })
+    .to_string();
+    let patched = &d.heir;
+    let before = replica.http("GET", &format!("/scim/v2/Users/{patched}"), &d.scim, None);
+    assert_eq!(before.status, 200, "{before:?}");
+    let r = replica.http(
+        "PATCH",
+        &format!("/scim/v2/Users/{patched}"),
+        &d.scim,
+        Some(&patch),
+    );
+    assert!(out_of_space(&r), "the PATCH: {r:?}");
+    let after = replica.http("GET", &format!("/scim/v2/Users/{patched}"), &d.scim, None);
+    assert_eq!(after.status, 200, "{after:?}");
+    assert_eq!(
+        after.json(),
+        before.json(),
+        "a refused PATCH changed the user"
+    );
+
+    // A disposal: moving OWNED items needs new pages.
+    let r = replica.http(
+        "DELETE",
+        &format!("/scim/v2/Users/{}", d.person),
+        &d.scim,
+        None,
+    );
+    assert!(out_of_space(&r), "the DELETE: {r:?}");
+    assert_eq!(
+        (
+            owned_by(&mut c, &d, &d.person),
+            owned_by(&mut c, &d, &d.heir)
+        ),
+        (OWNED, 0),
+        "a refused disposal moved items"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            &format!(
+                "SELECT count(*) AS n FROM disposals WHERE tenant_id = '{}'",
+                d.tenant
+            )
+        ),
+        0,
+        "a refused disposal wrote a disposal row"
+    );
+    let still = replica.http(
+        "GET",
+        &format!("/scim/v2/Users/{}", d.person),
+        &d.scim,
+        None,
+    );
+    assert_eq!(
+        still.status, 200,
+        "the refused DELETE removed the user: {still:?}"
+    );
+
+    // A Bulk: each operation its own transaction, each refused one a 503.
+    let bulk_names: Vec<String> = (1..=12)
+        .map(|i| format!("bulkfull{i}@example.edu"))
+        .collect();
+    let bulk = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": bulk_names.iter().enumerate().map(|(i, name)| serde_json::json!({
+            "method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+            "data": serde_json::from_str::<serde_json::Value>(&mailed(name)).expect("json"),
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let r = replica.http("POST", "/scim/v2/Bulk", &d.scim, Some(&bulk));
+    assert_eq!(r.status, 200, "{r:?}");
+    let ops = r.json()["Operations"]
+        .as_array()
+        .expect("operations")
+        .clone();
+    assert_eq!(ops.len(), bulk_names.len());
+    let mut bulk_refused = Vec::new();
+    for (op, name) in ops.iter().zip(&bulk_names) {
+        match op["status"].as_str() {
+            Some("201") => {
+                let id = op["location"]
+                    .as_str()
+                    .and_then(|l| l.rsplit('/').next())
+                    .expect("location");
+                acked.push((id.to_string(), name.clone()));
+            }
+            Some("503") => {
+                assert!(
+                    op["response"]["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("out of disk space")),
+                    "a Bulk operation refused otherwise: {op}"
+                );
+                assert_eq!(
+                    users_named(&mut c, &d.tenant, name),
+                    0,
+                    "a refused operation left a row"
+                );
+                bulk_refused.push(name.clone());
+            }
+            _ => panic!("a Bulk operation neither created nor refused as out of space: {op}"),
+        }
+    }
+    assert!(
+        !bulk_refused.is_empty(),
+        "no Bulk operation was refused: {ops:?}"
+    );
+
+    // Reads keep answering: by id, by filter, the gate.
+    for (id, name) in &acked {
+        let r = replica.http("GET", &format!("/scim/v2/Users/{id}"), &d.scim, None);
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = replica.http(
+            "GET",
+            &format!("/scim/v2/Users?filter=userName%20eq%20%22{name}%22"),
+            &d.scim,
+            None,
+        );
+        assert_eq!(
+            (r.status, r.json()["totalResults"].as_i64()),
+            (200, Some(1)),
+            "{r:?}"
+        );
+        let r = replica.http(
+            "POST",
+            "/gate/v1/check",
+            &gate,
+            Some(&serde_json::json!({"email": [name]}).to_string()),
+        );
+        assert_eq!(
+            (r.status, r.json()["decision"].as_str()),
+            (200, Some("allow")),
+            "{r:?}"
+        );
+    }
+
+    // Space freed: writes work again, without restarting anything.
+    c.batch_execute("DROP TABLE filler")
+        .expect("drop the filler");
+    let freed = Instant::now();
+    let mut m = 0;
+    poll("writes to work again", Duration::from_secs(60), || {
+        m += 1;
+        let name = format!("freed{m}@example.edu");
+        let r = replica.http("POST", "/scim/v2/Users", &d.scim, Some(&mailed(&name)));
+        if r.status == 201 {
+            acked.push((r.json()["id"].as_str().expect("id").to_string(), name));
+            return Some(());
+        }
+        assert!(out_of_space(&r), "{r:?}");
+        None
+    });
+    let recovered = freed.elapsed();
+    assert!(replica.running(), "the replica exited");
+    // Every refused write, retried, applies (nothing half-written blocks it).
+    let r = replica.http(
+        "POST",
+        "/scim/v2/Users",
+        &d.scim,
+        Some(&mailed(&refused_name)),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    acked.push((
+        r.json()["id"].as_str().expect("id").to_string(),
+        refused_name.clone(),
+    ));
+    let r = replica.http(
+        "PATCH",
+        &format!("/scim/v2/Users/{patched}"),
+        &d.scim,
+        Some(&patch),
+    );
+    assert!(matches!(r.status, 200 | 204), "{r:?}");
+    let r = replica.http(
+        "DELETE",
+        &format!("/scim/v2/Users/{}", d.person),
+        &d.scim,
+        None,
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        (
+            owned_by(&mut c, &d, &d.person),
+            owned_by(&mut c, &d, &d.heir)
+        ),
+        (0, OWNED)
+    );
+    assert_eq!(disposals_done(&mut c, &d), 1);
+    let r = replica.http("POST", "/scim/v2/Bulk", &d.scim, Some(&bulk));
+    assert_eq!(r.status, 200, "{r:?}");
+    for (op, name) in r.json()["Operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .zip(&bulk_names)
+    {
+        let want = if bulk_refused.contains(name) {
+            "201"
+        } else {
+            "409"
+        };
+        assert_eq!(op["status"].as_str(), Some(want), "{name}: {op}");
+    }
+    // Nothing acknowledged was lost.
+    for (id, name) in &acked {
+        let r = replica.http("GET", &format!("/scim/v2/Users/{id}"), &d.scim, None);
+        assert_eq!(
+            (r.status, r.json()["userName"].as_str()),
+            (200, Some(name.as_str())),
+            "{r:?}"
+        );
+    }
+    eprintln!(
+        "disk full: Custodian's tables ({} KiB) on a {TINY} tmpfs, filled by a {} KiB filler; \
+         {before_refusal} creates acknowledged before the first refusal, then refused: the create, \
+         a PATCH, a disposal of {OWNED} items, {} of {} Bulk operations, all 503 + Retry-After ({:?}); \
+         reads (by id, filter, gate) 200 throughout; writes work again {} ms after the filler was \
+         dropped (no restart)",
+        custodian_bytes / 1024,
+        filler_bytes / 1024,
+        bulk_refused.len(),
+        bulk_names.len(),
+        refusal.json()["detail"].as_str().unwrap_or_default(),
+        recovered.as_millis()
     );
 }
 

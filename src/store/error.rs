@@ -86,6 +86,25 @@ fn lost_connection(message: &str) -> bool {
     WORDS.iter().any(|w| message.contains(w))
 }
 
+/// PostgreSQL's SQLSTATE class 53 (insufficient resources) raised inside a
+/// session, by the server's (English) words: diesel does not expose the
+/// SQLSTATE. 53300 too_many_connections comes at connect, as a pool error
+/// (503 already).
+///
+/// 53100 disk_full: a relation (its TOAST, an index, a free-space map)
+/// extended, a temporary or WAL file written, with the errno's words; a short
+/// write ("could not extend file \"…\": wrote only 4096 of 8192 bytes at
+/// block N", a filesystem with half a page left) has no errno, hence no words.
+fn disk_full(message: &str) -> bool {
+    message.contains("No space left on device")
+        || (message.starts_with("could not extend file") && message.contains("wrote only"))
+}
+
+/// 53200 out_of_memory: "out of memory", "out of shared memory".
+fn out_of_memory(message: &str) -> bool {
+    message.starts_with("out of memory") || message.starts_with("out of shared memory")
+}
+
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match e {
@@ -117,11 +136,13 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
                 StoreError::ReadOnly
             }
-            // SQLSTATE 53100 disk_full (and the same words from a WAL write).
-            DieselError::DatabaseError(_, ref info)
-                if info.message().contains("No space left on device") =>
-            {
+            // Transient: the statement rolled back, and writes succeed again once
+            // space or memory is freed.
+            DieselError::DatabaseError(_, ref info) if disk_full(info.message()) => {
                 StoreError::Unavailable("the database server is out of disk space")
+            }
+            DieselError::DatabaseError(_, ref info) if out_of_memory(info.message()) => {
+                StoreError::Unavailable("the database server is out of memory")
             }
             // A transaction whose connection failed under it.
             DieselError::BrokenTransactionManager => {
@@ -182,5 +203,42 @@ mod tests {
             lost(DatabaseErrorKind::Unknown, "syntax error"),
             StoreError::Db(_)
         ));
+    }
+
+    /// SQLSTATE class 53 as PostgreSQL words it (diesel gives no SQLSTATE):
+    /// each a 503 naming the resource, and look-alikes not.
+    #[test]
+    fn insufficient_resources_are_unavailable_by_the_servers_words() {
+        let map = |msg: &str| {
+            StoreError::from(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(msg.to_string()),
+            ))
+        };
+        for disk in [
+            "could not extend file \"pg_tblspc/16385/PG_15_202209061/16384/16398\": No space left on device",
+            "could not extend file \"base/5/16391\": wrote only 4096 of 8192 bytes at block 121",
+            "could not extend file \"base/5/16391\" with FileFallocate(): No space left on device",
+            "could not write to file \"pg_wal/xlogtemp.123\": No space left on device",
+            "could not write block 7 of temporary file: No space left on device",
+        ] {
+            assert!(
+                matches!(map(disk), StoreError::Unavailable(d) if d.contains("disk space")),
+                "{disk}"
+            );
+        }
+        for memory in ["out of memory", "out of shared memory"] {
+            assert!(
+                matches!(map(memory), StoreError::Unavailable(d) if d.contains("out of memory")),
+                "{memory}"
+            );
+        }
+        // Not class 53: an I/O error, a value named like one.
+        for other in [
+            "could not extend file \"base/5/16391\": Input/output error",
+            "invalid input syntax for type integer: \"out of memory\"",
+        ] {
+            assert!(matches!(map(other), StoreError::Db(_)), "{other}");
+        }
     }
 }
