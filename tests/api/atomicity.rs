@@ -143,6 +143,7 @@ fn run(
                 now: &now,
                 disposal_id: None,
                 person_row: None,
+                prepared: None,
                 hook,
             },
         )
