@@ -431,19 +431,21 @@ pub fn recipient_of(
     Ok(recipient.flatten())
 }
 
-/// Counts a completed disposal on the tenant's counter (the brake reads it).
-/// The caller holds the counter row.
+/// Counts a completed disposal on the tenant's counter (the brake reads it),
+/// creating the row if need be (callers hold it, so it exists but for tests
+/// and tools that run `execute` alone).
 pub fn count_done(c: &mut AnyConnection, tenant: &str) -> Result<(), StoreError> {
     let mut q = Sql::default();
-    q.push("UPDATE tenant_counters SET disposals_done = disposals_done + 1 WHERE tenant_id = ")
-        .bind_text(tenant);
-    if execute_sql(c, &q)? != 1 {
-        return Err(StoreError::Corrupt(
-            "the tenant's counter row is missing".into(),
-        ));
-    }
+    q.push(COUNT_DONE).bind_text(tenant);
+    q.push(COUNT_DONE_CONFLICT);
+    execute_sql(c, &q)?;
     Ok(())
 }
+
+/// `count_done`'s statement, before and after the tenant's id.
+const COUNT_DONE: &str =
+    "INSERT INTO tenant_counters (tenant_id, brake_tripped_at, next_seq, disposals_done) VALUES (";
+const COUNT_DONE_CONFLICT: &str = ", NULL, 1, 1) ON CONFLICT (tenant_id) DO UPDATE SET disposals_done = tenant_counters.disposals_done + 1";
 
 /// Disposals of the tenant completed at or after `since`.
 pub fn done_since(c: &mut AnyConnection, tenant: &str, since: &str) -> Result<i64, StoreError> {
@@ -596,17 +598,10 @@ pub fn close_pg(c: &mut AnyConnection, tenant: &str, x: &Closing<'_>) -> Result<
     s.push(", ").bind_text(d.actor);
     s.push(", 'user.disposed', 'user', ").bind_text(person);
     s.push(", ").bind_text(x.audit_detail);
-    // `count_done`: the caller holds the counter row.
-    s.push(")), k AS (UPDATE tenant_counters SET disposals_done = disposals_done + 1 WHERE tenant_id = ")
-        .bind_text(tenant);
-    s.push(" RETURNING 1) SELECT COUNT(*) AS n FROM k");
-    let counted = load_sql::<super::db::Count>(c, &s)?
-        .first()
-        .is_some_and(|r| r.n == 1);
-    if !counted {
-        return Err(StoreError::Corrupt(
-            "the tenant's counter row is missing".into(),
-        ));
-    }
+    // `count_done`.
+    s.push(")), k AS (").push(COUNT_DONE).bind_text(tenant);
+    s.push(COUNT_DONE_CONFLICT);
+    s.push(") SELECT 1");
+    execute_sql(c, &s)?;
     Ok(())
 }
