@@ -211,6 +211,10 @@ fn finish_pg(
     (inp.hook)("user_data")?;
     user_data_moves(c, &run)?;
     (inp.hook)("tombstone")?;
+    let tombstone = match &prep.tombstone {
+        Some(planned) => Some(planned.recheck(c, t, p, inp.keys)?),
+        None => None,
+    };
     (inp.hook)("scrub")?;
     reports::repoint_rows(c, t, p, &prep.reports, now)?;
     let counts = counts(&run.plan);
@@ -237,7 +241,7 @@ fn finish_pg(
             policy_digest: &run.plan.policy_digest,
             counts: &counts_json,
             now,
-            tombstone: prep.tombstone.as_ref(),
+            tombstone: tombstone.as_ref(),
             version: run.person.version,
             audit_id: &audit_id,
             audit_detail: &format!("{{\"disposalId\":\"{}\"}}", run.disposal_id),
@@ -248,7 +252,7 @@ fn finish_pg(
         plan_hash: run.plan.hash,
         counts,
         target: run.plan.target,
-        tombstone: prep.tombstone.clone(),
+        tombstone,
     })
 }
 

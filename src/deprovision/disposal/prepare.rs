@@ -5,13 +5,13 @@
 //! disposal's and their reports' row locks instead, which keep it true until
 //! the commit (DESIGN-NOTES "Locking"): the person's emails and SSO subjects
 //! (every write of them locks the person), the reports (locked here), the
-//! tombstone's hashes. The plan is not: another disposal may still move
+//! tombstone's hashes (those skipped as another active user's are asked
+//! again under the lock: `tombstone::Planned::recheck`). The plan is not: another disposal may still move
 //! items to the person (its target) until it releases the counter row, so
 //! `execute` plans under that lock, as before.
 
 use super::tombstone::{self, Tombstone};
 use crate::deprovision::tombstone::TombstoneKeys;
-use crate::domain::journal::JournaledTombstone;
 use crate::scim::fold::fold;
 use crate::store::users::{Report, UserRow};
 use crate::store::{AnyConnection, StoreError, disposals, ledger, users};
@@ -25,7 +25,7 @@ pub struct Prepared {
     /// The person's reports, locked in id order.
     pub(super) reports: Vec<Report>,
     /// `None`: a held DELETE already wrote it.
-    pub(super) tombstone: Option<JournaledTombstone>,
+    pub(super) tombstone: Option<tombstone::Planned>,
 }
 
 /// What `prepare` needs besides the connection.
