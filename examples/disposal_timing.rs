@@ -91,6 +91,8 @@ fn main() -> Result<(), String> {
     // As SCIM DELETE runs it: a transaction of its own (`Db::write_alone`).
     let receipt = db
         .write_alone(|c| {
+            // Callers hold the tenant's counter row (`execute` counts the disposal).
+            custodian::events::lock_tenant(c, &t.id)?;
             disposal::execute(
                 c,
                 &DisposeInput {
@@ -104,6 +106,7 @@ fn main() -> Result<(), String> {
                     now: &now,
                     disposal_id: None,
                     person_row: None,
+                    prepared: None,
                     hook: &hook,
                 },
             )

@@ -209,19 +209,32 @@ impl Deprov {
     ) -> Result<Outcome, ServiceError> {
         let policy = self.policy(&r.tenant_name);
         let now = self.now();
-        // One lock order on every path: the person, then their disposal row, then
-        // the tenant counter. Everything below is read under the person's lock, so
-        // concurrent triggers (DELETE, dispose-now, grace expiry) serialise and
-        // the second finds the person gone.
-        users::lock(c, &r.tenant_id, user_id)?;
-        let row = users::find(c, &r.tenant_id, user_id)?
+        // One lock order on every path: the person, then their disposal row,
+        // then their reports, then the tenant counter. Everything below is read
+        // under the person's lock, so concurrent triggers (DELETE, dispose-now,
+        // grace expiry) serialise and the second finds the person gone.
+        let row = users::find_locked(c, &r.tenant_id, user_id)?
             .ok_or_else(|| ServiceError::NoUser(user_id.into()))?;
         let caller = Self::caller_user(c, r)?;
-        let open = disposals::open_for(c, &r.tenant_id, user_id)?;
-        if let Some(id) = &open {
-            disposals::lock(c, &r.tenant_id, id)?;
-        }
-        disposal::lock_reports(c, &r.tenant_id, user_id)?;
+        let open = disposals::open_for_locked(c, &r.tenant_id, user_id)?;
+        // PostgreSQL: the reports are locked and everything the disposal
+        // writes from is read here, before the tenant's counter row, which
+        // is held to the commit (`disposal::prepare`, issue 17). SQLite's
+        // single writer serialises anyway: it reads as it goes.
+        let prepared = if crate::store::db::backend_of(c) == crate::store::Backend::Postgres {
+            Some(disposal::prepare(
+                c,
+                &disposal::PrepareInput {
+                    tenant_id: &r.tenant_id,
+                    person: &row,
+                    keys: &self.keys,
+                    now: &now,
+                    disposal_id: open.as_deref(),
+                },
+            )?)
+        } else {
+            None
+        };
         if let Some(h) = expected_hash.map(str::trim).filter(|h| *h != "*") {
             let p = disposal::plan_summary(
                 c,
@@ -248,6 +261,7 @@ impl Deprov {
             &policy,
             &now,
             Some(&row),
+            prepared.as_ref(),
         )
     }
 
@@ -263,6 +277,7 @@ impl Deprov {
         policy: &Policy,
         now: &str,
         person: Option<&users::UserRow>,
+        prepared: Option<&disposal::Prepared>,
     ) -> Result<Outcome, ServiceError> {
         let receipt = disposal::execute(
             c,
@@ -277,12 +292,13 @@ impl Deprov {
                 now,
                 disposal_id: open,
                 person_row: person,
+                prepared,
                 hook: disposal::NO_HOOK,
             },
         )?;
-        // Every completed disposal passes here; the brake relies on the count
-        // (`hold_reason`). Callers hold the tenant's counter row.
-        disposals::count_done(c, &r.tenant_id)?;
+        // Every completed disposal passes here, and `execute` counted it on
+        // the tenant's counter row, which callers hold: the brake relies on
+        // the count (`hold_reason`).
         // So is every disposal journaled (outside the database, after the commit).
         super::journal::record_disposed(c, r, user_id, cause, &receipt, now)?;
         crate::events::emit_at_commit(
@@ -522,6 +538,7 @@ impl Deprov {
                 &policy,
                 &now,
                 None,
+                None,
             )? {
                 Outcome::Disposed(receipt) => Ok(receipt),
                 Outcome::Held { .. } => {
@@ -553,7 +570,7 @@ impl Deprov {
         disposal::lock_reports(c, &r.tenant_id, user_id)?;
         crate::events::lock_tenant(c, &r.tenant_id)?;
         let open = Some(disposal_id.to_string());
-        match self.execute_now(c, r, user_id, cause, open, None, &policy, &now, None)? {
+        match self.execute_now(c, r, user_id, cause, open, None, &policy, &now, None, None)? {
             Outcome::Disposed(receipt) => Ok(receipt),
             Outcome::Held { .. } => {
                 Err(ServiceError::Conflict("the disposal is still held".into()))

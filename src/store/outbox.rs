@@ -263,9 +263,6 @@ pub struct TenantCounter {
 /// the transaction: taken first by a transaction that moves content rows.
 pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter, StoreError> {
     let pg = backend_of(c) == Backend::Postgres;
-    if pg {
-        create_counter(c, tenant)?;
-    }
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -283,15 +280,16 @@ pub fn lock_tenant(c: &mut AnyConnection, tenant: &str) -> Result<TenantCounter,
     if pg {
         q.push(" FOR UPDATE");
     }
+    // The row is created only when missing, so the usual call is one
+    // statement (every DELETE takes this lock, and on PostgreSQL holds it to
+    // its commit). Two first callers racing both insert; `ON CONFLICT DO
+    // NOTHING` makes the second wait for the first and then lock its row.
     let row = match load_sql::<Row>(c, &q)?.pop() {
         Some(row) => row,
-        // SQLite (one writer): the row is created only when missing, so the
-        // usual call is one statement (every DELETE takes this lock).
-        None if !pg => {
+        None => {
             create_counter(c, tenant)?;
             load_sql::<Row>(c, &q)?.pop().ok_or(StoreError::NotFound)?
         }
-        None => return Err(StoreError::NotFound),
     };
     Ok(TenantCounter {
         brake_tripped_at: row.brake_tripped_at,

@@ -13,7 +13,7 @@ mod states;
 
 pub use lookup::{
     Key, Report, active_id, active_id_by_name, active_other_by, alias_keys,
-    email_held_by_other_active, emails_of, report_ids, reports, visible_id_by_name,
+    email_held_by_other_active, emails_of, report_ids, reports, reports_locked, visible_id_by_name,
 };
 pub use states::{
     DocUpdate, get_any, insert_stub, lock, lock_shared, scrub_to_stub, set_deleted_pending,

@@ -143,6 +143,7 @@ fn run(
                 now: &now,
                 disposal_id: None,
                 person_row: None,
+                prepared: None,
                 hook,
             },
         )
@@ -371,3 +372,105 @@ async fn preview_is_receipt(b: Backend) {
     .expect("join");
 }
 crate::both_backends!(preview_equals_receipt, super::preview_is_receipt);
+
+/// PostgreSQL: a disposal reads its tombstone before the tenant's counter row
+/// (issue 17) and asks again, under it, about the identifiers it skipped as
+/// another active user's. Two people share an email; B's disposal holds the
+/// counter row while A's reads (B still active: the email is skipped), then
+/// commits: under the row, A must find the email A's alone and tombstone it,
+/// as when the whole read ran under the lock. B's tombstone skipped it (A was
+/// active), so without the second look no tombstone would hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_skipped_identifier_is_asked_again_under_the_counter_lock() {
+    use custodian::service_error::ServiceError;
+    use std::time::Duration;
+    let Some(app) = crate::common::postgres_app().await else {
+        return;
+    };
+    let svc = services(&app);
+    let caller = tenant(&app, "shared-email");
+    let shared = "shared@example.edu";
+    let person = |name: &str| {
+        let body = json!({"userName": name, "emails": [
+            {"value": name, "type": "work"}, {"value": shared, "type": "home"}]});
+        let r = custodian::provisioning::users::create(
+            &svc,
+            &caller,
+            &body,
+            &Default::default(),
+            "http://x",
+        )
+        .expect("create");
+        r.body["id"].as_str().expect("id").to_string()
+    };
+    let (a, b) = (person("a@example.edu"), person("b@example.edu"));
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (go, may_commit) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || {
+            db.write_long(|c| {
+                let out = dp.dispose_in(c, &r, &b, Cause::Delete, None)?;
+                held.send(()).ok();
+                // Bounded: the test fails on its own if it never says go.
+                may_commit
+                    .recv_timeout(Duration::from_secs(30))
+                    .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
+                Ok::<_, ServiceError>(out)
+            })
+        })
+    };
+    is_held
+        .recv_timeout(Duration::from_secs(30))
+        .expect("B's disposal holds the counter row");
+    let second = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || db.write_long(|c| dp.dispose_in(c, &r, &a, Cause::Delete, None)))
+    };
+    // A's disposal has read its tombstone once it waits for the counter row.
+    let waiting = || {
+        app.db
+            .read(|c| {
+                crate::common::sql::load_sql::<custodian::store::db::Count>(
+                    c,
+                    &crate::common::sql::Sql::new(
+                        "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                         AND query LIKE '%tenant_counters%'",
+                    ),
+                )
+            })
+            .expect("pg_stat_activity")
+            .first()
+            .is_some_and(|r| r.n > 0)
+    };
+    let mut seen = false;
+    for _ in 0..600 {
+        if waiting() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !seen {
+        go.send(()).ok();
+        let a = second.join().expect("thread");
+        panic!("A's disposal never waited for the counter row: {a:?}");
+    }
+    go.send(()).ok();
+    assert!(first.join().expect("thread").is_ok());
+    assert!(second.join().expect("thread").is_ok());
+    let email_hashes: i64 = app
+        .db
+        .read(|c| {
+            tombstone_hashes::table
+                .filter(tombstone_hashes::tenant_id.eq(&caller.tenant_id))
+                .filter(tombstone_hashes::id_type.eq("email"))
+                .count()
+                .get_result(c)
+                .map_err(StoreError::from)
+        })
+        .expect("hashes");
+    // b@ (B's), a@ and the shared one (A's).
+    assert_eq!(email_hashes, 3, "the shared email is tombstoned once, by A");
+}

@@ -2,6 +2,7 @@
 //! function per step of `STEPS`, calling the hook before each.
 
 use super::plan::{item_action, plan_summary};
+use super::prepare::{PrepareInput, Prepared, prepare};
 use super::tombstone::{self, Tombstone};
 use super::{ARCHIVE_ID, ARCHIVE_KIND, DisposeInput, Plan, Receipt, reports};
 use crate::deprovision::policy::FolderAction;
@@ -46,24 +47,18 @@ impl Run<'_> {
 
 /// Applies the policy to everything `person` owns, inside the caller's write
 /// transaction. The caller has checked the person is disposable.
+/// Counts the disposal on the tenant's counter (the brake reads it): callers
+/// hold the counter row.
 pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt, StoreError> {
-    let (t, p) = (inp.tenant_id, inp.person);
     if crate::store::db::backend_of(c) == Backend::Postgres {
-        // Ledger writes take FOR SHARE on the owner row; this waits for them.
-        users::lock(c, t, p)?;
+        return execute_pg(c, inp);
     }
+    let (t, p) = (inp.tenant_id, inp.person);
     let person = match inp.person_row {
         Some(row) if row.id == p => row.clone(),
         _ => users::get_any(c, t, p)?,
     };
-    // Disposing twice, or disposing a stub, is never right (callers hold the
-    // person's lock and have checked; this is the last line of defence).
-    if !matches!(
-        person.state,
-        UserState::Active | UserState::Suspended | UserState::DeletedPending
-    ) {
-        return Err(StoreError::NotFound);
-    }
+    disposable(&person)?;
     let plan = plan_summary(
         c,
         t,
@@ -114,6 +109,144 @@ pub fn execute(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt,
     let counts = counts(&run.plan);
     (inp.hook)("finish")?;
     finish(c, &run, &counts)?;
+    disposals::count_done(c, t)?;
+    Ok(Receipt {
+        disposal_id: run.disposal_id,
+        plan_hash: run.plan.hash,
+        counts,
+        target: run.plan.target,
+        tombstone,
+    })
+}
+
+/// Disposing twice, or disposing a stub, is never right (callers hold the
+/// person's lock and have checked; this is the last line of defence).
+fn disposable(person: &UserRow) -> Result<(), StoreError> {
+    if matches!(
+        person.state,
+        UserState::Active | UserState::Suspended | UserState::DeletedPending
+    ) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// `execute` on PostgreSQL, from a disposal's reads (`Prepared`; read here
+/// when the caller did not): the same steps, but the disposal row, the
+/// tombstone, the scrub, the audit row and the count are one closing
+/// statement (`disposals::close_pg`), so a small disposal holds the
+/// tenant's counter lock for that statement, the events' and the commit.
+fn execute_pg(c: &mut AnyConnection, inp: &DisposeInput<'_>) -> Result<Receipt, StoreError> {
+    let (t, p) = (inp.tenant_id, inp.person);
+    let read;
+    let prep = match inp.prepared {
+        Some(prep) if prep.person.id == p => prep,
+        _ => {
+            // Ledger writes take FOR SHARE on the owner row; this waits for them.
+            users::lock(c, t, p)?;
+            let person = match inp.person_row {
+                Some(row) if row.id == p => row.clone(),
+                _ => users::get_any(c, t, p)?,
+            };
+            read = prepare(
+                c,
+                &PrepareInput {
+                    tenant_id: t,
+                    person: &person,
+                    keys: inp.keys,
+                    now: inp.now,
+                    disposal_id: inp.disposal_id.as_deref(),
+                },
+            )?;
+            &read
+        }
+    };
+    disposable(&prep.person)?;
+    // Under the tenant's counter row (`prepare` says why).
+    let plan = plan_summary(
+        c,
+        t,
+        p,
+        prep.person.manager_id.as_deref(),
+        inp.caller,
+        inp.policy,
+    )?;
+    finish_pg(c, inp, prep, plan)
+}
+
+/// The steps of `execute_pg` once the plan is settled.
+fn finish_pg(
+    c: &mut AnyConnection,
+    inp: &DisposeInput<'_>,
+    prep: &Prepared,
+    plan: Plan,
+) -> Result<Receipt, StoreError> {
+    let (t, p, now) = (inp.tenant_id, inp.person, inp.now);
+    let kinds = plan.summary.keys().cloned().collect();
+    let archive = inp.policy.personal_folder.action == FolderAction::Archive
+        && plan
+            .summary
+            .values()
+            .any(|a| a.contains_key(&ItemAction::Archive));
+    let run = Run {
+        inp,
+        person: prep.person.clone(),
+        plan,
+        disposal_id: prep.disposal_id.clone(),
+        existing: prep.existing,
+        kinds,
+        archive,
+    };
+    // The disposal's row is written last (`close_pg`): receipt lines carry
+    // its id without a foreign key, and no other transaction sees it before
+    // the commit either way.
+    (inp.hook)("run")?;
+    (inp.hook)("receipt")?;
+    receipt(c, &run)?;
+    (inp.hook)("archive")?;
+    archive_roots(c, &run)?;
+    (inp.hook)("items")?;
+    items(c, &run)?;
+    (inp.hook)("user_data")?;
+    user_data_moves(c, &run)?;
+    (inp.hook)("tombstone")?;
+    let tombstone = match &prep.tombstone {
+        Some(planned) => Some(planned.recheck(c, t, p, inp.keys)?),
+        None => None,
+    };
+    (inp.hook)("scrub")?;
+    reports::repoint_rows(c, t, p, &prep.reports, now)?;
+    let counts = counts(&run.plan);
+    (inp.hook)("finish")?;
+    let counts_json = serde_json::to_string(&counts).unwrap_or_default();
+    let audit_id = crate::store::new_id().to_string();
+    disposals::close_pg(
+        c,
+        t,
+        &disposals::Closing {
+            row: &NewDisposal {
+                id: &run.disposal_id,
+                tenant_id: t,
+                user_id: p,
+                state: DisposalState::Done,
+                cause: inp.cause,
+                due_at: now,
+                actor: inp.actor,
+                caller_user_id: inp.caller,
+                created_at: now,
+            },
+            exists: run.existing,
+            plan_hash: &run.plan.hash,
+            policy_digest: &run.plan.policy_digest,
+            counts: &counts_json,
+            now,
+            tombstone: tombstone.as_ref(),
+            version: run.person.version,
+            audit_id: &audit_id,
+            audit_detail: &format!("{{\"disposalId\":\"{}\"}}", run.disposal_id),
+        },
+    )?;
     Ok(Receipt {
         disposal_id: run.disposal_id,
         plan_hash: run.plan.hash,
@@ -250,6 +383,13 @@ fn items(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
 /// `user_data`: deleted, anonymised (to a fresh stub for this disposal), or
 /// kept; then the shares granted to the person are removed.
 fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
+    user_data_moves(c, run)?;
+    let (t, p) = (run.tenant(), run.person_id());
+    ledger::remove_shares_to(c, t, p)
+}
+
+/// `user_data` but the shares (PostgreSQL's `close_pg` removes them).
+fn user_data_moves(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
     let (t, p, now) = (run.tenant(), run.person_id(), run.inp.now);
     let mut anon_stub: Option<String> = None;
     for (category, (action, _)) in &run.plan.user_data {
@@ -270,7 +410,7 @@ fn user_data(c: &mut AnyConnection, run: &Run<'_>) -> Result<(), StoreError> {
             _ => {}
         }
     }
-    ledger::remove_shares_to(c, t, p)
+    Ok(())
 }
 
 /// The person's emails: (value, folded value).

@@ -8,11 +8,13 @@
 
 mod execute;
 mod plan;
+mod prepare;
 mod reports;
 mod tombstone;
 
 pub use execute::execute;
 pub use plan::{plan, plan_hash, plan_summary, resolve_target};
+pub use prepare::{PrepareInput, Prepared, prepare};
 pub use reports::{is_small, lock_reports};
 pub use tombstone::tombstone_for;
 
@@ -116,6 +118,9 @@ pub struct DisposeInput<'a> {
     /// The person's row, when the caller read it in this transaction under
     /// the person's lock (else `execute` reads it).
     pub person_row: Option<&'a crate::store::users::UserRow>,
+    /// PostgreSQL: the disposal's reads, taken before the tenant's counter
+    /// lock (`prepare`); `None`: `execute` reads them.
+    pub prepared: Option<&'a Prepared>,
     /// Called before each step (by name); tests make it fail to prove that a
     /// disposal interrupted anywhere leaves nothing behind. Production: `NO_HOOK`.
     pub hook: &'a dyn Fn(&str) -> Result<(), StoreError>,

@@ -52,7 +52,19 @@ pub(super) fn repoint(
     keys: &[String],
     now: &str,
 ) -> Result<(), StoreError> {
-    for report in users::reports(c, tenant, person, keys)? {
+    let reports = users::reports(c, tenant, person, keys)?;
+    repoint_rows(c, tenant, person, &reports, now)
+}
+
+/// `repoint` of reports already read (and, on PostgreSQL, locked).
+pub(super) fn repoint_rows(
+    c: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    reports: &[users::Report],
+    now: &str,
+) -> Result<(), StoreError> {
+    for report in reports {
         // An unreadable document is not replaced: the disposal fails and says whose.
         let mut doc: serde_json::Value = serde_json::from_str(&report.data).map_err(|e| {
             tracing::error!(user_id = %report.id, error = %e, "a report's stored document is not valid JSON; the disposal is rolled back");

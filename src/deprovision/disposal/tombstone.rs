@@ -49,6 +49,69 @@ pub(super) fn write(
     keys: &TombstoneKeys,
     now: &str,
 ) -> Result<Option<JournaledTombstone>, StoreError> {
+    let sso = ledger::sso_of(c, t, &person.id)?;
+    let Some(planned) = plan(c, t, person, tombstone, &sso, keys, now)? else {
+        return Ok(None);
+    };
+    insert(c, t, tombstone.disposal_id, &planned.tombstone)?;
+    Ok(Some(planned.tombstone))
+}
+
+/// A tombstone read but not written, and the identifiers it skipped because
+/// another active user held them when it was read.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    pub tombstone: JournaledTombstone,
+    pub skipped: Vec<(IdType, String)>,
+}
+
+impl Planned {
+    /// PostgreSQL, when `plan` ran before the tenant's counter row: asks
+    /// again, under it, about the identifiers skipped. Another disposal
+    /// (holding the row until it commits) may have made their other holder
+    /// inactive, and that holder's tombstone skipped them for this person:
+    /// the one asking last, under the lock, must take them (as when `plan`
+    /// runs under the lock). Nothing makes a holder active under a disposal,
+    /// so identifiers not skipped stay right. No statement when none was.
+    pub fn recheck(
+        &self,
+        c: &mut AnyConnection,
+        t: &str,
+        person: &str,
+        keys: &TombstoneKeys,
+    ) -> Result<JournaledTombstone, StoreError> {
+        let mut tombstone = self.tombstone.clone();
+        for (ty, value) in &self.skipped {
+            if held_by_other_active(c, t, person, *ty, value)? {
+                continue;
+            }
+            let hash = keys.hash(t, *ty, value);
+            if !tombstone.hashes.iter().any(|h| h.hash == hash) {
+                tombstone.hashes.push(JournaledHash {
+                    id_type: ty.as_str().to_string(),
+                    hash,
+                    norm_version: NORM_VERSION,
+                });
+            }
+        }
+        tombstone.hashes.sort_by(|a, b| a.hash.cmp(&b.hash));
+        Ok(tombstone)
+    }
+}
+
+/// The tombstone a disposal would write, read but not written (`None`: a
+/// held DELETE already wrote it): every identifier's keyed hash, skipping
+/// those another active user holds now, in byte order (as
+/// `tombstones::of_disposal` reads them back). `sso`: the person's subjects.
+pub(super) fn plan(
+    c: &mut AnyConnection,
+    t: &str,
+    person: &UserRow,
+    tombstone: &Tombstone<'_>,
+    sso: &[(String, String)],
+    keys: &TombstoneKeys,
+    now: &str,
+) -> Result<Option<Planned>, StoreError> {
     let disposal_id = tombstone.disposal_id;
     // A held DELETE already tombstoned this person for this disposal.
     if tombstone.maybe_written && tombstones::exists_for(c, t, disposal_id)? {
@@ -60,10 +123,9 @@ pub(super) fn write(
         ids.push((IdType::ExternalId, x.clone()));
     }
     ids.extend(tombstone.emails.iter().map(|e| (IdType::Email, e.clone())));
-    for (issuer, subject) in ledger::sso_of(c, t, p)? {
-        ids.push((IdType::Sso, sso_value(&issuer, &subject)));
+    for (issuer, subject) in sso {
+        ids.push((IdType::Sso, sso_value(issuer, subject)));
     }
-    let tomb_id = crate::store::new_id().to_string();
     // Kept even when the hash itself is skipped below: the identity rule
     // needs to know the person had one ("Identity evidence").
     let had_external_id = person
@@ -71,31 +133,55 @@ pub(super) fn write(
         .as_deref()
         .and_then(evidence::external_id)
         .is_some();
-    tombstones::insert(c, t, &tomb_id, disposal_id, had_external_id, now)?;
     let mut hashes: Vec<JournaledHash> = Vec::with_capacity(ids.len());
+    let mut skipped = Vec::new();
     for (ty, value) in ids {
         if !theirs_alone(person, ty, &value) && held_by_other_active(c, t, p, ty, &value)? {
+            skipped.push((ty, value));
             continue;
         }
         let hash = keys.hash(t, ty, &value);
         if hashes.iter().any(|h| h.hash == hash) {
             continue;
         }
-        tombstones::insert_hash(c, t, &tomb_id, &hash, ty.as_str(), NORM_VERSION)?;
         hashes.push(JournaledHash {
             id_type: ty.as_str().to_string(),
             hash,
             norm_version: NORM_VERSION,
         });
     }
-    // As `tombstones::of_disposal` reads them back: hashes in byte order.
     hashes.sort_by(|a, b| a.hash.cmp(&b.hash));
-    Ok(Some(JournaledTombstone {
-        id: tomb_id,
-        had_external_id,
-        created_at: now.to_string(),
-        hashes,
+    Ok(Some(Planned {
+        tombstone: JournaledTombstone {
+            id: crate::store::new_id().to_string(),
+            had_external_id,
+            created_at: now.to_string(),
+            hashes,
+        },
+        skipped,
     }))
+}
+
+/// Writes a planned tombstone for `disposal_id`: the row, then its hashes.
+fn insert(
+    c: &mut AnyConnection,
+    t: &str,
+    disposal_id: &str,
+    planned: &JournaledTombstone,
+) -> Result<(), StoreError> {
+    let id = planned.id.as_str();
+    tombstones::insert(
+        c,
+        t,
+        id,
+        disposal_id,
+        planned.had_external_id,
+        &planned.created_at,
+    )?;
+    for h in &planned.hashes {
+        tombstones::insert_hash(c, t, id, &h.hash, &h.id_type, h.norm_version)?;
+    }
+    Ok(())
 }
 
 /// Whether no other visible user can hold this identifier of a visible

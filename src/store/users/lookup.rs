@@ -201,3 +201,21 @@ pub fn reports(
     sql.push(" AND id <> ").bind_text(person);
     load_sql::<Report>(conn, &sql)
 }
+
+/// PostgreSQL: [`reports`], each row locked `FOR UPDATE` in id order (the
+/// order `report_ids` gives every disposal path), in one statement instead
+/// of a lookup and a lock per report. `keys` must not be empty.
+pub fn reports_locked(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    person: &str,
+    keys: &[String],
+) -> Result<Vec<Report>, StoreError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT id, data, version FROM users WHERE tenant_id = ")
+        .bind_text(tenant);
+    sql.push(" AND manager_key IN ").bind_list(keys);
+    sql.push(" AND id <> ").bind_text(person);
+    sql.push(" ORDER BY id FOR UPDATE");
+    load_sql::<Report>(conn, &sql)
+}
