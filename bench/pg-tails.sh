@@ -39,6 +39,9 @@ BACKENDS="${BACKENDS:-sqlite postgres}"
 OUT="${OUT:-$REPO/target/pg-tails}"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 PGDB="${PGDB:-custodian_pgtails}"
+# Appended to the server's URL: e.g. PG_QUERY='?sslmode=disable', or with PG=postgresql://
+# PG_QUERY='?host=/var/run/postgresql' for the Unix socket.
+PG_QUERY="${PG_QUERY:-}"
 if [[ -z "${BINDIR:-}" ]]; then
     cargo build --release --locked --bin custodian --bin custodian-load >&2
     BINDIR="$REPO/target/release"
@@ -106,7 +109,7 @@ for b in $BACKENDS; do
             psql "$PG/postgres" -v ON_ERROR_STOP=1 -q \
                 -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" \
                 -c "ALTER DATABASE $PGDB SET log_min_duration_statement = 50" </dev/null
-            run_backend postgres "$PG/$PGDB"
+            run_backend postgres "$PG/$PGDB$PG_QUERY"
             ;;
         *) echo "unknown backend $b" >&2; exit 2 ;;
     esac
