@@ -474,3 +474,254 @@ async fn postgres_skipped_identifier_is_asked_again_under_the_counter_lock() {
     // b@ (B's), a@ and the shared one (A's).
     assert_eq!(email_hashes, 3, "the shared email is tombstoned once, by A");
 }
+
+/// A report that names the person and commits while their disposal waits for
+/// the tenant's counter row is repointed: the disposal reads the reports
+/// under that row, not before it (a POST does not lock the person it names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_report_committed_while_the_disposal_waits_is_repointed() {
+    use custodian::service_error::ServiceError;
+    use std::time::Duration;
+    let Some(app) = crate::common::postgres_app().await else {
+        return;
+    };
+    let svc = services(&app);
+    let caller = tenant(&app, "late-report");
+    let create = |body: serde_json::Value| {
+        let r = custodian::provisioning::users::create(
+            &svc,
+            &caller,
+            &body,
+            &Default::default(),
+            "http://x",
+        )
+        .expect("create");
+        r.body["id"].as_str().expect("id").to_string()
+    };
+    let a = create(json!({"userName": "a@example.edu"}));
+    let b = create(json!({"userName": "b@example.edu"}));
+    // B's disposal holds the counter row until told to commit.
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (go, may_commit) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || {
+            db.write_long(|c| {
+                let out = dp.dispose_in(c, &r, &b, Cause::Delete, None)?;
+                let pid = crate::common::sql::load_sql::<custodian::store::db::Count>(
+                    c,
+                    &crate::common::sql::Sql::new("SELECT pg_backend_pid()::bigint AS n"),
+                )?
+                .first()
+                .map(|r| r.n)
+                .unwrap_or_default();
+                held.send(pid).ok();
+                // Bounded: the test fails on its own if it never says go.
+                may_commit
+                    .recv_timeout(Duration::from_secs(30))
+                    .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
+                Ok::<_, ServiceError>(out)
+            })
+        })
+    };
+    let holder = is_held
+        .recv_timeout(Duration::from_secs(30))
+        .expect("B's disposal holds the counter row");
+    // Sessions waiting, directly or behind another waiter, for the holder.
+    let waiting = || {
+        app.db
+            .read(|c| {
+                crate::common::sql::load_sql::<custodian::store::db::Count>(
+                    c,
+                    &crate::common::sql::Sql::new(&format!(
+                        "WITH RECURSIVE w(pid) AS (SELECT {holder}::int \
+                         UNION SELECT a.pid FROM pg_stat_activity a, w WHERE w.pid = ANY(pg_blocking_pids(a.pid))) \
+                         SELECT COUNT(*) - 1 AS n FROM w"
+                    )),
+                )
+            })
+            .expect("pg_stat_activity")
+            .first()
+            .map_or(0, |r| r.n)
+    };
+    let until = |n: i64, what: &str| {
+        for _ in 0..600 {
+            if waiting() >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        go.send(()).ok();
+        panic!("{what} never waited for the counter row");
+    };
+    // A's disposal reads what it may before the row, then waits for it.
+    let second = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || db.write_long(|c| dp.dispose_in(c, &r, &a, Cause::Delete, None)))
+    };
+    until(1, "A's disposal");
+    // Meanwhile R, naming A as manager, is created: a create takes no lock of
+    // A's and emits no event, so it commits while A's disposal waits.
+    let (made, report) = std::sync::mpsc::channel();
+    {
+        let (svc, caller) = (services(&app), caller.clone());
+        std::thread::spawn(move || {
+            made.send(
+                custodian::provisioning::users::create(
+                    &svc,
+                    &caller,
+                    &json!({"userName": "r@example.edu",
+                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "a@example.edu"}}}),
+                    &Default::default(),
+                    "http://x",
+                )
+                .map(|r| r.body["id"].as_str().unwrap_or_default().to_string()),
+            )
+            .ok();
+        });
+    }
+    let r = report.recv_timeout(Duration::from_secs(20));
+    go.send(()).ok();
+    let r = r
+        .expect("R created while A's disposal waited")
+        .expect("R created");
+    assert!(first.join().expect("thread").is_ok());
+    assert!(second.join().expect("thread").is_ok());
+    let manager_key: Option<String> = app
+        .db
+        .read(|c| {
+            users::table
+                .filter(users::id.eq(&r))
+                .select(users::manager_key)
+                .first(c)
+                .map_err(StoreError::from)
+        })
+        .expect("R");
+    assert_ne!(
+        manager_key.as_deref(),
+        Some("a@example.edu"),
+        "R still names the disposed person by their userName"
+    );
+}
+
+/// An email another active user gets while the person's disposal waits for
+/// the tenant's counter row stays out of the person's tombstone: the
+/// tombstone is planned under that row (a create takes no lock of the
+/// person's), so the new holder is not refused at the gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_email_taken_while_the_disposal_waits_stays_out_of_the_tombstone() {
+    use custodian::service_error::ServiceError;
+    use std::time::Duration;
+    let Some(app) = crate::common::postgres_app().await else {
+        return;
+    };
+    let svc = services(&app);
+    let caller = tenant(&app, "late-holder");
+    let shared = "shared@example.edu";
+    let create = |body: serde_json::Value| {
+        let r = custodian::provisioning::users::create(
+            &svc,
+            &caller,
+            &body,
+            &Default::default(),
+            "http://x",
+        )
+        .expect("create");
+        r.body["id"].as_str().expect("id").to_string()
+    };
+    let a = create(json!({"userName": "a@example.edu", "emails": [
+        {"value": "a@example.edu", "type": "work"}, {"value": shared, "type": "home"}]}));
+    let c = create(json!({"userName": "c@example.edu"}));
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (go, may_commit) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || {
+            db.write_long(|conn| {
+                let out = dp.dispose_in(conn, &r, &c, Cause::Delete, None)?;
+                let pid = crate::common::sql::load_sql::<custodian::store::db::Count>(
+                    conn,
+                    &crate::common::sql::Sql::new("SELECT pg_backend_pid()::bigint AS n"),
+                )?
+                .first()
+                .map(|r| r.n)
+                .unwrap_or_default();
+                held.send(pid).ok();
+                may_commit
+                    .recv_timeout(Duration::from_secs(30))
+                    .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
+                Ok::<_, ServiceError>(out)
+            })
+        })
+    };
+    let holder = is_held
+        .recv_timeout(Duration::from_secs(30))
+        .expect("C's disposal holds the counter row");
+    let second = {
+        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
+        std::thread::spawn(move || {
+            db.write_long(|conn| dp.dispose_in(conn, &r, &a, Cause::Delete, None))
+        })
+    };
+    let mut waited = false;
+    for _ in 0..600 {
+        let n = app
+            .db
+            .read(|conn| {
+                crate::common::sql::load_sql::<custodian::store::db::Count>(
+                    conn,
+                    &crate::common::sql::Sql::new(&format!(
+                        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE {holder}::int = ANY(pg_blocking_pids(pid))"
+                    )),
+                )
+            })
+            .expect("pg_stat_activity")
+            .first()
+            .map_or(0, |r| r.n);
+        if n > 0 {
+            waited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !waited {
+        go.send(()).ok();
+        panic!("A's disposal never waited for the counter row");
+    }
+    // B gets the shared email while A's disposal waits.
+    let (made, got) = std::sync::mpsc::channel();
+    {
+        let (svc, caller) = (services(&app), caller.clone());
+        std::thread::spawn(move || {
+            made.send(
+                custodian::provisioning::users::create(
+                    &svc,
+                    &caller,
+                    &json!({"userName": "b@example.edu", "emails": [{"value": shared, "type": "work"}]}),
+                    &Default::default(),
+                    "http://x",
+                )
+                .is_ok(),
+            )
+            .ok();
+        });
+    }
+    let b_created = got.recv_timeout(Duration::from_secs(20));
+    go.send(()).ok();
+    assert_eq!(b_created, Ok(true), "B created while A's disposal waited");
+    assert!(first.join().expect("thread").is_ok());
+    assert!(second.join().expect("thread").is_ok());
+    let email_hashes: i64 = app
+        .db
+        .read(|conn| {
+            tombstone_hashes::table
+                .filter(tombstone_hashes::tenant_id.eq(&caller.tenant_id))
+                .filter(tombstone_hashes::id_type.eq("email"))
+                .count()
+                .get_result(conn)
+                .map_err(StoreError::from)
+        })
+        .expect("hashes");
+    // a@ only: the shared one belongs to B, active, now.
+    assert_eq!(email_hashes, 1, "A's tombstone holds the email B has");
+}

@@ -211,12 +211,32 @@ fn finish_pg(
     (inp.hook)("user_data")?;
     user_data_moves(c, &run)?;
     (inp.hook)("tombstone")?;
-    let tombstone = match &prep.tombstone {
-        Some(planned) => Some(planned.recheck(c, t, p, inp.keys)?),
-        None => None,
-    };
+    // Under the counter row, as on SQLite (`prepare` says why): `None`, a
+    // held DELETE already wrote it.
+    let tombstone = tombstone::plan(
+        c,
+        t,
+        &prep.person,
+        &Tombstone {
+            disposal_id: &prep.disposal_id,
+            maybe_written: prep.existing,
+            emails: prep.emails.clone(),
+        },
+        &prep.sso,
+        inp.keys,
+        now,
+    )?
+    .map(|planned| planned.tombstone);
     (inp.hook)("scrub")?;
-    reports::repoint_rows(c, t, p, &prep.reports, now)?;
+    // Again under the counter row: those `prepare` locked (held already, no
+    // wait) and any a create or PATCH committed since (`prepare` says why).
+    let reports = users::reports_locked(c, t, p, &prep.aliases)?;
+    debug_assert!(
+        prep.reports
+            .iter()
+            .all(|r| reports.iter().any(|n| n.id == r.id))
+    );
+    reports::repoint_rows(c, t, p, &reports, now)?;
     let counts = counts(&run.plan);
     (inp.hook)("finish")?;
     let counts_json = serde_json::to_string(&counts).unwrap_or_default();

@@ -1,16 +1,19 @@
 //! PostgreSQL: what a disposal reads before it takes the tenant's counter
 //! row (issue 17). The counter lock serialises a tenant's disposals and is
 //! held to the commit, so every round trip after it costs the tenant's
-//! disposal rate; everything here is read under the person's, their open
-//! disposal's and their reports' row locks instead, which keep it true until
-//! the commit (DESIGN-NOTES "Locking"): the person's emails and SSO subjects
-//! (every write of them locks the person), the reports (locked here), the
-//! tombstone's hashes (those skipped as another active user's are asked
-//! again under the lock: `tombstone::Planned::recheck`). The plan is not: another disposal may still move
-//! items to the person (its target) until it releases the counter row, so
-//! `execute` plans under that lock, as before.
+//! disposal rate. Read here only what the person's and their open
+//! disposal's row locks keep true until the commit (DESIGN-NOTES
+//! "Locking"): the person's emails and SSO subjects (every write of them
+//! locks the person) and whether the disposal row exists; and it locks the
+//! person's reports (in id order) before the counter row, as a PATCH of a
+//! report locks it before its commit takes the counter row. Read under the
+//! counter lock by `execute`: the plan (another disposal may still move
+//! items to the person, its target, until it releases the row), the reports
+//! again (a create or PATCH may name the person as manager without locking
+//! them: one that commits while this disposal waits must be repointed too)
+//! and the tombstone (one that gives another active user one of the
+//! person's emails meanwhile must keep it out).
 
-use super::tombstone::{self, Tombstone};
 use crate::deprovision::tombstone::TombstoneKeys;
 use crate::scim::fold::fold;
 use crate::store::users::{Report, UserRow};
@@ -22,10 +25,14 @@ pub struct Prepared {
     pub(super) disposal_id: String,
     /// The disposal row existed before this run.
     pub(super) existing: bool,
-    /// The person's reports, locked in id order.
+    /// The person's reports when prepared, locked in id order.
     pub(super) reports: Vec<Report>,
-    /// `None`: a held DELETE already wrote it.
-    pub(super) tombstone: Option<tombstone::Planned>,
+    /// Every folded identifier reports may name the person by.
+    pub(super) aliases: Vec<String>,
+    /// The person's email values.
+    pub(super) emails: Vec<String>,
+    /// The person's SSO subjects (issuer, subject).
+    pub(super) sso: Vec<(String, String)>,
 }
 
 /// What `prepare` needs besides the connection.
@@ -39,9 +46,9 @@ pub struct PrepareInput<'a> {
     pub disposal_id: Option<&'a str>,
 }
 
-/// Locks the person's reports (in id order: the lock order of every
-/// disposal path) and reads everything the disposal will write from. The
-/// caller holds the person's row lock (and their open disposal's).
+/// Locks the person's reports and reads what the disposal will write from
+/// that the caller's locks keep true. The caller holds the person's row lock
+/// (and their open disposal's).
 pub fn prepare(c: &mut AnyConnection, inp: &PrepareInput<'_>) -> Result<Prepared, StoreError> {
     let (t, person) = (inp.tenant_id, inp.person);
     let p = person.id.as_str();
@@ -56,24 +63,13 @@ pub fn prepare(c: &mut AnyConnection, inp: &PrepareInput<'_>) -> Result<Prepared
         None => (crate::store::new_id().to_string(), false),
     };
     let sso = ledger::sso_of(c, t, p)?;
-    let tombstone = tombstone::plan(
-        c,
-        t,
-        person,
-        &Tombstone {
-            disposal_id: &disposal_id,
-            maybe_written: existing,
-            emails: emails.iter().map(|(v, _)| v.clone()).collect(),
-        },
-        &sso,
-        inp.keys,
-        inp.now,
-    )?;
     Ok(Prepared {
         person: person.clone(),
         disposal_id,
         existing,
         reports,
-        tombstone,
+        aliases,
+        emails: emails.into_iter().map(|(v, _)| v).collect(),
+        sso,
     })
 }

@@ -57,46 +57,10 @@ pub(super) fn write(
     Ok(Some(planned.tombstone))
 }
 
-/// A tombstone read but not written, and the identifiers it skipped because
-/// another active user held them when it was read.
+/// A tombstone read but not written.
 #[derive(Debug, Clone)]
 pub(super) struct Planned {
     pub tombstone: JournaledTombstone,
-    pub skipped: Vec<(IdType, String)>,
-}
-
-impl Planned {
-    /// PostgreSQL, when `plan` ran before the tenant's counter row: asks
-    /// again, under it, about the identifiers skipped. Another disposal
-    /// (holding the row until it commits) may have made their other holder
-    /// inactive, and that holder's tombstone skipped them for this person:
-    /// the one asking last, under the lock, must take them (as when `plan`
-    /// runs under the lock). Nothing makes a holder active under a disposal,
-    /// so identifiers not skipped stay right. No statement when none was.
-    pub fn recheck(
-        &self,
-        c: &mut AnyConnection,
-        t: &str,
-        person: &str,
-        keys: &TombstoneKeys,
-    ) -> Result<JournaledTombstone, StoreError> {
-        let mut tombstone = self.tombstone.clone();
-        for (ty, value) in &self.skipped {
-            if held_by_other_active(c, t, person, *ty, value)? {
-                continue;
-            }
-            let hash = keys.hash(t, *ty, value);
-            if !tombstone.hashes.iter().any(|h| h.hash == hash) {
-                tombstone.hashes.push(JournaledHash {
-                    id_type: ty.as_str().to_string(),
-                    hash,
-                    norm_version: NORM_VERSION,
-                });
-            }
-        }
-        tombstone.hashes.sort_by(|a, b| a.hash.cmp(&b.hash));
-        Ok(tombstone)
-    }
 }
 
 /// The tombstone a disposal would write, read but not written (`None`: a
@@ -134,10 +98,8 @@ pub(super) fn plan(
         .and_then(evidence::external_id)
         .is_some();
     let mut hashes: Vec<JournaledHash> = Vec::with_capacity(ids.len());
-    let mut skipped = Vec::new();
     for (ty, value) in ids {
         if !theirs_alone(person, ty, &value) && held_by_other_active(c, t, p, ty, &value)? {
-            skipped.push((ty, value));
             continue;
         }
         let hash = keys.hash(t, ty, &value);
@@ -158,7 +120,6 @@ pub(super) fn plan(
             created_at: now.to_string(),
             hashes,
         },
-        skipped,
     }))
 }
 
