@@ -428,8 +428,8 @@ pub fn redact_url(url: &str) -> String {
 /// The gate's connections by default. A gate check is one short read; on
 /// PostgreSQL each is a network round trip, so more of them must be in
 /// flight to keep the cores busy: at 4 (2 per tenant) the gate ran 7,800
-/// checks/s on PostgreSQL here, at 8 10,150 (BENCHMARKS.md "PostgreSQL
-/// tails and per-replica speed").
+/// checks/s on PostgreSQL on a loaded box, at 8 10,150 (BENCHMARKS.md
+/// "Round 6").
 pub const GATE_CONNECTIONS_SQLITE: u32 = 4;
 pub const GATE_CONNECTIONS_POSTGRES: u32 = 8;
 

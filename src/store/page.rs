@@ -210,7 +210,7 @@ fn page_query_with(
     // No `OFFSET 0`: while the offset is a parameter PostgreSQL's generic
     // plan is costed as if it skipped rows, so the plan cache kept choosing
     // custom plans and planned every lookup anew (0.13 ms of planning for a
-    // 0.02 ms execution; BENCHMARKS.md "Planning on every lookup").
+    // 0.02 ms execution; BENCHMARKS.md "Round 6").
     if let Window::Offset(offset) = window
         && *offset > 0
     {
