@@ -373,220 +373,207 @@ async fn preview_is_receipt(b: Backend) {
 }
 crate::both_backends!(preview_equals_receipt, super::preview_is_receipt);
 
-/// PostgreSQL: a disposal reads its tombstone before the tenant's counter row
-/// (issue 17) and asks again, under it, about the identifiers it skipped as
-/// another active user's. Two people share an email; B's disposal holds the
-/// counter row while A's reads (B still active: the email is skipped), then
-/// commits: under the row, A must find the email A's alone and tombstone it,
-/// as when the whole read ran under the lock. B's tombstone skipped it (A was
-/// active), so without the second look no tombstone would hold it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_skipped_identifier_is_asked_again_under_the_counter_lock() {
-    use custodian::service_error::ServiceError;
-    use std::time::Duration;
-    let Some(app) = crate::common::postgres_app().await else {
-        return;
-    };
-    let svc = services(&app);
-    let caller = tenant(&app, "shared-email");
-    let shared = "shared@example.edu";
-    let person = |name: &str| {
-        let body = json!({"userName": name, "emails": [
-            {"value": name, "type": "work"}, {"value": shared, "type": "home"}]});
-        let r = custodian::provisioning::users::create(
-            &svc,
-            &caller,
-            &body,
-            &Default::default(),
-            "http://x",
-        )
-        .expect("create");
-        r.body["id"].as_str().expect("id").to_string()
-    };
-    let (a, b) = (person("a@example.edu"), person("b@example.edu"));
-    let (held, is_held) = std::sync::mpsc::channel();
-    let (go, may_commit) = std::sync::mpsc::channel::<()>();
-    let first = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || {
-            db.write_long(|c| {
-                let out = dp.dispose_in(c, &r, &b, Cause::Delete, None)?;
-                held.send(()).ok();
-                // Bounded: the test fails on its own if it never says go.
-                may_commit
-                    .recv_timeout(Duration::from_secs(30))
-                    .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
-                Ok::<_, ServiceError>(out)
-            })
-        })
-    };
-    is_held
-        .recv_timeout(Duration::from_secs(30))
-        .expect("B's disposal holds the counter row");
-    let second = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || db.write_long(|c| dp.dispose_in(c, &r, &a, Cause::Delete, None)))
-    };
-    // A's disposal has read its tombstone once it waits for the counter row.
-    let waiting = || {
-        app.db
-            .read(|c| {
-                crate::common::sql::load_sql::<custodian::store::db::Count>(
-                    c,
-                    &crate::common::sql::Sql::new(
-                        "SELECT COUNT(*) AS n FROM pg_stat_activity \
-                         WHERE datname = current_database() AND wait_event_type = 'Lock' \
-                         AND query LIKE '%tenant_counters%'",
-                    ),
-                )
-            })
-            .expect("pg_stat_activity")
-            .first()
-            .is_some_and(|r| r.n > 0)
-    };
-    let mut seen = false;
-    for _ in 0..600 {
-        if waiting() {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !seen {
-        go.send(()).ok();
-        let a = second.join().expect("thread");
-        panic!("A's disposal never waited for the counter row: {a:?}");
-    }
-    go.send(()).ok();
-    assert!(first.join().expect("thread").is_ok());
-    assert!(second.join().expect("thread").is_ok());
-    let email_hashes: i64 = app
-        .db
-        .read(|c| {
-            tombstone_hashes::table
-                .filter(tombstone_hashes::tenant_id.eq(&caller.tenant_id))
-                .filter(tombstone_hashes::id_type.eq("email"))
-                .count()
-                .get_result(c)
-                .map_err(StoreError::from)
-        })
-        .expect("hashes");
-    // b@ (B's), a@ and the shared one (A's).
-    assert_eq!(email_hashes, 3, "the shared email is tombstoned once, by A");
+/// PostgreSQL: `victim`'s disposal, run on a thread of its own and holding
+/// the tenant's counter row until told to commit (`commit`).
+struct CounterHeld {
+    thread: std::thread::JoinHandle<bool>,
+    go: std::sync::mpsc::Sender<()>,
+    /// Its backend's pid.
+    pid: i64,
 }
 
-/// A report that names the person and commits while their disposal waits for
-/// the tenant's counter row is repointed: the disposal reads the reports
-/// under that row, not before it (a POST does not lock the person it names).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_report_committed_while_the_disposal_waits_is_repointed() {
-    use custodian::service_error::ServiceError;
-    use std::time::Duration;
-    let Some(app) = crate::common::postgres_app().await else {
-        return;
-    };
-    let svc = services(&app);
-    let caller = tenant(&app, "late-report");
-    let create = |body: serde_json::Value| {
-        let r = custodian::provisioning::users::create(
-            &svc,
-            &caller,
-            &body,
-            &Default::default(),
-            "http://x",
-        )
-        .expect("create");
-        r.body["id"].as_str().expect("id").to_string()
-    };
-    let a = create(json!({"userName": "a@example.edu"}));
-    let b = create(json!({"userName": "b@example.edu"}));
-    // B's disposal holds the counter row until told to commit.
-    let (held, is_held) = std::sync::mpsc::channel();
-    let (go, may_commit) = std::sync::mpsc::channel::<()>();
-    let first = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || {
+impl CounterHeld {
+    fn hold(app: &TestApp, caller: &Actor, victim: &str) -> CounterHeld {
+        use custodian::service_error::ServiceError;
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (go, may_commit) = std::sync::mpsc::channel::<()>();
+        let (db, dp, r, v) = (
+            app.db.clone(),
+            app.deprov.clone(),
+            caller.clone(),
+            victim.to_string(),
+        );
+        let thread = std::thread::spawn(move || {
             db.write_long(|c| {
-                let out = dp.dispose_in(c, &r, &b, Cause::Delete, None)?;
+                let out = dp.dispose_in(c, &r, &v, Cause::Delete, None)?;
                 let pid = crate::common::sql::load_sql::<custodian::store::db::Count>(
                     c,
                     &crate::common::sql::Sql::new("SELECT pg_backend_pid()::bigint AS n"),
                 )?
                 .first()
-                .map(|r| r.n)
-                .unwrap_or_default();
+                .map_or(0, |r| r.n);
                 held.send(pid).ok();
                 // Bounded: the test fails on its own if it never says go.
                 may_commit
-                    .recv_timeout(Duration::from_secs(30))
+                    .recv_timeout(std::time::Duration::from_secs(30))
                     .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
                 Ok::<_, ServiceError>(out)
             })
-        })
-    };
-    let holder = is_held
-        .recv_timeout(Duration::from_secs(30))
-        .expect("B's disposal holds the counter row");
-    // Sessions waiting, directly or behind another waiter, for the holder.
-    let waiting = || {
-        app.db
-            .read(|c| {
-                crate::common::sql::load_sql::<custodian::store::db::Count>(
-                    c,
-                    &crate::common::sql::Sql::new(&format!(
-                        "WITH RECURSIVE w(pid) AS (SELECT {holder}::int \
-                         UNION SELECT a.pid FROM pg_stat_activity a, w WHERE w.pid = ANY(pg_blocking_pids(a.pid))) \
-                         SELECT COUNT(*) - 1 AS n FROM w"
-                    )),
-                )
-            })
-            .expect("pg_stat_activity")
-            .first()
-            .map_or(0, |r| r.n)
-    };
-    let until = |n: i64, what: &str| {
+            .is_ok()
+        });
+        let pid = is_held
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the first disposal holds the counter row");
+        CounterHeld { thread, go, pid }
+    }
+
+    /// Polls (bounded) until `n` sessions wait for the held row, directly or
+    /// behind another waiter; else lets the holder commit and fails.
+    fn until_waiting(&self, app: &TestApp, n: i64, what: &str) {
+        let sql = crate::common::sql::Sql::new(&format!(
+            "WITH RECURSIVE w(pid) AS (SELECT {}::int \
+             UNION SELECT a.pid FROM pg_stat_activity a, w WHERE w.pid = ANY(pg_blocking_pids(a.pid))) \
+             SELECT COUNT(*) - 1 AS n FROM w",
+            self.pid
+        ));
         for _ in 0..600 {
-            if waiting() >= n {
+            let waiting = app
+                .db
+                .read(|c| crate::common::sql::load_sql::<custodian::store::db::Count>(c, &sql))
+                .expect("pg_stat_activity")
+                .first()
+                .map_or(0, |r| r.n);
+            if waiting >= n {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        go.send(()).ok();
+        self.go.send(()).ok();
         panic!("{what} never waited for the counter row");
-    };
-    // A's disposal reads what it may before the row, then waits for it.
-    let second = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || db.write_long(|c| dp.dispose_in(c, &r, &a, Cause::Delete, None)))
-    };
-    until(1, "A's disposal");
-    // Meanwhile R, naming A as manager, is created: a create takes no lock of
-    // A's and emits no event, so it commits while A's disposal waits.
-    let (made, report) = std::sync::mpsc::channel();
-    {
-        let (svc, caller) = (services(&app), caller.clone());
-        std::thread::spawn(move || {
-            made.send(
-                custodian::provisioning::users::create(
-                    &svc,
-                    &caller,
-                    &json!({"userName": "r@example.edu",
-                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "a@example.edu"}}}),
-                    &Default::default(),
-                    "http://x",
-                )
-                .map(|r| r.body["id"].as_str().unwrap_or_default().to_string()),
-            )
-            .ok();
-        });
     }
-    let r = report.recv_timeout(Duration::from_secs(20));
-    go.send(()).ok();
-    let r = r
-        .expect("R created while A's disposal waited")
-        .expect("R created");
-    assert!(first.join().expect("thread").is_ok());
-    assert!(second.join().expect("thread").is_ok());
+
+    /// Lets the holder commit; whether its disposal succeeded.
+    fn commit(self) -> bool {
+        self.go.send(()).ok();
+        self.thread.join().expect("thread")
+    }
+}
+
+/// `caller`'s disposal of `person` on a thread of its own.
+fn dispose_on_thread(app: &TestApp, caller: &Actor, person: &str) -> std::thread::JoinHandle<bool> {
+    let (db, dp, r, p) = (
+        app.db.clone(),
+        app.deprov.clone(),
+        caller.clone(),
+        person.to_string(),
+    );
+    std::thread::spawn(move || {
+        db.write_long(|c| dp.dispose_in(c, &r, &p, Cause::Delete, None))
+            .is_ok()
+    })
+}
+
+/// Creates a user; its id.
+fn create_user(app: &TestApp, caller: &Actor, body: serde_json::Value) -> Result<String, String> {
+    custodian::provisioning::users::create(
+        &services(app),
+        caller,
+        &body,
+        &Default::default(),
+        "http://x",
+    )
+    .map(|r| r.body["id"].as_str().unwrap_or_default().to_string())
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// Creates a user on a thread of its own, waiting (bounded) for it: a create
+/// made while a disposal waits for the counter row must not wait for it.
+fn create_meanwhile(
+    app: &TestApp,
+    caller: &Actor,
+    body: serde_json::Value,
+) -> Result<String, String> {
+    let (made, got) = std::sync::mpsc::channel();
+    let (svc, caller) = (services(app), caller.clone());
+    std::thread::spawn(move || {
+        made.send(
+            custodian::provisioning::users::create(
+                &svc,
+                &caller,
+                &body,
+                &Default::default(),
+                "http://x",
+            )
+            .map(|r| r.body["id"].as_str().unwrap_or_default().to_string())
+            .map_err(|e| format!("{e:?}")),
+        )
+        .ok();
+    });
+    got.recv_timeout(std::time::Duration::from_secs(20))
+        .map_err(|_| "the create waited for the disposal".to_string())?
+}
+
+/// The tenant's email hashes in tombstones.
+fn email_hashes(app: &TestApp, tenant: &str) -> i64 {
+    app.db
+        .read(|c| {
+            tombstone_hashes::table
+                .filter(tombstone_hashes::tenant_id.eq(tenant))
+                .filter(tombstone_hashes::id_type.eq("email"))
+                .count()
+                .get_result(c)
+                .map_err(StoreError::from)
+        })
+        .expect("hashes")
+}
+
+/// PostgreSQL: two people share an email; B's disposal holds the counter row
+/// while A's waits for it (B still active then), then commits. A's tombstone,
+/// planned under the row, must take the email (A's alone by then): B's
+/// skipped it (A was active), so otherwise no tombstone would hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_skipped_identifier_is_asked_again_under_the_counter_lock() {
+    let Some(app) = crate::common::postgres_app().await else {
+        return;
+    };
+    let caller = tenant(&app, "shared-email");
+    let shared = "shared@example.edu";
+    let person = |name: &str| {
+        create_user(
+            &app,
+            &caller,
+            json!({"userName": name, "emails": [
+            {"value": name, "type": "work"}, {"value": shared, "type": "home"}]}),
+        )
+        .expect("create")
+    };
+    let (a, b) = (person("a@example.edu"), person("b@example.edu"));
+    let held = CounterHeld::hold(&app, &caller, &b);
+    let second = dispose_on_thread(&app, &caller, &a);
+    held.until_waiting(&app, 1, "A's disposal");
+    assert!(held.commit());
+    assert!(second.join().expect("thread"));
+    // b@ (B's), a@ and the shared one (A's).
+    assert_eq!(
+        email_hashes(&app, &caller.tenant_id),
+        3,
+        "the shared email is tombstoned once, by A"
+    );
+}
+
+/// A report that names the person and commits while their disposal waits for
+/// the tenant's counter row is repointed: the disposal reads the reports
+/// again under that row (a create takes no lock of the person it names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_report_committed_while_the_disposal_waits_is_repointed() {
+    let Some(app) = crate::common::postgres_app().await else {
+        return;
+    };
+    let caller = tenant(&app, "late-report");
+    let a = create_user(&app, &caller, json!({"userName": "a@example.edu"})).expect("A");
+    let b = create_user(&app, &caller, json!({"userName": "b@example.edu"})).expect("B");
+    let held = CounterHeld::hold(&app, &caller, &b);
+    let second = dispose_on_thread(&app, &caller, &a);
+    held.until_waiting(&app, 1, "A's disposal");
+    let r = create_meanwhile(
+        &app,
+        &caller,
+        json!({"userName": "r@example.edu",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "a@example.edu"}}}),
+    );
+    assert!(held.commit());
+    let r = r.expect("R created while A's disposal waited");
+    assert!(second.join().expect("thread"));
     let manager_key: Option<String> = app
         .db
         .read(|c| {
@@ -605,123 +592,39 @@ async fn postgres_report_committed_while_the_disposal_waits_is_repointed() {
 }
 
 /// An email another active user gets while the person's disposal waits for
-/// the tenant's counter row stays out of the person's tombstone: the
-/// tombstone is planned under that row (a create takes no lock of the
-/// person's), so the new holder is not refused at the gate.
+/// the tenant's counter row stays out of the person's tombstone: it is
+/// planned under that row (a create takes no lock of the person's), so the
+/// new holder is not refused at the gate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_email_taken_while_the_disposal_waits_stays_out_of_the_tombstone() {
-    use custodian::service_error::ServiceError;
-    use std::time::Duration;
     let Some(app) = crate::common::postgres_app().await else {
         return;
     };
-    let svc = services(&app);
     let caller = tenant(&app, "late-holder");
     let shared = "shared@example.edu";
-    let create = |body: serde_json::Value| {
-        let r = custodian::provisioning::users::create(
-            &svc,
-            &caller,
-            &body,
-            &Default::default(),
-            "http://x",
-        )
-        .expect("create");
-        r.body["id"].as_str().expect("id").to_string()
-    };
-    let a = create(json!({"userName": "a@example.edu", "emails": [
-        {"value": "a@example.edu", "type": "work"}, {"value": shared, "type": "home"}]}));
-    let c = create(json!({"userName": "c@example.edu"}));
-    let (held, is_held) = std::sync::mpsc::channel();
-    let (go, may_commit) = std::sync::mpsc::channel::<()>();
-    let first = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || {
-            db.write_long(|conn| {
-                let out = dp.dispose_in(conn, &r, &c, Cause::Delete, None)?;
-                let pid = crate::common::sql::load_sql::<custodian::store::db::Count>(
-                    conn,
-                    &crate::common::sql::Sql::new("SELECT pg_backend_pid()::bigint AS n"),
-                )?
-                .first()
-                .map(|r| r.n)
-                .unwrap_or_default();
-                held.send(pid).ok();
-                may_commit
-                    .recv_timeout(Duration::from_secs(30))
-                    .map_err(|_| ServiceError::Conflict("never told to commit".into()))?;
-                Ok::<_, ServiceError>(out)
-            })
-        })
-    };
-    let holder = is_held
-        .recv_timeout(Duration::from_secs(30))
-        .expect("C's disposal holds the counter row");
-    let second = {
-        let (db, dp, r) = (app.db.clone(), app.deprov.clone(), caller.clone());
-        std::thread::spawn(move || {
-            db.write_long(|conn| dp.dispose_in(conn, &r, &a, Cause::Delete, None))
-        })
-    };
-    let mut waited = false;
-    for _ in 0..600 {
-        let n = app
-            .db
-            .read(|conn| {
-                crate::common::sql::load_sql::<custodian::store::db::Count>(
-                    conn,
-                    &crate::common::sql::Sql::new(&format!(
-                        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE {holder}::int = ANY(pg_blocking_pids(pid))"
-                    )),
-                )
-            })
-            .expect("pg_stat_activity")
-            .first()
-            .map_or(0, |r| r.n);
-        if n > 0 {
-            waited = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !waited {
-        go.send(()).ok();
-        panic!("A's disposal never waited for the counter row");
-    }
-    // B gets the shared email while A's disposal waits.
-    let (made, got) = std::sync::mpsc::channel();
-    {
-        let (svc, caller) = (services(&app), caller.clone());
-        std::thread::spawn(move || {
-            made.send(
-                custodian::provisioning::users::create(
-                    &svc,
-                    &caller,
-                    &json!({"userName": "b@example.edu", "emails": [{"value": shared, "type": "work"}]}),
-                    &Default::default(),
-                    "http://x",
-                )
-                .is_ok(),
-            )
-            .ok();
-        });
-    }
-    let b_created = got.recv_timeout(Duration::from_secs(20));
-    go.send(()).ok();
-    assert_eq!(b_created, Ok(true), "B created while A's disposal waited");
-    assert!(first.join().expect("thread").is_ok());
-    assert!(second.join().expect("thread").is_ok());
-    let email_hashes: i64 = app
-        .db
-        .read(|conn| {
-            tombstone_hashes::table
-                .filter(tombstone_hashes::tenant_id.eq(&caller.tenant_id))
-                .filter(tombstone_hashes::id_type.eq("email"))
-                .count()
-                .get_result(conn)
-                .map_err(StoreError::from)
-        })
-        .expect("hashes");
+    let a = create_user(
+        &app,
+        &caller,
+        json!({"userName": "a@example.edu", "emails": [
+        {"value": "a@example.edu", "type": "work"}, {"value": shared, "type": "home"}]}),
+    )
+    .expect("A");
+    let c = create_user(&app, &caller, json!({"userName": "c@example.edu"})).expect("C");
+    let held = CounterHeld::hold(&app, &caller, &c);
+    let second = dispose_on_thread(&app, &caller, &a);
+    held.until_waiting(&app, 1, "A's disposal");
+    let b = create_meanwhile(
+        &app,
+        &caller,
+        json!({"userName": "b@example.edu", "emails": [{"value": shared, "type": "work"}]}),
+    );
+    assert!(held.commit());
+    b.expect("B created while A's disposal waited");
+    assert!(second.join().expect("thread"));
     // a@ only: the shared one belongs to B, active, now.
-    assert_eq!(email_hashes, 1, "A's tombstone holds the email B has");
+    assert_eq!(
+        email_hashes(&app, &caller.tenant_id),
+        1,
+        "A's tombstone holds the email B has"
+    );
 }

@@ -193,13 +193,18 @@ pub fn reports(
     person: &str,
     keys: &[String],
 ) -> Result<Vec<Report>, StoreError> {
-    // A padded `IN` list: a few cached shapes, not one prepared per DELETE.
+    load_sql::<Report>(conn, &reports_sql(tenant, person, keys))
+}
+
+/// `reports`' statement. A padded `IN` list: a few cached shapes, not one
+/// prepared per DELETE.
+fn reports_sql(tenant: &str, person: &str, keys: &[String]) -> Sql {
     let mut sql = Sql::default();
     sql.push("SELECT id, data, version FROM users WHERE tenant_id = ")
         .bind_text(tenant);
     sql.push(" AND manager_key IN ").bind_list(keys);
     sql.push(" AND id <> ").bind_text(person);
-    load_sql::<Report>(conn, &sql)
+    sql
 }
 
 /// PostgreSQL: [`reports`], each row locked `FOR UPDATE` in id order (the
@@ -211,11 +216,7 @@ pub fn reports_locked(
     person: &str,
     keys: &[String],
 ) -> Result<Vec<Report>, StoreError> {
-    let mut sql = Sql::default();
-    sql.push("SELECT id, data, version FROM users WHERE tenant_id = ")
-        .bind_text(tenant);
-    sql.push(" AND manager_key IN ").bind_list(keys);
-    sql.push(" AND id <> ").bind_text(person);
+    let mut sql = reports_sql(tenant, person, keys);
     sql.push(" ORDER BY id FOR UPDATE");
     load_sql::<Report>(conn, &sql)
 }
