@@ -25,9 +25,10 @@ OUT="${OUT:-$(pwd)/target/pg-floor}"
 mkdir -p "$OUT"
 AG=/proc/sys/kernel/sched_autogroup_enabled
 AG_WAS="$(cat "$AG" 2>/dev/null || echo absent)"
-restore() { [[ "$AG_WAS" == 1 && "${AUTOGROUP:-off}" != keep ]] && echo 1 >"$AG" 2>/dev/null; true; }
+AG_CHANGED=""
+restore() { if [[ -n "$AG_CHANGED" ]]; then echo 1 >"$AG" 2>/dev/null || true; fi; }
 trap restore EXIT
-if [[ "$AG_WAS" == 1 && "${AUTOGROUP:-off}" != keep ]]; then echo 0 >"$AG" 2>/dev/null || true; fi
+if [[ "$AG_WAS" == 1 && "${AUTOGROUP:-off}" != keep ]] && (echo 0 >"$AG") 2>/dev/null; then AG_CHANGED=1; fi
 
 psql "$PG/postgres" -v ON_ERROR_STOP=1 -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" </dev/null
 psql "$PG/$DB" -v ON_ERROR_STOP=1 -q </dev/null <<'SQL'

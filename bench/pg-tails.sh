@@ -50,14 +50,20 @@ mkdir -p "$OUT"
 SERVER_PID=""
 AG=/proc/sys/kernel/sched_autogroup_enabled
 AG_WAS="$(cat "$AG" 2>/dev/null || echo absent)"
+AG_CHANGED=""
+# Every step guarded: under `set -e` a failing command would end the trap
+# before autogroup is restored.
 cleanup() {
-    [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null
-    [[ "$AG_WAS" == 1 && "${AUTOGROUP:-off}" != keep ]] && echo 1 >"$AG" 2>/dev/null
-    true
+    if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    if [[ -n "$AG_CHANGED" ]]; then echo 1 >"$AG" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 if [[ "$AG_WAS" == 1 && "${AUTOGROUP:-off}" != keep ]]; then
-    echo 0 >"$AG" 2>/dev/null || echo "cannot turn autogroup off (not root?): measuring with it on" >&2
+    if (echo 0 >"$AG") 2>/dev/null; then
+        AG_CHANGED=1
+    else
+        echo "cannot turn autogroup off (not root?): measuring with it on" >&2
+    fi
 fi
 echo "kernel.sched_autogroup_enabled: $(cat "$AG" 2>/dev/null || echo absent) (was $AG_WAS)" >&2
 

@@ -144,6 +144,14 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(_, ref info) if out_of_memory(info.message()) => {
                 StoreError::Unavailable("the database server is out of memory")
             }
+            // 40P01 / 40001: the server broke a lock cycle or a serialisation
+            // conflict by rolling this transaction back; a retry succeeds.
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                StoreError::Unavailable("the database rolled the request back over a lock conflict")
+            }
+            DieselError::DatabaseError(_, ref info) if info.message() == "deadlock detected" => {
+                StoreError::Unavailable("the database rolled the request back over a lock conflict")
+            }
             // A transaction whose connection failed under it.
             DieselError::BrokenTransactionManager => {
                 StoreError::Unavailable("the connection to the database was lost")
@@ -174,6 +182,18 @@ mod tests {
         let lost = |kind, msg: &str| {
             StoreError::from(DieselError::DatabaseError(kind, Box::new(msg.to_string())))
         };
+        // A deadlock or serialisation failure rolled the transaction back: 503.
+        assert!(matches!(
+            lost(DatabaseErrorKind::Unknown, "deadlock detected"),
+            StoreError::Unavailable(d) if d.contains("lock conflict")
+        ));
+        assert!(matches!(
+            lost(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access due to concurrent update"
+            ),
+            StoreError::Unavailable(d) if d.contains("lock conflict")
+        ));
         assert!(matches!(
             lost(DatabaseErrorKind::ClosedConnection, "x"),
             StoreError::Unavailable(_)

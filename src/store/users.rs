@@ -296,6 +296,9 @@ pub fn update(
     Ok(())
 }
 
+/// Rows per email `INSERT` on PostgreSQL: at most this many statement shapes.
+const EMAIL_CHUNK: usize = 8;
+
 fn write_emails(
     conn: &mut AnyConnection,
     row: &UserRow,
@@ -319,24 +322,28 @@ fn write_emails(
         return Ok(());
     }
     if super::db::backend_of(conn) == super::db::Backend::Postgres {
-        // One multi-row statement: one round trip however many emails. Built
-        // by hand so each row count is one cached statement (diesel never
-        // caches a batch insert).
+        // Multi-row statements: one round trip for a user's usual few
+        // emails. Built by hand so each row count is one cached statement
+        // (diesel never caches a batch insert), in chunks of at most
+        // `EMAIL_CHUNK` rows so a client cannot spend the process's budget
+        // of cached shapes (`store::sql`) on every count up to 1,000.
         use super::db::Bind;
-        let mut s = Sql::default();
-        s.push("INSERT INTO user_emails (user_id, position, tenant_id, value, value_key, kind, is_primary) VALUES ");
-        for (i, r) in rows.iter().enumerate() {
-            s.push(if i == 0 { "(" } else { ", (" })
-                .bind_text(r.user_id);
-            s.push(", CAST(").bind(Bind::BigInt(i64::from(r.position)));
-            s.push(" AS INTEGER), ").bind_text(r.tenant_id);
-            s.push(", ").bind_text(r.value);
-            s.push(", ").bind_text(r.value_key);
-            s.push(", ").bind(Bind::OptText(r.kind.map(str::to_string)));
-            s.push(", ").bind(Bind::Bool(r.is_primary));
-            s.push(")");
+        for chunk in rows.chunks(EMAIL_CHUNK) {
+            let mut s = Sql::default();
+            s.push("INSERT INTO user_emails (user_id, position, tenant_id, value, value_key, kind, is_primary) VALUES ");
+            for (i, r) in chunk.iter().enumerate() {
+                s.push(if i == 0 { "(" } else { ", (" })
+                    .bind_text(r.user_id);
+                s.push(", CAST(").bind(Bind::BigInt(i64::from(r.position)));
+                s.push(" AS INTEGER), ").bind_text(r.tenant_id);
+                s.push(", ").bind_text(r.value);
+                s.push(", ").bind_text(r.value_key);
+                s.push(", ").bind(Bind::OptText(r.kind.map(str::to_string)));
+                s.push(", ").bind(Bind::Bool(r.is_primary));
+                s.push(")");
+            }
+            execute_sql(conn, &s)?;
         }
-        execute_sql(conn, &s)?;
         return Ok(());
     }
     {

@@ -544,3 +544,39 @@ async fn patch_keeps_every_lookup_key_true(b: Backend) {
     );
 }
 crate::both_backends!(patch_lookup_keys, super::patch_keeps_every_lookup_key_true);
+
+/// A user with more emails than one email `INSERT` carries on PostgreSQL
+/// (`store::users::EMAIL_CHUNK`): every one is stored, in order, and finds
+/// the user.
+async fn many_emails_all_stored(b: Backend) {
+    let app = spawn_app(b).await;
+    let emails: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!({"type": "other", "value": format!("m{i}@example.edu")}))
+        .collect();
+    let (s, v) = body(
+        app.req(Method::POST, "/Users")
+            .json(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "many@example.edu", "emails": emails
+            }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let got: Vec<String> = v["emails"]
+        .as_array()
+        .expect("emails")
+        .iter()
+        .map(|e| e["value"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| format!("m{i}@example.edu")).collect();
+    assert_eq!(got, want);
+    for i in [0, 7, 8, 15, 16, 19] {
+        let f = format!(r#"emails.value eq "m{i}@example.edu""#);
+        let l = filter_users(&app, &f).await;
+        assert_eq!(l["totalResults"].as_i64(), Some(1), "{f}");
+    }
+}
+crate::both_backends!(many_emails, super::many_emails_all_stored);
