@@ -578,19 +578,8 @@ pub fn close_pg(c: &mut AnyConnection, tenant: &str, x: &Closing<'_>) -> Result<
     s.push(", e AS (DELETE FROM user_emails WHERE tenant_id = ")
         .bind_text(tenant);
     s.push(" AND user_id = ").bind_text(person);
-    let stub_name = format!("deleted:{person}");
-    s.push("), u AS (UPDATE users SET state = 'disposed', user_name = ")
-        .bind_text(stub_name.clone());
-    s.push(", user_name_key = ").bind_text(stub_name);
-    s.push(
-        ", external_id = NULL, display_name_key = NULL, given_name_key = NULL, \
-         family_name_key = NULL, manager_id = NULL, manager_key = NULL, search = NULL, \
-         active = FALSE, data = '{\"displayName\":\"Deleted User\"}', updated_at = ",
-    )
-    .bind_text(x.now);
-    s.push(", version = ").bind(Bind::BigInt(x.version + 1));
-    s.push(" WHERE tenant_id = ").bind_text(tenant);
-    s.push(" AND id = ").bind_text(person);
+    s.push("), u AS (");
+    super::users::push_scrub(&mut s, tenant, person, x.version, x.now);
     s.push("), a AS (INSERT INTO audit_log (id, tenant_id, at, actor, action, subject_type, subject_id, detail) VALUES (")
         .bind_text(x.audit_id);
     s.push(", ").bind_text(tenant);

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 
 mod lookup;
 mod states;
+pub(in crate::store) use states::push_scrub;
 
 pub use lookup::{
     Key, Report, active_id, active_id_by_name, active_other_by, alias_keys,

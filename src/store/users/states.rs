@@ -209,10 +209,19 @@ pub fn scrub_to_stub(
             .filter(user_emails::user_id.eq(id)),
     )
     .execute(conn)?;
-    let stub_name = format!("deleted:{id}");
-    // Hand-built (a cached shape): diesel prepares an UPDATE whose SET is a
-    // tuple again on every call.
     let mut s = Sql::default();
+    push_scrub(&mut s, tenant, id, version, now);
+    execute_sql(conn, &s)?;
+    Ok(())
+}
+
+/// Appends the `UPDATE` that scrubs a person's row to the stub (every
+/// identifying column cleared): the one list of what a disposal erases,
+/// shared by `scrub_to_stub` and PostgreSQL's closing statement
+/// (`disposals::close_pg`). Hand-built (a cached shape): diesel prepares an
+/// UPDATE whose SET is a tuple again on every call.
+pub(in crate::store) fn push_scrub(s: &mut Sql, tenant: &str, id: &str, version: i64, now: &str) {
+    let stub_name = format!("deleted:{id}");
     s.push("UPDATE users SET state = 'disposed', user_name = ")
         .bind_text(stub_name.clone());
     s.push(", user_name_key = ").bind_text(stub_name);
@@ -226,6 +235,4 @@ pub fn scrub_to_stub(
         .bind(crate::store::db::Bind::BigInt(version + 1));
     s.push(" WHERE tenant_id = ").bind_text(tenant);
     s.push(" AND id = ").bind_text(id);
-    execute_sql(conn, &s)?;
-    Ok(())
 }
